@@ -1,0 +1,1 @@
+"""Follow-up: plan checks and six-month outcome follow-ups."""

@@ -1,0 +1,1 @@
+"""Meeting scheduling: team calendars, agendas, consultations (ConsultationHeld)."""

@@ -1,0 +1,5 @@
+from shared.runtime import serve
+
+from .app import spec
+
+serve(spec)

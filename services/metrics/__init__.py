@@ -1,0 +1,1 @@
+"""Metrics: projections of the event stream into the board's aggregate figures."""

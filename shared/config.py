@@ -1,0 +1,87 @@
+"""Configuration from environment variables (prefix ``TRISAM_``), with local development defaults.
+
+Secrets have development defaults so that a newcomer can start the system at once; outside dev
+mode (``TRISAM_ENV`` other than ``dev``) the services refuse to start with them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-not-for-production"
+DEV_ENCRYPTION_KEYS = "dev1:ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="  # key id:base64(32 bytes)
+DEV_SECRETS = {"pseudonym_key": DEV_PSEUDONYM_KEY, "encryption_keys": DEV_ENCRYPTION_KEYS}
+
+DEFAULT_HTTP_PORTS = {"referral": 8001, "meeting": 8002, "followup": 8003, "metrics": 8004}
+
+_NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRISAM_", extra="ignore")
+
+    env: Literal["dev", "production"] = "dev"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # The PostgreSQL server; each service uses its own database on it, named "<namespace>_<service>".
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # Prefix of every exchange, queue and database name: isolates test runs from each other and
+    # from a running `make run`.
+    namespace: str = "trisam"
+
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None  # default per service, see DEFAULT_HTTP_PORTS
+
+    log_level: str = "INFO"
+
+    prefetch: int = 32
+    # Broker-side bound on redeliveries (RabbitMQ 3.10 quorum queues have no default).
+    delivery_limit: int = 10
+    # Our own bound: a handler that keeps failing with an unexpected error is dead-lettered
+    # with the error as reason after this many deliveries.
+    max_handler_attempts: int = 5
+
+    outbox_batch_size: int = 200
+    outbox_poll_seconds: float = 1.0
+    outbox_max_backoff_seconds: float = 30.0
+
+    pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
+    encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_a_plain_name(cls, value: str) -> str:
+        if not _NAMESPACE.match(value):
+            raise ValueError("TRISAM_NAMESPACE must be lower-case letters, digits and _ (max 31)")
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_outside_dev(self) -> Settings:
+        if self.env != "dev":
+            for field, dev_value in DEV_SECRETS.items():
+                if getattr(self, field).get_secret_value() == dev_value:
+                    raise ValueError(
+                        f"TRISAM_{field.upper()} still has its development default; "
+                        f"set a real secret when TRISAM_ENV={self.env}"
+                    )
+        return self
+
+    def database_name(self, service: str) -> str:
+        return f"{self.namespace}_{service}"
+
+    def service_database_url(self, service: str) -> str:
+        return with_database(self.database_url, self.database_name(service))
+
+    def port_for(self, service: str) -> int:
+        return self.http_port or DEFAULT_HTTP_PORTS.get(service, 8000)
+
+
+def with_database(url: str, database: str) -> str:
+    """The same PostgreSQL server URL with another database name."""
+    head, sep, query = url.partition("?")
+    scheme, _, rest = head.partition("://")
+    authority = rest.split("/", 1)[0]
+    return f"{scheme}://{authority}/{database}" + (sep + query if sep else "")

@@ -1,0 +1,195 @@
+"""Idempotent, poison-safe consumption of one service's queue.
+
+For every delivery:
+1. decode and validate the envelope and payload; a poison message (bad JSON, schema violation,
+   unknown type or version, too large) goes to the service's dead-letter queue at once, with
+   the reason in its headers, and is acked so the next message is processed;
+2. in ONE transaction: insert (consumer, event_id) into the inbox (a duplicate finds it there
+   and has no second effect), run the handler, write any outgoing events to the outbox;
+3. ack only after that transaction has committed.
+
+Database outages are retried with backoff while the message stays unacknowledged (never
+dead-lettered for an outage). An unexpected handler error is requeued; after
+``max_handler_attempts`` deliveries it is dead-lettered with the error as reason. The queue's
+broker-side ``x-delivery-limit`` stays as the last safety net. Never ack on error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+import asyncpg
+import structlog
+from faststream.rabbit import RabbitMessage
+
+from shared import outbox
+from shared.events import Contract, Envelope, PoisonMessage, decode
+from shared.logging import bind_contextvars, bound_contextvars
+from shared.metrics import ServiceMetrics
+from shared.topology import DEAD_LETTERS, Topology
+
+log = structlog.get_logger("consumer")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # terminated backend, shutdown
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+# Headers we put on a dead-lettered message
+REASON_HEADER = "x-trisam-dead-letter-reason"
+DETAIL_HEADER = "x-trisam-dead-letter-detail"
+
+
+@dataclass
+class HandlerContext:
+    """What a handler gets: the open transaction, the event, and a way to emit events."""
+
+    conn: asyncpg.Connection
+    envelope: Envelope
+    payload: Any
+    service: str
+    routing_key: str
+    user_id: str | None
+    emitted: list[Envelope] = field(default_factory=list)
+
+    async def emit(self, event: Contract, *, ordering_key: str, exchange: str | None = None) -> Envelope:
+        kwargs = {"exchange": exchange} if exchange else {}
+        envelope = await outbox.add(
+            self.conn, event, producer=self.service, ordering_key=ordering_key,
+            correlation_id=self.envelope.correlation_id,
+            causation_id=str(self.envelope.event_id), **kwargs)
+        self.emitted.append(envelope)
+        if case_ref := getattr(event, "case_ref", None):
+            bind_contextvars(case_ref=case_ref)
+        return envelope
+
+
+Handler = Callable[[HandlerContext], Awaitable[None]]
+
+
+class Consumer:
+    def __init__(self, *, service: str, handlers: dict[str, Handler], broker, topology: Topology,
+                 pool: Callable[[], asyncpg.Pool], metrics: ServiceMetrics,
+                 max_attempts: int = 5, max_backoff_seconds: float = 30.0):
+        self.service = service
+        self.handlers = handlers
+        self.broker = broker
+        self.topology = topology
+        self.pool = pool
+        self.metrics = metrics
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff_seconds
+
+    async def on_message(self, message: RabbitMessage) -> None:
+        raw = message.raw_message
+        with bound_contextvars(correlation_id=raw.correlation_id, message_id=raw.message_id):
+            try:
+                envelope, payload = decode(raw.body)
+                if envelope.event_type not in self.handlers:
+                    raise PoisonMessage("unexpected_type",
+                                        f"{envelope.event_type} is not handled by {self.service}")
+            except PoisonMessage as poison:
+                await self.dead_letter(message, poison.reason, poison.detail)
+                await message.ack()
+                return
+            case_ref = getattr(payload, "case_ref", None)
+            with bound_contextvars(correlation_id=envelope.correlation_id,
+                                   event_type=envelope.event_type, case_ref=case_ref,
+                                   event_id=str(envelope.event_id)):
+                await self._process(message, envelope, payload)
+
+    async def _process(self, message: RabbitMessage, envelope: Envelope, payload: Any) -> None:
+        raw = message.raw_message
+        event_type = envelope.event_type
+        started = time.perf_counter()
+        outage = 0
+        while True:
+            try:
+                ctx = HandlerContext(conn=None, envelope=envelope, payload=payload,  # type: ignore[arg-type]
+                                     service=self.service, routing_key=raw.routing_key or "",
+                                     user_id=raw.user_id)
+                fresh = await self._apply(ctx)
+                break
+            except PoisonMessage as poison:  # the handler found the message unacceptable
+                await self.dead_letter(message, poison.reason, poison.detail)
+                await message.ack()
+                return
+            except TRANSIENT_ERRORS as exc:
+                outage += 1
+                delay = min(self.max_backoff, 0.2 * 2 ** min(outage, 10))
+                log.warning("database unavailable, will retry", error=type(exc).__name__,
+                            retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+            except Exception as exc:
+                self.metrics.failed.labels(self.service, event_type).inc()
+                attempt = _delivery_count(raw.headers) + 1
+                if attempt >= self.max_attempts:
+                    log.error("handler failed, dead-lettering", attempt=attempt,
+                              error=type(exc).__name__, exc_info=True)
+                    await self.dead_letter(message, "handler_error",
+                                           f"{type(exc).__name__} after {attempt} attempts")
+                    await message.ack()
+                else:
+                    log.warning("handler failed, requeueing", attempt=attempt,
+                                error=type(exc).__name__, exc_info=True)
+                    await message.nack(requeue=True)
+                return
+        await message.ack()  # only now: the transaction has committed
+        if fresh:
+            self.metrics.consumed.labels(self.service, event_type).inc()
+            self.metrics.handler_seconds.labels(self.service, event_type).observe(
+                time.perf_counter() - started)
+            log.info("event handled", emitted=[e.event_type for e in ctx.emitted])
+        else:
+            self.metrics.duplicates.labels(self.service, event_type).inc()
+            log.info("duplicate event skipped")
+
+    async def _apply(self, ctx: HandlerContext) -> bool:
+        """Inbox + handler + outbox in one transaction. False if the event was seen before."""
+        async with self.pool().acquire() as conn, conn.transaction():
+            ctx.conn = conn
+            first_time = await conn.fetchval(
+                """INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
+                   ON CONFLICT DO NOTHING RETURNING true""",
+                self.service, ctx.envelope.event_id, ctx.envelope.event_type)
+            if not first_time:
+                return False
+            await self.handlers[ctx.envelope.event_type](ctx)
+            return True
+
+    async def dead_letter(self, message: RabbitMessage, reason: str, detail: str) -> None:
+        """Publish the message unchanged to this service's dead-letter queue, reason in headers."""
+        raw = message.raw_message
+        headers = dict(raw.headers or {})
+        headers.update({
+            REASON_HEADER: reason,
+            DETAIL_HEADER: detail[:500],
+            "x-trisam-original-exchange": raw.exchange or "",
+            "x-trisam-original-routing-key": raw.routing_key or "",
+            "x-trisam-dead-lettered-by": self.service,
+            "x-trisam-dead-lettered-at": datetime.now(timezone.utc).isoformat(),
+        })
+        await self.broker.publish(
+            raw.body, exchange=self.topology.exchange(DEAD_LETTERS), routing_key=self.service,
+            headers=headers, persist=True, mandatory=True, message_id=raw.message_id,
+            correlation_id=raw.correlation_id, message_type=raw.type,
+            content_type=raw.content_type, timestamp=raw.timestamp)
+        self.metrics.dead_lettered.labels(self.service, reason).inc()
+        log.warning("message dead-lettered", reason=reason, detail=detail[:500])
+
+
+def _delivery_count(headers: dict | None) -> int:
+    try:
+        return int((headers or {}).get("x-delivery-count", 0))
+    except (TypeError, ValueError):
+        return 0

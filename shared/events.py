@@ -1,0 +1,182 @@
+"""Event and command contracts: one envelope for every message, immutable versioned payloads.
+
+Every message on the broker is a JSON ``Envelope`` whose ``payload`` is validated against the
+payload model registered for its (``event_type``, ``version``). Payload models are frozen and
+forbid unknown fields. Events are named in the past tense, commands from agencies in the
+imperative. Nothing here may carry a personnummer or free text about a person, except the
+agency's intake command ``SubmitReferral``, which is the one way identity enters the platform.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from typing import Any, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shared.vocabulary import AgeBand, Gender, IncomeSource, Party
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class Contract(BaseModel):
+    """Base of every payload: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+
+    def routing_key(self) -> str:
+        """Routing key on its exchange: the type name, qualified where consumers select by it."""
+        return self.name
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    event_type: str
+    version: int = Field(ge=1)
+    occurred_at: AwareDatetime
+    producer: str
+    correlation_id: str = Field(min_length=1, max_length=128)
+    causation_id: str | None = Field(default=None, max_length=128)
+    payload: dict[str, Any]
+
+
+_REGISTRY: dict[tuple[str, int], type[Contract]] = {}
+
+
+def contract(name: str, version: int):
+    """Register a payload model under its explicit name and version."""
+
+    def register(cls: type[Contract]) -> type[Contract]:
+        key = (name, version)
+        if key in _REGISTRY:
+            raise RuntimeError(f"contract {name} v{version} registered twice")
+        cls.name, cls.version = name, version
+        _REGISTRY[key] = cls
+        return cls
+
+    return register
+
+
+def registered() -> dict[tuple[str, int], type[Contract]]:
+    return dict(_REGISTRY)
+
+
+def envelope_for(
+    payload: Contract,
+    *,
+    producer: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    event_id = uuid.uuid4()
+    return Envelope(
+        event_id=event_id,
+        event_type=payload.name,
+        version=payload.version,
+        occurred_at=occurred_at or datetime.now(timezone.utc),
+        producer=producer,
+        correlation_id=correlation_id or str(event_id),
+        causation_id=causation_id,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+class PoisonMessage(Exception):
+    """A message that can never be processed: it goes to the dead-letter queue with its reason."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode(body: bytes) -> tuple[Envelope, Contract]:
+    """Parse and validate a message body, or raise PoisonMessage with a stable reason code."""
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise PoisonMessage("too_large", f"{len(body)} bytes, limit {MAX_MESSAGE_BYTES}")
+    try:
+        envelope = Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise PoisonMessage("bad_envelope", _describe(exc)) from None
+    model = _REGISTRY.get((envelope.event_type, envelope.version))
+    if model is None:
+        known = sorted(v for (n, v) in _REGISTRY if n == envelope.event_type)
+        reason = "unknown_version" if known else "unknown_type"
+        raise PoisonMessage(reason, f"{envelope.event_type} v{envelope.version}")
+    try:
+        payload = model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise PoisonMessage("schema_violation", _describe(exc)) from None
+    return envelope, payload
+
+
+def _describe(exc: ValidationError) -> str:
+    """Field paths and error types only: never echo input values (they may hold personal data)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:10]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<body>"
+        parts.append(f"{loc}:{err['type']}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- commands (agencies)
+
+
+class Consent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    party: Party
+    given_on: date
+    form_ref: str = Field(min_length=1, max_length=64)
+
+
+@contract("SubmitReferral", 1)
+class SubmitReferral(Contract):
+    """An agency refers an individual to a Trisam team. The only message that carries identity.
+
+    The referring party is never taken from here: it comes from the broker identity (or, for
+    the walking skeleton, the routing key the agency's user may publish to).
+    """
+
+    agency_ref: str = Field(min_length=1, max_length=64)
+    personnummer: str | None = Field(default=None, max_length=13)
+    protected_identity: bool = False
+    team_id: str = Field(min_length=1, max_length=32)
+    question: str = Field(max_length=4000)
+    purpose: str | None = Field(default=None, max_length=4000)
+    consents: tuple[Consent, ...] = ()
+    wishes_to_attend: bool | None = None
+    income_source: IncomeSource = IncomeSource.OKAND
+    reason_codes: tuple[str, ...] = ()
+    violence_question_asked: bool = False
+    officer_id: str = Field(min_length=1, max_length=64)
+
+    def routing_key(self) -> str:
+        raise TypeError("SubmitReferral is routed by the submitting agency's own key")
+
+
+# --------------------------------------------------------------------------- events
+
+
+@contract("CaseReferred", 1)
+class CaseReferred(Contract):
+    """A referral was accepted: a new case exists. Carries no personal data."""
+
+    case_ref: str
+    team_id: str
+    referring_party: Party
+    gender: Gender
+    age_band: AgeBand
+    income_source: IncomeSource
+    consented_parties: tuple[Party, ...]
+    wishes_to_attend: bool | None
+    violence_question_asked: bool
+    reason_codes: tuple[str, ...]
+    referred_at: AwareDatetime

@@ -1,0 +1,37 @@
+"""Prometheus metrics of one service process, in its own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class ServiceMetrics:
+    def __init__(self, service: str):
+        self.registry = CollectorRegistry()
+        labels = ["service", "event_type"]
+        self.consumed = Counter("trisam_messages_consumed_total",
+                                "Messages processed and acked", labels, registry=self.registry)
+        self.duplicates = Counter("trisam_messages_duplicate_total",
+                                  "Redelivered or duplicated messages skipped by the inbox",
+                                  labels, registry=self.registry)
+        self.failed = Counter("trisam_messages_failed_total",
+                              "Handler failures (each delivery counted)", labels,
+                              registry=self.registry)
+        self.dead_lettered = Counter("trisam_messages_dead_lettered_total",
+                                     "Messages sent to the dead-letter queue",
+                                     ["service", "reason"], registry=self.registry)
+        self.published = Counter("trisam_events_published_total",
+                                 "Events published from the outbox", labels,
+                                 registry=self.registry)
+        self.publish_failed = Counter("trisam_events_publish_failed_total",
+                                      "Outbox publish attempts that failed", labels,
+                                      registry=self.registry)
+        self.outbox_backlog = Gauge("trisam_outbox_backlog", "Events waiting in the outbox",
+                                    ["service"], registry=self.registry)
+        self.handler_seconds = Histogram("trisam_handler_seconds",
+                                         "Handler latency including the transaction", labels,
+                                         registry=self.registry)
+        self.service = service
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

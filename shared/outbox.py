@@ -1,0 +1,199 @@
+"""Transactional outbox: write events with the state change, publish them afterwards.
+
+``add`` is called inside the caller's transaction. The ``OutboxRelay`` publishes pending rows:
+
+- wakes on LISTEN/NOTIFY (``outbox`` channel, sent on commit by ``add``) and also polls;
+- claims rows with ``FOR UPDATE SKIP LOCKED`` so several instances can run side by side;
+- never sends an event while an earlier event with the same ordering key (the case) is still
+  pending, so one case's events keep their order even across instances and retries;
+- publishes persistent and mandatory with publisher confirms; a returned (unroutable) or
+  unconfirmed message is not marked sent but retried with exponential backoff;
+- never uses a "last id seen" cursor: sequence values commit out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import asyncpg
+import structlog
+
+from shared.events import Contract, Envelope, envelope_for
+from shared.topology import EVENTS
+
+log = structlog.get_logger("outbox")
+
+NOTIFY_CHANNEL = "outbox"
+
+_CLAIM = """
+SELECT o.id, o.event_id, o.event_type, o.exchange, o.routing_key, o.ordering_key,
+       o.correlation_id, o.body, o.occurred_at, o.attempts
+FROM outbox o
+WHERE o.sent_at IS NULL
+  AND o.next_attempt_at <= now()
+  AND NOT EXISTS (SELECT 1 FROM outbox earlier
+                  WHERE earlier.ordering_key = o.ordering_key
+                    AND earlier.sent_at IS NULL
+                    AND earlier.id < o.id)
+ORDER BY o.id
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def add(
+    conn: asyncpg.Connection,
+    payload: Contract,
+    *,
+    producer: str,
+    ordering_key: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    exchange: str = EVENTS,
+) -> Envelope:
+    """Record an event in the outbox; must run inside the transaction of the state change."""
+    envelope = envelope_for(
+        payload, producer=producer, correlation_id=correlation_id, causation_id=causation_id)
+    await conn.execute(
+        """INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
+                               correlation_id, body, occurred_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        envelope.event_id, envelope.event_type, exchange, payload.routing_key(), ordering_key,
+        envelope.correlation_id, envelope.model_dump_json().encode(), envelope.occurred_at)
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    return envelope
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    id: int
+    event_id: str
+    event_type: str
+    exchange: str
+    routing_key: str
+    ordering_key: str
+    correlation_id: str
+    body: bytes
+    occurred_at: object
+    attempts: int
+
+
+Publish = Callable[[PendingEvent], Awaitable[None]]
+
+
+def backoff_seconds(attempts: int, cap: float) -> float:
+    return min(cap, 0.5 * 2 ** max(0, attempts - 1))
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, publish: Publish, *, batch_size: int = 200,
+                 poll_seconds: float = 1.0, max_backoff_seconds: float = 30.0,
+                 on_published: Callable[[PendingEvent], None] = lambda e: None,
+                 on_failed: Callable[[PendingEvent, BaseException], None] = lambda e, x: None,
+                 on_backlog: Callable[[int], None] = lambda n: None):
+        self._pool = pool
+        self._publish = publish
+        self._batch_size = batch_size
+        self._poll = poll_seconds
+        self._max_backoff = max_backoff_seconds
+        self._on_published = on_published
+        self._on_failed = on_failed
+        self._on_backlog = on_backlog
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._listen_conn: asyncpg.Connection | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._unlisten()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        if self._listen_conn is not None and not self._listen_conn.is_closed():
+            return
+        self._listen_conn = await self._pool.acquire()
+        await self._listen_conn.add_listener(NOTIFY_CHANNEL, self._notified)
+
+    def _notified(self, *_args) -> None:
+        self._wake.set()
+
+    async def _unlisten(self) -> None:
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._listen()
+                sent = await self.relay_once()
+                failures = 0
+                if sent >= self._batch_size:
+                    continue  # more may be waiting: no sleep
+                await self._backlog()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database gone, etc.: retry with backoff, never die
+                failures += 1
+                log.warning("outbox relay cycle failed", error=type(exc).__name__,
+                            detail=str(exc)[:200], failures=failures)
+                await self._unlisten()
+                await asyncio.sleep(backoff_seconds(failures, self._max_backoff))
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+            self._wake.clear()
+
+    async def _backlog(self) -> None:
+        async with self._pool.acquire() as conn:
+            self._on_backlog(await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+
+    async def relay_once(self) -> int:
+        """Publish one batch of due events; returns how many were published."""
+        sent = 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, self._batch_size)
+            blocked_keys: set[str] = set()
+            done: list[int] = []
+            for row in rows:
+                event = PendingEvent(**{k: row[k] for k in row.keys()})
+                if event.ordering_key in blocked_keys:
+                    continue  # an earlier event of this case failed in this batch
+                try:
+                    await self._publish(event)
+                except Exception as exc:
+                    blocked_keys.add(event.ordering_key)
+                    self._on_failed(event, exc)
+                    delay = backoff_seconds(event.attempts + 1, self._max_backoff)
+                    await conn.execute(
+                        """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                                  next_attempt_at = now() + make_interval(secs => $3)
+                           WHERE id = $1""",
+                        event.id, f"{type(exc).__name__}: {exc}"[:500], delay)
+                    log.warning("outbox publish failed", event_type=event.event_type,
+                                correlation_id=event.correlation_id, attempts=event.attempts + 1,
+                                error=type(exc).__name__, retry_in_s=delay)
+                    continue
+                done.append(event.id)
+                self._on_published(event)
+            if done:
+                await conn.execute(
+                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", done)
+                sent = len(done)
+        return sent

@@ -1,0 +1,220 @@
+"""The runtime every service process shares: broker, database, outbox relay, consumer, HTTP.
+
+A service is described by a ``ServiceSpec`` (name, event handlers, migrations, HTTP routes).
+``build_app`` turns it into an ASGI app (FastAPI) whose lifespan starts the runtime in the
+background: the process answers liveness at once, reports not-ready while the database or
+broker is unreachable, retries with backoff, and becomes ready by itself when they return.
+
+HTTP routes every service has: ``/health/live``, ``/health/ready``, ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import asyncpg
+import structlog
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker
+from faststream.specification import AsyncAPI
+
+from shared import db, topology as topo
+from shared.config import Settings
+from shared.consumer import Consumer, Handler
+from shared.logging import configure as configure_logging
+from shared.metrics import ServiceMetrics
+from shared.outbox import OutboxRelay, PendingEvent, backoff_seconds
+
+log = structlog.get_logger("runtime")
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    description: str
+    migrations: Path
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    # Builds the service's own HTTP routes; gets the running Runtime.
+    routes: Callable[["Runtime"], APIRouter] | None = None
+    # Published event types, for the AsyncAPI document: (contract class, description).
+    publishes: tuple = ()
+
+
+class Runtime:
+    def __init__(self, spec: ServiceSpec, settings: Settings | None = None):
+        self.spec = spec
+        self.settings = settings or Settings()
+        self.topology = topo.Topology(self.settings.namespace, self.settings.delivery_limit)
+        self.metrics = ServiceMetrics(spec.name)
+        self.broker = RabbitBroker(
+            self.settings.amqp_url,
+            default_channel=Channel(prefetch_count=self.settings.prefetch, on_return_raises=True),
+            logger=None,  # FastStream's per-message access log costs throughput; we log ourselves
+            app_id=f"trisam-{spec.name}",
+            description=spec.description,
+        )
+        self._pool: asyncpg.Pool | None = None
+        self.consumer = Consumer(
+            service=spec.name, handlers=spec.handlers, broker=self.broker,
+            topology=self.topology, pool=lambda: self.pool, metrics=self.metrics,
+            max_attempts=self.settings.max_handler_attempts,
+            max_backoff_seconds=self.settings.outbox_max_backoff_seconds)
+        if spec.handlers:
+            self.broker.subscriber(
+                self.topology.queue(spec.name), ack_policy=AckPolicy.MANUAL,
+                title=f"{spec.name}:events",
+                description=f"{spec.name} consumes: {', '.join(sorted(spec.handlers))}",
+            )(self.consumer.on_message)
+        for contract, description in spec.publishes:
+            self.broker.publisher(
+                exchange=self.topology.exchange(topo.EVENTS), routing_key=contract.name,
+                title=f"{spec.name}:{contract.name}", description=description,
+                schema=contract, persist=True)
+        self.relay: OutboxRelay | None = None
+        self.ready = asyncio.Event()
+        self._starter: asyncio.Task | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("database pool not open yet")
+        return self._pool
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start_in_background(self) -> None:
+        self._starter = asyncio.create_task(self._start_with_retry(), name="runtime-start")
+
+    async def _start_with_retry(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.start()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_seconds(attempt, 10.0)
+                log.warning("start-up failed; retrying", error=type(exc).__name__,
+                            detail=str(exc)[:300], retry_in_s=delay)
+                await self._close_quietly()
+                await asyncio.sleep(delay)
+
+    async def start(self) -> None:
+        s, name = self.settings, self.spec.name
+        applied = await db.prepare_database(s.database_url, s.database_name(name),
+                                            self.spec.migrations)
+        if applied:
+            log.info("migrations applied", migrations=applied)
+        self._pool = await asyncpg.create_pool(s.service_database_url(name), min_size=2,
+                                               max_size=10)
+        await self.broker.connect()
+        await topo.declare(self.broker, self.topology, name)
+        await self.broker.start()
+        self.relay = OutboxRelay(
+            self._pool, self._publish_pending, batch_size=s.outbox_batch_size,
+            poll_seconds=s.outbox_poll_seconds, max_backoff_seconds=s.outbox_max_backoff_seconds,
+            on_published=lambda e: self.metrics.published.labels(name, e.event_type).inc(),
+            on_failed=lambda e, x: self.metrics.publish_failed.labels(name, e.event_type).inc(),
+            on_backlog=lambda n: self.metrics.outbox_backlog.labels(name).set(n))
+        self.relay.start()
+        self.ready.set()
+        log.info("service ready", namespace=s.namespace)
+
+    async def stop(self) -> None:
+        if self._starter:
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starter
+        await self._close_quietly()
+
+    async def _close_quietly(self) -> None:
+        self.ready.clear()
+        if self.relay:
+            await self.relay.stop()
+            self.relay = None
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.close(), 5)
+            self._pool = None
+
+    async def _publish_pending(self, event: PendingEvent) -> None:
+        """Publish one outbox row: persistent, mandatory, confirmed (returns raise)."""
+        await self.broker.publish(
+            event.body, exchange=self.topology.exchange(event.exchange),
+            routing_key=event.routing_key, persist=True, mandatory=True,
+            message_id=str(event.event_id), message_type=event.event_type,
+            correlation_id=event.correlation_id, content_type="application/json",
+            timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
+            timeout=10)
+
+    async def is_ready(self) -> dict[str, bool]:
+        database = broker = False
+        if self.ready.is_set() and self._pool is not None:
+            with contextlib.suppress(Exception):
+                async with self._pool.acquire(timeout=2) as conn:
+                    database = await conn.fetchval("SELECT true", timeout=2)
+            with contextlib.suppress(Exception):
+                broker = await self.broker.ping(timeout=1)
+        return {"database": bool(database), "broker": bool(broker)}
+
+    def asyncapi(self) -> AsyncAPI:
+        return AsyncAPI(self.broker, title=f"Trisam {self.spec.name} service", version="1.0.0",
+                        description=self.spec.description)
+
+
+def build_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        runtime.start_in_background()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=f"Trisam {runtime.spec.name} service", version="1.0.0",
+                  description=runtime.spec.description, lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict:
+        return {"status": "alive", "service": runtime.spec.name}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        checks = await runtime.is_ready()
+        ok = all(checks.values())
+        return JSONResponse({"status": "ready" if ok else "not_ready", **checks},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    if runtime.spec.routes:
+        app.include_router(runtime.spec.routes(runtime))
+    return app
+
+
+def serve(make_spec: Callable[[Settings], ServiceSpec]) -> None:
+    """Entry point of ``python -m services.<name>``."""
+    settings = Settings()
+    spec = make_spec(settings)
+    configure_logging(spec.name, settings.log_level)
+    runtime = Runtime(spec, settings)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    uvicorn.run(build_app(runtime), host=settings.http_host, port=settings.port_for(spec.name),
+                log_config=None, access_log=False, timeout_graceful_shutdown=10)
