@@ -5,7 +5,9 @@
 - wakes on LISTEN/NOTIFY (``outbox`` channel, sent on commit by ``add``) and also polls;
 - claims rows with ``FOR UPDATE SKIP LOCKED`` so several instances can run side by side;
 - never sends an event while an earlier event with the same ordering key (the case) is still
-  pending, so one case's events keep their order even across instances and retries;
+  pending (locked by another instance, backing off, or failed earlier in this batch), so one
+  case's events keep their order across instances and retries. Ids follow insertion, so the
+  writers of one case must serialise on it (lock the case row), which the services do;
 - publishes persistent and mandatory with publisher confirms; a returned (unroutable) or
   unconfirmed message is not marked sent but retried with exponential backoff;
 - never uses a "last id seen" cursor: sequence values commit out of order.
@@ -29,18 +31,23 @@ log = structlog.get_logger("outbox")
 NOTIFY_CHANNEL = "outbox"
 
 _CLAIM = """
-SELECT o.id, o.event_id, o.event_type, o.exchange, o.routing_key, o.ordering_key,
-       o.correlation_id, o.body, o.occurred_at, o.attempts
-FROM outbox o
-WHERE o.sent_at IS NULL
-  AND o.next_attempt_at <= now()
-  AND NOT EXISTS (SELECT 1 FROM outbox earlier
-                  WHERE earlier.ordering_key = o.ordering_key
-                    AND earlier.sent_at IS NULL
-                    AND earlier.id < o.id)
-ORDER BY o.id
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+WITH candidates AS (
+    SELECT id, event_id, event_type, exchange, routing_key, ordering_key, correlation_id,
+           body, occurred_at, attempts
+    FROM outbox
+    WHERE sent_at IS NULL AND next_attempt_at <= now()
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+SELECT c.* FROM candidates c
+WHERE NOT EXISTS (  -- an earlier pending event of the same key that is not in this batch
+    SELECT 1 FROM outbox earlier
+    WHERE earlier.ordering_key = c.ordering_key
+      AND earlier.sent_at IS NULL
+      AND earlier.id < c.id
+      AND earlier.id NOT IN (SELECT id FROM candidates))
+ORDER BY c.id
 """
 
 
@@ -143,8 +150,8 @@ class OutboxRelay:
                 await self._listen()
                 sent = await self.relay_once()
                 failures = 0
-                if sent >= self._batch_size:
-                    continue  # more may be waiting: no sleep
+                if sent:
+                    continue  # more may be waiting (a case's next event, a full batch)
                 await self._backlog()
             except asyncio.CancelledError:
                 raise

@@ -59,6 +59,7 @@ class Runtime:
         self.broker = RabbitBroker(
             self.settings.amqp_url,
             default_channel=Channel(prefetch_count=self.settings.prefetch, on_return_raises=True),
+            reconnect_interval=2.0,
             logger=None,  # FastStream's per-message access log costs throughput; we log ourselves
             app_id=f"trisam-{spec.name}",
             description=spec.description,
@@ -72,6 +73,7 @@ class Runtime:
         if spec.handlers:
             self.broker.subscriber(
                 self.topology.queue(spec.name), ack_policy=AckPolicy.MANUAL,
+                decoder=_raw_body,  # we decode and validate ourselves: bad JSON is poison
                 title=f"{spec.name}:events",
                 description=f"{spec.name} consumes: {', '.join(sorted(spec.handlers))}",
             )(self.consumer.on_message)
@@ -174,6 +176,10 @@ class Runtime:
     def asyncapi(self) -> AsyncAPI:
         return AsyncAPI(self.broker, title=f"Trisam {self.spec.name} service", version="1.0.0",
                         description=self.spec.description)
+
+
+async def _raw_body(message) -> bytes:
+    return message.body
 
 
 def build_app(runtime: Runtime) -> FastAPI:

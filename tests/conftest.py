@@ -1,0 +1,81 @@
+"""Test harness: real RabbitMQ and PostgreSQL (see tests/support/infra.py), isolated per run.
+
+Every test that touches the servers gets its own namespace (``<run>_<n>``): its own exchanges,
+queues and databases, so two runs, or a running ``make run``, never collide. Everything created
+under the run's prefix is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+
+import asyncpg
+import pytest
+
+from shared.config import Settings
+from shared.runtime import Runtime
+from shared.topology import Topology
+from tests.support import broker as amqp
+from tests.support.infra import resolve
+
+RUN_PREFIX = "t" + secrets.token_hex(3)
+_counter = itertools.count(1)
+_namespaces: list[str] = []
+
+
+@pytest.fixture(scope="session")
+async def infra():
+    try:
+        resolved = await resolve()
+    except RuntimeError as exc:
+        pytest.exit(str(exc), returncode=3)
+    print(f"\n[trisam tests] servers: {resolved.source}; run prefix {RUN_PREFIX}")
+    yield resolved
+    await _clean_up(resolved)
+    resolved.stop()
+
+
+async def _clean_up(infra) -> None:
+    for ns in _namespaces:
+        topology = Topology(ns)
+        await amqp.delete_topology(infra.amqp_url, topology.all_queue_names(),
+                                   topology.all_exchange_names())
+    conn = await asyncpg.connect(infra.database_url)
+    try:
+        names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
+                                 RUN_PREFIX + "\\_%")
+        for row in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def new_namespace() -> str:
+    ns = f"{RUN_PREFIX}_{next(_counter)}"
+    _namespaces.append(ns)
+    return ns
+
+
+@pytest.fixture
+def settings(infra) -> Settings:
+    """Settings for one test: its own namespace on the real servers, quick retries."""
+    return Settings(amqp_url=infra.amqp_url, database_url=infra.database_url,
+                    namespace=new_namespace(), outbox_poll_seconds=0.2,
+                    outbox_max_backoff_seconds=1.0, max_handler_attempts=3)
+
+
+@pytest.fixture
+async def runtimes():
+    """Start service runtimes in this process; stopped at the end of the test."""
+    started: list[Runtime] = []
+
+    async def start(spec, settings: Settings) -> Runtime:
+        runtime = Runtime(spec, settings)
+        await runtime.start()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in reversed(started):
+        await runtime.stop()

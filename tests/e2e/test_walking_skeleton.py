@@ -1,0 +1,73 @@
+"""The walking skeleton end to end: four service processes, an agency on plain aio-pika."""
+
+from __future__ import annotations
+
+import random
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.config import with_database
+from tests.support import broker as amqp
+from tests.support.privacy import personnummer_in
+from tests.support.processes import ServiceProcesses
+from tests.support.referrals import send_referral, submit_referral
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture
+async def system(settings):
+    processes = ServiceProcesses(settings)
+    processes.start_all()
+    try:
+        seconds = await processes.wait_ready(timeout=60)
+        print(f"[e2e] all four services ready in {seconds:.1f}s")
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+async def test_a_referral_command_becomes_a_case_counted_by_metrics(settings, system):
+    rng = random.Random(2026)
+    sent = {"AF": 7, "FK": 2, "KOMMUN": 5}
+    numbers = []
+    first_af = None
+    for party, n in sent.items():
+        for _ in range(n):
+            command = submit_referral(rng)
+            numbers.append(command["payload"]["personnummer"])
+            first_af = first_af or command
+            await send_referral(settings.amqp_url, settings.namespace, party, command)
+    # the agency resubmits one referral (same agency reference, new message): no new case
+    again = submit_referral(rng, agency_ref=first_af["payload"]["agency_ref"])
+    await send_referral(settings.amqp_url, settings.namespace, "AF", again)
+
+    expected = {"AF": 7, "FK": "<5", "KOMMUN": 5, "REGION": 0}
+    async with httpx.AsyncClient(base_url=system.url("metrics")) as client:
+        async def figures():
+            body = (await client.get("/api/v1/referrals/by-party")).json()
+            return body["referrals_by_party"] == expected and body
+
+        await amqp.eventually(figures, timeout=30, what=f"metrics to show {expected}")
+
+    total = sum(sent.values())
+    for service, table in (("meeting", "case_queue"), ("followup", "tracked_cases"),
+                           ("referral", "referrals")):
+        conn = await asyncpg.connect(with_database(settings.database_url,
+                                                   settings.database_name(service)))
+        try:
+            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == total, service
+            assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+        finally:
+            await conn.close()
+
+    async with httpx.AsyncClient() as client:
+        scraped = (await client.get(system.url("metrics") + "/metrics")).text
+    assert 'trisam_messages_consumed_total{event_type="CaseReferred",service="metrics"} 14.0' in scraped
+
+    logs = system.logs()
+    assert '"case_ref": "TS-' in logs and '"correlation_id"' in logs
+    assert personnummer_in(logs) == [], "a personnummer reached a log"
+    assert not any(n.replace("-", "") in logs or n in logs for n in numbers)

@@ -1,0 +1,275 @@
+"""The messaging backbone's guarantees, proven on the real RabbitMQ and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import asyncpg
+import pytest
+
+from services.metrics import app as metrics_app
+from services.referral import app as referral_app
+from shared.config import Settings
+from shared.consumer import DETAIL_HEADER, REASON_HEADER
+from shared.events import MAX_MESSAGE_BYTES, CaseReferred
+from shared.runtime import ServiceSpec
+from tests.support import broker as amqp
+from tests.support.referrals import send_referral, submit_referral
+
+pytestmark = pytest.mark.infra
+
+
+async def referral_count(runtime) -> int:
+    async with runtime.pool.acquire() as conn:
+        return await conn.fetchval("SELECT coalesce(sum(count), 0) FROM referrals_by_party")
+
+
+async def pending_outbox(runtime) -> list[asyncpg.Record]:
+    async with runtime.pool.acquire() as conn:
+        return await conn.fetch("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id")
+
+
+def case_referred_envelope(case_ref: str = "TS-TEST0000000001", **overrides) -> dict:
+    payload = {"case_ref": case_ref, "team_id": "GAVLE-HC1", "referring_party": "AF",
+               "gender": "WOMAN", "age_band": "35-44", "income_source": "SJUKPENNING",
+               "consented_parties": ["AF", "FK"], "wishes_to_attend": True,
+               "violence_question_asked": False, "reason_codes": [],
+               "referred_at": "2026-11-02T10:00:00+00:00"}
+    payload.update(overrides)
+    return amqp.envelope("CaseReferred", payload, producer="referral")
+
+
+async def test_crash_after_commit_before_publish_still_publishes_once(settings: Settings, runtimes):
+    metrics = await runtimes(metrics_app.spec(settings), settings)
+
+    # Referral instance A commits the case and its event, then "dies" before publishing:
+    # its relay hangs in publish and the process is torn down.
+    crashed = asyncio.Event()
+
+    async def frozen_publish(_event):
+        crashed.set()
+        await asyncio.Event().wait()
+
+    from shared.runtime import Runtime
+
+    instance_a = Runtime(referral_app.spec(settings), settings)
+    instance_a._publish_pending = frozen_publish
+    await instance_a.start()
+    await send_referral(settings.amqp_url, settings.namespace, "AF", submit_referral())
+    await asyncio.wait_for(crashed.wait(), 20)
+    async with instance_a.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM referrals") == 1
+    await instance_a.stop()  # the claimed row's transaction rolls back with the connection
+
+    await asyncio.sleep(0.5)
+    assert await referral_count(metrics) == 0, "nothing may have been published by the crashed one"
+
+    instance_b = await runtimes(referral_app.spec(settings), settings)
+    await amqp.eventually(lambda: referral_count(metrics), what="the event published after restart")
+    await amqp.eventually(lambda: _empty(pending_outbox(instance_b)), what="outbox drained")
+    await asyncio.sleep(0.5)
+    assert await referral_count(metrics) == 1
+
+
+async def _empty(coro) -> bool:
+    return len(await coro) == 0
+
+
+async def test_same_event_delivered_twice_has_one_effect(settings: Settings, runtimes):
+    metrics = await runtimes(metrics_app.spec(settings), settings)
+    event = case_referred_envelope()
+    for _ in range(2):
+        await amqp.publish(settings.amqp_url, f"{settings.namespace}.events", "CaseReferred", event)
+    await amqp.eventually(
+        lambda: _duplicates_seen(metrics), what="the second delivery to be skipped as duplicate")
+    assert await referral_count(metrics) == 1
+    async with metrics.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 1
+    assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.metrics") == 0
+
+
+async def _duplicates_seen(runtime) -> bool:
+    return runtime.metrics.duplicates.labels("metrics", "CaseReferred")._value.get() >= 1
+
+
+async def test_poison_messages_are_dead_lettered_with_reason_and_the_next_is_processed(
+        settings: Settings, runtimes):
+    metrics = await runtimes(metrics_app.spec(settings), settings)
+    events = f"{settings.namespace}.events"
+    bad_schema = case_referred_envelope(gender="SOMETIMES")
+    unknown_type = amqp.envelope("CaseTeleported", {"case_ref": "x"})
+    unknown_version = case_referred_envelope()
+    unknown_version["version"] = 99
+    oversized = case_referred_envelope(reason_codes=["x" * MAX_MESSAGE_BYTES])
+    poison = [
+        (b"{this is not json", "bad_envelope"),
+        (bad_schema, "schema_violation"),
+        (unknown_type, "unknown_type"),
+        (unknown_version, "unknown_version"),
+        (oversized, "too_large"),
+    ]
+    for body, _reason in poison:
+        await amqp.publish(settings.amqp_url, events, "CaseReferred", body)
+    await amqp.publish(settings.amqp_url, events, "CaseReferred",
+                       case_referred_envelope("TS-GOOD000000000001"))
+
+    await amqp.eventually(lambda: referral_count(metrics), what="the good message after the poison")
+    dead_queue = f"{settings.namespace}.metrics.dead"
+    await amqp.eventually(lambda: _count_is(settings.amqp_url, dead_queue, len(poison)),
+                          what="all poison messages in the dead-letter queue")
+    dead = await amqp.drain(settings.amqp_url, dead_queue)
+    reasons = sorted(m.headers[REASON_HEADER] for m in dead)
+    assert reasons == sorted(r for _, r in poison)
+    assert all(m.headers[DETAIL_HEADER] for m in dead)
+    assert all(m.delivery_mode.value == 2 for m in dead), "dead letters must be persistent"
+    assert await referral_count(metrics) == 1
+    assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.metrics") == 0
+
+
+async def _count_is(url: str, queue: str, expected: int) -> bool:
+    return await amqp.message_count(url, queue) == expected
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attempts(
+        settings: Settings, runtimes):
+    attempts: dict[str, int] = {}
+    real = metrics_app.spec(settings)
+
+    async def flaky(ctx):
+        attempts[ctx.payload.case_ref] = attempts.get(ctx.payload.case_ref, 0) + 1
+        if ctx.payload.case_ref == "TS-BROKEN000000001":
+            raise RuntimeError("bug in handler")
+        await real.handlers["CaseReferred"](ctx)
+
+    spec = ServiceSpec(name="metrics", description="metrics with a broken handler",
+                       migrations=real.migrations, handlers={"CaseReferred": flaky})
+    metrics = await runtimes(spec, settings)
+    events = f"{settings.namespace}.events"
+    await amqp.publish(settings.amqp_url, events, "CaseReferred",
+                       case_referred_envelope("TS-BROKEN000000001"))
+    await amqp.publish(settings.amqp_url, events, "CaseReferred",
+                       case_referred_envelope("TS-FINE0000000001"))
+    dead_queue = f"{settings.namespace}.metrics.dead"
+    await amqp.eventually(lambda: _count_is(settings.amqp_url, dead_queue, 1),
+                          what="the failing message dead-lettered")
+    await amqp.eventually(lambda: referral_count(metrics), what="the next message processed")
+    [dead] = await amqp.drain(settings.amqp_url, dead_queue)
+    assert dead.headers[REASON_HEADER] == "handler_error"
+    assert "RuntimeError" in dead.headers[DETAIL_HEADER]
+    assert attempts["TS-BROKEN000000001"] == settings.max_handler_attempts
+    async with metrics.pool.acquire() as conn:  # the failed attempts left no inbox row behind
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_an_unroutable_event_stays_pending_in_the_outbox(settings: Settings, runtimes):
+    # Only the referral service's topology exists: nobody is bound to CaseReferred yet.
+    referral = await runtimes(referral_app.spec(settings), settings)
+    await send_referral(settings.amqp_url, settings.namespace, "KOMMUN", submit_referral())
+
+    async def failed_at_least_twice():
+        rows = await pending_outbox(referral)
+        return rows and rows[0]["attempts"] >= 2 and rows
+
+    rows = await amqp.eventually(failed_at_least_twice, what="repeated failed publishes")
+    assert len(rows) == 1 and rows[0]["event_type"] == "CaseReferred"
+    assert "DeliveryError" in rows[0]["last_error"] or "eturn" in rows[0]["last_error"]
+
+    # Once a consumer's queue is bound, the pending event goes out, once.
+    metrics = await runtimes(metrics_app.spec(settings), settings)
+    await amqp.eventually(lambda: referral_count(metrics), timeout=30,
+                          what="the pending event delivered after a route appeared")
+    assert await pending_outbox(referral) == []
+    await asyncio.sleep(0.5)
+    assert await referral_count(metrics) == 1
+
+
+async def test_events_of_one_case_keep_their_order(settings: Settings, runtimes):
+    """The relay never sends a case's later event while an earlier one is pending."""
+    from shared import outbox
+
+    referral = await runtimes(referral_app.spec(settings), settings)
+    await referral.relay.stop()  # drive the relay by hand
+    published: list[str] = []
+    fail_first = {"left": 1}
+
+    async def publish(event):
+        if event.event_id and fail_first["left"] and json.loads(event.body)["payload"]["case_ref"] == "TS-A":
+            fail_first["left"] -= 1
+            raise ConnectionError("broker hiccup")
+        published.append(json.loads(event.body)["payload"]["case_ref"] + ":" + str(event.id))
+
+    relay = outbox.OutboxRelay(referral.pool, publish, max_backoff_seconds=0.01)
+    async with referral.pool.acquire() as conn:
+        for case in ("TS-A", "TS-B", "TS-A", "TS-B"):
+            async with conn.transaction():
+                await outbox.add(conn, CaseReferred.model_validate(
+                    case_referred_envelope(case)["payload"]), producer="referral",
+                    ordering_key=case)
+    await relay.relay_once()  # TS-A #1 fails: TS-A #3 must wait; TS-B both go
+    assert [p.split(":")[0] for p in published] == ["TS-B", "TS-B"]
+    await asyncio.sleep(0.05)
+    await relay.relay_once()
+    assert [p.split(":")[0] for p in published] == ["TS-B", "TS-B", "TS-A", "TS-A"]
+    ids_a = [int(p.split(":")[1]) for p in published if p.startswith("TS-A")]
+    assert ids_a == sorted(ids_a)
+
+
+async def test_two_relays_never_publish_the_same_event_twice(settings: Settings, runtimes):
+    from shared import outbox
+
+    referral = await runtimes(referral_app.spec(settings), settings)
+    await referral.relay.stop()
+    seen: list[str] = []
+
+    async def publish(event):
+        await asyncio.sleep(0.001)
+        seen.append(str(event.event_id))
+
+    async with referral.pool.acquire() as conn, conn.transaction():
+        for i in range(300):
+            await outbox.add(conn, CaseReferred.model_validate(
+                case_referred_envelope(f"TS-{i}")["payload"]), producer="referral",
+                ordering_key=f"TS-{i}")
+    relays = [outbox.OutboxRelay(referral.pool, publish, batch_size=25) for _ in range(3)]
+
+    async def drain(relay):
+        while await relay.relay_once():
+            pass
+
+    await asyncio.gather(*(drain(r) for r in relays))
+    assert len(seen) == 300 and len(set(seen)) == 300
+    assert await pending_outbox(referral) == []
+
+
+@pytest.mark.timeout(300)
+async def test_persistent_messages_survive_a_broker_restart(infra, settings: Settings, runtimes):
+    if not infra.can_restart_broker():
+        pytest.fail("cannot restart the broker from this test (needs a local rabbitmqctl or a "
+                    "test container); the cut-connection test still runs")
+    metrics = await runtimes(metrics_app.spec(settings), settings)
+    await metrics.stop()  # its queue stays, nobody consumes
+    referral = await runtimes(referral_app.spec(settings), settings)
+    rng = random.Random(7)
+    for _ in range(20):
+        await send_referral(settings.amqp_url, settings.namespace, "REGION", submit_referral(rng))
+    await amqp.eventually(lambda: _count_is(settings.amqp_url, f"{settings.namespace}.metrics", 20),
+                          what="20 events waiting in the metrics queue")
+
+    await asyncio.to_thread(infra.restart_broker)
+
+    assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.metrics") == 20
+    # The referral service reconnects by itself and goes on.
+    for _ in range(5):
+        await send_referral(settings.amqp_url, settings.namespace, "REGION", submit_referral(rng))
+    metrics = await runtimes(metrics_app.spec(settings), settings)
+    await amqp.eventually(lambda: _count_at_least(metrics, 25), timeout=60,
+                          what="all 25 referrals counted after the restart")
+    await asyncio.sleep(0.5)
+    assert await referral_count(metrics) == 25
+    assert await pending_outbox(referral) == []
+
+
+async def _count_at_least(runtime, n: int) -> bool:
+    return await referral_count(runtime) >= n

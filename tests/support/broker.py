@@ -1,0 +1,96 @@
+"""Plain aio-pika helpers for tests: the agency side and a peek into queues.
+
+Written against aio-pika directly, not the project's own publisher, so that the tests check
+what is really on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+import aio_pika
+
+
+def envelope(event_type: str, payload: dict, *, version: int = 1, producer: str = "test",
+             event_id: str | None = None) -> dict:
+    return {"event_id": event_id or str(uuid.uuid4()), "event_type": event_type,
+            "version": version, "occurred_at": datetime.now(timezone.utc).isoformat(),
+            "producer": producer, "correlation_id": str(uuid.uuid4()), "payload": payload}
+
+
+async def publish(amqp_url: str, exchange: str, routing_key: str, body: bytes | dict, *,
+                  message_id: str | None = None, **props) -> None:
+    if isinstance(body, dict):
+        message_id = message_id or body.get("event_id")
+        props.setdefault("type", body.get("event_type"))
+        body = json.dumps(body).encode()
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+        target = await channel.get_exchange(exchange, ensure=True)
+        await target.publish(
+            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                             content_type="application/json", message_id=message_id, **props),
+            routing_key=routing_key, mandatory=True)
+    finally:
+        await conn.close()
+
+
+async def drain(amqp_url: str, queue_name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take (and ack) every message now in the queue."""
+    conn = await aio_pika.connect(amqp_url)
+    taken = []
+    try:
+        channel = await conn.channel()
+        queue = await channel.get_queue(queue_name, ensure=True)
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            await message.ack()
+            taken.append(message)
+    finally:
+        await conn.close()
+    return taken
+
+
+async def message_count(amqp_url: str, queue_name: str) -> int:
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        channel = await conn.channel()
+        declared = await channel.declare_queue(queue_name, passive=True)
+        return declared.declaration_result.message_count
+    finally:
+        await conn.close()
+
+
+async def eventually(check, *, timeout: float = 20.0, interval: float = 0.1, what: str = ""):
+    """Poll an async check until it returns a truthy value; fail with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last={last!r}")
+
+
+async def delete_topology(amqp_url: str, queues: list[str], exchanges: list[str]) -> None:
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        for name in queues:
+            channel = await conn.channel()
+            try:
+                await channel.queue_delete(name)
+            except Exception:
+                pass
+        for name in exchanges:
+            channel = await conn.channel()
+            try:
+                await channel.exchange_delete(name)
+            except Exception:
+                pass
+    finally:
+        await conn.close()
