@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timezone
-from typing import Any, ClassVar
+from functools import cache
+from typing import Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from shared.vocabulary import AgeBand, Gender, IncomeSource, Party
 
@@ -65,6 +66,19 @@ def contract(name: str, version: int):
 
 def registered() -> dict[tuple[str, int], type[Contract]]:
     return dict(_REGISTRY)
+
+
+@cache
+def wire_model(contract_cls: type[Contract]) -> type[Envelope]:
+    """The envelope as it is on the wire for one contract (for the AsyncAPI document)."""
+    return create_model(
+        f"{contract_cls.name}V{contract_cls.version}Message",
+        __base__=Envelope,
+        __doc__=contract_cls.__doc__,
+        event_type=(Literal[contract_cls.name], ...),  # type: ignore[valid-type]
+        version=(Literal[contract_cls.version], ...),  # type: ignore[valid-type]
+        payload=(contract_cls, ...),
+    )
 
 
 def envelope_for(

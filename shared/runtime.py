@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import asyncpg
 import structlog
@@ -31,6 +31,7 @@ from faststream.specification import AsyncAPI
 from shared import db, topology as topo
 from shared.config import Settings
 from shared.consumer import Consumer, Handler
+from shared.events import registered, wire_model
 from shared.logging import configure as configure_logging
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay, PendingEvent, backoff_seconds
@@ -74,14 +75,8 @@ class Runtime:
             self.broker.subscriber(
                 self.topology.queue(spec.name), ack_policy=AckPolicy.MANUAL,
                 decoder=_raw_body,  # we decode and validate ourselves: bad JSON is poison
-                title=f"{spec.name}:events",
-                description=f"{spec.name} consumes: {', '.join(sorted(spec.handlers))}",
+                include_in_schema=False,  # documented from the contracts, see asyncapi()
             )(self.consumer.on_message)
-        for contract, description in spec.publishes:
-            self.broker.publisher(
-                exchange=self.topology.exchange(topo.EVENTS), routing_key=contract.name,
-                title=f"{spec.name}:{contract.name}", description=description,
-                schema=contract, persist=True)
         self.relay: OutboxRelay | None = None
         self.ready = asyncio.Event()
         self._starter: asyncio.Task | None = None
@@ -174,7 +169,30 @@ class Runtime:
         return {"database": bool(database), "broker": bool(broker)}
 
     def asyncapi(self) -> AsyncAPI:
-        return AsyncAPI(self.broker, title=f"Trisam {self.spec.name} service", version="1.0.0",
+        """The service's AsyncAPI document: what it consumes and publishes, as on the wire.
+
+        Built on a documentation-only broker from the same topology and contracts, because the
+        real consumer takes raw bytes (it must see bad JSON to dead-letter it).
+        """
+        doc = RabbitBroker(self.settings.amqp_url, description=self.spec.description)
+        consumed = [wire_model(contract_cls) for (name, _v), contract_cls in sorted(registered().items())
+                    if name in self.spec.handlers]
+        if consumed:
+            async def consume(body) -> None:
+                """Documentation stand-in for the service's consumer."""
+
+            consume.__annotations__ = {"body": Union[tuple(consumed)], "return": None}
+            bindings = ", ".join(f"{b.exchange}:{b.routing_key}"
+                                 for b in topo.SUBSCRIPTIONS.get(self.spec.name, ()))
+            doc.subscriber(self.topology.queue(self.spec.name), title=f"{self.spec.name}:inbox",
+                           description=f"Bound to {bindings}. Consumes: "
+                                       f"{', '.join(sorted(self.spec.handlers))}.")(consume)
+        for contract_cls, description in self.spec.publishes:
+            doc.publisher(exchange=self.topology.exchange(topo.EVENTS),
+                          routing_key=contract_cls.name,
+                          title=f"{self.spec.name}:{contract_cls.name}",
+                          description=description, schema=wire_model(contract_cls))
+        return AsyncAPI(doc, title=f"Trisam {self.spec.name} service", version="1.0.0",
                         description=self.spec.description)
 
 

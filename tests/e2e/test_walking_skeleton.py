@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import socket
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -11,15 +13,25 @@ import pytest
 from shared.config import with_database
 from tests.support import broker as amqp
 from tests.support.privacy import personnummer_in
-from tests.support.processes import ServiceProcesses
+from services.launcher import SERVICES, ServiceProcesses
 from tests.support.referrals import send_referral, submit_referral
 
 pytestmark = pytest.mark.infra
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 @pytest.fixture
 async def system(settings):
-    processes = ServiceProcesses(settings)
+    processes = ServiceProcesses(
+        settings, ports={name: free_port() for name in SERVICES},
+        log_dir=ARTIFACTS / settings.namespace, extra_env={"TRISAM_OUTBOX_POLL_SECONDS": "0.2"})
     processes.start_all()
     try:
         seconds = await processes.wait_ready(timeout=60)

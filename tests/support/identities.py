@@ -18,7 +18,7 @@ def luhn_digit(nine: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def test_personnummer(born: date, *, woman: bool = False, coordination: bool = False,
+def generated_personnummer(born: date, *, woman: bool = False, coordination: bool = False,
                       serial: int = 0) -> str:
     """12 digits with a dash: YYYYMMDD-98GC (98 = test range, G = gender digit)."""
     day = born.day + (60 if coordination else 0)
@@ -32,5 +32,5 @@ def random_adult(rng: random.Random, today: date | None = None, *, woman: bool |
     today = today or date.today()
     age_days = rng.randint(17 * 366, 64 * 365)
     born = today - timedelta(days=age_days)
-    return test_personnummer(born, woman=rng.random() < 0.5 if woman is None else woman,
+    return generated_personnummer(born, woman=rng.random() < 0.5 if woman is None else woman,
                              serial=rng.randint(0, 4))

@@ -1,0 +1,26 @@
+# Two commands for a newcomer: `make run` (the whole system) and `make test` (the tests).
+# Each creates the virtualenv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test docs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## start RabbitMQ-backed services (migrates first); Ctrl-C stops all
+	$(PY) -m services.launcher
+
+test: $(STAMP)  ## unit, integration and end-to-end tests on the real RabbitMQ and PostgreSQL
+	$(PY) -m pytest
+
+docs: $(STAMP)  ## regenerate docs/asyncapi/*.json from the code
+	$(PY) -m services.catalogue
+
+clean:
+	rm -rf $(VENV) test-artifacts .pytest_cache

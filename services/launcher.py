@@ -1,0 +1,176 @@
+"""Run the whole system locally: `make run` (python -m services.launcher).
+
+Checks that RabbitMQ and PostgreSQL answer (and says how to start them if not), applies every
+service's migrations, starts the four services as separate processes, waits until all are
+ready, prints where to look, and stops them all on Ctrl-C. Tests use `ServiceProcesses` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import aio_pika
+import asyncpg
+import httpx
+
+from shared.config import DEFAULT_HTTP_PORTS, Settings
+from shared.db import prepare_database
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("referral", "meeting", "followup", "metrics")
+
+HOW_TO_START = """
+{problems}
+Start the servers, then run `make run` again:
+  - on Debian:   rabbitmq-server -detached
+                 pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
+  - with Docker: docker compose up -d rabbitmq postgres
+                 export TRISAM_AMQP_URL=amqp://trisam:trisam@127.0.0.1:5672/
+  - elsewhere:   set TRISAM_AMQP_URL and TRISAM_DATABASE_URL to servers you have.
+"""
+
+
+class ServiceProcesses:
+    """The four services as child processes, each on its own HTTP port, logs to files or stdout."""
+
+    def __init__(self, settings: Settings, ports: dict[str, int] | None = None,
+                 log_dir: Path | None = None, services=SERVICES, extra_env: dict | None = None):
+        self.settings = settings
+        self.services = services
+        self.ports = ports or {name: DEFAULT_HTTP_PORTS[name] for name in services}
+        self.log_dir = log_dir
+        self.extra_env = extra_env or {}
+        self.procs: dict[str, subprocess.Popen] = {}
+        if log_dir:
+            log_dir.mkdir(parents=True, exist_ok=True)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def start(self, service: str) -> None:
+        env = {**os.environ, **self.extra_env,
+               "TRISAM_AMQP_URL": self.settings.amqp_url,
+               "TRISAM_DATABASE_URL": self.settings.database_url,
+               "TRISAM_NAMESPACE": self.settings.namespace,
+               "TRISAM_HTTP_PORT": str(self.ports[service])}
+        out = open(self.log_dir / f"{service}.log", "ab") if self.log_dir else None
+        self.procs[service] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT,
+            stdout=out, stderr=subprocess.STDOUT if out else None)
+
+    def start_all(self) -> None:
+        for service in self.services:
+            self.start(service)
+
+    def kill(self, service: str) -> None:
+        self.procs[service].send_signal(signal.SIGKILL)
+        self.procs[service].wait(10)
+
+    def exited(self) -> list[str]:
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+    async def wait_ready(self, timeout: float = 60.0) -> float:
+        started = time.monotonic()
+        async with httpx.AsyncClient(timeout=2) as client:
+            for service in self.services:
+                while True:
+                    if service in self.exited():
+                        raise RuntimeError(f"{service} exited with code "
+                                           f"{self.procs[service].returncode}")
+                    try:
+                        if (await client.get(self.url(service) + "/health/ready")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() - started > timeout:
+                        raise RuntimeError(f"{service} not ready within {timeout:.0f}s")
+                    await asyncio.sleep(0.2)
+        return time.monotonic() - started
+
+    def logs(self) -> str:
+        if not self.log_dir:
+            return ""
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def unreachable(settings: Settings) -> list[str]:
+    """What of RabbitMQ and PostgreSQL does not answer, in words (no credentials)."""
+    problems = []
+    for what, url, connect in (("RabbitMQ", settings.amqp_url, aio_pika.connect),
+                               ("PostgreSQL", settings.database_url, asyncpg.connect)):
+        try:
+            conn = await asyncio.wait_for(connect(url), 10)
+            await conn.close()
+        except Exception as exc:
+            where = urlparse(url)
+            problems.append(f"{what} is not reachable at {where.hostname}:{where.port} "
+                            f"({type(exc).__name__}: {exc})")
+    return problems
+
+
+async def main() -> int:
+    settings = Settings()
+    if problems := await unreachable(settings):
+        print(HOW_TO_START.format(problems="\n".join(problems)), file=sys.stderr)
+        return 1
+    for service in SERVICES:
+        applied = await prepare_database(settings.database_url, settings.database_name(service),
+                                         ROOT / "services" / service / "migrations")
+        print(f"database {settings.database_name(service)}: "
+              f"{len(applied)} migration(s) applied" if applied else
+              f"database {settings.database_name(service)}: up to date")
+    processes = ServiceProcesses(settings)
+    processes.start_all()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        seconds = await processes.wait_ready(timeout=60)
+        print(f"\nTrisam is running (namespace {settings.namespace!r}); all four services ready "
+              f"in {seconds:.1f}s.\n")
+        for name in SERVICES:
+            base = processes.url(name)
+            print(f"  {name:9} health {base}/health/ready   metrics {base}/metrics   "
+                  f"API docs {base}/docs")
+        print(f"\n  referrals by party: {processes.url('metrics')}/api/v1/referrals/by-party")
+        print(f"  event catalogue:    docs/events.md and docs/asyncapi/*.json")
+        print(f"  agencies publish SubmitReferral to exchange '{settings.namespace}.intake' "
+              f"with routing key '<PARTY>.SubmitReferral'")
+        print("\nCtrl-C stops everything.\n")
+        while not stop.is_set():
+            if dead := processes.exited():
+                print(f"service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
+                return 1
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        return 0
+    except RuntimeError as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        processes.stop_all()
+        print("stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

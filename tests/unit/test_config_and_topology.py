@@ -1,0 +1,37 @@
+import pydantic
+import pytest
+
+from shared.config import Settings, with_database
+from shared.topology import SUBSCRIPTIONS, Topology
+
+
+def test_dev_secrets_are_refused_outside_dev():
+    with pytest.raises(pydantic.ValidationError, match="development default"):
+        Settings(env="production")
+    ok = Settings(env="production", pseudonym_key="a-real-secret",
+                  encryption_keys="k1:" + "A" * 44)
+    assert ok.env == "production"
+
+
+def test_each_service_has_its_own_database_on_the_server():
+    s = Settings(database_url="postgresql://u:p@db:5432/postgres?sslmode=require", namespace="abc")
+    assert s.service_database_url("meeting") == "postgresql://u:p@db:5432/abc_meeting?sslmode=require"
+    assert with_database("postgresql://h/x", "y") == "postgresql://h/y"
+
+
+def test_namespace_must_be_a_plain_name():
+    with pytest.raises(pydantic.ValidationError):
+        Settings(namespace="Bad-Name!")
+
+
+def test_every_consuming_queue_is_quorum_with_a_delivery_limit_and_dead_lettering():
+    topology = Topology("ns", delivery_limit=7)
+    for service in SUBSCRIPTIONS:
+        queue = topology.queue(service)
+        args = queue.arguments
+        assert args["x-queue-type"] == "quorum" and queue.durable
+        assert args["x-delivery-limit"] == 7
+        assert args["x-dead-letter-exchange"] == "ns.dlx"
+        assert args["x-dead-letter-routing-key"] == service
+        assert args["x-dead-letter-strategy"] == "at-least-once"
+        assert args["x-overflow"] == "reject-publish"
