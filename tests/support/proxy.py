@@ -15,8 +15,8 @@ class CuttableProxy:
         self.port = 0
         self.cuts = 0
 
-    async def start(self) -> CuttableProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> CuttableProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
