@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from shared.vocabulary import AgeBand, Gender, IncomeSource, Party
+from shared.vocabulary import AgeBand, ExitReason, Gender, IncomeSource, Party, ReasonCode
 
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 1024 * 1024  # above this a message is not even parsed: poison
 
 
 class Contract(BaseModel):
@@ -143,6 +143,14 @@ def _describe(exc: ValidationError) -> str:
 # --------------------------------------------------------------------------- commands (agencies)
 
 
+class Command(Contract):
+    """A command from an agency system, published to the intake exchange with the routing key
+    ``<PARTY>.<Command>``. The party is the broker user's (``user_id``), never the payload's."""
+
+    def routing_key(self) -> str:
+        raise TypeError("commands are routed by the submitting agency's own key")
+
+
 class Consent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -152,7 +160,7 @@ class Consent(BaseModel):
 
 
 @contract("SubmitReferral", 1)
-class SubmitReferral(Contract):
+class SubmitReferral(Command):
     """An agency refers an individual to a Trisam team. The only message that carries identity.
 
     The referring party is never taken from here: it comes from the broker identity (or, for
@@ -168,12 +176,29 @@ class SubmitReferral(Contract):
     consents: tuple[Consent, ...] = ()
     wishes_to_attend: bool | None = None
     income_source: IncomeSource = IncomeSource.OKAND
-    reason_codes: tuple[str, ...] = ()
+    reason_codes: tuple[ReasonCode, ...] = ()
     violence_question_asked: bool = False
     officer_id: str = Field(min_length=1, max_length=64)
 
-    def routing_key(self) -> str:
-        raise TypeError("SubmitReferral is routed by the submitting agency's own key")
+
+@contract("RecordConsent", 1)
+class RecordConsent(Command):
+    """An agency records the individual's consent for one party, given after the referral."""
+
+    case_ref: str = Field(min_length=1, max_length=32)
+    party: Party
+    given_on: date
+    form_ref: str = Field(min_length=1, max_length=64)
+
+
+@contract("WithdrawConsent", 1)
+class WithdrawConsent(Command):
+    """The individual's consent for one party is withdrawn (by the party or on their behalf)."""
+
+    case_ref: str = Field(min_length=1, max_length=32)
+    party: Party
+    withdrawn_on: date
+    on_behalf_of_individual: bool = False
 
 
 # --------------------------------------------------------------------------- events
@@ -192,5 +217,101 @@ class CaseReferred(Contract):
     consented_parties: tuple[Party, ...]
     wishes_to_attend: bool | None
     violence_question_asked: bool
-    reason_codes: tuple[str, ...]
+    reason_codes: tuple[ReasonCode, ...]
     referred_at: AwareDatetime
+
+
+# --------------------------------------------------------------------------- replies to one agency
+
+
+class AgencyReply(Contract):
+    """Routed on the agency exchange to the recipient's own queue only."""
+
+    recipient: Party
+
+    def routing_key(self) -> str:
+        return f"{self.recipient.value}.{self.name}"
+
+
+class RejectionReason(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str  # stable, machine-readable
+    field: str | None = None  # where, as a dotted path in the payload
+    message_sv: str
+    message_en: str
+
+
+@contract("ReferralAccepted", 1)
+class ReferralAccepted(AgencyReply):
+    """Reply to SubmitReferral: the case exists. The same reply again for a resubmission."""
+
+    agency_ref: str
+    case_ref: str
+    accepted_at: AwareDatetime
+
+
+@contract("ReferralRejected", 1)
+class ReferralRejected(AgencyReply):
+    """Reply to SubmitReferral: every problem found, each with a code and a text (sv, en).
+    Never echoes the submitted values."""
+
+    agency_ref: str | None
+    reasons: tuple[RejectionReason, ...]
+    rejected_at: AwareDatetime
+
+
+@contract("CommandAccepted", 1)
+class CommandAccepted(AgencyReply):
+    """Reply to a consent command (RecordConsent, WithdrawConsent) that was applied."""
+
+    command: str
+    command_id: str
+    case_ref: str
+
+
+@contract("CommandRejected", 1)
+class CommandRejected(AgencyReply):
+    """Reply to a consent command that was refused, with every reason."""
+
+    command: str
+    command_id: str
+    case_ref: str | None
+    reasons: tuple[RejectionReason, ...]
+
+
+# --------------------------------------------------------------------------- consent and closure
+
+
+@contract("ConsentRecorded", 1)
+class ConsentRecorded(Contract):
+    """The individual's consent for `party` is in force (given after the referral, or again)."""
+
+    case_ref: str
+    party: Party
+    given_on: date
+    recorded_by: Party
+    recorded_at: AwareDatetime
+
+
+@contract("ConsentWithdrawn", 1)
+class ConsentWithdrawn(Contract):
+    """Consent for `party` is withdrawn: from now on that party gets no details of the case.
+    Every service applies it and says so in its log and state."""
+
+    case_ref: str
+    party: Party
+    withdrawn_on: date
+    on_behalf_of_individual: bool
+    recorded_by: Party
+    recorded_at: AwareDatetime
+
+
+@contract("CaseClosed", 1)
+class CaseClosed(Contract):
+    """The case is closed (avslut), with its exit reason. Starts the retention period of the
+    personal data held by the referral service."""
+
+    case_ref: str
+    reason: ExitReason
+    closed_at: AwareDatetime

@@ -4,8 +4,12 @@ Names are prefixed with the namespace (``TRISAM_NAMESPACE``) so that test runs a
 system never share a queue. Per namespace:
 
 - ``<ns>.events``  topic exchange for domain events; routing key = event type (``CaseReferred``),
-  or type.qualifier where consumers select by it (``FollowUpDue.AF``).
+  or type.qualifier where consumers select by it.
 - ``<ns>.intake``  topic exchange for agency commands; routing key ``<PARTY>.<Command>``.
+  Each agency's broker user may publish here only with its own ``<PARTY>.`` prefix.
+- ``<ns>.agency``  topic exchange for what goes back to one agency (replies, reminders);
+  routing key ``<PARTY>.<Event>``, bound to that agency's own queue ``<ns>.agency.<PARTY>``,
+  which only that agency's broker user may read.
 - ``<ns>.dlx``     direct exchange for dead letters; routing key = consuming service.
 - ``<ns>.<service>``       one durable quorum queue per consuming service, with a delivery limit
   and dead-lettering (at-least-once) to
@@ -18,9 +22,13 @@ from dataclasses import dataclass
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
+from shared.vocabulary import Party
+
 EVENTS = "events"
 INTAKE = "intake"
+AGENCY = "agency"
 DEAD_LETTERS = "dlx"
+EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS)
 
 
 @dataclass(frozen=True)
@@ -29,12 +37,16 @@ class Binding:
     routing_key: str
 
 
-# What each consuming service receives. The walking skeleton; the service issues extend it.
+# What each consuming service receives.
 SUBSCRIPTIONS: dict[str, tuple[Binding, ...]] = {
-    "referral": (Binding(INTAKE, "*.SubmitReferral"),),
-    "meeting": (Binding(EVENTS, "CaseReferred"),),
-    "followup": (Binding(EVENTS, "CaseReferred"),),
-    "metrics": (Binding(EVENTS, "CaseReferred"),),
+    "referral": (Binding(INTAKE, "*.SubmitReferral"), Binding(INTAKE, "*.RecordConsent"),
+                 Binding(INTAKE, "*.WithdrawConsent"), Binding(EVENTS, "CaseClosed")),
+    "meeting": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
+                Binding(EVENTS, "ConsentWithdrawn")),
+    "followup": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
+                 Binding(EVENTS, "ConsentWithdrawn")),
+    "metrics": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
+                Binding(EVENTS, "ConsentWithdrawn")),
 }
 
 
@@ -56,6 +68,9 @@ class Topology:
     def dead_letter_queue_name(self, service: str) -> str:
         return f"{self.namespace}.{service}.dead"
 
+    def agency_queue_name(self, party: Party | str) -> str:
+        return f"{self.namespace}.agency.{Party(party).value}"
+
     def queue(self, service: str) -> RabbitQueue:
         return RabbitQueue(
             self.queue_name(service),
@@ -75,20 +90,27 @@ class Topology:
             self.dead_letter_queue_name(service), queue_type=QueueType.QUORUM, durable=True
         )
 
+    def agency_queue(self, party: Party | str) -> RabbitQueue:
+        return RabbitQueue(self.agency_queue_name(party), queue_type=QueueType.QUORUM,
+                           durable=True)
+
     def all_queue_names(self) -> list[str]:
         names = []
         for service in SUBSCRIPTIONS:
             names += [self.queue_name(service), self.dead_letter_queue_name(service)]
-        return names
+        return names + [self.agency_queue_name(p) for p in Party]
 
     def all_exchange_names(self) -> list[str]:
-        return [self.exchange_name(kind) for kind in (EVENTS, INTAKE, DEAD_LETTERS)]
+        return [self.exchange_name(kind) for kind in EXCHANGES]
 
 
 async def declare(broker, topology: Topology, service: str) -> None:
-    """Declare exchanges, the service's queue, its dead-letter queue and its bindings."""
+    """Declare the exchanges, every agency's queue, and this service's queues and bindings."""
     exchanges = {kind: await broker.declare_exchange(topology.exchange(kind))
-                 for kind in (EVENTS, INTAKE, DEAD_LETTERS)}
+                 for kind in EXCHANGES}
+    for party in Party:
+        agency_queue = await broker.declare_queue(topology.agency_queue(party))
+        await agency_queue.bind(exchanges[AGENCY], routing_key=f"{party.value}.#")
     bindings = SUBSCRIPTIONS.get(service, ())
     if not bindings:
         return

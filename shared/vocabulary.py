@@ -39,3 +39,26 @@ class AgeBand(StrEnum):
     A45_54 = "45-54"
     A55_65 = "55-65"
     UNKNOWN = "UNKNOWN"
+
+
+class ReasonCode(StrEnum):
+    """Why the individual is referred (several may apply)."""
+
+    SJUKSKRIVEN_MED_INTYG = "SJUKSKRIVEN_MED_INTYG"  # sick-listed with a doctor's certificate
+    SJUKSKRIVEN_OVER_180_DAGAR = "SJUKSKRIVEN_OVER_180_DAGAR"  # sick leave over 180 days
+    SOCIALA_HINDER = "SOCIALA_HINDER"  # social obstacles to work
+    OKLAR_ARBETSFORMAGA = "OKLAR_ARBETSFORMAGA"  # unclear work capacity
+    ARBETSLOS_MED_OHALSA = "ARBETSLOS_MED_OHALSA"  # unemployed with ill health
+    LANG_TID_MED_FORSORJNINGSSTOD = "LANG_TID_MED_FORSORJNINGSSTOD"  # long on income support
+    OVRIGT = "OVRIGT"  # other
+
+
+class ExitReason(StrEnum):
+    """Why a case was closed (avslut)."""
+
+    PLAN_COMPLETED = "PLAN_COMPLETED"
+    CONSENT_WITHDRAWN = "CONSENT_WITHDRAWN"
+    MOVED = "MOVED"
+    REGISTERED_BY_MISTAKE = "REGISTERED_BY_MISTAKE"
+    DECEASED = "DECEASED"
+    OTHER = "OTHER"
