@@ -14,7 +14,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-not-for-production"
 DEV_ENCRYPTION_KEYS = "dev1:ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="  # key id:base64(32 bytes)
-DEV_SECRETS = {"pseudonym_key": DEV_PSEUDONYM_KEY, "encryption_keys": DEV_ENCRYPTION_KEYS}
+DEV_JWT_SECRET = "dev-only-jwt-secret-not-for-production-use"
+DEV_SECRETS = {
+    "pseudonym_key": DEV_PSEUDONYM_KEY,
+    "encryption_keys": DEV_ENCRYPTION_KEYS,
+    "jwt_secret": DEV_JWT_SECRET,
+}
 
 DEFAULT_HTTP_PORTS = {"referral": 8001, "meeting": 8002, "followup": 8003, "metrics": 8004}
 
@@ -48,8 +53,20 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_max_backoff_seconds: float = 30.0
 
+    # Broker users of the agency systems and the party each speaks for. The party of an AMQP
+    # command comes from the message's user_id (validated by RabbitMQ), never from the payload.
+    # JSON in TRISAM_AGENCY_USERS.
+    agency_users: dict[str, str] = {"trisam-af": "AF", "trisam-fk": "FK",
+                                    "trisam-kommun": "KOMMUN", "trisam-region": "REGION"}
+    teams_file: str | None = None  # default: deploy/teams.json
+    # Personal data of a closed case is erased this long after closure; pseudonymous history stays.
+    retention_days: int = 730
+    retention_check_seconds: float = 3600.0
+
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
+    # HS256 key that signs and verifies the services' bearer tokens (see shared/auth.py).
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
 
     @field_validator("namespace")
     @classmethod

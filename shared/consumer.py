@@ -27,7 +27,7 @@ import structlog
 from faststream.rabbit import RabbitMessage
 
 from shared import outbox
-from shared.events import Contract, Envelope, PoisonMessage, decode
+from shared.events import Contract, Envelope, InvalidPayload, PoisonMessage, decode
 from shared.logging import bind_contextvars, bound_contextvars
 from shared.metrics import ServiceMetrics
 from shared.topology import DEAD_LETTERS, Topology
@@ -52,7 +52,7 @@ DETAIL_HEADER = "x-trisam-dead-letter-detail"
 
 @dataclass
 class HandlerContext:
-    """What a handler gets: the open transaction, the event, and a way to emit events."""
+    """What a handler gets: the open transaction, the message, and a way to emit events."""
 
     conn: asyncpg.Connection
     envelope: Envelope
@@ -62,12 +62,10 @@ class HandlerContext:
     user_id: str | None
     emitted: list[Envelope] = field(default_factory=list)
 
-    async def emit(self, event: Contract, *, ordering_key: str, exchange: str | None = None) -> Envelope:
-        kwargs = {"exchange": exchange} if exchange else {}
+    async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
         envelope = await outbox.add(
             self.conn, event, producer=self.service, ordering_key=ordering_key,
-            correlation_id=self.envelope.correlation_id,
-            causation_id=str(self.envelope.event_id), **kwargs)
+            correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.event_id))
         self.emitted.append(envelope)
         if case_ref := getattr(event, "case_ref", None):
             bind_contextvars(case_ref=case_ref)
@@ -80,9 +78,13 @@ Handler = Callable[[HandlerContext], Awaitable[None]]
 class Consumer:
     def __init__(self, *, service: str, handlers: dict[str, Handler], broker, topology: Topology,
                  pool: Callable[[], asyncpg.Pool], metrics: ServiceMetrics,
-                 max_attempts: int = 5, max_backoff_seconds: float = 30.0):
+                 max_attempts: int = 5, max_backoff_seconds: float = 30.0,
+                 rejecters: dict[str, Handler] | None = None):
         self.service = service
         self.handlers = handlers
+        # Types whose invalid payloads are answered (e.g. an agency command gets a rejection
+        # reply) instead of dead-lettered; the handler gets the InvalidPayload as ctx.payload.
+        self.rejecters = rejecters or {}
         self.broker = broker
         self.topology = topology
         self.pool = pool
@@ -94,8 +96,15 @@ class Consumer:
         raw = message.raw_message
         with bound_contextvars(correlation_id=raw.correlation_id, message_id=raw.message_id):
             try:
-                envelope, payload = decode(raw.body)
-                if envelope.event_type not in self.handlers:
+                try:
+                    envelope, payload = decode(raw.body)
+                    handler = self.handlers.get(envelope.event_type)
+                except InvalidPayload as invalid:
+                    handler = self.rejecters.get(invalid.envelope.event_type)
+                    if handler is None:
+                        raise
+                    envelope, payload = invalid.envelope, invalid
+                if handler is None:
                     raise PoisonMessage("unexpected_type",
                                         f"{envelope.event_type} is not handled by {self.service}")
             except PoisonMessage as poison:
@@ -106,9 +115,10 @@ class Consumer:
             with bound_contextvars(correlation_id=envelope.correlation_id,
                                    event_type=envelope.event_type, case_ref=case_ref,
                                    event_id=str(envelope.event_id)):
-                await self._process(message, envelope, payload)
+                await self._process(message, envelope, payload, handler)
 
-    async def _process(self, message: RabbitMessage, envelope: Envelope, payload: Any) -> None:
+    async def _process(self, message: RabbitMessage, envelope: Envelope, payload: Any,
+                       handler: Handler) -> None:
         raw = message.raw_message
         event_type = envelope.event_type
         started = time.perf_counter()
@@ -118,7 +128,7 @@ class Consumer:
                 ctx = HandlerContext(conn=None, envelope=envelope, payload=payload,  # type: ignore[arg-type]
                                      service=self.service, routing_key=raw.routing_key or "",
                                      user_id=raw.user_id)
-                fresh = await self._apply(ctx)
+                fresh = await self._apply(ctx, handler)
                 break
             except PoisonMessage as poison:  # the handler found the message unacceptable
                 await self.dead_letter(message, poison.reason, poison.detail)
@@ -154,7 +164,7 @@ class Consumer:
             self.metrics.duplicates.labels(self.service, event_type).inc()
             log.info("duplicate event skipped")
 
-    async def _apply(self, ctx: HandlerContext) -> bool:
+    async def _apply(self, ctx: HandlerContext, handler: Handler) -> bool:
         """Inbox + handler + outbox in one transaction. False if the event was seen before."""
         async with self.pool().acquire() as conn, conn.transaction():
             ctx.conn = conn
@@ -164,7 +174,7 @@ class Consumer:
                 self.service, ctx.envelope.event_id, ctx.envelope.event_type)
             if not first_time:
                 return False
-            await self.handlers[ctx.envelope.event_type](ctx)
+            await handler(ctx)
             return True
 
     async def dead_letter(self, message: RabbitMessage, reason: str, detail: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from shared.topology import AGENCY, EVENTS
 from shared.vocabulary import AgeBand, ExitReason, Gender, IncomeSource, Party, ReasonCode
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # above this a message is not even parsed: poison
@@ -28,6 +29,10 @@ class Contract(BaseModel):
 
     name: ClassVar[str]
     version: ClassVar[int]
+    # A smaller size limit for this type; a larger body is an invalid payload, not poison.
+    max_bytes: ClassVar[int | None] = None
+    # The exchange (kind) it is published to.
+    exchange: ClassVar[str] = EVENTS
 
     def routing_key(self) -> str:
         """Routing key on its exchange: the type name, qualified where consumers select by it."""
@@ -111,6 +116,20 @@ class PoisonMessage(Exception):
         self.detail = detail
 
 
+class InvalidPayload(PoisonMessage):
+    """A well-formed envelope whose payload breaks its contract. Poison, unless the consumer
+    answers such payloads itself (an agency command gets a rejection reply instead).
+
+    ``errors`` are pydantic's error dicts without input values: (loc, type) only.
+    """
+
+    def __init__(self, envelope: Envelope, errors: list[dict[str, Any]]):
+        super().__init__("schema_violation", _describe_errors(errors))
+        self.envelope = envelope
+        self.errors = errors
+        self.raw = envelope.payload
+
+
 def decode(body: bytes) -> tuple[Envelope, Contract]:
     """Parse and validate a message body, or raise PoisonMessage with a stable reason code."""
     if len(body) > MAX_MESSAGE_BYTES:
@@ -124,17 +143,28 @@ def decode(body: bytes) -> tuple[Envelope, Contract]:
         known = sorted(v for (n, v) in _REGISTRY if n == envelope.event_type)
         reason = "unknown_version" if known else "unknown_type"
         raise PoisonMessage(reason, f"{envelope.event_type} v{envelope.version}")
+    if model.max_bytes is not None and len(body) > model.max_bytes:
+        raise InvalidPayload(envelope, [{"loc": (), "type": "payload_too_large"}])
     try:
         payload = model.model_validate(envelope.payload)
     except ValidationError as exc:
-        raise PoisonMessage("schema_violation", _describe(exc)) from None
+        raise InvalidPayload(envelope, safe_errors(exc)) from None
     return envelope, payload
 
 
+def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors reduced to where and what: never the input values (personal data)."""
+    return [{"loc": tuple(err["loc"]), "type": err["type"]}
+            for err in exc.errors(include_input=False, include_url=False)]
+
+
 def _describe(exc: ValidationError) -> str:
-    """Field paths and error types only: never echo input values (they may hold personal data)."""
+    return _describe_errors(safe_errors(exc))
+
+
+def _describe_errors(errors: list[dict[str, Any]]) -> str:
     parts = []
-    for err in exc.errors(include_input=False, include_url=False)[:10]:
+    for err in errors[:10]:
         loc = ".".join(str(p) for p in err["loc"]) or "<body>"
         parts.append(f"{loc}:{err['type']}")
     return "; ".join(parts)
@@ -166,6 +196,8 @@ class SubmitReferral(Command):
     The referring party is never taken from here: it comes from the broker identity (or, for
     the walking skeleton, the routing key the agency's user may publish to).
     """
+
+    max_bytes: ClassVar[int | None] = 64 * 1024
 
     agency_ref: str = Field(min_length=1, max_length=64)
     personnummer: str | None = Field(default=None, max_length=13)
@@ -210,6 +242,7 @@ class CaseReferred(Contract):
 
     case_ref: str
     team_id: str
+    municipality: str
     referring_party: Party
     gender: Gender
     age_band: AgeBand
@@ -227,6 +260,7 @@ class CaseReferred(Contract):
 class AgencyReply(Contract):
     """Routed on the agency exchange to the recipient's own queue only."""
 
+    exchange: ClassVar[str] = AGENCY
     recipient: Party
 
     def routing_key(self) -> str:

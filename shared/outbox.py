@@ -24,7 +24,6 @@ import asyncpg
 import structlog
 
 from shared.events import Contract, Envelope, envelope_for
-from shared.topology import EVENTS
 
 log = structlog.get_logger("outbox")
 
@@ -59,7 +58,6 @@ async def add(
     ordering_key: str,
     correlation_id: str | None = None,
     causation_id: str | None = None,
-    exchange: str = EVENTS,
 ) -> Envelope:
     """Record an event in the outbox; must run inside the transaction of the state change."""
     envelope = envelope_for(
@@ -68,10 +66,29 @@ async def add(
         """INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
                                correlation_id, body, occurred_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        envelope.event_id, envelope.event_type, exchange, payload.routing_key(), ordering_key,
+        envelope.event_id, envelope.event_type, payload.exchange, payload.routing_key(), ordering_key,
         envelope.correlation_id, envelope.model_dump_json().encode(), envelope.occurred_at)
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     return envelope
+
+
+@dataclass
+class Emitter:
+    """Emits events into the outbox within one open transaction, for one flow (correlation)."""
+
+    conn: asyncpg.Connection
+    producer: str
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self.emitted: list[Envelope] = []
+
+    async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
+        envelope = await add(self.conn, event, producer=self.producer, ordering_key=ordering_key,
+                             correlation_id=self.correlation_id, causation_id=self.causation_id)
+        self.emitted.append(envelope)
+        return envelope
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Union
+from typing import Awaitable, Callable, Union
 
 import asyncpg
 import structlog
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
@@ -45,6 +46,10 @@ class ServiceSpec:
     description: str
     migrations: Path
     handlers: dict[str, Handler] = field(default_factory=dict)
+    # Types whose invalid payloads the service answers itself instead of dead-lettering.
+    rejecters: dict[str, Handler] = field(default_factory=dict)
+    # Background loops (schedulers, retention), started when the service is ready.
+    tasks: tuple[Callable[["Runtime"], Awaitable[None]], ...] = ()
     # Builds the service's own HTTP routes; gets the running Runtime.
     routes: Callable[["Runtime"], APIRouter] | None = None
     # Published event types, for the AsyncAPI document: (contract class, description).
@@ -70,7 +75,8 @@ class Runtime:
             service=spec.name, handlers=spec.handlers, broker=self.broker,
             topology=self.topology, pool=lambda: self.pool, metrics=self.metrics,
             max_attempts=self.settings.max_handler_attempts,
-            max_backoff_seconds=self.settings.outbox_max_backoff_seconds)
+            max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
+            rejecters=spec.rejecters)
         if spec.handlers:
             self.broker.subscriber(
                 self.topology.queue(spec.name), ack_policy=AckPolicy.MANUAL,
@@ -78,6 +84,7 @@ class Runtime:
                 include_in_schema=False,  # documented from the contracts, see asyncapi()
             )(self.consumer.on_message)
         self.relay: OutboxRelay | None = None
+        self._tasks: list[asyncio.Task] = []
         self.ready = asyncio.Event()
         self._starter: asyncio.Task | None = None
 
@@ -126,6 +133,8 @@ class Runtime:
             on_failed=lambda e, x: self.metrics.publish_failed.labels(name, e.event_type).inc(),
             on_backlog=lambda n: self.metrics.outbox_backlog.labels(name).set(n))
         self.relay.start()
+        self._tasks = [asyncio.create_task(_forever(task, self), name=task.__name__)
+                       for task in self.spec.tasks]
         self.ready.set()
         log.info("service ready", namespace=s.namespace)
 
@@ -138,6 +147,12 @@ class Runtime:
 
     async def _close_quietly(self) -> None:
         self.ready.clear()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
         if self.relay:
             await self.relay.stop()
             self.relay = None
@@ -196,6 +211,23 @@ class Runtime:
                         description=self.spec.description)
 
 
+async def _forever(task: Callable[[Runtime], Awaitable[None]], runtime: Runtime) -> None:
+    """Run a background loop; if it fails (database away, a bug), log and start it again."""
+    failures = 0
+    while True:
+        try:
+            await task(runtime)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            delay = backoff_seconds(failures, 30.0)
+            log.error("background task failed; restarting", task=task.__name__,
+                      error=type(exc).__name__, retry_in_s=delay, exc_info=True)
+            await asyncio.sleep(delay)
+
+
 async def _raw_body(message) -> bytes:
     return message.body
 
@@ -212,6 +244,13 @@ def build_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title=f"Trisam {runtime.spec.name} service", version="1.0.0",
                   description=runtime.spec.description, lifespan=lifespan)
     app.state.runtime = runtime
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's default echoes the input (it may be personal data): where and what only."""
+        reasons = [{"field": ".".join(str(p) for p in err.get("loc", ())), "code": err.get("type")}
+                   for err in exc.errors()]
+        return JSONResponse({"status": "rejected", "reasons": reasons}, status_code=422)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict:

@@ -1,5 +1,6 @@
 """Meeting handlers (thin)."""
 
+from shared import consent
 from shared.consumer import HandlerContext
 from shared.events import CaseReferred
 
@@ -9,6 +10,7 @@ from .domain import QueuedCase
 
 async def case_referred(ctx: HandlerContext) -> None:
     event: CaseReferred = ctx.payload
+    await consent.record_initial(ctx.conn, event)
     await store.enqueue(ctx.conn, QueuedCase(
         case_ref=event.case_ref, team_id=event.team_id,
         referring_party=event.referring_party.value,
@@ -16,4 +18,4 @@ async def case_referred(ctx: HandlerContext) -> None:
         queued_since=event.referred_at))
 
 
-HANDLERS = {CaseReferred.name: case_referred}
+HANDLERS = {CaseReferred.name: case_referred, **consent.HANDLERS}

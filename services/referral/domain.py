@@ -101,3 +101,154 @@ def party_from_routing_key(routing_key: str) -> Party | None:
         return Party(prefix)
     except ValueError:
         return None
+
+
+# --------------------------------------------------------------------------- referral validation
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a submission: a stable code and where (a dotted payload path)."""
+
+    code: str
+    field: str | None = None
+
+    @property
+    def message_sv(self) -> str:
+        return MESSAGES[self.code][0]
+
+    @property
+    def message_en(self) -> str:
+        return MESSAGES[self.code][1]
+
+
+# Texts never contain the submitted values (they may be personal data).
+MESSAGES: dict[str, tuple[str, str]] = {
+    "personnummer_format": ("Personnumret har fel format (ÅÅÅÅMMDD-NNNN).",
+                            "The personal identity number has the wrong format (YYYYMMDD-NNNN)."),
+    "personnummer_check_digit": ("Personnumrets kontrollsiffra stämmer inte.",
+                                 "The check digit of the personal identity number is wrong."),
+    "personnummer_birth_date": ("Personnumret innehåller inget giltigt födelsedatum.",
+                                "The personal identity number holds no valid birth date."),
+    "age_out_of_range": ("Personen ska vara 16–65 år när remissen skickas.",
+                         "The person must be aged 16–65 when referred."),
+    "identity_missing": ("Personnummer eller samordningsnummer saknas och skyddad identitet är "
+                         "inte angiven.",
+                         "No personal identity or coordination number, and protected identity "
+                         "is not indicated."),
+    "identity_with_protected_flag": ("Vid skyddad identitet ska inget personnummer skickas.",
+                                     "With protected identity no identity number may be sent."),
+    "unknown_team": ("Okänt Trisam-team.", "Unknown Trisam team."),
+    "question_empty": ("Frågeställningen är tom.", "The question (frågeställning) is empty."),
+    "unknown_reason_code": ("Okänd orsakskod.", "Unknown reason code."),
+    "unknown_income_source": ("Okänd huvudsaklig försörjning.", "Unknown main income source."),
+    "unknown_party": ("Okänd part.", "Unknown party."),
+    "consent_missing": ("Samtycke saknas.", "No consent is given."),
+    "consent_in_future": ("Samtycket är daterat i framtiden.", "The consent is dated in the future."),
+    "consent_duplicate_party": ("Samtycke för samma part anges mer än en gång.",
+                                "Consent for the same party is given more than once."),
+    "date_in_future": ("Datumet ligger i framtiden.", "The date is in the future."),
+    "payload_too_large": ("Meddelandet är för stort (högst 64 KiB).",
+                          "The message is too large (at most 64 KiB)."),
+    "unknown_field": ("Okänt fält.", "Unknown field."),
+    "missing_field": ("Obligatoriskt fält saknas.", "A required field is missing."),
+    "too_long": ("Värdet är för långt.", "The value is too long."),
+    "invalid_value": ("Ogiltigt värde.", "Invalid value."),
+    "duplicate_open_case": ("Personen har redan ett öppet Trisam-ärende.",
+                            "The person already has an open Trisam case."),
+    "case_not_found": ("Ärendet finns inte.", "The case does not exist."),
+    "case_closed": ("Ärendet är avslutat.", "The case is closed."),
+    "identity_erased": ("Personuppgifterna är gallrade.", "The personal data has been erased."),
+}
+
+_ENUM_FIELDS = {"reason_codes": "unknown_reason_code", "income_source": "unknown_income_source",
+                "party": "unknown_party"}
+
+
+def problems_from_schema(errors: list[dict]) -> list[Problem]:
+    """Map contract (pydantic) errors, without their input values, to stable problem codes."""
+    problems = []
+    for err in errors:
+        loc = [str(p) for p in err["loc"]]
+        where = ".".join(loc) or None
+        kind = err["type"]
+        if kind == "payload_too_large":
+            code = "payload_too_large"
+        elif kind == "extra_forbidden":
+            code = "unknown_field"
+        elif kind == "missing":
+            code = "missing_field"
+        elif kind == "string_too_long":
+            code = "too_long"
+        elif kind == "enum" and any(part in _ENUM_FIELDS for part in loc):
+            code = next(_ENUM_FIELDS[part] for part in loc if part in _ENUM_FIELDS)
+        else:
+            code = "invalid_value"
+        problems.append(Problem(code, where))
+    return problems
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    party: str
+    given_on: date
+
+
+def identity_problems(personnummer: str | None, protected: bool, today: date
+                      ) -> tuple[list[Problem], Personnummer | None]:
+    if protected:
+        return ([Problem("identity_with_protected_flag", "personnummer")] if personnummer
+                else []), None
+    if not personnummer:
+        return [Problem("identity_missing", "personnummer")], None
+    try:
+        pnr = parse_personnummer(personnummer)
+    except InvalidPersonnummer as exc:
+        return [Problem(exc.code, "personnummer")], None
+    if not MIN_AGE <= age_on(pnr.birth_date, today) <= MAX_AGE:
+        return [Problem("age_out_of_range", "personnummer")], pnr
+    return [], pnr
+
+
+def referral_problems(*, team_id: str | None, known_teams, question: str | None,
+                      consents: list[ConsentGiven] | None, today: date) -> list[Problem]:
+    """The rules beyond the contract's shape (identity is checked by identity_problems).
+    A None argument was already reported as a schema problem and is not checked again."""
+    problems = []
+    if team_id is not None and team_id not in known_teams:
+        problems.append(Problem("unknown_team", "team_id"))
+    if question is not None and not question.strip():
+        problems.append(Problem("question_empty", "question"))
+    if consents is not None:
+        if not consents:
+            problems.append(Problem("consent_missing", "consents"))
+        seen = set()
+        for i, consent in enumerate(consents):
+            if consent.given_on > today:
+                problems.append(Problem("consent_in_future", f"consents.{i}.given_on"))
+            if consent.party in seen:
+                problems.append(Problem("consent_duplicate_party", f"consents.{i}.party"))
+            seen.add(consent.party)
+    return problems
+
+
+# --------------------------------------------------------------------------- who may read what
+
+
+READ_ROLES = frozenset({"member", "coordinator", "officer"})
+
+
+def may_read_details(*, role: str, party: str, teams: frozenset[str], case_team: str,
+                     referring_party: str, party_has_consent: bool) -> str | None:
+    """None if the reader may see the case's identity and question; else the reason code.
+
+    Team members and coordinators of the case's team, and officers of the referring party,
+    may read, and only while their own party has the individual's consent."""
+    if role not in READ_ROLES:
+        return "role_not_allowed"
+    in_scope = case_team in teams or (role == "officer" and party == referring_party)
+    if not in_scope:
+        return "not_in_team"
+    if not party_has_consent:
+        return "no_consent"
+    return None

@@ -1,50 +1,84 @@
-"""Referral intake handlers (thin: rules in domain.py, SQL in store.py)."""
+"""Referral handlers for AMQP (thin): who sent it, run the rule, reply to that agency alone."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
+from shared.clock import Clock
 from shared.config import Settings
 from shared.consumer import HandlerContext
-from shared.events import CaseReferred, PoisonMessage, SubmitReferral
-from shared.vocabulary import AgeBand, Gender
+from shared.events import (CaseClosed, CommandAccepted, CommandRejected, InvalidPayload,
+                           PoisonMessage, RecordConsent, ReferralAccepted, ReferralRejected,
+                           RejectionReason, SubmitReferral, WithdrawConsent)
+from shared.vocabulary import Party
 
-from . import domain, store
+from . import domain, intake, store
+from .intake import Accepted, Intake
 
 
-def make_handlers(settings: Settings):
-    key = settings.pseudonym_key.get_secret_value().encode()
+def sender(ctx: HandlerContext, agency_users: dict[str, str]) -> Party:
+    """The submitting party, from the message's user_id, which RabbitMQ has checked against the
+    connection's user. A message without it, or from a user that is no agency, is refused."""
+    if not ctx.user_id:
+        raise PoisonMessage("sender_unknown", "the message has no user_id property")
+    party = agency_users.get(ctx.user_id)
+    if party is None:
+        raise PoisonMessage("sender_not_an_agency", "the sending broker user is not an agency")
+    if not ctx.routing_key.startswith(f"{party}."):
+        raise PoisonMessage("routing_key_mismatch", "routing key is not the sender's own")
+    return Party(party)
+
+
+def _reasons(problems) -> tuple[RejectionReason, ...]:
+    return tuple(RejectionReason(code=p.code, field=p.field, message_sv=p.message_sv,
+                                 message_en=p.message_en) for p in problems)
+
+
+def make_handlers(settings: Settings, referral_intake: Intake, clock: Clock):
+    agency_users = settings.agency_users
 
     async def submit_referral(ctx: HandlerContext) -> None:
-        command: SubmitReferral = ctx.payload
-        party = domain.party_from_routing_key(ctx.routing_key)
-        if party is None:
-            raise PoisonMessage("unknown_party", "routing key does not name a party")
-        now = datetime.now(timezone.utc)
-        gender, band, person = Gender.UNKNOWN, AgeBand.UNKNOWN, None
-        if command.personnummer and not command.protected_identity:
-            try:
-                pnr = domain.parse_personnummer(command.personnummer)
-            except domain.InvalidPersonnummer as exc:
-                raise PoisonMessage("invalid_referral", exc.code) from None
-            gender, band = pnr.gender, domain.age_band(domain.age_on(pnr.birth_date, now.date()))
-            person = domain.pseudonym(key, pnr)
-        elif not command.protected_identity:
-            raise PoisonMessage("invalid_referral", "personnummer_missing")
-        case_ref = domain.new_case_ref()
-        consented = sorted({c.party.value for c in command.consents})
-        created = await store.insert_referral(
-            ctx.conn, case_ref=case_ref, referring_party=party.value,
-            agency_ref=command.agency_ref, team_id=command.team_id, person_pseudonym=person,
-            gender=gender.value, age_band=band.value, income_source=command.income_source.value,
-            consented_parties=consented, referred_at=now)
-        if not created:
-            return  # resubmission of the same agency reference: nothing new
-        await ctx.emit(CaseReferred(
-            case_ref=case_ref, team_id=command.team_id, referring_party=party, gender=gender,
-            age_band=band, income_source=command.income_source,
-            consented_parties=tuple(consented), wishes_to_attend=command.wishes_to_attend,
-            violence_question_asked=command.violence_question_asked,
-            reason_codes=command.reason_codes, referred_at=now), ordering_key=case_ref)
+        party = sender(ctx, agency_users)
+        invalid = ctx.payload if isinstance(ctx.payload, InvalidPayload) else None
+        outcome = await referral_intake.submit(
+            ctx.conn, ctx, party=party, command=None if invalid else ctx.payload,
+            raw=invalid.raw if invalid else {}, schema_errors=invalid.errors if invalid else [],
+            channel="amqp", now=clock.now())
+        if isinstance(outcome, Accepted):
+            reply = ReferralAccepted(recipient=party, agency_ref=outcome.agency_ref,
+                                     case_ref=outcome.case_ref, accepted_at=outcome.accepted_at)
+            await ctx.emit(reply, ordering_key=outcome.case_ref)
+        else:
+            reply = ReferralRejected(recipient=party, agency_ref=outcome.agency_ref,
+                                     reasons=_reasons(outcome.problems),
+                                     rejected_at=outcome.rejected_at)
+            await ctx.emit(reply, ordering_key=f"rejection:{ctx.envelope.event_id}")
 
-    return {SubmitReferral.name: submit_referral}
+    async def consent_command(ctx: HandlerContext) -> None:
+        party = sender(ctx, agency_users)
+        name = ctx.envelope.event_type
+        if isinstance(ctx.payload, InvalidPayload):
+            problems = domain.problems_from_schema(ctx.payload.errors)
+            case_ref = ctx.payload.raw.get("case_ref")
+            case_ref = case_ref if isinstance(case_ref, str) else None
+        else:
+            apply = intake.record_consent if name == RecordConsent.name else intake.withdraw_consent
+            problems = await apply(ctx.conn, ctx, by=party, command=ctx.payload, now=clock.now())
+            case_ref = ctx.payload.case_ref
+        command_id = str(ctx.envelope.event_id)
+        if problems:
+            reply = CommandRejected(recipient=party, command=name, command_id=command_id,
+                                    case_ref=case_ref, reasons=_reasons(problems))
+        else:
+            reply = CommandAccepted(recipient=party, command=name, command_id=command_id,
+                                    case_ref=case_ref)
+        await ctx.emit(reply, ordering_key=case_ref or f"command:{command_id}")
+
+    async def case_closed(ctx: HandlerContext) -> None:
+        event: CaseClosed = ctx.payload
+        await store.close_case(ctx.conn, event.case_ref, event.reason.value, event.closed_at)
+
+    handlers = {SubmitReferral.name: submit_referral, RecordConsent.name: consent_command,
+                WithdrawConsent.name: consent_command, CaseClosed.name: case_closed}
+    # invalid commands are answered, not dead-lettered
+    rejecters = {SubmitReferral.name: submit_referral, RecordConsent.name: consent_command,
+                 WithdrawConsent.name: consent_command}
+    return handlers, rejecters

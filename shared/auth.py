@@ -1,0 +1,180 @@
+"""Bearer-token authentication and role checks for the services' HTTP APIs.
+
+A token is an HS256 JWT signed with ``Settings.jwt_secret`` (``TRISAM_JWT_SECRET``). Claims:
+
+- ``sub``: the user's id (string)
+- ``party``: the user's agency, one of AF, FK, KOMMUN, REGION (``shared.vocabulary.Party``)
+- ``role``: what the user may do, a ``Role``:
+  ``officer`` (handläggare: submits referrals, records consent), ``member`` (team member),
+  ``coordinator`` (rehab coordinator of a team), ``admin`` (manages teams),
+  ``auditor`` (may read access logs)
+- ``teams``: ids of the teams the user works in, the user's team scope (may be empty)
+- ``iss`` (always ``trisam``), ``iat``, ``exp``
+
+All are required. A verified token becomes a ``Principal``. Routes take it from the dependency
+that ``authenticate(settings)`` returns and check roles with ``require_roles``; team scope is
+checked by the route itself with ``Principal.in_team``. Error messages never contain the token.
+
+Development tokens: ``python -m shared.auth mint --sub U --party AF --role officer --team T``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from fastapi import HTTPException, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.config import Settings
+from shared.vocabulary import Party
+
+ALGORITHM = "HS256"
+ISSUER = "trisam"
+LEEWAY_SECONDS = 30  # tolerated clock skew between the minting and the verifying host
+
+
+class Role(StrEnum):
+    OFFICER = "officer"  # handläggare: submits referrals, records consent
+    MEMBER = "member"  # team member
+    COORDINATOR = "coordinator"  # rehab coordinator of a team
+    ADMIN = "admin"  # manages teams
+    AUDITOR = "auditor"  # may read access logs
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: str
+    party: Party
+    role: Role
+    teams: frozenset[str]
+
+    def in_team(self, team_id: str) -> bool:
+        return team_id in self.teams
+
+
+class AuthError(Exception):
+    """A token was missing or not acceptable. ``code`` is one of ``token_missing``,
+    ``token_invalid``, ``token_expired``, ``claims_invalid``."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def mint_token(secret: str, *, user_id: str, party: Party | str, role: Role | str,
+               teams: Iterable[str] = (), ttl_seconds: int = 3600,
+               now: float | None = None) -> str:
+    """A signed token; ``now`` (Unix seconds) defaults to the current time."""
+    team_list = list(teams)
+    if not user_id:
+        raise ValueError("user_id must not be empty")
+    if not all(isinstance(t, str) and t for t in team_list):
+        raise ValueError("teams must be non-empty strings")
+    if ttl_seconds <= 0:
+        raise ValueError("ttl_seconds must be positive")
+    issued = int(time.time() if now is None else now)
+    claims = {"sub": user_id, "party": Party(party).value, "role": Role(role).value,
+              "teams": team_list, "iss": ISSUER, "iat": issued, "exp": issued + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(secret: str, token: str) -> Principal:
+    """The token's Principal, or AuthError."""
+    if not token:
+        raise AuthError("token_missing", "no bearer token")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], issuer=ISSUER, leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "iss", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise AuthError("token_expired", "the token has expired") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthError("claims_invalid", f"claim {exc.claim!r} is missing") from None
+    except (jwt.DecodeError, jwt.InvalidAlgorithmError):  # DecodeError: also bad signatures
+        raise AuthError("token_invalid", "the token is malformed or its signature "
+                                         "does not verify") from None
+    except jwt.InvalidTokenError:  # signature good, but iss, sub, iat, nbf, aud or jti is not
+        raise AuthError("claims_invalid", "a registered claim (iss, sub, iat, nbf, aud, jti) "
+                                          "is invalid") from None
+    return _principal(claims)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    sub, teams = claims["sub"], claims.get("teams")
+    if not sub:
+        raise AuthError("claims_invalid", "claim 'sub' is empty")
+    try:
+        party = Party(claims.get("party"))
+    except ValueError:
+        raise AuthError("claims_invalid", "claim 'party' is not one of "
+                                          + ", ".join(Party)) from None
+    try:
+        role = Role(claims.get("role"))
+    except ValueError:
+        raise AuthError("claims_invalid", "claim 'role' is not one of "
+                                          + ", ".join(Role)) from None
+    if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
+        raise AuthError("claims_invalid", "claim 'teams' must be a list of strings")
+    return Principal(user_id=sub, party=party, role=role, teams=frozenset(teams))
+
+
+def authenticate(settings: Settings) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency giving the caller's Principal, or answering 401.
+
+    Use as ``principal: Principal = Depends(authenticate(settings))``.
+    """
+    secret = settings.jwt_secret.get_secret_value()
+    bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
+                        description="HS256 JWT issued by trisam; see shared/auth.py")
+
+    async def principal(
+            credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+        try:
+            return verify_token(secret, credentials.credentials if credentials else "")
+        except AuthError as exc:
+            raise HTTPException(401, detail={"code": exc.code, "message": exc.message},
+                                headers={"WWW-Authenticate": "Bearer"}) from None
+
+    return principal
+
+
+def require_roles(principal: Principal, *roles: Role) -> None:
+    """403 unless the principal has one of ``roles``."""
+    if principal.role not in roles:
+        allowed = ", ".join(roles) or "none"
+        raise HTTPException(403, detail={
+            "code": "role_not_allowed",
+            "message": f"role {principal.role} may not do this (allowed: {allowed})"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.auth",
+                                     description="Trisam bearer tokens (secret: TRISAM_JWT_SECRET)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    mint = commands.add_parser("mint", help="print a signed token")
+    mint.add_argument("--sub", required=True, help="user id")
+    mint.add_argument("--party", required=True, choices=[p.value for p in Party])
+    mint.add_argument("--role", required=True, choices=[r.value for r in Role])
+    mint.add_argument("--team", action="append", default=[], dest="teams",
+                      help="team id; repeat for several")
+    mint.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    args = parser.parse_args(argv)
+    if args.ttl <= 0:
+        parser.error("--ttl must be positive")
+    secret = Settings().jwt_secret.get_secret_value()
+    print(mint_token(secret, user_id=args.sub, party=args.party, role=args.role,
+                     teams=args.teams, ttl_seconds=args.ttl))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

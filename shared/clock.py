@@ -1,0 +1,27 @@
+"""Time, settable in tests: services take a Clock instead of calling datetime.now()."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+
+class Clock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class SettableClock(Clock):
+    """A clock a test moves by hand."""
+
+    def __init__(self, at: datetime):
+        self._at = at
+
+    def now(self) -> datetime:
+        return self._at
+
+    def set(self, at: datetime) -> None:
+        self._at = at
+
+    def advance(self, **delta) -> datetime:
+        self._at += timedelta(**delta)
+        return self._at

@@ -1,0 +1,60 @@
+"""Consent as every service sees it (one mechanism, used by all consuming services).
+
+The referral service owns consent; it announces the parties that consented in ``CaseReferred``
+and every later change as ``ConsentRecorded`` / ``ConsentWithdrawn``. Each service applies them
+to its own ``consent_state`` table (shared migration 002), logs that it has, and asks
+``has_consent`` before it gives a party any detail of a case. A late-arriving older change never
+overrides a newer one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from shared.consumer import HandlerContext
+from shared.events import CaseReferred, ConsentRecorded, ConsentWithdrawn
+
+log = structlog.get_logger("consent")
+
+_UPSERT = """
+INSERT INTO consent_state (case_ref, party, status, changed_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (case_ref, party) DO UPDATE
+   SET status = EXCLUDED.status, changed_at = EXCLUDED.changed_at, applied_at = now()
+ WHERE consent_state.changed_at <= EXCLUDED.changed_at
+"""
+
+
+async def record_initial(conn: asyncpg.Connection, event: CaseReferred) -> None:
+    """The consents given at referral."""
+    for party in event.consented_parties:
+        await conn.execute(_UPSERT, event.case_ref, party.value, "given", event.referred_at)
+
+
+async def _set(conn: asyncpg.Connection, case_ref: str, party: str, status: str,
+               changed_at: datetime) -> None:
+    await conn.execute(_UPSERT, case_ref, party, status, changed_at)
+
+
+async def consent_recorded(ctx: HandlerContext) -> None:
+    event: ConsentRecorded = ctx.payload
+    await _set(ctx.conn, event.case_ref, event.party.value, "given", event.recorded_at)
+    log.info("consent applied", party=event.party.value)
+
+
+async def consent_withdrawn(ctx: HandlerContext) -> None:
+    event: ConsentWithdrawn = ctx.payload
+    await _set(ctx.conn, event.case_ref, event.party.value, "withdrawn", event.recorded_at)
+    log.info("consent withdrawal applied", party=event.party.value,
+             service=ctx.service)
+
+
+async def has_consent(conn: asyncpg.Connection, case_ref: str, party: str) -> bool:
+    status = await conn.fetchval(
+        "SELECT status FROM consent_state WHERE case_ref = $1 AND party = $2", case_ref, party)
+    return status == "given"
+
+
+HANDLERS = {ConsentRecorded.name: consent_recorded, ConsentWithdrawn.name: consent_withdrawn}
