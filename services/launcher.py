@@ -8,6 +8,7 @@ ready, prints where to look, and stops them all on Ctrl-C. Tests use `ServicePro
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -59,6 +60,7 @@ class ServiceProcesses:
                "TRISAM_AMQP_URL": self.settings.amqp_url,
                "TRISAM_DATABASE_URL": self.settings.database_url,
                "TRISAM_NAMESPACE": self.settings.namespace,
+               "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
                "TRISAM_HTTP_PORT": str(self.ports[service])}
         out = open(self.log_dir / f"{service}.log", "ab") if self.log_dir else None
         self.procs[service] = subprocess.Popen(

@@ -17,6 +17,7 @@ from shared.config import Settings
 from shared.runtime import Runtime
 from shared.topology import Topology
 from tests.support import broker as amqp
+from tests.support.agencies import create_agencies, delete_agencies
 from tests.support.infra import resolve
 
 RUN_PREFIX = "t" + secrets.token_hex(3)
@@ -57,12 +58,24 @@ def new_namespace() -> str:
     return ns
 
 
+@pytest.fixture(scope="session")
+async def agencies(infra):
+    """One real broker user per agency for this run (publishes to intake, reads its own queue)."""
+    try:
+        created = await create_agencies(infra, RUN_PREFIX)
+    except RuntimeError as exc:
+        pytest.exit(str(exc), returncode=3)
+    yield created
+    await delete_agencies(infra, created)
+
+
 @pytest.fixture
-def settings(infra) -> Settings:
+def settings(infra, agencies) -> Settings:
     """Settings for one test: its own namespace on the real servers, quick retries."""
     return Settings(amqp_url=infra.amqp_url, database_url=infra.database_url,
                     namespace=new_namespace(), outbox_poll_seconds=0.2,
-                    outbox_max_backoff_seconds=1.0, max_handler_attempts=3)
+                    outbox_max_backoff_seconds=1.0, max_handler_attempts=3,
+                    agency_users={a.user: p.value for p, a in agencies.items()})
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
+from shared.vocabulary import Party
+
 from shared.config import with_database
 from tests.support import broker as amqp
 from tests.support.privacy import personnummer_in
@@ -41,7 +43,7 @@ async def system(settings):
         processes.stop_all()
 
 
-async def test_a_referral_command_becomes_a_case_counted_by_metrics(settings, system):
+async def test_a_referral_command_becomes_a_case_counted_by_metrics(agencies, settings, system):
     rng = random.Random(2026)
     sent = {"AF": 7, "FK": 2, "KOMMUN": 5}
     numbers = []
@@ -51,10 +53,10 @@ async def test_a_referral_command_becomes_a_case_counted_by_metrics(settings, sy
             command = submit_referral(rng)
             numbers.append(command["payload"]["personnummer"])
             first_af = first_af or command
-            await send_referral(settings.amqp_url, settings.namespace, party, command)
+            await send_referral(agencies[Party(party)], settings.namespace, command)
     # the agency resubmits one referral (same agency reference, new message): no new case
     again = submit_referral(rng, agency_ref=first_af["payload"]["agency_ref"])
-    await send_referral(settings.amqp_url, settings.namespace, "AF", again)
+    await send_referral(agencies[Party.AF], settings.namespace, again)
 
     expected = {"AF": 7, "FK": "<5", "KOMMUN": 5, "REGION": 0}
     async with httpx.AsyncClient(base_url=system.url("metrics")) as client:

@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from shared.vocabulary import Party
+
 from services.metrics import app as metrics_app
 from services.referral import app as referral_app
 from tests.support import broker as amqp
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.infra
 
 
 @pytest.mark.timeout(240)
-async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(settings, runtimes):
+async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(agencies, settings, runtimes):
     target = urlparse(settings.amqp_url)
     proxy = await CuttableProxy(target.hostname, target.port or 5672).start()
     through_proxy = settings.model_copy(update={"amqp_url": proxy.url_for(settings.amqp_url)})
@@ -29,7 +31,7 @@ async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(setting
         total, cuts = 300, 0
         for i in range(total):
             # the agency itself talks to the broker directly
-            await send_referral(settings.amqp_url, settings.namespace, "FK", submit_referral(rng))
+            await send_referral(agencies[Party.FK], settings.namespace, submit_referral(rng))
             if i % 50 == 25:
                 await amqp.eventually(_both_connected(proxy), timeout=30,
                                       what="both services reconnected through the proxy")

@@ -9,6 +9,8 @@ import random
 import asyncpg
 import pytest
 
+from shared.vocabulary import Party
+
 from services.metrics import app as metrics_app
 from services.referral import app as referral_app
 from shared.config import Settings
@@ -32,7 +34,8 @@ async def pending_outbox(runtime) -> list[asyncpg.Record]:
 
 
 def case_referred_envelope(case_ref: str = "TS-TEST0000000001", **overrides) -> dict:
-    payload = {"case_ref": case_ref, "team_id": "GAVLE-HC1", "referring_party": "AF",
+    payload = {"case_ref": case_ref, "team_id": "GAVLE-BRYNAS", "municipality": "Gävle",
+               "referring_party": "AF",
                "gender": "WOMAN", "age_band": "35-44", "income_source": "SJUKPENNING",
                "consented_parties": ["AF", "FK"], "wishes_to_attend": True,
                "violence_question_asked": False, "reason_codes": [],
@@ -41,7 +44,7 @@ def case_referred_envelope(case_ref: str = "TS-TEST0000000001", **overrides) -> 
     return amqp.envelope("CaseReferred", payload, producer="referral")
 
 
-async def test_crash_after_commit_before_publish_still_publishes_once(settings: Settings, runtimes):
+async def test_crash_after_commit_before_publish_still_publishes_once(agencies, settings: Settings, runtimes):
     metrics = await runtimes(metrics_app.spec(settings), settings)
 
     # Referral instance A commits the case and its event, then "dies" before publishing:
@@ -57,7 +60,7 @@ async def test_crash_after_commit_before_publish_still_publishes_once(settings: 
     instance_a = Runtime(referral_app.spec(settings), settings)
     instance_a._publish_pending = frozen_publish
     await instance_a.start()
-    await send_referral(settings.amqp_url, settings.namespace, "AF", submit_referral())
+    await send_referral(agencies[Party.AF], settings.namespace, submit_referral())
     await asyncio.wait_for(crashed.wait(), 20)
     async with instance_a.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM referrals") == 1
@@ -77,7 +80,7 @@ async def _empty(coro) -> bool:
     return len(await coro) == 0
 
 
-async def test_same_event_delivered_twice_has_one_effect(settings: Settings, runtimes):
+async def test_same_event_delivered_twice_has_one_effect(agencies, settings: Settings, runtimes):
     metrics = await runtimes(metrics_app.spec(settings), settings)
     event = case_referred_envelope()
     for _ in range(2):
@@ -163,18 +166,21 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attem
         assert await conn.fetchval("SELECT count(*) FROM inbox") == 1
 
 
-async def test_an_unroutable_event_stays_pending_in_the_outbox(settings: Settings, runtimes):
+async def test_an_unroutable_event_stays_pending_in_the_outbox(agencies, settings: Settings, runtimes):
     # Only the referral service's topology exists: nobody is bound to CaseReferred yet.
     referral = await runtimes(referral_app.spec(settings), settings)
-    await send_referral(settings.amqp_url, settings.namespace, "KOMMUN", submit_referral())
+    await send_referral(agencies[Party.KOMMUN], settings.namespace, submit_referral())
 
     async def failed_at_least_twice():
         rows = await pending_outbox(referral)
         return rows and rows[0]["attempts"] >= 2 and rows
 
     rows = await amqp.eventually(failed_at_least_twice, what="repeated failed publishes")
-    assert len(rows) == 1 and rows[0]["event_type"] == "CaseReferred"
-    assert "DeliveryError" in rows[0]["last_error"] or "eturn" in rows[0]["last_error"]
+    # the reply to the agency waits behind it: one case's events keep their order
+    assert [r["event_type"] for r in rows] == ["CaseReferred", "ReferralAccepted"]
+    assert rows[1]["attempts"] == 0
+    print("last_error:", rows[0]["last_error"])
+    assert "NO_ROUTE" in rows[0]["last_error"] or "returned" in rows[0]["last_error"].lower()
 
     # Once a consumer's queue is bound, the pending event goes out, once.
     metrics = await runtimes(metrics_app.spec(settings), settings)
@@ -185,7 +191,7 @@ async def test_an_unroutable_event_stays_pending_in_the_outbox(settings: Setting
     assert await referral_count(metrics) == 1
 
 
-async def test_events_of_one_case_keep_their_order(settings: Settings, runtimes):
+async def test_events_of_one_case_keep_their_order(agencies, settings: Settings, runtimes):
     """The relay never sends a case's later event while an earlier one is pending."""
     from shared import outbox
 
@@ -216,7 +222,7 @@ async def test_events_of_one_case_keep_their_order(settings: Settings, runtimes)
     assert ids_a == sorted(ids_a)
 
 
-async def test_two_relays_never_publish_the_same_event_twice(settings: Settings, runtimes):
+async def test_two_relays_never_publish_the_same_event_twice(agencies, settings: Settings, runtimes):
     from shared import outbox
 
     referral = await runtimes(referral_app.spec(settings), settings)
@@ -244,7 +250,7 @@ async def test_two_relays_never_publish_the_same_event_twice(settings: Settings,
 
 
 @pytest.mark.timeout(300)
-async def test_persistent_messages_survive_a_broker_restart(infra, settings: Settings, runtimes):
+async def test_persistent_messages_survive_a_broker_restart(infra, agencies, settings: Settings, runtimes):
     if not infra.can_restart_broker():
         pytest.fail("cannot restart the broker from this test (needs a local rabbitmqctl or a "
                     "test container); the cut-connection test still runs")
@@ -253,7 +259,7 @@ async def test_persistent_messages_survive_a_broker_restart(infra, settings: Set
     referral = await runtimes(referral_app.spec(settings), settings)
     rng = random.Random(7)
     for _ in range(20):
-        await send_referral(settings.amqp_url, settings.namespace, "REGION", submit_referral(rng))
+        await send_referral(agencies[Party.REGION], settings.namespace, submit_referral(rng))
     await amqp.eventually(lambda: _count_is(settings.amqp_url, f"{settings.namespace}.metrics", 20),
                           what="20 events waiting in the metrics queue")
 
@@ -262,7 +268,7 @@ async def test_persistent_messages_survive_a_broker_restart(infra, settings: Set
     assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.metrics") == 20
     # The referral service reconnects by itself and goes on.
     for _ in range(5):
-        await send_referral(settings.amqp_url, settings.namespace, "REGION", submit_referral(rng))
+        await send_referral(agencies[Party.REGION], settings.namespace, submit_referral(rng))
     metrics = await runtimes(metrics_app.spec(settings), settings)
     await amqp.eventually(lambda: _count_at_least(metrics, 25), timeout=60,
                           what="all 25 referrals counted after the restart")

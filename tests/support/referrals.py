@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from datetime import date
 
-from tests.support.broker import envelope, publish
+from tests.support.agencies import Agency
+from tests.support.broker import envelope
 from tests.support.identities import random_adult
 
+TEAM = "GAVLE-BRYNAS"  # a team of deploy/teams.json
 
-def submit_referral(rng: random.Random | None = None, *, team_id: str = "GAVLE-HC1",
+
+def submit_referral(rng: random.Random | None = None, *, team_id: str = TEAM,
                     agency_ref: str | None = None, **overrides) -> dict:
     rng = rng or random.Random()
     payload = {
@@ -22,6 +26,7 @@ def submit_referral(rng: random.Random | None = None, *, team_id: str = "GAVLE-H
                      for p in ("AF", "FK", "KOMMUN", "REGION")],
         "wishes_to_attend": True,
         "income_source": "SJUKPENNING",
+        "reason_codes": ["SJUKSKRIVEN_MED_INTYG"],
         "violence_question_asked": True,
         "officer_id": "officer-17",
     }
@@ -29,6 +34,16 @@ def submit_referral(rng: random.Random | None = None, *, team_id: str = "GAVLE-H
     return envelope("SubmitReferral", payload, producer="agency-system")
 
 
-async def send_referral(amqp_url: str, namespace: str, party: str, body: dict | bytes,
-                        **props) -> None:
-    await publish(amqp_url, f"{namespace}.intake", f"{party}.SubmitReferral", body, **props)
+async def send_command(agency: Agency, namespace: str, body: dict | bytes, *,
+                       command: str | None = None, **props) -> None:
+    """Publish a command to the intake exchange as the agency, routing key <PARTY>.<Command>."""
+    if isinstance(body, dict):
+        command = command or body["event_type"]
+        props.setdefault("message_id", body["event_id"])
+        props.setdefault("type", body["event_type"])
+        body = json.dumps(body).encode()
+    await agency.publish(f"{namespace}.intake", f"{agency.party.value}.{command}", body, **props)
+
+
+async def send_referral(agency: Agency, namespace: str, body: dict | bytes, **props) -> None:
+    await send_command(agency, namespace, body, command="SubmitReferral", **props)

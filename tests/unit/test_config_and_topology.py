@@ -9,7 +9,7 @@ def test_dev_secrets_are_refused_outside_dev():
     with pytest.raises(pydantic.ValidationError, match="development default"):
         Settings(env="production")
     ok = Settings(env="production", pseudonym_key="a-real-secret",
-                  encryption_keys="k1:" + "A" * 44)
+                  encryption_keys="k1:" + "A" * 44, jwt_secret="a-real-jwt-secret-" + "x" * 20)
     assert ok.env == "production"
 
 

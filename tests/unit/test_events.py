@@ -12,7 +12,7 @@ from shared.vocabulary import AgeBand, Gender, IncomeSource, Party
 
 
 def a_case(**overrides) -> CaseReferred:
-    fields = dict(case_ref="TS-X", team_id="T1", referring_party=Party.AF, gender=Gender.WOMAN,
+    fields = dict(case_ref="TS-X", team_id="T1", municipality="Gävle", referring_party=Party.AF, gender=Gender.WOMAN,
                   age_band=AgeBand.A25_34, income_source=IncomeSource.A_KASSA,
                   consented_parties=(Party.AF,), wishes_to_attend=None,
                   violence_question_asked=False, reason_codes=(),

@@ -1,0 +1,147 @@
+"""Broker users and permissions: one user per agency, one per service (deploy/rabbitmq/).
+
+An agency's user may publish only to the intake exchange, only with routing keys that start
+with its own party (topic permission), and may read only its own queue on the agency exchange
+(replies and reminders). RabbitMQ checks the ``user_id`` property of what it publishes against
+the connection's user, so the referral service can trust ``user_id`` to name the sender.
+
+Used by `make run` (through rabbitmqctl, where the broker is local), by the tests, and to write
+``deploy/rabbitmq/definitions.json`` (``python -m services.broker_users``), which the Docker set-up
+loads at broker start.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.vocabulary import Party
+
+SERVICES = ("referral", "meeting", "followup", "metrics")
+DEFINITIONS = Path(__file__).resolve().parents[1] / "deploy" / "rabbitmq" / "definitions.json"
+
+
+@dataclass(frozen=True)
+class BrokerUser:
+    name: str
+    password: str
+    configure: str
+    write: str
+    read: str
+    # exchange name -> (write pattern, read pattern) for routing-key (topic) permissions
+    topic: tuple[tuple[str, str, str], ...] = ()
+    tags: str = ""
+
+
+def _escape(namespace_pattern: str) -> str:
+    return namespace_pattern.replace(".", r"\.")
+
+
+def agency_user(name: str, password: str, party: Party, namespace_pattern: str,
+                intake_exchanges: tuple[str, ...] = ()) -> BrokerUser:
+    """``namespace_pattern`` is a regex matching the namespace(s) (``trisam``)."""
+    ns = _escape(namespace_pattern)
+    return BrokerUser(
+        name=name, password=password, configure="^$",
+        write=rf"^{ns}\.intake$", read=rf"^{ns}\.agency\.{party.value}$",
+        topic=tuple((exchange, rf"^{party.value}\.", "^$") for exchange in intake_exchanges))
+
+
+def service_user(name: str, password: str, namespace_pattern: str) -> BrokerUser:
+    ns = _escape(namespace_pattern)
+    everything = rf"^{ns}\..*"
+    return BrokerUser(name=name, password=password, configure=everything, write=everything,
+                      read=everything)
+
+
+def dev_users(namespace: str = "trisam") -> list[BrokerUser]:
+    """The development users (passwords are dev values; set real ones in production)."""
+    users = [agency_user(f"{namespace}-{p.value.lower()}", f"{namespace}-{p.value.lower()}-dev",
+                         p, namespace, (f"{namespace}.intake",)) for p in Party]
+    users += [service_user(f"{namespace}-svc-{s}", f"{namespace}-svc-{s}-dev", namespace)
+              for s in SERVICES]
+    return users
+
+
+def rabbitmqctl_commands(user: BrokerUser, vhost: str = "/") -> list[list[str]]:
+    commands = [["add_user", user.name, user.password],
+                ["set_permissions", "-p", vhost, user.name, user.configure, user.write, user.read]]
+    commands += [["set_topic_permissions", "-p", vhost, user.name, exchange, write, read]
+                 for exchange, write, read in user.topic]
+    if user.tags:
+        commands.append(["set_user_tags", user.name, user.tags])
+    return commands
+
+
+def apply_with_rabbitmqctl(users: list[BrokerUser], vhost: str = "/",
+                           run=None) -> None:
+    """Create or update the users (idempotent). ``run`` runs one rabbitmqctl argv list."""
+    run = run or _local_rabbitmqctl
+    existing = {u["user"] for u in json.loads(run(["list_users", "--formatter", "json"]) or "[]")}
+    for user in users:
+        for command in rabbitmqctl_commands(user, vhost):
+            if command[0] == "add_user" and user.name in existing:
+                command = ["change_password", user.name, user.password]
+            run(command)
+
+
+def delete_with_rabbitmqctl(names: list[str], run=None) -> None:
+    run = run or _local_rabbitmqctl
+    for name in names:
+        try:
+            run(["delete_user", name])
+        except RuntimeError:
+            pass
+
+
+def rabbitmqctl_available() -> bool:
+    return shutil.which("rabbitmqctl") is not None
+
+
+def _local_rabbitmqctl(args: list[str]) -> str:
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {args[0]} failed: {done.stderr.strip()[:300]}")
+    return done.stdout
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256 format, for definitions files."""
+    salt = salt or os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def definitions(users: list[BrokerUser], vhost: str = "/", admin: tuple[str, str] | None = None,
+                salt: bytes = b"trsm") -> dict:
+    """A definitions document (users and permissions; the services declare the topology)."""
+    everyone = list(users) + ([BrokerUser(admin[0], admin[1], ".*", ".*", ".*",
+                                          tags="administrator")] if admin else [])
+    return {
+        "users": [{"name": u.name, "password_hash": password_hash(u.password, salt),
+                   "hashing_algorithm": "rabbit_password_hashing_sha256",
+                   "tags": [u.tags] if u.tags else []} for u in everyone],
+        "vhosts": [{"name": vhost}],
+        "permissions": [{"user": u.name, "vhost": vhost, "configure": u.configure,
+                         "write": u.write, "read": u.read} for u in everyone],
+        "topic_permissions": [{"user": u.name, "vhost": vhost, "exchange": exchange,
+                               "write": write, "read": read}
+                              for u in everyone for exchange, write, read in u.topic],
+    }
+
+
+def definitions_text() -> str:
+    return json.dumps(definitions(dev_users(), admin=("trisam", "trisam")), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    DEFINITIONS.parent.mkdir(parents=True, exist_ok=True)
+    DEFINITIONS.write_text(definitions_text())
+    print(f"wrote {DEFINITIONS}", file=sys.stderr)
