@@ -21,6 +21,7 @@ import aio_pika
 import asyncpg
 import httpx
 
+from services import broker_users
 from shared.config import DEFAULT_HTTP_PORTS, Settings
 from shared.db import prepare_database
 
@@ -127,11 +128,29 @@ async def unreachable(settings: Settings) -> list[str]:
     return problems
 
 
+def provision_agency_users(settings: Settings) -> None:
+    """Create the development broker users (one per agency, one per service) on a local broker."""
+    host = urlparse(settings.amqp_url).hostname
+    if host not in ("127.0.0.1", "localhost") or not broker_users.rabbitmqctl_available():
+        print("agency broker users: not created here (no local rabbitmqctl); load "
+              "deploy/rabbitmq/definitions.json into your broker (see README)")
+        return
+    try:
+        broker_users.apply_with_rabbitmqctl(broker_users.dev_users(settings.namespace))
+        print(f"agency broker users: {settings.namespace}-af, -fk, -kommun, -region "
+              f"(password <user>-dev)")
+    except (RuntimeError, OSError) as exc:
+        print(f"agency broker users: could not create them ({exc}); agencies' AMQP commands "
+              f"will be refused until they exist. Try: sudo make run, or load "
+              f"deploy/rabbitmq/definitions.json")
+
+
 async def main() -> int:
     settings = Settings()
     if problems := await unreachable(settings):
         print(HOW_TO_START.format(problems="\n".join(problems)), file=sys.stderr)
         return 1
+    provision_agency_users(settings)
     for service in SERVICES:
         applied = await prepare_database(settings.database_url, settings.database_name(service),
                                          ROOT / "services" / service / "migrations")

@@ -43,8 +43,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     prefetch: int = 32
-    # Broker-side bound on redeliveries (RabbitMQ 3.10 quorum queues have no default).
-    delivery_limit: int = 10
+    # Broker-side bound on redeliveries (RabbitMQ 3.10 quorum queues have no default). A last
+    # resort only, well above max_handler_attempts: the broker also counts redeliveries after
+    # a cut connection, which are no fault of the message.
+    delivery_limit: int = 50
     # Our own bound: a handler that keeps failing with an unexpected error is dead-lettered
     # with the error as reason after this many deliveries.
     max_handler_attempts: int = 5

@@ -17,6 +17,7 @@ broker-side ``x-delivery-limit`` stays as the last safety net. Never ack on erro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,17 +35,29 @@ from shared.topology import DEAD_LETTERS, Topology
 
 log = structlog.get_logger("consumer")
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+# Failures of the database connection itself: retried with backoff while the message stays
+# unacknowledged, never counted as a handler failure. Anything else is the handler's failure.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,  # terminated backend, shutdown
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,  # terminated backend
+    asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
-    OSError,
-    asyncio.TimeoutError,
+    asyncpg.exceptions.SerializationError,  # retry of a conflicting transaction
+    asyncpg.exceptions.DeadlockDetectedError,
+    ConnectionError,  # refused, reset, aborted
+    asyncio.TimeoutError,  # acquiring a connection timed out
 )
 
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, OUTAGE_ERRORS):
+        return True
+    return isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
+
+
+# Set by the outbox relay: the ordering key (the case) of an event.
+ORDERING_HEADER = "x-trisam-ordering-key"
 # Headers we put on a dead-lettered message
 REASON_HEADER = "x-trisam-dead-letter-reason"
 DETAIL_HEADER = "x-trisam-dead-letter-detail"
@@ -85,6 +98,7 @@ class Consumer:
         # Types whose invalid payloads are answered (e.g. an agency command gets a rejection
         # reply) instead of dead-lettered; the handler gets the InvalidPayload as ctx.payload.
         self.rejecters = rejecters or {}
+        self._locks = KeyedLocks()
         self.broker = broker
         self.topology = topology
         self.pool = pool
@@ -93,6 +107,28 @@ class Consumer:
         self.max_backoff = max_backoff_seconds
 
     async def on_message(self, message: RabbitMessage) -> None:
+        """Never lets an exception escape: FastStream would swallow it with the message unacked
+        (AckPolicy.MANUAL), holding a prefetch slot until the channel closes."""
+        try:
+            async with self._in_order(message):
+                await self._handle(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("message could not be settled; requeueing", error=type(exc).__name__)
+            self.metrics.failed.labels(self.service, "unknown").inc()
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+
+    def _in_order(self, message: RabbitMessage) -> contextlib.AbstractAsyncContextManager:
+        """Messages with the same ordering key (one case) are handled one after another in
+        this process; different cases run concurrently up to the prefetch."""
+        key = (message.raw_message.headers or {}).get(ORDERING_HEADER)
+        if not key:
+            return contextlib.nullcontext()
+        return self._locks.lock(str(key))
+
+    async def _handle(self, message: RabbitMessage) -> None:
         raw = message.raw_message
         with bound_contextvars(correlation_id=raw.correlation_id, message_id=raw.message_id):
             try:
@@ -134,24 +170,25 @@ class Consumer:
                 await self.dead_letter(message, poison.reason, poison.detail)
                 await message.ack()
                 return
-            except TRANSIENT_ERRORS as exc:
-                outage += 1
-                delay = min(self.max_backoff, 0.2 * 2 ** min(outage, 10))
-                log.warning("database unavailable, will retry", error=type(exc).__name__,
-                            retry_in_s=round(delay, 2))
-                await asyncio.sleep(delay)
             except Exception as exc:
+                if is_outage(exc):
+                    outage += 1
+                    delay = min(self.max_backoff, 0.2 * 2 ** min(outage, 10))
+                    log.warning("database unavailable, will retry", error=type(exc).__name__,
+                                retry_in_s=round(delay, 2))
+                    await asyncio.sleep(delay)
+                    continue
                 self.metrics.failed.labels(self.service, event_type).inc()
                 attempt = _delivery_count(raw.headers) + 1
                 if attempt >= self.max_attempts:
                     log.error("handler failed, dead-lettering", attempt=attempt,
-                              error=type(exc).__name__, exc_info=True)
+                              error=type(exc).__name__, exc_info=exc)
                     await self.dead_letter(message, "handler_error",
                                            f"{type(exc).__name__} after {attempt} attempts")
                     await message.ack()
                 else:
                     log.warning("handler failed, requeueing", attempt=attempt,
-                                error=type(exc).__name__, exc_info=True)
+                                error=type(exc).__name__, exc_info=exc)
                     await message.nack(requeue=True)
                 return
         await message.ack()  # only now: the transaction has committed
@@ -181,6 +218,10 @@ class Consumer:
         """Publish the message unchanged to this service's dead-letter queue, reason in headers."""
         raw = message.raw_message
         headers = dict(raw.headers or {})
+        # keep the broker's count for the record, but not as a live count: a replay from the
+        # dead-letter queue starts afresh
+        if "x-delivery-count" in headers:
+            headers["x-trisam-original-delivery-count"] = headers.pop("x-delivery-count")
         headers.update({
             REASON_HEADER: reason,
             DETAIL_HEADER: detail[:500],
@@ -193,7 +234,7 @@ class Consumer:
             raw.body, exchange=self.topology.exchange(DEAD_LETTERS), routing_key=self.service,
             headers=headers, persist=True, mandatory=True, message_id=raw.message_id,
             correlation_id=raw.correlation_id, message_type=raw.type,
-            content_type=raw.content_type, timestamp=raw.timestamp)
+            content_type=raw.content_type, timestamp=raw.timestamp, timeout=10)
         self.metrics.dead_lettered.labels(self.service, reason).inc()
         log.warning("message dead-lettered", reason=reason, detail=detail[:500])
 
@@ -203,3 +244,22 @@ def _delivery_count(headers: dict | None) -> int:
         return int((headers or {}).get("x-delivery-count", 0))
     except (TypeError, ValueError):
         return 0
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, list] = {}
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str):
+        entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[key]

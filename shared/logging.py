@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars
@@ -23,7 +24,7 @@ def configure(service: str, level: str = "INFO") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _add_service(service),
-            structlog.processors.format_exc_info,
+            redact_exception,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -38,3 +39,25 @@ def _add_service(service: str):
         return event_dict
 
     return processor
+
+
+def redact_exception(_logger, _method, event_dict):
+    """Exceptions as type, SQLSTATE, constraint and frames, never their message: asyncpg and
+    pydantic put row values and inputs (possibly a personnummer) into their messages."""
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    etype, exc, tb = exc_info
+    if etype is not None:
+        event_dict["exception"] = {
+            "type": etype.__name__,
+            "sqlstate": getattr(exc, "sqlstate", None),
+            "constraint": getattr(exc, "constraint_name", None),
+            "frames": [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}"
+                       for f in traceback.extract_tb(tb)[-8:]],
+        }
+    return event_dict

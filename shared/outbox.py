@@ -33,8 +33,12 @@ _CLAIM = """
 WITH candidates AS (
     SELECT id, event_id, event_type, exchange, routing_key, ordering_key, correlation_id,
            body, occurred_at, attempts
-    FROM outbox
+    FROM outbox o
     WHERE sent_at IS NULL AND next_attempt_at <= now()
+      AND NOT EXISTS (  -- not behind an earlier event of its key that is backing off
+          SELECT 1 FROM outbox waiting
+          WHERE waiting.ordering_key = o.ordering_key AND waiting.sent_at IS NULL
+            AND waiting.id < o.id AND waiting.next_attempt_at > now())
     ORDER BY id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -60,6 +64,8 @@ async def add(
     causation_id: str | None = None,
 ) -> Envelope:
     """Record an event in the outbox; must run inside the transaction of the state change."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("outbox.add outside a transaction: the event could be lost")
     envelope = envelope_for(
         payload, producer=producer, correlation_id=correlation_id, causation_id=causation_id)
     await conn.execute(
@@ -140,6 +146,10 @@ class OutboxRelay:
                 await self._task
         await self._unlisten()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -213,6 +223,8 @@ class OutboxRelay:
                     log.warning("outbox publish failed", event_type=event.event_type,
                                 correlation_id=event.correlation_id, attempts=event.attempts + 1,
                                 error=type(exc).__name__, retry_in_s=delay)
+                    if not _refused_by_broker(exc):
+                        break  # the connection is in trouble: don't hold the batch open on it
                     continue
                 done.append(event.id)
                 self._on_published(event)
@@ -221,3 +233,9 @@ class OutboxRelay:
                     "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", done)
                 sent = len(done)
         return sent
+
+
+def _refused_by_broker(exc: BaseException) -> bool:
+    """The broker answered (returned as unroutable, or nacked): the connection itself is fine."""
+    text = str(exc)
+    return "Basic.Return" in text or "NO_ROUTE" in text or type(exc).__name__ == "DeliveryError"

@@ -31,7 +31,7 @@ from faststream.specification import AsyncAPI
 
 from shared import db, topology as topo
 from shared.config import Settings
-from shared.consumer import Consumer, Handler
+from shared.consumer import ORDERING_HEADER, Consumer, Handler
 from shared.events import registered, wire_model
 from shared.logging import configure as configure_logging
 from shared.metrics import ServiceMetrics
@@ -110,8 +110,10 @@ class Runtime:
             except Exception as exc:
                 attempt += 1
                 delay = backoff_seconds(attempt, 10.0)
+                # connection errors say where; others may carry data, so only their type
+                detail = str(exc)[:300] if isinstance(exc, OSError) else None
                 log.warning("start-up failed; retrying", error=type(exc).__name__,
-                            detail=str(exc)[:300], retry_in_s=delay)
+                            detail=detail, retry_in_s=delay)
                 await self._close_quietly()
                 await asyncio.sleep(delay)
 
@@ -122,9 +124,9 @@ class Runtime:
         if applied:
             log.info("migrations applied", migrations=applied)
         self._pool = await asyncpg.create_pool(s.service_database_url(name), min_size=2,
-                                               max_size=10)
+                                               max_size=10, command_timeout=30)
         await self.broker.connect()
-        await topo.declare(self.broker, self.topology, name)
+        await topo.declare(self.broker, self.topology)
         await self.broker.start()
         self.relay = OutboxRelay(
             self._pool, self._publish_pending, batch_size=s.outbox_batch_size,
@@ -159,8 +161,10 @@ class Runtime:
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self._pool is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(self._pool.close(), 5)
+            except Exception:
+                self._pool.terminate()
             self._pool = None
 
     async def _publish_pending(self, event: PendingEvent) -> None:
@@ -170,6 +174,7 @@ class Runtime:
             routing_key=event.routing_key, persist=True, mandatory=True,
             message_id=str(event.event_id), message_type=event.event_type,
             correlation_id=event.correlation_id, content_type="application/json",
+            headers={ORDERING_HEADER: event.ordering_key},
             timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
             timeout=10)
 
@@ -181,7 +186,8 @@ class Runtime:
                     database = await conn.fetchval("SELECT true", timeout=2)
             with contextlib.suppress(Exception):
                 broker = await self.broker.ping(timeout=1)
-        return {"database": bool(database), "broker": bool(broker)}
+        relay = self.relay is not None and self.relay.running
+        return {"database": bool(database), "broker": bool(broker), "outbox_relay": relay}
 
     def asyncapi(self) -> AsyncAPI:
         """The service's AsyncAPI document: what it consumes and publishes, as on the wire.

@@ -104,18 +104,19 @@ class Topology:
         return [self.exchange_name(kind) for kind in EXCHANGES]
 
 
-async def declare(broker, topology: Topology, service: str) -> None:
-    """Declare the exchanges, every agency's queue, and this service's queues and bindings."""
+async def declare(broker, topology: Topology) -> None:
+    """Declare the whole topology: every exchange, every service's queue, dead-letter queue and
+    bindings, every agency's queue. Every service does this at start-up, so that no event is
+    published before the queue of a consumer that has not started yet exists (it would be
+    confirmed as routed to the others, and never reach that consumer)."""
     exchanges = {kind: await broker.declare_exchange(topology.exchange(kind))
                  for kind in EXCHANGES}
     for party in Party:
         agency_queue = await broker.declare_queue(topology.agency_queue(party))
         await agency_queue.bind(exchanges[AGENCY], routing_key=f"{party.value}.#")
-    bindings = SUBSCRIPTIONS.get(service, ())
-    if not bindings:
-        return
-    dead = await broker.declare_queue(topology.dead_letter_queue(service))
-    await dead.bind(exchanges[DEAD_LETTERS], routing_key=service)
-    queue = await broker.declare_queue(topology.queue(service))
-    for binding in bindings:
-        await queue.bind(exchanges[binding.exchange], routing_key=binding.routing_key)
+    for service, bindings in SUBSCRIPTIONS.items():
+        dead = await broker.declare_queue(topology.dead_letter_queue(service))
+        await dead.bind(exchanges[DEAD_LETTERS], routing_key=service)
+        queue = await broker.declare_queue(topology.queue(service))
+        for binding in bindings:
+            await queue.bind(exchanges[binding.exchange], routing_key=binding.routing_key)

@@ -22,9 +22,10 @@ from tests.support.identities import random_adult  # noqa: E402  (test data gene
 
 
 async def main(party: str, count: int) -> None:
-    url = os.environ.get("TRISAM_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     namespace = os.environ.get("TRISAM_NAMESPACE", "trisam")
-    connection = await aio_pika.connect(url)
+    user = f"{namespace}-{party.lower()}"  # the agency's own broker user (dev password below)
+    host = os.environ.get("TRISAM_AMQP_HOST", "127.0.0.1:5672")
+    connection = await aio_pika.connect(f"amqp://{user}:{user}-dev@{host}/")
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         intake = await channel.get_exchange(f"{namespace}.intake")
@@ -38,11 +39,12 @@ async def main(party: str, count: int) -> None:
                 "payload": {
                     "agency_ref": f"{party}-{uuid.uuid4().hex[:10]}",
                     "personnummer": random_adult(rng),
-                    "team_id": "GAVLE-HC1",
+                    "team_id": "GAVLE-BRYNAS",
                     "question": "Vilket stöd behövs för att komma närmare arbete?",
                     "consents": [{"party": p, "given_on": str(date.today()), "form_ref": "F-1"}
                                  for p in ("AF", "FK", "KOMMUN", "REGION")],
                     "income_source": "SJUKPENNING",
+                    "reason_codes": ["SJUKSKRIVEN_MED_INTYG"],
                     "officer_id": "officer-1",
                 },
             }
@@ -50,9 +52,26 @@ async def main(party: str, count: int) -> None:
                 aio_pika.Message(json.dumps(command).encode(), content_type="application/json",
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                  message_id=event_id, type="SubmitReferral",
-                                 correlation_id=event_id),
+                                 correlation_id=event_id,
+                                 user_id=user),  # RabbitMQ checks it is really us
                 routing_key=f"{party}.SubmitReferral", mandatory=True)
-    print(f"submitted {count} referral(s) as {party}")
+        print(f"submitted {count} referral(s) as {party}")
+
+        # The answers come to this agency's own queue (no other agency can read it).
+        replies = await channel.get_queue(f"{namespace}.agency.{party}", ensure=False)
+        received = 0
+        async with replies.iterator() as messages:
+            try:
+                while received < count:
+                    message = await asyncio.wait_for(messages.__anext__(), 10)
+                    async with message.process():
+                        reply = json.loads(message.body)
+                        payload = reply["payload"]
+                        print(reply["event_type"], payload.get("agency_ref"),
+                              payload.get("case_ref") or [r["code"] for r in payload.get("reasons", [])])
+                        received += 1
+            except asyncio.TimeoutError:
+                print(f"no more replies after {received}")
 
 
 if __name__ == "__main__":

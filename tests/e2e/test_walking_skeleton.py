@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 from pathlib import Path
@@ -72,6 +73,11 @@ async def test_a_referral_command_becomes_a_case_counted_by_metrics(agencies, se
         conn = await asyncpg.connect(with_database(settings.database_url,
                                                    settings.database_name(service)))
         try:
+            async def all_there():
+                return await conn.fetchval(f"SELECT count(*) FROM {table}") >= total
+
+            await amqp.eventually(all_there, timeout=20, what=f"{total} cases in {service}")
+            await asyncio.sleep(0.3)
             assert await conn.fetchval(f"SELECT count(*) FROM {table}") == total, service
             assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
         finally:

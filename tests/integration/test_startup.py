@@ -27,7 +27,7 @@ async def test_a_service_started_before_the_broker_becomes_ready_by_itself(setti
     runtime.start_in_background()
     try:
         await asyncio.sleep(2.0)
-        assert await runtime.is_ready() == {"database": False, "broker": False}
+        assert not any((await runtime.is_ready()).values())
 
         # the broker comes back on the same port
         proxy = await CuttableProxy(target.hostname, target.port or 5672).start(port)
