@@ -73,6 +73,7 @@ class HandlerContext:
     service: str
     routing_key: str
     user_id: str | None
+    metrics: ServiceMetrics | None = None
     emitted: list[Envelope] = field(default_factory=list)
 
     async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
@@ -163,7 +164,7 @@ class Consumer:
             try:
                 ctx = HandlerContext(conn=None, envelope=envelope, payload=payload,  # type: ignore[arg-type]
                                      service=self.service, routing_key=raw.routing_key or "",
-                                     user_id=raw.user_id)
+                                     user_id=raw.user_id, metrics=self.metrics)
                 fresh = await self._apply(ctx, handler)
                 break
             except PoisonMessage as poison:  # the handler found the message unacceptable

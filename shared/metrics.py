@@ -26,12 +26,19 @@ class ServiceMetrics:
         self.publish_failed = Counter("trisam_events_publish_failed_total",
                                       "Outbox publish attempts that failed", labels,
                                       registry=self.registry)
+        self.rejected = Counter("trisam_commands_rejected_total",
+                                "Agency commands answered with a rejection, per reason code",
+                                ["service", "command", "party", "code"], registry=self.registry)
         self.outbox_backlog = Gauge("trisam_outbox_backlog", "Events waiting in the outbox",
                                     ["service"], registry=self.registry)
         self.handler_seconds = Histogram("trisam_handler_seconds",
                                          "Handler latency including the transaction", labels,
                                          registry=self.registry)
         self.service = service
+
+    def count_rejection(self, command: str, party: str, codes) -> None:
+        for code in codes:
+            self.rejected.labels(self.service, command, party, code).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -47,6 +47,8 @@ def make_handlers(settings: Settings, referral_intake: Intake, clock: Clock):
                                      case_ref=outcome.case_ref, accepted_at=outcome.accepted_at)
             await ctx.emit(reply, ordering_key=outcome.case_ref)
         else:
+            ctx.metrics.count_rejection(SubmitReferral.name, party.value,
+                                        [p.code for p in outcome.problems])
             reply = ReferralRejected(recipient=party, agency_ref=outcome.agency_ref,
                                      reasons=_reasons(outcome.problems),
                                      rejected_at=outcome.rejected_at)
@@ -65,6 +67,7 @@ def make_handlers(settings: Settings, referral_intake: Intake, clock: Clock):
             case_ref = ctx.payload.case_ref
         command_id = str(ctx.envelope.event_id)
         if problems:
+            ctx.metrics.count_rejection(name, party.value, [p.code for p in problems])
             reply = CommandRejected(recipient=party, command=name, command_id=command_id,
                                     case_ref=case_ref, reasons=_reasons(problems))
         else:

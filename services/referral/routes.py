@@ -107,6 +107,8 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
                                  "accepted_at": outcome.accepted_at.isoformat()},
                                 status_code=201,
                                 headers={"Idempotent-Replayed": "true"} if outcome.replay else {})
+        runtime.metrics.count_rejection(SubmitReferral.name, principal.party.value,
+                                        [p.code for p in outcome.problems])
         return problem_response(list(outcome.problems), agency_ref=outcome.agency_ref)
 
     @router.get("/referrals/rejections", tags=["referrals"])
@@ -127,6 +129,8 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
             problems = await apply(conn, emitter(conn, request), by=principal.party,
                                    command=command, now=clock.now())
         if problems:
+            runtime.metrics.count_rejection(command.name, principal.party.value,
+                                            [p.code for p in problems])
             return problem_response(problems, case_ref=command.case_ref)
         return JSONResponse({"status": "recorded", "case_ref": command.case_ref,
                              "party": command.party.value}, status_code=201)

@@ -99,3 +99,25 @@ async def delete_agencies(infra, agencies: dict[Party, Agency]) -> None:
 
 def envelope_bytes(envelope: dict) -> bytes:
     return json.dumps(envelope).encode()
+
+
+async def take_replies(agency: Agency, namespace: str, count: int, timeout: float = 20.0) -> list[dict]:
+    """Read (and ack) `count` messages from the agency's own queue, as the agency."""
+    conn = await aio_pika.connect(agency.amqp_url)
+    replies: list[dict] = []
+    try:
+        channel = await conn.channel()
+        queue = await channel.get_queue(f"{namespace}.agency.{agency.party.value}", ensure=False)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(replies) < count:
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"{agency.party.value} got {len(replies)} of {count} replies")
+                await asyncio.sleep(0.1)
+                continue
+            await message.ack()
+            replies.append(json.loads(message.body))
+    finally:
+        await conn.close()
+    return replies
