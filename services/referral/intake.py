@@ -106,10 +106,13 @@ class Intake:
             protected_identity=command.protected_identity, gender=gender.value,
             age_band=band.value, income_source=command.income_source.value,
             consented_parties=consented, officer_id=command.officer_id, referred_at=now)
-        if refused == "agency_ref_taken":  # a concurrent submission of the same reference won
+        if refused:
+            # A concurrent submission got there first: of the same agency reference (then the
+            # same answer), or of the same person under another reference.
             earlier = await store.accepted_case_for(conn, party.value, command.agency_ref)
-            return Accepted(earlier["case_ref"], command.agency_ref, earlier["referred_at"], True)
-        if refused == "duplicate_open_case":
+            if earlier:
+                return Accepted(earlier["case_ref"], command.agency_ref, earlier["referred_at"],
+                                replay=True)
             return await self._reject(conn, party, agency_ref,
                                       [Problem("duplicate_open_case", "personnummer")], channel, now)
         await store.store_sealed(conn, case_ref, self._seal(case_ref, command, pnr))

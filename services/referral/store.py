@@ -28,9 +28,8 @@ async def insert_case(conn: asyncpg.Connection, *, case_ref: str, referring_part
                       person_pseudonym: bytes | None, protected_identity: bool, gender: str,
                       age_band: str, income_source: str, consented_parties: list[str],
                       officer_id: str, referred_at: datetime) -> str | None:
-    """Insert a new case. Returns None when it was created; otherwise why not:
-    'agency_ref_taken' (this agency already submitted this reference) or
-    'duplicate_open_case' (this person already has an open case)."""
+    """Insert a new case. Returns None when it was created, else the unique index that refused
+    it (this agency's reference, or this person's one open case)."""
     try:
         async with conn.transaction():  # a savepoint: a unique violation leaves the caller's tx usable
             await conn.execute(
@@ -42,9 +41,7 @@ async def insert_case(conn: asyncpg.Connection, *, case_ref: str, referring_part
                 protected_identity, gender, age_band, income_source, consented_parties,
                 officer_id, referred_at)
     except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "referrals_one_open_case_per_person":
-            return "duplicate_open_case"
-        return "agency_ref_taken"
+        return exc.constraint_name or "unique"
     return None
 
 
