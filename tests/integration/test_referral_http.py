@@ -1,0 +1,196 @@
+"""Referral HTTP API: the same rules as AMQP, consent-gated audited reads, and an authorisation
+matrix over every route and role. Real PostgreSQL (and broker for the outbox)."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pytest
+
+from services.referral import app as referral_app
+from tests.support.http import client_for, token
+from tests.support.identities import generated_personnummer
+from tests.support.referrals import TEAM, submit_referral
+
+pytestmark = pytest.mark.infra
+OTHER_TEAM = "SANDVIKEN-JARBO"
+
+
+@pytest.fixture
+async def api(settings, runtimes):
+    runtime = await runtimes(referral_app.spec(settings), settings)
+    async with client_for(runtime) as client:
+        client.runtime = runtime
+        yield client
+
+
+def payload(**overrides) -> dict:
+    return submit_referral(random.Random(), **overrides)["payload"]
+
+
+async def test_http_submission_is_accepted_and_idempotent(settings, api):
+    officer = token(settings, party="FK", role="officer")
+    body = payload()
+    first = await api.post("/api/v1/referrals", json=body, headers=officer)
+    assert first.status_code == 201, first.text
+    again = await api.post("/api/v1/referrals", json=body, headers=officer)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    async with api.runtime.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM referrals") == 1
+        assert await conn.fetchval("SELECT referring_party FROM referrals") == "FK"
+
+
+@pytest.mark.parametrize("overrides, code", [
+    ({"personnummer": "19800230-9810"}, "personnummer_birth_date"),
+    ({"personnummer": "1980-05-17"}, "personnummer_format"),
+    ({"personnummer": None}, "identity_missing"),
+    ({"team_id": "NOPE"}, "unknown_team"),
+    ({"question": ""}, "question_empty"),
+    ({"reason_codes": ["BOGUS"]}, "unknown_reason_code"),
+    ({"income_source": "LOTTERY"}, "unknown_income_source"),
+    ({"consents": []}, "consent_missing"),
+    ({"consents": [{"party": "XX", "given_on": "2026-01-01", "form_ref": "F"}]}, "unknown_party"),
+    ({"consents": [{"party": "FK", "given_on": str(date.today() + timedelta(days=2)),
+                    "form_ref": "F"}]}, "consent_in_future"),
+    ({"shoe_size": 44}, "unknown_field"),
+    ({"agency_ref": None}, "invalid_value"),
+    ({"question": "x" * 70_000}, "payload_too_large"),
+])
+async def test_each_rule_over_http(settings, api, overrides, code):
+    body = payload(**overrides)
+    if overrides.get("agency_ref", "") is None:
+        del body["agency_ref"]
+        code = "missing_field"
+    response = await api.post("/api/v1/referrals", json=body,
+                              headers=token(settings, party="AF", role="officer"))
+    assert response.status_code == 422, response.text
+    reasons = response.json()["reasons"]
+    assert code in [r["code"] for r in reasons]
+    assert all(r["message_sv"] and r["message_en"] for r in reasons)
+    if body.get("personnummer"):
+        assert body["personnummer"] not in response.text
+
+
+async def test_rejections_are_kept_for_the_agency(settings, api):
+    officer = token(settings, party="KOMMUN", role="officer")
+    await api.post("/api/v1/referrals", json=payload(team_id="NOPE"), headers=officer)
+    listed = (await api.get("/api/v1/referrals/rejections", headers=officer)).json()
+    assert len(listed) == 1 and listed[0]["reasons"][0]["code"] == "unknown_team"
+    other = token(settings, party="AF", role="officer")
+    assert (await api.get("/api/v1/referrals/rejections", headers=other)).json() == []
+
+
+async def _new_case(settings, api, consents=("AF", "FK", "KOMMUN", "REGION"), **overrides) -> tuple[str, dict]:
+    body = payload(consents=[{"party": p, "given_on": "2026-11-01", "form_ref": "F"} for p in consents],
+                   **overrides)
+    response = await api.post("/api/v1/referrals", json=body,
+                              headers=token(settings, party="AF", role="officer"))
+    assert response.status_code == 201, response.text
+    return response.json()["case_ref"], body
+
+
+async def test_details_only_with_consent_and_every_read_audited(settings, api):
+    case_ref, body = await _new_case(settings, api, consents=("AF", "REGION"))
+    region_member = token(settings, party="REGION", role="member", teams=[TEAM], user="rk-1")
+    fk_member = token(settings, party="FK", role="member", teams=[TEAM], user="fk-1")
+
+    read = await api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "förmöte"},
+                         headers=region_member)
+    assert read.status_code == 200, read.text
+    details = read.json()
+    assert details["personnummer"] == body["personnummer"].replace("-", "")
+    assert details["question"] == body["question"]
+
+    denied = await api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "förmöte"},
+                           headers=fk_member)
+    assert denied.status_code == 403 and denied.json()["detail"]["code"] == "no_consent"
+    assert body["personnummer"] not in denied.text
+
+    log = await api.get(f"/api/v1/cases/{case_ref}/access-log",
+                        headers=token(settings, party="REGION", role="auditor"))
+    entries = log.json()["entries"]
+    assert [(e["user_id"], e["outcome"], e["purpose"]) for e in entries] == [
+        ("rk-1", "granted", "förmöte"), ("fk-1", "denied", "förmöte")]
+
+    # the access log is append-only, even for the service's own database user
+    async with api.runtime.pool.acquire() as conn:
+        with pytest.raises(Exception, match="append-only"):
+            await conn.execute("DELETE FROM access_log")
+
+
+async def test_consent_withdrawal_stops_reads_and_consent_given_later_allows_them(settings, api):
+    case_ref, _ = await _new_case(settings, api, consents=("AF", "FK"))
+    fk_member = token(settings, party="FK", role="member", teams=[TEAM])
+    officer = token(settings, party="AF", role="officer")
+    url = f"/api/v1/cases/{case_ref}"
+    assert (await api.get(url, params={"purpose": "plan"}, headers=fk_member)).status_code == 200
+
+    withdrawn = await api.post(f"{url}/consents/FK/withdrawal",
+                               json={"withdrawn_on": str(date.today()), "on_behalf_of_individual": True},
+                               headers=officer)
+    assert withdrawn.status_code == 201, withdrawn.text
+    assert (await api.get(url, params={"purpose": "plan"}, headers=fk_member)).status_code == 403
+
+    given = await api.post(f"{url}/consents", json={"party": "FK", "given_on": str(date.today()),
+                                                    "form_ref": "F-9"}, headers=officer)
+    assert given.status_code == 201
+    assert (await api.get(url, params={"purpose": "plan"}, headers=fk_member)).status_code == 200
+    history = (await api.get(f"{url}/consents", headers=fk_member)).json()["history"]
+    assert [(h["party"], h["action"]) for h in history] == [
+        ("AF", "given"), ("FK", "given"), ("FK", "withdrawn"), ("FK", "given")]
+
+
+# --------------------------------------------------------------------------- authorisation matrix
+
+ROLES = ["officer", "member", "coordinator", "admin", "auditor"]
+
+# (role, party, teams) of the caller -> expected status per route, for a case of TEAM referred
+# by AF with consent from AF and REGION only. Written out by hand from the rules, on purpose.
+CALLERS = {
+    "af-officer": ("officer", "AF", []),
+    "fk-officer": ("officer", "FK", []),
+    "region-member-in-team": ("member", "REGION", [TEAM]),
+    "fk-member-in-team": ("member", "FK", [TEAM]),
+    "region-member-other-team": ("member", "REGION", [OTHER_TEAM]),
+    "region-coordinator-in-team": ("coordinator", "REGION", [TEAM]),
+    "region-coordinator-other-team": ("coordinator", "REGION", [OTHER_TEAM]),
+    "kommun-admin": ("admin", "KOMMUN", [TEAM]),
+    "region-auditor": ("auditor", "REGION", []),
+}
+EXPECTED = {
+    # route:                   af-off fk-off r-mem fk-mem r-oth r-coo r-coo-oth admin auditor
+    "submit":                  (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "rejections":              (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "details":                 (200, 403, 200, 403, 403, 200, 403, 403, 403),
+    "consents":                (200, 403, 200, 200, 403, 200, 403, 403, 200),
+    "record_consent":          (201, 201, 403, 403, 403, 201, 403, 403, 403),
+    "withdraw_consent":        (201, 201, 403, 403, 403, 201, 403, 403, 403),
+    "access_log":              (403, 403, 403, 403, 403, 403, 403, 403, 200),
+}
+
+
+async def test_authorisation_matrix(settings, api):
+    case_ref, _ = await _new_case(settings, api, consents=("AF", "REGION"))
+    today = str(date.today())
+    calls = {
+        "submit": lambda h: api.post("/api/v1/referrals", json=payload(), headers=h),
+        "rejections": lambda h: api.get("/api/v1/referrals/rejections", headers=h),
+        "details": lambda h: api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "test"}, headers=h),
+        "consents": lambda h: api.get(f"/api/v1/cases/{case_ref}/consents", headers=h),
+        "record_consent": lambda h: api.post(f"/api/v1/cases/{case_ref}/consents", headers=h,
+                                             json={"party": "REGION", "given_on": today, "form_ref": "F"}),
+        "withdraw_consent": lambda h: api.post(f"/api/v1/cases/{case_ref}/consents/KOMMUN/withdrawal",
+                                               headers=h, json={"withdrawn_on": today}),
+        "access_log": lambda h: api.get(f"/api/v1/cases/{case_ref}/access-log", headers=h),
+    }
+    mismatches = []
+    for route, call in calls.items():
+        assert (await call({})).status_code == 401, f"{route} without a token"
+        assert (await call({"Authorization": "Bearer not.a.token"})).status_code == 401
+        for (caller, (role, party, teams)), expected in zip(CALLERS.items(), EXPECTED[route]):
+            got = (await call(token(settings, party=party, role=role, teams=teams))).status_code
+            if got != expected:
+                mismatches.append(f"{route} as {caller}: expected {expected}, got {got}")
+    assert not mismatches, "\n".join(mismatches)

@@ -1,0 +1,20 @@
+"""HTTP clients on a service's real ASGI app (its runtime started by the test), with tokens."""
+
+from __future__ import annotations
+
+import httpx
+
+from shared.auth import mint_token
+from shared.runtime import build_app
+
+
+def client_for(runtime) -> httpx.AsyncClient:
+    app = build_app(runtime)  # the runtime is started by the test, not by the app's lifespan
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+def token(settings, *, party: str, role: str, teams=(), user: str | None = None) -> dict:
+    value = mint_token(settings.jwt_secret.get_secret_value(),
+                       user_id=user or f"{party.lower()}-{role}", party=party, role=role,
+                       teams=list(teams))
+    return {"Authorization": f"Bearer {value}"}
