@@ -234,6 +234,18 @@ def referral_problems(*, team_id: str | None, known_teams, question: str | None,
 
 # --------------------------------------------------------------------------- who may read what
 
+_NUMBER_LIKE = re.compile(r"(?<!\d)(?:19|20)?\d{6}[-+]?\d{4}(?!\d)")
+
+
+def holds_identity_number(text: str) -> bool:
+    """Free text that looks like it holds a personnummer (checked before we store it)."""
+    for match in _NUMBER_LIKE.finditer(text):
+        digits = re.sub(r"\D", "", match.group(0))[-10:]
+        if luhn_ok(digits):
+            return True
+    return False
+
+
 
 READ_ROLES = frozenset({"member", "coordinator", "officer"})
 

@@ -169,6 +169,9 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
                            ) -> dict:
         """The case's personal data (identity, question, purpose), for team members whose party
         has the individual's consent. Every read, granted or denied, is written to the access log."""
+        if domain.holds_identity_number(purpose):
+            raise HTTPException(422, {"code": "purpose_holds_identity",
+                                      "message": "the purpose may not contain an identity number"})
         async with runtime.pool.acquire() as conn, conn.transaction():
             case = await store.get_case(conn, case_ref)
             if case is None:

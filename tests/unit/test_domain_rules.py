@@ -79,3 +79,10 @@ def test_small_counts_are_suppressed():
 
 def test_outbox_backoff_grows_and_is_capped():
     assert [backoff_seconds(n, 5) for n in (1, 2, 3, 4, 5, 6)] == [0.5, 1, 2, 4, 5, 5]
+
+
+def test_free_text_holding_an_identity_number_is_recognised():
+    pnr = generated_personnummer(date(1977, 7, 7))
+    assert domain.holds_identity_number(f"läser för {pnr} inför mötet")
+    assert domain.holds_identity_number(pnr.replace("-", "")[2:])
+    assert not domain.holds_identity_number("förmöte 2026-11-23, team GAVLE-BRYNAS")

@@ -1,0 +1,114 @@
+"""A full run through the four service processes, scanned for personal identity numbers:
+every log line, every message the platform published (events and agency replies), every dead
+letter and every HTTP error body. None may hold a personnummer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+from datetime import date
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pytest
+
+from services.launcher import SERVICES, ServiceProcesses
+from shared.vocabulary import Party
+from tests.support import broker as amqp
+from tests.support.agencies import take_replies
+from tests.support.http import token
+from tests.support.identities import generated_personnummer, random_adult
+from tests.support.privacy import personnummer_in
+from tests.support.referrals import TEAM, send_command, send_referral, submit_referral
+
+pytestmark = pytest.mark.infra
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_no_personnummer_in_logs_messages_or_error_bodies(agencies, settings):
+    processes = ServiceProcesses(settings, ports={name: free_port() for name in SERVICES},
+                                 log_dir=ARTIFACTS / settings.namespace,
+                                 extra_env={"TRISAM_OUTBOX_POLL_SECONDS": "0.2"})
+    processes.start_all()
+    conn = await aio_pika.connect(settings.amqp_url)
+    try:
+        await processes.wait_ready(timeout=60)
+        channel = await conn.channel()
+        tap = await channel.declare_queue(f"{settings.namespace}.tap", auto_delete=True)
+        for kind in ("events", "agency"):
+            await tap.bind(f"{settings.namespace}.{kind}", routing_key="#")
+
+        rng = random.Random(77)
+        numbers, error_bodies = [], []
+        people = [random_adult(rng) for _ in range(6)]
+        numbers += people
+        for i, person in enumerate(people):  # accepted
+            party = list(Party)[i % 4]
+            await send_referral(agencies[party], settings.namespace, submit_referral(personnummer=person))
+        too_young = generated_personnummer(date.today().replace(year=date.today().year - 15))
+        numbers.append(too_young)
+        await send_referral(agencies[Party.AF], settings.namespace,
+                            submit_referral(personnummer=too_young))  # rejected: age
+        await send_referral(agencies[Party.FK], settings.namespace,
+                            submit_referral(personnummer=people[0]))  # rejected: duplicate
+        replies = {p: await take_replies(agencies[p], settings.namespace, n)
+                   for p, n in ((Party.AF, 3), (Party.FK, 3), (Party.KOMMUN, 1), (Party.REGION, 1))}
+        case_ref = replies[Party.AF][0]["payload"]["case_ref"]
+        await send_command(agencies[Party.AF], settings.namespace, amqp.envelope(
+            "WithdrawConsent", {"case_ref": case_ref, "party": "FK",
+                                "withdrawn_on": str(date.today())}))
+
+        async with httpx.AsyncClient(base_url=processes.url("referral")) as http:
+            officer = token(settings, party="KOMMUN", role="officer")
+            for person in (people[1], too_young, person_with_bad_check_digit(people[2])):
+                numbers.append(person)
+                body = submit_referral(personnummer=person)["payload"]
+                response = await http.post("/api/v1/referrals", json=body, headers=officer)
+                assert response.status_code == 422
+                error_bodies.append(response.text)
+            response = await http.post("/api/v1/referrals", headers=officer,
+                                       json={"personnummer": people[3], "junk": people[3]})
+            error_bodies.append(response.text)
+            fk = token(settings, party="FK", role="member", teams=[TEAM])
+            await asyncio.sleep(1.0)
+            denied = await http.get(f"/api/v1/cases/{case_ref}", params={"purpose": people[4]},
+                                    headers=fk)
+            assert denied.status_code == 422  # a purpose holding a number is not stored
+            error_bodies.append(denied.text)
+            bad_token = await http.get(f"/api/v1/cases/{case_ref}",
+                                       headers={"Authorization": f"Bearer {people[5]}"})
+            error_bodies.append(bad_token.text)
+
+        await asyncio.sleep(1.0)  # let every service finish
+        published = []
+        while (message := await tap.get(no_ack=True, fail=False)) is not None:
+            published.append(message.body.decode())
+        dead = []
+        for service in ("referral", "meeting", "followup", "metrics"):
+            dead += [m.body.decode() for m in
+                     await amqp.drain(settings.amqp_url, f"{settings.namespace}.{service}.dead")]
+    finally:
+        await conn.close()
+        processes.stop_all()
+
+    assert len(published) >= 6 + 8  # six CaseReferred, eight replies, and more
+    everything = {"logs": processes.logs(), "published": "\n".join(published),
+                  "dead letters": "\n".join(dead), "http errors": "\n".join(error_bodies)}
+    for where, text in everything.items():
+        assert personnummer_in(text) == [], f"a personnummer in {where}"
+        for number in numbers:
+            assert number not in text and number.replace("-", "") not in text, where
+    assert '"event": "consent withdrawal applied"' in everything["logs"]
+
+
+def person_with_bad_check_digit(pnr: str) -> str:
+    return pnr[:-1] + str((int(pnr[-1]) + 1) % 10)
