@@ -70,26 +70,30 @@ def dev_users(namespace: str = "trisam") -> list[BrokerUser]:
     return users
 
 
-def rabbitmqctl_commands(user: BrokerUser, vhost: str = "/") -> list[list[str]]:
-    commands = [["add_user", user.name, user.password],
-                ["set_permissions", "-p", vhost, user.name, user.configure, user.write, user.read]]
-    commands += [["set_topic_permissions", "-p", vhost, user.name, exchange, write, read]
-                 for exchange, write, read in user.topic]
-    if user.tags:
-        commands.append(["set_user_tags", user.name, user.tags])
-    return commands
-
-
 def apply_with_rabbitmqctl(users: list[BrokerUser], vhost: str = "/",
                            run=None) -> None:
-    """Create or update the users (idempotent). ``run`` runs one rabbitmqctl argv list."""
+    """Create the users and set their permissions, only where the broker differs (idempotent;
+    an existing user keeps its password). ``run`` runs one rabbitmqctl argv list."""
     run = run or _local_rabbitmqctl
-    existing = {u["user"] for u in json.loads(run(["list_users", "--formatter", "json"]) or "[]")}
+
+    def listing(*args) -> list[dict]:
+        return json.loads(run([*args, "--formatter", "json"]) or "[]")
+
+    existing = {u["user"] for u in listing("list_users")}
+    permissions = {p["user"]: (p["configure"], p["write"], p["read"])
+                   for p in listing("list_permissions", "-p", vhost)}
+    topic = {(t["user"], t["exchange"]): (t["write"], t["read"])
+             for t in listing("list_topic_permissions", "-p", vhost)}
     for user in users:
-        for command in rabbitmqctl_commands(user, vhost):
-            if command[0] == "add_user" and user.name in existing:
-                command = ["change_password", user.name, user.password]
-            run(command)
+        if user.name not in existing:
+            run(["add_user", user.name, user.password])
+        if permissions.get(user.name) != (user.configure, user.write, user.read):
+            run(["set_permissions", "-p", vhost, user.name, user.configure, user.write, user.read])
+        for exchange, write, read in user.topic:
+            if topic.get((user.name, exchange)) != (write, read):
+                run(["set_topic_permissions", "-p", vhost, user.name, exchange, write, read])
+        if user.tags:
+            run(["set_user_tags", user.name, user.tags])
 
 
 def delete_with_rabbitmqctl(names: list[str], run=None) -> None:

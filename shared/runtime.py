@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -100,22 +101,8 @@ class Runtime:
         self._starter = asyncio.create_task(self._start_with_retry(), name="runtime-start")
 
     async def _start_with_retry(self) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self.start()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                attempt += 1
-                delay = backoff_seconds(attempt, 10.0)
-                # connection errors say where; others may carry data, so only their type
-                detail = str(exc)[:300] if isinstance(exc, OSError) else None
-                log.warning("start-up failed; retrying", error=type(exc).__name__,
-                            detail=detail, retry_in_s=delay)
-                await self._close_quietly()
-                await asyncio.sleep(delay)
+        await retry_until_done("start-up", self.start, max_delay=10.0,
+                               after_failure=self._close_quietly)
 
     async def start(self) -> None:
         s, name = self.settings, self.spec.name
@@ -135,8 +122,9 @@ class Runtime:
             on_failed=lambda e, x: self.metrics.publish_failed.labels(name, e.event_type).inc(),
             on_backlog=lambda n: self.metrics.outbox_backlog.labels(name).set(n))
         self.relay.start()
-        self._tasks = [asyncio.create_task(_forever(task, self), name=task.__name__)
-                       for task in self.spec.tasks]
+        self._tasks = [asyncio.create_task(
+            retry_until_done(task.__name__, functools.partial(task, self), max_delay=30.0),
+            name=task.__name__) for task in self.spec.tasks]
         self.ready.set()
         log.info("service ready", namespace=s.namespace)
 
@@ -217,20 +205,25 @@ class Runtime:
                         description=self.spec.description)
 
 
-async def _forever(task: Callable[[Runtime], Awaitable[None]], runtime: Runtime) -> None:
-    """Run a background loop; if it fails (database away, a bug), log and start it again."""
+async def retry_until_done(what: str, action: Callable[[], Awaitable[None]], *,
+                           max_delay: float, after_failure=None) -> None:
+    """Run ``action`` until it returns; after a failure log it, back off, and run it again."""
     failures = 0
     while True:
         try:
-            await task(runtime)
+            await action()
             return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             failures += 1
-            delay = backoff_seconds(failures, 30.0)
-            log.error("background task failed; restarting", task=task.__name__,
-                      error=type(exc).__name__, retry_in_s=delay, exc_info=True)
+            delay = backoff_seconds(failures, max_delay)
+            # connection errors say where; others may carry data, so only their type
+            detail = str(exc)[:500] if isinstance(exc, (OSError, topo.TopologyConflict)) else None
+            log.warning(f"{what} failed; retrying", error=type(exc).__name__, detail=detail,
+                        retry_in_s=delay, exc_info=exc)
+            if after_failure:
+                await after_failure()
             await asyncio.sleep(delay)
 
 

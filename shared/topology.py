@@ -104,7 +104,23 @@ class Topology:
         return [self.exchange_name(kind) for kind in EXCHANGES]
 
 
+class TopologyConflict(RuntimeError):
+    """A queue or exchange exists with other settings than the code declares."""
+
+
 async def declare(broker, topology: Topology) -> None:
+    try:
+        await _declare(broker, topology)
+    except Exception as exc:
+        if "PRECONDITION_FAILED" in str(exc):
+            raise TopologyConflict(
+                f"the broker has a queue or exchange of namespace {topology.namespace!r} with "
+                f"other arguments than this version declares ({str(exc)[:300]}). Drain and "
+                f"delete it (rabbitmqctl delete_queue NAME) or use another TRISAM_NAMESPACE") from None
+        raise
+
+
+async def _declare(broker, topology: Topology) -> None:
     """Declare the whole topology: every exchange, every service's queue, dead-letter queue and
     bindings, every agency's queue. Every service does this at start-up, so that no event is
     published before the queue of a consumer that has not started yet exists (it would be

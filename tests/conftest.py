@@ -17,7 +17,8 @@ from shared.config import Settings
 from shared.runtime import Runtime
 from shared.topology import Topology
 from tests.support import broker as amqp
-from tests.support.agencies import create_agencies, delete_agencies
+from tests.support import hygiene
+from tests.support.agencies import create_agencies, delete_agencies, delete_run_users
 from tests.support.infra import resolve
 
 RUN_PREFIX = "t" + secrets.token_hex(3)
@@ -32,8 +33,14 @@ async def infra():
     except RuntimeError as exc:
         pytest.exit(str(exc), returncode=3)
     print(f"\n[trisam tests] servers: {resolved.source}; run prefix {RUN_PREFIX}")
+    hygiene.mark_alive(RUN_PREFIX)
+    removed = await hygiene.remove_dead_runs(
+        resolved, RUN_PREFIX, lambda prefix: delete_run_users(resolved, prefix))
+    if removed:
+        print(f"[trisam tests] removed leftovers of dead runs {removed}")
     yield resolved
     await _clean_up(resolved)
+    hygiene.unmark(RUN_PREFIX)
     resolved.stop()
 
 

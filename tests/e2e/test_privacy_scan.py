@@ -5,17 +5,13 @@ letter and every HTTP error body. None may hold a personnummer."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import socket
 from datetime import date
-from pathlib import Path
 
 import aio_pika
 import httpx
 import pytest
 
-from services.launcher import SERVICES, ServiceProcesses
 from shared.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.agencies import take_replies
@@ -23,25 +19,17 @@ from tests.support.http import token
 from tests.support.identities import generated_personnummer, random_adult
 from tests.support.privacy import personnummer_in
 from tests.support.referrals import TEAM, send_command, send_referral, submit_referral
+from tests.support.system import running_system
 
 pytestmark = pytest.mark.infra
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_no_personnummer_in_logs_messages_or_error_bodies(agencies, settings):
-    processes = ServiceProcesses(settings, ports={name: free_port() for name in SERVICES},
-                                 log_dir=ARTIFACTS / settings.namespace,
-                                 extra_env={"TRISAM_OUTBOX_POLL_SECONDS": "0.2"})
-    processes.start_all()
+    async with running_system(settings) as processes:
+        await scan_a_full_run(agencies, settings, processes)
+
+
+async def scan_a_full_run(agencies, settings, processes) -> None:
     conn = await aio_pika.connect(settings.amqp_url)
     try:
-        await processes.wait_ready(timeout=60)
         channel = await conn.channel()
         tap = await channel.declare_queue(f"{settings.namespace}.tap", auto_delete=True)
         for kind in ("events", "agency"):
@@ -98,7 +86,6 @@ async def test_no_personnummer_in_logs_messages_or_error_bodies(agencies, settin
                      await amqp.drain(settings.amqp_url, f"{settings.namespace}.{service}.dead")]
     finally:
         await conn.close()
-        processes.stop_all()
 
     assert len(published) >= 6 + 8  # six CaseReferred, eight replies, and more
     everything = {"logs": processes.logs(), "published": "\n".join(published),

@@ -4,44 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
-from shared.vocabulary import Party
-
 from shared.config import with_database
+from shared.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.privacy import personnummer_in
-from services.launcher import SERVICES, ServiceProcesses
 from tests.support.referrals import send_referral, submit_referral
+from tests.support.system import running_system
 
 pytestmark = pytest.mark.infra
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 async def system(settings):
-    processes = ServiceProcesses(
-        settings, ports={name: free_port() for name in SERVICES},
-        log_dir=ARTIFACTS / settings.namespace, extra_env={"TRISAM_OUTBOX_POLL_SECONDS": "0.2"})
-    processes.start_all()
-    try:
-        seconds = await processes.wait_ready(timeout=60)
-        print(f"[e2e] all four services ready in {seconds:.1f}s")
+    async with running_system(settings) as processes:
         yield processes
-    finally:
-        processes.stop_all()
 
 
 async def test_a_referral_command_becomes_a_case_counted_by_metrics(agencies, settings, system):

@@ -97,6 +97,13 @@ async def delete_agencies(infra, agencies: dict[Party, Agency]) -> None:
                             [a.user for a in agencies.values()], run)
 
 
+async def delete_run_users(infra, prefix: str) -> None:
+    run = rabbitmqctl_runner(infra)
+    if run is not None:
+        await asyncio.to_thread(broker_users.delete_with_rabbitmqctl,
+                                [f"{prefix}-{p.value.lower()}" for p in Party], run)
+
+
 def envelope_bytes(envelope: dict) -> bytes:
     return json.dumps(envelope).encode()
 

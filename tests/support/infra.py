@@ -11,10 +11,13 @@ messaging and storage tests are never skipped.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import tempfile
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
 import aio_pika
@@ -49,7 +52,13 @@ class Infra:
         return bool(self.containers) or (self.broker_is_local() and shutil.which("rabbitmqctl") is not None)
 
     def restart_broker(self) -> None:
-        """Stop and start the RabbitMQ application (the node keeps its data on disk)."""
+        """Stop and start the RabbitMQ application (the node keeps its data on disk). One run at
+        a time on this machine: two restarts interleaved can leave the node unresponsive."""
+        with open(Path(tempfile.gettempdir()) / "trisam-broker-restart.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._restart_broker()
+
+    def _restart_broker(self) -> None:
         for command in (["rabbitmqctl", "stop_app"], ["rabbitmqctl", "start_app"],
                         ["rabbitmqctl", "await_startup"]):
             if self.containers:
