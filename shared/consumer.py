@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
@@ -31,7 +34,7 @@ from shared import outbox
 from shared.events import Contract, Envelope, InvalidPayload, PoisonMessage, decode
 from shared.logging import bind_contextvars, bound_contextvars
 from shared.metrics import ServiceMetrics
-from shared.topology import DEAD_LETTERS, Topology
+from shared.topology import DEAD_LETTERS, INTAKE, Topology
 
 log = structlog.get_logger("consumer")
 
@@ -74,6 +77,9 @@ class HandlerContext:
     routing_key: str
     user_id: str | None
     metrics: ServiceMetrics | None = None
+    # The inbox key: the event id; for an agency's command, the id and the body together, so
+    # that an agency reusing an id for another command is not taken for a duplicate.
+    inbox_id: uuid.UUID | None = None
     emitted: list[Envelope] = field(default_factory=list)
 
     async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
@@ -144,6 +150,9 @@ class Consumer:
                 if handler is None:
                     raise PoisonMessage("unexpected_type",
                                         f"{envelope.event_type} is not handled by {self.service}")
+                if not _routed_as(envelope.event_type, raw.routing_key or ""):
+                    raise PoisonMessage("routing_key_mismatch",
+                                        f"{envelope.event_type} sent with another type's routing key")
             except PoisonMessage as poison:
                 await self.dead_letter(message, poison.reason, poison.detail)
                 await message.ack()
@@ -164,7 +173,8 @@ class Consumer:
             try:
                 ctx = HandlerContext(conn=None, envelope=envelope, payload=payload,  # type: ignore[arg-type]
                                      service=self.service, routing_key=raw.routing_key or "",
-                                     user_id=raw.user_id, metrics=self.metrics)
+                                     user_id=raw.user_id, metrics=self.metrics,
+                                     inbox_id=_inbox_id(envelope, raw.body, raw.exchange or ""))
                 fresh = await self._apply(ctx, handler)
                 break
             except PoisonMessage as poison:  # the handler found the message unacceptable
@@ -209,7 +219,7 @@ class Consumer:
             first_time = await conn.fetchval(
                 """INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
                    ON CONFLICT DO NOTHING RETURNING true""",
-                self.service, ctx.envelope.event_id, ctx.envelope.event_type)
+                self.service, ctx.inbox_id, ctx.envelope.event_type)
             if not first_time:
                 return False
             await handler(ctx)
@@ -218,6 +228,9 @@ class Consumer:
     async def dead_letter(self, message: RabbitMessage, reason: str, detail: str) -> None:
         """Publish the message unchanged to this service's dead-letter queue, reason in headers."""
         raw = message.raw_message
+        body = raw.body
+        if (raw.exchange or "").endswith(f".{INTAKE}"):
+            body = redacted(body)  # an agency's command may hold identity: keep only its frame
         headers = dict(raw.headers or {})
         # keep the broker's count for the record, but not as a live count: a replay from the
         # dead-letter queue starts afresh
@@ -232,7 +245,7 @@ class Consumer:
             "x-trisam-dead-lettered-at": datetime.now(timezone.utc).isoformat(),
         })
         await self.broker.publish(
-            raw.body, exchange=self.topology.exchange(DEAD_LETTERS), routing_key=self.service,
+            body, exchange=self.topology.exchange(DEAD_LETTERS), routing_key=self.service,
             headers=headers, persist=True, mandatory=True, message_id=raw.message_id,
             correlation_id=raw.correlation_id, message_type=raw.type,
             content_type=raw.content_type, timestamp=raw.timestamp, timeout=10)
@@ -264,3 +277,33 @@ class KeyedLocks:
             entry[1] -= 1
             if entry[1] == 0:
                 del self._locks[key]
+
+
+def _routed_as(event_type: str, routing_key: str) -> bool:
+    """The routing key names the message's type: 'CaseReferred', 'FollowUpDue.AF' (events) or
+    'AF.SubmitReferral' (intake). Bindings select by routing key, so a message whose envelope
+    claims another type (an agency dressing a command up as an event) is refused."""
+    parts = routing_key.split(".")
+    return event_type in parts[:2]
+
+
+def _inbox_id(envelope: Envelope, body: bytes, exchange: str) -> uuid.UUID:
+    if exchange.endswith(f".{INTAKE}"):
+        return uuid.uuid5(envelope.event_id, hashlib.sha256(body).hexdigest())
+    return envelope.event_id
+
+
+def redacted(body: bytes) -> bytes:
+    """The envelope of a command without its payload's values (field names kept), or nothing
+    but the size when it is not even JSON."""
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise ValueError
+    except ValueError:
+        return json.dumps({"redacted": True, "bytes": len(body)}).encode()
+    payload = document.get("payload")
+    document["payload"] = ({key: "<redacted>" for key in payload} if isinstance(payload, dict)
+                           else "<redacted>")
+    document["redacted"] = True
+    return json.dumps(document).encode()

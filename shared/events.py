@@ -14,7 +14,8 @@ from datetime import date, datetime, timezone
 from functools import cache
 from typing import Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model,
+                      model_validator)
 
 from shared.topology import AGENCY, EVENTS
 from shared.vocabulary import AgeBand, ExitReason, Gender, IncomeSource, Party, ReasonCode
@@ -176,6 +177,23 @@ def _describe_errors(errors: list[dict[str, Any]]) -> str:
 class Command(Contract):
     """A command from an agency system, published to the intake exchange with the routing key
     ``<PARTY>.<Command>``. The party is the broker user's (``user_id``), never the payload's."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        """Text from outside may not hold NUL or other control characters (but line breaks)."""
+        def check(value: Any) -> None:
+            if isinstance(value, str) and any(ord(c) < 32 and c not in "\n\r\t" for c in value):
+                raise ValueError("control characters are not allowed in text")
+            if isinstance(value, dict):
+                for item in value.values():
+                    check(item)
+            if isinstance(value, (list, tuple)):
+                for item in value:
+                    check(item)
+
+        check(data)
+        return data
 
     def routing_key(self) -> str:
         raise TypeError("commands are routed by the submitting agency's own key")

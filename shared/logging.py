@@ -18,6 +18,8 @@ def configure(service: str, level: str = "INFO") -> None:
     if not isinstance(numeric, int):
         numeric = logging.INFO
     logging.basicConfig(stream=sys.stdout, level=max(numeric, logging.WARNING), format="%(message)s")
+    for handler in logging.getLogger().handlers:  # uvicorn's, aiormq's, asyncpg's own logging
+        handler.addFilter(WithholdExceptionText())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -61,3 +63,16 @@ def redact_exception(_logger, _method, event_dict):
                        for f in traceback.extract_tb(tb)[-8:]],
         }
     return event_dict
+
+
+class WithholdExceptionText(logging.Filter):
+    """Standard-library log records (uvicorn, aiormq) lose their traceback text: exception
+    messages may quote request values or rows. The exception's type stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None:
+            record.msg = f"{record.getMessage()} [{record.exc_info[0].__name__}; details withheld]"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -44,11 +44,22 @@ async def infra():
     resolved.stop()
 
 
+async def _remove_namespace(infra, ns: str) -> None:
+    topology = Topology(ns)
+    await amqp.delete_topology(infra.amqp_url, topology.all_queue_names() + [f"{ns}.tap"],
+                               topology.all_exchange_names())
+    conn = await asyncpg.connect(infra.database_url)
+    try:
+        for row in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
+                                    ns + "\\_%"):
+            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def _clean_up(infra) -> None:
-    for ns in _namespaces:
-        topology = Topology(ns)
-        await amqp.delete_topology(infra.amqp_url, topology.all_queue_names(),
-                                   topology.all_exchange_names())
+    for ns in list(_namespaces):
+        await _remove_namespace(infra, ns)
     conn = await asyncpg.connect(infra.database_url)
     try:
         names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
@@ -77,12 +88,17 @@ async def agencies(infra):
 
 
 @pytest.fixture
-def settings(infra, agencies) -> Settings:
-    """Settings for one test: its own namespace on the real servers, quick retries."""
-    return Settings(amqp_url=infra.amqp_url, database_url=infra.database_url,
-                    namespace=new_namespace(), outbox_poll_seconds=0.2,
-                    outbox_max_backoff_seconds=1.0, max_handler_attempts=3,
-                    agency_users={a.user: p.value for p, a in agencies.items()})
+async def settings(infra, agencies):
+    """Settings for one test: its own namespace on the real servers, quick retries. The
+    namespace is removed after the test: a broker with hundreds of quorum queues left over
+    becomes unresponsive on a small machine."""
+    ns = new_namespace()
+    yield Settings(amqp_url=infra.amqp_url, database_url=infra.database_url,
+                   namespace=ns, outbox_poll_seconds=0.2,
+                   outbox_max_backoff_seconds=1.0, max_handler_attempts=3,
+                   agency_users={a.user: p.value for p, a in agencies.items()})
+    await _remove_namespace(infra, ns)
+    _namespaces.remove(ns)
 
 
 @pytest.fixture

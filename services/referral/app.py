@@ -35,7 +35,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
     async def erase_expired_personal_data(runtime) -> None:
         """Retention: destroy the personal data of cases closed longer ago than the period."""
         while True:
-            async with runtime.pool.acquire() as conn:
+            async with runtime.pool.acquire() as conn, conn.transaction():
                 erased = await store.erase_expired(
                     conn, clock.now() - timedelta(days=settings.retention_days))
             if erased:

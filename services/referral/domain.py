@@ -13,11 +13,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from shared.vocabulary import AgeBand, Gender, Party
 
 MIN_AGE, MAX_AGE = 16, 65
-_PNR = re.compile(r"^(\d{8})[-+]?(\d{4})$")
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+_PNR = re.compile(r"^([0-9]{8})[-+]?([0-9]{4})$")  # ASCII digits only
 
 
 class InvalidPersonnummer(ValueError):
@@ -158,6 +160,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
                             "The person already has an open Trisam case."),
     "case_not_found": ("Ärendet finns inte.", "The case does not exist."),
     "case_closed": ("Ärendet är avslutat.", "The case is closed."),
+    "not_allowed": ("Du får inte ändra samtycket för den parten i detta ärende.",
+                    "You may not change the consent of that party in this case."),
+    "consent_before_withdrawal": ("Samtycket är daterat före ett senare återkallande.",
+                                  "The consent is dated before a later withdrawal."),
+    "agency_ref_reused": ("Remissreferensen är redan använd för en annan remiss.",
+                          "The agency reference is already used for another referral."),
     "identity_erased": ("Personuppgifterna är gallrade.", "The personal data has been erased."),
 }
 
@@ -247,20 +255,31 @@ def holds_identity_number(text: str) -> bool:
 
 
 
-READ_ROLES = frozenset({"member", "coordinator", "officer"})
+READ_ROLES = frozenset({"member", "coordinator"})
 
 
-def may_read_details(*, role: str, party: str, teams: frozenset[str], case_team: str,
-                     referring_party: str, party_has_consent: bool) -> str | None:
+def may_read_details(*, role: str, teams: frozenset[str], case_team: str,
+                     party_has_consent: bool) -> str | None:
     """None if the reader may see the case's identity and question; else the reason code.
 
-    Team members and coordinators of the case's team, and officers of the referring party,
-    may read, and only while their own party has the individual's consent."""
+    Only members and coordinators of the case's own team, and only while their party has the
+    individual's consent."""
     if role not in READ_ROLES:
         return "role_not_allowed"
-    in_scope = case_team in teams or (role == "officer" and party == referring_party)
-    if not in_scope:
+    if case_team not in teams:
         return "not_in_team"
     if not party_has_consent:
         return "no_consent"
     return None
+
+
+def may_change_consent(*, by_party: str, consent_party: str, referring_party: str,
+                       coordinator_of_team: bool = False) -> bool:
+    """The referring party and the team's coordinator record the individual's decisions for any
+    party; another party only for its own consent."""
+    return by_party == referring_party or consent_party == by_party or coordinator_of_team
+
+
+def stockholm_date(moment) -> "date":
+    """The date in Sweden: ages and 'not in the future' are judged on it, not on UTC's."""
+    return moment.astimezone(STOCKHOLM).date()

@@ -62,15 +62,14 @@ class Intake:
 
         ``command`` is None when the payload broke the contract; then ``schema_errors`` say how
         and ``raw`` is the payload as sent, used only to check what still can be checked."""
-        agency_ref = command.agency_ref if command else _text(raw.get("agency_ref"))
+        agency_ref = command.agency_ref if command else _text(raw.get("agency_ref"), limit=64)
+        today = domain.stockholm_date(now)
         if command is not None:
             earlier = await store.accepted_case_for(conn, party.value, command.agency_ref)
             if earlier:
-                return Accepted(earlier["case_ref"], command.agency_ref, earlier["referred_at"],
-                                replay=True)
+                return await self._replay(conn, party, command, earlier, channel, now, today)
         problems = domain.problems_from_schema(schema_errors)
         bad_fields = {p.field.split(".")[0] for p in problems if p.field}
-        today = now.date()
         if command is not None:
             pnr_text, protected = command.personnummer, command.protected_identity
             team_id, question = command.team_id, command.question
@@ -90,6 +89,10 @@ class Intake:
                                              question=question, consents=consents, today=today)
         pseudonym = domain.pseudonym(self.pseudonym_key, pnr) if pnr else None
         if not problems and pseudonym and await store.has_open_case(conn, pseudonym):
+            # perhaps a concurrent submission of this very referral has just committed
+            earlier = await store.accepted_case_for(conn, party.value, command.agency_ref)
+            if earlier:
+                return await self._replay(conn, party, command, earlier, channel, now, today)
             problems.append(Problem("duplicate_open_case", "personnummer"))
         if problems or command is None:
             return await self._reject(conn, party, agency_ref, problems, channel, now)
@@ -111,8 +114,7 @@ class Intake:
             # same answer), or of the same person under another reference.
             earlier = await store.accepted_case_for(conn, party.value, command.agency_ref)
             if earlier:
-                return Accepted(earlier["case_ref"], command.agency_ref, earlier["referred_at"],
-                                replay=True)
+                return await self._replay(conn, party, command, earlier, channel, now, today)
             return await self._reject(conn, party, agency_ref,
                                       [Problem("duplicate_open_case", "personnummer")], channel, now)
         await store.store_sealed(conn, case_ref, self._seal(case_ref, command, pnr))
@@ -131,6 +133,20 @@ class Intake:
         log.info("referral accepted", case_ref=case_ref, referring_party=party.value,
                  channel=channel)
         return Accepted(case_ref, command.agency_ref, now)
+
+    async def _replay(self, conn, party: Party, command: SubmitReferral, earlier, channel: str,
+                      now: datetime, today) -> Accepted | Rejected:
+        """The same agency reference again: the same answer, if it is the same referral (same
+        person and team); another referral under a used reference is refused, not merged."""
+        pseudonym = None
+        if command.personnummer and not command.protected_identity:
+            _problems, pnr = domain.identity_problems(command.personnummer, False, today)
+            pseudonym = domain.pseudonym(self.pseudonym_key, pnr) if pnr else None
+        if pseudonym == earlier["person_pseudonym"] and command.team_id == earlier["team_id"]:
+            return Accepted(earlier["case_ref"], command.agency_ref, earlier["referred_at"],
+                            replay=True)
+        return await self._reject(conn, party, command.agency_ref,
+                                  [Problem("agency_ref_reused", "agency_ref")], channel, now)
 
     def _seal(self, case_ref: str, command: SubmitReferral, pnr) -> dict:
         values = {"personnummer": pnr.digits if pnr else None, "question": command.question,
@@ -155,10 +171,18 @@ class Intake:
 
 
 async def record_consent(conn: asyncpg.Connection, emitter: Emits, *, by: Party,
-                         command: RecordConsent, now: datetime) -> list[Problem]:
+                         command: RecordConsent, now: datetime,
+                         coordinator_of: frozenset[str] = frozenset()) -> list[Problem]:
     """Record the individual's consent for a party; returns the problems if refused."""
     case = await store.lock_case(conn, command.case_ref)
-    problems = _consent_problems(case, command.given_on, now, "given_on")
+    problems = _consent_problems(case, by, command.party, command.given_on, now, "given_on",
+                                 coordinator_of)
+    if case is not None and case.closed_at is not None:
+        problems.append(Problem("case_closed", "case_ref"))
+    if not problems:
+        withdrawn_on = await store.last_withdrawal(conn, case.case_ref, command.party.value)
+        if withdrawn_on is not None and command.given_on < withdrawn_on:
+            problems.append(Problem("consent_before_withdrawal", "given_on"))
     if problems:
         return problems
     await store.add_consent(conn, case_ref=case.case_ref, party=command.party.value,
@@ -171,10 +195,13 @@ async def record_consent(conn: asyncpg.Connection, emitter: Emits, *, by: Party,
 
 
 async def withdraw_consent(conn: asyncpg.Connection, emitter: Emits, *, by: Party,
-                           command: WithdrawConsent, now: datetime) -> list[Problem]:
-    """Withdraw the consent for a party; every service is told (ConsentWithdrawn)."""
+                           command: WithdrawConsent, now: datetime,
+                           coordinator_of: frozenset[str] = frozenset()) -> list[Problem]:
+    """Withdraw the consent for a party; every service is told (ConsentWithdrawn). Allowed on
+    a closed case too: its personal data stays until the retention period ends."""
     case = await store.lock_case(conn, command.case_ref)
-    problems = _consent_problems(case, command.withdrawn_on, now, "withdrawn_on")
+    problems = _consent_problems(case, by, command.party, command.withdrawn_on, now,
+                                 "withdrawn_on", coordinator_of)
     if problems:
         return problems
     await store.add_consent(conn, case_ref=case.case_ref, party=command.party.value,
@@ -189,16 +216,19 @@ async def withdraw_consent(conn: asyncpg.Connection, emitter: Emits, *, by: Part
     return []
 
 
-def _consent_problems(case, on_date, now: datetime, field: str) -> list[Problem]:
+def _consent_problems(case, by: Party, party: Party, on_date, now: datetime, field: str,
+                      coordinator_of: frozenset[str]) -> list[Problem]:
     if case is None:
         return [Problem("case_not_found", "case_ref")]
-    problems = []
-    if case.closed_at is not None:
-        problems.append(Problem("case_closed", "case_ref"))
-    if on_date > now.date():
-        problems.append(Problem("date_in_future", field))
-    return problems
+    if not domain.may_change_consent(by_party=by.value, consent_party=party.value,
+                                     referring_party=case.referring_party,
+                                     coordinator_of_team=case.team_id in coordinator_of):
+        return [Problem("not_allowed", "party")]
+    if on_date > domain.stockholm_date(now):
+        return [Problem("date_in_future", field)]
+    return []
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _text(value: Any, limit: int = 4000) -> str | None:
+    """A raw value to echo or check: only a string within the contract's length."""
+    return value if isinstance(value, str) and len(value) <= limit else None

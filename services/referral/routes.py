@@ -3,13 +3,16 @@ and the consent-gated, audited reads of a case's personal data."""
 
 
 import json
+import re
 import uuid
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
+                      ValidationError)
 
 from shared.auth import Principal, Role, authenticate, require_roles
 from shared.events import (RecordConsent, SubmitReferral, WithdrawConsent, safe_errors)
@@ -19,6 +22,7 @@ from shared.vocabulary import Party
 from . import domain, intake, store
 from .domain import Problem
 from .intake import Accepted, Intake
+from .vault import VaultError
 
 
 
@@ -39,22 +43,113 @@ def inline_schema(model: type[BaseModel]) -> dict:
     return resolve(schema)
 
 
+log = structlog.get_logger("referral.routes")
+
+# Text from outside holds no control characters but line breaks and tabs (the commands' rule;
+# and PostgreSQL cannot store NUL): refused with 422, never a failure in the database (500).
+TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+# A case reference as the consent commands take it (cases get 'TS-' + 16 characters).
+CaseRef = Annotated[str, Path(min_length=1, max_length=32, pattern=TEXT)]
+
+
+def unstorable(value: Any, where: tuple = ()) -> str | None:
+    """Where (a dotted path; "" for the top level) in a parsed JSON payload there is a string,
+    key or value, that PostgreSQL cannot store: a NUL character, or an unpaired surrogate (no
+    UTF-8). None if there is none."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return ".".join(where)
+        return ".".join(where) if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if unstorable(key) is not None:
+                return ".".join(where)  # the key itself is not repeated
+            found = unstorable(item, (*where, key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = unstorable(item, (*where, str(i)))
+            if found is not None:
+                return found
+    return None
+
+
+def _iso_date(value: Any) -> Any:
+    """A date as documented (format: date, 'YYYY-MM-DD'); pydantic would also take a number or
+    a numeric string as a Unix time, and a datetime at midnight."""
+    if isinstance(value, date) or (isinstance(value, str)
+                                   and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+        return value
+    raise ValueError("a date is written YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
 class ConsentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     party: Party
-    given_on: date
-    form_ref: str = Field(min_length=1, max_length=64)
+    given_on: IsoDate
+    form_ref: str = Field(min_length=1, max_length=64, pattern=TEXT)
 
 
 class WithdrawalBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    withdrawn_on: date
-    on_behalf_of_individual: bool = False
+    withdrawn_on: IsoDate
+    on_behalf_of_individual: StrictBool = False  # true or false, not 1, "yes" or "on"
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """401 (no valid token), 403 (role, team or consent) and 404 (no such case)."""
+    detail: ErrorDetail
+
+
+class Reason(BaseModel):
+    code: str
+    field: str | None = None
+    message_sv: str | None = None
+    message_en: str | None = None
+
+
+class RejectionBody(BaseModel):
+    """Every reason the request was rejected for: where and what, never the values sent."""
+    status: Literal["rejected"]
+    reasons: list[Reason]
+    agency_ref: str | None = None
+    case_ref: str | None = None
+
+
+class ParseErrorBody(BaseModel):
+    """A body FastAPI could not even decode (e.g. not UTF-8)."""
+    detail: str
+
+
+# The error answers the routes give, for the OpenAPI document (what clients may expect).
+UNAUTHENTICATED = {401: {"model": ErrorBody, "description": "No valid bearer token"}}
+FORBIDDEN = {403: {"model": ErrorBody, "description": "Your role or team may not do this"}}
+CASE_NOT_FOUND = {404: {"model": ErrorBody, "description": "No such case"}}
+REJECTED = {422: {"model": RejectionBody, "description": "Rejected, with every reason"}}
+CONSENT_CHANGE = {400: {"model": ParseErrorBody, "description": "The body could not be decoded"},
+                  **UNAUTHENTICATED,
+                  403: {"model": RejectionBody | ErrorBody,
+                        "description": "Your role may not (detail code role_not_allowed), or your "
+                                       "party may not change this consent (reason not_allowed)"},
+                  404: {"model": RejectionBody, "description": "No such case (code case_not_found)"},
+                  **REJECTED}
 
 
 def problem_response(problems: list[Problem], *, agency_ref: str | None = None,
                      case_ref: str | None = None) -> JSONResponse:
-    status = 404 if any(p.code == "case_not_found" for p in problems) else 422
+    codes = {p.code for p in problems}
+    status = 404 if "case_not_found" in codes else 403 if "not_allowed" in codes else 422
     body: dict[str, Any] = {"status": "rejected", "reasons": intake.Rejected(
         agency_ref, tuple(problems), None).reasons()}  # type: ignore[arg-type]
     if agency_ref is not None:
@@ -77,7 +172,7 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
                      "application/json": {"schema": inline_schema(SubmitReferral)}}}},
                  responses={201: {"description": "Accepted (or the same agency reference "
                                                  "accepted before: the same answer)"},
-                            422: {"description": "Rejected, with every reason"}})
+                            **UNAUTHENTICATED, **FORBIDDEN, **REJECTED})
     async def submit_referral(request: Request, principal: caller) -> JSONResponse:
         """Submit a referral: the same payload and rules as the AMQP `SubmitReferral` command.
         The referring party is the caller's, from the token."""
@@ -93,6 +188,9 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
                     raise ValueError
             except ValueError:
                 return problem_response([Problem("invalid_value", None)])
+            where = unstorable(raw)
+            if where is not None:  # not stored as a rejection either: it could not be
+                return problem_response([Problem("invalid_value", where or None)])
             try:
                 command = SubmitReferral.model_validate(raw)
             except ValidationError as exc:
@@ -111,23 +209,27 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
                                         [p.code for p in outcome.problems])
         return problem_response(list(outcome.problems), agency_ref=outcome.agency_ref)
 
-    @router.get("/referrals/rejections", tags=["referrals"])
+    @router.get("/referrals/rejections", tags=["referrals"],
+                responses={**UNAUTHENTICATED, **FORBIDDEN})
     async def rejections(principal: caller) -> list[dict]:
         """Your party's latest rejected submissions (codes and fields; no personal data)."""
         require_roles(principal, Role.OFFICER)
         async with runtime.pool.acquire() as conn:
             return await store.rejections_of(conn, principal.party.value)
 
-    async def consent_change(request: Request, principal: Principal, command) -> JSONResponse:
-        apply = (intake.record_consent if isinstance(command, RecordConsent)
+    async def consent_change(request: Request, principal: Principal, command_cls,
+                             **fields) -> JSONResponse:
+        try:
+            command = command_cls(**fields)
+        except ValidationError as exc:  # a rule of the command that the body's model lacks
+            return problem_response(domain.problems_from_schema(safe_errors(exc)))
+        apply = (intake.record_consent if command_cls is RecordConsent
                  else intake.withdraw_consent)
+        coordinator_of = principal.teams if principal.role == Role.COORDINATOR else frozenset()
         async with runtime.pool.acquire() as conn, conn.transaction():
-            case = await store.get_case(conn, command.case_ref)
-            if case is not None and not _may_change_consent(principal, case):
-                raise HTTPException(403, {"code": "not_in_team",
-                                          "message": "not a member of the case's team"})
             problems = await apply(conn, emitter(conn, request), by=principal.party,
-                                   command=command, now=clock.now())
+                                   command=command, now=clock.now(),
+                                   coordinator_of=coordinator_of)
         if problems:
             runtime.metrics.count_rejection(command.name, principal.party.value,
                                             [p.code for p in problems])
@@ -135,26 +237,31 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
         return JSONResponse({"status": "recorded", "case_ref": command.case_ref,
                              "party": command.party.value}, status_code=201)
 
-    @router.post("/cases/{case_ref}/consents", tags=["consent"], status_code=201)
-    async def record_consent(case_ref: str, body: ConsentBody, request: Request,
+    @router.post("/cases/{case_ref}/consents", tags=["consent"], status_code=201,
+                 responses=CONSENT_CHANGE)
+    async def record_consent(case_ref: CaseRef, body: ConsentBody, request: Request,
                              principal: caller) -> JSONResponse:
         """Record the individual's consent for a party (given after the referral, or again)."""
         require_roles(principal, Role.OFFICER, Role.COORDINATOR)
-        return await consent_change(request, principal, RecordConsent(
-            case_ref=case_ref, party=body.party, given_on=body.given_on, form_ref=body.form_ref))
+        return await consent_change(
+            request, principal, RecordConsent,
+            case_ref=case_ref, party=body.party, given_on=body.given_on, form_ref=body.form_ref)
 
     @router.post("/cases/{case_ref}/consents/{party}/withdrawal", tags=["consent"],
-                 status_code=201)
-    async def withdraw_consent(case_ref: str, party: Party, body: WithdrawalBody,
+                 status_code=201, responses=CONSENT_CHANGE)
+    async def withdraw_consent(case_ref: CaseRef, party: Party, body: WithdrawalBody,
                                request: Request, principal: caller) -> JSONResponse:
         """Withdraw a party's consent (by the party, or on the individual's behalf)."""
         require_roles(principal, Role.OFFICER, Role.COORDINATOR)
-        return await consent_change(request, principal, WithdrawConsent(
+        return await consent_change(
+            request, principal, WithdrawConsent,
             case_ref=case_ref, party=party, withdrawn_on=body.withdrawn_on,
-            on_behalf_of_individual=body.on_behalf_of_individual))
+            on_behalf_of_individual=body.on_behalf_of_individual)
 
-    @router.get("/cases/{case_ref}/consents", tags=["consent"])
-    async def consents(case_ref: str, principal: caller) -> dict:
+    @router.get("/cases/{case_ref}/consents", tags=["consent"],
+                responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND,
+                           **REJECTED})
+    async def consents(case_ref: CaseRef, principal: caller) -> dict:
         """A case's consent history per party (no personal data)."""
         require_roles(principal, Role.OFFICER, Role.MEMBER, Role.COORDINATOR, Role.AUDITOR)
         async with runtime.pool.acquire() as conn:
@@ -162,9 +269,17 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
             history = await store.consent_history(conn, case.case_ref)
         return {"case_ref": case.case_ref, "history": _jsonable(history)}
 
-    @router.get("/cases/{case_ref}", tags=["cases"])
-    async def case_details(case_ref: str, principal: caller,
+    @router.get("/cases/{case_ref}", tags=["cases"], responses={
+        **UNAUTHENTICATED,
+        403: {"model": ErrorBody, "description": "Your role, team or party's consent does not "
+                                                 "allow it (the refusal is logged)"},
+        **CASE_NOT_FOUND,
+        422: {"model": RejectionBody | ErrorBody,
+              "description": "Invalid purpose: its length (rejection reasons), or it holds an "
+                             "identity number (detail code purpose_holds_identity)"}})
+    async def case_details(case_ref: CaseRef, principal: caller,
                            purpose: Annotated[str, Query(min_length=3, max_length=200,
+                                                         pattern=TEXT,
                                                          description="why you read it (audited)")]
                            ) -> dict:
         """The case's personal data (identity, question, purpose), for team members whose party
@@ -178,8 +293,7 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
                 raise HTTPException(404, {"code": "case_not_found", "message": "no such case"})
             consent = await store.consent_in_force(conn, case.case_ref, principal.party.value)
             refusal = domain.may_read_details(
-                role=principal.role.value, party=principal.party.value, teams=principal.teams,
-                case_team=case.team_id, referring_party=case.referring_party,
+                role=principal.role.value, teams=principal.teams, case_team=case.team_id,
                 party_has_consent=consent)
             await store.log_access(conn, case_ref=case.case_ref, user_id=principal.user_id,
                                    party=principal.party.value, role=principal.role.value,
@@ -189,7 +303,11 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
                 return JSONResponse({"detail": {"code": refusal, "message": _REFUSALS[refusal]}},
                                     status_code=403)
             sealed, erased_at = await store.sealed_fields(conn, case.case_ref)
-        details = referral_intake.reveal(case.case_ref, sealed)
+        try:
+            details = referral_intake.reveal(case.case_ref, sealed)
+        except VaultError:  # its key destroyed: as good as erased
+            log.error("vault field could not be opened", case_ref=case.case_ref)
+            details, erased_at = {}, erased_at or case.referred_at
         return {"case_ref": case.case_ref, "team_id": case.team_id,
                 "referring_party": case.referring_party,
                 "protected_identity": case.protected_identity,
@@ -198,8 +316,10 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
                 "erased": erased_at is not None,
                 "referred_at": case.referred_at.isoformat()}
 
-    @router.get("/cases/{case_ref}/access-log", tags=["cases"])
-    async def access_log(case_ref: str, principal: caller) -> dict:
+    @router.get("/cases/{case_ref}/access-log", tags=["cases"],
+                responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND,
+                           **REJECTED})
+    async def access_log(case_ref: CaseRef, principal: caller) -> dict:
         """Who read the case's personal data, when and why (the individual's right to know)."""
         require_roles(principal, Role.AUDITOR)
         async with runtime.pool.acquire() as conn:
@@ -217,18 +337,11 @@ _REFUSALS = {"role_not_allowed": "your role may not read case details",
              "no_consent": "the individual has not consented to sharing with your party"}
 
 
-def _may_change_consent(principal: Principal, case) -> bool:
-    if principal.role == Role.COORDINATOR:
-        return principal.in_team(case.team_id)
-    return True  # an officer of any party may record what the individual decided
-
-
 async def _visible_case(conn, case_ref: str, principal: Principal):
     case = await store.get_case(conn, case_ref)
     if case is None:
         raise HTTPException(404, {"code": "case_not_found", "message": "no such case"})
-    if principal.role != Role.AUDITOR and not (
-            principal.in_team(case.team_id) or principal.party.value == case.referring_party):
+    if principal.role != Role.AUDITOR and not principal.in_team(case.team_id):
         raise HTTPException(403, {"code": "not_in_team",
                                   "message": "not a member of the case's team"})
     return case

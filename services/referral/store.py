@@ -47,8 +47,8 @@ async def insert_case(conn: asyncpg.Connection, *, case_ref: str, referring_part
 
 async def accepted_case_for(conn: asyncpg.Connection, party: str, agency_ref: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT case_ref, referred_at FROM referrals WHERE referring_party = $1 AND agency_ref = $2",
-        party, agency_ref)
+        """SELECT case_ref, referred_at, person_pseudonym, team_id FROM referrals
+           WHERE referring_party = $1 AND agency_ref = $2""", party, agency_ref)
 
 
 async def has_open_case(conn: asyncpg.Connection, pseudonym: bytes) -> bool:
@@ -113,6 +113,12 @@ async def consent_in_force(conn: asyncpg.Connection, case_ref: str, party: str) 
     return action == "given"
 
 
+async def last_withdrawal(conn: asyncpg.Connection, case_ref: str, party: str) -> date | None:
+    return await conn.fetchval(
+        """SELECT max(on_date) FROM consent_history
+           WHERE case_ref = $1 AND party = $2 AND action = 'withdrawn'""", case_ref, party)
+
+
 async def consent_history(conn: asyncpg.Connection, case_ref: str) -> list[dict]:
     rows = await conn.fetch(
         """SELECT party, action, on_date, form_ref, on_behalf_of_individual, recorded_by,
@@ -160,11 +166,15 @@ async def close_case(conn: asyncpg.Connection, case_ref: str, reason: str,
 
 
 async def erase_expired(conn: asyncpg.Connection, closed_before: datetime) -> list[str]:
-    """Destroy the ciphertexts of cases closed before the given time; returns their case refs."""
+    """Destroy the ciphertexts, and the pseudonym that could be matched to a number by whoever
+    holds the key, of cases closed before the given time; returns their case refs."""
     rows = await conn.fetch(
         """UPDATE vault v SET personnummer = NULL, personnummer_key = NULL, question = NULL,
                   question_key = NULL, purpose = NULL, purpose_key = NULL, erased_at = now()
            FROM referrals r
            WHERE r.case_ref = v.case_ref AND r.closed_at < $1 AND v.erased_at IS NULL
            RETURNING v.case_ref""", closed_before)
-    return [r["case_ref"] for r in rows]
+    erased = [r["case_ref"] for r in rows]
+    await conn.execute("UPDATE referrals SET person_pseudonym = NULL WHERE case_ref = ANY($1)",
+                       erased)
+    return erased

@@ -163,10 +163,10 @@ EXPECTED = {
     # route:                   af-off fk-off r-mem fk-mem r-oth r-coo r-coo-oth admin auditor
     "submit":                  (201, 201, 403, 403, 403, 403, 403, 403, 403),
     "rejections":              (200, 200, 403, 403, 403, 403, 403, 403, 403),
-    "details":                 (200, 403, 200, 403, 403, 200, 403, 403, 403),
-    "consents":                (200, 403, 200, 200, 403, 200, 403, 403, 200),
+    "details":                 (403, 403, 200, 403, 403, 200, 403, 403, 403),
+    "consents":                (403, 403, 200, 200, 403, 200, 403, 403, 200),
     "record_consent":          (201, 201, 403, 403, 403, 201, 403, 403, 403),
-    "withdraw_consent":        (201, 201, 403, 403, 403, 201, 403, 403, 403),
+    "withdraw_consent":        (201, 403, 403, 403, 403, 201, 403, 403, 403),
     "access_log":              (403, 403, 403, 403, 403, 403, 403, 403, 200),
 }
 
@@ -179,8 +179,10 @@ async def test_authorisation_matrix(settings, api):
         "rejections": lambda h: api.get("/api/v1/referrals/rejections", headers=h),
         "details": lambda h: api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "test"}, headers=h),
         "consents": lambda h: api.get(f"/api/v1/cases/{case_ref}/consents", headers=h),
+        # FK may record its own consent; KOMMUN's may be withdrawn by the referring party (AF)
+        # or the team's coordinator only
         "record_consent": lambda h: api.post(f"/api/v1/cases/{case_ref}/consents", headers=h,
-                                             json={"party": "REGION", "given_on": today, "form_ref": "F"}),
+                                             json={"party": "FK", "given_on": today, "form_ref": "F"}),
         "withdraw_consent": lambda h: api.post(f"/api/v1/cases/{case_ref}/consents/KOMMUN/withdrawal",
                                                headers=h, json={"withdrawn_on": today}),
         "access_log": lambda h: api.get(f"/api/v1/cases/{case_ref}/access-log", headers=h),
