@@ -230,5 +230,7 @@ def _consent_problems(case, by: Party, party: Party, on_date, now: datetime, fie
 
 
 def _text(value: Any, limit: int = 4000) -> str | None:
-    """A raw value to echo or check: only a string within the contract's length."""
-    return value if isinstance(value, str) and len(value) <= limit else None
+    """A raw value to echo or check: only a storable string within the contract's length."""
+    if not isinstance(value, str) or len(value) > limit:
+        return None
+    return None if any(ord(c) < 32 and c not in "\n\r\t" for c in value) else value

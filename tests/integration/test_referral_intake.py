@@ -227,3 +227,12 @@ async def test_consent_commands_are_answered(agencies, settings, referral):
     assert [(r["party"], r["action"]) for r in history] == [("AF", "given"), ("FK", "given"),
                                                             ("AF", "withdrawn")]
     assert [e["event_type"] for e in events] == ["CaseReferred", "ConsentRecorded", "ConsentWithdrawn"]
+
+
+async def test_control_characters_are_rejected_not_crashed_on(agencies, settings, referral):
+    bad = submit_referral(agency_ref="AF-\u0000-1", officer_id="o\u0000")
+    await send_referral(agencies[Party.AF], settings.namespace, bad)
+    [reply] = await take_replies(agencies[Party.AF], settings.namespace, 1)
+    assert reply["event_type"] == "ReferralRejected"
+    assert reply["payload"]["agency_ref"] is None
+    assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.referral.dead") == 0
