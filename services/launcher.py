@@ -62,7 +62,9 @@ class ServiceProcesses:
                "TRISAM_DATABASE_URL": self.settings.database_url,
                "TRISAM_NAMESPACE": self.settings.namespace,
                "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
-               "TRISAM_HTTP_PORT": str(self.ports[service])}
+               "TRISAM_HTTP_PORT": str(self.ports[service]),
+               "TRISAM_REFERRAL_URL": "http://127.0.0.1:"
+                                      f"{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}"}
         out = open(self.log_dir / f"{service}.log", "ab") if self.log_dir else None
         self.procs[service] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT,

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+# Dates of the domain (ages, meeting days, "not in the future") are Swedish dates.
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+def stockholm_date(moment: datetime) -> date:
+    """The date in Sweden: ages and 'not in the future' are judged on it, not on UTC's."""
+    return moment.astimezone(STOCKHOLM).date()
 
 
 class Clock:

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     retention_days: int = 730
     retention_check_seconds: float = 3600.0
 
+    # Meeting scheduling: how far ahead meetings are generated, how often cut-offs and the
+    # calendar are checked, and the parties whose consent withdrawal takes a scheduled case
+    # off the agenda (for the others the case stays; that party just gets no details).
+    meeting_horizon_weeks: int = 12
+    meeting_check_seconds: float = 30.0
+    postpone_on_withdrawal: frozenset[str] = frozenset({"FK"})
+    # Where the meeting service fetches the consent-gated case details for the pre-meeting.
+    referral_url: str = "http://127.0.0.1:8001"
+
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
     # HS256 key that signs and verifies the services' bearer tokens (see shared/auth.py).
@@ -75,6 +84,14 @@ class Settings(BaseSettings):
     def _namespace_is_a_plain_name(cls, value: str) -> str:
         if not _NAMESPACE.match(value):
             raise ValueError("TRISAM_NAMESPACE must be lower-case letters, digits and _ (max 31)")
+        return value
+
+    @field_validator("postpone_on_withdrawal")
+    @classmethod
+    def _parties(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = set(value) - {"AF", "FK", "KOMMUN", "REGION"}
+        if unknown:
+            raise ValueError(f"TRISAM_POSTPONE_ON_WITHDRAWAL: unknown parties {sorted(unknown)}")
         return value
 
     @model_validator(mode="after")

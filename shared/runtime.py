@@ -197,8 +197,10 @@ class Runtime:
                            description=f"Bound to {bindings}. Consumes: "
                                        f"{', '.join(sorted(self.spec.handlers))}.")(consume)
         for contract_cls, description in self.spec.publishes:
-            doc.publisher(exchange=self.topology.exchange(topo.EVENTS),
-                          routing_key=contract_cls.name,
+            to_one_agency = contract_cls.exchange == topo.AGENCY
+            doc.publisher(exchange=self.topology.exchange(contract_cls.exchange),
+                          routing_key=f"<PARTY>.{contract_cls.name}" if to_one_agency
+                          else contract_cls.name,
                           title=f"{self.spec.name}:{contract_cls.name}",
                           description=description, schema=wire_model(contract_cls))
         return AsyncAPI(doc, title=f"Trisam {self.spec.name} service", version="1.0.0",

@@ -40,13 +40,16 @@ class Binding:
 # What each consuming service receives.
 SUBSCRIPTIONS: dict[str, tuple[Binding, ...]] = {
     "referral": (Binding(INTAKE, "*.SubmitReferral"), Binding(INTAKE, "*.RecordConsent"),
-                 Binding(INTAKE, "*.WithdrawConsent"), Binding(EVENTS, "CaseClosed")),
+                 Binding(INTAKE, "*.WithdrawConsent"), Binding(EVENTS, "CaseClosed"),
+                 Binding(EVENTS, "TeamUpdated")),
     "meeting": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
-                Binding(EVENTS, "ConsentWithdrawn")),
+                Binding(EVENTS, "ConsentWithdrawn"), Binding(EVENTS, "CaseClosed")),
     "followup": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
                  Binding(EVENTS, "ConsentWithdrawn")),
-    "metrics": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
-                Binding(EVENTS, "ConsentWithdrawn")),
+    "metrics": tuple(Binding(EVENTS, name) for name in (
+        "CaseReferred", "ConsentRecorded", "ConsentWithdrawn", "CaseClosed", "TeamUpdated",
+        "MeetingScheduled", "MeetingCancelled", "PreMeetingHeld", "CaseScheduled",
+        "CasePostponed", "ConsultationHeld", "CaseNotConsulted")),
 }
 
 

@@ -62,3 +62,64 @@ class ExitReason(StrEnum):
     REGISTERED_BY_MISTAKE = "REGISTERED_BY_MISTAKE"
     DECEASED = "DECEASED"
     OTHER = "OTHER"
+
+
+# --------------------------------------------------------------------------- meetings
+# Codes named as the coordinators' forms name them (lower case).
+
+
+class HostUnit(StrEnum):
+    HEALTH_CENTRE = "health_centre"  # vårdcentral / hälsocentral
+    PSYCHIATRY = "psychiatry"  # outpatient psychiatry unit
+
+
+class CancellationReason(StrEnum):
+    """Why a meeting was cancelled."""
+
+    NO_CASES = "no_cases"  # nothing on the agenda at its cut-off (automatic)
+    STAFF_ABSENT = "staff_absent"  # a fixed member cannot attend (e.g. the coordinator is ill)
+    HOLIDAY = "holiday"  # its date became a skip date
+    RESCHEDULED = "rescheduled"  # the team's weekday or cadence changed
+    OTHER = "other"  # with a text kept by the meeting service (never published)
+
+
+class PostponementReason(StrEnum):
+    """Why a case moved to a later meeting."""
+
+    CONSENT_MISSING = "consent_missing"  # a fixed party's consent missing at the cut-off
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # withdrawn after scheduling, for a party that postpones
+    MEETING_CANCELLED = "meeting_cancelled"
+    DISPLACED = "displaced"  # an earlier-referred case moved ahead of it (the meeting was full)
+
+
+class Invitee(StrEnum):
+    """Others invited to a single meeting besides the four parties."""
+
+    PHYSICIAN = "physician"
+    EMPLOYER = "employer"
+    MUNICIPAL_UNIT = "municipal_unit"  # another municipal unit: AME, adult unit, addiction care
+    SAMHALL = "samhall"
+    PRISON_AND_PROBATION = "prison_and_probation"  # Kriminalvården
+    OTHER = "other"
+
+
+class ActionType(StrEnum):
+    """The kinds of action a plan holds."""
+
+    MULTI_PARTY_MEETING = "multi_party_meeting"  # avstämningsmöte
+    JOINT_MAPPING = "joint_mapping"  # gemensam kartläggning (GK)
+    SIP = "sip"  # samordnad individuell plan
+    RETURN_TO_WORK_PLAN = "return_to_work_plan"
+    WORK_ABILITY_ASSESSMENT = "work_ability_assessment"
+    WORK_TRAINING = "work_training"
+    MEDICAL_CERTIFICATE = "medical_certificate"
+    OTHER = "other"
+
+
+class NotConsultedReason(StrEnum):
+    """Why a case on the agenda was not consulted; the case leaves the queue."""
+
+    INDIVIDUAL_WITHDREW = "individual_withdrew"  # the individual no longer wants it
+    NOT_IN_TARGET_GROUP = "not_in_target_group"  # the team judged Trisam not the right forum
+    HANDLED_ELSEWHERE = "handled_elsewhere"  # already handled in an agency's ordinary work
+    OTHER = "other"

@@ -7,6 +7,7 @@ under the run's prefix is deleted at the end.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 
@@ -114,4 +115,9 @@ async def runtimes():
 
     yield start
     for runtime in reversed(started):
-        await runtime.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(runtime.stop()), 30)
+        except asyncio.TimeoutError:
+            for task in asyncio.all_tasks():  # say where it hangs instead of hanging the run
+                task.print_stack(limit=6)
+            raise AssertionError(f"the {runtime.spec.name} runtime did not stop within 30 s") from None

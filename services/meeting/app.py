@@ -1,17 +1,76 @@
-"""The meeting service: wiring."""
+"""The meeting service: wiring of rules, handlers, routes, migrations and the scheduler."""
 
+from __future__ import annotations
+
+import asyncio
+import json
 from pathlib import Path
 
+import structlog
+
+from shared.clock import Clock
 from shared.config import Settings
+from shared.logging import bind_contextvars, clear_contextvars
+from shared.events import (CaseNotConsulted, CasePostponed, CaseScheduled, ConsentReminder,
+                           ConsultationHeld, MeetingCancelled, MeetingScheduled, PreMeetingHeld,
+                           TeamUpdated)
+from shared.outbox import Emitter
 from shared.runtime import ServiceSpec
+from shared.teams import DEFAULT_TEAMS_FILE
 
-from .handlers import HANDLERS
+from . import store
+from .handlers import make_handlers
+from .referral_api import ReferralApi
+from .routes import make_routes
+from .scheduling import Scheduling
+
+log = structlog.get_logger("meeting")
 
 
-def spec(settings: Settings) -> ServiceSpec:
+def spec(settings: Settings, clock: Clock | None = None,
+         referral_api: ReferralApi | None = None) -> ServiceSpec:
+    scheduling = Scheduling(clock=clock or Clock(), horizon_weeks=settings.meeting_horizon_weeks,
+                            postpone_on_withdrawal=settings.postpone_on_withdrawal)
+    referral = referral_api or ReferralApi.at(settings.referral_url)
+    registry = json.loads(Path(settings.teams_file or DEFAULT_TEAMS_FILE).read_text(encoding="utf-8"))
+
+    async def scheduler(runtime) -> None:
+        """Loads the registry file's new teams, then every round, team by team: generates the
+        calendar ahead, passes due cut-offs and re-plans the agendas. Several instances share
+        the work: a team being handled elsewhere is skipped this round."""
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            saved = await scheduling.seed_teams(conn, Emitter(conn, "meeting").emit,
+                                                registry["teams"], registry["version"])
+        if saved:
+            log.info("teams loaded from the registry file", teams=saved, version=registry["version"])
+        while True:
+            async with runtime.pool.acquire() as conn:
+                team_ids = await store.team_ids(conn)
+            for team_id in team_ids:
+                clear_contextvars()  # this round's log context: the team, then its cases
+                bind_contextvars(team_id=team_id)
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    await scheduling.maintain(conn, Emitter(conn, "meeting").emit, team_id)
+            await asyncio.sleep(settings.meeting_check_seconds)
+
     return ServiceSpec(
         name="meeting",
-        description="Meeting scheduling: team calendars, agendas and consultations.",
+        description="Meeting scheduling: the team registry, calendars, agendas with capacity, "
+                    "cut-offs, postponements and cancellations, pre-meetings and the "
+                    "consultation record.",
         migrations=Path(__file__).parent / "migrations",
-        handlers=HANDLERS,
+        handlers=make_handlers(scheduling),
+        routes=lambda runtime: make_routes(runtime, scheduling, referral),
+        tasks=(scheduler,),
+        publishes=(
+            (TeamUpdated, "A team's registry entry was created or changed."),
+            (MeetingScheduled, "A meeting is on a team's calendar (again when it changes)."),
+            (MeetingCancelled, "A meeting will not be held, with the reason."),
+            (PreMeetingHeld, "A meeting's pre-meeting was held."),
+            (CaseScheduled, "A case is on a meeting's agenda."),
+            (CasePostponed, "A case moved to a later meeting, with the reason."),
+            (ConsultationHeld, "A case was consulted and a plan proposed (no personal data)."),
+            (CaseNotConsulted, "A case on the agenda was not consulted, with the reason."),
+            (ConsentReminder, "To the referring agency alone: consent missing at the cut-off."),
+        ),
     )

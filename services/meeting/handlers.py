@@ -1,21 +1,28 @@
-"""Meeting handlers (thin)."""
+"""Meeting handlers (thin): events in, use-cases of ``scheduling`` out."""
+
+from __future__ import annotations
 
 from shared import consent
 from shared.consumer import HandlerContext
-from shared.events import CaseReferred
+from shared.events import CaseClosed, CaseReferred, ConsentRecorded, ConsentWithdrawn
 
-from . import store
-from .domain import QueuedCase
-
-
-async def case_referred(ctx: HandlerContext) -> None:
-    event: CaseReferred = ctx.payload
-    await consent.record_initial(ctx.conn, event)
-    await store.enqueue(ctx.conn, QueuedCase(
-        case_ref=event.case_ref, team_id=event.team_id,
-        referring_party=event.referring_party.value,
-        consented_parties=tuple(p.value for p in event.consented_parties),
-        queued_since=event.referred_at))
+from .scheduling import Scheduling
 
 
-HANDLERS = {CaseReferred.name: case_referred, **consent.HANDLERS}
+def make_handlers(scheduling: Scheduling) -> dict:
+    async def case_referred(ctx: HandlerContext) -> None:
+        await scheduling.case_referred(ctx.conn, ctx.emit, ctx.payload)
+
+    async def consent_recorded(ctx: HandlerContext) -> None:
+        await consent.consent_recorded(ctx)
+        await scheduling.consent_changed(ctx.conn, ctx.emit, ctx.payload.case_ref)
+
+    async def consent_withdrawn(ctx: HandlerContext) -> None:
+        await consent.consent_withdrawn(ctx)
+        await scheduling.consent_changed(ctx.conn, ctx.emit, ctx.payload.case_ref)
+
+    async def case_closed(ctx: HandlerContext) -> None:
+        await scheduling.case_closed(ctx.conn, ctx.emit, ctx.payload.case_ref)
+
+    return {CaseReferred.name: case_referred, ConsentRecorded.name: consent_recorded,
+            ConsentWithdrawn.name: consent_withdrawn, CaseClosed.name: case_closed}

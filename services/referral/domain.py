@@ -13,12 +13,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import date
-from zoneinfo import ZoneInfo
 
+from shared.clock import stockholm_date  # noqa: F401  (rules judge dates in Sweden)
 from shared.vocabulary import AgeBand, Gender, Party
 
 MIN_AGE, MAX_AGE = 16, 65
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 _PNR = re.compile(r"^([0-9]{8})[-+]?([0-9]{4})$")  # ASCII digits only
 
 
@@ -279,7 +278,3 @@ def may_change_consent(*, by_party: str, consent_party: str, referring_party: st
     party; another party only for its own consent."""
     return by_party == referring_party or consent_party == by_party or coordinator_of_team
 
-
-def stockholm_date(moment) -> "date":
-    """The date in Sweden: ages and 'not in the future' are judged on it, not on UTC's."""
-    return moment.astimezone(STOCKHOLM).date()

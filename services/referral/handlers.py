@@ -7,7 +7,7 @@ from shared.config import Settings
 from shared.consumer import HandlerContext
 from shared.events import (CaseClosed, CommandAccepted, CommandRejected, InvalidPayload,
                            PoisonMessage, RecordConsent, ReferralAccepted, ReferralRejected,
-                           RejectionReason, SubmitReferral, WithdrawConsent)
+                           RejectionReason, SubmitReferral, TeamUpdated, WithdrawConsent)
 from shared.vocabulary import Party
 
 from . import domain, intake, store
@@ -79,8 +79,14 @@ def make_handlers(settings: Settings, referral_intake: Intake, clock: Clock):
         event: CaseClosed = ctx.payload
         await store.close_case(ctx.conn, event.case_ref, event.reason.value, event.closed_at)
 
+    async def team_updated(ctx: HandlerContext) -> None:
+        event: TeamUpdated = ctx.payload
+        await store.register_team(ctx.conn, event.team_id, event.municipality, event.revision,
+                                  event.updated_at)
+
     handlers = {SubmitReferral.name: submit_referral, RecordConsent.name: consent_command,
-                WithdrawConsent.name: consent_command, CaseClosed.name: case_closed}
+                WithdrawConsent.name: consent_command, CaseClosed.name: case_closed,
+                TeamUpdated.name: team_updated}
     # invalid commands are answered, not dead-lettered
     rejecters = {SubmitReferral.name: submit_referral, RecordConsent.name: consent_command,
                  WithdrawConsent.name: consent_command}

@@ -55,6 +55,15 @@ class Intake:
     keyring: Keyring
     pseudonym_key: bytes
 
+    async def municipality_of(self, conn: asyncpg.Connection, team_id: str) -> str | None:
+        """The team's municipality: as the meeting service's registry last announced it
+        (TeamUpdated), else from the registry file; None for an unknown team."""
+        registered = await store.registered_municipality(conn, team_id)
+        if registered is not None:
+            return registered
+        team = self.teams.get(team_id)
+        return team.municipality if team else None
+
     async def submit(self, conn: asyncpg.Connection, emitter: Emits, *, party: Party,
                      command: SubmitReferral | None, raw: dict, schema_errors: list[dict],
                      channel: str, now: datetime) -> Accepted | Rejected:
@@ -85,7 +94,9 @@ class Intake:
         if identity_checkable:
             identity, pnr = domain.identity_problems(pnr_text, protected, today)
             problems += identity
-        problems += domain.referral_problems(team_id=team_id, known_teams=self.teams,
+        municipality = await self.municipality_of(conn, team_id) if team_id else None
+        problems += domain.referral_problems(team_id=team_id,
+                                             known_teams={team_id} if municipality else set(),
                                              question=question, consents=consents, today=today)
         pseudonym = domain.pseudonym(self.pseudonym_key, pnr) if pnr else None
         if not problems and pseudonym and await store.has_open_case(conn, pseudonym):
@@ -98,14 +109,13 @@ class Intake:
             return await self._reject(conn, party, agency_ref, problems, channel, now)
 
         case_ref = domain.new_case_ref()
-        team = self.teams[command.team_id]
         gender, band = Gender.UNKNOWN, AgeBand.UNKNOWN
         if pnr is not None:
             gender, band = pnr.gender, domain.age_band(domain.age_on(pnr.birth_date, today))
         consented = sorted({c.party.value for c in command.consents})
         refused = await store.insert_case(
             conn, case_ref=case_ref, referring_party=party.value, agency_ref=command.agency_ref,
-            team_id=team.team_id, municipality=team.municipality, person_pseudonym=pseudonym,
+            team_id=command.team_id, municipality=municipality, person_pseudonym=pseudonym,
             protected_identity=command.protected_identity, gender=gender.value,
             age_band=band.value, income_source=command.income_source.value,
             consented_parties=consented, officer_id=command.officer_id, referred_at=now)
@@ -124,7 +134,7 @@ class Intake:
                                     form_ref=consent.form_ref, on_behalf_of_individual=False,
                                     recorded_by=party.value, recorded_at=now)
         await emitter.emit(CaseReferred(
-            case_ref=case_ref, team_id=team.team_id, municipality=team.municipality,
+            case_ref=case_ref, team_id=command.team_id, municipality=municipality,
             referring_party=party, gender=gender, age_band=band,
             income_source=command.income_source, consented_parties=tuple(Party(p) for p in consented),
             wishes_to_attend=command.wishes_to_attend,

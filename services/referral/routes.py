@@ -4,7 +4,6 @@ and the consent-gated, audited reads of a case's personal data."""
 
 import json
 import re
-import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
 
 from shared.auth import Principal, Role, authenticate, require_roles
 from shared.events import (RecordConsent, SubmitReferral, WithdrawConsent, safe_errors)
+from shared.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, request_emitter
 from shared.outbox import Emitter
 from shared.vocabulary import Party
 
@@ -45,9 +45,6 @@ def inline_schema(model: type[BaseModel]) -> dict:
 
 log = structlog.get_logger("referral.routes")
 
-# Text from outside holds no control characters but line breaks and tabs (the commands' rule;
-# and PostgreSQL cannot store NUL): refused with 422, never a failure in the database (500).
-TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
 # A case reference as the consent commands take it (cases get 'TS-' + 16 characters).
 CaseRef = Annotated[str, Path(min_length=1, max_length=32, pattern=TEXT)]
 
@@ -102,16 +99,6 @@ class WithdrawalBody(BaseModel):
     on_behalf_of_individual: StrictBool = False  # true or false, not 1, "yes" or "on"
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """401 (no valid token), 403 (role, team or consent) and 404 (no such case)."""
-    detail: ErrorDetail
-
-
 class Reason(BaseModel):
     code: str
     field: str | None = None
@@ -133,8 +120,6 @@ class ParseErrorBody(BaseModel):
 
 
 # The error answers the routes give, for the OpenAPI document (what clients may expect).
-UNAUTHENTICATED = {401: {"model": ErrorBody, "description": "No valid bearer token"}}
-FORBIDDEN = {403: {"model": ErrorBody, "description": "Your role or team may not do this"}}
 CASE_NOT_FOUND = {404: {"model": ErrorBody, "description": "No such case"}}
 REJECTED = {422: {"model": RejectionBody, "description": "Rejected, with every reason"}}
 CONSENT_CHANGE = {400: {"model": ParseErrorBody, "description": "The body could not be decoded"},
@@ -164,8 +149,7 @@ def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
     caller = Annotated[Principal, Depends(authenticate(runtime.settings))]
 
     def emitter(conn, request: Request) -> Emitter:
-        correlation = request.headers.get("x-correlation-id") or str(uuid.uuid4())
-        return Emitter(conn, "referral", correlation[:128])
+        return request_emitter(conn, request, "referral")
 
     @router.post("/referrals", tags=["referrals"], status_code=201,
                  openapi_extra={"requestBody": {"required": True, "content": {

@@ -178,3 +178,19 @@ async def erase_expired(conn: asyncpg.Connection, closed_before: datetime) -> li
     await conn.execute("UPDATE referrals SET person_pseudonym = NULL WHERE case_ref = ANY($1)",
                        erased)
     return erased
+
+
+async def register_team(conn: asyncpg.Connection, team_id: str, municipality: str, revision: int,
+                        updated_at) -> None:
+    """Keep the newest revision of a team's entry (an older one arriving late changes nothing)."""
+    await conn.execute(
+        """INSERT INTO registered_teams (team_id, municipality, revision, updated_at)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (team_id) DO UPDATE SET municipality = EXCLUDED.municipality,
+               revision = EXCLUDED.revision, updated_at = EXCLUDED.updated_at
+           WHERE registered_teams.revision < EXCLUDED.revision""",
+        team_id, municipality, revision, updated_at)
+
+
+async def registered_municipality(conn: asyncpg.Connection, team_id: str) -> str | None:
+    return await conn.fetchval("SELECT municipality FROM registered_teams WHERE team_id = $1", team_id)

@@ -49,7 +49,7 @@ async def test_a_referral_command_becomes_a_case_counted_by_metrics(agencies, se
         await amqp.eventually(figures, timeout=30, what=f"metrics to show {expected}")
 
     total = sum(sent.values())
-    for service, table in (("meeting", "case_queue"), ("followup", "tracked_cases"),
+    for service, table in (("meeting", "cases"), ("followup", "tracked_cases"),
                            ("referral", "referrals")):
         conn = await asyncpg.connect(with_database(settings.database_url,
                                                    settings.database_name(service)))
@@ -60,7 +60,11 @@ async def test_a_referral_command_becomes_a_case_counted_by_metrics(agencies, se
             await amqp.eventually(all_there, timeout=20, what=f"{total} cases in {service}")
             await asyncio.sleep(0.3)
             assert await conn.fetchval(f"SELECT count(*) FROM {table}") == total, service
-            assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+
+            async def outbox_sent():
+                return await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+
+            await amqp.eventually(outbox_sent, timeout=20, what=f"the {service} outbox to drain")
         finally:
             await conn.close()
 

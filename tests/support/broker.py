@@ -40,6 +40,22 @@ async def publish(amqp_url: str, exchange: str, routing_key: str, body: bytes | 
         await conn.close()
 
 
+async def publish_many(amqp_url: str, exchange: str, messages: list[tuple[str, dict]]) -> None:
+    """Publish (routing key, envelope) pairs in order on one confirmed channel."""
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+        target = await channel.get_exchange(exchange, ensure=True)
+        for start in range(0, len(messages), 100):
+            await asyncio.gather(*(target.publish(
+                aio_pika.Message(json.dumps(body).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                 content_type="application/json", message_id=body["event_id"],
+                                 type=body["event_type"]),
+                routing_key=key, mandatory=True) for key, body in messages[start:start + 100]))
+    finally:
+        await conn.close()
+
+
 async def drain(amqp_url: str, queue_name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
     """Take (and ack) every message now in the queue."""
     conn = await aio_pika.connect(amqp_url)
@@ -91,3 +107,44 @@ async def delete_topology(amqp_url: str, queues: list[str], exchanges: list[str]
                     pass
     finally:
         await conn.close()
+
+
+class EventTap:
+    """Everything published on a namespace's events exchange (and, optionally, its agency
+    exchange), as the broker routed it: an exclusive, auto-deleted classic queue bound to '#'."""
+
+    def __init__(self, amqp_url: str, namespace: str, *, agency: bool = False):
+        self.amqp_url, self.namespace, self.agency = amqp_url, namespace, agency
+        self.events: list[dict] = []
+
+    async def __aenter__(self) -> "EventTap":
+        self._conn = await aio_pika.connect(self.amqp_url)
+        channel = await self._conn.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for kind in ("events", "agency") if self.agency else ("events",):
+            exchange = await channel.declare_exchange(f"{self.namespace}.{kind}", "topic", durable=True)
+            await queue.bind(exchange, "#")
+
+        async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                self.events.append(json.loads(message.body))
+
+        await queue.consume(take)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._conn.close()
+
+    def of(self, event_type: str, **where) -> list[dict]:
+        """Payloads of the events of a type whose payload fields equal ``where``."""
+        return [e["payload"] for e in self.events if e["event_type"] == event_type
+                and all(e["payload"].get(k) == v for k, v in where.items())]
+
+    async def wait_for(self, event_type: str, count: int = 1, *, timeout: float = 20.0,
+                       **where) -> list[dict]:
+        async def enough():
+            found = self.of(event_type, **where)
+            return found if len(found) >= count else None
+
+        return await eventually(enough, timeout=timeout,
+                                what=f"{count} x {event_type} {where or ''}")
