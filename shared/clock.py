@@ -15,14 +15,25 @@ def stockholm_date(moment: datetime) -> date:
 
 
 class Clock:
+    """The real time, optionally shifted (development only: ``TRISAM_DEV_CLOCK_OFFSET_DAYS``
+    lets a developer run the system some days ahead, e.g. past a meeting's date)."""
+
+    def __init__(self, offset: timedelta = timedelta(0)):
+        self.offset = offset
+
+    @classmethod
+    def from_settings(cls, settings) -> "Clock":
+        return cls(timedelta(days=settings.dev_clock_offset_days))
+
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(timezone.utc) + self.offset
 
 
 class SettableClock(Clock):
     """A clock a test moves by hand."""
 
     def __init__(self, at: datetime):
+        super().__init__()
         self._at = at
 
     def now(self) -> datetime:

@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     meeting_horizon_weeks: int = 12
     meeting_check_seconds: float = 30.0
     postpone_on_withdrawal: frozenset[str] = frozenset({"FK"})
+    # Follow-up: when plan checks and outcome follow-ups are due after the consultation, and
+    # the reminders: overdue this long after the due reminder, repeated at an interval up to a
+    # limit, then escalated to the team's coordinator.
+    followup_plan_check_weeks: int = 8
+    followup_outcome_months: int = 6
+    followup_twelve_months: bool = False
+    followup_overdue_days: int = 14
+    followup_reminder_interval_days: int = 7
+    followup_reminder_limit: int = 3
+    followup_check_seconds: float = 30.0
+    followup_batch_size: int = 500
+
+    # Development only: run the services' domain clock this many days ahead (refused outside
+    # dev), to try what happens at a cut-off or after a meeting without waiting for it.
+    dev_clock_offset_days: float = 0.0
     # Where the meeting service fetches the consent-gated case details for the pre-meeting.
     referral_url: str = "http://127.0.0.1:8001"
 
@@ -96,6 +111,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:
+        if self.env != "dev" and self.dev_clock_offset_days:
+            raise ValueError(f"TRISAM_DEV_CLOCK_OFFSET_DAYS is for development; not allowed when "
+                             f"TRISAM_ENV={self.env}")
         if self.env != "dev":
             for field, dev_value in DEV_SECRETS.items():
                 if getattr(self, field).get_secret_value() == dev_value:

@@ -123,3 +123,29 @@ class NotConsultedReason(StrEnum):
     NOT_IN_TARGET_GROUP = "not_in_target_group"  # the team judged Trisam not the right forum
     HANDLED_ELSEWHERE = "handled_elsewhere"  # already handled in an agency's ordinary work
     OTHER = "other"
+
+
+# --------------------------------------------------------------------------- follow-up
+
+
+class FollowUpKind(StrEnum):
+    PLAN_CHECK = "plan_check"  # is the plan being carried out? (about 8 weeks after)
+    SIX_MONTHS = "six_months"  # the outcome, six months after the consultation
+    TWELVE_MONTHS = "twelve_months"  # optional, when switched on
+
+
+class Readiness(StrEnum):
+    """Does the person feel more ready to work or study than before the consultation?"""
+
+    MUCH_MORE = "much_more"
+    MORE = "more"
+    UNCHANGED = "unchanged"
+    LESS = "less"
+    NOT_ANSWERED = "not_answered"
+
+
+class PlanStatus(StrEnum):
+    DONE = "done"
+    PARTLY = "partly"
+    NOT_DONE = "not_done"
+    REVISED = "revised"

@@ -10,6 +10,7 @@ import structlog
 
 from shared.clock import Clock
 from shared.config import Settings
+from shared.consumer import OUTAGE_ERRORS
 from shared.logging import bind_contextvars, clear_contextvars
 from shared.events import (CaseNotConsulted, CasePostponed, CaseScheduled, ConsentReminder,
                            ConsultationHeld, MeetingCancelled, MeetingScheduled, PreMeetingHeld,
@@ -29,7 +30,7 @@ log = structlog.get_logger("meeting")
 
 def spec(settings: Settings, clock: Clock | None = None,
          referral_api: ReferralApi | None = None) -> ServiceSpec:
-    scheduling = Scheduling(clock=clock or Clock(), horizon_weeks=settings.meeting_horizon_weeks,
+    scheduling = Scheduling(clock=clock or Clock.from_settings(settings), horizon_weeks=settings.meeting_horizon_weeks,
                             postpone_on_withdrawal=settings.postpone_on_withdrawal)
     referral = referral_api or ReferralApi.at(settings.referral_url)
     registry = json.loads(Path(settings.teams_file or DEFAULT_TEAMS_FILE).read_text(encoding="utf-8"))
@@ -49,8 +50,14 @@ def spec(settings: Settings, clock: Clock | None = None,
             for team_id in team_ids:
                 clear_contextvars()  # this round's log context: the team, then its cases
                 bind_contextvars(team_id=team_id)
-                async with runtime.pool.acquire() as conn, conn.transaction():
-                    await scheduling.maintain(conn, Emitter(conn, "meeting").emit, team_id)
+                try:
+                    async with runtime.pool.acquire() as conn, conn.transaction():
+                        await scheduling.maintain(conn, Emitter(conn, "meeting").emit, team_id)
+                except OUTAGE_ERRORS:
+                    raise  # the database is away: the whole loop backs off and retries
+                except Exception as exc:  # one team's fault must not stop the others' cut-offs
+                    log.error("scheduling a team failed; retried next round",
+                              error=type(exc).__name__, exc_info=exc)
             await asyncio.sleep(settings.meeting_check_seconds)
 
     return ServiceSpec(

@@ -26,6 +26,7 @@ from .referral_api import ReferralApi
 from .scheduling import Consultation, Scheduling, entry_fields
 
 Id = Annotated[str, Path(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_-]+$")]
+TeamId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such team, meeting or case"}}
 CONFLICT = {409: {"model": ErrorBody, "description": "Not possible in the current state"}}
 REFUSED = {422: {"model": ErrorBody, "description": "Invalid request, with the reason"}}
@@ -127,18 +128,19 @@ def make_routes(runtime, scheduling: Scheduling, referral: ReferralApi) -> APIRo
 
     @router.get("/teams", tags=["teams"], responses={**UNAUTHENTICATED})
     async def teams(principal: caller) -> list[dict]:
-        """Every team of the registry."""
+        """Every team of the registry (the fixed members' ids only for administrators and the
+        team's own members)."""
         async with runtime.pool.acquire() as conn:
-            return [_team(t) for t in await store.list_teams(conn)]
+            return [_team(t, principal) for t in await store.list_teams(conn)]
 
     @router.get("/teams/{team_id}", tags=["teams"], responses={**UNAUTHENTICATED, **NOT_FOUND})
     async def team(team_id: Id, principal: caller) -> dict:
         async with runtime.pool.acquire() as conn:
-            return _team(await team_or_404(conn, team_id))
+            return _team(await team_or_404(conn, team_id), principal)
 
     @router.put("/teams/{team_id}", tags=["teams"],
                 responses={**UNAUTHENTICATED, **FORBIDDEN, **REFUSED})
-    async def save_team(team_id: Id, body: TeamBody, request: Request, principal: caller) -> dict:
+    async def save_team(team_id: TeamId, body: TeamBody, request: Request, principal: caller) -> dict:
         """Create or change a team (administrators). Announced as TeamUpdated. A new weekday or
         cadence starts a new calendar: open meetings off it are cancelled (rescheduled) and
         their cases move on; a new time, cut-off or capacity applies to open meetings."""
@@ -148,7 +150,7 @@ def make_routes(runtime, scheduling: Scheduling, referral: ReferralApi) -> APIRo
         async def save(conn, emit):
             changed = await scheduling.save_team(conn, emit, team_id, fields,
                                                  by=f"admin:{principal.user_id}")
-            return {**_team(await store.get_team(conn, team_id)), "changed": changed}
+            return {**_team(await store.get_team(conn, team_id), principal), "changed": changed}
 
         return await in_transaction(request, save)
 
@@ -186,8 +188,6 @@ def make_routes(runtime, scheduling: Scheduling, referral: ReferralApi) -> APIRo
     # ------------------------------------------------------------------ meetings and agendas
 
     def may_read_team(principal: Principal, team_id: str) -> None:
-        if principal.role == Role.ADMIN:
-            return
         require_roles(principal, Role.COORDINATOR, Role.MEMBER)
         if not principal.in_team(team_id):
             raise HTTPException(403, {"code": "not_in_team", "message": "not a member of this team"})
@@ -202,7 +202,8 @@ def make_routes(runtime, scheduling: Scheduling, referral: ReferralApi) -> APIRo
                 responses={**UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND})
     async def team_meetings(team_id: Id, principal: caller,
                             weeks: Annotated[int, Query(ge=1, le=52)] = 12,
-                            since: date | None = None) -> dict:
+                            since: Annotated[date | None, Query(ge=date(2000, 1, 1),
+                                                                le=date(2100, 1, 1))] = None) -> dict:
         """The team's meetings from ``since`` (default today) for ``weeks`` weeks, each with its
         agenda: case references, their place, consent per party and postponements (no
         personal data)."""
@@ -212,7 +213,7 @@ def make_routes(runtime, scheduling: Scheduling, referral: ReferralApi) -> APIRo
             team = await team_or_404(conn, team_id)
             meetings = await store.team_meetings(conn, team_id, start, start + timedelta(weeks=weeks))
             agendas = await _agendas(conn, meetings)
-        return {"team": _team(team), "meetings": [_meeting(m, agendas[m["meeting_id"]]) for m in meetings]}
+        return {"team": _team(team, principal), "meetings": [_meeting(m, agendas[m["meeting_id"]]) for m in meetings]}
 
     @router.get("/meetings/{meeting_id}", tags=["meetings"],
                 responses={**UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND})
@@ -354,7 +355,7 @@ async def _agendas(conn, meetings) -> dict[str, list[dict]]:
     cases = await store.agenda_cases(conn, ids)
     consents = await store.consents_of_cases(conn, [c["case_ref"] for c in cases])
     for case in cases:
-        meeting_cases = agendas[case["meeting_id"]]
+        meeting_cases = agendas[case["agenda_of"]]
         meeting_cases.append({"case_ref": case["case_ref"], "place": len(meeting_cases) + 1,
                               "referring_party": case["referring_party"],
                               "referred_at": case["referred_at"].isoformat(),
@@ -364,8 +365,10 @@ async def _agendas(conn, meetings) -> dict[str, list[dict]]:
     return agendas
 
 
-def _team(row) -> dict:
+def _team(row, principal: Principal) -> dict:
     fields = store.team_fields(row)
+    if principal.role != Role.ADMIN and not principal.in_team(row["team_id"]):
+        fields["fixed_members"] = {party: None for party in fields["fixed_members"]}
     return {"team_id": row["team_id"], "name": fields["name"], "municipality": fields["municipality"],
             "host_unit": {"type": fields["host_unit_type"], "name": fields["host_unit_name"]},
             "cadence_weeks": fields["cadence_weeks"], "weekday": domain.WEEKDAYS[fields["weekday"]],

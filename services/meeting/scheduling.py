@@ -57,9 +57,14 @@ class Scheduling:
         """Teams of the registry file that are new, or whose entry came from an older file
         version, are saved. Returns how many were saved."""
         saved = 0
-        for entry in teams:
-            team_id, fields = entry["team_id"], entry_fields(entry)
-            existing = await store.lock_team(conn, team_id)
+        for entry in sorted(teams, key=lambda e: str(e.get("team_id"))):  # one lock order everywhere
+            try:
+                team_id, fields = entry["team_id"], entry_fields(entry)
+            except (KeyError, TypeError, ValueError, AttributeError, Refused) as exc:
+                log.error("registry file entry invalid; skipped", team_id=entry.get("team_id"),
+                          error=type(exc).__name__)
+                continue
+            existing = await store.get_team(conn, team_id)
             if existing is not None and (existing["file_version"] or 0) >= file_version:
                 continue
             if await self.save_team(conn, emit, team_id, fields, by=REGISTRY_FILE,
@@ -131,7 +136,8 @@ class Scheduling:
                 "SELECT * FROM meetings WHERE team_id = $1 AND meeting_date = $2 AND status <> 'cancelled'",
                 tid, on_date)
             taken_off = {}
-            if meeting is not None and await store.count_consultations(conn, meeting["meeting_id"]) == 0:
+            if (meeting is not None and on_date >= stockholm_date(now)
+                    and await store.count_consultations(conn, meeting["meeting_id"]) == 0):
                 taken_off = await self._cancel(conn, emit, team, meeting,
                                                CancellationReason.HOLIDAY, None, by, now)
                 cancelled += 1
@@ -172,6 +178,10 @@ class Scheduling:
         now = self.clock.now()
         held = domain.held_back_by(await store.consents_of(conn, case_ref),
                                    self.postpone_on_withdrawal)
+        if case["status"] == "queued" and held and case["meeting_id"]:
+            meeting = await store.get_meeting(conn, case["meeting_id"])
+            if meeting["meeting_date"] < stockholm_date(now):  # held already: stays to be recorded
+                return
         if case["status"] == "queued" and held:
             await store.set_case_status(conn, case_ref, "on_hold", now)
             taken_off = {}
@@ -191,6 +201,9 @@ class Scheduling:
         if case is None or case["status"] not in ("queued", "on_hold"):
             return
         team = await store.lock_team(conn, case["team_id"])
+        case = await store.get_case(conn, case_ref)  # as it is now that the team is locked
+        if case["status"] not in ("queued", "on_hold"):
+            return
         await store.set_case_status(conn, case_ref, "closed", self.clock.now())
         if team is not None:
             await self._settle(conn, emit, team, self.clock.now())
@@ -220,11 +233,13 @@ class Scheduling:
         for day in domain.calendar_dates(calendar, now=now, horizon_weeks=self.horizon_weeks,
                                          skip_dates=await store.skip_dates(conn, team["team_id"])):
             meeting_id = domain.meeting_id(team["team_id"], day)
-            if await store.insert_meeting(
-                    conn, meeting_id=meeting_id, team_id=team["team_id"], meeting_date=day,
-                    starts_at=domain.starts_at(day, calendar.meeting_time),
-                    cutoff_at=domain.cutoff_at(day, calendar.meeting_time, calendar.cutoff_days),
-                    capacity=calendar.capacity):
+            times = dict(starts_at=domain.starts_at(day, calendar.meeting_time),
+                         cutoff_at=domain.cutoff_at(day, calendar.meeting_time, calendar.cutoff_days),
+                         capacity=calendar.capacity)
+            if (await store.insert_meeting(conn, meeting_id=meeting_id, team_id=team["team_id"],
+                                           meeting_date=day, **times)
+                    # cancelled for a skip date or a calendar change that is undone: back again
+                    or await store.reopen_meeting(conn, team["team_id"], day, **times)):
                 await emit(meeting_scheduled(team, await store.get_meeting(conn, meeting_id)),
                            ordering_key=meeting_id)
 
@@ -241,7 +256,10 @@ class Scheduling:
                 await store.place_case(conn, case["case_ref"], None, postponed=False, now=now)
                 taken_off[case["case_ref"]] = TakenOff(
                     meeting["meeting_id"], PostponementReason.CONSENT_MISSING, missing)
-        if len(taken_off) == len(cases):
+        seats = meeting["capacity"] - (len(cases) - len(taken_off))
+        moved_up = await self._fill_freed_seats(conn, emit, team, meeting, seats, required,
+                                                set(taken_off), now) if taken_off else 0
+        if len(taken_off) == len(cases) and not moved_up:
             await store.cancel_meeting(conn, meeting["meeting_id"], reason=CancellationReason.NO_CASES,
                                        note=None, by="cut-off", now=now)
             await emit(meeting_cancelled(team, meeting, CancellationReason.NO_CASES,
@@ -250,8 +268,28 @@ class Scheduling:
         else:
             await store.set_meeting_status(conn, meeting["meeting_id"], "closed")
             log.info("agenda fixed at cut-off", meeting_id=meeting["meeting_id"],
-                     cases=len(cases) - len(taken_off), postponed=len(taken_off))
+                     cases=len(cases) - len(taken_off) + moved_up, postponed=len(taken_off))
         return taken_off
+
+    async def _fill_freed_seats(self, conn, emit, team, meeting, seats: int, required,
+                                taken_off: set[str], now: datetime) -> int:
+        """Seats freed at the cut-off go to the next cases in the queue that have every fixed
+        party's consent (they move up from a later meeting, or get their first)."""
+        waiting = [w for w in await store.waiting_cases(conn, team["team_id"])
+                   if w.case_ref not in taken_off and w.meeting_id != meeting["meeting_id"]]
+        consents = await store.consents_of_cases(conn, [w.case_ref for w in waiting])
+        moved = 0
+        for case in waiting:
+            if moved >= seats:
+                break
+            if domain.missing_consents(required, consents[case.case_ref]):
+                continue
+            await store.place_case(conn, case.case_ref, meeting["meeting_id"], postponed=False, now=now)
+            bind_contextvars(case_ref=case.case_ref)
+            await emit(case_scheduled(team["team_id"], case.case_ref, meeting, now),
+                       ordering_key=case.case_ref)
+            moved += 1
+        return moved
 
     async def _refill(self, conn, emit, team, now: datetime, taken_off: dict[str, TakenOff]) -> None:
         open_meetings = {m["meeting_id"]: m for m in await store.open_meetings(conn, team["team_id"])}
@@ -277,10 +315,8 @@ class Scheduling:
                     reason=move.postponed, missing_parties=move.missing_parties,
                     postponed_at=now), ordering_key=move.case_ref)
             if to is not None:
-                await emit(CaseScheduled(
-                    case_ref=move.case_ref, team_id=team["team_id"], meeting_id=to["meeting_id"],
-                    meeting_date=to["meeting_date"], starts_at=to["starts_at"], scheduled_at=now),
-                    ordering_key=move.case_ref)
+                await emit(case_scheduled(team["team_id"], move.case_ref, to, now),
+                           ordering_key=move.case_ref)
             if move.postponed == PostponementReason.CONSENT_MISSING:
                 case = await store.get_case(conn, move.case_ref)
                 await emit(ConsentReminder(
@@ -421,6 +457,12 @@ def meeting_scheduled(team, meeting) -> MeetingScheduled:
         municipality=team["municipality"], meeting_date=meeting["meeting_date"],
         starts_at=meeting["starts_at"], cutoff_at=meeting["cutoff_at"],
         capacity=meeting["capacity"])
+
+
+def case_scheduled(team_id: str, case_ref: str, meeting, now: datetime) -> CaseScheduled:
+    return CaseScheduled(case_ref=case_ref, team_id=team_id, meeting_id=meeting["meeting_id"],
+                         meeting_date=meeting["meeting_date"], starts_at=meeting["starts_at"],
+                         scheduled_at=now)
 
 
 def meeting_cancelled(team, meeting, reason, cases_moved: int, now: datetime) -> MeetingCancelled:

@@ -129,6 +129,20 @@ async def insert_meeting(conn: asyncpg.Connection, *, meeting_id: str, team_id: 
     return row is not None
 
 
+async def reopen_meeting(conn: asyncpg.Connection, team_id: str, meeting_date: date, *,
+                         starts_at: datetime, cutoff_at: datetime, capacity: int) -> bool:
+    """A meeting cancelled for a skip date or a calendar change is open again (its date is
+    back on the calendar). False if there is no such meeting."""
+    row = await conn.fetchrow(
+        """UPDATE meetings SET status = 'open', cancel_reason = NULL, cancel_note = NULL,
+                  cancelled_by = NULL, cancelled_at = NULL, starts_at = $3, cutoff_at = $4,
+                  capacity = $5
+           WHERE team_id = $1 AND meeting_date = $2 AND status = 'cancelled'
+             AND cancel_reason IN ('holiday', 'rescheduled') RETURNING meeting_id""",
+        team_id, meeting_date, starts_at, cutoff_at, capacity)
+    return row is not None
+
+
 async def get_meeting(conn: asyncpg.Connection, meeting_id: str):
     return await conn.fetchrow("SELECT * FROM meetings WHERE meeting_id = $1", meeting_id)
 
@@ -238,7 +252,7 @@ async def cases_on_meeting(conn: asyncpg.Connection, meeting_id: str) -> list[as
 async def agenda_cases(conn: asyncpg.Connection, meeting_ids: list[str]) -> list[asyncpg.Record]:
     """Cases on these meetings' agendas, or consulted at them."""
     return await conn.fetch(
-        """SELECT c.*, k.outcome FROM cases c
+        """SELECT c.*, k.outcome, COALESCE(k.meeting_id, c.meeting_id) AS agenda_of FROM cases c
            LEFT JOIN consultations k ON k.case_ref = c.case_ref
            WHERE COALESCE(k.meeting_id, c.meeting_id) = ANY($1)
            ORDER BY c.queue_seq""", meeting_ids)

@@ -25,7 +25,7 @@ log = structlog.get_logger("referral")
 
 
 def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
-    clock = clock or Clock()
+    clock = clock or Clock.from_settings(settings)
     referral_intake = Intake(
         teams=load_teams(settings.teams_file),
         keyring=Keyring.from_config(settings.encryption_keys.get_secret_value()),

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from shared.clock import stockholm_date  # noqa: F401  (rules judge dates in Sweden)
+from shared.problems import ENUM_CODES, Problem, add_messages  # noqa: F401  (Problem: used by intake)
+from shared.problems import problems_from_schema as shared_problems_from_schema
 from shared.vocabulary import AgeBand, Gender, Party
 
 MIN_AGE, MAX_AGE = 16, 65
@@ -107,24 +109,8 @@ def party_from_routing_key(routing_key: str) -> Party | None:
 # --------------------------------------------------------------------------- referral validation
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a submission: a stable code and where (a dotted payload path)."""
-
-    code: str
-    field: str | None = None
-
-    @property
-    def message_sv(self) -> str:
-        return MESSAGES[self.code][0]
-
-    @property
-    def message_en(self) -> str:
-        return MESSAGES[self.code][1]
-
-
 # Texts never contain the submitted values (they may be personal data).
-MESSAGES: dict[str, tuple[str, str]] = {
+add_messages({
     "personnummer_format": ("Personnumret har fel format (ÅÅÅÅMMDD-NNNN).",
                             "The personal identity number has the wrong format (YYYYMMDD-NNNN)."),
     "personnummer_check_digit": ("Personnumrets kontrollsiffra stämmer inte.",
@@ -142,23 +128,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_team": ("Okänt Trisam-team.", "Unknown Trisam team."),
     "question_empty": ("Frågeställningen är tom.", "The question (frågeställning) is empty."),
     "unknown_reason_code": ("Okänd orsakskod.", "Unknown reason code."),
-    "unknown_income_source": ("Okänd huvudsaklig försörjning.", "Unknown main income source."),
-    "unknown_party": ("Okänd part.", "Unknown party."),
     "consent_missing": ("Samtycke saknas.", "No consent is given."),
     "consent_in_future": ("Samtycket är daterat i framtiden.", "The consent is dated in the future."),
     "consent_duplicate_party": ("Samtycke för samma part anges mer än en gång.",
                                 "Consent for the same party is given more than once."),
-    "date_in_future": ("Datumet ligger i framtiden.", "The date is in the future."),
-    "payload_too_large": ("Meddelandet är för stort (högst 64 KiB).",
-                          "The message is too large (at most 64 KiB)."),
-    "unknown_field": ("Okänt fält.", "Unknown field."),
-    "missing_field": ("Obligatoriskt fält saknas.", "A required field is missing."),
-    "too_long": ("Värdet är för långt.", "The value is too long."),
-    "invalid_value": ("Ogiltigt värde.", "Invalid value."),
     "duplicate_open_case": ("Personen har redan ett öppet Trisam-ärende.",
                             "The person already has an open Trisam case."),
-    "case_not_found": ("Ärendet finns inte.", "The case does not exist."),
-    "case_closed": ("Ärendet är avslutat.", "The case is closed."),
     "not_allowed": ("Du får inte ändra samtycket för den parten i detta ärende.",
                     "You may not change the consent of that party in this case."),
     "consent_before_withdrawal": ("Samtycket är daterat före ett senare återkallande.",
@@ -166,33 +141,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "agency_ref_reused": ("Remissreferensen är redan använd för en annan remiss.",
                           "The agency reference is already used for another referral."),
     "identity_erased": ("Personuppgifterna är gallrade.", "The personal data has been erased."),
-}
+})
 
-_ENUM_FIELDS = {"reason_codes": "unknown_reason_code", "income_source": "unknown_income_source",
-                "party": "unknown_party"}
+_ENUM_FIELDS = {**ENUM_CODES, "reason_codes": "unknown_reason_code"}
 
 
 def problems_from_schema(errors: list[dict]) -> list[Problem]:
     """Map contract (pydantic) errors, without their input values, to stable problem codes."""
-    problems = []
-    for err in errors:
-        loc = [str(p) for p in err["loc"]]
-        where = ".".join(loc) or None
-        kind = err["type"]
-        if kind == "payload_too_large":
-            code = "payload_too_large"
-        elif kind == "extra_forbidden":
-            code = "unknown_field"
-        elif kind == "missing":
-            code = "missing_field"
-        elif kind == "string_too_long":
-            code = "too_long"
-        elif kind == "enum" and any(part in _ENUM_FIELDS for part in loc):
-            code = next(_ENUM_FIELDS[part] for part in loc if part in _ENUM_FIELDS)
-        else:
-            code = "invalid_value"
-        problems.append(Problem(code, where))
-    return problems
+    return shared_problems_from_schema(errors, _ENUM_FIELDS)
 
 
 @dataclass(frozen=True)

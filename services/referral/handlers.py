@@ -4,32 +4,13 @@ from __future__ import annotations
 
 from shared.clock import Clock
 from shared.config import Settings
+from shared.commands import answer, invalid_case_ref, reasons, sender
 from shared.consumer import HandlerContext
-from shared.events import (CaseClosed, CommandAccepted, CommandRejected, InvalidPayload,
-                           PoisonMessage, RecordConsent, ReferralAccepted, ReferralRejected,
-                           RejectionReason, SubmitReferral, TeamUpdated, WithdrawConsent)
-from shared.vocabulary import Party
+from shared.events import (CaseClosed, InvalidPayload, RecordConsent, ReferralAccepted,
+                           ReferralRejected, SubmitReferral, TeamUpdated, WithdrawConsent)
 
 from . import domain, intake, store
 from .intake import Accepted, Intake
-
-
-def sender(ctx: HandlerContext, agency_users: dict[str, str]) -> Party:
-    """The submitting party, from the message's user_id, which RabbitMQ has checked against the
-    connection's user. A message without it, or from a user that is no agency, is refused."""
-    if not ctx.user_id:
-        raise PoisonMessage("sender_unknown", "the message has no user_id property")
-    party = agency_users.get(ctx.user_id)
-    if party is None:
-        raise PoisonMessage("sender_not_an_agency", "the sending broker user is not an agency")
-    if not ctx.routing_key.startswith(f"{party}."):
-        raise PoisonMessage("routing_key_mismatch", "routing key is not the sender's own")
-    return Party(party)
-
-
-def _reasons(problems) -> tuple[RejectionReason, ...]:
-    return tuple(RejectionReason(code=p.code, field=p.field, message_sv=p.message_sv,
-                                 message_en=p.message_en) for p in problems)
 
 
 def make_handlers(settings: Settings, referral_intake: Intake, clock: Clock):
@@ -50,30 +31,21 @@ def make_handlers(settings: Settings, referral_intake: Intake, clock: Clock):
             ctx.metrics.count_rejection(SubmitReferral.name, party.value,
                                         [p.code for p in outcome.problems])
             reply = ReferralRejected(recipient=party, agency_ref=outcome.agency_ref,
-                                     reasons=_reasons(outcome.problems),
+                                     reasons=reasons(outcome.problems),
                                      rejected_at=outcome.rejected_at)
             await ctx.emit(reply, ordering_key=f"rejection:{ctx.envelope.event_id}")
 
     async def consent_command(ctx: HandlerContext) -> None:
         party = sender(ctx, agency_users)
-        name = ctx.envelope.event_type
         if isinstance(ctx.payload, InvalidPayload):
             problems = domain.problems_from_schema(ctx.payload.errors)
-            case_ref = ctx.payload.raw.get("case_ref")
-            case_ref = case_ref if isinstance(case_ref, str) else None
+            case_ref = invalid_case_ref(ctx.payload)
         else:
+            name = ctx.envelope.event_type
             apply = intake.record_consent if name == RecordConsent.name else intake.withdraw_consent
             problems = await apply(ctx.conn, ctx, by=party, command=ctx.payload, now=clock.now())
             case_ref = ctx.payload.case_ref
-        command_id = str(ctx.envelope.event_id)
-        if problems:
-            ctx.metrics.count_rejection(name, party.value, [p.code for p in problems])
-            reply = CommandRejected(recipient=party, command=name, command_id=command_id,
-                                    case_ref=case_ref, reasons=_reasons(problems))
-        else:
-            reply = CommandAccepted(recipient=party, command=name, command_id=command_id,
-                                    case_ref=case_ref)
-        await ctx.emit(reply, ordering_key=case_ref or f"command:{command_id}")
+        await answer(ctx, party, problems, case_ref)
 
     async def case_closed(ctx: HandlerContext) -> None:
         event: CaseClosed = ctx.payload

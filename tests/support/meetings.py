@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from dataclasses import dataclass
@@ -79,6 +80,15 @@ class MeetingUnderTest:
                 return await self.fetch("SELECT 1 FROM cases WHERE case_ref = $1", ref)
 
             await amqp.eventually(arrived, what=f"case {ref} to arrive")
+
+    async def settled(self) -> None:
+        """Wait until every event of the changes so far is published (the outbox is empty)."""
+        async def empty():
+            rows = await self.fetch("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL")
+            return rows[0]["n"] == 0
+
+        await amqp.eventually(empty, what="the meeting outbox to drain")
+        await asyncio.sleep(0.2)  # and the tap to receive what was just published
 
     async def fetch(self, sql: str, *args):
         async with self.runtime.pool.acquire() as conn:

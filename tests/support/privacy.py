@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 _CANDIDATE = re.compile(r"(?<!\d)(?:19|20)?(\d{6})[-+]?(\d{4})(?!\d)")
+# UUIDs (event ids) hold runs of digits that can look like a number; they are not scanned.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _luhn(ten: str) -> bool:
@@ -17,7 +19,7 @@ def _luhn(ten: str) -> bool:
 
 def personnummer_in(text: str) -> list[str]:
     found = []
-    for match in _CANDIDATE.finditer(text):
+    for match in _CANDIDATE.finditer(_UUID.sub("<uuid>", text)):
         ten = match.group(1) + match.group(2)
         month, day = int(ten[2:4]), int(ten[4:6])
         if _luhn(ten) and 1 <= month <= 12 and 1 <= day % 60 <= 31:

@@ -56,3 +56,15 @@ def test_every_published_event_has_a_consumer_and_every_binding_a_handler():
             handled = binding.routing_key.split(".")[-1]
             assert handled in spec.handlers, f"{name} is bound to {binding.routing_key} without a handler"
             assert binding.exchange in (EVENTS, INTAKE)
+
+
+def test_the_dev_clock_offset_is_refused_outside_dev_and_shifts_the_clock():
+    from datetime import timedelta
+
+    from shared.clock import Clock
+
+    with pytest.raises(pydantic.ValidationError, match="DEV_CLOCK_OFFSET"):
+        Settings(env="production", dev_clock_offset_days=3, pseudonym_key="p" * 40,
+                 encryption_keys="k1:" + "A" * 44, jwt_secret="j" * 40)
+    ahead = Clock.from_settings(Settings(dev_clock_offset_days=9)).now() - Clock().now()
+    assert timedelta(days=9) - timedelta(seconds=5) < ahead < timedelta(days=9, seconds=5)
