@@ -57,4 +57,10 @@ async def has_consent(conn: asyncpg.Connection, case_ref: str, party: str) -> bo
     return status == "given"
 
 
+async def consents_of(conn: asyncpg.Connection, case_ref: str) -> dict[str, str]:
+    """Each party's consent status for the case ("given" or "withdrawn"; absent: never given)."""
+    rows = await conn.fetch("SELECT party, status FROM consent_state WHERE case_ref = $1", case_ref)
+    return {r["party"]: r["status"] for r in rows}
+
+
 HANDLERS = {ConsentRecorded.name: consent_recorded, ConsentWithdrawn.name: consent_withdrawn}

@@ -45,11 +45,13 @@ SUBSCRIPTIONS: dict[str, tuple[Binding, ...]] = {
     "meeting": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
                 Binding(EVENTS, "ConsentWithdrawn"), Binding(EVENTS, "CaseClosed")),
     "followup": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
-                 Binding(EVENTS, "ConsentWithdrawn")),
+                 Binding(EVENTS, "ConsentWithdrawn"), Binding(EVENTS, "ConsultationHeld"),
+                 Binding(EVENTS, "CaseNotConsulted"), Binding(INTAKE, "*.RecordFollowUp")),
     "metrics": tuple(Binding(EVENTS, name) for name in (
         "CaseReferred", "ConsentRecorded", "ConsentWithdrawn", "CaseClosed", "TeamUpdated",
         "MeetingScheduled", "MeetingCancelled", "PreMeetingHeld", "CaseScheduled",
-        "CasePostponed", "ConsultationHeld", "CaseNotConsulted")),
+        "CasePostponed", "ConsultationHeld", "CaseNotConsulted", "FollowUpScheduled",
+        "FollowUpCompleted", "FollowUpCancelled")),
 }
 
 

@@ -151,7 +151,7 @@ class Scheduling:
         now = self.clock.now()
         team = await store.lock_team(conn, event.team_id)
         await consent.record_initial(conn, event)
-        held = domain.held_back_by(await store.consents_of(conn, event.case_ref),
+        held = domain.held_back_by(await consent.consents_of(conn, event.case_ref),
                                    self.postpone_on_withdrawal)
         inserted = await store.insert_case(
             conn, case_ref=event.case_ref, team_id=event.team_id, municipality=event.municipality,
@@ -176,7 +176,7 @@ class Scheduling:
         if team is None:
             return
         now = self.clock.now()
-        held = domain.held_back_by(await store.consents_of(conn, case_ref),
+        held = domain.held_back_by(await consent.consents_of(conn, case_ref),
                                    self.postpone_on_withdrawal)
         if case["status"] == "queued" and held and case["meeting_id"]:
             meeting = await store.get_meeting(conn, case["meeting_id"])

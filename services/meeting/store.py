@@ -274,10 +274,6 @@ async def set_case_status(conn: asyncpg.Connection, case_ref: str, status: str, 
         case_ref, status, now)
 
 
-async def consents_of(conn: asyncpg.Connection, case_ref: str) -> dict[str, str]:
-    rows = await conn.fetch("SELECT party, status FROM consent_state WHERE case_ref = $1", case_ref)
-    return {r["party"]: r["status"] for r in rows}
-
 
 async def consents_of_cases(conn: asyncpg.Connection, case_refs: list[str]) -> dict[str, dict[str, str]]:
     rows = await conn.fetch(

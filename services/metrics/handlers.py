@@ -4,6 +4,7 @@ from shared import consent
 from shared.consumer import HandlerContext
 from shared.events import (CaseClosed, CaseNotConsulted, CasePostponed, CaseReferred,
                            CaseScheduled, ConsentRecorded, ConsentWithdrawn, ConsultationHeld,
+                           FollowUpCancelled, FollowUpCompleted, FollowUpScheduled,
                            MeetingCancelled, MeetingScheduled, PreMeetingHeld, TeamUpdated)
 
 from . import store
@@ -32,5 +33,6 @@ HANDLERS = {
     ConsentWithdrawn.name: logged(consent.consent_withdrawn),
     **{contract.name: logged() for contract in (
         CaseClosed, TeamUpdated, MeetingScheduled, MeetingCancelled, PreMeetingHeld,
-        CaseScheduled, CasePostponed, ConsultationHeld, CaseNotConsulted)},
+        CaseScheduled, CasePostponed, ConsultationHeld, CaseNotConsulted, FollowUpScheduled,
+        FollowUpCompleted, FollowUpCancelled)},
 }
