@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-not-for-production"
@@ -68,20 +68,21 @@ class Settings(BaseSettings):
     # Meeting scheduling: how far ahead meetings are generated, how often cut-offs and the
     # calendar are checked, and the parties whose consent withdrawal takes a scheduled case
     # off the agenda (for the others the case stays; that party just gets no details).
-    meeting_horizon_weeks: int = 12
-    meeting_check_seconds: float = 30.0
+    meeting_horizon_weeks: PositiveInt = 12
+    meeting_check_seconds: PositiveFloat = 30.0
     postpone_on_withdrawal: frozenset[str] = frozenset({"FK"})
     # Follow-up: when plan checks and outcome follow-ups are due after the consultation, and
     # the reminders: overdue this long after the due reminder, repeated at an interval up to a
     # limit, then escalated to the team's coordinator.
-    followup_plan_check_weeks: int = 8
-    followup_outcome_months: int = 6
+    followup_plan_check_weeks: PositiveInt = 8
+    followup_outcome_months: PositiveInt = 6
     followup_twelve_months: bool = False
-    followup_overdue_days: int = 14
-    followup_reminder_interval_days: int = 7
-    followup_reminder_limit: int = 3
-    followup_check_seconds: float = 30.0
-    followup_batch_size: int = 500
+    followup_long_months: PositiveInt = 12  # when the "twelve-month" follow-up is due
+    followup_overdue_days: PositiveInt = 14
+    followup_reminder_interval_days: PositiveInt = 7
+    followup_reminder_limit: PositiveInt = 3
+    followup_check_seconds: PositiveFloat = 30.0
+    followup_batch_size: PositiveInt = 500
 
     # Development only: run the services' domain clock this many days ahead (refused outside
     # dev), to try what happens at a cut-off or after a meeting without waiting for it.

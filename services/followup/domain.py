@@ -12,7 +12,8 @@ record must hold, and how a case's follow-up ends.
 - Recording: the responsible party, once reached: the plan's status at the plan check; income
   source and readiness at the outcome follow-ups. Not reached: nothing else. A new record of the
   same follow-up is a correction; the latest counts.
-- The case is closed after the last follow-up is first recorded (PLAN_COMPLETED), when it was
+- The case is closed after its last follow-up (the latest due) is first recorded, reached or not
+  (PLAN_COMPLETED: the follow-up programme is through), when it was
   not consulted, when every party's consent is withdrawn, or by hand with an exit reason.
 """
 
@@ -42,6 +43,8 @@ add_messages({
                           "The readiness answer is missing (or 'not_answered')."),
     "answers_when_not_reached": ("Personen nåddes inte: inga svar ska anges.",
                                  "The person was not reached: no answers may be given."),
+    "not_asked": ("Frågan ställs inte vid den här uppföljningen.",
+                  "This question is not asked at this follow-up."),
 })
 
 
@@ -53,16 +56,13 @@ class Rules:
     overdue_days: int = 14
     reminder_interval_days: int = 7
     reminder_limit: int = 3
+    long_months: int = 12  # the optional long follow-up ("twelve months")
 
     @classmethod
     def from_settings(cls, s) -> "Rules":
         return cls(s.followup_plan_check_weeks, s.followup_outcome_months, s.followup_twelve_months,
                    s.followup_overdue_days, s.followup_reminder_interval_days,
-                   s.followup_reminder_limit)
-
-    @property
-    def last_kind(self) -> FollowUpKind:
-        return FollowUpKind.TWELVE_MONTHS if self.twelve_months else FollowUpKind.SIX_MONTHS
+                   s.followup_reminder_limit, s.followup_long_months)
 
 
 def add_months(day: date, months: int) -> date:
@@ -77,7 +77,7 @@ def followups_for(held_on: date, rules: Rules) -> list[tuple[FollowUpKind, date]
     plan = [(FollowUpKind.PLAN_CHECK, held_on + timedelta(weeks=rules.plan_check_weeks)),
             (FollowUpKind.SIX_MONTHS, add_months(held_on, rules.outcome_months))]
     if rules.twelve_months:
-        plan.append((FollowUpKind.TWELVE_MONTHS, add_months(held_on, 12)))
+        plan.append((FollowUpKind.TWELVE_MONTHS, add_months(held_on, rules.long_months)))
     return plan
 
 
@@ -121,10 +121,10 @@ class Answers:
 
 def record_problems(*, kind: FollowUpKind, status: str, responsible: str, by_party: str,
                     answers: Answers, held_on: date, today: date) -> list[Problem]:
-    if status == "cancelled":
-        return [Problem("followup_cancelled")]
     if by_party != responsible:
         return [Problem("not_responsible")]
+    if status == "cancelled":
+        return [Problem("followup_cancelled")]
     problems = []
     if answers.recorded_on > today:
         problems.append(Problem("date_in_future", "recorded_on"))
@@ -138,6 +138,8 @@ def record_problems(*, kind: FollowUpKind, status: str, responsible: str, by_par
     if kind == FollowUpKind.PLAN_CHECK:
         if not answers.plan_status:
             problems.append(Problem("plan_status_missing", "plan_status"))
+        problems += [Problem("not_asked", name) for name in ("income_source", "readiness")
+                     if given[name]]
     else:
         if not answers.income_source:
             problems.append(Problem("income_source_missing", "income_source"))

@@ -44,6 +44,9 @@ class FollowUps:
         if case["status"] == "closed":
             log.info("consultation of a closed case: no follow-ups scheduled")
             return
+        if domain.every_consent_withdrawn(await consent.consents_of(conn, event.case_ref)):
+            await self.close(conn, emit, event.case_ref, ExitReason.CONSENT_WITHDRAWN)
+            return
         now = self.clock.now()
         responsible = event.referring_party  # by default the referring party follows up
         for kind, due_on in domain.followups_for(event.held_on, self.rules):
@@ -101,9 +104,12 @@ class FollowUps:
                      *, by_party: Party, by_user: str, channel: str) -> tuple[list[Problem], dict | None]:
         """Record a follow-up (again: a correction, a new revision). The same answers as the
         latest record change nothing. Returns the problems, or the record as announced."""
-        row = await store.lock_followup(conn, followup_id)
-        if row is None:
+        found = await store.get_followup(conn, followup_id)
+        if found is None or found["responsible_party"] != by_party.value:
+            # another party learns nothing, not even whether the case exists
             return [Problem("followup_not_found")], None
+        await store.lock_case(conn, found["case_ref"])  # the case first, as closure does
+        row = await store.lock_followup(conn, followup_id)
         bind_contextvars(case_ref=row["case_ref"])
         now = self.clock.now()
         problems = domain.record_problems(
@@ -122,7 +128,7 @@ class FollowUps:
                                       "recorded_at": now}, revision)
         await emit(event, ordering_key=row["case_ref"])
         log.info("follow-up recorded", kind=row["kind"], revision=revision, channel=channel)
-        if revision == 1 and row["kind"] == self.rules.last_kind:
+        if revision == 1 and await store.is_last_followup(conn, row["case_ref"], followup_id):
             await self.close(conn, emit, row["case_ref"], ExitReason.PLAN_COMPLETED)
         return [], event.model_dump(mode="json")
 

@@ -35,7 +35,12 @@ def make_handlers(settings: Settings, followups: FollowUps) -> tuple[dict, dict]
         await followups.close(ctx.conn, ctx.emit, event.case_ref,
                               domain.exit_reason_when_not_consulted(event.reason))
 
+    async def consent_recorded(ctx: HandlerContext) -> None:
+        await store.lock_case(ctx.conn, ctx.payload.case_ref)  # consent changes of a case in turn
+        await consent.consent_recorded(ctx)
+
     async def consent_withdrawn(ctx: HandlerContext) -> None:
+        await store.lock_case(ctx.conn, ctx.payload.case_ref)  # so two withdrawals see each other
         await consent.consent_withdrawn(ctx)
         await followups.consent_withdrawn(ctx.conn, ctx.emit, ctx.payload.case_ref)
 
@@ -53,7 +58,7 @@ def make_handlers(settings: Settings, followups: FollowUps) -> tuple[dict, dict]
 
     handlers = {CaseReferred.name: case_referred, ConsultationHeld.name: consultation_held,
                 CaseNotConsulted.name: not_consulted,
-                ConsentRecorded.name: consent.consent_recorded,
+                ConsentRecorded.name: consent_recorded,
                 ConsentWithdrawn.name: consent_withdrawn,
                 RecordFollowUp.name: record_followup}
     return handlers, {RecordFollowUp.name: record_followup}  # invalid commands are answered

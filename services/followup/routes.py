@@ -52,9 +52,8 @@ def make_routes(runtime, followups: FollowUps) -> APIRouter:
         row = await store.get_followup(conn, followup_id)
         if row is None:
             raise HTTPException(404, {"code": "followup_not_found", "message": "no such follow-up"})
-        if row["responsible_party"] != principal.party.value:
-            raise HTTPException(403, {"code": "not_responsible",
-                                      "message": "your party is not responsible for this follow-up"})
+        if row["responsible_party"] != principal.party.value:  # as if absent: nothing learnt
+            raise HTTPException(404, {"code": "followup_not_found", "message": "no such follow-up"})
         return row
 
     @router.get("/followups", tags=["follow-up"], responses={**UNAUTHENTICATED, **FORBIDDEN})
@@ -67,11 +66,8 @@ def make_routes(runtime, followups: FollowUps) -> APIRouter:
         ``cancelled``. Earliest due first."""
         party_user(principal)
         async with runtime.pool.acquire() as conn:
-            rows = await store.party_followups(conn, principal.party.value, STATES[state], limit)
-        if state == "due":
-            rows = [r for r in rows if r["reminders_sent"] == 0]
-        elif state == "overdue":
-            rows = [r for r in rows if r["reminders_sent"] > 0]
+            rows = await store.party_followups(conn, principal.party.value, STATES[state], limit,
+                                               reminded={"due": False, "overdue": True}.get(state))
         return {"party": principal.party.value, "state": state,
                 "followups": [_followup(r) for r in rows]}
 
@@ -104,7 +100,8 @@ def make_routes(runtime, followups: FollowUps) -> APIRouter:
                 conn, emitter.emit, followup_id, answers_of(body), by_party=principal.party,
                 by_user=principal.user_id, channel="http")
         if problems:
-            status = 409 if any(p.code == "followup_cancelled" for p in problems) else 422
+            codes = {p.code for p in problems}
+            status = 404 if "followup_not_found" in codes else 409 if "followup_cancelled" in codes else 422
             return JSONResponse({"status": "rejected", "reasons": [
                 r.model_dump() for r in reasons(problems)]}, status_code=status)
         return JSONResponse(published, status_code=201 if emitter.emitted else 200)

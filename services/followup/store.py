@@ -16,7 +16,8 @@ async def track(conn: asyncpg.Connection, case: TrackedCase) -> None:
                                       referred_at, team_id, municipality)
            VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (case_ref) DO UPDATE
-              SET income_source_at_referral = EXCLUDED.income_source_at_referral""",
+              SET income_source_at_referral = EXCLUDED.income_source_at_referral,
+                  referred_at = EXCLUDED.referred_at""",
         case.case_ref, case.referring_party, case.income_source_at_referral, case.referred_at,
         case.team_id, case.municipality)
 
@@ -66,11 +67,21 @@ async def get_followup(conn: asyncpg.Connection, followup_id: str):
 
 
 async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
-    """Follow-ups whose next action has come, locked; skips those another instance holds.
-    Reads the partial index on next_action_at: the cost follows the due rows only."""
+    """Follow-ups whose next action has come, locked with their case (the order every writer
+    of a case keeps); skips those another instance, a recording or a closure holds. Reads the
+    partial index on next_action_at: the cost follows the due rows only."""
     return await conn.fetch(
-        """SELECT * FROM followups WHERE next_action_at <= $1
-           ORDER BY next_action_at LIMIT $2 FOR UPDATE SKIP LOCKED""", now, limit)
+        """SELECT f.* FROM followups f JOIN tracked_cases c ON c.case_ref = f.case_ref
+           WHERE f.next_action_at <= $1
+           ORDER BY f.next_action_at LIMIT $2 FOR UPDATE OF c, f SKIP LOCKED""", now, limit)
+
+
+async def is_last_followup(conn: asyncpg.Connection, case_ref: str, followup_id: str) -> bool:
+    """Is this the case's last follow-up (the latest due of those not cancelled)?"""
+    last = await conn.fetchval(
+        """SELECT followup_id FROM followups WHERE case_ref = $1 AND status <> 'cancelled'
+           ORDER BY due_on DESC, followup_id DESC LIMIT 1""", case_ref)
+    return last == followup_id
 
 
 async def set_step(conn: asyncpg.Connection, followup_id: str, *, status: str, reminders_sent: int,
@@ -121,8 +132,10 @@ async def records(conn: asyncpg.Connection, followup_id: str) -> list[asyncpg.Re
 
 
 async def party_followups(conn: asyncpg.Connection, party: str, statuses: list[str],
-                          limit: int) -> list[asyncpg.Record]:
+                          limit: int, reminded: bool | None = None) -> list[asyncpg.Record]:
+    """``reminded``: only those with (True) or without (False) an overdue reminder."""
     return await conn.fetch(
         """SELECT * FROM followups WHERE responsible_party = $1 AND status = ANY($2)
-           ORDER BY due_on, followup_id LIMIT $3""", party, statuses, limit)
+             AND ($4::boolean IS NULL OR (reminders_sent > 0) = $4)
+           ORDER BY due_on, followup_id LIMIT $3""", party, statuses, limit, reminded)
 

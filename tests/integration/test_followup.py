@@ -108,7 +108,7 @@ async def test_a_twelve_month_follow_up_when_switched_on(settings, runtimes):
 
 
 async def test_due_fires_exactly_once_across_a_restart_and_with_two_instances(service):
-    second = await service.start()
+    await service.start()  # a second instance
     await service.send(*[consultation(f"C{i}") for i in range(20)])
     await service.tap.wait_for("FollowUpScheduled", 40)
     service.clock.set(due_at(PLAN_DUE) + timedelta(minutes=1))
@@ -120,8 +120,7 @@ async def test_due_fires_exactly_once_across_a_restart_and_with_two_instances(se
     for runtime in list(service.instances):
         await runtime.stop()
     service.clock.set(due_at(OUTCOME_DUE) + timedelta(hours=1))
-    restarted = await service.start()  # fires what came due in the meantime, once
-    assert restarted is not second
+    await service.start()  # fires what came due in the meantime, once
     await service.tap.wait_for("FollowUpDue", 40, timeout=30)
     await service.settled()
     due = service.tap.of("FollowUpDue")
@@ -182,7 +181,7 @@ async def test_recording_over_amqp_and_http_and_correcting(agencies, service):
     assert {r["code"] for r in refused["payload"]["reasons"]} == {"income_source_missing", "readiness_missing"}
     not_theirs = await record_command(agencies[Party.FK], ns, "C1", "plan_check",
                                       recorded_on="2026-11-23", reached=False)
-    assert [r["code"] for r in not_theirs["payload"]["reasons"]] == ["not_responsible"]
+    assert [r["code"] for r in not_theirs["payload"]["reasons"]] == ["followup_not_found"]
     bad = await record_command(af, ns, "C1", "plan_check", recorded_on="2026-11-23",
                                reached=True, plan_status="maybe")
     assert bad["event_type"] == "CommandRejected"
@@ -203,8 +202,8 @@ async def test_recording_over_amqp_and_http_and_correcting(agencies, service):
         assert invalid.json()["reasons"][0]["code"] == "answers_when_not_reached"
         fk = token(service.settings, party="FK", role="officer")
         assert (await api.post(url, headers=fk, json={"recorded_on": "2026-11-30",
-                                                      "reached": False})).status_code == 403
-        assert (await api.get("/api/v1/followups/C1.plan_check", headers=fk)).status_code == 403
+                                                      "reached": False})).status_code == 404
+        assert (await api.get("/api/v1/followups/C1.plan_check", headers=fk)).status_code == 404
         history = (await api.get("/api/v1/followups/C1.plan_check", headers=officer)).json()
         assert [(r["revision"], r["plan_status"], r["channel"]) for r in history["records"]] == [
             (1, "partly", "amqp"), (2, "revised", "http")]
@@ -243,8 +242,15 @@ async def test_closing_a_case_cancels_its_pending_follow_ups(service):
             "recorded_on": "2026-11-23", "reached": False},
             headers=token(service.settings, party="FK", role="officer"))
         assert late.status_code == 409 and late.json()["reasons"][0]["code"] == "followup_cancelled"
+        await service.send(consultation("C2", party="FK"))
+        await service.tap.wait_for("FollowUpScheduled", 2, case_ref="C2")
+        by_officer = await api.post("/api/v1/cases/C2/closure", json={"reason": "DECEASED"},
+                                    headers=token(service.settings, party="FK", role="officer"))
+        assert by_officer.status_code == 200
     [event] = await service.tap.wait_for("CaseClosed", case_ref="C1")
     assert event["reason"] == "MOVED"
+    [event] = await service.tap.wait_for("CaseClosed", case_ref="C2")
+    assert event["reason"] == "DECEASED"
     cancelled = await service.tap.wait_for("FollowUpCancelled", 2, case_ref="C1")
     assert {c["kind"] for c in cancelled} == {"plan_check", "six_months"}
     service.clock.set(due_at(OUTCOME_DUE) + timedelta(days=1))
@@ -270,18 +276,25 @@ async def test_out_of_order_and_exits(service):
         "referred_at": "2026-10-01T08:00:00+00:00"})
     await service.send(referred, consultation("W1"))
     await service.tap.wait_for("FollowUpScheduled", 2, case_ref="W1")
-    for party in ("AF", "FK"):
-        await service.send(amqp.envelope("ConsentWithdrawn", {
-            "case_ref": "W1", "party": party, "withdrawn_on": "2026-11-23",
+    def withdrawal(case_ref: str, party: str) -> dict:
+        return amqp.envelope("ConsentWithdrawn", {
+            "case_ref": case_ref, "party": party, "withdrawn_on": "2026-11-23",
             "on_behalf_of_individual": True, "recorded_by": "AF",
-            "recorded_at": (NOW + timedelta(minutes=1)).isoformat()}))
-        await asyncio.sleep(0.3)  # one after the other, as the referral service orders them
+            "recorded_at": (NOW + timedelta(minutes=1)).isoformat()})
+
+    await service.send(withdrawal("W1", "AF"), withdrawal("W1", "FK"))  # at once: each sees the other
     [closed] = await service.tap.wait_for("CaseClosed", case_ref="W1")
     assert closed["reason"] == "CONSENT_WITHDRAWN"
     await service.tap.wait_for("FollowUpCancelled", 2, case_ref="W1")
+    # every consent withdrawn before the case reached the follow-up service: no follow-ups
+    await service.send(withdrawal("E1", "KOMMUN"))
+    await service.send(consultation("E1"))
+    [closed] = await service.tap.wait_for("CaseClosed", case_ref="E1")
+    assert closed["reason"] == "CONSENT_WITHDRAWN"
     await service.settled()
     assert service.tap.of("FollowUpScheduled", case_ref="N1") == []
-    assert len(service.tap.of("CaseClosed")) == 2
+    assert service.tap.of("FollowUpScheduled", case_ref="E1") == []
+    assert len(service.tap.of("CaseClosed")) == 3
 
 
 async def test_a_year_of_backfilled_history_fires_each_due_reminder_once(service):

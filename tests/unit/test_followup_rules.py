@@ -58,6 +58,9 @@ def test_what_a_record_must_hold():
     assert check(by="FK") == [("not_responsible", None)]
     assert check(status="cancelled") == [("followup_cancelled", None)]
     assert check(status="completed") == []  # a correction
+    assert check(by="FK", status="cancelled") == [("not_responsible", None)]  # nothing learnt
+    assert check(kind=FollowUpKind.PLAN_CHECK, plan_status="done") == [
+        ("not_asked", "income_source"), ("not_asked", "readiness")]
 
 
 def test_exits():
@@ -66,4 +69,5 @@ def test_exits():
     assert domain.every_consent_withdrawn({"AF": "withdrawn", "FK": "withdrawn"})
     assert not domain.every_consent_withdrawn({"AF": "withdrawn", "FK": "given"})
     assert not domain.every_consent_withdrawn({})
-    assert Rules(twelve_months=True).last_kind == FollowUpKind.TWELVE_MONTHS
+    assert domain.followups_for(date(2026, 1, 31), Rules(twelve_months=True, long_months=9))[2] == (
+        FollowUpKind.TWELVE_MONTHS, date(2026, 10, 31))
