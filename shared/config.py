@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     followup_check_seconds: PositiveFloat = 30.0
     followup_batch_size: PositiveInt = 500
 
+    # Metrics: counts 0 < n < this are never published as such ("<5").
+    suppression_threshold: PositiveInt = 5
+    # Aggregate snapshots (FiguresPublished): checked this often for new events (the debounce),
+    # and published at least this often even without.
+    metrics_snapshot_seconds: PositiveFloat = 60.0
+    metrics_snapshot_schedule_seconds: PositiveFloat = 3600.0
+
     # Development only: run the services' domain clock this many days ahead (refused outside
     # dev), to try what happens at a cut-off or after a meeting without waiting for it.
     dev_clock_offset_days: float = 0.0

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model,
                       model_validator)
 
-from shared.topology import AGENCY, EVENTS
+from shared.topology import AGENCY, AGGREGATES, EVENTS
 from shared.vocabulary import (ActionType, AgeBand, CancellationReason, ExitReason, FollowUpKind,
                                Gender, HostUnit, IncomeSource, Invitee, NotConsultedReason, Party,
                                PlanStatus, PostponementReason, Readiness, ReasonCode)
@@ -624,3 +624,30 @@ class FollowUpCancelled(Contract):
     kind: FollowUpKind
     reason: ExitReason
     cancelled_at: AwareDatetime
+
+
+# --------------------------------------------------------------------------- aggregates (metrics service)
+
+
+@contract("FiguresPublished", 1)
+class FiguresPublished(Contract):
+    """A snapshot of the board's figures for a period and a team (or every team: ``ALL``),
+    suppressed exactly as the API publishes them (counts under the threshold as "<5", "x" for
+    secondary suppression), for dashboards outside the platform. Published when figures
+    change (debounced) and on a schedule. No case data."""
+
+    exchange: ClassVar[str] = AGGREGATES
+    max_bytes: ClassVar[int | None] = 256 * 1024
+
+    period: str
+    period_start: date
+    period_end: date
+    team_id: str  # or "ALL"
+    municipality: str | None
+    suppression_threshold: int
+    figures: dict[str, Any]
+    trigger: Literal["change", "schedule"]
+    published_at: AwareDatetime
+
+    def routing_key(self) -> str:
+        return f"{self.name}.{self.team_id}"

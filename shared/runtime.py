@@ -112,8 +112,8 @@ class Runtime:
             log.info("migrations applied", migrations=applied)
         self._pool = await asyncpg.create_pool(s.service_database_url(name), min_size=2,
                                                max_size=10, command_timeout=30)
+        await topo.declare(s.amqp_url, self.topology)
         await self.broker.connect()
-        await topo.declare(self.broker, self.topology)
         await self.broker.start()
         self.relay = OutboxRelay(
             self._pool, self._publish_pending, batch_size=s.outbox_batch_size,
@@ -197,10 +197,11 @@ class Runtime:
                            description=f"Bound to {bindings}. Consumes: "
                                        f"{', '.join(sorted(self.spec.handlers))}.")(consume)
         for contract_cls, description in self.spec.publishes:
-            to_one_agency = contract_cls.exchange == topo.AGENCY
+            routing_key = {topo.AGENCY: f"<PARTY>.{contract_cls.name}",
+                           topo.AGGREGATES: f"{contract_cls.name}.<TEAM|ALL>"}.get(
+                contract_cls.exchange, contract_cls.name)
             doc.publisher(exchange=self.topology.exchange(contract_cls.exchange),
-                          routing_key=f"<PARTY>.{contract_cls.name}" if to_one_agency
-                          else contract_cls.name,
+                          routing_key=routing_key,
                           title=f"{self.spec.name}:{contract_cls.name}",
                           description=description, schema=wire_model(contract_cls))
         return AsyncAPI(doc, title=f"Trisam {self.spec.name} service", version="1.0.0",

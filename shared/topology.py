@@ -11,6 +11,9 @@ system never share a queue. Per namespace:
   routing key ``<PARTY>.<Event>``, bound to that agency's own queue ``<ns>.agency.<PARTY>``,
   which only that agency's broker user may read.
 - ``<ns>.dlx``     direct exchange for dead letters; routing key = consuming service.
+- ``<ns>.aggregates`` topic exchange for suppressed aggregate snapshots (``FiguresPublished``),
+  routing key ``FiguresPublished.<team or ALL>``; queue ``<ns>.aggregates.dashboard`` keeps the
+  latest 10,000 for external dashboards.
 - ``<ns>.<service>``       one durable quorum queue per consuming service, with a delivery limit
   and dead-lettering (at-least-once) to
 - ``<ns>.<service>.dead``  its dead-letter queue.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aio_pika
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
 from shared.vocabulary import Party
@@ -28,7 +32,11 @@ EVENTS = "events"
 INTAKE = "intake"
 AGENCY = "agency"
 DEAD_LETTERS = "dlx"
-EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS)
+AGGREGATES = "aggregates"
+EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS, AGGREGATES)
+# Suppressed aggregate snapshots wait here for external dashboards (or bind your own queue to
+# the aggregates exchange). Newer snapshots supersede older ones: at most this many are kept.
+AGGREGATES_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,13 @@ class Topology:
             self.dead_letter_queue_name(service), queue_type=QueueType.QUORUM, durable=True
         )
 
+    def aggregates_queue_name(self) -> str:
+        return f"{self.namespace}.aggregates.dashboard"
+
+    def aggregates_queue(self) -> RabbitQueue:
+        return RabbitQueue(self.aggregates_queue_name(), queue_type=QueueType.QUORUM, durable=True,
+                           arguments={"x-max-length": AGGREGATES_KEPT})  # the oldest dropped
+
     def agency_queue(self, party: Party | str) -> RabbitQueue:
         return RabbitQueue(self.agency_queue_name(party), queue_type=QueueType.QUORUM,
                            durable=True)
@@ -103,7 +118,7 @@ class Topology:
         names = []
         for service in SUBSCRIPTIONS:
             names += [self.queue_name(service), self.dead_letter_queue_name(service)]
-        return names + [self.agency_queue_name(p) for p in Party]
+        return names + [self.agency_queue_name(p) for p in Party] + [self.aggregates_queue_name()]
 
     def all_exchange_names(self) -> list[str]:
         return [self.exchange_name(kind) for kind in EXCHANGES]
@@ -113,9 +128,13 @@ class TopologyConflict(RuntimeError):
     """A queue or exchange exists with other settings than the code declares."""
 
 
-async def declare(broker, topology: Topology) -> None:
+async def declare(amqp_url: str, topology: Topology) -> None:
+    """Declare the whole topology on a connection of its own, closed afterwards: the broker's
+    long-lived connection then restores only its own subscriber after a reconnect (restoring
+    dozens of quorum queues there made a cut during the restore leave the channel unusable)."""
+    connection = await aio_pika.connect(amqp_url, timeout=10)
     try:
-        await _declare(broker, topology)
+        await _declare(await connection.channel(), topology)
     except Exception as exc:
         if "PRECONDITION_FAILED" in str(exc):
             raise TopologyConflict(
@@ -123,21 +142,31 @@ async def declare(broker, topology: Topology) -> None:
                 f"other arguments than this version declares ({str(exc)[:300]}). Drain and "
                 f"delete it (rabbitmqctl delete_queue NAME) or use another TRISAM_NAMESPACE") from None
         raise
+    finally:
+        await connection.close()
 
 
-async def _declare(broker, topology: Topology) -> None:
+async def _declare(channel, topology: Topology) -> None:
     """Declare the whole topology: every exchange, every service's queue, dead-letter queue and
-    bindings, every agency's queue. Every service does this at start-up, so that no event is
-    published before the queue of a consumer that has not started yet exists (it would be
-    confirmed as routed to the others, and never reach that consumer)."""
-    exchanges = {kind: await broker.declare_exchange(topology.exchange(kind))
-                 for kind in EXCHANGES}
+    bindings, every agency's queue, the aggregates queue. Every service does this at start-up,
+    so that no event is published before the queue of a consumer that has not started yet
+    exists (it would be confirmed as routed to the others, and never reach that consumer)."""
+    exchanges = {}
+    for kind in EXCHANGES:
+        spec = topology.exchange(kind)
+        exchanges[kind] = await channel.declare_exchange(spec.name, type=spec.type.value, durable=True)
+
+    async def queue(spec):
+        return await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
+
     for party in Party:
-        agency_queue = await broker.declare_queue(topology.agency_queue(party))
+        agency_queue = await queue(topology.agency_queue(party))
         await agency_queue.bind(exchanges[AGENCY], routing_key=f"{party.value}.#")
     for service, bindings in SUBSCRIPTIONS.items():
-        dead = await broker.declare_queue(topology.dead_letter_queue(service))
+        dead = await queue(topology.dead_letter_queue(service))
         await dead.bind(exchanges[DEAD_LETTERS], routing_key=service)
-        queue = await broker.declare_queue(topology.queue(service))
+        consuming = await queue(topology.queue(service))
         for binding in bindings:
-            await queue.bind(exchanges[binding.exchange], routing_key=binding.routing_key)
+            await consuming.bind(exchanges[binding.exchange], routing_key=binding.routing_key)
+    aggregates = await queue(topology.aggregates_queue())
+    await aggregates.bind(exchanges[AGGREGATES], routing_key="#")

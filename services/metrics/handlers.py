@@ -1,4 +1,5 @@
-"""Metrics handlers (thin): keep every event in the event log, update projections."""
+"""Metrics handlers (thin): keep every event in the event log and apply it to the projections
+(the same ``projections.apply`` that ``rebuild`` replays)."""
 
 from shared import consent
 from shared.consumer import HandlerContext
@@ -7,31 +8,30 @@ from shared.events import (CaseClosed, CaseNotConsulted, CasePostponed, CaseRefe
                            FollowUpCancelled, FollowUpCompleted, FollowUpScheduled,
                            MeetingCancelled, MeetingScheduled, PreMeetingHeld, TeamUpdated)
 
-from . import store
+from . import projections, store
 
 
-async def case_referred(ctx: HandlerContext) -> None:
-    event: CaseReferred = ctx.payload
-    await store.log_event(ctx.conn, ctx.envelope)
-    await consent.record_initial(ctx.conn, event)
-    await store.count_referral(ctx.conn, event.referring_party.value)
-
-
-def logged(handler=None):
-    """A handler that keeps the event in the log, then runs ``handler`` (if any)."""
+def projected(also=None):
+    """A handler that logs the event, applies it to the projections, then runs ``also``."""
     async def handle(ctx: HandlerContext) -> None:
-        await store.log_event(ctx.conn, ctx.envelope)
-        if handler is not None:
-            await handler(ctx)
+        if await store.log_event(ctx.conn, ctx.envelope):
+            await projections.apply(ctx.conn, ctx.envelope.event_type, ctx.envelope.payload,
+                                    ctx.envelope.event_id)
+        if also is not None:
+            await also(ctx)
 
     return handle
 
 
+async def _initial_consent(ctx: HandlerContext) -> None:
+    await consent.record_initial(ctx.conn, ctx.payload)
+
+
 HANDLERS = {
-    CaseReferred.name: case_referred,
-    ConsentRecorded.name: logged(consent.consent_recorded),
-    ConsentWithdrawn.name: logged(consent.consent_withdrawn),
-    **{contract.name: logged() for contract in (
+    CaseReferred.name: projected(_initial_consent),
+    ConsentRecorded.name: projected(consent.consent_recorded),
+    ConsentWithdrawn.name: projected(consent.consent_withdrawn),
+    **{contract.name: projected() for contract in (
         CaseClosed, TeamUpdated, MeetingScheduled, MeetingCancelled, PreMeetingHeld,
         CaseScheduled, CasePostponed, ConsultationHeld, CaseNotConsulted, FollowUpScheduled,
         FollowUpCompleted, FollowUpCancelled)},

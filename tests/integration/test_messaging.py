@@ -24,8 +24,9 @@ pytestmark = pytest.mark.infra
 
 
 async def referral_count(runtime) -> int:
+    """CaseReferred events applied by the metrics service (its event log: one row per event)."""
     async with runtime.pool.acquire() as conn:
-        return await conn.fetchval("SELECT coalesce(sum(count), 0) FROM referrals_by_party")
+        return await conn.fetchval("SELECT count(*) FROM event_log WHERE event_type = 'CaseReferred'")
 
 
 async def pending_outbox(runtime) -> list[asyncpg.Record]:

@@ -113,15 +113,17 @@ class EventTap:
     """Everything published on a namespace's events exchange (and, optionally, its agency
     exchange), as the broker routed it: an exclusive, auto-deleted classic queue bound to '#'."""
 
-    def __init__(self, amqp_url: str, namespace: str, *, agency: bool = False):
-        self.amqp_url, self.namespace, self.agency = amqp_url, namespace, agency
+    def __init__(self, amqp_url: str, namespace: str, *, agency: bool = False,
+                 aggregates: bool = False):
+        self.amqp_url, self.namespace = amqp_url, namespace
+        self.kinds = ("events",) + (("agency",) if agency else ()) + (("aggregates",) if aggregates else ())
         self.events: list[dict] = []
 
     async def __aenter__(self) -> "EventTap":
         self._conn = await aio_pika.connect(self.amqp_url)
         channel = await self._conn.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        for kind in ("events", "agency") if self.agency else ("events",):
+        for kind in self.kinds:
             exchange = await channel.declare_exchange(f"{self.namespace}.{kind}", "topic", durable=True)
             await queue.bind(exchange, "#")
 
@@ -148,3 +150,4 @@ class EventTap:
 
         return await eventually(enough, timeout=timeout,
                                 what=f"{count} x {event_type} {where or ''}")
+

@@ -41,7 +41,7 @@ def test_every_published_event_has_a_consumer_and_every_binding_a_handler():
     """An event nobody is bound to is returned by the broker (mandatory publish) and would
     stay in the outbox for ever; a binding without a handler would dead-letter every message."""
     from services.catalogue import SPECS
-    from shared.topology import AGENCY, EVENTS, INTAKE, SUBSCRIPTIONS
+    from shared.topology import AGENCY, AGGREGATES, EVENTS, INTAKE, SUBSCRIPTIONS
 
     specs = {name: make(Settings()) for name, make in SPECS.items()}
     bound = {b.routing_key for bindings in SUBSCRIPTIONS.values() for b in bindings
@@ -50,8 +50,8 @@ def test_every_published_event_has_a_consumer_and_every_binding_a_handler():
         for contract_cls, _ in spec.publishes:
             if contract_cls.exchange == EVENTS:
                 assert contract_cls.name in bound, f"{name} publishes {contract_cls.name}: no consumer"
-            else:
-                assert contract_cls.exchange == AGENCY  # each agency's own queue takes it
+            else:  # each agency's own queue, or the aggregates queue, takes it
+                assert contract_cls.exchange in (AGENCY, AGGREGATES)
         for binding in SUBSCRIPTIONS[name]:
             handled = binding.routing_key.split(".")[-1]
             assert handled in spec.handlers, f"{name} is bound to {binding.routing_key} without a handler"

@@ -1,0 +1,138 @@
+// Trisam dashboard: figures from /api/v1/figures and /api/v1/trend (suppressed aggregates only).
+const TEXT = {
+  sv: {title: "Trisam – nyckeltal", period: "Period", municipality: "Kommun", team: "Team", all: "Alla",
+       report: "Kvartalsrapport", lang: "English", referrals_by_party: "Remisser per remitterande part och kvartal (mål: jämn fördelning)",
+       referrals_by_gender: "Remisser per kön", lead_and_queue: "Ledtid remiss–konsultation (median, dagar) och kö per team",
+       meetings: "Genomförda och inställda möten (per orsak)", public_support: "Andel med offentlig försörjning vid remiss och efter sex månader",
+       self_sufficiency: "Egen försörjning efter sex månader, per typ (av dem med försörjningsstöd vid remiss)",
+       followup_response: "Svarsfrekvens sexmånadersuppföljning", count: "Antal", share: "Andel", goal: "Mål",
+       total: "Totalt", median: "Median (dagar)", queue: "Kö", held: "Genomförda", at_referral: "Vid remiss",
+       at_follow_up: "Efter sex månader", updated: "Uppdaterad", reached: "Nådd", not_reached: "Ej nådd", not_recorded: "Ej registrerad",
+       note: "Antal under {t} visas som \"<{t}\"; \"x\" döljer ett antal så att ett litet antal inte kan räknas fram."},
+  en: {title: "Trisam – key figures", period: "Period", municipality: "Municipality", team: "Team", all: "All",
+       report: "Quarterly report", lang: "Svenska", referrals_by_party: "Referrals per referring party and quarter (goal: an even spread)",
+       referrals_by_gender: "Referrals by gender", lead_and_queue: "Lead time referral to consultation (median, days) and queue per team",
+       meetings: "Meetings held and cancelled (by reason)", public_support: "Share on public support at referral and after six months",
+       self_sufficiency: "Self-sufficiency after six months, by type (of those on income support at referral)",
+       followup_response: "Six-month follow-up response", count: "Count", share: "Share", goal: "Goal",
+       total: "Total", median: "Median (days)", queue: "Queue", held: "Held", at_referral: "At referral",
+       at_follow_up: "After six months", updated: "Updated", reached: "Reached", not_reached: "Not reached", not_recorded: "Not recorded",
+       note: "Counts under {t} show as \"<{t}\"; \"x\" hides a count so that a small count cannot be worked out."},
+};
+const PATTERNS = ["", "/", "x", ".", "\\", "+", "-", "|"];
+let lang = new URLSearchParams(location.search).get("lang") || "sv";
+const $ = (id) => document.getElementById(id);
+const t = (key) => TEXT[lang][key] || key;
+const pct = (v) => v === null || v === undefined ? "–" : (v * 100).toFixed(1) + " %";
+const num = (v) => typeof v === "number" ? v : null;  // hidden counts are not drawn
+
+function currentQuarter() {
+  const d = new Date(); return `${d.getFullYear()}Q${Math.floor(d.getMonth() / 3) + 1}`;
+}
+
+const esc = (v) => String(v).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+
+function table(id, head, rows) {
+  const html = ["<table><thead><tr>", ...head.map((h) => `<th>${esc(h)}</th>`), "</tr></thead><tbody>"];
+  for (const row of rows) {
+    html.push("<tr>", ...row.map((c, i) => i === 0 ? `<td>${esc(c)}</td>` : `<td data-figure="${esc(id)}:${esc(row[0])}:${i}">${esc(c)}</td>`), "</tr>");
+  }
+  html.push("</tbody></table>");
+  $(id).innerHTML = html.join("");
+}
+
+function bars(id, traces, layout = {}) {
+  Plotly.react(id, traces.map((tr, i) => ({type: "bar", ...tr,
+    marker: {pattern: {shape: PATTERNS[i % PATTERNS.length]}, ...(tr.marker || {})}})),
+    {margin: {t: 10, r: 10, b: 60, l: 40}, barmode: "group", legend: {orientation: "h"}, ...layout},
+    {displayModeBar: false, responsive: true});
+}
+
+function query(extra = {}) {
+  const params = new URLSearchParams({period: $("period").value || currentQuarter(), ...extra});
+  if ($("municipality").value) params.set("municipality", $("municipality").value);
+  if ($("team").value) params.set("team_id", $("team").value);
+  return params.toString();
+}
+
+async function refresh() {
+  try { await draw(); } catch (err) { $("updated").textContent = String(err); }  // try again next round
+}
+
+async function draw() {
+  const [figures, trend] = await Promise.all([
+    fetch("/api/v1/figures?" + query()).then((r) => r.json()),
+    fetch("/api/v1/trend?" + query({quarters: 4})).then((r) => r.json())]);
+  if (!figures.figures) { $("updated").textContent = JSON.stringify(figures.detail || figures); return; }
+  const f = figures.figures;
+  $("note").textContent = t("note").replaceAll("{t}", figures.suppression_threshold);
+  $("report").href = `/report/${encodeURIComponent($("period").value || currentQuarter())}?lang=${lang}`;
+
+  const parties = Object.keys(f.referrals_by_party.counts);
+  bars("chart-party", [
+    ...trend.quarters.map((q, i) => ({name: q.period, x: parties,
+      y: parties.map((p) => q.referrals_by_party.shares[p])})),
+    {type: "scatter", mode: "lines", name: t("goal"), x: parties, y: parties.map((p) => f.referrals_by_party.goal_share[p]),
+     line: {dash: "dash", color: "#000"}}], {yaxis: {tickformat: ".0%"}});
+  table("table-party", ["", t("count"), t("share"), t("goal")],
+    [...parties.map((p) => [p, f.referrals_by_party.counts[p], pct(f.referrals_by_party.shares[p]), pct(f.referrals_by_party.goal_share[p])]),
+     [t("total"), f.referrals_by_party.total, "", ""]]);
+
+  const genders = Object.keys(f.referrals_by_gender.counts);
+  bars("chart-gender", [{name: t("count"), x: genders, y: genders.map((g) => num(f.referrals_by_gender.counts[g]))}]);
+  table("table-gender", ["", t("count"), t("share")],
+    genders.map((g) => [g, f.referrals_by_gender.counts[g], pct(f.referrals_by_gender.shares[g])]));
+
+  const teams = [...new Set([...Object.keys(f.lead_time_days.by_team), ...Object.keys(f.queue_by_team)])].sort();
+  bars("chart-lead", [
+    {name: t("median"), x: teams, y: teams.map((k) => (f.lead_time_days.by_team[k] || {}).median ?? null)},
+    {name: t("queue"), x: teams, y: teams.map((k) => num(f.queue_by_team[k]))}]);
+  table("table-lead", ["", t("median"), t("queue")],
+    teams.map((k) => [k, (f.lead_time_days.by_team[k] || {}).median ?? "–", f.queue_by_team[k] ?? 0]));
+
+  const reasons = Object.keys(f.meetings.cancelled_by_reason);
+  bars("chart-meetings", [{name: t("held"), x: [t("held"), ...reasons],
+    y: [f.meetings.held, ...reasons.map((r) => f.meetings.cancelled_by_reason[r])]}]);
+  table("table-meetings", ["", t("count")], [[t("held"), f.meetings.held], ...reasons.map((r) => [r, f.meetings.cancelled_by_reason[r]])]);
+
+  const support = f.public_support.all;
+  bars("chart-support", [
+    {name: t("at_referral"), x: [t("share")], y: [support.at_referral.share]},
+    {name: t("at_follow_up"), x: [t("share")], y: [support.at_follow_up.share]}], {yaxis: {tickformat: ".0%"}});
+  table("table-support", ["", t("count"), t("share")], [
+    [t("at_referral"), `${support.at_referral.count} / ${support.at_referral.of}`, pct(support.at_referral.share)],
+    [t("at_follow_up"), `${support.at_follow_up.count} / ${support.at_follow_up.of}`, pct(support.at_follow_up.share)]]);
+
+  const types = Object.keys(f.self_sufficiency.by_type.counts);
+  bars("chart-self", [{name: t("count"), x: types, y: types.map((k) => num(f.self_sufficiency.by_type.counts[k]))}]);
+  table("table-self", ["", t("count"), t("share")],
+    types.map((k) => [k, f.self_sufficiency.by_type.counts[k], pct(f.self_sufficiency.by_type.shares[k])]));
+
+  const response = f.followup_response;
+  const kinds = Object.keys(response.counts);
+  bars("chart-response", [{name: t("count"), x: kinds.map(t), y: kinds.map((k) => num(response.counts[k]))}]);
+  table("table-response", ["", t("count"), t("share")],
+    [...kinds.map((k) => [t(k), response.counts[k], pct(response.shares[k])]), [t("total"), response.total, ""]]);
+  $("updated").textContent = `${t("updated")} ${new Date().toLocaleTimeString(lang === "sv" ? "sv-SE" : "en-GB")}`;
+  document.body.dataset.loaded = "yes";
+}
+
+function translate() {
+  document.documentElement.lang = lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  $("lang").textContent = t("lang");
+}
+
+async function loadTeams() {
+  const teams = await fetch("/api/v1/teams").then((r) => r.json());
+  const municipalities = [...new Set(teams.map((x) => x.municipality))].sort();
+  for (const m of municipalities) $("municipality").add(new Option(m, m));
+  for (const x of teams) $("team").add(new Option(`${x.team_name} (${x.team_id})`, x.team_id));
+}
+
+$("period").value = new URLSearchParams(location.search).get("period") || currentQuarter();
+$("lang").addEventListener("click", () => { lang = lang === "sv" ? "en" : "sv"; translate(); refresh(); });
+for (const id of ["period", "municipality", "team"]) $(id).addEventListener("change", refresh);
+translate();
+loadTeams().then(refresh);
+setInterval(refresh, 10000);  // figures follow the events as they arrive
