@@ -195,7 +195,20 @@ async def _outcomes(conn, f: Filter) -> dict:
 
     on_support = [r for r in reached if r["income_at_referral"] == IncomeSource.FORSORJNINGSSTOD.value]
     by_type = {t: sum(1 for r in on_support if r["income_source"] == t) for t in domain.SELF_SUFFICIENCY_TYPES}
+    answered = [r for r in reached if r["readiness"] and r["readiness"] != "not_answered"]
+
+    def per_group(key: str, keys) -> dict:
+        return {k: {"on_support": sum(1 for r in on_support if r[key] == k),
+                    "self_sufficient": sum(1 for r in on_support if r[key] == k
+                                           and r["income_source"] in domain.SELF_SUFFICIENCY_TYPES),
+                    "answered": sum(1 for r in answered if r[key] == k),
+                    "more_ready": sum(1 for r in answered if r[key] == k
+                                      and r["readiness"] in ("much_more", "more"))} for k in keys}
+
+    groups = {"by_gender": per_group("gender", [g.value for g in Gender]),
+              "by_referring_party": per_group("referring_party", [p.value for p in Party])}
     return {
+        "outcome_groups": groups,
         "followup_response": {"due": due, "recorded": len(recorded), "reached": len(reached)},
         "public_support": {"all": support(reached),
                            "by_gender": grouped("gender", [g.value for g in Gender]),
@@ -267,4 +280,12 @@ def publish(raw: dict, threshold: int) -> dict:
                             and shown_total else None},
         "by_type": table}
     out["more_ready"] = domain.share(raw["more_ready"]["yes"], raw["more_ready"]["of"], threshold)
+    out["more_ready_by"] = {}
+    for dimension, groups in raw["outcome_groups"].items():  # the outcomes by gender and by party
+        out["self_sufficiency"][dimension] = domain.grouped_share(
+            {k: v["self_sufficient"] for k, v in groups.items()},
+            {k: v["on_support"] for k, v in groups.items()}, threshold)
+        out["more_ready_by"][dimension.removeprefix("by_")] = domain.grouped_share(
+            {k: v["more_ready"] for k, v in groups.items()},
+            {k: v["answered"] for k, v in groups.items()}, threshold)
     return out

@@ -28,6 +28,8 @@ TEXTS = {
         "at_referral": "vid remiss", "at_follow_up": "efter sex månader",
         "self_sufficiency": "Egen försörjning (av dem med försörjningsstöd vid remiss), per typ",
         "more_ready": "Känner sig mer redo för arbete eller studier",
+        "by_gender_and_party": "Utfall efter sex månader per kön och remitterande part",
+        "public_support_short": "Offentlig försörjning", "self_sufficient": "Egen försörjning",
         "count": "Antal", "share": "Andel", "goal": "Mål", "total": "Totalt", "of": "av",
         "note": "Antal under {t} visas som \"<{t}\"; \"x\" döljer ett antal så att ett litet antal inte kan räknas fram.",
     },
@@ -50,6 +52,8 @@ TEXTS = {
         "at_referral": "at referral", "at_follow_up": "after six months",
         "self_sufficiency": "Self-sufficiency (of those on income support at referral), by type",
         "more_ready": "Feel more ready to work or study",
+        "by_gender_and_party": "Six-month outcomes by gender and by referring party",
+        "public_support_short": "Public support", "self_sufficient": "Self-sufficient",
         "count": "Count", "share": "Share", "goal": "Goal", "total": "Total", "of": "of",
         "note": "Counts under {t} show as \"<{t}\"; \"x\" hides a count so that a small count cannot be worked out.",
     },
@@ -77,6 +81,20 @@ def _breakdown(table: dict, t: dict, goal: dict | None = None) -> str:
 
 def _share(item: dict, t: dict) -> str:
     return f"{item['count']} {t['of']} {item['of']} ({_pct(item['share'])})"
+
+
+def _outcome_groups(f: dict, t: dict) -> str:
+    rows = []
+    for dim in ("gender", "referring_party"):
+        for key in f["self_sufficiency"][f"by_{dim}"]:
+            rows.append((f"{dim}: {key}",
+                         _share(f["public_support"][f"by_{dim}"]["at_referral"][key], t),
+                         _share(f["public_support"][f"by_{dim}"]["at_follow_up"][key], t),
+                         _share(f["self_sufficiency"][f"by_{dim}"][key], t),
+                         _share(f["more_ready_by"][dim][key], t)))
+    return _table(rows, ("", f"{t['public_support_short']} {t['at_referral']}",
+                         f"{t['public_support_short']} {t['at_follow_up']}", t["self_sufficient"],
+                         t["more_ready"]))
 
 
 def render_html(report: dict, lang: str = "sv") -> str:
@@ -115,6 +133,7 @@ def render_html(report: dict, lang: str = "sv") -> str:
                      (t["at_follow_up"], _share(f["public_support"]["all"]["at_follow_up"], t))], ("", "")),
              f"<h3>{t['self_sufficiency']}</h3>", _breakdown(f["self_sufficiency"]["by_type"], t),
              f"<p>{t['more_ready']}: {_share(f['more_ready'], t)}</p>",
+             f"<h3>{t['by_gender_and_party']}</h3>", _outcome_groups(f, t),
              f"<p class=note>{html.escape(t['note'].format(t=threshold))}</p>"]
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#111}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #999;padding:.2em .6em;"

@@ -79,6 +79,12 @@ async def test_every_figure_from_a_known_set_of_events(settings, runtimes):
         assert {k: v for k, v in ss["by_type"]["counts"].items() if v} == {
             "LON": 2, "STUDIEMEDEL": 1, "other_support": 1}
         assert f["more_ready"] == {"count": 2, "of": 3, "share": round(2 / 3, 4)}
+        # by gender (MAY0, MAY2 men; MAY1, MAY3 women) and by referring party (all KOMMUN)
+        assert ss["by_gender"]["MAN"] == {"count": 2, "of": 2, "share": 1.0}
+        assert ss["by_gender"]["WOMAN"] == {"count": 1, "of": 2, "share": 0.5}
+        assert ss["by_referring_party"]["KOMMUN"] == {"count": 3, "of": 4, "share": 0.75}
+        assert f["more_ready_by"]["gender"]["MAN"] == {"count": 1, "of": 2, "share": 0.5}
+        assert f["more_ready_by"]["referring_party"]["KOMMUN"] == {"count": 2, "of": 3, "share": round(2 / 3, 4)}
 
         # filters: a team, a referring party, a municipality
         one = (await api.get("/api/v1/figures", params={"period": Q4, "team_id": "T-ONE"})).json()["figures"]

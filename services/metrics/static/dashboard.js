@@ -20,6 +20,18 @@ const TEXT = {
        note: "Counts under {t} show as \"<{t}\"; \"x\" hides a count so that a small count cannot be worked out."},
 };
 const PATTERNS = ["", "/", "x", ".", "\\", "+", "-", "|"];
+// The codes of the figures, as people read them
+const CODES = {
+  sv: {MAN: "Man", WOMAN: "Kvinna", UNKNOWN: "Okänt", no_cases: "Inga ärenden", staff_absent: "Frånvaro",
+       other: "Annat", LON: "Lön", STUDIEMEDEL: "Studiemedel", AKTIVITETSERSATTNING: "Aktivitetsersättning",
+       AKTIVITETSSTOD: "Aktivitetsstöd", SJUKERSATTNING: "Sjukersättning", PENSION: "Pension", OKAND: "Okänt",
+       other_support: "Annan/ingen försörjning"},
+  en: {MAN: "Men", WOMAN: "Women", UNKNOWN: "Unknown", no_cases: "No cases", staff_absent: "Staff absent",
+       other: "Other", LON: "Wage", STUDIEMEDEL: "Student aid", AKTIVITETSERSATTNING: "Activity compensation",
+       AKTIVITETSSTOD: "Activity support", SJUKERSATTNING: "Sickness compensation", PENSION: "Pension", OKAND: "Unknown",
+       other_support: "Other or no income"},
+};
+const label = (code) => CODES[lang][code] || code;
 let lang = new URLSearchParams(location.search).get("lang") || "sv";
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXT[lang][key] || key;
@@ -79,9 +91,9 @@ async function draw() {
      [t("total"), f.referrals_by_party.total, "", ""]]);
 
   const genders = Object.keys(f.referrals_by_gender.counts);
-  bars("chart-gender", [{name: t("count"), x: genders, y: genders.map((g) => num(f.referrals_by_gender.counts[g]))}]);
+  bars("chart-gender", [{name: t("count"), x: genders.map(label), y: genders.map((g) => num(f.referrals_by_gender.counts[g]))}]);
   table("table-gender", ["", t("count"), t("share")],
-    genders.map((g) => [g, f.referrals_by_gender.counts[g], pct(f.referrals_by_gender.shares[g])]));
+    genders.map((g) => [label(g), f.referrals_by_gender.counts[g], pct(f.referrals_by_gender.shares[g])]));
 
   const teams = [...new Set([...Object.keys(f.lead_time_days.by_team), ...Object.keys(f.queue_by_team)])].sort();
   bars("chart-lead", [
@@ -91,9 +103,9 @@ async function draw() {
     teams.map((k) => [k, (f.lead_time_days.by_team[k] || {}).median ?? "–", f.queue_by_team[k] ?? 0]));
 
   const reasons = Object.keys(f.meetings.cancelled_by_reason);
-  bars("chart-meetings", [{name: t("held"), x: [t("held"), ...reasons],
+  bars("chart-meetings", [{name: t("held"), x: [t("held"), ...reasons.map(label)],
     y: [f.meetings.held, ...reasons.map((r) => f.meetings.cancelled_by_reason[r])]}]);
-  table("table-meetings", ["", t("count")], [[t("held"), f.meetings.held], ...reasons.map((r) => [r, f.meetings.cancelled_by_reason[r]])]);
+  table("table-meetings", ["", t("count")], [[t("held"), f.meetings.held], ...reasons.map((r) => [label(r), f.meetings.cancelled_by_reason[r]])]);
 
   const support = f.public_support.all;
   bars("chart-support", [
@@ -104,9 +116,9 @@ async function draw() {
     [t("at_follow_up"), `${support.at_follow_up.count} / ${support.at_follow_up.of}`, pct(support.at_follow_up.share)]]);
 
   const types = Object.keys(f.self_sufficiency.by_type.counts);
-  bars("chart-self", [{name: t("count"), x: types, y: types.map((k) => num(f.self_sufficiency.by_type.counts[k]))}]);
+  bars("chart-self", [{name: t("count"), x: types.map(label), y: types.map((k) => num(f.self_sufficiency.by_type.counts[k]))}]);
   table("table-self", ["", t("count"), t("share")],
-    types.map((k) => [k, f.self_sufficiency.by_type.counts[k], pct(f.self_sufficiency.by_type.shares[k])]));
+    types.map((k) => [label(k), f.self_sufficiency.by_type.counts[k], pct(f.self_sufficiency.by_type.shares[k])]));
 
   const response = f.followup_response;
   const kinds = Object.keys(response.counts);
