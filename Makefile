@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test docs bench-followup clean
+.PHONY: run test docs bench bench-followup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)  ## unit, integration and end-to-end tests on the real RabbitMQ a
 
 docs: $(STAMP)  ## regenerate docs/asyncapi/*.json from the code
 	$(PY) -m services.catalogue
+
+bench: $(STAMP)  ## the platform's figures against a baseline of the same run (prints, writes bench/results.json)
+	$(PY) -m bench.run
 
 bench-followup: $(STAMP)  ## follow-up scheduler tick with 1,000 vs 100,000 pending (prints, writes bench/)
 	$(PY) -m bench.followup_scheduler

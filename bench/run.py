@@ -1,0 +1,326 @@
+"""`make bench`: the platform's figures on the real broker and database, in one run, against a
+baseline measured in the same run. Prints a table and writes bench/results.json.
+
+- baseline: plain aio-pika, persistent, confirmed publish and consume+ack at the same time;
+- end to end: referrals submitted over AMQP (as an agency) until every one is accepted, on a
+  team's queue in the meeting service and visible in the metrics service (four processes);
+- latency at a fixed 100 referrals/s: submission to visible in metrics, p50 and p99;
+- metrics API p95 with 1,000,000 cases in its projections;
+- follow-up scheduler tick with 1,000,000 pending follow-ups;
+- projection rebuild rate (events/s);
+- peak resident memory of each service process.
+
+Each figure is printed with its target (issue 7); none is a test. Uses its own namespace and
+databases (``bench_<random>``) and removes them at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import followup_scheduler  # noqa: E402
+from services.launcher import SERVICES, ServiceProcesses  # noqa: E402
+from shared.config import Settings, with_database  # noqa: E402
+from tests.support.identities import random_adult  # noqa: E402  (generated test identities)
+
+OUT = Path(__file__).resolve().parent / "results.json"
+# referrals spread over the county's teams, as they are in life
+TEAMS = [t["team_id"] for t in json.loads((ROOT / "deploy" / "teams.json").read_text())["teams"]]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def baseline(amqp_url: str, n: int = 20_000) -> float:
+    """Plain aio-pika: persistent publishes with confirms and a consumer acking, at once."""
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        consume_channel = await conn.channel()
+        await consume_channel.set_qos(prefetch_count=200)
+        name = f"bench_baseline_{secrets.token_hex(3)}"
+        queue = await consume_channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+        done, received = asyncio.Event(), 0
+
+        async def on_message(message):
+            nonlocal received
+            await message.ack()
+            received += 1
+            if received >= n:
+                done.set()
+
+        await queue.consume(on_message)
+        body = b"x" * 600
+        started = time.perf_counter()
+        for start in range(0, n, 500):
+            await asyncio.gather(*(channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=name)
+                for _ in range(start, min(n, start + 500))))
+        await asyncio.wait_for(done.wait(), 300)
+        elapsed = time.perf_counter() - started
+        await queue.delete(if_unused=False, if_empty=False)
+        return n / elapsed
+    finally:
+        await conn.close()
+
+
+def referral(rng: random.Random, agency_ref: str, used: set[str], i: int = 0) -> dict:
+    while (pnr := random_adult(rng)) in used:
+        pass
+    used.add(pnr)
+    event_id = str(uuid.uuid4())
+    return {"event_id": event_id, "event_type": "SubmitReferral", "version": 1,
+            "occurred_at": datetime.now(timezone.utc).isoformat(), "producer": "bench",
+            "correlation_id": event_id,
+            "payload": {"agency_ref": agency_ref, "personnummer": pnr, "team_id": TEAMS[i % len(TEAMS)],
+                        "question": "Vilket stöd behövs?", "officer_id": "bench",
+                        "consents": [{"party": p, "given_on": "2026-11-02", "form_ref": "F"}
+                                     for p in ("AF", "FK", "KOMMUN", "REGION")],
+                        "income_source": "SJUKPENNING"}}
+
+
+class Agency:
+    """Publishes SubmitReferral as the AF agency's broker user (here: guest, mapped to AF)."""
+
+    def __init__(self, amqp_url: str, namespace: str):
+        self.amqp_url, self.namespace = amqp_url, namespace
+
+    async def __aenter__(self):
+        self.conn = await aio_pika.connect(self.amqp_url)
+        channel = await self.conn.channel(publisher_confirms=True)
+        self.exchange = await channel.get_exchange(f"{self.namespace}.intake")
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.conn.close()
+
+    async def send(self, command: dict) -> None:
+        await self.exchange.publish(
+            aio_pika.Message(json.dumps(command).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                             message_id=command["event_id"], type="SubmitReferral",
+                             content_type="application/json", user_id="guest"),
+            routing_key="AF.SubmitReferral")
+
+
+async def count(url: str, sql: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+async def end_to_end(settings: Settings, n: int) -> dict:
+    rng, used = random.Random(7), set()
+    commands = [referral(rng, f"B-{i}", used, i) for i in range(n)]
+    metrics_db = settings.service_database_url("metrics")
+    meeting_db = settings.service_database_url("meeting")
+    started = time.perf_counter()
+    async with Agency(settings.amqp_url, settings.namespace) as agency:
+        for start in range(0, n, 200):
+            await asyncio.gather(*(agency.send(c) for c in commands[start:start + 200]))
+    while True:
+        in_metrics = await count(metrics_db, "SELECT count(*) FROM case_facts WHERE referred_on IS NOT NULL")
+        in_meeting = await count(meeting_db, "SELECT count(*) FROM cases")
+        if in_metrics >= n and in_meeting >= n:
+            break
+        if time.perf_counter() - started > 600:
+            raise RuntimeError(f"only {in_metrics} in metrics, {in_meeting} in meeting after 600 s")
+        await asyncio.sleep(0.2)
+    return {"referrals": n, "seconds": time.perf_counter() - started}
+
+
+async def latency(settings: Settings, rate: int = 100, seconds: int = 15) -> dict:
+    rng, used = random.Random(8), set()
+    sent: dict[str, float] = {}
+    metrics_db = settings.service_database_url("metrics")
+    before = await count(metrics_db, "SELECT count(*) FROM event_log WHERE event_type = 'CaseReferred'")
+    async with Agency(settings.amqp_url, settings.namespace) as agency:
+        t0 = time.time()
+        for i in range(rate * seconds):
+            due = t0 + i / rate
+            if (wait := due - time.time()) > 0:
+                await asyncio.sleep(wait)
+            ref = f"L-{i}"
+            command = referral(rng, ref, used, i)
+            sent[ref] = time.time()
+            await agency.send(command)
+    referral_db = settings.service_database_url("referral")
+    deadline = time.time() + 180
+    while (await count(metrics_db, "SELECT count(*) FROM event_log WHERE event_type = 'CaseReferred'")
+           < before + len(sent) and time.time() < deadline):
+        await asyncio.sleep(0.2)
+    conn = await asyncpg.connect(referral_db)
+    try:
+        refs = {r["case_ref"]: r["agency_ref"] for r in await conn.fetch(
+            "SELECT case_ref, agency_ref FROM referrals WHERE agency_ref LIKE 'L-%'")}
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(metrics_db)
+    try:
+        rows = await conn.fetch("SELECT payload->>'case_ref' AS case_ref, received_at FROM event_log "
+                                "WHERE event_type = 'CaseReferred'")
+    finally:
+        await conn.close()
+    values = sorted((r["received_at"].timestamp() - sent[refs[r["case_ref"]]]) * 1000
+                    for r in rows if r["case_ref"] in refs)
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "sent": len(sent), "p50_ms": statistics.median(values),
+            "p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))]}
+
+
+async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) -> dict:
+    conn = await asyncpg.connect(settings.service_database_url("metrics"))
+    try:
+        await conn.execute(f"""
+            INSERT INTO case_facts (case_ref, team_id, municipality, referring_party, gender, age_band,
+                                    income_at_referral, violence_question_asked, referred_at, referred_on,
+                                    consulted_on)
+            SELECT 'M' || g, 'T' || (g % 40), 'K' || (g % 10), (ARRAY['AF','FK','KOMMUN','REGION'])[1 + g % 4],
+                   (ARRAY['MAN','WOMAN'])[1 + g % 2], '25-34', 'SJUKPENNING', g % 3 = 0,
+                   TIMESTAMPTZ '2022-01-01' + make_interval(mins => g * 2),
+                   DATE '2022-01-01' + (g * 2 / 1440), DATE '2022-01-01' + (g * 2 / 1440) + 30
+            FROM generate_series(1, {cases}) g""")
+        await conn.execute("ANALYZE case_facts")
+    finally:
+        await conn.close()
+    times = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for i in range(20):
+            period = f"{2022 + i % 4}Q{1 + i % 4}"
+            started = time.perf_counter()
+            answer = await client.get("/api/v1/figures", params={"period": period})
+            times.append((time.perf_counter() - started) * 1000)
+            answer.raise_for_status()
+    times.sort()
+    return {"cases": cases, "requests": len(times), "p50_ms": statistics.median(times),
+            "p95_ms": times[int(len(times) * 0.95) - 1]}
+
+
+async def rebuild_rate(settings: Settings) -> dict:
+    from services.metrics import projections
+
+    pool = await asyncpg.create_pool(settings.service_database_url("metrics"), min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            events = await conn.fetchval("SELECT count(*) FROM event_log")
+        started = time.perf_counter()
+        replayed = await projections.rebuild(pool)
+        elapsed = time.perf_counter() - started
+    finally:
+        await pool.close()
+    return {"events": replayed, "seconds": elapsed, "events_per_s": replayed / elapsed if elapsed else 0,
+            "logged": events}
+
+
+def peak_memory_mb(processes: ServiceProcesses) -> dict:
+    result = {}
+    for name, proc in processes.procs.items():
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+            result[name] = kb / 1024
+        except (OSError, StopIteration):
+            result[name] = None
+    return result
+
+
+async def drop(settings: Settings) -> None:
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        for service in SERVICES:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{settings.database_name(service)}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    from shared.topology import Topology
+    from tests.support.broker import delete_topology
+
+    topology = Topology(settings.namespace)
+    await delete_topology(settings.amqp_url, topology.all_queue_names(), topology.all_exchange_names())
+
+
+async def main() -> None:
+    base = Settings()
+    settings = base.model_copy(update={"namespace": f"bench_{secrets.token_hex(3)}",
+                                       "agency_users": {"guest": "AF"}})
+    results: dict = {"measured_at": datetime.now(timezone.utc).isoformat()}
+    print("baseline (plain aio-pika) ...", flush=True)
+    results["baseline_msgs_per_s"] = await baseline(settings.amqp_url)
+    ports = {name: free_port() for name in SERVICES}
+    processes = ServiceProcesses(settings, ports=ports, log_dir=ROOT / "bench" / "logs" / settings.namespace,
+                                 extra_env={"TRISAM_LOG_LEVEL": "WARNING"})
+    processes.start_all()
+    try:
+        await processes.wait_ready(timeout=120)
+        print("end to end ...", flush=True)
+        e2e = await end_to_end(settings, 2000)
+        results["end_to_end"] = {**e2e, "referrals_per_s": e2e["referrals"] / e2e["seconds"]}
+        print("latency at 100/s ...", flush=True)
+        results["latency_at_100_per_s"] = await latency(settings)
+        print("rebuild ...", flush=True)
+        results["rebuild"] = await rebuild_rate(settings)
+        print("metrics API with 1,000,000 cases ...", flush=True)
+        results["metrics_api"] = await metrics_api_p95(settings, processes.url("metrics"))
+        results["peak_memory_mb"] = peak_memory_mb(processes)
+    finally:
+        processes.stop_all()
+        await drop(settings)
+    print("follow-up tick with 1,000,000 pending ...", flush=True)
+    followup_scheduler.PENDING = (1_000, 1_000_000)
+    results["followup_tick"] = await followup_scheduler.run()
+    report(results)
+    OUT.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"written to {OUT}")
+
+
+def report(r: dict) -> None:
+    e2e, lat, api = r["end_to_end"], r["latency_at_100_per_s"], r["metrics_api"]
+    tick = r["followup_tick"]
+    ratio = e2e["referrals_per_s"] / r["baseline_msgs_per_s"]
+    rows = [
+        ("baseline: plain aio-pika publish+consume", f"{r['baseline_msgs_per_s']:.0f} msg/s", "(reference)", ""),
+        ("end to end: referrals/s", f"{e2e['referrals_per_s']:.0f} /s", "", ""),
+        ("  ratio to the baseline", f"{ratio:.3f}", ">= 0.15", "met" if ratio >= 0.15 else "NOT MET"),
+        ("latency at 100/s, p50", f"{lat.get('p50_ms', float('nan')):.1f} ms", "", ""),
+        ("latency at 100/s, p99", f"{lat.get('p99_ms', float('nan')):.1f} ms", "<= 50 ms",
+         "met" if lat.get("p99_ms", 1e9) <= 50 else "NOT MET"),
+        ("metrics API p95, 1,000,000 cases", f"{api['p95_ms']:.0f} ms", "<= 50 ms",
+         "met" if api["p95_ms"] <= 50 else "NOT MET"),
+        ("follow-up tick, 1,000,000 pending", f"{tick['results'][-1]['tick_ms_median']:.0f} ms "
+         f"(x{tick['ratio']:.2f} of 1,000 pending)", "flat", "met" if tick["ratio"] < 1.5 else "NOT MET"),
+        ("projection rebuild", f"{r['rebuild']['events_per_s']:.0f} events/s", ">= 50,000",
+         "met" if r["rebuild"]["events_per_s"] >= 50_000 else "NOT MET"),
+    ]
+    for name, mb in r["peak_memory_mb"].items():
+        rows.append((f"peak memory, {name}", f"{mb:.0f} MB" if mb else "?", "<= 200 MB",
+                     "met" if mb and mb <= 200 else "NOT MET"))
+    width = max(len(row[0]) for row in rows)
+    print(f"\n{'figure':<{width}}  {'measured':>28}  {'target':>10}  ")
+    for name, measured, target, verdict in rows:
+        print(f"{name:<{width}}  {measured:>28}  {target:>10}  {verdict}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
