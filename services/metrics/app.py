@@ -45,19 +45,23 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
                 if not (changed or scheduled):
                     continue
                 today = stockholm_date(now)
-                period = domain.parse_period(f"{today.year}Q{(today.month - 1) // 3 + 1}")
+                current = domain.parse_period(f"{today.year}Q{(today.month - 1) // 3 + 1}")
+                # the quarter before too: late events and corrections still change it
+                periods = domain.quarters_back(current, 2)
                 emit = Emitter(conn, "metrics").emit
                 teams = [(None, None)] + [(t["team_id"], t["municipality"]) for t in await store.teams(conn)]
-                for team_id, municipality in teams:
-                    raw = await figures.raw_figures(conn, figures.Filter(period, team_id=team_id))
-                    await emit(FiguresPublished(
-                        period=period.label, period_start=period.start, period_end=period.end,
-                        team_id=team_id or "ALL", municipality=municipality,
-                        suppression_threshold=threshold, figures=figures.publish(raw, threshold),
-                        trigger="change" if changed else "schedule", published_at=now),
-                        ordering_key=f"figures:{team_id or 'ALL'}")
+                for period in periods:
+                    for team_id, municipality in teams:
+                        raw = await figures.raw_figures(conn, figures.Filter(period, team_id=team_id))
+                        await emit(FiguresPublished(
+                            period=period.label, period_start=period.start, period_end=period.end,
+                            team_id=team_id or "ALL", municipality=municipality,
+                            suppression_threshold=threshold, figures=figures.publish(raw, threshold),
+                            trigger="change" if changed else "schedule", published_at=now),
+                            ordering_key=f"figures:{team_id or 'ALL'}")
                 await store.snapshot_published(conn, seq, now)
-            log.info("aggregate snapshots published", period=period.label, snapshots=len(teams),
+            log.info("aggregate snapshots published", period=current.label,
+                     snapshots=len(teams) * len(periods),
                      trigger="change" if changed else "schedule")
 
     return ServiceSpec(
@@ -68,7 +72,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         handlers=HANDLERS,
         routes=make_routes,
         tasks=(catch_up, publish_snapshots),
-        publishes=((FiguresPublished, "Suppressed figures of the current quarter per team and for "
+        publishes=((FiguresPublished, "Suppressed figures of the current and the previous quarter per team and for "
                                       "all, when they change (debounced) and on a schedule "
                                       "(aggregates exchange, routing key FiguresPublished.<team|ALL>)."),),
     )

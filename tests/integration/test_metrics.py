@@ -168,7 +168,7 @@ async def test_aggregate_snapshots_are_published_when_figures_change_and_on_sche
                                 [(e["event_type"], e) for e in board_events()])
 
         async def snapshot_with_everything():
-            snapshots = tap.of("FiguresPublished", team_id="ALL")
+            snapshots = tap.of("FiguresPublished", team_id="ALL", period=Q4)
             return snapshots and snapshots[-1]["figures"]["referrals_by_party"]["total"] == 15 and snapshots[-1]
 
         last = await amqp.eventually(snapshot_with_everything, timeout=30, what="a snapshot of every event")
@@ -179,9 +179,12 @@ async def test_aggregate_snapshots_are_published_when_figures_change_and_on_sche
         assert last["figures"]["referrals_by_party"]["counts"]["FK"] == "<5"
         teams = {s["team_id"] for s in tap.of("FiguresPublished")}
         assert teams == {"ALL", "T-ONE", "T-TWO"}
-        count = len(tap.of("FiguresPublished", team_id="ALL"))
+        assert {s["period"] for s in tap.of("FiguresPublished")} == {"2026Q3", Q4}
+        q3 = tap.of("FiguresPublished", team_id="ALL", period="2026Q3")[-1]
+        assert q3["figures"]["referrals_by_party"]["counts"]["AF"] == "<5"  # the one in September
+        count = len(tap.of("FiguresPublished", team_id="ALL", period=Q4))
         await asyncio.sleep(1.5)  # nothing new: nothing published (debounced)
-        assert len(tap.of("FiguresPublished", team_id="ALL")) == count
+        assert len(tap.of("FiguresPublished", team_id="ALL", period=Q4)) == count
         clock.advance(hours=1, seconds=1)  # the schedule
-        scheduled = (await tap.wait_for("FiguresPublished", count + 1, team_id="ALL"))[-1]
+        scheduled = (await tap.wait_for("FiguresPublished", count + 1, team_id="ALL", period=Q4))[-1]
         assert scheduled["trigger"] == "schedule"
