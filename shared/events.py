@@ -539,9 +539,8 @@ class RecordFollowUp(Command):
     plan_status: PlanStatus | None = None
 
 
-@contract("FollowUpScheduled", 1)
-class FollowUpScheduled(Contract):
-    """A follow-up of a consulted case is due on ``due_on``, by the responsible party."""
+class FollowUpFacts(Contract):
+    """What the follow-up events say of the follow-up itself."""
 
     followup_id: str
     case_ref: str
@@ -552,6 +551,12 @@ class FollowUpScheduled(Contract):
     responsible_party: Party
     consultation_held_on: date
     due_on: date
+
+
+@contract("FollowUpScheduled", 1)
+class FollowUpScheduled(FollowUpFacts):
+    """A follow-up of a consulted case is due on ``due_on``, by the responsible party."""
+
     scheduled_at: AwareDatetime
 
 
@@ -592,19 +597,10 @@ class FollowUpEscalated(FollowUpReminder):
 
 
 @contract("FollowUpCompleted", 1)
-class FollowUpCompleted(Contract):
+class FollowUpCompleted(FollowUpFacts):
     """A follow-up was recorded. ``revision`` > 1: a correction; the highest revision of a
     follow-up counts. No personal data, no free text."""
 
-    followup_id: str
-    case_ref: str
-    team_id: str
-    municipality: str
-    kind: FollowUpKind
-    referring_party: Party
-    responsible_party: Party
-    consultation_held_on: date
-    due_on: date
     recorded_on: date
     reached: bool
     income_source: IncomeSource | None
