@@ -107,20 +107,35 @@ class Scheduling:
         calendar = store.calendar_of(team)
         taken_off: dict[str, TakenOff] = {}
         for meeting in await store.open_meetings(conn, team["team_id"]):
-            day = meeting["meeting_date"]
-            if not domain.on_calendar(calendar, day):
+            if not domain.on_calendar(calendar, meeting["meeting_date"]):
                 taken_off |= await self._cancel(conn, emit, team, meeting,
                                                 CancellationReason.RESCHEDULED, None, "registry", now)
                 continue
-            starts = domain.starts_at(day, calendar.meeting_time)
-            cutoff = domain.cutoff_at(day, calendar.meeting_time, calendar.cutoff_days)
-            if (starts, cutoff, calendar.capacity) != (meeting["starts_at"], meeting["cutoff_at"],
-                                                       meeting["capacity"]):
-                await store.reschedule_meeting(conn, meeting["meeting_id"], starts_at=starts,
-                                               cutoff_at=cutoff, capacity=calendar.capacity)
-                await emit(meeting_scheduled(team, await store.get_meeting(conn, meeting["meeting_id"])),
-                           ordering_key=meeting["meeting_id"])
+            await self._retime(conn, emit, team, meeting, calendar, now)
+        # meetings past their cut-off but still ahead keep their agenda and take the new time
+        for meeting in await store.fixed_meetings_ahead(conn, team["team_id"], stockholm_date(now)):
+            if domain.on_calendar(calendar, meeting["meeting_date"]):
+                await self._retime(conn, emit, team, meeting, calendar, now, keep_cutoff=True)
         return taken_off
+
+    async def _retime(self, conn, emit, team, meeting, calendar, now, *, keep_cutoff=False) -> None:
+        """A meeting takes the team's time, cut-off and capacity; announced again, and so is
+        each case on it (its start time changed)."""
+        day = meeting["meeting_date"]
+        starts = domain.starts_at(day, calendar.meeting_time)
+        cutoff = (meeting["cutoff_at"] if keep_cutoff
+                  else domain.cutoff_at(day, calendar.meeting_time, calendar.cutoff_days))
+        capacity = meeting["capacity"] if keep_cutoff else calendar.capacity
+        if (starts, cutoff, capacity) == (meeting["starts_at"], meeting["cutoff_at"], meeting["capacity"]):
+            return
+        await store.reschedule_meeting(conn, meeting["meeting_id"], starts_at=starts,
+                                       cutoff_at=cutoff, capacity=capacity)
+        retimed = await store.get_meeting(conn, meeting["meeting_id"])
+        await emit(meeting_scheduled(team, retimed), ordering_key=meeting["meeting_id"])
+        if starts != meeting["starts_at"]:
+            for case in await store.cases_on_meeting(conn, meeting["meeting_id"]):
+                await emit(case_scheduled(team["team_id"], case["case_ref"], retimed, now),
+                           ordering_key=case["case_ref"])
 
     async def add_skip_date(self, conn, emit, team_id: str, on_date: date, reason: str, by: str) -> int:
         """No meeting on this date (for one team or all): an open meeting then is cancelled

@@ -160,6 +160,13 @@ async def open_meetings(conn: asyncpg.Connection, team_id: str) -> list[asyncpg.
         team_id)
 
 
+async def fixed_meetings_ahead(conn: asyncpg.Connection, team_id: str, today: date) -> list[asyncpg.Record]:
+    """The team's meetings whose agenda is fixed (cut-off passed) and that lie ahead."""
+    return await conn.fetch(
+        """SELECT * FROM meetings WHERE team_id = $1 AND status = 'closed' AND meeting_date >= $2
+           ORDER BY meeting_date""", team_id, today)
+
+
 def slots(meetings) -> list[Slot]:
     return [Slot(m["meeting_id"], m["meeting_date"], m["capacity"]) for m in meetings]
 

@@ -255,6 +255,15 @@ async def test_skip_dates_and_team_changes_by_administrators(meeting):
         updated = await meeting.tap.wait_for("TeamUpdated", 2, team_id="T-ONE")
         assert updated[-1]["capacity"] == 1
 
+        # a new time: the meetings and the cases on them are announced again with it
+        retimed = await api.put("/api/v1/teams/T-ONE", json={**change, "capacity": 1, "time": "10:30"},
+                                headers=admin)
+        assert retimed.status_code == 200
+        again = await meeting.tap.wait_for("CaseScheduled", 3, case_ref="C0")  # DEC1, DEC15, new time
+        assert again[-1]["meeting_id"] == meeting_id(DEC15)
+        assert again[-1]["starts_at"].startswith("2026-12-15T09:30:00")  # 10:30 Swedish time
+        change["time"] = "10:30"
+
         # a new weekday starts a new calendar: open meetings off it are cancelled
         moved = await api.put("/api/v1/teams/T-ONE", json={**change, "capacity": 1,
                                                            "weekday": "wednesday"}, headers=admin)
