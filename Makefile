@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test docs bench bench-followup clean
+.PHONY: run demo test faults docs bench bench-followup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)  ## start RabbitMQ-backed services (migrates first); Ctrl-C stops all
 	$(PY) -m services.launcher
+
+demo: $(STAMP)  ## `make run` with a year of simulated agency traffic (own namespace trisam_demo)
+	DEMO=1 $(PY) -m services.launcher
 
 test: $(STAMP)  ## unit, integration and end-to-end tests on the real RabbitMQ and PostgreSQL
 	$(PY) -m pytest

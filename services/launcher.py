@@ -8,12 +8,14 @@ ready, prints where to look, and stops them all on Ctrl-C. Tests use `ServicePro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -44,6 +46,8 @@ class ServiceProcesses:
 
     def __init__(self, settings: Settings, ports: dict[str, int] | None = None,
                  log_dir: Path | None = None, services=SERVICES, extra_env: dict | None = None):
+        """``services``: the processes to run, by service name; ``meeting-2`` is a second
+        instance of the meeting service (it needs its own port)."""
         self.settings = settings
         self.services = services
         self.ports = ports or {name: DEFAULT_HTTP_PORTS[name] for name in services}
@@ -56,17 +60,18 @@ class ServiceProcesses:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
-    def start(self, service: str) -> None:
+    def start(self, instance: str) -> None:
+        service = instance.split("-")[0]
         env = {**os.environ, **self.extra_env,
                "TRISAM_AMQP_URL": self.settings.amqp_url,
                "TRISAM_DATABASE_URL": self.settings.database_url,
                "TRISAM_NAMESPACE": self.settings.namespace,
                "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
-               "TRISAM_HTTP_PORT": str(self.ports[service]),
+               "TRISAM_HTTP_PORT": str(self.ports[instance]),
                "TRISAM_REFERRAL_URL": "http://127.0.0.1:"
                                       f"{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}"}
-        out = open(self.log_dir / f"{service}.log", "ab") if self.log_dir else None
-        self.procs[service] = subprocess.Popen(
+        out = open(self.log_dir / f"{instance}.log", "ab") if self.log_dir else None
+        self.procs[instance] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT,
             stdout=out, stderr=subprocess.STDOUT if out else None)
 
@@ -81,10 +86,10 @@ class ServiceProcesses:
     def exited(self) -> list[str]:
         return [name for name, proc in self.procs.items() if proc.poll() is not None]
 
-    async def wait_ready(self, timeout: float = 60.0) -> float:
+    async def wait_ready(self, timeout: float = 60.0, only: list[str] | None = None) -> float:
         started = time.monotonic()
         async with httpx.AsyncClient(timeout=2) as client:
-            for service in self.services:
+            for service in only or self.services:
                 while True:
                     if service in self.exited():
                         raise RuntimeError(f"{service} exited with code "
@@ -147,8 +152,54 @@ def provision_agency_users(settings: Settings) -> None:
               f"deploy/rabbitmq/definitions.json")
 
 
+# `make demo` (or DEMO=1 make run): the platform's clock starts a year back and runs fast until
+# it has caught up with real time, while the simulator plays the agencies and coordinators: the
+# dashboard shows a year of activity within about two minutes. Its own namespace and databases.
+DEMO_HISTORY_DAYS = 365
+DEMO_PLAY_SECONDS = 90
+
+
+def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """The demo's settings and the environment that gives every service the same fast clock."""
+    namespace = settings.namespace if "TRISAM_NAMESPACE" in os.environ else "trisam_demo"
+    started = datetime.now(timezone.utc)
+    env = {"TRISAM_DEV_CLOCK_OFFSET_DAYS": str(-DEMO_HISTORY_DAYS),
+           "TRISAM_DEV_CLOCK_SPEED": str(DEMO_HISTORY_DAYS * 86400 / DEMO_PLAY_SECONDS),
+           "TRISAM_DEV_CLOCK_STARTED_AT": started.isoformat(),
+           "TRISAM_MEETING_CHECK_SECONDS": "0.5", "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
+           "TRISAM_METRICS_SNAPSHOT_SECONDS": "5"}
+    agency_users = {f"{namespace}-{p.lower()}": p for p in ("AF", "FK", "KOMMUN", "REGION")}
+    os.environ.update(env)  # Settings() below and the simulator in this process read the same
+    return Settings(namespace=namespace, agency_users=agency_users), env
+
+
+async def play_demo(settings: Settings, processes: "ServiceProcesses") -> None:
+    """The simulator, in this process, until stopped; a line of progress every 10 s."""
+    from simulator.cli import county_teams, dev_agencies
+    from simulator.simulation import Simulation
+
+    simulation = Simulation(settings, agencies=dev_agencies(settings),
+                            meeting_urls=[processes.url("meeting")], teams=county_teams())
+    await simulation.start()
+    referring = asyncio.create_task(simulation.refer(10**9))
+    try:
+        while not referring.done():
+            tally = simulation.tally
+            print(f"demo: platform date {simulation.today()}: {len(tally.accepted)} referrals accepted, "
+                  f"{len(tally.consulted)} consulted, {len(tally.followups_due)} follow-ups due, "
+                  f"{len(tally.followups_recorded)} recorded", flush=True)
+            await asyncio.sleep(10)
+        referring.result()
+    finally:
+        referring.cancel()
+        await simulation.stop()
+
+
 async def main() -> int:
     settings = Settings()
+    demo_env: dict[str, str] = {}
+    if os.environ.get("DEMO"):
+        settings, demo_env = demo(settings)
     if problems := await unreachable(settings):
         print(HOW_TO_START.format(problems="\n".join(problems)), file=sys.stderr)
         return 1
@@ -159,7 +210,7 @@ async def main() -> int:
         print(f"database {settings.database_name(service)}: "
               f"{len(applied)} migration(s) applied" if applied else
               f"database {settings.database_name(service)}: up to date")
-    processes = ServiceProcesses(settings)
+    processes = ServiceProcesses(settings, extra_env=demo_env)
     processes.start_all()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -178,7 +229,14 @@ async def main() -> int:
         print(f"  agencies publish SubmitReferral to exchange '{settings.namespace}.intake' "
               f"with routing key '<PARTY>.SubmitReferral'")
         print("\nCtrl-C stops everything.\n")
+        demo_task = asyncio.create_task(play_demo(settings, processes)) if demo_env else None
+        if demo_task:
+            print(f"  DEMO: a year of history plays in about {DEMO_PLAY_SECONDS} s; dashboard "
+                  f"{processes.url('metrics')}/\n")
         while not stop.is_set():
+            if demo_task and demo_task.done() and demo_task.exception():
+                print(f"demo failed: {demo_task.exception()!r}", file=sys.stderr)
+                return 1
             if dead := processes.exited():
                 print(f"service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
                 return 1
@@ -191,6 +249,10 @@ async def main() -> int:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1
     finally:
+        if demo_env and "demo_task" in locals() and demo_task:
+            demo_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await demo_task
         processes.stop_all()
         print("stopped.")
 

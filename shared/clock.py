@@ -15,18 +15,34 @@ def stockholm_date(moment: datetime) -> date:
 
 
 class Clock:
-    """The real time, optionally shifted (development only: ``TRISAM_DEV_CLOCK_OFFSET_DAYS``
-    lets a developer run the system some days ahead, e.g. past a meeting's date)."""
+    """The real time, or in development a simulated one:
 
-    def __init__(self, offset: timedelta = timedelta(0)):
+    - ``TRISAM_DEV_CLOCK_OFFSET_DAYS`` shifts it (e.g. some days ahead, past a meeting's date);
+    - ``TRISAM_DEV_CLOCK_SPEED`` makes it run faster than real time from
+      ``TRISAM_DEV_CLOCK_STARTED_AT`` (the real moment, shared by every process so that all
+      services agree on the time). With a negative offset the simulated time starts in the
+      past, catches up with real time and then follows it: a demo plays a year of history in
+      minutes. With an offset of zero or more it keeps running fast (a fault-injection run
+      lets meetings and follow-ups come due within seconds).
+    """
+
+    def __init__(self, offset: timedelta = timedelta(0), speed: float = 1.0,
+                 started_at: datetime | None = None):
         self.offset = offset
+        self.speed = speed
+        self.started_at = started_at or datetime.now(timezone.utc)
 
     @classmethod
     def from_settings(cls, settings) -> "Clock":
-        return cls(timedelta(days=settings.dev_clock_offset_days))
+        return cls(timedelta(days=settings.dev_clock_offset_days), settings.dev_clock_speed,
+                   settings.dev_clock_started_at)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        real = datetime.now(timezone.utc)
+        if self.speed == 1.0:
+            return real + self.offset
+        simulated = self.started_at + self.offset + (real - self.started_at) * self.speed
+        return min(simulated, real) if self.offset < timedelta(0) else simulated
 
 
 class SettableClock(Clock):

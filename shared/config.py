@@ -7,6 +7,7 @@ mode (``TRISAM_ENV`` other than ``dev``) the services refuse to start with them.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Literal
 
 from pydantic import PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
@@ -94,6 +95,11 @@ class Settings(BaseSettings):
     # Development only: run the services' domain clock this many days ahead (refused outside
     # dev), to try what happens at a cut-off or after a meeting without waiting for it.
     dev_clock_offset_days: float = 0.0
+    # Development only: simulated seconds per real second, counted from the real moment
+    # TRISAM_DEV_CLOCK_STARTED_AT (the same for every process; see shared/clock.py). The
+    # simulator's demo and the fault-injection run use it to let months pass in minutes.
+    dev_clock_speed: PositiveFloat = 1.0
+    dev_clock_started_at: datetime | None = None
     # Where the meeting service fetches the consent-gated case details for the pre-meeting.
     referral_url: str = "http://127.0.0.1:8001"
 
@@ -119,9 +125,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:
-        if self.env != "dev" and self.dev_clock_offset_days:
-            raise ValueError(f"TRISAM_DEV_CLOCK_OFFSET_DAYS is for development; not allowed when "
-                             f"TRISAM_ENV={self.env}")
+        if self.env != "dev" and (self.dev_clock_offset_days or self.dev_clock_speed != 1.0):
+            raise ValueError(f"TRISAM_DEV_CLOCK_OFFSET_DAYS and TRISAM_DEV_CLOCK_SPEED are for "
+                             f"development; not allowed when TRISAM_ENV={self.env}")
         if self.env != "dev":
             for field, dev_value in DEV_SECRETS.items():
                 if getattr(self, field).get_secret_value() == dev_value:

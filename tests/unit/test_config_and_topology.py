@@ -68,3 +68,29 @@ def test_the_dev_clock_offset_is_refused_outside_dev_and_shifts_the_clock():
                  encryption_keys="k1:" + "A" * 44, jwt_secret="j" * 40)
     ahead = Clock.from_settings(Settings(dev_clock_offset_days=9)).now() - Clock().now()
     assert timedelta(days=9) - timedelta(seconds=5) < ahead < timedelta(days=9, seconds=5)
+
+
+def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
+    from datetime import datetime, timedelta, timezone
+    from unittest import mock
+
+    from shared import clock as clock_module
+    from shared.clock import Clock
+
+    with pytest.raises(pydantic.ValidationError, match="DEV_CLOCK_SPEED"):
+        Settings(env="production", dev_clock_speed=100, pseudonym_key="p" * 40,
+                 encryption_keys="k1:" + "A" * 44, jwt_secret="j" * 40)
+    start = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+
+    def at(real: datetime, settings: Settings) -> datetime:
+        with mock.patch.object(clock_module, "datetime", wraps=datetime) as fake:
+            fake.now.return_value = real
+            return Clock.from_settings(settings).now()
+
+    history = Settings(dev_clock_offset_days=-365, dev_clock_speed=86400, dev_clock_started_at=start)
+    assert at(start, history) == start - timedelta(days=365)
+    assert at(start + timedelta(seconds=10), history) == start - timedelta(days=355)  # a day a second
+    # caught up: from then on it is the real time
+    assert at(start + timedelta(seconds=400), history) == start + timedelta(seconds=400)
+    ahead = Settings(dev_clock_speed=3600, dev_clock_started_at=start)  # an hour a second
+    assert at(start + timedelta(seconds=48), ahead) == start + timedelta(days=2)

@@ -1,0 +1,1 @@
+"""The agency simulator: plays the four agencies and the coordinators against a running platform."""
