@@ -22,6 +22,9 @@ demo: $(STAMP)  ## `make run` with a year of simulated agency traffic (own names
 test: $(STAMP)  ## unit, integration and end-to-end tests on the real RabbitMQ and PostgreSQL
 	$(PY) -m pytest
 
+faults: $(STAMP)  ## fault injection, full size: 10,000 referrals, kills, cuts, broker restarts; ledger in test-artifacts/faults.json
+	TRISAM_FAULTS=full $(PY) -m pytest -s -p no:cacheprovider tests/faults
+
 docs: $(STAMP)  ## regenerate docs/asyncapi/*.json from the code
 	$(PY) -m services.catalogue
 

@@ -287,12 +287,32 @@ async def main() -> None:
     finally:
         processes.stop_all()
         await drop(settings)
+    print("end to end with two instances of every service ...", flush=True)
+    results["end_to_end_two_instances"] = await two_instances(base)
     print("follow-up tick with 1,000,000 pending ...", flush=True)
     followup_scheduler.PENDING = (1_000, 1_000_000)
     results["followup_tick"] = await followup_scheduler.run()
     report(results)
     OUT.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"written to {OUT}")
+
+
+async def two_instances(base: Settings) -> dict:
+    """The same end-to-end run with eight processes: does throughput hold when scaled out?"""
+    settings = base.model_copy(update={"namespace": f"bench_{secrets.token_hex(3)}",
+                                       "agency_users": {"guest": "AF"}})
+    names = [name for service in SERVICES for name in (service, f"{service}-2")]
+    processes = ServiceProcesses(settings, ports={name: free_port() for name in names}, services=names,
+                                 log_dir=ROOT / "bench" / "logs" / settings.namespace,
+                                 extra_env={"TRISAM_LOG_LEVEL": "WARNING"})
+    processes.start_all()
+    try:
+        await processes.wait_ready(timeout=120)
+        e2e = await end_to_end(settings, 2000)
+    finally:
+        processes.stop_all()
+        await drop(settings)
+    return {**e2e, "referrals_per_s": e2e["referrals"] / e2e["seconds"]}
 
 
 def report(r: dict) -> None:
@@ -303,6 +323,9 @@ def report(r: dict) -> None:
         ("baseline: plain aio-pika publish+consume", f"{r['baseline_msgs_per_s']:.0f} msg/s", "(reference)", ""),
         ("end to end: referrals/s", f"{e2e['referrals_per_s']:.0f} /s", "", ""),
         ("  ratio to the baseline", f"{ratio:.3f}", ">= 0.15", "met" if ratio >= 0.15 else "NOT MET"),
+        ("  two instances of every service", f"{r['end_to_end_two_instances']['referrals_per_s']:.0f} /s",
+         "holds or rises", "met" if r["end_to_end_two_instances"]["referrals_per_s"]
+         >= 0.9 * e2e["referrals_per_s"] else "NOT MET"),
         ("latency at 100/s, p50", f"{lat.get('p50_ms', float('nan')):.1f} ms", "", ""),
         ("latency at 100/s, p99", f"{lat.get('p99_ms', float('nan')):.1f} ms", "<= 50 ms",
          "met" if lat.get("p99_ms", 1e9) <= 50 else "NOT MET"),

@@ -23,26 +23,32 @@ class Clock:
       services agree on the time). With a negative offset the simulated time starts in the
       past, catches up with real time and then follows it: a demo plays a year of history in
       minutes. With an offset of zero or more it keeps running fast (a fault-injection run
-      lets meetings and follow-ups come due within seconds).
+      lets meetings and follow-ups come due within seconds);
+    - ``TRISAM_DEV_CLOCK_STOPS_AT``: the simulated time stands still from this moment, so that
+      a run comes to rest (nothing more falls due).
     """
 
     def __init__(self, offset: timedelta = timedelta(0), speed: float = 1.0,
-                 started_at: datetime | None = None):
+                 started_at: datetime | None = None, stops_at: datetime | None = None):
         self.offset = offset
         self.speed = speed
         self.started_at = started_at or datetime.now(timezone.utc)
+        self.stops_at = stops_at
 
     @classmethod
     def from_settings(cls, settings) -> "Clock":
         return cls(timedelta(days=settings.dev_clock_offset_days), settings.dev_clock_speed,
-                   settings.dev_clock_started_at)
+                   settings.dev_clock_started_at, settings.dev_clock_stops_at)
 
     def now(self) -> datetime:
         real = datetime.now(timezone.utc)
         if self.speed == 1.0:
-            return real + self.offset
-        simulated = self.started_at + self.offset + (real - self.started_at) * self.speed
-        return min(simulated, real) if self.offset < timedelta(0) else simulated
+            simulated = real + self.offset
+        else:
+            simulated = self.started_at + self.offset + (real - self.started_at) * self.speed
+            if self.offset < timedelta(0):
+                simulated = min(simulated, real)
+        return min(simulated, self.stops_at) if self.stops_at else simulated
 
 
 class SettableClock(Clock):

@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     # simulator's demo and the fault-injection run use it to let months pass in minutes.
     dev_clock_speed: PositiveFloat = 1.0
     dev_clock_started_at: datetime | None = None
+    dev_clock_stops_at: datetime | None = None  # the simulated time stands still from here
     # Where the meeting service fetches the consent-gated case details for the pre-meeting.
     referral_url: str = "http://127.0.0.1:8001"
 
@@ -125,7 +126,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:
-        if self.env != "dev" and (self.dev_clock_offset_days or self.dev_clock_speed != 1.0):
+        if self.env != "dev" and (self.dev_clock_offset_days or self.dev_clock_speed != 1.0
+                                  or self.dev_clock_stops_at):
             raise ValueError(f"TRISAM_DEV_CLOCK_OFFSET_DAYS and TRISAM_DEV_CLOCK_SPEED are for "
                              f"development; not allowed when TRISAM_ENV={self.env}")
         if self.env != "dev":

@@ -48,6 +48,7 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.SerializationError,  # retry of a conflicting transaction
     asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby not yet promoted at failover
     ConnectionError,  # refused, reset, aborted
     asyncio.TimeoutError,  # acquiring a connection timed out
 )

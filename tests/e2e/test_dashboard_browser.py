@@ -61,6 +61,8 @@ async def test_the_dashboard_shows_the_figures_in_swedish_and_english(metrics_ur
             assert [await cell(p, 1) for p in ("AF", "FK", "KOMMUN", "REGION")] == ["7", "<5", "x", "0"]
             assert await cell("AF", 3) == "25.0 %"  # the even-spread goal
             assert (await page.text_content('[data-figure="table-meetings:Genomförda:1"]')).strip() == "2"
+            # six-month outcomes per gender: 1 of 2 women self-sufficient, both under 5
+            assert (await page.text_content('[data-figure="table-outcomes:Kvinna:1"]')).strip() == "<5 / <5"
             assert await page.locator("#chart-party .main-svg").count() > 0  # plotly drew it
             assert "Remisser per remitterande part" in await page.text_content("h2")
 

@@ -39,3 +39,44 @@ async def test_a_service_started_before_the_broker_becomes_ready_by_itself(setti
     finally:
         await runtime.stop()
         await proxy.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_a_service_started_before_the_database_becomes_ready_by_itself_and_loses_nothing(
+        settings, agencies):
+    from shared.vocabulary import Party
+    from tests.support.referrals import send_referral, submit_referral
+
+    from services.referral import app as referral_app
+
+    target = urlparse(settings.database_url)
+    proxy = await CuttableProxy(target.hostname, target.port or 5432).start()
+    port = proxy.port
+    await proxy.stop()  # the "database" is down
+    late = settings.model_copy(update={"database_url": proxy.url_for(settings.database_url)})
+    runtime = Runtime(referral_app.spec(late), late)
+    runtime.start_in_background()
+    try:
+        await asyncio.sleep(2.0)
+        assert not all((await runtime.is_ready()).values())
+        # an agency refers someone meanwhile: the queue keeps it (declared by the test here)
+        from shared import topology as topo
+
+        await topo.declare(settings.amqp_url, runtime.topology)
+        await send_referral(agencies[Party.FK], settings.namespace, submit_referral())
+
+        proxy = await CuttableProxy(target.hostname, target.port or 5432).start(port)
+
+        async def ready():
+            return all((await runtime.is_ready()).values())
+
+        await amqp.eventually(ready, timeout=60, what="ready after the database returned")
+
+        async def referred():
+            async with runtime.pool.acquire() as conn:
+                return await conn.fetchval("SELECT count(*) FROM referrals") == 1
+
+        await amqp.eventually(referred, timeout=30, what="the referral sent during the outage")
+    finally:
+        await runtime.stop()
+        await proxy.stop()

@@ -94,3 +94,6 @@ def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
     assert at(start + timedelta(seconds=400), history) == start + timedelta(seconds=400)
     ahead = Settings(dev_clock_speed=3600, dev_clock_started_at=start)  # an hour a second
     assert at(start + timedelta(seconds=48), ahead) == start + timedelta(days=2)
+    stopping = Settings(dev_clock_speed=3600, dev_clock_started_at=start,
+                        dev_clock_stops_at=start + timedelta(days=1))
+    assert at(start + timedelta(seconds=48), stopping) == start + timedelta(days=1)

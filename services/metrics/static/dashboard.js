@@ -5,7 +5,9 @@ const TEXT = {
        referrals_by_gender: "Remisser per kön", lead_and_queue: "Ledtid remiss–konsultation (median, dagar) och kö per team",
        meetings: "Genomförda och inställda möten (per orsak)", public_support: "Andel med offentlig försörjning vid remiss och efter sex månader",
        self_sufficiency: "Egen försörjning efter sex månader, per typ (av dem med försörjningsstöd vid remiss)",
-       followup_response: "Svarsfrekvens sexmånadersuppföljning", count: "Antal", share: "Andel", goal: "Mål",
+       followup_response: "Svarsfrekvens sexmånadersuppföljning",
+       outcomes_by_group: "Utfall efter sex månader per kön och remitterande part: egen försörjning (av dem med försörjningsstöd vid remiss) och mer redo för arbete/studier (av dem som svarat)",
+       self_sufficient: "Egen försörjning", more_ready: "Mer redo", group: "Grupp", count: "Antal", share: "Andel", goal: "Mål",
        total: "Totalt", median: "Median (dagar)", queue: "Kö", held: "Genomförda", at_referral: "Vid remiss",
        at_follow_up: "Efter sex månader", updated: "Uppdaterad", reached: "Nådd", not_reached: "Ej nådd", not_recorded: "Ej registrerad",
        note: "Antal under {t} visas som \"<{t}\"; \"x\" döljer ett antal så att ett litet antal inte kan räknas fram."},
@@ -14,7 +16,9 @@ const TEXT = {
        referrals_by_gender: "Referrals by gender", lead_and_queue: "Lead time referral to consultation (median, days) and queue per team",
        meetings: "Meetings held and cancelled (by reason)", public_support: "Share on public support at referral and after six months",
        self_sufficiency: "Self-sufficiency after six months, by type (of those on income support at referral)",
-       followup_response: "Six-month follow-up response", count: "Count", share: "Share", goal: "Goal",
+       followup_response: "Six-month follow-up response",
+       outcomes_by_group: "Six-month outcomes by gender and referring party: self-sufficient (of those on income support at referral) and more ready for work or studies (of those who answered)",
+       self_sufficient: "Self-sufficient", more_ready: "More ready", group: "Group", count: "Count", share: "Share", goal: "Goal",
        total: "Total", median: "Median (days)", queue: "Queue", held: "Held", at_referral: "At referral",
        at_follow_up: "After six months", updated: "Updated", reached: "Reached", not_reached: "Not reached", not_recorded: "Not recorded",
        note: "Counts under {t} show as \"<{t}\"; \"x\" hides a count so that a small count cannot be worked out."},
@@ -119,6 +123,20 @@ async function draw() {
   bars("chart-self", [{name: t("count"), x: types.map(label), y: types.map((k) => num(f.self_sufficiency.by_type.counts[k]))}]);
   table("table-self", ["", t("count"), t("share")],
     types.map((k) => [label(k), f.self_sufficiency.by_type.counts[k], pct(f.self_sufficiency.by_type.shares[k])]));
+
+  // the outcomes per gender and per referring party, each share against its own whole
+  const groups = [];
+  for (const dimension of ["by_gender", "by_referring_party"]) {
+    for (const key of Object.keys(f.self_sufficiency[dimension])) groups.push([dimension, key]);
+  }
+  const outcome = (dimension, key, which) => which === "self"
+    ? f.self_sufficiency[dimension][key] : f.more_ready_by[dimension.replace("by_", "")][key];
+  bars("chart-outcomes", ["self", "ready"].map((which) => ({
+    name: t(which === "self" ? "self_sufficient" : "more_ready"), x: groups.map(([, k]) => label(k)),
+    y: groups.map(([d, k]) => outcome(d, k, which).share)})), {yaxis: {tickformat: ".0%"}});
+  const cell = (one) => `${one.count} / ${one.of}` + (one.share == null ? "" : ` (${pct(one.share)})`);
+  table("table-outcomes", [t("group"), t("self_sufficient"), t("more_ready")],
+    groups.map(([d, k]) => [label(k), cell(outcome(d, k, "self")), cell(outcome(d, k, "ready"))]));
 
   const response = f.followup_response;
   const kinds = Object.keys(response.counts);

@@ -1,0 +1,379 @@
+"""Fault injection around a running platform, and the ledger that counts what came out.
+
+The system: two instances of every service (separate processes), talking to the broker
+through a cuttable TCP proxy, all on a fast development clock that stops at a known moment so
+that the run comes to rest. The simulator plays the agencies and coordinators. While it runs,
+``Injector`` kills and restarts service processes (SIGKILL), cuts every broker connection,
+terminates the services' database connections, restarts the broker (full run only) and sends
+poison messages. ``Ledger`` then counts, from every service's own database, the broker and
+the simulator's answers, what was sent, accepted, rejected, consulted, scheduled, fired and
+counted, and what was lost or applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aio_pika
+import asyncpg
+
+from services.launcher import SERVICES, ServiceProcesses
+from shared.config import Settings
+from shared.consumer import REASON_HEADER
+from shared.events import MAX_MESSAGE_BYTES
+from shared.topology import EVENTS, SUBSCRIPTIONS, Topology
+from simulator.simulation import Simulation
+from tests.support import broker as amqp
+from tests.support.proxy import CuttableProxy
+
+SPEED = 2 * 86400.0  # two simulated days a real second: six-month follow-ups fire in the run
+
+
+@dataclass(frozen=True)
+class Scale:
+    referrals: int
+    per_second: float
+    kills: int
+    cuts: int
+    db_losses: int
+    broker_restarts: int
+
+    @property
+    def traffic_seconds(self) -> float:
+        return self.referrals / self.per_second
+
+
+SMALL = Scale(referrals=2000, per_second=25, kills=20, cuts=5, db_losses=2, broker_restarts=0)
+FULL = Scale(referrals=10000, per_second=30, kills=40, cuts=8, db_losses=3, broker_restarts=2)
+
+
+def instances() -> list[str]:
+    return [name for service in SERVICES for name in (service, f"{service}-2")]
+
+
+def clock_env(started_at: datetime, stops_at: datetime) -> dict[str, str]:
+    return {"TRISAM_DEV_CLOCK_SPEED": str(SPEED),
+            "TRISAM_DEV_CLOCK_STARTED_AT": started_at.isoformat(),
+            "TRISAM_DEV_CLOCK_STOPS_AT": stops_at.isoformat(),
+            "TRISAM_MEETING_CHECK_SECONDS": "0.5", "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
+            "TRISAM_OUTBOX_POLL_SECONDS": "0.5", "TRISAM_METRICS_SNAPSHOT_SECONDS": "1",
+            "TRISAM_LOG_LEVEL": "WARNING"}
+
+
+# --------------------------------------------------------------------------- poison
+
+
+@dataclass(frozen=True)
+class Poison:
+    name: str
+    message_id: str
+    dead_in: tuple[str, ...]  # the services whose dead-letter queue must hold it
+    reason: str
+
+
+async def send_poison(settings: Settings, agency, admin_url: str) -> tuple[list[Poison], list[str]]:
+    """Every kind of bad message, as a careless or hostile sender would send it. Returns what
+    must be dead-lettered, and the sends the broker itself refused (forged identities)."""
+    ns = settings.namespace
+    intake, events = f"{ns}.intake", f"{ns}.events"
+    own_key = f"{agency.party.value}.SubmitReferral"
+    poisons: list[Poison] = []
+
+    async def as_agency(name, body: bytes, reason, *, user_id="self", routing_key=own_key):
+        message_id = f"poison-{name}-{uuid.uuid4().hex[:8]}"
+        await agency.publish(intake, routing_key, body, user_id=user_id, message_id=message_id,
+                             type="SubmitReferral")
+        poisons.append(Poison(name, message_id, ("referral",), reason))
+
+    def command(**overrides) -> bytes:
+        body = amqp.envelope("SubmitReferral", {"agency_ref": "P-1"})
+        body.update(overrides)
+        return json.dumps(body).encode()
+
+    await as_agency("bad_json", b"{this is not json", "bad_envelope")
+    await as_agency("unknown_type", command(event_type="SubmitRefferal"), "unknown_type")
+    await as_agency("unknown_version", command(version=9), "unknown_version")
+    await as_agency("oversized", command(payload={"pad": "x" * (MAX_MESSAGE_BYTES + 10)}), "too_large")
+    await as_agency("no_sender", command(), "sender_unknown", user_id=None)
+    # a buggy service publishing an event that breaks its contract
+    bad_event = amqp.envelope("CaseReferred", {"case_ref": 12345})
+    await amqp.publish(admin_url, events, "CaseReferred", bad_event)
+    poisons.append(Poison("schema_violation", bad_event["event_id"],
+                          tuple(s for s, bindings in SUBSCRIPTIONS.items()
+                                if any(b.exchange == EVENTS and b.routing_key == "CaseReferred"
+                                       for b in bindings)), "schema_violation"))
+    # forged identities: another agency's user_id is refused by the broker itself; another
+    # agency's routing key is refused by the broker where topic permissions are set (as in
+    # production), and otherwise dead-lettered by the referral service
+    refused = []
+    try:
+        await agency.publish(intake, own_key, command(), user_id="trisam-fk")
+    except Exception as exc:  # PRECONDITION_FAILED closes the channel
+        refused.append(f"forged_user_id: {type(exc).__name__}")
+    try:
+        await as_agency("other_partys_key", command(), "routing_key_mismatch",
+                        routing_key="FK.SubmitReferral")
+    except Exception as exc:  # ACCESS_REFUSED
+        refused.append(f"other_partys_key: {type(exc).__name__}")
+    return poisons, refused
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@dataclass
+class Injector:
+    processes: ServiceProcesses
+    proxy: CuttableProxy
+    settings: Settings
+    rng: random.Random
+    done: dict = field(default_factory=lambda: {"kill": 0, "cut": 0, "db_loss": 0,
+                                                "broker_restart": 0})
+
+    async def run(self, scale: Scale, over_seconds: float) -> None:
+        plan = ([("kill", self.rng.uniform(3, over_seconds)) for _ in range(scale.kills)]
+                + [("cut", self.rng.uniform(3, over_seconds)) for _ in range(scale.cuts)]
+                + [("db_loss", self.rng.uniform(3, over_seconds)) for _ in range(scale.db_losses)]
+                + [("broker_restart", over_seconds * (i + 1) / (scale.broker_restarts + 1))
+                   for i in range(scale.broker_restarts)])
+        started = time.monotonic()
+        for kind, at in sorted(plan, key=lambda item: item[1]):
+            await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
+            await getattr(self, kind)()
+            self.done[kind] += 1
+
+    async def kill(self) -> None:
+        victim = self.rng.choice(instances())
+        self.processes.kill(victim)
+        await asyncio.sleep(self.rng.uniform(0.2, 1.5))
+        self.processes.start(victim)
+
+    async def cut(self) -> None:
+        self.proxy.cut()
+
+    async def db_loss(self) -> None:
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname LIKE $1 AND pid <> pg_backend_pid()",
+                self.settings.namespace + "\\_%")
+        finally:
+            await conn.close()
+
+    async def broker_restart(self) -> None:
+        def restart() -> None:
+            for args in (["stop_app"], ["start_app"], ["await_startup"]):
+                subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120,
+                               capture_output=True)
+
+        await asyncio.to_thread(restart)
+
+
+# --------------------------------------------------------------------------- at rest
+
+
+async def _fetch(settings: Settings, service: str, sql: str, *args):
+    conn = await asyncpg.connect(settings.service_database_url(service))
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _val(settings: Settings, service: str, sql: str, *args):
+    return (await _fetch(settings, service, sql, *args))[0][0]
+
+
+async def queue_depths(settings: Settings, admin_url: str) -> dict[str, int]:
+    topology = Topology(settings.namespace)
+    names = [topology.queue_name(s) for s in SUBSCRIPTIONS] + [
+        topology.agency_queue_name(p) for p in ("AF", "FK", "KOMMUN", "REGION")]
+    return {name: await amqp.message_count(admin_url, name) for name in names}
+
+
+async def at_rest(settings: Settings, admin_url: str, *, timeout: float = 300) -> dict:
+    """Wait until every queue is empty, every outbox sent and nothing changes for 3 s (nothing
+    handled, nothing new to publish)."""
+    deadline, calm, last = time.monotonic() + timeout, 0, None
+    while time.monotonic() < deadline:
+        try:
+            depths = await queue_depths(settings, admin_url)
+            pending = {s: await _val(settings, s, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                       for s in SERVICES}
+            handled = {s: tuple((await _fetch(settings, s, "SELECT (SELECT count(*) FROM inbox), "
+                                                           "(SELECT count(*) FROM outbox)"))[0])
+                       for s in SERVICES}
+        except Exception:  # the broker restarting, a connection cut: look again
+            await asyncio.sleep(1)
+            continue
+        state = (depths, pending, handled)
+        quiet = not any(depths.values()) and not any(pending.values())
+        calm = calm + 1 if quiet and state == last else 0
+        if calm >= 3:
+            return {"queues": depths, "outbox_pending": pending}
+        last = state
+        await asyncio.sleep(1)
+    raise AssertionError(f"the system did not come to rest: queues {depths}, outboxes {pending}")
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+async def dead_letters(settings: Settings, admin_url: str) -> dict[str, list[tuple[str, str]]]:
+    """Each service's dead-letter queue: (message id, reason) of every message, left in place."""
+    topology = Topology(settings.namespace)
+    found: dict[str, list[tuple[str, str]]] = {}
+    conn = await aio_pika.connect(admin_url)
+    try:
+        channel = await conn.channel()
+        for service in SUBSCRIPTIONS:
+            queue = await channel.get_queue(topology.dead_letter_queue_name(service), ensure=False)
+            found[service] = []
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                found[service].append((message.message_id or "",
+                                       str((message.headers or {}).get(REASON_HEADER))))
+            await channel.close()  # unacked: back in the queue
+            channel = await conn.channel()
+    finally:
+        await conn.close()
+    return found
+
+
+async def ledger(settings: Settings, simulation: Simulation) -> dict:
+    """The counts, each from the place that owns it."""
+    t = simulation.tally
+    s = settings
+    count = lambda service, sql, *a: _val(s, service, sql, *a)  # noqa: E731
+    return {
+        "sent": len(t.sent),
+        "accepted (answered)": len(t.accepted),
+        "rejected (answered)": len(t.rejected),
+        "referrals in referral": await count("referral", "SELECT count(*) FROM referrals"),
+        "rejections in referral": await count("referral", "SELECT count(DISTINCT agency_ref) FROM rejections"),
+        "cases in meeting": await count("meeting", "SELECT count(*) FROM cases"),
+        "cases in followup": await count("followup", "SELECT count(*) FROM tracked_cases"),
+        "referrals counted in metrics": await count(
+            "metrics", "SELECT count(*) FROM case_facts WHERE referred_on IS NOT NULL"),
+        "consulted (coordinators)": len(t.consulted),
+        "consulted in meeting": await count(
+            "meeting", "SELECT count(*) FROM consultations WHERE outcome = 'held'"),
+        "consulted counted in metrics": await count(
+            "metrics", "SELECT count(*) FROM case_facts WHERE consulted_on IS NOT NULL"),
+        "follow-ups scheduled": await count("followup", "SELECT count(*) FROM followups"),
+        "follow-ups counted in metrics": await count("metrics", "SELECT count(*) FROM followup_facts"),
+        "follow-ups fired": await count("followup", "SELECT count(*) FROM followups WHERE due_sent_at IS NOT NULL"),
+        "follow-ups due (agencies)": len(t.followups_due),
+        "follow-ups answered (agencies)": len(t.followups_answered),
+        "follow-ups recorded (agencies)": len(t.followups_recorded),
+        "follow-ups recorded in followup": await count(
+            "followup", "SELECT count(DISTINCT followup_id) FROM followup_records"),
+        "meetings cancelled by coordinators": len(t.cancelled_meetings),
+    }
+
+
+async def delivery_gaps(settings: Settings) -> dict[str, dict[str, int]]:
+    """For every consumer and every event type it is bound to: events published (in any
+    producer's outbox) but not in its inbox (lost), and the other way round."""
+    published: dict[str, set] = {}
+    for producer in SERVICES:
+        for row in await _fetch(settings, producer, "SELECT event_id, routing_key FROM outbox "
+                                                    "WHERE exchange = $1", EVENTS):
+            published.setdefault(row["routing_key"], set()).add(row["event_id"])
+    gaps = {}
+    for consumer, bindings in SUBSCRIPTIONS.items():
+        for binding in bindings:
+            if binding.exchange != EVENTS:
+                continue
+            received = {r["event_id"] for r in await _fetch(
+                settings, consumer, "SELECT event_id FROM inbox WHERE consumer = $1 AND event_type = $2",
+                consumer, binding.routing_key)}
+            sent = published.get(binding.routing_key, set())
+            if sent - received or received - sent:
+                gaps[f"{consumer} <- {binding.routing_key}"] = {
+                    "lost": len(sent - received), "unknown": len(received - sent)}
+    return gaps
+
+
+async def duplicated_effects(settings: Settings, simulation: Simulation) -> dict[str, int]:
+    """Effects that must happen once, counted where they would show twice."""
+    dupes = {}
+    once_per_case = ("CaseReferred", "CaseScheduled", "ConsultationHeld", "CaseNotConsulted",
+                     "CaseClosed")
+    for service in SERVICES:
+        for row in await _fetch(settings, service, """
+                SELECT event_type, count(*) - count(DISTINCT ordering_key) AS extra FROM outbox
+                WHERE event_type = ANY($1::text[]) AND event_type <> 'CaseScheduled'
+                GROUP BY event_type""", list(once_per_case)):
+            if row["extra"]:
+                dupes[f"{service}: {row['event_type']} twice for a case"] = row["extra"]
+        for row in await _fetch(settings, service, """
+                SELECT event_type, count(*) - count(DISTINCT ordering_key || body::text) AS extra
+                FROM outbox WHERE event_type IN ('FollowUpDue') GROUP BY event_type"""):
+            if row["extra"]:
+                dupes[f"{service}: {row['event_type']} twice"] = row["extra"]
+    due_events = await _val(settings, "followup", "SELECT count(*) FROM outbox WHERE event_type = 'FollowUpDue'")
+    fired = await _val(settings, "followup", "SELECT count(*) FROM followups WHERE due_sent_at IS NOT NULL")
+    if due_events != fired:
+        dupes["FollowUpDue events vs follow-ups fired"] = due_events - fired
+    extra_due = sum(len(ids) - 1 for ids in simulation.tally.due_events.values() if len(ids) > 1)
+    if extra_due:
+        dupes["FollowUpDue received twice with different ids"] = extra_due
+    overbooked = await _val(settings, "meeting", """
+        SELECT count(*) FROM meetings m
+        WHERE (SELECT count(*) FROM cases c WHERE c.meeting_id = m.meeting_id) > m.capacity""")
+    if overbooked:
+        dupes["meetings booked over capacity"] = overbooked
+    for service, sql in (
+            ("referral", "SELECT count(*) - count(DISTINCT (referring_party, agency_ref)) FROM referrals"),
+            ("metrics", "SELECT count(*) - count(DISTINCT event_id) FROM event_log")):
+        if extra := await _val(settings, service, sql):
+            dupes[f"{service}: {sql}"] = extra
+    return dupes
+
+
+# --------------------------------------------------------------------------- replay
+
+
+async def state_digest(settings: Settings) -> dict[str, tuple[int, str]]:
+    """Every table of every service: its row count and a digest of its rows."""
+    digest = {}
+    for service in SERVICES:
+        tables = [r["tablename"] for r in await _fetch(
+            settings, service, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        for table in sorted(tables):
+            row = (await _fetch(settings, service, f"""
+                SELECT count(*), md5(coalesce(string_agg(md5(t::text), '' ORDER BY md5(t::text)), ''))
+                FROM "{table}" t"""))[0]
+            digest[f"{service}.{table}"] = (row[0], row[1])
+    return digest
+
+
+async def replay_every_event(settings: Settings, admin_url: str) -> int:
+    """Publish every event every service ever published once more, exactly as it was."""
+    ns, replayed = settings.namespace, 0
+    conn = await aio_pika.connect(admin_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        events = await channel.get_exchange(f"{ns}.{EVENTS}", ensure=False)
+        for service in SERVICES:
+            rows = await _fetch(settings, service, "SELECT event_id, event_type, routing_key, "
+                                                   "ordering_key, body FROM outbox WHERE exchange = $1 "
+                                                   "ORDER BY id", EVENTS)
+            for start in range(0, len(rows), 200):
+                await asyncio.gather(*(events.publish(aio_pika.Message(
+                    bytes(r["body"]), message_id=str(r["event_id"]), type=r["event_type"],
+                    content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers={"x-trisam-ordering-key": r["ordering_key"]}),
+                    routing_key=r["routing_key"]) for r in rows[start:start + 200]))
+            replayed += len(rows)
+    finally:
+        await conn.close()
+    return replayed
