@@ -43,7 +43,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    prefetch: int = 32
+    prefetch: int = 128
+    # Deliveries waiting at the same moment are applied in one transaction, up to this many
+    # (group commit, see shared/consumer.py); 1: one transaction per message.
+    consume_batch_size: PositiveInt = 64
     # Broker-side bound on redeliveries (RabbitMQ 3.10 quorum queues have no default). A last
     # resort only, well above max_handler_attempts: the broker also counts redeliveries after
     # a cut connection, which are no fault of the message.

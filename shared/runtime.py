@@ -77,7 +77,7 @@ class Runtime:
             topology=self.topology, pool=lambda: self.pool, metrics=self.metrics,
             max_attempts=self.settings.max_handler_attempts,
             max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
-            rejecters=spec.rejecters)
+            rejecters=spec.rejecters, batch_size=self.settings.consume_batch_size)
         if spec.handlers:
             self.broker.subscriber(
                 self.topology.queue(spec.name), ack_policy=AckPolicy.MANUAL,
@@ -148,6 +148,7 @@ class Runtime:
             self.relay = None
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        await self.consumer.close()
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), 5)

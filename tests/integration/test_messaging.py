@@ -136,19 +136,24 @@ async def _count_is(url: str, queue: str, expected: int) -> bool:
     return await amqp.message_count(url, queue) == expected
 
 
-async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attempts(
-        settings: Settings, runtimes):
-    attempts: dict[str, int] = {}
-    real = metrics_app.spec(settings)
+def metrics_with_one_broken_case(settings: Settings) -> tuple[ServiceSpec, dict[str, int]]:
+    """The metrics service whose CaseReferred handler fails for TS-BROKEN000000001 (a bug),
+    and the calls of that handler per case."""
+    real, calls = metrics_app.spec(settings), {}
 
-    async def flaky(ctx):
-        attempts[ctx.payload.case_ref] = attempts.get(ctx.payload.case_ref, 0) + 1
+    async def one_broken(ctx):
+        calls[ctx.payload.case_ref] = calls.get(ctx.payload.case_ref, 0) + 1
         if ctx.payload.case_ref == "TS-BROKEN000000001":
             raise RuntimeError("bug in handler")
         await real.handlers["CaseReferred"](ctx)
 
-    spec = ServiceSpec(name="metrics", description="metrics with a broken handler",
-                       migrations=real.migrations, handlers={"CaseReferred": flaky})
+    return ServiceSpec(name="metrics", description="metrics with a broken handler",
+                       migrations=real.migrations, handlers={"CaseReferred": one_broken}), calls
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attempts(
+        settings: Settings, runtimes):
+    spec, attempts = metrics_with_one_broken_case(settings)
     metrics = await runtimes(spec, settings)
     events = f"{settings.namespace}.events"
     await amqp.publish(settings.amqp_url, events, "CaseReferred",
@@ -162,9 +167,38 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attem
     [dead] = await amqp.drain(settings.amqp_url, dead_queue)
     assert dead.headers[REASON_HEADER] == "handler_error"
     assert "RuntimeError" in dead.headers[DETAIL_HEADER]
-    assert attempts["TS-BROKEN000000001"] == settings.max_handler_attempts
+    # alone, exactly the bounded attempts; a batch it was in and that rolled back adds calls
+    assert attempts["TS-BROKEN000000001"] >= settings.max_handler_attempts
     async with metrics.pool.acquire() as conn:  # the failed attempts left no inbox row behind
         assert await conn.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_deliveries_waiting_together_are_applied_in_one_transaction_and_a_failure_in_a_batch_costs_nothing(
+        settings: Settings, runtimes):
+    settings = settings.model_copy(update={"consume_batch_size": 16})
+    spec, _ = metrics_with_one_broken_case(settings)
+    refs = [f"TS-BATCH{i:010d}" for i in range(200)]
+    # the queue fills before the consumer starts, so deliveries wait together
+    from shared import topology as topo
+    await topo.declare(settings.amqp_url, topo.Topology(settings.namespace, settings.delivery_limit))
+    await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
+                            [("CaseReferred", case_referred_envelope(ref)) for ref in refs[:100]]
+                            + [("CaseReferred", case_referred_envelope("TS-BROKEN000000001"))]
+                            + [("CaseReferred", case_referred_envelope(ref)) for ref in refs[100:]])
+    metrics = await runtimes(spec, settings)
+
+    async def all_applied():
+        return await referral_count(metrics) == len(refs)
+
+    await amqp.eventually(all_applied, timeout=60, what="every good delivery applied")
+    await amqp.eventually(lambda: _count_is(settings.amqp_url, f"{settings.namespace}.metrics.dead", 1),
+                          what="the broken one dead-lettered")
+    batches = metrics.consumer.batches
+    assert batches.applied > 0, "deliveries that waited together were applied in batches"
+    assert batches.rolled_back > 0, "the broken one rolled its batches back"
+    async with metrics.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == len(refs)
+        assert await conn.fetchval("SELECT count(DISTINCT payload->>'case_ref') FROM event_log") == len(refs)
 
 
 async def test_an_unroutable_event_stays_pending_in_the_outbox(agencies, settings: Settings, runtimes):
