@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable
+from typing import Awaitable, Callable
 
 import aio_pika
 import httpx
@@ -78,18 +78,28 @@ def _command(command: str, payload: dict) -> dict:
 
 
 class Agency:
-    """One agency system: publishes its commands and reads its own reply queue."""
+    """One agency system: publishes its commands and reads its own reply queue, each on a
+    connection of its own that it opens again whenever it is lost (broker restart, cut)."""
 
     def __init__(self, party: Party, amqp_url: str, user: str, namespace: str):
         self.party, self.amqp_url, self.user, self.namespace = party, amqp_url, user, namespace
-        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._publisher: aio_pika.abc.AbstractConnection | None = None
         self._exchange = None
         self._lock = asyncio.Lock()
+        self._reader: asyncio.Task | None = None
 
-    async def connect(self) -> None:
-        self.connection = await aio_pika.connect_robust(self.amqp_url, reconnect_interval=1)
-        channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchange = await channel.get_exchange(f"{self.namespace}.intake", ensure=False)
+    async def _intake(self):
+        if self._publisher is None or self._publisher.is_closed:
+            self._publisher = await aio_pika.connect(self.amqp_url, timeout=10)
+            channel = await self._publisher.channel(publisher_confirms=True, on_return_raises=True)
+            self._exchange = await channel.get_exchange(f"{self.namespace}.intake", ensure=False)
+        return self._exchange
+
+    async def _drop_publisher(self) -> None:
+        connection, self._publisher = self._publisher, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     async def send(self, command: dict) -> None:
         """Publish until the broker confirms (a lost confirm means a resend: the intake dedupes)."""
@@ -97,42 +107,69 @@ class Agency:
         for attempt in range(1000):
             try:
                 async with self._lock:
-                    await self._exchange.publish(
+                    intake = await self._intake()
+                    await intake.publish(
                         aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                          content_type="application/json", user_id=self.user,
                                          message_id=command["event_id"], type=command["event_type"]),
                         routing_key=f"{self.party.value}.{command['event_type']}", mandatory=True,
                         timeout=10)
                 return
-            except Exception as exc:  # broker away or connection cut: the robust connection returns
+            except Exception as exc:  # broker away or connection cut: connect again and resend
                 log.warning("agency publish failed, retrying", party=self.party.value,
                             error=type(exc).__name__, attempt=attempt)
+                await self._drop_publisher()
                 await asyncio.sleep(min(5.0, 0.2 * 2 ** min(attempt, 5)))
         raise RuntimeError(f"{self.party.value}: could not publish {command['event_type']}")
 
-    async def replies(self, on_reply: Callable[[dict], asyncio.Future]) -> None:
-        channel = await self.connection.channel()
-        await channel.set_qos(prefetch_count=50)
-        queue = await channel.get_queue(f"{self.namespace}.agency.{self.party.value}", ensure=False)
+    def read_replies(self, on_reply: Callable[["Agency", dict], Awaitable[None]]) -> None:
+        self._reader = asyncio.create_task(self._read(on_reply), name=f"replies-{self.party.value}")
 
-        async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    async def _read(self, on_reply) -> None:
+        failures = 0
+        while True:
             try:
-                await on_reply(self, json.loads(message.body))
-            except Exception as exc:  # keep it for a later try rather than lose it
-                log.warning("agency could not handle a reply", error=type(exc).__name__)
-                await asyncio.sleep(0.5)
-                with contextlib.suppress(Exception):
-                    await message.nack(requeue=True)
-                return
-            with contextlib.suppress(Exception):
-                await message.ack()
+                async with await aio_pika.connect(self.amqp_url, timeout=10) as connection:
+                    channel = await connection.channel()
+                    await channel.set_qos(prefetch_count=50)
+                    queue = await channel.get_queue(f"{self.namespace}.agency.{self.party.value}",
+                                                    ensure=False)
+                    failures = 0
+                    async with queue.iterator() as messages:
+                        while not channel.is_closed:
+                            try:
+                                message = await asyncio.wait_for(messages.__anext__(), 2)
+                            except asyncio.TimeoutError:
+                                continue  # nothing new; is the channel still there?
+                            except StopAsyncIteration:
+                                break
+                            await self._handle(message, on_reply)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                log.warning("agency reply queue lost, reading again", party=self.party.value,
+                            error=type(exc).__name__)
+                await asyncio.sleep(min(5.0, 0.5 * failures))
 
-        await queue.consume(handle)
+    async def _handle(self, message, on_reply) -> None:
+        try:
+            await on_reply(self, json.loads(message.body))
+        except Exception as exc:  # keep it for a later try rather than lose it
+            log.warning("agency could not handle a reply", error=type(exc).__name__)
+            await asyncio.sleep(0.5)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            return
+        with contextlib.suppress(Exception):
+            await message.ack()
 
     async def close(self) -> None:
-        if self.connection:
-            with contextlib.suppress(Exception):
-                await self.connection.close()
+        if self._reader:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        await self._drop_publisher()
 
 
 class Simulation:
@@ -164,8 +201,7 @@ class Simulation:
 
     async def start(self) -> None:
         for agency in self.agencies.values():
-            await agency.connect()
-            await agency.replies(self._on_reply)
+            agency.read_replies(self._on_reply)
         self._coordinator = asyncio.create_task(self._coordinate())
 
     async def stop_coordinating(self) -> None:

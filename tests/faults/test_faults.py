@@ -32,6 +32,8 @@ pytestmark = pytest.mark.infra
 
 FULL = os.environ.get("TRISAM_FAULTS") == "full"
 SCALE = chaos.FULL if FULL else chaos.SMALL
+if os.environ.get("TRISAM_FAULTS_REFERRALS"):  # e.g. a quicker full run while developing
+    SCALE = chaos.Scale(**{**SCALE.__dict__, "referrals": int(os.environ["TRISAM_FAULTS_REFERRALS"])})
 
 
 @pytest.mark.timeout(3600 if FULL else 900)
