@@ -173,6 +173,28 @@ def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
     return Settings(namespace=namespace, agency_users=agency_users), env
 
 
+async def drop_namespace(settings: Settings) -> None:
+    """Remove a namespace's databases and its broker topology, messages and all."""
+    from shared.topology import Topology, delete
+
+    topology = Topology(settings.namespace)
+    await delete(settings.amqp_url, topology.all_queue_names(), topology.all_exchange_names())
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        for service in SERVICES:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database_name(service)}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def fresh_demo_namespace(settings: Settings) -> None:
+    """Each demo plays its year from scratch: the demo's own namespace (never another) is
+    emptied first, so that two demos' histories do not pile up."""
+    if settings.namespace == "trisam_demo":
+        await drop_namespace(settings)
+        print(f"demo: namespace {settings.namespace} emptied for a fresh year")
+
+
 async def play_demo(settings: Settings, processes: "ServiceProcesses") -> None:
     """The simulator, in this process, until stopped; a line of progress every 10 s."""
     from simulator.cli import county_teams, dev_agencies
@@ -204,6 +226,8 @@ async def main() -> int:
         print(HOW_TO_START.format(problems="\n".join(problems)), file=sys.stderr)
         return 1
     provision_agency_users(settings)
+    if demo_env:
+        await fresh_demo_namespace(settings)
     for service in SERVICES:
         applied = await prepare_database(settings.database_url, settings.database_name(service),
                                          ROOT / "services" / service / "migrations")

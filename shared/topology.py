@@ -170,3 +170,19 @@ async def _declare(channel, topology: Topology) -> None:
             await consuming.bind(exchanges[binding.exchange], routing_key=binding.routing_key)
     aggregates = await queue(topology.aggregates_queue())
     await aggregates.bind(exchanges[AGGREGATES], routing_key="#")
+
+
+async def delete(amqp_url: str, queues: list[str], exchanges: list[str]) -> None:
+    """Delete what exists of these queues and exchanges, messages and all (a fresh channel for
+    each: a missing one closes the channel). For a namespace being thrown away."""
+    connection = await aio_pika.connect(amqp_url, timeout=10)
+    try:
+        for action, names in (("queue_delete", queues), ("exchange_delete", exchanges)):
+            for name in names:
+                channel = await connection.channel()
+                try:
+                    await getattr(channel, action)(name)
+                except Exception:
+                    pass
+    finally:
+        await connection.close()

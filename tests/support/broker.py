@@ -94,19 +94,9 @@ async def eventually(check, *, timeout: float = 20.0, interval: float = 0.1, wha
 
 
 async def delete_topology(amqp_url: str, queues: list[str], exchanges: list[str]) -> None:
-    """Delete what exists of these queues and exchanges (a fresh channel each: a missing one
-    closes the channel)."""
-    conn = await aio_pika.connect(amqp_url)
-    try:
-        for delete, names in (("queue_delete", queues), ("exchange_delete", exchanges)):
-            for name in names:
-                channel = await conn.channel()
-                try:
-                    await getattr(channel, delete)(name)
-                except Exception:
-                    pass
-    finally:
-        await conn.close()
+    from shared.topology import delete
+
+    await delete(amqp_url, queues, exchanges)
 
 
 class EventTap:
