@@ -206,6 +206,18 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
                    DATE '2022-01-01' + (g * 2 / 1440), DATE '2022-01-01' + (g * 2 / 1440) + 30
             FROM generate_series(1, {cases}) g""")
         await conn.execute("ANALYZE case_facts")
+        # the publisher's work: every figure of every period and scope, protected together
+        from datetime import datetime, timezone
+
+        from services.metrics import figures
+
+        publish_seconds = {}
+        for year in await figures.years(conn):
+            started = time.perf_counter()
+            async with conn.transaction():
+                await figures.publish_if_changed(conn, year, await figures.teams(conn),
+                                                 settings.suppression_threshold, datetime.now(timezone.utc))
+            publish_seconds[year] = round(time.perf_counter() - started, 2)
     finally:
         await conn.close()
     times = []
@@ -218,7 +230,7 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
             answer.raise_for_status()
     times.sort()
     return {"cases": cases, "requests": len(times), "p50_ms": statistics.median(times),
-            "p95_ms": times[int(len(times) * 0.95) - 1]}
+            "p95_ms": times[int(len(times) * 0.95) - 1], "publish_seconds_per_year": publish_seconds}
 
 
 async def rebuild_rate(settings: Settings) -> dict:
@@ -319,6 +331,8 @@ def report(r: dict) -> None:
          "met" if lat.get("p99_ms", 1e9) <= 50 else "NOT MET"),
         ("metrics API p95, 1,000,000 cases", f"{api['p95_ms']:.0f} ms", "<= 50 ms",
          "met" if api["p95_ms"] <= 50 else "NOT MET"),
+        ("  publishing a year of them (background)",
+         f"{max(api['publish_seconds_per_year'].values(), default=0):.1f} s at most", "", ""),
         ("follow-up tick, 1,000,000 pending", f"{tick['results'][-1]['tick_ms_median']:.0f} ms "
          f"(x{tick['ratio']:.2f} of 1,000 pending)", "flat", "met" if tick["ratio"] < 1.5 else "NOT MET"),
         ("projection rebuild", f"{r['rebuild']['events_per_s']:.0f} events/s", ">= 50,000",

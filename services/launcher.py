@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -63,11 +63,14 @@ class ServiceProcesses:
     def start(self, instance: str) -> None:
         service = instance.split("-")[0]
         env = {**os.environ, **self.extra_env,
+               "PYTHONUNBUFFERED": "1",  # every log line in the file, also of a process that is killed
                "TRISAM_AMQP_URL": self.settings.amqp_url,
                "TRISAM_DATABASE_URL": self.settings.database_url,
                "TRISAM_NAMESPACE": self.settings.namespace,
                "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
                "TRISAM_HTTP_PORT": str(self.ports[instance]),
+               "TRISAM_METRICS_SNAPSHOT_SECONDS": str(self.settings.metrics_snapshot_seconds),
+               "TRISAM_METRICS_SNAPSHOT_SCHEDULE_SECONDS": str(self.settings.metrics_snapshot_schedule_seconds),
                "TRISAM_REFERRAL_URL": "http://127.0.0.1:"
                                       f"{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}"}
         out = open(self.log_dir / f"{instance}.log", "ab") if self.log_dir else None
@@ -248,7 +251,8 @@ async def main() -> int:
             base = processes.url(name)
             print(f"  {name:9} health {base}/health/ready   metrics {base}/metrics   "
                   f"API docs {base}/docs")
-        print(f"\n  referrals by party: {processes.url('metrics')}/api/v1/referrals/by-party")
+        print(f"\n  dashboard: {processes.url('metrics')}/   figures (JSON): "
+              f"{processes.url('metrics')}/api/v1/figures?period={date.today().year}")
         print(f"  event catalogue:    docs/events.md and docs/asyncapi/*.json")
         print(f"  agencies publish SubmitReferral to exchange '{settings.namespace}.intake' "
               f"with routing key '<PARTY>.SubmitReferral'")

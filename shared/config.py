@@ -91,8 +91,8 @@ class Settings(BaseSettings):
 
     # Metrics: counts 0 < n < this are never published as such ("<5").
     suppression_threshold: PositiveInt = 5
-    # Aggregate snapshots (FiguresPublished): checked this often for new events (the debounce),
-    # and published at least this often even without.
+    # The published figures and their snapshots (FiguresPublished): checked this often for new
+    # events (the debounce), and published at least this often even without.
     metrics_snapshot_seconds: PositiveFloat = 60.0
     metrics_snapshot_schedule_seconds: PositiveFloat = 3600.0
 

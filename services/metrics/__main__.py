@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.db import prepare_database
 from shared.runtime import serve
 
-from . import domain, figures, projections, report
+from . import domain, figures, projections, publication, report, store
 from .app import spec
 
 
@@ -29,13 +29,19 @@ async def _report(args) -> str:
     settings = Settings()
     pool = await _pool(settings)
     try:
-        f = figures.Filter(domain.parse_period(args.period))
-        async with pool.acquire() as conn:
-            raw = await figures.raw_figures(conn, f)
+        period = domain.published_period(domain.parse_period(args.period))
+        async with pool.acquire() as conn:  # as published; a year not yet published, afresh
+            found = await store.published_figures(conn, period.label, publication.ALL)
+            if found is None:
+                found = (await figures.publish_year(conn, period.start.year, settings.suppression_threshold,
+                                                    await store.published_counts(conn, period.start.year))
+                         ).figures[(period.label, publication.ALL)]
     finally:
         await pool.close()
-    built = {"filter": f.describe(), "suppression_threshold": settings.suppression_threshold,
-             "figures": figures.publish(raw, settings.suppression_threshold)}
+    built = {"filter": {"period": period.label, "from": period.start.isoformat(), "to": period.end.isoformat(),
+                        "team_id": None, "municipality": None},
+             "suppression_threshold": settings.suppression_threshold,
+             "figures": found}
     return {"html": lambda: report.render_html(built, args.lang), "csv": lambda: report.render_csv(built),
             "json": lambda: report.render_json(built)}[args.format]()
 
@@ -55,7 +61,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.metrics")
     commands = parser.add_subparsers(dest="command", required=True)
     rep = commands.add_parser("report", help="the quarterly report of a period")
-    rep.add_argument("period", help="2026Q3, 2026-09, 2026 or 2026-07-01..2026-09-30")
+    rep.add_argument("period", help="2026Q3, 2026-09 or 2026")
     rep.add_argument("--format", choices=["html", "csv", "json"], default="html")
     rep.add_argument("--lang", choices=["sv", "en"], default="sv")
     rep.add_argument("--out", help="write to this file instead of standard output")
@@ -63,7 +69,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.command == "report":
         try:
-            domain.parse_period(args.period)
+            if domain.published_period(domain.parse_period(args.period)) is None:
+                parser.error("a report is of a month, a quarter or a year (2026Q3, 2026-09, 2026)")
         except domain.BadPeriod as exc:
             parser.error(str(exc))
         text = asyncio.run(_report(args))

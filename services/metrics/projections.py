@@ -181,6 +181,7 @@ async def rebuild(pool: asyncpg.Pool, batch: int = 2000) -> int:
     replayed = 0
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
+        await conn.execute("UPDATE snapshot_state SET seq = 0")  # the figures are published again
         last = 0
         while True:
             rows = await conn.fetch(

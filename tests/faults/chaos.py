@@ -342,6 +342,24 @@ async def duplicated_effects(settings: Settings, simulation: Simulation) -> dict
 # --------------------------------------------------------------------------- replay
 
 
+async def figures_published(settings: Settings, timeout: float = 300.0) -> float:
+    """Wait until the metrics publisher has published the figures of every event logged (a
+    publication of a year at county size takes tens of seconds of CPU; one may be under way
+    with an earlier state when the run comes to rest). Returns the seconds waited."""
+    began = time.monotonic()
+    while not await _val(settings, "metrics", "SELECT s.seq = (SELECT coalesce(max(seq), 0) FROM event_log) "
+                                              "FROM snapshot_state s"):
+        if time.monotonic() > began + timeout:
+            state = await _fetch(settings, "metrics", "SELECT seq, published_at, (SELECT max(seq) FROM event_log) "
+                                                      "AS logged FROM snapshot_state")
+            years = await _fetch(settings, "metrics", "SELECT year, published_at FROM published_years ORDER BY year")
+            raise AssertionError(f"the metrics publisher did not catch up in {timeout:.0f} s: "
+                                 f"{[dict(r) for r in state]}, years {[dict(r) for r in years]} "
+                                 "(its log: test-artifacts/<namespace>/metrics*.log)")
+        await asyncio.sleep(1)
+    return round(time.monotonic() - began, 1)
+
+
 async def state_digest(settings: Settings) -> dict[str, tuple[int, str]]:
     """Every table of every service: its row count and a digest of its rows."""
     digest = {}

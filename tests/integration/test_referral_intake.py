@@ -13,6 +13,7 @@ import aiormq
 import pytest
 
 from services.referral import app as referral_app
+from shared.clock import stockholm_date
 from shared.consumer import REASON_HEADER
 from shared.vocabulary import Party
 from tests.support import broker as amqp
@@ -33,8 +34,14 @@ async def count(runtime, sql: str, *args) -> int:
         return await conn.fetchval(sql, *args)
 
 
+def swedish_today() -> date:
+    """The date the services go by (Swedish), not the machine's: they differ for an hour or two
+    around midnight."""
+    return stockholm_date(datetime.now(timezone.utc))
+
+
 def born_years_ago(years: int, days: int = 0) -> date:
-    today = date.today()
+    today = swedish_today()
     return today.replace(year=today.year - years) - timedelta(days=days)
 
 
@@ -62,7 +69,7 @@ async def test_every_problem_is_reported_at_once_with_codes_and_texts(agencies, 
     wrong_check_digit = pnr[:-1] + str((int(pnr[-1]) + 1) % 10)
     bad = submit_referral(
         team_id="NO-SUCH-TEAM", question="   ", personnummer=wrong_check_digit,
-        consents=[{"party": "AF", "given_on": str(date.today() + timedelta(days=3)),
+        consents=[{"party": "AF", "given_on": str(swedish_today() + timedelta(days=3)),
                    "form_ref": "F"}],
         reason_codes=["SJUKSKRIVEN_MED_INTYG", "NOT_A_CODE"], favourite_colour="blue")
     await send_referral(agencies[Party.AF], settings.namespace, bad)
@@ -86,7 +93,7 @@ async def test_every_problem_is_reported_at_once_with_codes_and_texts(agencies, 
 
 async def test_a_valid_shape_is_checked_by_the_rules(agencies, settings, referral):
     """Consent dated in the future (a well-formed command that breaks a rule)."""
-    bad = submit_referral(consents=[{"party": "FK", "given_on": str(date.today() + timedelta(days=1)),
+    bad = submit_referral(consents=[{"party": "FK", "given_on": str(swedish_today() + timedelta(days=1)),
                                      "form_ref": "F"}])
     await send_referral(agencies[Party.FK], settings.namespace, bad)
     [reply] = await take_replies(agencies[Party.FK], settings.namespace, 1)

@@ -10,7 +10,7 @@ const TEXT = {
        self_sufficient: "Egen försörjning", more_ready: "Mer redo", group: "Grupp", count: "Antal", share: "Andel", goal: "Mål",
        total: "Totalt", median: "Median (dagar)", queue: "Kö", held: "Genomförda", at_referral: "Vid remiss",
        at_follow_up: "Efter sex månader", updated: "Uppdaterad", reached: "Nådd", not_reached: "Ej nådd", not_recorded: "Ej registrerad",
-       note: "Antal under {t} visas som \"<{t}\"; \"x\" döljer ett antal så att ett litet antal inte kan räknas fram."},
+       note: "\"<{t}\": färre än {t}, noll medräknat; \"x\": dolt, {t} eller fler, så att ett litet antal inte kan räknas fram ur andra siffror, perioder, kommuner eller team; \"–\": dolt, vilket antal som helst. Team visas per kvartal och år."},
   en: {title: "Trisam – key figures", period: "Period", municipality: "Municipality", team: "Team", all: "All",
        report: "Quarterly report", lang: "Svenska", referrals_by_party: "Referrals per referring party and quarter (goal: an even spread)",
        referrals_by_gender: "Referrals by gender", lead_and_queue: "Lead time referral to consultation (median, days) and queue per team",
@@ -21,7 +21,7 @@ const TEXT = {
        self_sufficient: "Self-sufficient", more_ready: "More ready", group: "Group", count: "Count", share: "Share", goal: "Goal",
        total: "Total", median: "Median (days)", queue: "Queue", held: "Held", at_referral: "At referral",
        at_follow_up: "After six months", updated: "Updated", reached: "Reached", not_reached: "Not reached", not_recorded: "Not recorded",
-       note: "Counts under {t} show as \"<{t}\"; \"x\" hides a count so that a small count cannot be worked out."},
+       note: "\"<{t}\": fewer than {t}, zero included; \"x\": hidden, {t} or more, so that a small count cannot be worked out from other figures, periods, municipalities or teams; \"–\": hidden, any count. Teams are shown per quarter and year."},
 };
 const PATTERNS = ["", "/", "x", ".", "\\", "+", "-", "|"];
 // The codes of the figures, as people read them
@@ -79,7 +79,10 @@ async function draw() {
   const [figures, trend] = await Promise.all([
     fetch("/api/v1/figures?" + query()).then((r) => r.json()),
     fetch("/api/v1/trend?" + query({quarters: 4})).then((r) => r.json())]);
-  if (!figures.figures) { $("updated").textContent = JSON.stringify(figures.detail || figures); return; }
+  if (!figures.figures) {
+    $("updated").textContent = (figures.detail && figures.detail.message) || JSON.stringify(figures.detail || figures);
+    return;
+  }
   const f = figures.figures;
   $("note").textContent = t("note").replaceAll("{t}", figures.suppression_threshold);
   $("report").href = `/report/${encodeURIComponent($("period").value || currentQuarter())}?lang=${lang}`;
