@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # events (the debounce), and published at least this often even without.
     metrics_snapshot_seconds: PositiveFloat = 60.0
     metrics_snapshot_schedule_seconds: PositiveFloat = 3600.0
+    # a publication round still at work after this long is given up (its connection, and so its
+    # lock, closed) and started again; a round at county size takes seconds to a minute
+    metrics_publication_timeout_seconds: PositiveFloat = 900.0
 
     # Development only: run the services' domain clock this many days ahead (refused outside
     # dev), to try what happens at a cut-off or after a meeting without waiting for it.

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import functools
+import io
 import logging
+import os
+import signal
+import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,7 +116,8 @@ class Runtime:
         if applied:
             log.info("migrations applied", migrations=applied)
         self._pool = await asyncpg.create_pool(s.service_database_url(name), min_size=2,
-                                               max_size=10, command_timeout=30)
+                                               max_size=10, command_timeout=30,
+                                               server_settings={"application_name": application_name(name)})
         await topo.declare(s.amqp_url, self.topology)
         await self.broker.connect()
         await self.broker.start()
@@ -211,24 +217,47 @@ class Runtime:
 
 async def retry_until_done(what: str, action: Callable[[], Awaitable[None]], *,
                            max_delay: float, after_failure=None) -> None:
-    """Run ``action`` until it returns; after a failure log it, back off, and run it again."""
+    """Run ``action`` until it returns; after a failure log it, back off, and run it again.
+
+    Only a cancellation of this task ends it. A ``CancelledError`` that nobody asked for (a
+    library can raise one when a connection is lost under it) is a failure like any other:
+    were it to end the task, a background loop would stop for good without a word."""
     failures = 0
     while True:
         try:
             await action()
             return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            failures += 1
-            delay = backoff_seconds(failures, max_delay)
-            # connection errors say where; others may carry data, so only their type
-            detail = str(exc)[:500] if isinstance(exc, (OSError, topo.TopologyConflict)) else None
-            log.warning(f"{what} failed; retrying", error=type(exc).__name__, detail=detail,
-                        retry_in_s=delay, exc_info=exc)
-            if after_failure:
-                await after_failure()
-            await asyncio.sleep(delay)
+        except asyncio.CancelledError as cancelled:
+            if asyncio.current_task().cancelling():
+                raise
+            exc: BaseException = cancelled
+        except Exception as error:
+            exc = error
+        failures += 1
+        delay = backoff_seconds(failures, max_delay)
+        # connection errors say where; others may carry data, so only their type
+        detail = str(exc)[:500] if isinstance(exc, (OSError, topo.TopologyConflict)) else None
+        log.warning(f"{what} failed; retrying", error=type(exc).__name__, detail=detail,
+                    retry_in_s=delay, exc_info=exc)
+        if after_failure:
+            await after_failure()
+        await asyncio.sleep(delay)
+
+
+def application_name(what: str) -> str:
+    """What a database connection says it is (pg_stat_activity), so a lock holder can be found."""
+    return f"trisam-{what}-{os.getpid()}"
+
+
+def dump_tasks() -> None:
+    """On SIGUSR1: every asyncio task's stack to stderr, for a process that seems stuck
+    (``kill -USR1 <pid>``; SIGUSR2 dumps every thread's stack, even with the loop blocked)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}: {task!r}"[:400], file=out)
+        task.print_stack(limit=30, file=out)
+    sys.stderr.write(out.getvalue())
+    sys.stderr.flush()
 
 
 async def _raw_body(message) -> bytes:
@@ -238,6 +267,8 @@ async def _raw_body(message) -> bytes:
 def build_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         runtime.start_in_background()
         try:
             yield
@@ -280,6 +311,7 @@ def serve(make_spec: Callable[[Settings], ServiceSpec]) -> None:
     settings = Settings()
     spec = make_spec(settings)
     configure_logging(spec.name, settings.log_level)
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     runtime = Runtime(spec, settings)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     uvicorn.run(build_app(runtime), host=settings.http_host, port=settings.port_for(spec.name),

@@ -11,7 +11,7 @@ from shared.clock import Clock, stockholm_date
 from shared.config import Settings
 from shared.events import FiguresPublished
 from shared.outbox import Emitter
-from shared.runtime import ServiceSpec
+from shared.runtime import ServiceSpec, application_name
 
 from . import domain, figures, projections, publication, store
 from .handlers import HANDLERS
@@ -46,11 +46,17 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         # a connection of its own, closed after each round whatever happens: the round holds a
         # lock for as long as it works, and a connection given back to the pool after a failure
         # mid-transaction could keep holding it (both instances then skip every round)
-        conn = await asyncpg.connect(settings.service_database_url("metrics"), timeout=30, command_timeout=60)
+        conn = await asyncpg.connect(settings.service_database_url("metrics"), timeout=30, command_timeout=60,
+                                     server_settings={"application_name": application_name("metrics-publisher")})
         try:
-            await _publish_on(conn, began)
-        except BaseException:
+            # bounded: a round that hangs (whatever the cause) must not keep the lock for ever,
+            # or every instance would skip every round from then on
+            await asyncio.wait_for(_publish_on(conn, began), settings.metrics_publication_timeout_seconds)
+        except BaseException as exc:
             conn.terminate()
+            if isinstance(exc, TimeoutError):
+                log.error("figures publication given up: it took too long; starting again",
+                          timeout_s=settings.metrics_publication_timeout_seconds)
             raise
         await conn.close(timeout=10)
 

@@ -236,7 +236,10 @@ def protect(values: dict[Key, int], sums: Sequence[Sum], threshold: int,
         try:
             marks |= _protect_linked(component, linked, threshold, kept)
         except Unprotectable:
-            marks |= _protect_linked(component, linked, threshold, {})
+            try:
+                marks |= _protect_linked(component, linked, threshold, {})
+            except Unprotectable:  # should no pattern be found, nothing linked to the count is shown
+                marks |= {k: WITHHELD for k in keys}
     return marks
 
 

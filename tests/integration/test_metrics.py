@@ -240,3 +240,54 @@ async def test_aggregate_snapshots_are_published_when_figures_change_and_on_sche
         clock.advance(hours=1, seconds=1)  # the schedule
         scheduled = (await tap.wait_for("FiguresPublished", count + 1, team_id="ALL", period=Q4))[-1]
         assert scheduled["trigger"] == "schedule"
+
+
+async def test_the_publisher_recovers_from_a_round_that_loses_its_database_or_hangs(settings, runtimes, monkeypatch):
+    """A round whose connection is terminated mid-work fails and the next one publishes; a
+    round that hangs is given up after ``metrics_publication_timeout_seconds``, its lock freed."""
+    import threading
+
+    import asyncpg
+
+    from services.metrics import publication
+
+    real = publication.publish_year
+    calls: list[str] = []
+    terminated, released = threading.Event(), threading.Event()
+
+    def publish_year(*args, **kwargs):
+        calls.append("call")
+        if len(calls) == 1:  # the database is lost while the year is worked out
+            terminated.wait(30)
+        elif len(calls) == 2:  # this one never comes back (until the test ends)
+            released.wait(120)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(publication, "publish_year", publish_year)
+    settings = settings.model_copy(update={"metrics_snapshot_seconds": 0.2,
+                                           "metrics_publication_timeout_seconds": 20.0})
+    runtime = await runtimes(metrics_app.spec(settings), settings)
+    try:
+        await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
+                                [(e["event_type"], e) for e in board_events()])
+        async def round_under_way():
+            return len(calls) >= 1
+
+        await amqp.eventually(round_under_way, timeout=30, what="a round under way")
+        admin = await asyncpg.connect(settings.service_database_url("metrics"))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE 'trisam-metrics-publisher-%'")
+        finally:
+            await admin.close()
+        assert killed == 1
+        terminated.set()
+        await published(runtime)
+        assert len(calls) >= 3, calls  # the lost round, the hung round, the one that published
+        async with client_for(runtime) as api:
+            answer = await api.get("/api/v1/figures", params={"period": Q4})
+        assert answer.status_code == 200 and answer.json()["figures"]["referrals_by_party"]["counts"]["FK"] == "<5"
+    finally:
+        terminated.set()
+        released.set()

@@ -164,3 +164,14 @@ def test_marks_of_another_threshold_are_not_kept():
     sums = [("t", ["a", "b"])]
     previous = {"t": (7, 7), "a": (3, "<5"), "b": (4, "<5")}  # published with threshold 5
     assert disclosure.protect({"t": 7, "a": 3, "b": 4}, sums, 3, previous) == {"t": 7, "a": 3, "b": 4}
+
+
+def test_where_no_pattern_is_found_nothing_linked_is_shown(monkeypatch):
+    def unprotectable(*_args):
+        raise disclosure.Unprotectable("nothing left to hide")
+
+    monkeypatch.setattr(disclosure, "_protect_linked", unprotectable)
+    sums = [("t", ["a", "b"])]
+    marks = disclosure.protect({"t": 15, "a": 3, "b": 12}, sums, T)
+    assert marks == {"t": "–", "a": "–", "b": "–"}
+    assert disclosure.exposed(marks, sums, T) == []
