@@ -288,7 +288,7 @@ def _protect_linked(values: dict[Key, int], sums: Sequence[Sum], threshold: int,
     # found nothing (None: every count)
     due: set[Key] | None = None
     lp_due: set[Key] | None = None
-    while True:
+    for _ in range(ROUND_LIMIT):
         # first what the sums near the last round's changes give away (quick); only when they
         # give nothing away, the whole regions around every change since they were worked out
         found = [k for k in reader.exposed_near(marks, changed) if values[k] > 0] if changed else []
@@ -356,9 +356,13 @@ def _protect_linked(values: dict[Key, int], sums: Sequence[Sum], threshold: int,
         for since in (due, lp_due):
             if since is not None:
                 since |= changed
+    # a pattern that takes this long hides one count after another for nothing (it once ran for
+    # minutes): start again without the marks kept, or withhold (``protect``)
+    raise Unprotectable(f"not protected in {ROUND_LIMIT} rounds")
 
 
 LP_LIMIT = 2_000  # hidden counts in a region: up to this many, also checked by a linear program
+ROUND_LIMIT = 500  # rounds of hiding more (a county year takes up to about 60)
 
 
 def _lp_exposed(reader: Reader, marks, values, threshold: int, region: list[int]) -> list[Key]:

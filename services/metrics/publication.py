@@ -168,7 +168,7 @@ class Atoms:
 
 # Raise when what a publication holds or how it is protected changes: every year is then
 # published again (the digest of its source changes with it).
-PUBLICATION_VERSION = 1
+PUBLICATION_VERSION = 2  # 2: a small queue as the year began is taken as "<5"
 
 
 def source_digest(atoms: Atoms, teams: dict[str, str], threshold: int) -> str:
@@ -260,8 +260,12 @@ def protected_counts(atoms: Atoms, teams: dict[str, str], threshold: int, previo
                 values[(label, scope, name)] = total.get(name, 0)
 
     linked = sums(all_periods, scopes_of, teams) + _queue_flow(atoms, all_periods, scopes_of, values)
-    # the queue as the year began was published with the year before: taken as known
-    known = {k: (v, v) for k, v in values.items() if k[0] == "opening"}
+    # the queue as the year began was published with the year before: taken as known, but for
+    # a small one, which that publication hid ("<5"). (Taken as known exactly, a team's small
+    # queue with no referrals since pinned its inflow, and undoing that took hiding the team's
+    # every zero: minutes of work, for nothing the reader did not know.)
+    small = disclosure.primary_mark(threshold)
+    known = {k: (v, small if 0 < v < threshold else v) for k, v in values.items() if k[0] == "opening"}
     protected = {k: v for k, v in values.items() if k[2] not in UNPROTECTED}
     marks = disclosure.protect(protected, linked, threshold, (previous or {}) | known)
     marks.update({k: v for k, v in values.items() if k[2] in UNPROTECTED})

@@ -175,3 +175,11 @@ def test_where_no_pattern_is_found_nothing_linked_is_shown(monkeypatch):
     marks = disclosure.protect({"t": 15, "a": 3, "b": 12}, sums, T)
     assert marks == {"t": "–", "a": "–", "b": "–"}
     assert disclosure.exposed(marks, sums, T) == []
+
+
+def test_a_protection_that_does_not_settle_in_time_withholds_the_linked_counts(monkeypatch):
+    values, sums = {"t": 15, "a": 3, "b": 12}, [("t", ["a", "b"])]
+    monkeypatch.setattr(disclosure, "ROUND_LIMIT", 2)  # hide "b", then nothing more is exposed
+    assert disclosure.protect(values, sums, T) == {"t": 15, "a": "<5", "b": "x"}
+    monkeypatch.setattr(disclosure, "ROUND_LIMIT", 1)
+    assert disclosure.protect(values, sums, T) == {"t": "–", "a": "–", "b": "–"}
