@@ -51,7 +51,8 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         try:
             # bounded: a round that hangs (whatever the cause) must not keep the lock for ever,
             # or every instance would skip every round from then on
-            await asyncio.wait_for(_publish_on(conn, began), settings.metrics_publication_timeout_seconds)
+            async with asyncio.timeout(settings.metrics_publication_timeout_seconds):
+                await _publish_on(conn, began)
         except BaseException as exc:
             conn.terminate()
             if isinstance(exc, TimeoutError):
