@@ -268,10 +268,9 @@ async def main() -> int:
             if dead := processes.exited():
                 print(f"service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
                 return 1
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):  # (not wait_for: it can lose a cancellation in 3.11)
+                async with asyncio.timeout(1.0):
+                    await stop.wait()
         return 0
     except RuntimeError as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)

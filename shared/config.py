@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     prefetch: int = 32
+    # Connections of one service process to PostgreSQL at most (its pool; the outbox relay's
+    # listener is one of them). The metrics publisher opens one more. See the README's
+    # connection budget: PostgreSQL allows 100 in all by default.
+    db_pool_max: PositiveInt = 8
     # Deliveries waiting at the same moment are applied in one transaction, up to this many
     # (group commit, see shared/consumer.py); 1 (the default): one transaction per message.
     # Opt-in: a test once saw two events of one case applied out of order with it on (unexplained).

@@ -34,6 +34,7 @@ from shared import outbox
 from shared.events import Contract, Envelope, InvalidPayload, PoisonMessage, decode
 from shared.logging import bind_contextvars, bound_contextvars
 from shared.metrics import ServiceMetrics
+from shared.tasks import cancel_all
 from shared.topology import DEAD_LETTERS, INTAKE, Topology
 
 log = structlog.get_logger("consumer")
@@ -116,6 +117,15 @@ class Consumer:
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff_seconds
+        self._stopping = asyncio.Event()
+
+    def open(self) -> None:
+        self._stopping.clear()
+
+    def stopping(self) -> None:
+        """The service is stopping: deliveries in flight stop retrying and are left unacked,
+        so the broker delivers them again (to another instance, or after the restart)."""
+        self._stopping.set()
 
     async def on_message(self, message: RabbitMessage) -> None:
         """Never lets an exception escape: FastStream would swallow it with the message unacked
@@ -187,12 +197,16 @@ class Consumer:
                 await message.ack()
                 return
             except Exception as exc:
+                if self._stopping.is_set():
+                    return  # not a failure of the message: left unacked, it comes back
                 if is_outage(exc):
                     outage += 1
                     delay = min(self.max_backoff, 0.2 * 2 ** min(outage, 10))
                     log.warning("database unavailable, will retry", error=type(exc).__name__,
                                 retry_in_s=round(delay, 2))
-                    await asyncio.sleep(delay)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._stopping.wait()
                     continue
                 self.metrics.failed.labels(self.service, event_type).inc()
                 attempt = _delivery_count(raw.headers) + 1
@@ -254,6 +268,7 @@ class Consumer:
             return fresh
 
     async def close(self) -> None:
+        self.stopping()
         if self.batches is not None:
             await self.batches.close()
 
@@ -329,9 +344,9 @@ class Batches:
             try:
                 fresh = await self._apply_many([(ctx, handler) for ctx, handler, _ in live])
             except asyncio.CancelledError:
-                for *_, done in live:
+                for *_, done in live:  # each goes alone (and finds the consumer stopping)
                     if not done.done():
-                        done.cancel()
+                        done.set_result(None)
                 raise
             except Exception as exc:
                 log.info("batch rolled back; each applied alone", size=len(live),
@@ -345,12 +360,14 @@ class Batches:
                     done.set_result(one)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks, self._queue = [], None
+        """Stop the workers; a delivery still waiting is told to go alone (it then finds the
+        consumer stopping and is left unacked)."""
+        await cancel_all(self._tasks, timeout=1.0)
+        queue, self._tasks, self._queue = self._queue, [], None
+        while queue is not None and not queue.empty():
+            *_, done = queue.get_nowait()
+            if not done.done():
+                done.set_result(None)
 
 
 def _delivery_count(headers: dict | None) -> int:

@@ -24,6 +24,7 @@ import asyncpg
 import structlog
 
 from shared.events import Contract, Envelope, envelope_for
+from shared.tasks import cancel_and_wait
 
 log = structlog.get_logger("outbox")
 
@@ -139,11 +140,12 @@ class OutboxRelay:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Stop the relay within about ``timeout`` seconds, whatever it is doing: a claimed
+        batch not yet marked sent is rolled back with its connection and published again later
+        (consumers are idempotent)."""
+        await cancel_and_wait(self._task, timeout=timeout)
+        self._task = None
         await self._unlisten()
 
     @property
@@ -154,8 +156,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def _listen(self) -> None:
-        if self._listen_conn is not None and not self._listen_conn.is_closed():
+        if self._listen_conn is not None and _usable(self._listen_conn):
             return
+        await self._unlisten()  # a connection that was lost is given back first
         self._listen_conn = await self._pool.acquire()
         await self._listen_conn.add_listener(NOTIFY_CHANNEL, self._notified)
 
@@ -168,7 +171,7 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
             with contextlib.suppress(Exception):
-                await self._pool.release(conn)
+                await self._pool.release(conn, timeout=1.0)  # a hung one is terminated
 
     async def _run(self) -> None:
         failures = 0
@@ -189,8 +192,11 @@ class OutboxRelay:
                 await self._unlisten()
                 await asyncio.sleep(backoff_seconds(failures, self._max_backoff))
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can lose a cancellation that
+            # arrives as the wake-up does, and the relay would never stop
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _backlog(self) -> None:
@@ -233,6 +239,15 @@ class OutboxRelay:
                     "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", done)
                 sent = len(done)
         return sent
+
+
+def _usable(conn: asyncpg.Connection) -> bool:
+    """Whether a pooled connection is still open. A pooled connection that was lost has been
+    handed back to the pool by asyncpg, and asking it anything raises."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _refused_by_broker(exc: BaseException) -> bool:

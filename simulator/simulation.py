@@ -137,9 +137,10 @@ class Agency:
                     failures = 0
                     async with queue.iterator() as messages:
                         while not channel.is_closed:
-                            try:
-                                message = await asyncio.wait_for(messages.__anext__(), 2)
-                            except asyncio.TimeoutError:
+                            try:  # (not wait_for: it can lose a cancellation in 3.11)
+                                async with asyncio.timeout(2):
+                                    message = await messages.__anext__()
+                            except TimeoutError:
                                 continue  # nothing new; is the channel still there?
                             except StopAsyncIteration:
                                 break

@@ -107,7 +107,7 @@ CATS = {"total": ["a", "b", "c"], "a": [], "b": [], "c": []}
 small = st.integers(0, 12) | st.sampled_from([0, 0, 1, 2, 3])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(small, min_size=27, max_size=27))
 def test_no_hidden_count_in_a_team_by_month_by_category_cube_can_be_worked_out(counts):
     leaf_keys = list(itertools.product(["t1", "t2", "t3"], ["m1", "m2", "m3"], ["a", "b", "c"]))
@@ -116,7 +116,7 @@ def test_no_hidden_count_in_a_team_by_month_by_category_cube_can_be_worked_out(c
     audit(values, sums, marks)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.lists(small, min_size=12, max_size=12))
 def test_no_hidden_count_in_a_team_by_category_table_can_be_worked_out(counts):
     leaf_keys = list(itertools.product(["t1", "t2", "t3"], ["a", "b", "c", "d"]))
