@@ -36,12 +36,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench import followup_scheduler  # noqa: E402
 from services.launcher import SERVICES, ServiceProcesses, drop_namespace as drop  # noqa: E402
-from shared.config import Settings, with_database  # noqa: E402
+from shared.config import Settings  # noqa: E402
 from tests.support.identities import random_adult  # noqa: E402  (generated test identities)
 
 OUT = Path(__file__).resolve().parent / "results.json"
 # the services as measured: quiet logs, group commit on (opt-in, see docs/performance.md)
-BENCH_ENV = {"TRISAM_LOG_LEVEL": "WARNING", "TRISAM_CONSUME_BATCH_SIZE": "64", "TRISAM_PREFETCH": "128"}
+BENCH_ENV = {"TRISAM_LOG_LEVEL": "WARNING", "TRISAM_CONSUME_BATCH_SIZE": "64", "TRISAM_PREFETCH": "128",
+             "TRISAM_METRICS_EDITION_GRACE_DAYS": "100000"}  # no public editions during the run
 # referrals spread over the county's teams, as they are in life
 TEAMS = [t["team_id"] for t in json.loads((ROOT / "deploy" / "teams.json").read_text())["teams"]]
 
@@ -194,43 +195,44 @@ async def latency(settings: Settings, rate: int = 100, seconds: int = 15) -> dic
 
 
 async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) -> dict:
+    """The board's exact quarterly figures over HTTP with ``cases`` cases in the service's
+    database: facts written directly, their cells worked out by the service's own rebuild (in
+    one transaction, so the running service never sees them half-built)."""
+    from services.metrics import projections
+    from shared.auth import mint_token
+
     conn = await asyncpg.connect(settings.service_database_url("metrics"))
     try:
-        await conn.execute(f"""
-            INSERT INTO case_facts (case_ref, team_id, municipality, referring_party, gender, age_band,
-                                    income_at_referral, violence_question_asked, referred_at, referred_on,
-                                    consulted_on)
-            SELECT 'M' || g, 'T' || (g % 40), 'K' || (g % 10), (ARRAY['AF','FK','KOMMUN','REGION'])[1 + g % 4],
-                   (ARRAY['MAN','WOMAN'])[1 + g % 2], '25-34', 'SJUKPENNING', g % 3 = 0,
-                   TIMESTAMPTZ '2022-01-01' + make_interval(mins => g * 2),
-                   DATE '2022-01-01' + (g * 2 / 1440), DATE '2022-01-01' + (g * 2 / 1440) + 30
-            FROM generate_series(1, {cases}) g""")
-        await conn.execute("ANALYZE case_facts")
-        # the publisher's work: every figure of every period and scope, protected together
-        from datetime import datetime, timezone
-
-        from services.metrics import figures
-
-        publish_seconds = {}
-        for year in await figures.years(conn):
+        async with conn.transaction():
+            await conn.execute(f"""
+                INSERT INTO case_facts (case_ref, team_id, municipality, referring_party, gender, age_band,
+                                        income_at_referral, violence_question_asked, referred_at, referred_on,
+                                        consulted_on)
+                SELECT 'M' || g, 'T' || (g % 40), 'K' || (g % 10), (ARRAY['AF','FK','KOMMUN','REGION'])[1 + g % 4],
+                       (ARRAY['MAN','WOMAN'])[1 + g % 2], '25-34', 'SJUKPENNING', g % 3 = 0,
+                       TIMESTAMPTZ '2022-01-01' + make_interval(mins => g * 2),
+                       DATE '2022-01-01' + (g * 2 / 1440), DATE '2022-01-01' + (g * 2 / 1440) + 30
+                FROM generate_series(1, {cases}) g""")
             started = time.perf_counter()
-            async with conn.transaction():
-                await figures.publish_if_changed(conn, year, await figures.teams(conn),
-                                                 settings.suppression_threshold, datetime.now(timezone.utc))
-            publish_seconds[year] = round(time.perf_counter() - started, 2)
+            await projections.rebuild_cells(conn)
+            cells_seconds = time.perf_counter() - started
+        await conn.execute("ANALYZE figure_cells")
+        cells = await conn.fetchval("SELECT count(*) FROM figure_cells")
     finally:
         await conn.close()
+    board = {"Authorization": "Bearer " + mint_token(settings.jwt_secret.get_secret_value(), user_id="bench",
+                                                       party=None, role="board")}
     times = []
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        for i in range(20):
-            period = f"{2022 + i % 4}Q{1 + i % 4}"
+        for i in range(40):
+            period = f"{2022 + i % 4}Q{1 + (i // 4) % 4}"
             started = time.perf_counter()
-            answer = await client.get("/api/v1/figures", params={"period": period})
+            answer = await client.get("/api/v1/figures", params={"period": period}, headers=board)
             times.append((time.perf_counter() - started) * 1000)
             answer.raise_for_status()
     times.sort()
-    return {"cases": cases, "requests": len(times), "p50_ms": statistics.median(times),
-            "p95_ms": times[int(len(times) * 0.95) - 1], "publish_seconds_per_year": publish_seconds}
+    return {"cases": cases, "cells": cells, "cells_seconds": round(cells_seconds, 1), "requests": len(times),
+            "p50_ms": statistics.median(times), "p95_ms": times[int(len(times) * 0.95) - 1]}
 
 
 async def rebuild_rate(settings: Settings) -> dict:
@@ -329,10 +331,9 @@ def report(r: dict) -> None:
         ("latency at 100/s, p50", f"{lat.get('p50_ms', float('nan')):.1f} ms", "", ""),
         ("latency at 100/s, p99", f"{lat.get('p99_ms', float('nan')):.1f} ms", "<= 50 ms",
          "met" if lat.get("p99_ms", 1e9) <= 50 else "NOT MET"),
-        ("metrics API p95, 1,000,000 cases", f"{api['p95_ms']:.0f} ms", "<= 50 ms",
+        ("metrics API p95, exact quarter, 1,000,000 cases", f"{api['p95_ms']:.0f} ms", "<= 50 ms",
          "met" if api["p95_ms"] <= 50 else "NOT MET"),
-        ("  publishing a year of them (background)",
-         f"{max(api['publish_seconds_per_year'].values(), default=0):.1f} s at most", "", ""),
+        ("  their cells worked out afresh (rebuild)", f"{api['cells_seconds']:.0f} s, {api['cells']} cells", "", ""),
         ("follow-up tick, 1,000,000 pending", f"{tick['results'][-1]['tick_ms_median']:.0f} ms "
          f"(x{tick['ratio']:.2f} of 1,000 pending)", "flat", "met" if tick["ratio"] < 1.5 else "NOT MET"),
         ("projection rebuild", f"{r['rebuild']['events_per_s']:.0f} events/s", ">= 50,000",

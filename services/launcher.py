@@ -69,8 +69,7 @@ class ServiceProcesses:
                "TRISAM_NAMESPACE": self.settings.namespace,
                "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
                "TRISAM_HTTP_PORT": str(self.ports[instance]),
-               "TRISAM_METRICS_SNAPSHOT_SECONDS": str(self.settings.metrics_snapshot_seconds),
-               "TRISAM_METRICS_SNAPSHOT_SCHEDULE_SECONDS": str(self.settings.metrics_snapshot_schedule_seconds),
+               "TRISAM_METRICS_EDITION_CHECK_SECONDS": str(self.settings.metrics_edition_check_seconds),
                "TRISAM_REFERRAL_URL": "http://127.0.0.1:"
                                       f"{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}"}
         out = open(self.log_dir / f"{instance}.log", "ab") if self.log_dir else None
@@ -170,7 +169,7 @@ def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
            "TRISAM_DEV_CLOCK_SPEED": str(DEMO_HISTORY_DAYS * 86400 / DEMO_PLAY_SECONDS),
            "TRISAM_DEV_CLOCK_STARTED_AT": started.isoformat(),
            "TRISAM_MEETING_CHECK_SECONDS": "0.5", "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
-           "TRISAM_METRICS_SNAPSHOT_SECONDS": "5"}
+           "TRISAM_METRICS_EDITION_CHECK_SECONDS": "2"}
     agency_users = {f"{namespace}-{p.lower()}": p for p in ("AF", "FK", "KOMMUN", "REGION")}
     os.environ.update(env)  # Settings() below and the simulator in this process read the same
     return Settings(namespace=namespace, agency_users=agency_users), env
@@ -251,8 +250,8 @@ async def main() -> int:
             base = processes.url(name)
             print(f"  {name:9} health {base}/health/ready   metrics {base}/metrics   "
                   f"API docs {base}/docs")
-        print(f"\n  dashboard: {processes.url('metrics')}/   figures (JSON): "
-              f"{processes.url('metrics')}/api/v1/figures?period={date.today().year}")
+        print(f"\n  dashboard: {processes.url('metrics')}/  (public figures; sign in as the board for "
+              f"exact ones: development sign-in on the page)")
         print(f"  event catalogue:    docs/events.md and docs/asyncapi/*.json")
         print(f"  agencies publish SubmitReferral to exchange '{settings.namespace}.intake' "
               f"with routing key '<PARTY>.SubmitReferral'")

@@ -3,11 +3,13 @@
 A token is an HS256 JWT signed with ``Settings.jwt_secret`` (``TRISAM_JWT_SECRET``). Claims:
 
 - ``sub``: the user's id (string)
-- ``party``: the user's agency, one of AF, FK, KOMMUN, REGION (``shared.vocabulary.Party``)
+- ``party``: the user's agency, one of AF, FK, KOMMUN, REGION (``shared.vocabulary.Party``);
+  absent for the board and the analysts (the coordination association's own staff)
 - ``role``: what the user may do, a ``Role``:
   ``officer`` (handläggare: submits referrals, records consent), ``member`` (team member),
   ``coordinator`` (rehab coordinator of a team), ``admin`` (manages teams),
-  ``auditor`` (may read access logs)
+  ``auditor`` (may read access logs), ``board`` and ``analyst`` (read the exact figures of the
+  whole county; only the metrics service accepts them)
 - ``teams``: ids of the teams the user works in, the user's team scope (may be empty)
 - ``iss`` (always ``trisam``), ``iat``, ``exp``
 
@@ -28,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 import jwt
-from fastapi import HTTPException, Security
+from fastapi import HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.config import Settings
@@ -45,6 +47,16 @@ class Role(StrEnum):
     COORDINATOR = "coordinator"  # rehab coordinator of a team
     ADMIN = "admin"  # manages teams
     AUDITOR = "auditor"  # may read access logs
+    BOARD = "board"  # the association's board: exact figures of the whole county
+    ANALYST = "analyst"  # the association's analysts: exact figures of the whole county, export
+
+
+# Roles that need no party (the coordination association's own staff), and that only the
+# metrics service accepts.
+PARTYLESS_ROLES = frozenset({Role.BOARD, Role.ANALYST})
+CASE_ROLES = frozenset(Role) - PARTYLESS_ROLES
+# The cookie a browser may carry the token in (the metrics dashboard and report pages).
+SESSION_COOKIE = "trisam_session"
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ class Principal:
     """The authenticated caller."""
 
     user_id: str
-    party: Party
+    party: Party | None  # None only for PARTYLESS_ROLES
     role: Role
     teams: frozenset[str]
 
@@ -70,7 +82,7 @@ class AuthError(Exception):
         self.message = message
 
 
-def mint_token(secret: str, *, user_id: str, party: Party | str, role: Role | str,
+def mint_token(secret: str, *, user_id: str, party: Party | str | None, role: Role | str,
                teams: Iterable[str] = (), ttl_seconds: int = 3600,
                now: float | None = None) -> str:
     """A signed token; ``now`` (Unix seconds) defaults to the current time."""
@@ -82,7 +94,9 @@ def mint_token(secret: str, *, user_id: str, party: Party | str, role: Role | st
     if ttl_seconds <= 0:
         raise ValueError("ttl_seconds must be positive")
     issued = int(time.time() if now is None else now)
-    claims = {"sub": user_id, "party": Party(party).value, "role": Role(role).value,
+    if party is None and Role(role) not in PARTYLESS_ROLES:
+        raise ValueError(f"role {role} needs a party")
+    claims = {"sub": user_id, "party": Party(party).value if party else None, "role": Role(role).value,
               "teams": team_list, "iss": ISSUER, "iat": issued, "exp": issued + ttl_seconds}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -113,36 +127,51 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if not sub:
         raise AuthError("claims_invalid", "claim 'sub' is empty")
     try:
-        party = Party(claims.get("party"))
-    except ValueError:
-        raise AuthError("claims_invalid", "claim 'party' is not one of "
-                                          + ", ".join(Party)) from None
-    try:
         role = Role(claims.get("role"))
     except ValueError:
         raise AuthError("claims_invalid", "claim 'role' is not one of "
                                           + ", ".join(Role)) from None
+    party: Party | None = None
+    if role not in PARTYLESS_ROLES or claims.get("party") is not None:
+        try:
+            party = Party(claims.get("party"))
+        except ValueError:
+            raise AuthError("claims_invalid", "claim 'party' is not one of "
+                                              + ", ".join(Party)) from None
     if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
         raise AuthError("claims_invalid", "claim 'teams' must be a list of strings")
     return Principal(user_id=sub, party=party, role=role, teams=frozenset(teams))
 
 
-def authenticate(settings: Settings) -> Callable[..., Awaitable[Principal]]:
-    """A FastAPI dependency giving the caller's Principal, or answering 401.
+def authenticate(settings: Settings, *, accept: frozenset[Role] = CASE_ROLES,
+                 optional: bool = False, cookie: bool = False) -> Callable[..., Awaitable[Principal | None]]:
+    """A FastAPI dependency giving the caller's Principal, or answering 401 (no or a bad
+    token) or 403 (a role this service does not serve: ``accept``).
 
+    ``optional``: no token gives None instead of 401 (a page that shows the public figures
+    to anyone). ``cookie``: a browser may send the token in the ``SESSION_COOKIE`` cookie.
     Use as ``principal: Principal = Depends(authenticate(settings))``.
     """
     secret = settings.jwt_secret.get_secret_value()
     bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
                         description="HS256 JWT issued by trisam; see shared/auth.py")
 
-    async def principal(
-            credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+    async def principal(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal | None:
+        token = credentials.credentials if credentials else ""
+        if not token and cookie:
+            token = request.cookies.get(SESSION_COOKIE, "")
+        if not token and optional:
+            return None
         try:
-            return verify_token(secret, credentials.credentials if credentials else "")
+            found = verify_token(secret, token)
         except AuthError as exc:
             raise HTTPException(401, detail={"code": exc.code, "message": exc.message},
                                 headers={"WWW-Authenticate": "Bearer"}) from None
+        if found.role not in accept:
+            raise HTTPException(403, detail={"code": "role_not_allowed",
+                                             "message": f"role {found.role} is not served here"})
+        return found
 
     return principal
 
@@ -162,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     mint = commands.add_parser("mint", help="print a signed token")
     mint.add_argument("--sub", required=True, help="user id")
-    mint.add_argument("--party", required=True, choices=[p.value for p in Party])
+    mint.add_argument("--party", choices=[p.value for p in Party],
+                      help="the user's agency (not for board and analyst)")
     mint.add_argument("--role", required=True, choices=[r.value for r in Role])
     mint.add_argument("--team", action="append", default=[], dest="teams",
                       help="team id; repeat for several")

@@ -7,10 +7,11 @@ mode (``TRISAM_ENV`` other than ``dev``) the services refuse to start with them.
 from __future__ import annotations
 
 import re
+import sys
 from datetime import datetime
 from typing import Literal
 
-from pydantic import PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-not-for-production"
@@ -45,8 +46,8 @@ class Settings(BaseSettings):
 
     prefetch: int = 32
     # Connections of one service process to PostgreSQL at most (its pool; the outbox relay's
-    # listener is one of them). The metrics publisher opens one more. See the README's
-    # connection budget: PostgreSQL allows 100 in all by default.
+    # listener is one of them). See the README's connection budget: PostgreSQL allows 100 in
+    # all by default.
     db_pool_max: PositiveInt = 8
     # Deliveries waiting at the same moment are applied in one transaction, up to this many
     # (group commit, see shared/consumer.py); 1 (the default): one transaction per message.
@@ -93,15 +94,12 @@ class Settings(BaseSettings):
     followup_check_seconds: PositiveFloat = 30.0
     followup_batch_size: PositiveInt = 500
 
-    # Metrics: counts 0 < n < this are never published as such ("<5").
+    # Metrics, public editions: counts 0 < n < this are shown as "<5" (docs/metrics.md). An
+    # edition of a quarter or a year is made this many days after the period has closed (late
+    # recordings come in meanwhile), checked every so many seconds; then it is frozen.
     suppression_threshold: PositiveInt = 5
-    # The published figures and their snapshots (FiguresPublished): checked this often for new
-    # events (the debounce), and published at least this often even without.
-    metrics_snapshot_seconds: PositiveFloat = 60.0
-    metrics_snapshot_schedule_seconds: PositiveFloat = 3600.0
-    # a publication round still at work after this long is given up (its connection, and so its
-    # lock, closed) and started again; a round at county size takes seconds to a minute
-    metrics_publication_timeout_seconds: PositiveFloat = 900.0
+    metrics_edition_grace_days: NonNegativeInt = 30
+    metrics_edition_check_seconds: PositiveFloat = 300.0
 
     # Development only: run the services' domain clock this many days ahead (refused outside
     # dev), to try what happens at a cut-off or after a meeting without waiting for it.
@@ -166,3 +164,23 @@ def with_database(url: str, database: str) -> str:
     scheme, _, rest = head.partition("://")
     authority = rest.split("/", 1)[0]
     return f"{scheme}://{authority}/{database}" + (sep + query if sep else "")
+
+
+class ConfigurationError(SystemExit):
+    """Settings that cannot be used: the process stops with a message saying which and why."""
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a clear message (no traceback) and exit code 2."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ()))
+            variable = f"TRISAM_{where.upper()}" if where else "the settings"
+            lines.append(f"  {variable}: {error.get('msg')}")
+        print("configuration error:\n" + "\n".join(lines), file=sys.stderr)
+        raise ConfigurationError(2) from None

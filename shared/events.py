@@ -625,12 +625,13 @@ class FollowUpCancelled(Contract):
 # --------------------------------------------------------------------------- aggregates (metrics service)
 
 
-@contract("FiguresPublished", 1)
+@contract("FiguresPublished", 2)
 class FiguresPublished(Contract):
-    """A snapshot of the board's figures for a period and a team (or every team: ``ALL``),
-    suppressed exactly as the API publishes them (counts under the threshold as "<5", "x" for
-    secondary suppression), for dashboards outside the platform. Published when figures
-    change (debounced) and on a schedule. No case data."""
+    """A public edition of a quarter's or a year's figures, for the county or one
+    municipality, exactly as the public API shows it: counts under the threshold as "<5", "x"
+    where one more is hidden so that a small count cannot be worked out, shares only over at
+    least 10. Sent once when the edition is made (after the period has closed); a correction
+    is a later edition. No teams, no case data. (Version 1, live snapshots per team, is gone.)"""
 
     exchange: ClassVar[str] = AGGREGATES
     max_bytes: ClassVar[int | None] = 256 * 1024
@@ -638,12 +639,12 @@ class FiguresPublished(Contract):
     period: str
     period_start: date
     period_end: date
-    team_id: str  # or "ALL"
-    municipality: str | None
+    edition: int = Field(ge=1)
+    municipality: str | None  # None: the whole county
     suppression_threshold: int
     figures: dict[str, Any]
-    trigger: Literal["change", "schedule"]
-    published_at: AwareDatetime
+    reason: str
+    made_at: AwareDatetime
 
     def routing_key(self) -> str:
-        return f"{self.name}.{self.team_id}"
+        return f"{self.name}.{self.municipality or 'COUNTY'}"

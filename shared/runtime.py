@@ -36,7 +36,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 
 from shared import db, topology as topo
-from shared.config import Settings
+from shared.config import Settings, load_settings
 from shared.consumer import ORDERING_HEADER, Consumer, Handler
 from shared.events import registered, wire_model
 from shared.logging import configure as configure_logging
@@ -322,7 +322,7 @@ def build_app(runtime: Runtime) -> FastAPI:
 
 def serve(make_spec: Callable[[Settings], ServiceSpec]) -> None:
     """Entry point of ``python -m services.<name>``."""
-    settings = Settings()
+    settings = load_settings()
     spec = make_spec(settings)
     configure_logging(spec.name, settings.log_level)
     faulthandler.register(signal.SIGUSR2, all_threads=True)

@@ -11,9 +11,9 @@ system never share a queue. Per namespace:
   routing key ``<PARTY>.<Event>``, bound to that agency's own queue ``<ns>.agency.<PARTY>``,
   which only that agency's broker user may read.
 - ``<ns>.dlx``     direct exchange for dead letters; routing key = consuming service.
-- ``<ns>.aggregates`` topic exchange for suppressed aggregate snapshots (``FiguresPublished``),
-  routing key ``FiguresPublished.<team or ALL>``; queue ``<ns>.aggregates.dashboard`` keeps the
-  latest 10,000 for external dashboards.
+- ``<ns>.aggregates`` topic exchange for the public editions of the figures (``FiguresPublished``),
+  routing key ``FiguresPublished.<municipality or COUNTY>``; queue ``<ns>.aggregates.dashboard``
+  keeps the latest 10,000 for external dashboards.
 - ``<ns>.<service>``       one durable quorum queue per consuming service, with a delivery limit
   and dead-lettering (at-least-once) to
 - ``<ns>.<service>.dead``  its dead-letter queue.
@@ -34,8 +34,8 @@ AGENCY = "agency"
 DEAD_LETTERS = "dlx"
 AGGREGATES = "aggregates"
 EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS, AGGREGATES)
-# Suppressed aggregate snapshots wait here for external dashboards (or bind your own queue to
-# the aggregates exchange). Newer snapshots supersede older ones: at most this many are kept.
+# Public editions wait here for external dashboards (or bind your own queue to the aggregates
+# exchange). At most this many are kept.
 AGGREGATES_KEPT = 10_000
 
 
@@ -184,5 +184,16 @@ async def delete(amqp_url: str, queues: list[str], exchanges: list[str]) -> None
                     await getattr(channel, action)(name)
                 except Exception:
                     pass
+    finally:
+        await connection.close()
+
+
+async def messages_waiting(amqp_url: str, queue_name: str) -> int:
+    """How many messages wait in a queue (ready, not yet delivered), on a connection of its own."""
+    connection = await aio_pika.connect(amqp_url, timeout=10)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue_name, passive=True)
+        return declared.declaration_result.message_count or 0
     finally:
         await connection.close()

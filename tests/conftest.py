@@ -104,7 +104,7 @@ async def settings(infra, agencies):
     yield Settings(amqp_url=infra.amqp_url, database_url=infra.database_url,
                    namespace=ns, outbox_poll_seconds=0.2,
                    outbox_max_backoff_seconds=1.0, max_handler_attempts=3,
-                   metrics_snapshot_seconds=0.5,
+                   metrics_edition_check_seconds=0.5,
                    agency_users={a.user: p.value for p, a in agencies.items()})
     await _remove_namespace(infra, ns)
     _namespaces.remove(ns)

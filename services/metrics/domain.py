@@ -1,21 +1,36 @@
-"""Metrics rules, pure (no I/O): periods and the outcome measures. The figures' definitions:
-docs/metrics.md; small-count protection: ``disclosure``; what is published: ``publication``.
+"""Metrics rules, pure (no I/O): periods, what one case or meeting counts for (its *cells*),
+the outcome measures, and who may read which exact figures.
+
+The figures themselves are declared in ``catalogue``; how they are summed into answers in
+``figures``; the public editions and their small-count rule in ``public``. docs/metrics.md
+says it in words.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from shared.vocabulary import IncomeSource, Party
+from shared.vocabulary import CancellationReason, IncomeSource, PostponementReason, Readiness
 
 # Public support (the first outcome measure): living mainly on one of these.
 PUBLIC_SUPPORT = frozenset({IncomeSource.FORSORJNINGSSTOD.value, IncomeSource.SJUKPENNING.value,
                             IncomeSource.A_KASSA.value, IncomeSource.AKTIVITETSSTOD.value})
-# Self-sufficiency (the second measure) is reported by these types of income at follow-up.
+# Self-sufficiency (the second measure, as the municipalities report it): of those on income
+# support at referral, living at follow-up on one of these.
 SELF_SUFFICIENCY_TYPES = ("LON", "STUDIEMEDEL", "AKTIVITETSERSATTNING", "AKTIVITETSSTOD",
                           "SJUKERSATTNING", "PENSION", "OKAND")
+MORE_READY = frozenset({Readiness.MUCH_MORE.value, Readiness.MORE.value})
+# Cancellations counted (a holiday or a changed calendar: the meeting was never due).
+COUNTED_CANCELLATIONS = frozenset(r.value for r in CancellationReason
+                                  if r not in (CancellationReason.HOLIDAY, CancellationReason.RESCHEDULED))
+# Postponements counted (a case that gave way to earlier ones in the queue was not postponed).
+COUNTED_POSTPONEMENTS = frozenset(r.value for r in PostponementReason
+                                  if r != PostponementReason.DISPLACED)
+UNKNOWN = "UNKNOWN"
+NONE = ""  # a dimension that does not apply (a meeting has no gender)
 
 
 # --------------------------------------------------------------------------- periods
@@ -27,10 +42,22 @@ class Period:
     start: date  # inclusive
     end: date  # inclusive
 
+    @property
+    def kind(self) -> str:
+        """month, quarter, year, or range."""
+        if _QUARTER.match(self.label):
+            return "quarter"
+        if _MONTH.match(self.label):
+            return "month"
+        if _YEAR.match(self.label):
+            return "year"
+        return "range"
+
 
 _QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _YEAR = re.compile(r"^(\d{4})$")
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
 class BadPeriod(ValueError):
@@ -43,9 +70,21 @@ def parse_period(text: str) -> Period:
         period = _parse_period(text.strip())
     except ValueError as exc:  # BadPeriod, or a date out of range
         raise BadPeriod(str(exc) if isinstance(exc, BadPeriod) else "no such date") from None
-    if not (2000 <= period.start.year and period.end.year <= 2100):
-        raise BadPeriod("periods lie in the years 2000 to 2100")
+    if not (FIRST_YEAR <= period.start.year and period.end.year <= LAST_YEAR):
+        raise BadPeriod(f"periods lie in the years {FIRST_YEAR} to {LAST_YEAR}")
     return period
+
+
+def date_range(start: date, end: date) -> Period:
+    """A period from two dates: named as the month, quarter or year it is exactly, if any."""
+    if end < start:
+        raise BadPeriod("the range ends before it starts")
+    for label in (f"{start.year}-{start.month:02d}", f"{start.year}Q{(start.month - 1) // 3 + 1}",
+                  f"{start.year}"):
+        named = parse_period(label)
+        if (named.start, named.end) == (start, end):
+            return named
+    return parse_period(f"{start.isoformat()}..{end.isoformat()}")
 
 
 def _parse_period(text: str) -> Period:
@@ -76,38 +115,232 @@ def _parse_period(text: str) -> Period:
     raise BadPeriod("a period is 2026Q3, 2026-09, 2026 or 2026-07-01..2026-09-30")
 
 
-def published_period(period: Period) -> Period | None:
-    """The month, quarter or year a period is (a range may name one exactly); None for any
-    other range: those are not published (docs/metrics.md, "Small counts")."""
-    start, end = period.start, period.end
-    candidates = [f"{start.year}", f"{start.year}Q{(start.month - 1) // 3 + 1}", f"{start.year}-{start.month:02d}"]
-    for label in candidates:
-        published = parse_period(label)
-        if (published.start, published.end) == (start, end):
-            return published
-    return None
+def quarter_of(day: date) -> Period:
+    return parse_period(f"{day.year}Q{(day.month - 1) // 3 + 1}")
 
 
-def quarters_back(last: Period, count: int) -> list[Period]:
-    """The ``count`` quarters ending with the quarter that holds ``last.end``."""
-    year, q = last.end.year, (last.end.month - 1) // 3 + 1
-    result = []
-    for _ in range(count):
-        if year < 2000:
-            break
-        result.append(parse_period(f"{year}Q{q}"))
-        year, q = (year - 1, 4) if q == 1 else (year, q - 1)
-    return list(reversed(result))
+def quarters_between(first: date, last: date) -> list[Period]:
+    """Every quarter from the one holding ``first`` to the one holding ``last``."""
+    result, quarter = [], quarter_of(first)
+    while quarter.start <= last:
+        result.append(quarter)
+        quarter = quarter_of(quarter.end + timedelta(days=1))
+    return result
 
 
-def even_spread_goal() -> dict[str, float]:
-    """The board's goal: referrals evenly spread over the four parties."""
-    return {p.value: round(1 / len(Party), 4) for p in Party}
+def quarters_of_year(year: int) -> list[Period]:
+    return [parse_period(f"{year}Q{q}") for q in range(1, 5)]
 
 
-def median(values: list[float]) -> float | None:
-    if not values:
+def median(distribution: dict[int, int]) -> float | None:
+    """The median of values given as value -> how many."""
+    total = sum(distribution.values())
+    if total == 0:
         return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    ordered = sorted((v, n) for v, n in distribution.items() if n > 0)
+
+    def nth(index: int) -> int:  # the index-th value (0-based) in sorted order
+        for value, n in ordered:
+            if index < n:
+                return value
+            index -= n
+        raise IndexError(index)
+
+    if total % 2:
+        return float(nth(total // 2))
+    return (nth(total // 2 - 1) + nth(total // 2)) / 2
+
+
+# --------------------------------------------------------------------------- what is counted
+
+# A cell: (measure, detail, day, team, municipality, referring party, gender, age band,
+# income at referral). The figures are sums of cells (``catalogue``).
+Cell = tuple[str, str, date, str, str, str, str, str, str]
+OUTCOME_BASES = ("cohort", "due")  # the period of the referral, or of the follow-up's due date
+
+
+@dataclass(frozen=True)
+class SixMonths:
+    """A six-month follow-up of a case and its latest record."""
+    due_on: date | None
+    cancelled: bool = False
+    recorded: bool = False
+    reached: bool | None = None
+    income_source: str | None = None
+    readiness: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """Everything the figures use of one case (no personal data: events carry none)."""
+    case_ref: str
+    team_id: str | None = None
+    municipality: str | None = None
+    referring_party: str | None = None
+    gender: str | None = None
+    age_band: str | None = None
+    income_at_referral: str | None = None
+    violence_question_asked: bool | None = None
+    referred_on: date | None = None
+    consulted_on: date | None = None
+    individual_attended: bool | None = None
+    not_consulted_on: date | None = None
+    closed_on: date | None = None
+    actions: tuple[str, ...] = ()
+    postponements: tuple[tuple[date, str], ...] = ()  # (from the meeting of that date, reason)
+    followups: tuple[SixMonths, ...] = ()
+
+    @property
+    def left_queue_on(self) -> date | None:
+        """When the case left the queue: consulted, marked not consulted, or closed."""
+        days = [d for d in (self.consulted_on, self.not_consulted_on, self.closed_on) if d]
+        return min(days) if days else None
+
+
+@dataclass(frozen=True)
+class MeetingFacts:
+    meeting_id: str
+    team_id: str
+    municipality: str
+    meeting_date: date
+    cancelled_reason: str | None = None
+    pre_meeting_held_on: date | None = None
+    cases_recorded: int = 0  # cases consulted or marked not consulted at it
+
+
+def case_cells(case: CaseFacts) -> Counter:
+    """What one case counts for, as cells (measure, detail, day, dimensions) -> count."""
+    cells: Counter = Counter()
+    dims = (case.team_id or UNKNOWN, case.municipality or UNKNOWN, case.referring_party or UNKNOWN,
+            case.gender or UNKNOWN, case.age_band or UNKNOWN, case.income_at_referral or UNKNOWN)
+
+    def count(measure: str, day: date | None, detail: str = "", n: int = 1) -> None:
+        if day is not None:
+            cells[(measure, detail, day, *dims)] += n
+
+    if case.referred_on:
+        count("referred", case.referred_on)
+        if case.violence_question_asked:
+            count("violence_asked", case.referred_on)
+        left = case.left_queue_on
+        count("queue", case.referred_on)  # in the queue from the day it was referred
+        if left is not None:
+            count("queue", max(left, case.referred_on), n=-1)  # until the day it left
+    if case.consulted_on:
+        count("consulted", case.consulted_on)
+        if case.individual_attended:
+            count("attended", case.consulted_on)
+        if case.referred_on and case.consulted_on >= case.referred_on:
+            count("lead", case.consulted_on, str((case.consulted_on - case.referred_on).days))
+        for action in case.actions:
+            count("action", case.consulted_on, action)
+    for day, reason in case.postponements:
+        if reason in COUNTED_POSTPONEMENTS:
+            count("postponed", day, reason)
+    for followup in case.followups:
+        if followup.cancelled or followup.due_on is None:
+            continue  # a cancelled follow-up (a closed case) was never due
+        for measure, detail in outcome_measures(case, followup):
+            for basis, day in (("cohort", case.referred_on), ("due", followup.due_on)):
+                count(f"{measure}@{basis}", day, detail)
+    return Counter({k: n for k, n in cells.items() if n})  # no zeros (left the day it came)
+
+
+def outcome_measures(case: CaseFacts, followup: SixMonths) -> list[tuple[str, str]]:
+    """The outcome measures a six-month follow-up counts for (docs/metrics.md)."""
+    measures = [("outcome.due", "")]
+    if not followup.recorded:
+        return measures
+    measures.append(("outcome.recorded", ""))
+    if not followup.reached:
+        return measures
+    measures.append(("outcome.reached", ""))
+    at_referral, at_follow_up = case.income_at_referral, followup.income_source
+    if at_referral in PUBLIC_SUPPORT:
+        measures.append(("outcome.ps_referral", ""))
+    if at_follow_up in PUBLIC_SUPPORT:
+        measures.append(("outcome.ps_follow_up", ""))
+    if at_referral == IncomeSource.FORSORJNINGSSTOD.value:
+        measures.append(("outcome.fs_referral", ""))
+        measures.append(("outcome.destination", at_follow_up or IncomeSource.OKAND.value))
+        if (at_follow_up or IncomeSource.OKAND.value) in SELF_SUFFICIENCY_TYPES:
+            measures.append(("outcome.self_sufficient", ""))
+    if followup.readiness and followup.readiness != Readiness.NOT_ANSWERED.value:
+        measures.append(("outcome.answered", ""))
+        if followup.readiness in MORE_READY:
+            measures.append(("outcome.more_ready", ""))
+    return measures
+
+
+def meeting_cells(meeting: MeetingFacts) -> Counter:
+    """What one meeting counts for: held (not cancelled, with a case recorded at it), cancelled
+    by reason, its pre-meeting. Meetings have no case dimensions."""
+    cells: Counter = Counter()
+    dims = (meeting.team_id, meeting.municipality, NONE, NONE, NONE, NONE)
+    if meeting.cancelled_reason is None and meeting.cases_recorded > 0:
+        cells[("meeting_held", "", meeting.meeting_date, *dims)] += 1
+    if meeting.cancelled_reason in COUNTED_CANCELLATIONS:
+        cells[("meeting_cancelled", meeting.cancelled_reason, meeting.meeting_date, *dims)] += 1
+    if meeting.pre_meeting_held_on is not None:
+        cells[("pre_meeting", "", meeting.pre_meeting_held_on, *dims)] += 1
+    return cells
+
+
+def difference(before: Counter, after: Counter) -> dict:
+    """The change from ``before`` to ``after`` (cells whose count changed, by how much)."""
+    keys = set(before) | set(after)
+    return {k: after.get(k, 0) - before.get(k, 0) for k in keys if after.get(k, 0) != before.get(k, 0)}
+
+
+# --------------------------------------------------------------------------- who reads what
+
+READER_ROLES = ("board", "analyst", "coordinator", "member")  # read exact figures
+COUNTY_READERS = ("board", "analyst")  # the whole county, every team
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where figures are of: the county, a municipality, or teams."""
+    municipality: str | None = None
+    teams: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if self.teams:
+            return "team:" + ",".join(self.teams)
+        return f"municipality:{self.municipality}" if self.municipality else "county"
+
+
+class NotInScope(Exception):
+    """The reader may not read figures of this scope (403)."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    role: str
+    teams: frozenset[str] = field(default_factory=frozenset)
+
+
+def check_scope(reader: Reader, scope: Scope, municipality_of: dict[str, str]) -> None:
+    """The board and the analysts read everything; a coordinator or member reads their own
+    teams, their teams' municipalities and the county. Raises NotInScope otherwise."""
+    if reader.role in COUNTY_READERS:
+        return
+    if reader.role not in READER_ROLES:
+        raise NotInScope(f"role {reader.role} does not read figures")
+    if scope.teams and not set(scope.teams) <= reader.teams:
+        raise NotInScope("figures of another team")
+    own = {municipality_of.get(t) for t in reader.teams}
+    if scope.municipality and scope.municipality not in own:
+        raise NotInScope("figures of another municipality")
+
+
+def visible_breakdown(reader: Reader, dimension: str, key: str,
+                      municipality_of: dict[str, str]) -> bool:
+    """Whether a reader sees one line of a breakdown by team or municipality: the board and the
+    analysts every line, a coordinator or member the lines of their own teams and municipalities."""
+    if reader.role in COUNTY_READERS or dimension not in ("team", "municipality"):
+        return True
+    if dimension == "team":
+        return key in reader.teams
+    return key in {municipality_of.get(t) for t in reader.teams}

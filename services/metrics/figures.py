@@ -1,130 +1,129 @@
-"""The board's figures: the exact counts of a year per month and team (``atoms``), read from
-the projections by the publisher, never on a request. ``publication.publish_year`` sums and
-protects them. Each figure's exact definition is in docs/metrics.md; the names are the same.
+"""The exact figures (pure): the catalogue's figures worked out from sums of cells.
+
+``store.cell_sums`` answers one query per request: the sum of every measure's cells in the
+period (and scope and filters), in total and per value of each dimension. ``exact`` turns
+those sums into the answer the API, CSV, the report and the dashboard give: each figure's
+value, its share of its whole, or its median, in total and broken down.
 """
 
 from __future__ import annotations
 
-import asyncio
-from datetime import date, datetime, timedelta
+from collections import defaultdict
+from typing import Iterable
 
-import asyncpg
+from . import catalogue, domain
+from .catalogue import FIGURES, Figure
 
-from . import publication, store
-from .publication import Atoms
-
-
-def _month_ends(year: int) -> list[date]:
-    return [(date(year + 1, 1, 1) if m == 12 else date(year, m + 1, 1)) - timedelta(days=1)
-            for m in range(1, 13)]
+# A sum of cells: (measure, detail, dimension or None for the total, the dimension's value).
+Sum = tuple[str, str, str | None, str | None, int]
 
 
-async def atoms(conn: asyncpg.Connection, year: int) -> Atoms:
-    """Every exact count of the year per month and team (which date decides: docs/metrics.md)."""
-    start, end = date(year, 1, 1), date(year, 12, 31)
-    result = Atoms(year)
-    for r in await conn.fetch(
-            """SELECT extract(month FROM referred_on)::int AS m, team_id, referring_party, gender, age_band,
-                      income_at_referral, violence_question_asked, count(*) AS n
-               FROM case_facts WHERE referred_on BETWEEN $1 AND $2 GROUP BY 1, 2, 3, 4, 5, 6, 7""", start, end):
-        atom = publication.referral_atom(r["referring_party"], r["gender"], r["age_band"],
-                                         r["income_at_referral"], r["violence_question_asked"])
-        result.add(r["m"], r["team_id"], atom, times=r["n"])
-    for r in await conn.fetch(
-            """SELECT extract(month FROM consulted_on)::int AS m, team_id, gender, individual_attended,
-                      count(*) AS n, array_agg(consulted_on - referred_on) AS days
-               FROM case_facts WHERE consulted_on BETWEEN $1 AND $2 GROUP BY 1, 2, 3, 4""", start, end):
-        atom = publication.consultation_atom(r["gender"], r["individual_attended"])
-        result.add(r["m"], r["team_id"], atom, times=r["n"])
-        result.lead_days.setdefault((r["m"], r["team_id"] or "UNKNOWN"), []).extend(d for d in r["days"] if d is not None)
-    for r in await conn.fetch(
-            """SELECT extract(month FROM c.consulted_on)::int AS m, c.team_id, a.type, count(*) AS n
-               FROM action_facts a JOIN case_facts c USING (case_ref)
-               WHERE c.consulted_on BETWEEN $1 AND $2 GROUP BY 1, 2, 3""", start, end):
-        result.add(r["m"], r["team_id"], {f"act.{r['type']}": r["n"]})
-    for r in await conn.fetch(_QUEUE, date(year - 1, 12, 31)):
-        result.opening[r["team_id"] or "UNKNOWN"] = r["n"]
-    for month, last_day in enumerate(_month_ends(year), start=1):
-        for r in await conn.fetch(_QUEUE, last_day):
-            result.add(month, r["team_id"], {"queue": r["n"]})
-    for r in await conn.fetch(
-            """SELECT extract(month FROM meeting_date)::int AS m, team_id,
-                      count(*) FILTER (WHERE cancelled_reason IS NULL AND EXISTS (
-                          SELECT 1 FROM case_facts k WHERE k.meeting_id = f.meeting_id
-                          AND (k.consulted_on IS NOT NULL OR k.not_consulted_on IS NOT NULL))) AS held,
-                      count(*) FILTER (WHERE cancelled_reason = 'no_cases') AS no_cases,
-                      count(*) FILTER (WHERE cancelled_reason = 'staff_absent') AS staff_absent,
-                      count(*) FILTER (WHERE cancelled_reason = 'other') AS other
-               FROM meeting_facts f WHERE meeting_date BETWEEN $1 AND $2 GROUP BY 1, 2""", start, end):
-        result.add(r["m"], r["team_id"], {"meet.held": r["held"], "meet.cancelled.no_cases": r["no_cases"],
-                                          "meet.cancelled.staff_absent": r["staff_absent"],
-                                          "meet.cancelled.other": r["other"]})
-    for r in await conn.fetch(
-            """SELECT extract(month FROM pre_meeting_held_on)::int AS m, team_id, count(*) AS n
-               FROM meeting_facts WHERE pre_meeting_held_on BETWEEN $1 AND $2 GROUP BY 1, 2""", start, end):
-        result.add(r["m"], r["team_id"], {"meet.pre": r["n"]})
-    for r in await conn.fetch(
-            """SELECT extract(month FROM from_meeting_date)::int AS m, team_id, reason, count(*) AS n
-               FROM postponement_facts WHERE from_meeting_date BETWEEN $1 AND $2 AND reason <> 'displaced'
-               GROUP BY 1, 2, 3""", start, end):
-        result.add(r["m"], r["team_id"], {f"post.{r['reason']}": r["n"]})
-    for r in await conn.fetch(
-            """SELECT extract(month FROM u.due_on)::int AS m, u.team_id, u.revision > 0 AS recorded,
-                      u.reached, c.income_at_referral, u.income_source, u.readiness, c.gender,
-                      u.referring_party, count(*) AS n
-               FROM followup_facts u LEFT JOIN case_facts c USING (case_ref)
-               WHERE u.kind = 'six_months' AND NOT u.cancelled AND u.due_on BETWEEN $1 AND $2
-               GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9""", start, end):
-        atom = publication.followup_atom(1 if r["recorded"] else 0, r["reached"], r["income_at_referral"],
-                                         r["income_source"], r["readiness"], r["gender"], r["referring_party"])
-        result.add(r["m"], r["team_id"], atom, times=r["n"])
+class Sums:
+    """The sums of one query, looked up by measure, detail and dimension."""
+
+    def __init__(self, rows: Iterable[Sum]):
+        self._n: dict[tuple, int] = defaultdict(int)
+        self.keys: dict[str, set[str]] = defaultdict(set)  # the values seen per dimension
+        self.details: dict[str, set[str]] = defaultdict(set)
+        for measure, detail, dimension, key, n in rows:
+            self._n[(measure, detail, dimension, key)] += n
+            self._n[(measure, None, dimension, key)] += n  # over every detail
+            if dimension is not None:
+                self.keys[dimension].add(key)
+            if detail:
+                self.details[measure].add(detail)
+
+    def get(self, measure: str, detail: str | None = None, dimension: str | None = None,
+            key: str | None = None) -> int:
+        return self._n.get((measure, detail, dimension, key), 0)
+
+
+def exact(sums: Sums, *, outcome_basis: str = "cohort", filtered: bool = False,
+          known: dict[str, list[str]] | None = None, visible=lambda dimension, key: True) -> dict:
+    """Every figure of the catalogue from the sums: {key: answer}.
+
+    ``filtered``: a filter on a case dimension was applied (figures of meetings then do not
+    apply). ``known``: values of a dimension to show even with no cells (the teams of the
+    scope). ``visible(dimension, key)``: whether the reader may see that line of a breakdown.
+    """
+    known = known or {}
+    answers: dict[str, dict] = {}
+    for figure in FIGURES:
+        if filtered and not figure.case_figure:
+            answers[figure.key] = {"applies": False, "value": None}
+            continue
+        answers[figure.key] = _answer(figure, sums, outcome_basis, known, visible, answers)
+    return answers
+
+
+def _keys(figure: Figure, dimension: str, sums: Sums, known: dict[str, list[str]], visible) -> list[str]:
+    values = catalogue.VALUES.get(dimension)
+    if values is None:  # team, municipality: those of the scope and those seen
+        values = tuple(sorted(set(known.get(dimension, ())) | sums.keys.get(dimension, set())))
+    return [k for k in values if visible(dimension, k)]
+
+
+def _answer(figure: Figure, sums: Sums, basis: str, known, visible, answers: dict) -> dict:
+    measure = figure.cell_measure(basis)
+    dims = list(figure.by)
+    if figure.kind == "median":
+        def median_of(dimension=None, key=None) -> dict:
+            details = sums.details.get(measure, set())
+            dist = {int(d): sums.get(measure, d, dimension, key) for d in details}
+            return {"median": domain.median(dist), "n": sum(dist.values())}
+
+        answer = median_of()
+        answer["by"] = {d: {k: median_of(d, k) for k in _keys(figure, d, sums, known, visible)} for d in dims}
+        return answer
+
+    def count(detail=None, dimension=None, key=None) -> int:
+        return sums.get(measure, detail, dimension, key)
+
+    answer: dict = {"value": count(), "by": {}}
+    for d in dims:
+        answer["by"][d] = {k: count(None, d, k) for k in _keys(figure, d, sums, known, visible)}
+    if figure.detail:
+        answer["by"][figure.detail] = {v: count(v) for v in catalogue.VALUES[figure.detail]}
+    if figure.kind == "share":
+        base = answers[figure.base]
+        answer = _as_share(answer, base, figure)
+    return answer
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _as_share(answer: dict, base: dict, figure: Figure) -> dict:
+    """A count as a share of its whole: value, of, share; by each breakdown too."""
+    result = {"value": answer["value"], "of": base["value"],
+              "share": _share(answer["value"], base["value"]), "by": {}}
+    for dimension, lines in answer["by"].items():
+        if dimension == figure.detail:  # every detail value is a part of the same whole
+            result["by"][dimension] = {k: {"value": v, "of": base["value"], "share": _share(v, base["value"])}
+                                       for k, v in lines.items()}
+        else:
+            wholes = base["by"].get(dimension, {})
+            result["by"][dimension] = {k: {"value": v, "of": _whole(wholes.get(k, 0)),
+                                           "share": _share(v, _whole(wholes.get(k, 0)))}
+                                       for k, v in lines.items()}
     return result
 
 
-_QUEUE = """SELECT team_id, count(*) AS n FROM case_facts
-             WHERE referred_on <= $1 AND (consulted_on IS NULL OR consulted_on > $1)
-               AND (not_consulted_on IS NULL OR not_consulted_on > $1)
-               AND (closed_on IS NULL OR closed_on > $1) GROUP BY 1"""
+def _whole(line) -> int:
+    return line["value"] if isinstance(line, dict) else line
 
 
-async def teams(conn: asyncpg.Connection) -> dict[str, str]:
-    """Every team and its municipality: as the team was last updated, else as its facts say."""
-    rows = await conn.fetch(
-        """SELECT DISTINCT ON (team_id) team_id, municipality FROM (
-               SELECT team_id, municipality, 0 AS source FROM team_facts
-               UNION ALL SELECT team_id, municipality, 1 FROM case_facts WHERE team_id IS NOT NULL) t
-           ORDER BY team_id, source, municipality""")  # the same answer every time
-    return {r["team_id"]: r["municipality"] or "UNKNOWN" for r in rows}
+def flatten(answers: dict) -> list[tuple[str, object]]:
+    """(path, value) rows of the answers, for CSV."""
+    rows: list[tuple[str, object]] = []
 
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            rows.append((prefix, value))
 
-async def years(conn: asyncpg.Connection) -> list[int]:
-    """The years any fact falls in."""
-    row = await conn.fetchrow(
-        """SELECT least((SELECT min(referred_on) FROM case_facts), (SELECT min(meeting_date) FROM meeting_facts),
-                        (SELECT min(due_on) FROM followup_facts WHERE due_on > DATE '1970-01-01')) AS first,
-                  greatest((SELECT max(coalesce(closed_on, consulted_on, referred_on)) FROM case_facts),
-                           (SELECT max(meeting_date) FROM meeting_facts),
-                           (SELECT max(due_on) FROM followup_facts)) AS last""")
-    if row["first"] is None:
-        return []
-    return list(range(row["first"].year, row["last"].year + 1))
-
-
-async def publish_year(conn: asyncpg.Connection, year: int, threshold: int,
-                       previous=None) -> publication.Publication:
-    return publication.publish_year(await atoms(conn, year), await teams(conn), threshold, previous)
-
-
-async def publish_if_changed(conn: asyncpg.Connection, year: int, teams: dict[str, str], threshold: int,
-                             at: datetime) -> bool:
-    """Work out the year's publication (in a thread: it takes seconds) and store it, unless
-    nothing it is worked out from has changed since it was last stored (then it would be the
-    same). True if it was published."""
-    year_atoms = await atoms(conn, year)
-    source = publication.source_digest(year_atoms, teams, threshold)
-    if source == await store.published_source(conn, year):
-        return False
-    previous = await store.published_counts(conn, year)
-    published = await asyncio.to_thread(publication.publish_year, year_atoms, teams, threshold, previous)
-    await store.save_publication(conn, year, published, at, source)
-    return True
+    walk("", answers)
+    return rows

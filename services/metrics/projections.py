@@ -1,14 +1,17 @@
-"""Projections: the board's facts, built from the domain events.
+"""Projections: the board's facts, built from the domain events, and the cells they count for.
 
-``apply`` updates the projection tables from one event (its type and payload as on the wire).
-It is used both live (the event handlers) and by ``rebuild``, which empties the projections and
-replays the event log in the order received, so both give the same tables. Every update is keyed
-by the fact's own id and may run twice: a duplicate changes nothing; a correction of a follow-up
-counts only if its revision is higher than the one held.
+``apply`` updates the fact tables from one event (its type and payload as on the wire), and
+the cells (``domain.case_cells``, ``meeting_cells``) of the cases and meetings it touched, by
+the difference between their cells before and after. It is used both live (the event
+handlers) and by ``rebuild``, which empties the tables and replays the event log in the order
+received, so both give the same tables. Every update is keyed by the fact's own id and may
+run twice: a duplicate changes nothing; a correction of a follow-up counts only if its
+revision is higher than the one held.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
@@ -16,8 +19,10 @@ import asyncpg
 
 from shared.clock import stockholm_date
 
+from . import domain, store
+
 PROJECTION_TABLES = ("team_facts", "case_facts", "action_facts", "meeting_facts",
-                     "postponement_facts", "followup_facts")
+                     "postponement_facts", "followup_facts", "figure_cells")
 
 
 def _d(value: str | None) -> date | None:
@@ -28,11 +33,42 @@ def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def touched(event_type: str, payload: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The cases and the meetings whose cells an event can change."""
+    case_ref, meeting_id = payload.get("case_ref"), payload.get("meeting_id")
+    if event_type in ("ConsultationHeld", "CaseNotConsulted"):
+        return [case_ref], [meeting_id] if meeting_id else []
+    if event_type in ("MeetingScheduled", "MeetingCancelled", "PreMeetingHeld"):
+        return [], [meeting_id]
+    if case_ref and event_type != "TeamUpdated":
+        return [case_ref], []
+    return [], []
+
+
 async def apply(conn: asyncpg.Connection, event_type: str, payload: dict[str, Any],
-                event_id) -> None:
+                event_id, *, cells: bool = True) -> None:
     handler = _APPLY.get(event_type)
-    if handler is not None:
-        await handler(conn, payload, event_id)
+    if handler is None:
+        return
+    case_refs, meeting_ids = touched(event_type, payload) if cells else ([], [])
+    # the same case's (or meeting's) events one after another, also across instances: each
+    # works out the difference from what the one before it left
+    await store.lock_keys(conn, [f"case:{c}" for c in case_refs] + [f"meeting:{m}" for m in meeting_ids])
+    before = await _cells(conn, case_refs, meeting_ids)
+    await handler(conn, payload, event_id)
+    after = await _cells(conn, case_refs, meeting_ids)
+    await store.add_cells(conn, domain.difference(before, after))
+
+
+async def _cells(conn: asyncpg.Connection, case_refs: list[str], meeting_ids: list[str]) -> Counter:
+    total: Counter = Counter()
+    if case_refs:
+        for case in await store.cases(conn, case_refs):
+            total.update(domain.case_cells(case))
+    if meeting_ids:
+        for meeting in await store.meetings(conn, meeting_ids):
+            total.update(domain.meeting_cells(meeting))
+    return total
 
 
 async def _team_updated(conn, p, _id) -> None:
@@ -46,6 +82,9 @@ async def _team_updated(conn, p, _id) -> None:
 
 async def _case_referred(conn, p, _id) -> None:
     referred_at = _ts(p["referred_at"])
+    await conn.execute(  # a team first known from its case
+        """INSERT INTO team_facts (team_id, municipality, team_name, revision) VALUES ($1, $2, $1, 0)
+           ON CONFLICT (team_id) DO NOTHING""", p["team_id"], p["municipality"])
     await conn.execute(
         """INSERT INTO case_facts (case_ref, team_id, municipality, referring_party, gender, age_band,
                                    income_at_referral, violence_question_asked, referred_at, referred_on)
@@ -175,24 +214,41 @@ _APPLY = {"TeamUpdated": _team_updated, "CaseReferred": _case_referred,
 
 
 async def rebuild(pool: asyncpg.Pool, batch: int = 2000) -> int:
-    """Empty the projections and replay the whole event log in the order it was received.
-    Returns the number of events replayed. Runs in one transaction: nothing half-built is ever
-    seen, but readers and live updates wait for it (the tables are locked until it commits)."""
+    """Empty the projections and replay the whole event log in the order it was received,
+    then work out every case's and meeting's cells afresh. Returns the number of events
+    replayed. Runs in one transaction: nothing half-built is ever seen, but readers and live
+    updates wait for it (the tables are locked until it commits)."""
     replayed = 0
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
-        await conn.execute("UPDATE snapshot_state SET seq = 0")  # the figures are published again
         last = 0
         while True:
             rows = await conn.fetch(
                 """SELECT seq, event_id, event_type, payload FROM event_log WHERE seq > $1
                    ORDER BY seq LIMIT $2""", last, batch)
             if not rows:
-                return replayed
+                break
             for row in rows:
-                await apply(conn, row["event_type"], _json(row["payload"]), row["event_id"])
+                await apply(conn, row["event_type"], _json(row["payload"]), row["event_id"], cells=False)
             replayed += len(rows)
             last = rows[-1]["seq"]
+        await rebuild_cells(conn, batch)
+    return replayed
+
+
+async def rebuild_cells(conn: asyncpg.Connection, batch: int = 2000) -> None:
+    """Every case's and meeting's cells from the facts, into the emptied cell table."""
+    await conn.execute("TRUNCATE figure_cells")
+    await store.know_teams_of_cases(conn)
+    total: Counter = Counter()
+    after = ""
+    while refs := await store.case_refs_after(conn, after, batch):
+        for case in await store.cases(conn, refs):
+            total.update(domain.case_cells(case))
+        after = refs[-1]
+    for meeting in await store.meetings(conn, await store.all_meeting_ids(conn)):
+        total.update(domain.meeting_cells(meeting))
+    await store.write_cells(conn, total)
 
 
 def _json(value):
@@ -202,11 +258,9 @@ def _json(value):
 
 
 async def catch_up(pool: asyncpg.Pool) -> int:
-    """At start-up: if the event log holds events and the projections none (e.g. just after the
-    migration that introduced them), rebuild them. Returns the events replayed (0: up to date)."""
+    """At start-up: if the event log holds events and the cells none (e.g. just after the
+    migration that introduced them), rebuild. Returns the events replayed (0: up to date)."""
     async with pool.acquire() as conn:
         logged = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM event_log)")
-        projected = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM case_facts) OR EXISTS (SELECT 1 FROM meeting_facts) "
-            "OR EXISTS (SELECT 1 FROM team_facts) OR EXISTS (SELECT 1 FROM followup_facts)")
-    return await rebuild(pool) if logged and not projected else 0
+        counted = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM figure_cells)")
+    return await rebuild(pool) if logged and not counted else 0

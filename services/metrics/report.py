@@ -1,62 +1,54 @@
-"""The quarterly report in the structure of the board's report, as HTML (printable), CSV or
-JSON, in Swedish or English, from published (suppressed) figures only."""
+"""The quarterly report in the structure of the board's report, as HTML (printable) or CSV, in
+Swedish or English, of exact figures (signed-in readers) or of a public edition. Names and
+codes come from the catalogue, in words; the page says which audience it is for."""
 
 from __future__ import annotations
 
 import csv
 import html
 import io
-import json
+
+from . import catalogue
+from .catalogue import BY_KEY, Figure, label, name
+from .public import SHARE_BASE_MIN
+
+SECTIONS = (
+    (("1. Ärenden", "1. Cases"), ("cases_referred", "violence_question_asked")),
+    (("2. Konsultationer", "2. Consultations"),
+     ("cases_consulted", "individual_attended", "activities", "lead_time_days", "queue_at_end")),
+    (("3. Möten", "3. Meetings"), ("meetings_held", "meetings_cancelled", "pre_meetings_held", "postponements")),
+    (("4. Uppföljning efter sex månader", "4. Six-month follow-up"),
+     ("followups_due", "followups_reached", "public_support_at_referral", "public_support_at_follow_up",
+      "on_income_support_at_referral", "self_sufficient", "income_after_income_support",
+      "readiness_answered", "more_ready")),
+)
+GOAL_SHARE = 1 / len(catalogue.VALUES["referring_party"])  # the board's goal: an even spread
 
 TEXTS = {
-    "sv": {
-        "title": "Trisam – kvartalsrapport till styrelsen", "period": "Period",
-        "cases": "1. Ärenden", "meetings": "2. Möten", "consultations": "3. Konsultationer",
-        "outcomes": "4. Uppföljning efter sex månader",
-        "referrals_by_party": "Remisser per remitterande part (mål: jämn fördelning)",
-        "referrals_by_gender": "Remisser per kön", "referrals_by_age_band": "Remisser per åldersgrupp",
-        "income_at_referral": "Huvudsaklig försörjning vid remiss",
-        "violence_question_asked": "Tillfrågade om våld i nära relation",
-        "cases_consulted_by_gender": "Nya konsulterade ärenden per kön",
-        "individual_participation": "Individen deltog", "activities": "Aktiviteter efter konsultation",
-        "lead_time_days": "Ledtid remiss–konsultation (median, dagar)",
-        "queue_by_team": "Kö per team vid periodens slut", "meetings_held": "Genomförda möten",
-        "cancelled_by_reason": "Inställda möten per orsak", "pre_meetings_held": "Förmöten",
-        "postponements_by_reason": "Uppskjutna ärenden per orsak",
-        "followup_response": "Svarsfrekvens sexmånadersuppföljning",
-        "public_support": "Andel med offentlig försörjning (försörjningsstöd, sjukpenning, a-kassa, aktivitetsstöd)",
-        "at_referral": "vid remiss", "at_follow_up": "efter sex månader",
-        "self_sufficiency": "Egen försörjning (av dem med försörjningsstöd vid remiss), per typ",
-        "more_ready": "Känner sig mer redo för arbete eller studier",
-        "by_gender_and_party": "Utfall efter sex månader per kön och remitterande part",
-        "public_support_short": "Offentlig försörjning", "self_sufficient": "Egen försörjning",
-        "count": "Antal", "share": "Andel", "goal": "Mål", "total": "Totalt", "of": "av",
-        "note": "Antal under {t} visas som \"<{t}\"; \"x\" döljer ett antal så att ett litet antal inte kan räknas fram.",
-    },
-    "en": {
-        "title": "Trisam – quarterly report to the board", "period": "Period",
-        "cases": "1. Cases", "meetings": "2. Meetings", "consultations": "3. Consultations",
-        "outcomes": "4. Six-month follow-up",
-        "referrals_by_party": "Referrals per referring party (goal: an even spread)",
-        "referrals_by_gender": "Referrals by gender", "referrals_by_age_band": "Referrals by age band",
-        "income_at_referral": "Main income source at referral",
-        "violence_question_asked": "Asked about violence in close relationships",
-        "cases_consulted_by_gender": "New cases consulted by gender",
-        "individual_participation": "The individual attended", "activities": "Activities after consultation",
-        "lead_time_days": "Lead time referral to consultation (median, days)",
-        "queue_by_team": "Queue per team at the end of the period", "meetings_held": "Meetings held",
-        "cancelled_by_reason": "Meetings cancelled by reason", "pre_meetings_held": "Pre-meetings",
-        "postponements_by_reason": "Postponed cases by reason",
-        "followup_response": "Six-month follow-up response",
-        "public_support": "Share on public support (income support, sickness benefit, unemployment insurance, activity support)",
-        "at_referral": "at referral", "at_follow_up": "after six months",
-        "self_sufficiency": "Self-sufficiency (of those on income support at referral), by type",
-        "more_ready": "Feel more ready to work or study",
-        "by_gender_and_party": "Six-month outcomes by gender and by referring party",
-        "public_support_short": "Public support", "self_sufficient": "Self-sufficient",
-        "count": "Count", "share": "Share", "goal": "Goal", "total": "Total", "of": "of",
-        "note": "Counts under {t} show as \"<{t}\"; \"x\" hides a count so that a small count cannot be worked out.",
-    },
+    "sv": {"title": "Trisam – kvartalsrapport till styrelsen", "period": "Period", "scope": "Omfattning",
+           "county": "Hela länet", "municipality": "Kommun", "team": "Team", "count": "Antal",
+           "share": "Andel", "goal": "Mål", "total": "Totalt", "of": "av", "median": "Median",
+           "n": "Antal ärenden", "not_applicable": "Gäller inte med valda filter.",
+           "filters": "Filter", "days": "dagar",
+           "exact": "Exakta siffror för inloggade läsare inom deras behörighet. Varje läsning loggas. "
+                    "Får inte lämnas ut utanför systemet.",
+           "public": "Offentlig utgåva {edition} ({made}): antal 1–4 visas som \"<{t}\"; \"x\" döljer ett antal "
+                     "så att ett litet antal inte kan räknas fram; andelar visas bara över minst 10. Utgåvan "
+                     "ändras inte; en rättelse blir en ny utgåva.",
+           "outcomes_cohort": "Utfall efter sex månader för de ärenden som remitterades under perioden (kohort).",
+           "outcomes_due": "Utfall efter sex månader för de uppföljningar som förföll under perioden."},
+    "en": {"title": "Trisam – quarterly report to the board", "period": "Period", "scope": "Scope",
+           "county": "The whole county", "municipality": "Municipality", "team": "Team", "count": "Count",
+           "share": "Share", "goal": "Goal", "total": "Total", "of": "of", "median": "Median",
+           "n": "Cases", "not_applicable": "Does not apply with the filters chosen.",
+           "filters": "Filters", "days": "days",
+           "exact": "Exact figures for signed-in readers within their scope. Every read is logged. "
+                    "Not to be passed on outside the system.",
+           "public": "Public edition {edition} ({made}): counts of 1–4 show as \"<{t}\"; \"x\" hides a count so "
+                     "that a small count cannot be worked out; shares only over at least 10. The edition does "
+                     "not change; a correction is a new edition.",
+           "outcomes_cohort": "Six-month outcomes of the cases referred in the period (the cohort).",
+           "outcomes_due": "Six-month outcomes of the follow-ups due in the period."},
 }
 
 
@@ -64,105 +56,125 @@ def _pct(value) -> str:
     return "–" if value is None else f"{value * 100:.1f} %"
 
 
-def _table(rows: list[tuple], head: tuple) -> str:
-    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+def _cell(value) -> str:
+    return "–" if value is None else str(value)
 
 
-def _breakdown(table: dict, t: dict, goal: dict | None = None) -> str:
-    head = (t["count"], t["share"]) + ((t["goal"],) if goal else ())
-    rows = [(k, v, _pct(table["shares"].get(k))) + ((_pct(goal[k]),) if goal else ())
-            for k, v in table["counts"].items()]
-    rows.append((t["total"], table["total"], ""))
-    return _table([r[:len(head) + 1] for r in rows], ("",) + head)
+def _table(head: list[str], rows: list[list], figure: str) -> str:
+    cells = "".join(f"<th scope=col>{html.escape(h)}</th>" for h in head)
+    body = []
+    for row in rows:
+        first, *rest = row
+        key = row[0][1] if isinstance(first, tuple) else first
+        shown = first[0] if isinstance(first, tuple) else first
+        body.append(f"<tr><th scope=row>{html.escape(str(shown))}</th>" + "".join(
+            f"<td data-figure=\"{html.escape(figure)}:{html.escape(str(key))}:{i}\">{html.escape(_cell(c))}</td>"
+            for i, c in enumerate(rest, start=1)) + "</tr>")
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _share(item: dict, t: dict) -> str:
-    return f"{item['count']} {t['of']} {item['of']} ({_pct(item['share'])})"
-
-
-def _outcome_groups(f: dict, t: dict) -> str:
-    rows = []
-    for dim in ("gender", "referring_party"):
-        for key in f["self_sufficiency"][f"by_{dim}"]:
-            rows.append((f"{dim}: {key}",
-                         _share(f["public_support"][f"by_{dim}"]["at_referral"][key], t),
-                         _share(f["public_support"][f"by_{dim}"]["at_follow_up"][key], t),
-                         _share(f["self_sufficiency"][f"by_{dim}"][key], t),
-                         _share(f["more_ready_by"][dim][key], t)))
-    return _table(rows, ("", f"{t['public_support_short']} {t['at_referral']}",
-                         f"{t['public_support_short']} {t['at_follow_up']}", t["self_sufficient"],
-                         t["more_ready"]))
-
-
-def render_html(report: dict, lang: str = "sv") -> str:
-    t = TEXTS[lang]
-    f = report["figures"]
-    threshold = report["suppression_threshold"]
-    parts = [f"<h1>{t['title']}</h1>",
-             f"<p class=period>{t['period']}: <strong data-figure=period>{html.escape(report['filter']['period'])}</strong>"
-             f" ({report['filter']['from']} – {report['filter']['to']})</p>",
-             f"<h2>{t['cases']}</h2>",
-             f"<h3>{t['referrals_by_party']}</h3>",
-             _breakdown(f["referrals_by_party"], t, f["referrals_by_party"]["goal_share"]),
-             f"<h3>{t['referrals_by_gender']}</h3>", _breakdown(f["referrals_by_gender"], t),
-             f"<h3>{t['referrals_by_age_band']}</h3>", _breakdown(f["referrals_by_age_band"], t),
-             f"<h3>{t['income_at_referral']}</h3>", _breakdown(f["income_at_referral"], t),
-             f"<p>{t['violence_question_asked']}: {_share(f['violence_question_asked'], t)}</p>",
-             f"<h2>{t['meetings']}</h2>",
-             f"<p>{t['meetings_held']}: {f['meetings']['held']}. {t['pre_meetings_held']}: {f['pre_meetings_held']}.</p>",
-             f"<h3>{t['cancelled_by_reason']}</h3>",
-             _table(list(f["meetings"]["cancelled_by_reason"].items()), ("", t["count"])),
-             f"<h3>{t['postponements_by_reason']}</h3>",
-             _table(list(f["postponements_by_reason"].items()), ("", t["count"])),
-             f"<h2>{t['consultations']}</h2>",
-             f"<h3>{t['cases_consulted_by_gender']}</h3>", _breakdown(f["cases_consulted_by_gender"], t),
-             f"<p>{t['individual_participation']}: {_share(f['individual_participation'], t)}</p>",
-             f"<h3>{t['activities']}</h3>", _table(list(f["activities"].items()), ("", t["count"])),
-             f"<h3>{t['lead_time_days']}</h3>",
-             _table([(k, v["n"], v["median"] if v["median"] is not None else "–")
-                     for k, v in {"*": f["lead_time_days"]["all"], **f["lead_time_days"]["by_team"]}.items()],
-                    ("", t["count"], "median")),
-             f"<h3>{t['queue_by_team']}</h3>", _table(list(f["queue_by_team"].items()), ("", t["count"])),
-             f"<h2>{t['outcomes']}</h2>",
-             f"<h3>{t['followup_response']}</h3>", _breakdown(f["followup_response"], t),
-             f"<h3>{t['public_support']}</h3>",
-             _table([(t["at_referral"], _share(f["public_support"]["all"]["at_referral"], t)),
-                     (t["at_follow_up"], _share(f["public_support"]["all"]["at_follow_up"], t))], ("", "")),
-             f"<h3>{t['self_sufficiency']}</h3>", _breakdown(f["self_sufficiency"]["by_type"], t),
-             f"<p>{t['more_ready']}: {_share(f['more_ready'], t)}</p>",
-             f"<h3>{t['by_gender_and_party']}</h3>", _outcome_groups(f, t),
-             f"<p class=note>{html.escape(t['note'].format(t=threshold))}</p>"]
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#111}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #999;padding:.2em .6em;"
-             "text-align:right}td:first-child,th:first-child{text-align:left}"
-             "@media print{h2{page-break-before:auto}}")
-    return (f"<!doctype html><html lang={lang}><head><meta charset=utf-8><title>{t['title']}</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-
-
-def flatten(value, prefix: str = ""):
-    """(path, value) pairs of the figures, for CSV."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from flatten(inner, f"{prefix}.{key}" if prefix else str(key))
+def _figure(f: Figure, answer: dict, t: dict, lang: str, public: bool) -> str:
+    parts = [f"<h3 id=\"{f.key}\">{html.escape(name(f, lang))}</h3>"]
+    if answer.get("applies") is False:
+        return "".join(parts) + f"<p>{t['not_applicable']}</p>"
+    if f.kind == "median":
+        unit = t["days"]
+        parts.append(f"<p data-figure=\"{f.key}\">{t['median']}: <strong>{_cell(answer['median'])}</strong> {unit} "
+                     f"({t['n']}: {_cell(answer['n'])})</p>")
+        for dimension, lines in answer.get("by", {}).items():
+            parts.append(_table([catalogue.DIMENSION_NAMES[dimension][lang == "en"], t["median"], t["n"]],
+                                [[(label(k, lang), k), v["median"], v["n"]] for k, v in lines.items()],
+                                f"{f.key}.{dimension}"))
+        return "".join(parts)
+    value = answer["value"]
+    if f.kind == "share":
+        parts.append(f"<p data-figure=\"{f.key}\"><strong>{_cell(value)}</strong> {t['of']} {_cell(answer['of'])} "
+                     f"({_pct(answer.get('share'))})</p>")
     else:
-        yield prefix, value
+        parts.append(f"<p data-figure=\"{f.key}\">{t['total']}: <strong>{_cell(value)}</strong></p>")
+    whole = answer.get("of") if f.kind == "share" else value
+    for dimension, lines in answer.get("by", {}).items():
+        shares = f.kind == "share" and any(isinstance(v, dict) for v in lines.values())
+        head = [catalogue.DIMENSION_NAMES[dimension][lang == "en"], t["count"]] + ([t["of"]] if shares else []) + [t["share"]]
+        rows = []
+        for k, v in lines.items():
+            count, of = (v.get("value"), v.get("of")) if isinstance(v, dict) else (v, whole)
+            share = v.get("share") if isinstance(v, dict) else _share(count, of, public)
+            rows.append([(label(k, lang), k), count] + ([of] if shares else []) + [_pct(share)])
+        if dimension == "referring_party":
+            head.append(t["goal"])
+            rows = [row + [_pct(GOAL_SHARE)] for row in rows]
+        parts.append(_table(head, rows, f"{f.key}.{dimension}"))
+    return "".join(parts)
 
 
-def render_csv(report: dict) -> str:
+def _share(count, of, public: bool) -> float | None:
+    """A share of two shown counts (in a public edition only over at least 10)."""
+    if not (isinstance(count, int) and isinstance(of, int) and of > 0) or (public and of < SHARE_BASE_MIN):
+        return None
+    return round(count / of, 4)
+
+
+def _scope(result: dict, t: dict) -> str:
+    if result.get("team_id"):
+        return f"{t['team']} {result['team_id']}"
+    if result.get("municipality"):
+        return f"{t['municipality']} {result['municipality']}"
+    return t["county"]
+
+
+def render_html(result: dict, lang: str = "sv") -> str:
+    t = TEXTS[lang]
+    audience = result["audience"]
+    notice = (t["exact"] if audience == "exact" else
+              t["public"].format(edition=result["edition"], made=str(result["made_at"])[:10],
+                                 t=result["suppression_threshold"]))
+    filters = result.get("filters") or {}
+    parts = [f"<h1>{t['title']}</h1>",
+             f"<p class=period>{t['period']}: <strong data-figure=period>{html.escape(str(result['period']))}</strong>"
+             f" ({result['from']} – {result['to']}). {t['scope']}: <strong data-figure=scope>"
+             f"{html.escape(_scope(result, t))}</strong></p>",
+             f"<p class=\"audience {audience}\" data-audience={audience} role=note>{html.escape(notice)}</p>"]
+    if filters:
+        parts.append(f"<p>{t['filters']}: " + ", ".join(
+            f"{catalogue.DIMENSION_NAMES[d][lang == 'en']}: {html.escape(label(v, lang))}"
+            for d, v in filters.items()) + "</p>")
+    for (title_sv, title_en), keys in SECTIONS:
+        parts.append(f"<h2>{title_sv if lang == 'sv' else title_en}</h2>")
+        if keys[0] == "followups_due":
+            parts.append(f"<p>{t['outcomes_' + result.get('outcome_basis', 'cohort')]}</p>")
+        for key in keys:
+            if key in result["figures"]:
+                parts.append(_figure(BY_KEY[key], result["figures"][key], t, lang, audience == "public"))
+    style = ("body{font-family:sans-serif;max-width:62em;margin:2em auto;color:#111;line-height:1.4}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #767676;padding:.2em .6em;"
+             "text-align:right}thead th:first-child,tbody th{text-align:left}"
+             ".audience{border-left:.4em solid #0b5394;padding:.3em .8em;background:#eef3f9}"
+             ".audience.public{border-color:#38761d;background:#eef6ea}"
+             "@media print{h2{page-break-before:auto}}")
+    return (f"<!doctype html><html lang={lang}><head><meta charset=utf-8>"
+            f"<meta name=viewport content=\"width=device-width, initial-scale=1\"><title>{t['title']}</title>"
+            f"<style>{style}</style></head><body><main>{''.join(parts)}</main></body></html>")
+
+
+def render_csv(result: dict, lang: str = "sv") -> str:
+    """One row per figure, breakdown and value, with names in words."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["figure", "value"])
-    for key, value in report["filter"].items():
-        writer.writerow([f"filter.{key}", "" if value is None else value])
-    writer.writerow(["suppression_threshold", report["suppression_threshold"]])
-    for path, value in flatten(report["figures"]):
-        writer.writerow([path, "" if value is None else value])
+    writer.writerow(["figure", "name", "dimension", "key", "key_name", "value", "of", "share", "median", "n"])
+    for meta in ("audience", "period", "from", "to", "scope", "edition", "outcome_basis"):
+        if meta in result:
+            writer.writerow([f"#{meta}", result[meta], "", "", "", "", "", "", "", ""])
+    for key, answer in result["figures"].items():
+        f = BY_KEY[key]
+        lines = [("", "", answer)] + [(d, k, v) for d, ls in answer.get("by", {}).items() for k, v in ls.items()]
+        for dimension, k, v in lines:
+            v = v if isinstance(v, dict) else {"value": v}
+            writer.writerow([key, name(f, lang), dimension, k, label(k, lang) if k else "",
+                             _blank(v.get("value")), _blank(v.get("of")), _blank(v.get("share")),
+                             _blank(v.get("median")), _blank(v.get("n"))])
     return out.getvalue()
 
 
-def render_json(report: dict) -> str:
-    return json.dumps(report, ensure_ascii=False, indent=2)
+def _blank(value) -> str:
+    return "" if value is None else str(value)

@@ -1,10 +1,21 @@
-"""Metrics storage (asyncpg): the event log, the published figures and the snapshot state."""
+"""Metrics storage (asyncpg): the event log, a case's and a meeting's facts, the cells, the
+sums the figures are made of, the access log of exact reads, and the public editions."""
 
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
+from typing import Any, Iterable
 
 import asyncpg
+
+from .domain import CaseFacts, MeetingFacts, SixMonths
+from .figures import Sum
+
+CELL_COLUMNS = ("team_id", "municipality", "referring_party", "gender", "age_band", "income")
+# the dimension (catalogue) of each cell column
+DIMENSION_OF = {"team_id": "team", "municipality": "municipality", "referring_party": "referring_party",
+                "gender": "gender", "age_band": "age_band", "income": "income_at_referral"}
 
 
 async def log_event(conn: asyncpg.Connection, envelope) -> bool:
@@ -17,58 +28,222 @@ async def log_event(conn: asyncpg.Connection, envelope) -> bool:
     return status != "INSERT 0 0"
 
 
-async def teams(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT team_id, team_name, municipality FROM team_facts "
-                            "ORDER BY municipality, team_id")
+# --------------------------------------------------------------------------- facts
+
+_CASE = """
+SELECT k.case_ref, c.team_id, c.municipality, c.referring_party, c.gender, c.age_band,
+       c.income_at_referral, c.violence_question_asked, c.referred_on, c.consulted_on,
+       c.individual_attended, c.not_consulted_on, c.closed_on,
+       coalesce((SELECT array_agg(a.type ORDER BY a.position) FROM action_facts a
+                 WHERE a.case_ref = k.case_ref), '{}') AS actions,
+       coalesce((SELECT array_agg(p.from_meeting_date ORDER BY p.event_id) FROM postponement_facts p
+                 WHERE p.case_ref = k.case_ref), '{}') AS postponed_on,
+       coalesce((SELECT array_agg(p.reason ORDER BY p.event_id) FROM postponement_facts p
+                 WHERE p.case_ref = k.case_ref), '{}') AS postponed_why,
+       coalesce((SELECT json_agg(json_build_object(
+                    'due_on', f.due_on, 'cancelled', f.cancelled, 'recorded', f.revision > 0,
+                    'reached', f.reached, 'income_source', f.income_source, 'readiness', f.readiness)
+                    ORDER BY f.followup_id)
+                 FROM followup_facts f WHERE f.case_ref = k.case_ref AND f.kind = 'six_months'), '[]')
+           AS followups
+FROM unnest($1::text[]) AS k(case_ref) LEFT JOIN case_facts c ON c.case_ref = k.case_ref
+"""
 
 
-async def lock_snapshot_state(conn: asyncpg.Connection):
-    return await conn.fetchrow("SELECT * FROM snapshot_state WHERE id = 1 FOR UPDATE SKIP LOCKED")
+def _case(row: asyncpg.Record) -> CaseFacts:
+    followups = row["followups"]
+    followups = json.loads(followups) if isinstance(followups, str) else followups
+    return CaseFacts(
+        case_ref=row["case_ref"], team_id=row["team_id"], municipality=row["municipality"],
+        referring_party=row["referring_party"], gender=row["gender"], age_band=row["age_band"],
+        income_at_referral=row["income_at_referral"],
+        violence_question_asked=row["violence_question_asked"], referred_on=row["referred_on"],
+        consulted_on=row["consulted_on"], individual_attended=row["individual_attended"],
+        not_consulted_on=row["not_consulted_on"], closed_on=row["closed_on"],
+        actions=tuple(row["actions"]),
+        postponements=tuple(zip(row["postponed_on"], row["postponed_why"])),
+        followups=tuple(SixMonths(
+            due_on=date.fromisoformat(f["due_on"]) if f["due_on"] and f["due_on"] > "1970-01-01" else None,
+            cancelled=f["cancelled"], recorded=f["recorded"], reached=f["reached"],
+            income_source=f["income_source"], readiness=f["readiness"]) for f in followups))
 
 
-async def last_seq(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT coalesce(max(seq), 0) FROM event_log")
+async def cases(conn: asyncpg.Connection, case_refs: Iterable[str]) -> list[CaseFacts]:
+    """The facts of these cases (a case with no facts yet comes back empty)."""
+    return [_case(r) for r in await conn.fetch(_CASE, list(case_refs))]
 
 
-async def snapshot_published(conn: asyncpg.Connection, seq: int, at) -> None:
-    await conn.execute("UPDATE snapshot_state SET seq = $1, published_at = $2 WHERE id = 1", seq, at)
+async def case_refs_after(conn: asyncpg.Connection, after: str, limit: int) -> list[str]:
+    """Every case anything is known of, in order, for a rebuild of the cells."""
+    return [r["case_ref"] for r in await conn.fetch(
+        """SELECT case_ref FROM (SELECT case_ref FROM case_facts UNION SELECT case_ref FROM followup_facts
+                                 UNION SELECT case_ref FROM postponement_facts) k
+           WHERE case_ref > $1 ORDER BY case_ref LIMIT $2""", after, limit)]
 
 
-async def save_publication(conn: asyncpg.Connection, year: int, published, at, source: str) -> None:
-    """Replace the year's published figures (one row per period and scope), and keep every
-    count with its mark for the next publication (``publication.Publication``), and the digest
-    of what it was worked out from (``publication.source_digest``)."""
-    await conn.execute("DELETE FROM published_figures WHERE year = $1", year)
-    await conn.copy_records_to_table(
-        "published_figures", columns=["period", "scope", "year", "figures", "published_at"],
-        records=[(period, scope, year, json.dumps(figures), at)
-                 for (period, scope), figures in published.figures.items()])
-    counts = {"\t".join(key): [value, mark] for key, (value, mark) in published.counts.items()}
+async def meetings(conn: asyncpg.Connection, meeting_ids: Iterable[str]) -> list[MeetingFacts]:
+    rows = await conn.fetch(
+        """SELECT m.*, (SELECT count(*) FROM case_facts c WHERE c.meeting_id = m.meeting_id
+                          AND (c.consulted_on IS NOT NULL OR c.not_consulted_on IS NOT NULL)) AS cases_recorded
+           FROM meeting_facts m WHERE m.meeting_id = ANY($1::text[]) ORDER BY m.meeting_id""",
+        list(meeting_ids))
+    return [MeetingFacts(meeting_id=r["meeting_id"], team_id=r["team_id"], municipality=r["municipality"],
+                         meeting_date=r["meeting_date"], cancelled_reason=r["cancelled_reason"],
+                         pre_meeting_held_on=r["pre_meeting_held_on"], cases_recorded=r["cases_recorded"])
+            for r in rows]
+
+
+async def all_meeting_ids(conn: asyncpg.Connection) -> list[str]:
+    return [r["meeting_id"] for r in await conn.fetch("SELECT meeting_id FROM meeting_facts ORDER BY 1")]
+
+
+async def lock_keys(conn: asyncpg.Connection, keys: list[str]) -> None:
+    """Transaction locks on these keys (cases, meetings), always taken in the same order."""
+    if keys:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 7246)) FROM unnest($1::text[]) k "
+                           "ORDER BY k", sorted(set(keys)))
+
+
+# --------------------------------------------------------------------------- cells
+
+
+async def add_cells(conn: asyncpg.Connection, delta: dict) -> None:
+    """Add a change of cells (cell -> +/- count); a cell that comes to zero is removed."""
+    if not delta:
+        return
+    rows = [(*cell, n) for cell, n in delta.items()]
+    columns = list(zip(*rows))
     await conn.execute(
-        """INSERT INTO published_years (year, published_at, counts, source) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (year) DO UPDATE SET published_at = EXCLUDED.published_at, counts = EXCLUDED.counts,
-                                            source = EXCLUDED.source""",
-        year, at, json.dumps(counts), source)
+        """INSERT INTO figure_cells AS f (measure, detail, day, team_id, municipality, referring_party,
+                                           gender, age_band, income, n)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
+                                $7::text[], $8::text[], $9::text[], $10::bigint[])
+           ON CONFLICT (day, measure, detail, team_id, municipality, referring_party, gender, age_band, income)
+           DO UPDATE SET n = f.n + EXCLUDED.n""", *[list(c) for c in columns])
+    await conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])", list(set(columns[2])))
 
 
-async def published_source(conn: asyncpg.Connection, year: int) -> str | None:
-    return await conn.fetchval("SELECT source FROM published_years WHERE year = $1", year)
+async def write_cells(conn: asyncpg.Connection, cells: dict) -> None:
+    """Write cells into an empty table (a rebuild)."""
+    await conn.copy_records_to_table(
+        "figure_cells", columns=["measure", "detail", "day", *CELL_COLUMNS, "n"],
+        records=[(*cell, n) for cell, n in cells.items() if n])
 
 
-async def published_counts(conn: asyncpg.Connection, year: int) -> dict[tuple, tuple] | None:
-    """Every count of the year as last published, with its mark (None: never published)."""
-    value = await conn.fetchval("SELECT counts FROM published_years WHERE year = $1", year)
-    if value is None:
+async def cell_sums(conn: asyncpg.Connection, measures: list[str], start: date, end: date,
+                    filters: dict[str, list[str]]) -> list[Sum]:
+    """The sum of each measure's cells (per detail) from ``start`` to ``end``, with the filters
+    (cell column -> values), in total and per value of each dimension: one query."""
+    args: list[Any] = [measures, start, end]
+    where = ["measure = ANY($1::text[])", "day BETWEEN $2 AND $3"]
+    for column, values in filters.items():
+        assert column in CELL_COLUMNS
+        args.append(list(values))
+        where.append(f"{column} = ANY(${len(args)}::text[])")
+    sets = ", ".join(["(measure, detail)"] + [f"(measure, detail, {c})" for c in CELL_COLUMNS])
+    groupings = ", ".join(f"GROUPING({c}) AS g_{c}" for c in CELL_COLUMNS)
+    rows = await conn.fetch(
+        f"""SELECT measure, detail, {', '.join(CELL_COLUMNS)}, {groupings}, sum(n)::bigint AS n
+            FROM figure_cells WHERE {' AND '.join(where)}
+            GROUP BY GROUPING SETS ({sets})""", *args)
+    result: list[Sum] = []
+    for r in rows:
+        column = next((c for c in CELL_COLUMNS if r[f"g_{c}"] == 0), None)
+        result.append((r["measure"], r["detail"], DIMENSION_OF[column] if column else None,
+                       r[column] if column else None, r["n"]))
+    return result
+
+
+async def first_and_last_day(conn: asyncpg.Connection) -> tuple[date | None, date | None]:
+    """The first and last day anything counted happened on (not the queue's last move)."""
+    row = await conn.fetchrow("SELECT min(day) AS first, max(day) AS last FROM figure_cells "
+                              "WHERE measure NOT LIKE 'outcome.%@cohort'")
+    return row["first"], row["last"]
+
+
+# --------------------------------------------------------------------------- teams
+
+
+async def teams(conn: asyncpg.Connection) -> list[dict]:
+    """Every team and its municipality (as last updated, or as its first case said)."""
+    rows = await conn.fetch("SELECT team_id, team_name, municipality FROM team_facts ORDER BY municipality, team_id")
+    return [dict(r) for r in rows]
+
+
+async def know_teams_of_cases(conn: asyncpg.Connection) -> None:
+    """Teams known only from their cases get a row of their own (revision 0)."""
+    await conn.execute(
+        """INSERT INTO team_facts (team_id, municipality, team_name, revision)
+           SELECT DISTINCT ON (team_id) team_id, municipality, team_id, 0 FROM case_facts
+           WHERE team_id IS NOT NULL AND municipality IS NOT NULL ORDER BY team_id, municipality
+           ON CONFLICT (team_id) DO NOTHING""")
+
+
+# --------------------------------------------------------------------------- access log
+
+
+async def log_read(conn: asyncpg.Connection, *, user_id: str, role: str, party: str | None, via: str,
+                   scope: str, query: dict) -> None:
+    await conn.execute(
+        "INSERT INTO figure_reads (user_id, role, party, via, scope, query) VALUES ($1, $2, $3, $4, $5, $6)",
+        user_id, role, party, via, scope, json.dumps(query, default=str))
+
+
+async def reads(conn: asyncpg.Connection, *, since: datetime | None, user_id: str | None,
+                limit: int) -> list[dict]:
+    rows = await conn.fetch(
+        """SELECT id, read_at, user_id, role, party, via, scope, query FROM figure_reads
+           WHERE ($1::timestamptz IS NULL OR read_at >= $1) AND ($2::text IS NULL OR user_id = $2)
+           ORDER BY id DESC LIMIT $3""", since, user_id, limit)
+    return [{**dict(r), "query": json.loads(r["query"]) if isinstance(r["query"], str) else r["query"]}
+            for r in rows]
+
+
+# --------------------------------------------------------------------------- public editions
+
+
+async def lock_editions(conn: asyncpg.Connection) -> bool:
+    """One instance makes editions at a time (for the transaction)."""
+    return await conn.fetchval("SELECT pg_try_advisory_xact_lock(7246014)")
+
+
+async def save_edition(conn: asyncpg.Connection, *, period: str, start: date, end: date, made_at: datetime,
+                       threshold: int, definitions_version: int, reason: str, counts: dict,
+                       figures: dict) -> int:
+    """Store a new edition of the period; returns its number."""
+    return await conn.fetchval(
+        """INSERT INTO public_editions (period, edition, period_start, period_end, made_at, threshold,
+                                        definitions_version, reason, counts, figures)
+           SELECT $1, coalesce(max(edition), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9
+           FROM public_editions WHERE period = $1
+           RETURNING edition""",
+        period, start, end, made_at, threshold, definitions_version, reason, json.dumps(counts),
+        json.dumps(figures))
+
+
+def _edition(row: asyncpg.Record | None, with_counts: bool = False) -> dict | None:
+    if row is None:
         return None
-    counts = json.loads(value) if isinstance(value, str) else value
-    return {tuple(key.split("\t")): (v, mark) for key, (v, mark) in counts.items()}
+    result = {k: row[k] for k in ("period", "edition", "period_start", "period_end", "made_at",
+                                  "threshold", "definitions_version", "reason")}
+    for key in ("figures", "counts") if with_counts else ("figures",):
+        if key in row.keys():
+            value = row[key]
+            result[key] = json.loads(value) if isinstance(value, str) else value
+    return result
 
 
-async def published_figures(conn: asyncpg.Connection, period: str, scope: str) -> dict | None:
-    value = await conn.fetchval("SELECT figures FROM published_figures WHERE period = $1 AND scope = $2",
-                                period, scope)
-    return json.loads(value) if isinstance(value, str) else value
+async def latest_edition(conn: asyncpg.Connection, period: str, edition: int | None = None,
+                         with_counts: bool = False) -> dict | None:
+    row = await conn.fetchrow(
+        """SELECT * FROM public_editions WHERE period = $1 AND ($2::int IS NULL OR edition = $2)
+           ORDER BY edition DESC LIMIT 1""", period, edition)
+    return _edition(row, with_counts)
 
 
-async def published_years(conn: asyncpg.Connection) -> set[int]:
-    return {r["year"] for r in await conn.fetch("SELECT year FROM published_years")}
+async def editions(conn: asyncpg.Connection) -> list[dict]:
+    """Every edition, newest period first (without their figures)."""
+    rows = await conn.fetch(
+        """SELECT period, edition, period_start, period_end, made_at, threshold, definitions_version, reason
+           FROM public_editions ORDER BY period_end DESC, period, edition DESC""")
+    return [dict(r) for r in rows]

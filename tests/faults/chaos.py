@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import signal
 import subprocess
 import time
 import uuid
@@ -64,9 +63,9 @@ def clock_env(started_at: datetime, stops_at: datetime) -> dict[str, str]:
             "TRISAM_DEV_CLOCK_STARTED_AT": started_at.isoformat(),
             "TRISAM_DEV_CLOCK_STOPS_AT": stops_at.isoformat(),
             "TRISAM_MEETING_CHECK_SECONDS": "0.5", "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
-            "TRISAM_OUTBOX_POLL_SECONDS": "0.5", "TRISAM_METRICS_SNAPSHOT_SECONDS": "1",
-            # a round takes up to about a minute under the run's load; one that hangs is given up
-            "TRISAM_METRICS_PUBLICATION_TIMEOUT_SECONDS": "150",
+            "TRISAM_OUTBOX_POLL_SECONDS": "0.5",
+            # quarters close as the clock runs: their public editions are made as they would be
+            "TRISAM_METRICS_EDITION_CHECK_SECONDS": "1",
             "TRISAM_LOG_LEVEL": "INFO"}
 
 
@@ -345,37 +344,31 @@ async def duplicated_effects(settings: Settings, simulation: Simulation) -> dict
 # --------------------------------------------------------------------------- replay
 
 
-async def figures_published(settings: Settings, timeout: float = 300.0, processes=None) -> float:
-    """Wait until the metrics publisher has published the figures of every event logged (a
-    publication of a year at county size takes tens of seconds of CPU; one may be under way
-    with an earlier state when the run comes to rest). Returns the seconds waited. If it does
-    not catch up, prints the metrics database's sessions and their locks, and has the metrics
-    processes write their tasks' and threads' stacks to their logs, before failing."""
-    began = time.monotonic()
-    while not await _val(settings, "metrics", "SELECT s.seq = (SELECT coalesce(max(seq), 0) FROM event_log) "
-                                              "FROM snapshot_state s"):
-        if time.monotonic() > began + timeout:
-            state = await _fetch(settings, "metrics", "SELECT seq, published_at, (SELECT max(seq) FROM event_log) "
-                                                      "AS logged FROM snapshot_state")
-            years = await _fetch(settings, "metrics", "SELECT year, published_at FROM published_years ORDER BY year")
-            activity = await _fetch(settings, "metrics", """
-                SELECT a.pid, a.application_name, a.state, a.xact_start, a.wait_event_type, a.wait_event,
-                       left(a.query, 200) AS query,
-                       (SELECT string_agg(l.mode || ' ' || coalesce(c.relname, l.locktype), ', ')
-                        FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation
-                        WHERE l.pid = a.pid AND l.granted) AS locks
-                FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()""")
-            print("metrics database sessions at the stall:", *[dict(r) for r in activity], sep="\n  ")
-            for name, proc in (processes.procs.items() if processes else ()):
-                if name.startswith("metrics") and proc.poll() is None:  # stacks to its log
-                    proc.send_signal(signal.SIGUSR1)
-                    proc.send_signal(signal.SIGUSR2)
-            await asyncio.sleep(2)
-            raise AssertionError(f"the metrics publisher did not catch up in {timeout:.0f} s: "
-                                 f"{[dict(r) for r in state]}, years {[dict(r) for r in years]} "
-                                 "(its log: test-artifacts/<namespace>/metrics*.log)")
-        await asyncio.sleep(1)
-    return round(time.monotonic() - began, 1)
+async def cells_disagreeing_with_the_facts(settings: Settings) -> dict[str, int]:
+    """The metrics service keeps the cells its figures are summed from up to date event by
+    event (the difference of each case's and meeting's cells before and after). At rest they
+    must equal the cells worked out afresh from the facts: returns every cell that differs."""
+    from collections import Counter
+
+    from services.metrics import domain as metrics_domain, store as metrics_store
+
+    conn = await asyncpg.connect(settings.service_database_url("metrics"))
+    try:
+        expected: Counter = Counter()
+        after = ""
+        while refs := await metrics_store.case_refs_after(conn, after, 2000):
+            for case in await metrics_store.cases(conn, refs):
+                expected.update(metrics_domain.case_cells(case))
+            after = refs[-1]
+        for meeting in await metrics_store.meetings(conn, await metrics_store.all_meeting_ids(conn)):
+            expected.update(metrics_domain.meeting_cells(meeting))
+        stored = Counter({(r["measure"], r["detail"], r["day"], r["team_id"], r["municipality"],
+                           r["referring_party"], r["gender"], r["age_band"], r["income"]): r["n"]
+                          for r in await conn.fetch("SELECT * FROM figure_cells")})
+    finally:
+        await conn.close()
+    return {str(k): stored.get(k, 0) - expected.get(k, 0) for k in set(stored) | set(expected)
+            if stored.get(k, 0) != expected.get(k, 0)}
 
 
 async def state_digest(settings: Settings) -> dict[str, tuple[int, str]]:

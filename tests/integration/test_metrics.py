@@ -1,35 +1,51 @@
-"""Metrics on the real broker and database: every figure from a known set of events, exactly;
-the rebuild gives the same; suppression; CSV, the report page and the `report` command."""
+"""Metrics on the real broker and database, from a generated county quarter (hundreds of cases
+in ten municipalities, many small cells) sent as the other services would send it:
+
+- the board reads every count and share exactly, over HTTP, in CSV and with the `report`
+  command, for the quarter and for any date range; a coordinator reads their team and gets 403
+  for another; every read is in the access log;
+- the public edition of the quarter shows "<5" where due, passes the exact audit, and does not
+  change when an event arrives after it was made;
+- the rebuild from the event log gives the same cells.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import csv
+import io
 import json
 import os
 import subprocess
 import sys
+from collections import Counter
+from datetime import date
 
 import pytest
 
-from services.metrics import app as metrics_app
-from tests.support import broker as amqp
-from tests.support.board_events import Q4, board_events
-from tests.support.http import client_for
+from services.metrics import app as metrics_app, catalogue, domain, public
+from services.metrics.figures import exact
+from tests.support import broker as amqp, county
+from tests.support.board_events import QUARTER, county_quarter, events_from_facts
+from tests.support.http import client_for, token
+from tests.unit.test_public_editions import audit
 
 pytestmark = pytest.mark.infra
 
-EXACT = {
-    "referrals_by_party": {"AF": 7, "FK": 2, "KOMMUN": 6, "REGION": 0},
-    "referrals_by_gender": {"MAN": 6, "WOMAN": 9, "UNKNOWN": 0},
-    "income_at_referral": {"SJUKPENNING": 7, "A_KASSA": 2, "FORSORJNINGSSTOD": 6},
-    "cases_consulted_by_gender": {"MAN": 1, "WOMAN": 7, "UNKNOWN": 0},
-}
+RANGE = ("2026-04-15", "2026-05-20")
 
 
-async def start_with_events(settings, runtimes, **overrides):
-    settings = settings.model_copy(update=overrides)
-    runtime = await runtimes(metrics_app.spec(settings), settings)
-    events = board_events()
+def board(settings) -> dict:
+    return token(settings, party=None, role="board", user="board-chair")
+
+
+async def county_metrics(settings, runtimes, **overrides):
+    """A metrics runtime fed the county quarter; returns (runtime, settings, cells, cases). It
+    makes no public edition before every event is in (a grace period of years); with
+    ``overrides`` it is started again with those settings once they are."""
+    patient = settings.model_copy(update={"metrics_edition_grace_days": 100_000})
+    runtime = await runtimes(metrics_app.spec(patient), patient)
+    cases, meetings = county_quarter()
+    events = events_from_facts(cases, meetings)
     await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
                             [(e["event_type"], e) for e in events])
 
@@ -37,257 +53,255 @@ async def start_with_events(settings, runtimes, **overrides):
         async with runtime.pool.acquire() as conn:
             return await conn.fetchval("SELECT count(*) FROM event_log") == len(events)
 
-    await amqp.eventually(all_in, timeout=30, what="every event in the metrics event log")
-    await published(runtime)
-    return runtime, settings
+    await amqp.eventually(all_in, timeout=60, what="every event in the metrics event log")
+    if overrides:
+        await runtime.stop()
+        settings = settings.model_copy(update=overrides)
+        runtime = await runtimes(metrics_app.spec(settings), settings)
+    return runtime, settings, county.all_cells(cases, meetings), cases
 
 
-async def published(runtime) -> None:
-    """Wait until the publisher has published the figures of every event logged."""
-    async def up_to_date():
-        async with runtime.pool.acquire() as conn:
-            return await conn.fetchval(
-                "SELECT s.seq = (SELECT coalesce(max(seq), 0) FROM event_log) AND s.published_at IS NOT NULL "
-                "FROM snapshot_state s")
-
-    await amqp.eventually(up_to_date, timeout=60, what="the figures published")
+def expected(cells, start: str, end: str, filters=None, basis="cohort", known=None) -> dict:
+    filtered = any(c not in ("team_id", "municipality") for c in (filters or {}))
+    figures = exact(county.sums(cells, date.fromisoformat(start), date.fromisoformat(end), filters, basis),
+                    outcome_basis=basis, known=known, filtered=filtered)
+    return json.loads(json.dumps(figures))
 
 
-async def test_every_figure_from_a_known_set_of_events(settings, runtimes):
-    runtime, settings = await start_with_events(settings, runtimes, suppression_threshold=1)
+async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and_every_read_is_logged(
+        settings, runtimes):
+    runtime, settings, cells, cases = await county_metrics(settings, runtimes)
+    q = domain.parse_period(QUARTER)
+    teams = county.teams(2)
     async with client_for(runtime) as api:
-        answer = await api.get("/api/v1/figures", params={"period": Q4})
+        # the quarter, the county: every figure
+        answer = await api.get("/api/v1/figures", params={"period": QUARTER}, headers=board(settings))
         assert answer.status_code == 200, answer.text
-        f = answer.json()["figures"]
-        for name, counts in EXACT.items():
-            assert {k: v for k, v in f[name]["counts"].items() if v or k in counts} == counts, name
-        assert f["referrals_by_party"]["total"] == 15
-        assert f["referrals_by_party"]["shares"]["AF"] == round(7 / 15, 4)
-        assert f["referrals_by_party"]["goal_share"]["FK"] == 0.25
-        assert f["referrals_by_age_band"]["counts"]["25-34"] == 15
-        assert f["violence_question_asked"] == {"count": 7, "of": 15, "share": round(7 / 15, 4)}
-        assert f["individual_participation"] == {"count": 4, "of": 8, "share": 0.5}
-        assert {k: v for k, v in f["activities"].items() if v} == {
-            "sip": 5, "joint_mapping": 5, "return_to_work_plan": 3}
-        assert f["lead_time_days"]["all"] == {"n": 8, "median": 28.0}
-        assert f["lead_time_days"]["by_team"] == {"T-ONE": {"n": 5, "median": 28.0},
-                                                  "T-TWO": {"n": 3, "median": 28.0}}
-        assert f["queue_by_team"] == {"T-ONE": 4, "T-TWO": 3}
-        assert f["meetings"] == {"held": 2, "cancelled_by_reason": {
-            "no_cases": 1, "staff_absent": 1, "other": 0}}
-        assert f["pre_meetings_held"] == 2
-        assert f["postponements_by_reason"] == {"consent_missing": 2, "consent_withdrawn": 0,
-                                                "meeting_cancelled": 1}
-        # MAY5's follow-up was cancelled (its case closed): not due
-        assert f["followup_response"]["counts"] == {"reached": 4, "not_reached": 1, "not_recorded": 0}
-        assert f["followup_response"]["total"] == 5
-        support = f["public_support"]["all"]
-        assert support["at_referral"] == {"count": 4, "of": 4, "share": 1.0}
-        assert support["at_follow_up"] == {"count": 1, "of": 4, "share": 0.25}
-        assert f["public_support"]["by_gender"]["at_follow_up"]["WOMAN"] == {"count": 1, "of": 2, "share": 0.5}
-        ss = f["self_sufficiency"]
-        assert ss["on_income_support_at_referral"] == 4
-        assert ss["self_sufficient"] == {"count": 3, "share": 0.75}
-        assert {k: v for k, v in ss["by_type"]["counts"].items() if v} == {
-            "LON": 2, "STUDIEMEDEL": 1, "other_support": 1}
-        assert f["more_ready"] == {"count": 2, "of": 3, "share": round(2 / 3, 4)}
-        # by gender (MAY0, MAY2 men; MAY1, MAY3 women) and by referring party (all KOMMUN)
-        assert ss["by_gender"]["MAN"] == {"count": 2, "of": 2, "share": 1.0}
-        assert ss["by_gender"]["WOMAN"] == {"count": 1, "of": 2, "share": 0.5}
-        assert ss["by_referring_party"]["KOMMUN"] == {"count": 3, "of": 4, "share": 0.75}
-        assert f["more_ready_by"]["gender"]["MAN"] == {"count": 1, "of": 2, "share": 0.5}
-        assert f["more_ready_by"]["referring_party"]["KOMMUN"] == {"count": 2, "of": 3, "share": round(2 / 3, 4)}
+        body = answer.json()
+        assert body["audience"] == "exact"
+        known = {"team": sorted(teams), "municipality": sorted(set(teams.values()))}
+        assert body["figures"] == expected(cells, str(q.start), str(q.end), known=known)
+        f = body["figures"]
+        # and counted here without the platform's code: cases referred per party, consulted, shares
+        in_quarter = [c for c in cases if q.start <= c.referred_on <= q.end]
+        assert f["cases_referred"]["value"] == len(in_quarter) == len(cases)
+        assert f["cases_referred"]["by"]["referring_party"] == dict(Counter(c.referring_party for c in in_quarter)) | {
+            p: 0 for p in catalogue.VALUES["referring_party"] if p not in {c.referring_party for c in in_quarter}}
+        consulted = [c for c in cases if c.consulted_on and q.start <= c.consulted_on <= q.end]
+        assert f["cases_consulted"]["value"] == len(consulted)
+        asked = sum(1 for c in in_quarter if c.violence_question_asked)
+        assert f["violence_question_asked"] | {"by": None} == {"value": asked, "of": len(in_quarter),
+                                                                "share": round(asked / len(in_quarter), 4), "by": None}
+        small = [k for k, v in f["cases_referred"]["by"]["team"].items() if 0 < v < 5]
+        assert small, "the quarter has small cells, and the board sees them exactly"
 
-        # a team, a municipality; gender, age band and referring party are breakdowns, not filters
-        one = (await api.get("/api/v1/figures", params={"period": Q4, "team_id": "T-ONE"})).json()["figures"]
-        assert one["referrals_by_party"]["counts"] == {"AF": 7, "FK": 2, "KOMMUN": 0, "REGION": 0}
-        assert one["meetings"]["held"] == 1
-        assert list(one["queue_by_team"]) == ["T-ONE"]
-        sandviken = (await api.get("/api/v1/figures", params={"period": Q4, "municipality": "Sandviken"})).json()
-        assert sandviken["figures"]["referrals_by_party"]["counts"]["KOMMUN"] == 6
-        assert sandviken["figures"]["referrals_by_party"]["total"] == 6
-        assert sandviken["figures"]["postponements_by_reason"]["consent_missing"] == 0
-        assert sandviken["filter"]["municipality"] == "Sandviken"
-        for refused in ({"referring_party": "FK"}, {"gender": "MAN"}, {"age_band": "55-65"}):
-            answer_ = await api.get("/api/v1/figures", params={"period": Q4, **refused})
-            assert answer_.status_code == 422 and answer_.json()["detail"]["code"] == "filter_not_published"
-        unknown = await api.get("/api/v1/figures", params={"period": Q4, "team_id": "T-NONE"})
-        assert unknown.status_code == 404
-        for nonsense in ("9999Q4", "0000", "2026-13", "2026Q5", "2026-02-30..2026-03-01"):
-            answer_ = await api.get("/api/v1/figures", params={"period": nonsense})
-            assert answer_.status_code == 422 and answer_.json()["detail"]["code"] == "period_invalid", nonsense
-        # a range is published only where it is a month, a quarter or a year
-        ranged = await api.get("/api/v1/figures", params={"period": "2026-10-01..2026-12-31"})
-        assert ranged.json()["figures"] == f and ranged.json()["filter"]["period"] == Q4
-        partial = await api.get("/api/v1/figures", params={"period": "2026-10-01..2026-11-15"})
-        assert partial.status_code == 422 and partial.json()["detail"]["code"] == "period_not_published"
-        month = (await api.get("/api/v1/figures", params={"period": "2026-10"})).json()
-        assert month["figures"]["lead_time_days"]["by_team"] == {}  # a team's month is not published
-        assert (await api.get("/api/v1/figures", params={"period": "2026-10", "team_id": "T-ONE"})).status_code == 404
-        earlier = await api.get("/api/v1/trend", params={"period": "2000Q1"})  # no facts then: zeros
-        assert earlier.status_code == 200
-        assert earlier.json()["quarters"][-1]["referrals_by_party"]["total"] == 0
-        q3 = (await api.get("/api/v1/figures", params={"period": "2026Q3"})).json()["figures"]
-        assert q3["referrals_by_party"]["counts"]["AF"] == 1
-        year = (await api.get("/api/v1/figures", params={"period": "2026"})).json()["figures"]
-        assert year["referrals_by_party"]["total"] == 15 + 1 + 6
+        # a municipality, filtered by party and gender, outcomes by due date
+        filters = {"referring_party": "FK", "gender": "WOMAN"}
+        answer = await api.get("/api/v1/figures", headers=board(settings), params={
+            "period": QUARTER, "municipality": "Gävle", "outcomes": "due", **filters})
+        assert answer.status_code == 200, answer.text
+        gavle = sorted(t for t, m in teams.items() if m == "Gävle")
+        assert answer.json()["figures"] == expected(
+            cells, str(q.start), str(q.end), {"municipality": ["Gävle"], "referring_party": ["FK"], "gender": ["WOMAN"]},
+            "due", known={"team": gavle, "municipality": ["Gävle"]})
+        assert answer.json()["figures"]["meetings_held"] == {"applies": False, "value": None}
 
-        # the rebuild from the event log gives the same figures
-        before = answer.json()
-        from services.metrics import projections
-        replayed = await projections.rebuild(runtime.pool)
-        assert replayed == len(board_events())
-        await published(runtime)
-        after = (await api.get("/api/v1/figures", params={"period": Q4})).json()
-        assert after == before
+        # any date range
+        answer = await api.get("/api/v1/figures", headers=board(settings), params={"from": RANGE[0], "to": RANGE[1]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["period"] == f"{RANGE[0]}..{RANGE[1]}"
+        assert answer.json()["figures"] == expected(cells, *RANGE, known=known)
+
+        # CSV: the same numbers, names in words
+        answer = await api.get("/api/v1/figures.csv", headers=board(settings), params={"period": QUARTER})
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+        rows = {(r["figure"], r["dimension"], r["key"]): r for r in csv.DictReader(io.StringIO(answer.text))}
+        assert rows[("cases_referred", "", "")]["value"] == str(f["cases_referred"]["value"])
+        for party, n in f["cases_referred"]["by"]["referring_party"].items():
+            assert rows[("cases_referred", "referring_party", party)]["value"] == str(n)
+        assert rows[("cases_referred", "referring_party", "FK")]["key_name"] == "Försäkringskassan"
+        assert rows[("violence_question_asked", "", "")]["share"] == str(f["violence_question_asked"]["share"])
+
+        # the report page: exact, says so, in words
+        page = await api.get(f"/report/{QUARTER}", headers=board(settings), params={"lang": "sv"})
+        assert page.status_code == 200 and 'data-audience=exact' in page.text
+        assert "Försäkringskassan" in page.text and "Kvinnor" in page.text
+        assert ">FK<" not in page.text and ">WOMAN<" not in page.text  # codes never shown raw
+
+        # a coordinator: their own team exactly, their municipality, the county; no other team
+        team = sorted(teams)[0]
+        own_municipality = teams[team]
+        coordinator = token(settings, party="REGION", role="coordinator", teams=[team], user="coord-1")
+        answer = await api.get("/api/v1/figures", headers=coordinator, params={"period": QUARTER, "team_id": team})
+        assert answer.status_code == 200
+        assert answer.json()["figures"] == expected(cells, str(q.start), str(q.end), {"team_id": [team]},
+                                                    known={"team": [team], "municipality": [own_municipality]})
+        other_team = next(t for t in sorted(teams) if t != team)
+        denied = await api.get("/api/v1/figures", headers=coordinator, params={"period": QUARTER, "team_id": other_team})
+        assert denied.status_code == 403 and denied.json()["detail"]["code"] == "not_in_scope"
+        other_municipality = next(m for m in sorted(set(teams.values())) if m != own_municipality)
+        denied = await api.get("/api/v1/figures", headers=coordinator,
+                               params={"period": QUARTER, "municipality": other_municipality})
+        assert denied.status_code == 403
+        county_view = (await api.get("/api/v1/figures", headers=coordinator, params={"period": QUARTER})).json()
+        assert county_view["figures"]["cases_referred"]["value"] == f["cases_referred"]["value"]
+        assert set(county_view["figures"]["cases_referred"]["by"]["team"]) == {team}  # no other team's line
+        assert set(county_view["figures"]["cases_referred"]["by"]["municipality"]) == {own_municipality}
+        officer = token(settings, party="AF", role="officer")
+        assert (await api.get("/api/v1/figures", headers=officer, params={"period": QUARTER})).status_code == 403
+        assert (await api.get("/api/v1/figures", params={"period": QUARTER})).status_code == 401
+
+        # the report command: the same exact figures, logged as the user who ran it
+        env = {**os.environ, "TRISAM_AMQP_URL": settings.amqp_url, "TRISAM_DATABASE_URL": settings.database_url,
+               "TRISAM_NAMESPACE": settings.namespace}
+        done = subprocess.run([sys.executable, "-m", "services.metrics", "report", QUARTER, "--format", "json",
+                               "--user", "analyst-anna", "--role", "analyst"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["figures"] == f
+        done = subprocess.run([sys.executable, "-m", "services.metrics", "report", f"{RANGE[0]}..{RANGE[1]}",
+                               "--format", "json", "--user", "analyst-anna"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert json.loads(done.stdout)["figures"] == expected(cells, *RANGE, known=known)
+
+        # every exact read is in the access log, which an auditor reads (and nobody else)
+        auditor = token(settings, party="REGION", role="auditor")
+        log = (await api.get("/api/v1/access-log", headers=auditor, params={"limit": 100})).json()["reads"]
+        seen = Counter((r["user_id"], r["role"], r["via"]) for r in log)
+        assert seen[("board-chair", "board", "api")] == 3 and seen[("board-chair", "board", "csv")] == 1
+        assert seen[("board-chair", "board", "report")] == 1
+        assert seen[("coord-1", "coordinator", "api")] == 2  # the two refused were not read
+        assert seen[("analyst-anna", "analyst", "command")] == 2
+        assert any(r["scope"] == "municipality:Gävle" and r["query"]["filters"] == filters for r in log)
+        assert (await api.get("/api/v1/access-log", headers=board(settings))).status_code == 403
 
 
-async def test_small_counts_are_hidden_everywhere(settings, runtimes):
-    runtime, settings = await start_with_events(settings, runtimes)
-    async with client_for(runtime) as api:
-        f = (await api.get("/api/v1/figures", params={"period": Q4})).json()["figures"]
-        # AF 7, FK 2, KOMMUN 6, REGION 0; FK is hidden, and so much more that neither this
-        # table nor its months, its teams (T-ONE: AF 7, FK 2) or the year gives FK away
-        # (which of "x" and "–" depends on what the publications while the events arrived showed:
-        # what was published stays as it was while its count does not change)
-        counts = f["referrals_by_party"]["counts"]
-        assert counts["FK"] == "<5" and counts["AF"] in ("x", "–") and counts["KOMMUN"] in ("x", "–")
-        assert counts["REGION"] in (0, "<5")
-        assert set(f["referrals_by_party"]["shares"].values()) == {None}
-        assert f["referrals_by_party"]["total"] in ("x", "–")
-        one = (await api.get("/api/v1/figures", params={"period": Q4, "team_id": "T-ONE"})).json()["figures"]
-        assert one["referrals_by_party"]["counts"]["FK"] == "<5"
-        assert isinstance(one["referrals_by_party"]["counts"]["AF"], str)  # else 15 - 6 - AF = FK
-        assert f["individual_participation"]["count"] == "<5"
-        assert f["followup_response"]["counts"]["not_reached"] == "<5"
-        csv = (await api.get("/api/v1/figures.csv", params={"period": Q4})).text
-        assert "referrals_by_party.counts.FK,<5" in csv and f"referrals_by_party.counts.KOMMUN,{counts['KOMMUN']}" in csv
-        assert ",2\n" not in csv.split("filter.")[0]
-        page = (await api.get(f"/report/{Q4}")).text
-        assert "Remisser per remitterande part" in page and "&lt;5" in page
-        english = (await api.get(f"/report/{Q4}", params={"lang": "en"})).text
-        assert "Referrals per referring party" in english
-        assert (await api.get("/")).status_code == 200
-        assert (await api.get("/static/plotly.min.js")).headers["content-type"].startswith("text/javascript")
+async def test_the_public_edition_protects_small_counts_passes_the_audit_and_is_frozen(settings, runtimes):
+    runtime, settings, cells, cases = await county_metrics(settings, runtimes, metrics_edition_grace_days=0)
+    async with amqp.EventTap(settings.amqp_url, settings.namespace, aggregates=True) as tap:
+        async def made():
+            async with runtime.pool.acquire() as conn:
+                return await conn.fetchval("SELECT count(*) FROM public_editions WHERE period = $1", QUARTER)
+
+        await amqp.eventually(made, timeout=60, what="the quarter's public edition")
+        async with client_for(runtime) as api:
+            first = (await api.get("/api/v1/public/figures", params={"period": QUARTER})).json()
+            assert first["audience"] == "public" and first["edition"] == 1 and first["scope"] == "county"
+            assert "team" not in json.dumps(first["figures"])  # no team anywhere
+            refused = await api.get("/api/v1/public/figures", params={"period": QUARTER, "team_id": "GÄV-1"})
+            assert refused.status_code == 422 and refused.json()["detail"]["code"] == "teams_not_public"
+            municipality = (await api.get("/api/v1/public/figures",
+                                          params={"period": QUARTER, "municipality": "Ockelbo"})).json()
+            page = await api.get(f"/report/{QUARTER}", params={"municipality": "Ockelbo"})
+            assert page.status_code == 200 and "data-audience=public" in page.text
+
+        # what is shown: exact for counts of 5 or more (or zero), "<5" for 1 to 4 unless "x"
+        q = domain.parse_period(QUARTER)
+        truth = expected(cells, str(q.start), str(q.end), {"municipality": ["Ockelbo"]}, "due")
+        shown = municipality["figures"]["cases_referred"]
+        for party, n in truth["cases_referred"]["by"]["referring_party"].items():
+            mark = shown["by"]["referring_party"][party]
+            assert mark == n if isinstance(mark, int) else (mark in ("<5", "x") and (mark == "x" or 0 < n < 5))
+            assert not (0 < n < 5) or mark in ("<5", "x")
+        assert any(v == "<5" for v in json.dumps(municipality["figures"]).split('"') if v == "<5")
+
+        # the exact audit of the stored edition: no hidden count pinned to one value
+        async with runtime.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT counts, figures FROM public_editions WHERE period = $1", QUARTER)
+        counts = public.loaded_counts(json.loads(row["counts"]))
+        municipalities = sorted(set(county.teams(2).values()))
+        edition = public.Edition(values={v: value for v, (value, _) in counts.items()}, threshold=5)
+        edition.lines = public.relations(edition.values, municipalities)
+        edition.hidden = {v: ("primary" if mark.startswith("<") else "unshown" if mark == public.UNSHOWN else "secondary")
+                          for v, (_, mark) in counts.items() if isinstance(mark, str)}
+        assert sum(1 for kind in edition.hidden.values() if kind == "primary") > 20
+        assert audit(edition) == []
+
+        # announced: FiguresPublished for the county and each municipality, the same figures
+        announced = await tap.wait_for("FiguresPublished", 1 + len(municipalities), period=QUARTER)
+        county_edition = next(e for e in announced if e["municipality"] is None)
+        assert county_edition["figures"] == first["figures"] and county_edition["edition"] == 1
+
+        # frozen: a late referral changes the exact figures, not the edition
+        late = amqp.envelope("CaseReferred", {
+            "case_ref": "LATE1", "team_id": "GÄV-1", "municipality": "Gävle", "referring_party": "FK",
+            "gender": "WOMAN", "age_band": "25-34", "income_source": "LON", "consented_parties": ["FK"],
+            "wishes_to_attend": None, "violence_question_asked": False, "reason_codes": [],
+            "referred_at": "2026-05-02T08:00:00+00:00"})
+        await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events", [("CaseReferred", late)])
+
+        async def counted():
+            async with client_for(runtime) as api:
+                body = (await api.get("/api/v1/figures", params={"period": QUARTER}, headers=board(settings))).json()
+            return body["figures"]["cases_referred"]["value"] == len(cases) + 1
+
+        await amqp.eventually(counted, timeout=30, what="the late referral counted exactly")
+        await runtime.stop()  # a restart makes no new edition either (same threshold, definitions)
+        await runtime.start()
+        async with client_for(runtime) as api:
+            again = (await api.get("/api/v1/public/figures", params={"period": QUARTER})).json()
+            assert again["edition"] == 1 and again["figures"] == first["figures"]
+            listing = (await api.get("/api/v1/public/editions")).json()["editions"]
+            assert [(e["period"], e["edition"]) for e in listing if e["period"] == QUARTER] == [(QUARTER, 1)]
+
+
+async def test_a_new_threshold_makes_new_editions_at_start_and_a_correction_is_a_new_dated_edition(
+        settings, runtimes):
+    runtime, settings, cells, _ = await county_metrics(settings, runtimes, metrics_edition_grace_days=0)
+
+    async def editions(n: int):
+        async def made():
+            async with runtime.pool.acquire() as conn:
+                return await conn.fetchval("SELECT count(*) FROM public_editions WHERE period = $1", QUARTER) >= n
+        await amqp.eventually(made, timeout=60, what=f"edition {n} of the quarter")
+
+    await editions(1)
+    await runtime.stop()
+    lower = settings.model_copy(update={"suppression_threshold": 3, "metrics_edition_grace_days": 0})
+    raised = await runtimes(metrics_app.spec(lower), lower)  # the same database, a new threshold
+    await amqp.eventually(lambda: _count_editions(raised, 2), timeout=60, what="a new edition with threshold 3")
+    async with client_for(raised) as api:
+        second = (await api.get("/api/v1/public/figures", params={"period": QUARTER})).json()
+    assert second["edition"] == 2 and second["suppression_threshold"] == 3
+    assert "threshold changed from 5 to 3" in second["reason"]
+    async with raised.pool.acquire() as conn:  # every scope of the edition
+        shown = await conn.fetchval("SELECT figures::text FROM public_editions WHERE period = $1 AND edition = 2",
+                                    QUARTER)
+    assert '"<3"' in shown and '"<5"' not in shown
 
     env = {**os.environ, "TRISAM_AMQP_URL": settings.amqp_url, "TRISAM_DATABASE_URL": settings.database_url,
-           "TRISAM_NAMESPACE": settings.namespace}
-    done = subprocess.run([sys.executable, "-m", "services.metrics", "report", Q4, "--format", "json"],
-                          capture_output=True, text=True, env=env, timeout=60)
+           "TRISAM_NAMESPACE": settings.namespace, "TRISAM_SUPPRESSION_THRESHOLD": "3"}
+    done = subprocess.run([sys.executable, "-m", "services.metrics", "edition", QUARTER, "--reason",
+                           "late recordings corrected"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["figures"] == f
-    html = subprocess.run([sys.executable, "-m", "services.metrics", "report", Q4], capture_output=True,
-                          text=True, env=env, timeout=60)
-    assert "<h1>Trisam – kvartalsrapport till styrelsen</h1>" in html.stdout
-    bad = subprocess.run([sys.executable, "-m", "services.metrics", "report", "2026Q9"],
+    async with client_for(raised) as api:
+        third = (await api.get("/api/v1/public/figures", params={"period": QUARTER})).json()
+        earlier = (await api.get("/api/v1/public/figures", params={"period": QUARTER, "edition": 1})).json()
+    assert third["edition"] == 3 and third["reason"] == "late recordings corrected"
+    assert earlier["edition"] == 1 and earlier["suppression_threshold"] == 5  # still there, as it was
+    bad = subprocess.run([sys.executable, "-m", "services.metrics", "edition", "2026-05", "--reason", "x"],
                          capture_output=True, text=True, env=env, timeout=60)
-    assert bad.returncode == 2 and "2026Q3" in bad.stderr
+    assert bad.returncode == 2 and "quarters and years" in bad.stderr
+    zero = subprocess.run([sys.executable, "-m", "services.metrics", "report", QUARTER],
+                          capture_output=True, text=True, env={**env, "TRISAM_SUPPRESSION_THRESHOLD": "0"}, timeout=60)
+    assert zero.returncode == 2 and "TRISAM_SUPPRESSION_THRESHOLD" in zero.stderr and "Traceback" not in zero.stderr
 
 
-async def test_aggregate_snapshots_are_published_when_figures_change_and_on_schedule(settings, runtimes):
-    from datetime import datetime
-
-    from shared.clock import STOCKHOLM, SettableClock
-
-    settings = settings.model_copy(update={"metrics_snapshot_seconds": 0.3,
-                                           "metrics_snapshot_schedule_seconds": 3600})
-    clock = SettableClock(datetime(2026, 11, 23, 12, tzinfo=STOCKHOLM))
-    async with amqp.EventTap(settings.amqp_url, settings.namespace, aggregates=True) as tap:
-        runtime = await runtimes(metrics_app.spec(settings, clock), settings)
-        await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
-                                [(e["event_type"], e) for e in board_events()])
-
-        def all_logged_but(more: int = 0):
-            async def logged():
-                async with runtime.pool.acquire() as conn:
-                    return await conn.fetchval("SELECT count(*) FROM event_log") == len(board_events()) + more
-            return logged
-
-        await amqp.eventually(all_logged_but(), timeout=30, what="every event logged")
-        await published(runtime)
-        async with client_for(runtime) as api:
-            api_figures = (await api.get("/api/v1/figures", params={"period": Q4})).json()["figures"]
-        assert api_figures["referrals_by_party"]["counts"]["FK"] == "<5"
-
-        async def snapshot_with_everything():  # suppressed exactly as the API publishes them
-            snapshots = tap.of("FiguresPublished", team_id="ALL", period=Q4)
-            return snapshots and snapshots[-1]["figures"] == api_figures and snapshots[-1]
-
-        last = await amqp.eventually(snapshot_with_everything, timeout=30, what="a snapshot of every event")
-        assert last["period"] == Q4 and last["trigger"] == "change"
-        assert last["figures"]["referrals_by_party"]["counts"]["FK"] == "<5"
-        teams = {s["team_id"] for s in tap.of("FiguresPublished")}
-        assert teams == {"ALL", "T-ONE", "T-TWO"}
-        assert {s["period"] for s in tap.of("FiguresPublished")} == {"2026Q3", Q4}
-        q3 = tap.of("FiguresPublished", team_id="ALL", period="2026Q3")[-1]
-        assert q3["figures"]["referrals_by_party"]["counts"]["AF"] == "<5"  # the one in September
-        await asyncio.sleep(1.0)  # a snapshot of the last events still on its way, if any
-        count = len(tap.of("FiguresPublished", team_id="ALL", period=Q4))
-        await asyncio.sleep(1.5)  # nothing new: nothing published (debounced)
-        assert len(tap.of("FiguresPublished", team_id="ALL", period=Q4)) == count
-
-        # an event that changes no figure (a team's capacity): the year is not worked out again
-        async with runtime.pool.acquire() as conn:
-            year_published_at = await conn.fetchval("SELECT published_at FROM published_years WHERE year = 2026")
-        team = next(e["payload"] for e in board_events() if e["event_type"] == "TeamUpdated")
-        capacity = amqp.envelope("TeamUpdated", {**team, "capacity": 6, "revision": 2})
-        await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events", [("TeamUpdated", capacity)])
-        await amqp.eventually(all_logged_but(1), timeout=30, what="the team's update logged")
-        await published(runtime)
-        async with runtime.pool.acquire() as conn:
-            assert await conn.fetchval("SELECT published_at FROM published_years WHERE year = 2026") == year_published_at
-        assert len(tap.of("FiguresPublished", team_id="ALL", period=Q4)) == count
-        clock.advance(hours=1, seconds=1)  # the schedule
-        scheduled = (await tap.wait_for("FiguresPublished", count + 1, team_id="ALL", period=Q4))[-1]
-        assert scheduled["trigger"] == "schedule"
+async def _count_editions(runtime, n: int) -> bool:
+    async with runtime.pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM public_editions WHERE period = $1", QUARTER) >= n
 
 
-async def test_the_publisher_recovers_from_a_round_that_loses_its_database_or_hangs(settings, runtimes, monkeypatch):
-    """A round whose connection is terminated mid-work fails and the next one publishes; a
-    round that hangs is given up after ``metrics_publication_timeout_seconds``, its lock freed."""
-    import threading
+async def test_the_rebuild_gives_the_same_cells_as_the_live_build(settings, runtimes):
+    from services.metrics import projections
 
-    import asyncpg
-
-    from services.metrics import publication
-
-    real = publication.publish_year
-    calls: list[str] = []
-    terminated, released = threading.Event(), threading.Event()
-
-    def publish_year(*args, **kwargs):
-        calls.append("call")
-        if len(calls) == 1:  # the database is lost while the year is worked out
-            terminated.wait(30)
-        elif len(calls) == 2:  # this one never comes back (until the test ends)
-            released.wait(120)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(publication, "publish_year", publish_year)
-    settings = settings.model_copy(update={"metrics_snapshot_seconds": 0.2,
-                                           "metrics_publication_timeout_seconds": 20.0})
-    runtime = await runtimes(metrics_app.spec(settings), settings)
-    try:
-        await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
-                                [(e["event_type"], e) for e in board_events()])
-        async def round_under_way():
-            return len(calls) >= 1
-
-        await amqp.eventually(round_under_way, timeout=30, what="a round under way")
-        admin = await asyncpg.connect(settings.service_database_url("metrics"))
-        try:
-            killed = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name LIKE 'trisam-metrics-publisher-%'")
-        finally:
-            await admin.close()
-        assert killed == 1
-        terminated.set()
-        await published(runtime)
-        assert len(calls) >= 3, calls  # the lost round, the hung round, the one that published
-        async with client_for(runtime) as api:
-            answer = await api.get("/api/v1/figures", params={"period": Q4})
-        assert answer.status_code == 200 and answer.json()["figures"]["referrals_by_party"]["counts"]["FK"] == "<5"
-    finally:
-        terminated.set()
-        released.set()
+    runtime, settings, cells, _ = await county_metrics(settings, runtimes)
+    async with runtime.pool.acquire() as conn:
+        live = sorted(tuple(r) for r in await conn.fetch("SELECT * FROM figure_cells"))
+    assert sum(r[-1] for r in live if r[1] == "referred") == sum(n for k, n in cells.items() if k[0] == "referred")
+    replayed = await projections.rebuild(runtime.pool)
+    async with runtime.pool.acquire() as conn:
+        rebuilt = sorted(tuple(r) for r in await conn.fetch("SELECT * FROM figure_cells"))
+    assert replayed > 0 and rebuilt == live
+    stored = Counter({(r[1], r[2], r[0], *r[3:9]): r[9] for r in rebuilt})
+    assert stored == Counter({k: n for k, n in cells.items() if n})  # and they are the facts' cells

@@ -13,8 +13,8 @@ def client_for(runtime) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
-def token(settings, *, party: str, role: str, teams=(), user: str | None = None) -> dict:
+def token(settings, *, party: str | None, role: str, teams=(), user: str | None = None) -> dict:
     value = mint_token(settings.jwt_secret.get_secret_value(),
-                       user_id=user or f"{party.lower()}-{role}", party=party, role=role,
+                       user_id=user or f"{(party or 'staff').lower()}-{role}", party=party, role=role,
                        teams=list(teams))
     return {"Authorization": f"Bearer {value}"}

@@ -1,171 +1,315 @@
-// Trisam dashboard: figures from /api/v1/figures and /api/v1/trend (suppressed aggregates only).
+// Trisam dashboard. Two views: the public editions (anyone; county and municipalities, quarters and
+// years, small counts protected) and the exact figures (signed-in readers within their scope; every
+// read is logged by the service). Names and codes come from /api/v1/catalogue, in words.
 const TEXT = {
-  sv: {title: "Trisam – nyckeltal", period: "Period", municipality: "Kommun", team: "Team", all: "Alla",
-       report: "Kvartalsrapport", lang: "English", referrals_by_party: "Remisser per remitterande part och kvartal (mål: jämn fördelning)",
-       referrals_by_gender: "Remisser per kön", lead_and_queue: "Ledtid remiss–konsultation (median, dagar) och kö per team",
-       meetings: "Genomförda och inställda möten (per orsak)", public_support: "Andel med offentlig försörjning vid remiss och efter sex månader",
-       self_sufficiency: "Egen försörjning efter sex månader, per typ (av dem med försörjningsstöd vid remiss)",
-       followup_response: "Svarsfrekvens sexmånadersuppföljning",
-       outcomes_by_group: "Utfall efter sex månader per kön och remitterande part: egen försörjning (av dem med försörjningsstöd vid remiss) och mer redo för arbete/studier (av dem som svarat)",
-       self_sufficient: "Egen försörjning", more_ready: "Mer redo", group: "Grupp", count: "Antal", share: "Andel", goal: "Mål",
-       total: "Totalt", median: "Median (dagar)", queue: "Kö", held: "Genomförda", at_referral: "Vid remiss",
-       at_follow_up: "Efter sex månader", updated: "Uppdaterad", reached: "Nådd", not_reached: "Ej nådd", not_recorded: "Ej registrerad",
-       note: "\"<{t}\": färre än {t}, noll medräknat; \"x\": dolt, {t} eller fler, så att ett litet antal inte kan räknas fram ur andra siffror, perioder, kommuner eller team; \"–\": dolt, vilket antal som helst. Team visas per kvartal och år."},
-  en: {title: "Trisam – key figures", period: "Period", municipality: "Municipality", team: "Team", all: "All",
-       report: "Quarterly report", lang: "Svenska", referrals_by_party: "Referrals per referring party and quarter (goal: an even spread)",
-       referrals_by_gender: "Referrals by gender", lead_and_queue: "Lead time referral to consultation (median, days) and queue per team",
-       meetings: "Meetings held and cancelled (by reason)", public_support: "Share on public support at referral and after six months",
-       self_sufficiency: "Self-sufficiency after six months, by type (of those on income support at referral)",
-       followup_response: "Six-month follow-up response",
-       outcomes_by_group: "Six-month outcomes by gender and referring party: self-sufficient (of those on income support at referral) and more ready for work or studies (of those who answered)",
-       self_sufficient: "Self-sufficient", more_ready: "More ready", group: "Group", count: "Count", share: "Share", goal: "Goal",
-       total: "Total", median: "Median (days)", queue: "Queue", held: "Held", at_referral: "At referral",
-       at_follow_up: "After six months", updated: "Updated", reached: "Reached", not_reached: "Not reached", not_recorded: "Not recorded",
-       note: "\"<{t}\": fewer than {t}, zero included; \"x\": hidden, {t} or more, so that a small count cannot be worked out from other figures, periods, municipalities or teams; \"–\": hidden, any count. Teams are shown per quarter and year."},
+  sv: {title: "Trisam – nyckeltal", public_view: "Offentlig statistik", exact_view: "Exakta siffror (inloggad)",
+       lang: "English", sign_in: "Logga in", sign_out: "Logga ut", role: "Roll", team: "Team", token: "Token från identitetsleverantören",
+       role_board: "Styrelsen", role_analyst: "Analytiker", role_coordinator: "Samordnare (team)", role_member: "Teammedlem",
+       period: "Period", area: "Område", from: "Från", to: "Till", report: "Rapport", show: "Visa", county: "Hela länet",
+       referring_party: "Remitterande part", gender: "Kön", age_band: "Åldersgrupp", income_at_referral: "Försörjning vid remiss",
+       outcomes: "Utfall efter sex månader", breakdown: "Uppdelning", municipality: "Kommun", cohort: "per remisskohort", due: "per förfallodag", all: "Alla",
+       count: "Antal", share: "Andel", of: "av", total: "Totalt", median: "Median (dagar)", n: "Antal ärenden", goal: "Mål",
+       not_applicable: "Gäller inte med valda filter.", signed_in_as: "Inloggad som", no_edition: "Ingen offentlig utgåva ännu.",
+       exact_note: "Exakta siffror för {who}. Varje läsning loggas. Får inte lämnas ut utanför systemet.",
+       public_note: "Offentlig utgåva {edition} av {period}, gjord {made}: antal 1–4 visas som \"<{t}\"; \"x\" döljer ett antal så att ett litet antal inte kan räknas fram; andelar visas bara över minst 10. Inga team visas. Utfall per förfallodag.",
+       sections: ["Ärenden", "Konsultationer", "Möten", "Uppföljning efter sex månader"]},
+  en: {title: "Trisam – key figures", public_view: "Public figures", exact_view: "Exact figures (signed in)",
+       lang: "Svenska", sign_in: "Sign in", sign_out: "Sign out", role: "Role", team: "Team", token: "Token from the identity provider",
+       role_board: "Board", role_analyst: "Analyst", role_coordinator: "Coordinator (team)", role_member: "Team member",
+       period: "Period", area: "Area", from: "From", to: "To", report: "Report", show: "Show", county: "The whole county",
+       referring_party: "Referring party", gender: "Gender", age_band: "Age band", income_at_referral: "Income at referral",
+       outcomes: "Six-month outcomes", breakdown: "Breakdown", municipality: "Municipality", cohort: "by referral cohort", due: "by due date", all: "All",
+       count: "Count", share: "Share", of: "of", total: "Total", median: "Median (days)", n: "Cases", goal: "Goal",
+       not_applicable: "Does not apply with the filters chosen.", signed_in_as: "Signed in as", no_edition: "No public edition yet.",
+       exact_note: "Exact figures for {who}. Every read is logged. Not to be passed on outside the system.",
+       public_note: "Public edition {edition} of {period}, made {made}: counts of 1–4 show as \"<{t}\"; \"x\" hides a count so that a small count cannot be worked out; shares only over at least 10. No teams are shown. Outcomes by due date.",
+       sections: ["Cases", "Consultations", "Meetings", "Six-month follow-up"]},
 };
+const SECTIONS = [
+  ["cases_referred", "violence_question_asked"],
+  ["cases_consulted", "individual_attended", "activities", "lead_time_days", "queue_at_end"],
+  ["meetings_held", "meetings_cancelled", "pre_meetings_held", "postponements"],
+  ["followups_due", "followups_reached", "public_support_at_referral", "public_support_at_follow_up",
+   "on_income_support_at_referral", "self_sufficient", "income_after_income_support", "readiness_answered", "more_ready"],
+];
 const PATTERNS = ["", "/", "x", ".", "\\", "+", "-", "|"];
-// The codes of the figures, as people read them
-const CODES = {
-  sv: {MAN: "Man", WOMAN: "Kvinna", UNKNOWN: "Okänt", no_cases: "Inga ärenden", staff_absent: "Frånvaro",
-       other: "Annat", LON: "Lön", STUDIEMEDEL: "Studiemedel", AKTIVITETSERSATTNING: "Aktivitetsersättning",
-       AKTIVITETSSTOD: "Aktivitetsstöd", SJUKERSATTNING: "Sjukersättning", PENSION: "Pension", OKAND: "Okänt",
-       other_support: "Annan/ingen försörjning"},
-  en: {MAN: "Men", WOMAN: "Women", UNKNOWN: "Unknown", no_cases: "No cases", staff_absent: "Staff absent",
-       other: "Other", LON: "Wage", STUDIEMEDEL: "Student aid", AKTIVITETSERSATTNING: "Activity compensation",
-       AKTIVITETSSTOD: "Activity support", SJUKERSATTNING: "Sickness compensation", PENSION: "Pension", OKAND: "Unknown",
-       other_support: "Other or no income"},
-};
-const label = (code) => CODES[lang][code] || code;
-let lang = new URLSearchParams(location.search).get("lang") || "sv";
+const params = new URLSearchParams(location.search);
+let lang = params.get("lang") || "sv";
+let view = params.get("view") || "public";
+let catalogue = null, me = {signed_in: false}, teams = [], lastResult = null;
 const $ = (id) => document.getElementById(id);
-const t = (key) => TEXT[lang][key] || key;
+const t = (key) => TEXT[lang][key] ?? key;
 const pct = (v) => v === null || v === undefined ? "–" : (v * 100).toFixed(1) + " %";
+const show = (v) => v === null || v === undefined ? "–" : String(v);
 const num = (v) => typeof v === "number" ? v : null;  // hidden counts are not drawn
-
-function currentQuarter() {
-  const d = new Date(); return `${d.getFullYear()}Q${Math.floor(d.getMonth() / 3) + 1}`;
-}
-
 const esc = (v) => String(v).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const label = (code) => (catalogue.labels[code] || {})[lang] || code;
+const dimName = (d) => (catalogue.dimensions[d] || {})[lang] || d;
+const figureOf = (key) => catalogue.figures.find((f) => f.key === key);
+
+async function api(path, options = {}) {
+  const answer = await fetch(path, {credentials: "same-origin", ...options});
+  const body = await answer.json().catch(() => ({}));
+  if (!answer.ok) throw Object.assign(new Error((body.detail && body.detail.message) || answer.statusText), {status: answer.status});
+  return body;
+}
 
 function table(id, head, rows) {
-  const html = ["<table><thead><tr>", ...head.map((h) => `<th>${esc(h)}</th>`), "</tr></thead><tbody>"];
-  for (const row of rows) {
-    html.push("<tr>", ...row.map((c, i) => i === 0 ? `<td>${esc(c)}</td>` : `<td data-figure="${esc(id)}:${esc(row[0])}:${i}">${esc(c)}</td>`), "</tr>");
+  const html = ["<table><thead><tr>", ...head.map((h) => `<th scope="col">${esc(h)}</th>`), "</tr></thead><tbody>"];
+  for (const [code, ...cells] of rows) {
+    html.push(`<tr><th scope="row">${esc(label(code))}</th>`,
+      ...cells.map((c, i) => `<td data-figure="${esc(id)}:${esc(code)}:${i + 1}">${esc(show(c))}</td>`), "</tr>");
   }
   html.push("</tbody></table>");
-  $(id).innerHTML = html.join("");
+  return html.join("");
 }
 
-function bars(id, traces, layout = {}) {
-  Plotly.react(id, traces.map((tr, i) => ({type: "bar", ...tr,
+function bars(el, traces, layout = {}) {
+  Plotly.react(el, traces.map((tr, i) => ({type: "bar", ...tr,
     marker: {pattern: {shape: PATTERNS[i % PATTERNS.length]}, ...(tr.marker || {})}})),
-    {margin: {t: 10, r: 10, b: 60, l: 40}, barmode: "group", legend: {orientation: "h"}, ...layout},
+    {margin: {t: 10, r: 10, b: 70, l: 40}, barmode: "group", legend: {orientation: "h"}, ...layout},
     {displayModeBar: false, responsive: true});
 }
 
-function query(extra = {}) {
-  const params = new URLSearchParams({period: $("period").value || currentQuarter(), ...extra});
-  if ($("municipality").value) params.set("municipality", $("municipality").value);
-  if ($("team").value) params.set("team_id", $("team").value);
-  return params.toString();
+// The exact view shows one breakdown at a time (chosen above) beside each figure's own detail;
+// the public editions have few, and show them all.
+function shownBreakdowns(f, answer) {
+  const all = Object.entries(answer.by || {});
+  if (lastResult && lastResult.audience === "public") return all;
+  const chosen = $("exact-breakdown").value;
+  return all.filter(([dim]) => dim === chosen || dim === f.detail);
+}
+
+function figureSection(f, answer) {
+  const section = document.createElement("section");
+  section.className = "figure";
+  section.id = `figure-${f.key}`;
+  const parts = [`<h2>${esc(f[lang])}</h2>`];
+  if (answer.applies === false) {
+    section.innerHTML = parts.join("") + `<p>${esc(t("not_applicable"))}</p>`;
+    return section;
+  }
+  let chart = null;
+  if (f.kind === "median") {
+    parts.push(`<p data-figure="${f.key}">${esc(t("median"))}: <strong>${esc(show(answer.median))}</strong> (${esc(t("n"))}: ${esc(show(answer.n))})</p>`);
+    for (const [dim, lines] of shownBreakdowns(f, answer)) {
+      parts.push(`<h3>${esc(dimName(dim))}</h3>`, table(`${f.key}.${dim}`, [dimName(dim), t("median"), t("n")],
+        Object.entries(lines).map(([k, v]) => [k, v.median, v.n])));
+      chart ??= {x: Object.keys(lines).map(label), y: Object.values(lines).map((v) => v.median), name: t("median")};
+    }
+  } else if (f.kind === "share") {
+    parts.push(`<p data-figure="${f.key}"><strong>${esc(show(answer.value))}</strong> ${esc(t("of"))} ${esc(show(answer.of))} (${esc(pct(answer.share))})</p>`);
+    for (const [dim, lines] of shownBreakdowns(f, answer)) {
+      const whole = answer.of;
+      parts.push(`<h3>${esc(dimName(dim))}</h3>`, table(`${f.key}.${dim}`, [dimName(dim), t("count"), t("of"), t("share")],
+        Object.entries(lines).map(([k, v]) => typeof v === "object" && v !== null ? [k, v.value, v.of, pct(v.share)]
+          : [k, v, whole, pct(num(v) !== null && num(whole) >= (lastResult.audience === "public" ? 10 : 1) ? num(v) / whole : null)])));
+      chart ??= {x: Object.keys(lines).map(label), y: Object.values(lines).map((v) => (typeof v === "object" && v !== null ? v.share : null)), name: t("share"), pct: true};
+    }
+  } else {
+    parts.push(`<p data-figure="${f.key}">${esc(t("total"))}: <strong>${esc(show(answer.value))}</strong></p>`);
+    for (const [dim, lines] of shownBreakdowns(f, answer)) {
+      const whole = num(answer.value);
+      const head = [dimName(dim), t("count"), t("share")].concat(dim === "referring_party" ? [t("goal")] : []);
+      parts.push(`<h3>${esc(dimName(dim))}</h3>`, table(`${f.key}.${dim}`, head, Object.entries(lines).map(([k, v]) =>
+        [k, v, pct(whole && num(v) !== null ? num(v) / whole : null)].concat(dim === "referring_party" ? [pct(0.25)] : []))));
+      chart ??= {x: Object.keys(lines).map(label), y: Object.values(lines).map(num), name: t("count"), goal: dim === "referring_party" && whole ? whole / 4 : null};
+    }
+  }
+  section.innerHTML = parts.join("");
+  if (chart && chart.x.length > 1) {
+    const div = document.createElement("div");
+    div.className = "chart";
+    div.setAttribute("role", "img");
+    div.setAttribute("aria-label", f[lang]);
+    section.insertBefore(div, section.children[1]);
+    const traces = [{name: chart.name, x: chart.x, y: chart.y}];
+    if (chart.goal) traces.push({type: "scatter", mode: "lines", name: t("goal"), x: chart.x, y: chart.x.map(() => chart.goal), line: {dash: "dash", color: "#000"}});
+    bars(div, traces, chart.pct ? {yaxis: {tickformat: ".0%"}} : {});
+  }
+  return section;
+}
+
+function render(result) {
+  lastResult = result;
+  $("exact-breakdown").closest("label").hidden = result.audience !== "exact";
+  const main = $("figures");
+  main.innerHTML = "";
+  SECTIONS.forEach((keys, i) => {
+    const heading = document.createElement("h2");
+    heading.textContent = `${i + 1}. ${t("sections")[i]}`;
+    heading.style.gridColumn = "1 / -1";
+    main.appendChild(heading);
+    for (const key of keys) if (result.figures[key]) main.appendChild(figureSection(figureOf(key), result.figures[key]));
+  });
+  if (result.audience === "public") {
+    $("notice").className = "note public";
+    $("notice").textContent = t("public_note").replace("{edition}", result.edition).replace("{period}", result.period)
+      .replace("{made}", String(result.made_at).slice(0, 10)).replaceAll("{t}", result.suppression_threshold);
+  } else {
+    $("notice").className = "note";
+    $("notice").textContent = t("exact_note").replace("{who}", `${me.user_id} (${t("role_" + me.role)})`);
+  }
+  document.body.dataset.loaded = "yes";
+  document.body.dataset.audience = result.audience;
+}
+
+// ----------------------------------------------------------------------------- the public view
+
+async function loadPublic() {
+  const {editions} = await api("/api/v1/public/editions");
+  const periods = [...new Map(editions.map((e) => [e.period, e])).keys()];
+  const select = $("public-period");
+  const chosen = select.value || params.get("period");
+  select.innerHTML = periods.map((p) => `<option>${esc(p)}</option>`).join("");
+  if (chosen && periods.includes(chosen)) select.value = chosen;
+  if (!periods.length) {
+    $("figures").innerHTML = "";
+    $("notice").textContent = t("no_edition");
+    document.body.dataset.loaded = "yes";
+    return;
+  }
+  const municipality = $("public-scope").value;
+  const query = new URLSearchParams({period: select.value});
+  if (municipality) query.set("municipality", municipality);
+  const result = await api("/api/v1/public/figures?" + query);
+  const scope = $("public-scope");
+  scope.innerHTML = result.scopes.map((s) => `<option value="${s === "county" ? "" : esc(s)}">${esc(s === "county" ? t("county") : s)}</option>`).join("");
+  scope.value = municipality;
+  $("public-report").href = `/report/${encodeURIComponent(select.value)}?${new URLSearchParams({lang, ...(municipality ? {municipality} : {})})}`;
+  $("public-csv").href = `/api/v1/public/figures.csv?${query}&lang=${lang}`;
+  render(result);
+}
+
+// ----------------------------------------------------------------------------- the exact view
+
+function exactQuery() {
+  const query = new URLSearchParams();
+  if ($("exact-from").value && $("exact-to").value) {
+    query.set("from", $("exact-from").value);
+    query.set("to", $("exact-to").value);
+  } else {
+    query.set("period", $("exact-period").value);
+  }
+  const [kind, value] = ($("exact-scope").value || "county:").split(":");
+  if (kind === "team") query.set("team_id", value);
+  if (kind === "municipality") query.set("municipality", value);
+  for (const select of document.querySelectorAll("[data-filter]")) if (select.value) query.set(select.dataset.filter, select.value);
+  query.set("outcomes", $("exact-outcomes").value);
+  return query;
+}
+
+function fillControls() {
+  for (const select of document.querySelectorAll("[data-filter]")) {
+    const current = select.value;
+    select.innerHTML = `<option value="">${esc(t("all"))}</option>` +
+      catalogue.values[select.dataset.filter].map((v) => `<option value="${esc(v)}">${esc(label(v))}</option>`).join("");
+    select.value = current;
+  }
+  const own = new Set(me.teams || []);
+  const county = ["board", "analyst"].includes(me.role);
+  const mine = teams.filter((x) => county || own.has(x.team_id));
+  const municipalities = [...new Set(mine.map((x) => x.municipality))].sort();
+  const scope = $("exact-scope");
+  const current = scope.value;
+  scope.innerHTML = `<option value="county:">${esc(t("county"))}</option>` +
+    municipalities.map((m) => `<option value="municipality:${esc(m)}">${esc(m)}</option>`).join("") +
+    mine.map((x) => `<option value="team:${esc(x.team_id)}">${esc(x.team_name)} (${esc(x.team_id)})</option>`).join("");
+  scope.value = current || "county:";
+}
+
+async function loadExact() {
+  if (!$("exact-period").value && !$("exact-from").value) {
+    $("exact-period").value = params.get("period") || (await api("/api/v1/span")).latest_quarter;
+  }
+  const query = exactQuery();
+  const result = await api("/api/v1/figures?" + query);
+  $("exact-csv").href = `/api/v1/figures.csv?${query}&lang=${lang}`;
+  const report = new URLSearchParams({lang, outcomes: query.get("outcomes")});
+  for (const k of ["team_id", "municipality"]) if (query.get(k)) report.set(k, query.get(k));
+  $("exact-report").href = `/report/${encodeURIComponent(query.get("period") || result.period)}?${report}`;
+  render(result);
+}
+
+// ----------------------------------------------------------------------------- sign-in, views
+
+async function whoami() {
+  me = await api("/api/v1/whoami");
+  $("who").textContent = me.signed_in ? `${t("signed_in_as")} ${me.user_id} (${t("role_" + me.role)}${me.teams.length ? ", " + me.teams.join(", ") : ""})` : "";
+  $("sign-out").hidden = !me.signed_in;
+  if (me.signed_in) teams = await api("/api/v1/teams");
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  $("sign-in-error").textContent = "";
+  try {
+    if (!$("token-label").hidden) {
+      await api("/api/v1/session", {method: "POST", headers: {Authorization: `Bearer ${$("sign-in-token").value.trim()}`}});
+    } else {
+      await api("/dev/sign-in", {method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({role: $("sign-in-role").value, team_id: $("sign-in-team").value.trim() || null})});
+    }
+    await whoami();
+    await setView("exact");
+  } catch (err) {
+    $("sign-in-error").textContent = err.message;
+  }
+}
+
+async function setView(next) {
+  view = next;
+  $("view-public").setAttribute("aria-pressed", String(view === "public"));
+  $("view-exact").setAttribute("aria-pressed", String(view === "exact"));
+  $("public-controls").hidden = view !== "public";
+  $("exact-controls").hidden = view !== "exact" || !me.signed_in;
+  $("sign-in").hidden = view !== "exact" || me.signed_in;
+  $("error").textContent = "";
+  if (view === "exact" && !me.signed_in) {
+    $("figures").innerHTML = "";
+    $("notice").textContent = "";
+    return;
+  }
+  await refresh();
 }
 
 async function refresh() {
-  try { await draw(); } catch (err) { $("updated").textContent = String(err); }  // try again next round
-}
-
-async function draw() {
-  const [figures, trend] = await Promise.all([
-    fetch("/api/v1/figures?" + query()).then((r) => r.json()),
-    fetch("/api/v1/trend?" + query({quarters: 4})).then((r) => r.json())]);
-  if (!figures.figures) {
-    $("updated").textContent = (figures.detail && figures.detail.message) || JSON.stringify(figures.detail || figures);
-    return;
+  document.body.dataset.loaded = "no";
+  $("error").textContent = "";
+  try {
+    if (view === "exact") { fillControls(); await loadExact(); } else { await loadPublic(); }
+  } catch (err) {
+    $("error").textContent = err.message;
+    document.body.dataset.loaded = "error";
   }
-  const f = figures.figures;
-  $("note").textContent = t("note").replaceAll("{t}", figures.suppression_threshold);
-  $("report").href = `/report/${encodeURIComponent($("period").value || currentQuarter())}?lang=${lang}`;
-
-  const parties = Object.keys(f.referrals_by_party.counts);
-  bars("chart-party", [
-    ...trend.quarters.map((q, i) => ({name: q.period, x: parties,
-      y: parties.map((p) => q.referrals_by_party.shares[p])})),
-    {type: "scatter", mode: "lines", name: t("goal"), x: parties, y: parties.map((p) => f.referrals_by_party.goal_share[p]),
-     line: {dash: "dash", color: "#000"}}], {yaxis: {tickformat: ".0%"}});
-  table("table-party", ["", t("count"), t("share"), t("goal")],
-    [...parties.map((p) => [p, f.referrals_by_party.counts[p], pct(f.referrals_by_party.shares[p]), pct(f.referrals_by_party.goal_share[p])]),
-     [t("total"), f.referrals_by_party.total, "", ""]]);
-
-  const genders = Object.keys(f.referrals_by_gender.counts);
-  bars("chart-gender", [{name: t("count"), x: genders.map(label), y: genders.map((g) => num(f.referrals_by_gender.counts[g]))}]);
-  table("table-gender", ["", t("count"), t("share")],
-    genders.map((g) => [label(g), f.referrals_by_gender.counts[g], pct(f.referrals_by_gender.shares[g])]));
-
-  const teams = [...new Set([...Object.keys(f.lead_time_days.by_team), ...Object.keys(f.queue_by_team)])].sort();
-  bars("chart-lead", [
-    {name: t("median"), x: teams, y: teams.map((k) => (f.lead_time_days.by_team[k] || {}).median ?? null)},
-    {name: t("queue"), x: teams, y: teams.map((k) => num(f.queue_by_team[k]))}]);
-  table("table-lead", ["", t("median"), t("queue")],
-    teams.map((k) => [k, (f.lead_time_days.by_team[k] || {}).median ?? "–", f.queue_by_team[k] ?? 0]));
-
-  const reasons = Object.keys(f.meetings.cancelled_by_reason);
-  bars("chart-meetings", [{name: t("held"), x: [t("held"), ...reasons.map(label)],
-    y: [f.meetings.held, ...reasons.map((r) => f.meetings.cancelled_by_reason[r])]}]);
-  table("table-meetings", ["", t("count")], [[t("held"), f.meetings.held], ...reasons.map((r) => [label(r), f.meetings.cancelled_by_reason[r]])]);
-
-  const support = f.public_support.all;
-  bars("chart-support", [
-    {name: t("at_referral"), x: [t("share")], y: [support.at_referral.share]},
-    {name: t("at_follow_up"), x: [t("share")], y: [support.at_follow_up.share]}], {yaxis: {tickformat: ".0%"}});
-  table("table-support", ["", t("count"), t("share")], [
-    [t("at_referral"), `${support.at_referral.count} / ${support.at_referral.of}`, pct(support.at_referral.share)],
-    [t("at_follow_up"), `${support.at_follow_up.count} / ${support.at_follow_up.of}`, pct(support.at_follow_up.share)]]);
-
-  const types = Object.keys(f.self_sufficiency.by_type.counts);
-  bars("chart-self", [{name: t("count"), x: types.map(label), y: types.map((k) => num(f.self_sufficiency.by_type.counts[k]))}]);
-  table("table-self", ["", t("count"), t("share")],
-    types.map((k) => [label(k), f.self_sufficiency.by_type.counts[k], pct(f.self_sufficiency.by_type.shares[k])]));
-
-  // the outcomes per gender and per referring party, each share against its own whole
-  const groups = [];
-  for (const dimension of ["by_gender", "by_referring_party"]) {
-    for (const key of Object.keys(f.self_sufficiency[dimension])) groups.push([dimension, key]);
-  }
-  const outcome = (dimension, key, which) => which === "self"
-    ? f.self_sufficiency[dimension][key] : f.more_ready_by[dimension.replace("by_", "")][key];
-  bars("chart-outcomes", ["self", "ready"].map((which) => ({
-    name: t(which === "self" ? "self_sufficient" : "more_ready"), x: groups.map(([, k]) => label(k)),
-    y: groups.map(([d, k]) => outcome(d, k, which).share)})), {yaxis: {tickformat: ".0%"}});
-  const cell = (one) => `${one.count} / ${one.of}` + (one.share == null ? "" : ` (${pct(one.share)})`);
-  table("table-outcomes", [t("group"), t("self_sufficient"), t("more_ready")],
-    groups.map(([d, k]) => [label(k), cell(outcome(d, k, "self")), cell(outcome(d, k, "ready"))]));
-
-  const response = f.followup_response;
-  const kinds = Object.keys(response.counts);
-  bars("chart-response", [{name: t("count"), x: kinds.map(t), y: kinds.map((k) => num(response.counts[k]))}]);
-  table("table-response", ["", t("count"), t("share")],
-    [...kinds.map((k) => [t(k), response.counts[k], pct(response.shares[k])]), [t("total"), response.total, ""]]);
-  $("updated").textContent = `${t("updated")} ${new Date().toLocaleTimeString(lang === "sv" ? "sv-SE" : "en-GB")}`;
-  document.body.dataset.loaded = "yes";
 }
 
 function translate() {
   document.documentElement.lang = lang;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   $("lang").textContent = t("lang");
+  document.title = t("title");
 }
 
-async function loadTeams() {
-  const teams = await fetch("/api/v1/teams").then((r) => r.json());
-  const municipalities = [...new Set(teams.map((x) => x.municipality))].sort();
-  for (const m of municipalities) $("municipality").add(new Option(m, m));
-  for (const x of teams) $("team").add(new Option(`${x.team_name} (${x.team_id})`, x.team_id));
+async function start() {
+  catalogue = await api("/api/v1/catalogue");
+  const devInfo = await fetch("/dev/sign-in").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const dev = Boolean(devInfo);
+  if (dev) $("team-list").innerHTML = devInfo.teams.map((x) => `<option value="${esc(x)}">`).join("");
+  $("token-label").hidden = dev;
+  for (const id of ["sign-in-role", "sign-in-team"]) $(id).closest("label").hidden = !dev;
+  translate();
+  await whoami();
+  await setView(view === "exact" && me.signed_in ? "exact" : view);
 }
 
-$("period").value = new URLSearchParams(location.search).get("period") || currentQuarter();
-$("lang").addEventListener("click", () => { lang = lang === "sv" ? "en" : "sv"; translate(); refresh(); });
-for (const id of ["period", "municipality", "team"]) $(id).addEventListener("change", refresh);
-translate();
-loadTeams().then(refresh);
-setInterval(refresh, 10000);  // figures follow the events as they arrive
+$("lang").addEventListener("click", () => { lang = lang === "sv" ? "en" : "sv"; translate(); if (lastResult) { fillControlsIfExact(); render(lastResult); } });
+function fillControlsIfExact() { if (view === "exact" && me.signed_in) fillControls(); }
+$("view-public").addEventListener("click", () => setView("public"));
+$("view-exact").addEventListener("click", () => setView("exact"));
+$("sign-in").addEventListener("submit", signIn);
+$("sign-out").addEventListener("click", async () => { await api("/api/v1/session", {method: "DELETE"}); await whoami(); await setView("public"); });
+$("exact-controls").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
+$("exact-breakdown").addEventListener("change", () => { if (lastResult) render(lastResult); });
+for (const id of ["public-period", "public-scope"]) $(id).addEventListener("change", refresh);
+start();
