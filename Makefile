@@ -13,11 +13,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## start RabbitMQ-backed services (migrates first); Ctrl-C stops all
-	$(PY) -m services.launcher
+run: $(STAMP)  ## start RabbitMQ-backed services (migrates first); Ctrl-C stops all (VERBOSE=1: every log line)
+	$(PY) -m services.launcher $(if $(VERBOSE),--verbose,)
 
 demo: $(STAMP)  ## `make run` with a year of simulated agency traffic (own namespace trisam_demo)
-	DEMO=1 $(PY) -m services.launcher
+	DEMO=1 $(PY) -m services.launcher $(if $(VERBOSE),--verbose,)
 
 test: $(STAMP)  ## unit, integration and end-to-end tests on the real RabbitMQ and PostgreSQL
 	$(PY) -m pytest

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 
 from services import broker_users
-from shared.config import DEFAULT_HTTP_PORTS, Settings
+from shared.config import DEFAULT_HTTP_PORTS, Settings, load_settings
 from shared.db import prepare_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,10 +155,12 @@ def provision_agency_users(settings: Settings) -> None:
 
 
 # `make demo` (or DEMO=1 make run): the platform's clock starts a year back and runs fast until
-# it has caught up with real time, while the simulator plays the agencies and coordinators: the
-# dashboard shows a year of activity within about two minutes. Its own namespace and databases.
-DEMO_HISTORY_DAYS = 365
-DEMO_PLAY_SECONDS = 90
+# it has caught up with real time, while the simulator plays the agencies and coordinators; then
+# the demo waits until the board's figures hold every event and says what to open. Its own
+# namespace and databases. TRISAM_DEMO_DAYS and TRISAM_DEMO_SECONDS shorten it (the tests do).
+DEMO_HISTORY_DAYS = int(os.environ.get("TRISAM_DEMO_DAYS", "365"))
+DEMO_PLAY_SECONDS = float(os.environ.get("TRISAM_DEMO_SECONDS", "90"))
+LOG_ROOT = ROOT / "logs"
 
 
 def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
@@ -194,38 +196,160 @@ async def fresh_demo_namespace(settings: Settings) -> None:
     emptied first, so that two demos' histories do not pile up."""
     if settings.namespace == "trisam_demo":
         await drop_namespace(settings)
-        print(f"demo: namespace {settings.namespace} emptied for a fresh year")
+        say(f"demo: namespace {settings.namespace} emptied for a fresh year")
 
 
-async def play_demo(settings: Settings, processes: "ServiceProcesses") -> None:
-    """The simulator, in this process, until stopped; a line of progress every 10 s."""
+# --------------------------------------------------------------------------- the terminal
+
+
+def say(line: str = "", *, err: bool = False) -> None:
+    print(line, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def terminal_mode(verbose: bool) -> bool:
+    """Readable lines in a developer's terminal, the services' JSON logs to files; JSON on
+    standard output as ever in production, under CI, when not a terminal, or when verbose."""
+    return (sys.stdout.isatty() and not verbose and not os.environ.get("CI")
+            and os.environ.get("TRISAM_ENV", "dev") == "dev")
+
+
+def readable(service: str, line: str) -> str | None:
+    """A service's JSON log line as one readable line, if it is a warning or an error."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return f"{service}: {line.strip()[:300]}" if line.strip() else None
+    if not isinstance(entry, dict) or entry.get("level") not in ("warning", "error", "critical"):
+        return None
+    when = str(entry.get("timestamp", ""))[11:19]
+    detail = " ".join(f"{k}={entry[k]}" for k in ("error", "detail", "event_type", "case_ref", "reason")
+                      if entry.get(k) not in (None, ""))
+    return f"{when} {service} {entry['level'].upper()}: {entry.get('event', '')}" + (f" ({detail})" if detail else "")
+
+
+async def follow_logs(log_dir: Path, show=say) -> None:
+    """Print every warning and error any service writes to its log, one readable line each."""
+    offsets: dict[Path, int] = {}
+    while True:
+        for path in sorted(log_dir.glob("*.log")):
+            with path.open("rb") as f:
+                f.seek(offsets.get(path, 0))
+                chunk = f.read()
+            complete = chunk[:chunk.rfind(b"\n") + 1]
+            offsets[path] = offsets.get(path, 0) + len(complete)
+            for raw in complete.decode(errors="replace").splitlines():
+                if (line := readable(path.stem, raw)) is not None:
+                    show(line)
+        await asyncio.sleep(0.5)
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+async def play_demo(settings: Settings, processes: "ServiceProcesses", progress_bar: bool) -> None:
+    """The simulator, in this process, until the platform's clock has caught up with today; then
+    wait until the board's figures hold everything it did, and say what to open."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
     from simulator.cli import county_teams, dev_agencies
     from simulator.simulation import Simulation
 
     simulation = Simulation(settings, agencies=dev_agencies(settings),
                             meeting_urls=[processes.url("meeting")], teams=county_teams())
+    today = date.today()
     await simulation.start()
     referring = asyncio.create_task(simulation.refer(10**9))
+    tally = simulation.tally
+    columns = (TextColumn("[bold]{task.fields[date]}"), BarColumn(),
+               TextColumn("{task.fields[referred]} referrals accepted, {task.fields[consulted]} consulted, "
+                          "{task.fields[due]} follow-ups due, {task.fields[recorded]} recorded"))
     try:
-        while not referring.done():
-            tally = simulation.tally
-            print(f"demo: platform date {simulation.today()}: {len(tally.accepted)} referrals accepted, "
-                  f"{len(tally.consulted)} consulted, {len(tally.followups_due)} follow-ups due, "
-                  f"{len(tally.followups_recorded)} recorded", flush=True)
-            await asyncio.sleep(10)
-        referring.result()
+        with Progress(*columns, console=Console(), disable=not progress_bar) as progress:
+            task = progress.add_task("demo", total=DEMO_HISTORY_DAYS, date="", referred=0, consulted=0,
+                                     due=0, recorded=0)
+            last_line = 0.0
+            while simulation.today() < today and not referring.done():
+                fields = dict(date=str(simulation.today()), referred=len(tally.accepted),
+                              consulted=len(tally.consulted), due=len(tally.followups_due),
+                              recorded=len(tally.followups_recorded))
+                progress.update(task, completed=DEMO_HISTORY_DAYS - (today - simulation.today()).days, **fields)
+                if not progress_bar and time.monotonic() - last_line > 10:
+                    last_line = time.monotonic()
+                    say("demo: platform date {date}: {referred} referrals accepted, {consulted} consulted, "
+                        "{due} follow-ups due, {recorded} recorded".format(**fields))
+                await asyncio.sleep(0.25)
+        if referring.done():
+            referring.result()  # the simulator failed: say why
     finally:
         referring.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await referring
         await simulation.stop()
+    quarter = f"{today.year}Q{(today.month - 1) // 3 + 1}"
+    done = tally.in_period(*_quarter_bounds(today))
+    say(f"demo: {DEMO_HISTORY_DAYS} days have played: {len(tally.accepted)} referrals accepted, {len(tally.consulted)} consulted, "
+        f"{len(tally.followups_due)} follow-ups due, {len(tally.followups_recorded)} recorded.")
+    say(f"demo: this quarter ({quarter}) the simulator referred "
+        + ", ".join(f"{p} {n}" for p, n in done["referred_by_party"].items())
+        + f" ({sum(done['referred_by_party'].values())}) and consulted {done['consulted']}")
+    seconds = await figures_hold(settings, processes.url("metrics"), quarter, done)
+    url = processes.url("metrics")
+    say(f"demo: the board's figures for {quarter} hold every event (after {seconds:.0f} s). Open:")
+    say(f"  the board's exact figures:  {url}/?view=exact&as=board")
+    say(f"  the public figures:         {url}/")
+    first, _ = _quarter_bounds(today)
+    previous = f"{(first - timedelta(days=1)).year}Q{(first - timedelta(days=1)).month // 3}"
+    say(f"  the quarterly report:       {url}/report/{quarter}  (exact, once signed in above); "
+        f"public: {url}/report/{previous}")
+    say("Ctrl-C stops everything.")
 
 
-async def main() -> int:
-    settings = Settings()
+def _quarter_bounds(day: date) -> tuple[date, date]:
+    first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    last = date(day.year + (first.month == 10), (first.month + 3 - 1) % 12 + 1, 1)
+    return first, last - timedelta(days=1)
+
+
+async def figures_hold(settings: Settings, metrics_url: str, quarter: str, done: dict,
+                       timeout: float = 120.0) -> float:
+    """Wait until the board's exact figures for the quarter count what the simulator did."""
+    from shared.auth import mint_token
+
+    board = {"Authorization": "Bearer " + mint_token(settings.jwt_secret.get_secret_value(),
+                                                       user_id="demo-launcher", party=None, role="board")}
+    began = time.monotonic()
+    async with httpx.AsyncClient(base_url=metrics_url, timeout=10) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                figures = (await client.get("/api/v1/figures", params={"period": quarter}, headers=board)).json()["figures"]
+                if (figures["cases_referred"]["by"]["referring_party"] == done["referred_by_party"]
+                        and figures["cases_consulted"]["value"] == done["consulted"]):
+                    return time.monotonic() - began
+            if time.monotonic() - began > timeout:
+                raise RuntimeError(f"the board's figures for {quarter} did not catch up with the demo "
+                                   f"in {timeout:.0f} s")
+            await asyncio.sleep(1)
+
+
+# --------------------------------------------------------------------------- make run, make demo
+
+
+def ports_from(settings: Settings) -> dict[str, int]:
+    """``TRISAM_HTTP_PORT`` is the first of four ports (referral, meeting, followup, metrics),
+    so that two systems can run side by side; otherwise 8001-8004."""
+    if settings.http_port:
+        return {name: settings.http_port + i for i, name in enumerate(SERVICES)}
+    return {name: DEFAULT_HTTP_PORTS[name] for name in SERVICES}
+
+
+async def main(verbose: bool = False) -> int:
+    settings = load_settings()
     demo_env: dict[str, str] = {}
     if os.environ.get("DEMO"):
         settings, demo_env = demo(settings)
     if problems := await unreachable(settings):
-        print(HOW_TO_START.format(problems="\n".join(problems)), file=sys.stderr)
+        say(HOW_TO_START.format(problems="\n".join(problems)), err=True)
         return 1
     provision_agency_users(settings)
     if demo_env:
@@ -233,55 +357,63 @@ async def main() -> int:
     for service in SERVICES:
         applied = await prepare_database(settings.database_url, settings.database_name(service),
                                          ROOT / "services" / service / "migrations")
-        print(f"database {settings.database_name(service)}: "
-              f"{len(applied)} migration(s) applied" if applied else
-              f"database {settings.database_name(service)}: up to date")
-    processes = ServiceProcesses(settings, extra_env=demo_env)
+        say(f"database {settings.database_name(service)}: "
+            f"{len(applied)} migration(s) applied" if applied else
+            f"database {settings.database_name(service)}: up to date")
+    quiet = terminal_mode(verbose)
+    log_dir = LOG_ROOT / settings.namespace if quiet else None
+    processes = ServiceProcesses(settings, ports=ports_from(settings), log_dir=log_dir, extra_env=demo_env)
     processes.start_all()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    background: list[asyncio.Task] = []
     try:
+        if log_dir:
+            say(f"logs: {log_dir.relative_to(ROOT)}/<service>.log (JSON); warnings and errors are shown "
+                f"here (make run VERBOSE=1 streams everything)")
+            background.append(asyncio.create_task(follow_logs(log_dir)))
         seconds = await processes.wait_ready(timeout=60)
-        print(f"\nTrisam is running (namespace {settings.namespace!r}); all four services ready "
-              f"in {seconds:.1f}s.\n")
+        say(f"\nTrisam is running (namespace {settings.namespace!r}); all four services ready "
+            f"in {seconds:.1f}s.\n")
         for name in SERVICES:
             base = processes.url(name)
-            print(f"  {name:9} health {base}/health/ready   metrics {base}/metrics   "
-                  f"API docs {base}/docs")
-        print(f"\n  dashboard: {processes.url('metrics')}/  (public figures; sign in as the board for "
-              f"exact ones: development sign-in on the page)")
-        print(f"  event catalogue:    docs/events.md and docs/asyncapi/*.json")
-        print(f"  agencies publish SubmitReferral to exchange '{settings.namespace}.intake' "
-              f"with routing key '<PARTY>.SubmitReferral'")
-        print("\nCtrl-C stops everything.\n")
-        demo_task = asyncio.create_task(play_demo(settings, processes)) if demo_env else None
-        if demo_task:
-            print(f"  DEMO: a year of history plays in about {DEMO_PLAY_SECONDS} s; dashboard "
-                  f"{processes.url('metrics')}/\n")
+            say(f"  {name:9} health {base}/health/ready   metrics {base}/metrics   API docs {base}/docs")
+        say(f"\n  dashboard: {processes.url('metrics')}/  (public figures; exact ones for the board: "
+            f"{processes.url('metrics')}/?view=exact&as=board, development sign-in)")
+        say("  event catalogue:    docs/events.md and docs/asyncapi/*.json")
+        say(f"  agencies publish SubmitReferral to exchange '{settings.namespace}.intake' "
+            f"with routing key '<PARTY>.SubmitReferral'")
+        if demo_env:
+            say(f"\n  DEMO: {DEMO_HISTORY_DAYS} days of history play in about {DEMO_PLAY_SECONDS:.0f} s\n")
+            background.append(asyncio.create_task(play_demo(settings, processes, progress_bar=quiet)))
+        else:
+            say("\nCtrl-C stops everything.\n")
         while not stop.is_set():
-            if demo_task and demo_task.done() and demo_task.exception():
-                print(f"demo failed: {demo_task.exception()!r}", file=sys.stderr)
-                return 1
+            for task in background:
+                if task.done() and not task.cancelled() and task.exception():
+                    say(f"failed: {task.exception()!r}", err=True)
+                    return 1
             if dead := processes.exited():
-                print(f"service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
+                say(f"service(s) exited: {', '.join(dead)}; stopping"
+                    + (f" (see {log_dir.relative_to(ROOT)})" if log_dir else ""), err=True)
                 return 1
             with contextlib.suppress(TimeoutError):  # (not wait_for: it can lose a cancellation in 3.11)
                 async with asyncio.timeout(1.0):
                     await stop.wait()
         return 0
     except RuntimeError as exc:
-        print(f"start-up failed: {exc}", file=sys.stderr)
+        say(f"start-up failed: {exc}", err=True)
         return 1
     finally:
-        if demo_env and "demo_task" in locals() and demo_task:
-            demo_task.cancel()
+        for task in background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await demo_task
+                await task
         processes.stop_all()
-        print("stopped.")
+        say("stopped.")
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(verbose="--verbose" in sys.argv[1:] or bool(os.environ.get("VERBOSE")))))

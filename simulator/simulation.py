@@ -55,6 +55,17 @@ class Tally:
     followups_answered: set[str] = field(default_factory=set)  # RecordFollowUp sent
     followups_recorded: set[str] = field(default_factory=set)  # ... and accepted
     consents_recorded: set[str] = field(default_factory=set)
+    # when, and by whom: the platform's date of each accepted referral and each consultation
+    referred_on: dict[str, date] = field(default_factory=dict)  # case ref -> date accepted
+    party_of: dict[str, str] = field(default_factory=dict)  # case ref -> referring party
+    consulted_on: dict[str, date] = field(default_factory=dict)  # case ref -> meeting date
+
+    def in_period(self, start: date, end: date) -> dict:
+        """What was done in a period: referrals accepted by party, and cases consulted."""
+        by_party = Counter(self.party_of[ref] for ref, on in self.referred_on.items() if start <= on <= end)
+        return {"referred_by_party": {p.value: by_party.get(p.value, 0) for p in Party},
+                "consulted": sum(1 for ref, on in self.consulted_on.items()
+                                 if start <= on <= end and ref in self.consulted)}
 
     @property
     def answered(self) -> int:
@@ -263,6 +274,8 @@ class Simulation:
         self.tally.counts[kind] += 1
         if kind == "ReferralAccepted":
             self.tally.accepted[payload["agency_ref"]] = payload["case_ref"]
+            self.tally.referred_on[payload["case_ref"]] = stockholm_date(datetime.fromisoformat(payload["accepted_at"]))
+            self.tally.party_of[payload["case_ref"]] = agency.party.value
         elif kind == "ReferralRejected":
             self.tally.rejected.add(payload.get("agency_ref"))
         elif kind == "ConsentReminder":
@@ -347,11 +360,13 @@ class Simulation:
                 if recorded.status_code in (200, 201):
                     (self.tally.consulted if record["outcome"] == "held"
                      else self.tally.not_consulted).add(case["case_ref"])
+                    self.tally.consulted_on[case["case_ref"]] = on
 
     def _count_outcomes(self, meeting: dict) -> None:
         """Outcomes on the agenda count, also when the answer to our record was lost."""
         for case in meeting["agenda"]:
             if case["outcome"] == "held":
                 self.tally.consulted.add(case["case_ref"])
+                self.tally.consulted_on[case["case_ref"]] = date.fromisoformat(meeting["meeting_date"])
             elif case["outcome"] == "not_consulted":
                 self.tally.not_consulted.add(case["case_ref"])
