@@ -159,13 +159,16 @@ def authenticate(settings: Settings, *, accept: frozenset[Role] = CASE_ROLES,
     async def principal(request: Request,
                         credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal | None:
         token = credentials.credentials if credentials else ""
-        if not token and cookie:
+        from_cookie = not token and cookie
+        if from_cookie:
             token = request.cookies.get(SESSION_COOKIE, "")
         if not token and optional:
             return None
         try:
             found = verify_token(secret, token)
         except AuthError as exc:
+            if from_cookie and optional:
+                return None  # an expired session: the page as for anyone
             raise HTTPException(401, detail={"code": exc.code, "message": exc.message},
                                 headers={"WWW-Authenticate": "Bearer"}) from None
         if found.role not in accept:

@@ -66,14 +66,14 @@ async def _report(args, settings: Settings) -> str:
             "json": lambda: json.dumps(result, ensure_ascii=False, indent=2, default=str)}[args.format]()
 
 
-async def _edition(args, settings: Settings) -> int:
+async def _edition(args, settings: Settings) -> list[tuple[str, int]]:
     period = domain.parse_period(args.period)
     conn = await _connect(settings)
     try:
-        async with conn.transaction():
+        async with conn.transaction(isolation="repeatable_read"):
             now = Clock.from_settings(settings).now()
-            return await editions.make(conn, period, threshold=settings.suppression_threshold,
-                                       made_at=now, reason=args.reason)
+            return await editions.correct(conn, period, threshold=settings.suppression_threshold,
+                                          made_at=now, reason=args.reason)
     finally:
         await conn.close()
 
@@ -140,7 +140,8 @@ def main(argv: list[str]) -> None:
         else:
             sys.stdout.write(text)
     elif args.command == "edition":
-        print(f"edition {asyncio.run(_edition(args, settings))} of {args.period} made")
+        for label, number in asyncio.run(_edition(args, settings)):
+            print(f"edition {number} of {label} made")
     else:
         print(f"replayed {asyncio.run(_rebuild(settings))} events into the projections")
 

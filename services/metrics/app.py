@@ -31,16 +31,19 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         if replayed:
             log.info("projections built from the event log", events=replayed)
         queue = runtime.topology.queue("metrics").name
+        at_start = True
         while True:
             # an edition is frozen: not while events are still waiting (after an outage, say)
             if await topology.messages_waiting(settings.amqp_url, queue):
                 await asyncio.sleep(min(settings.metrics_edition_check_seconds, 5.0))
                 continue
             now = clock.now()
-            async with runtime.pool.acquire() as conn, conn.transaction():
+            async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
                 await editions.make_due(conn, today=stockholm_date(now),
                                         grace_days=settings.metrics_edition_grace_days,
-                                        threshold=settings.suppression_threshold, made_at=now)
+                                        threshold=settings.suppression_threshold, made_at=now,
+                                        at_start=at_start)
+            at_start = False
             await asyncio.sleep(settings.metrics_edition_check_seconds)
 
     return ServiceSpec(

@@ -321,9 +321,12 @@ class Reader:
     teams: frozenset[str] = field(default_factory=frozenset)
 
 
-def check_scope(reader: Reader, scope: Scope, municipality_of: dict[str, str]) -> None:
+def check_scope(reader: Reader, scope: Scope, municipality_of: dict[str, str], *,
+                period_kind: str = "quarter", filtered: bool = False) -> None:
     """The board and the analysts read everything; a coordinator or member reads their own
-    teams, their teams' municipalities and the county. Raises NotInScope otherwise."""
+    teams (any dates and filters), and the totals of their teams' municipalities and of the
+    county by whole quarter or year, unfiltered (else the municipality less their own team, a
+    day and a filter at a time, would be another team's cases). Raises NotInScope otherwise."""
     if reader.role in COUNTY_READERS:
         return
     if reader.role not in READER_ROLES:
@@ -333,6 +336,9 @@ def check_scope(reader: Reader, scope: Scope, municipality_of: dict[str, str]) -
     own = {municipality_of.get(t) for t in reader.teams}
     if scope.municipality and scope.municipality not in own:
         raise NotInScope("figures of another municipality")
+    if not scope.teams and (filtered or period_kind not in ("quarter", "year")):
+        raise NotInScope("a municipality's or the county's figures are read by whole quarter or year, "
+                         "unfiltered, outside one's own teams")
 
 
 def visible_breakdown(reader: Reader, dimension: str, key: str,

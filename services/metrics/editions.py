@@ -38,23 +38,22 @@ def due(first_day: date | None, today: date, grace_days: int, have: set[str]) ->
 
 async def make(conn: asyncpg.Connection, period: Period, *, threshold: int, made_at: datetime,
                reason: str, producer: str = "metrics") -> int:
-    """Make and store a new edition of a quarter or a year; returns its number."""
+    """Make and store a new edition of a quarter or a year; returns its number. Run it in a
+    REPEATABLE READ transaction: every figure of the edition from one snapshot."""
     if period.kind not in ("quarter", "year"):
         raise ValueError("public editions are of quarters and years")
-    municipalities = sorted({t["municipality"] for t in await store.teams(conn)})
+    municipalities = await store.municipalities(conn)
     scopes = [public.COUNTY, *municipalities]
-    answers = {}
-    for scope in scopes:
-        question = Question(period, Scope(municipality=None if scope == public.COUNTY else scope),
-                            outcome_basis=OUTCOME_BASIS)
-        answers[scope] = (await answer(conn, question))["figures"]
-    quarters = None
-    if period.kind == "year":
-        quarters = []
-        for quarter in domain.quarters_of_year(period.start.year):
-            published = await store.latest_edition(conn, quarter.label, with_counts=True)
-            quarters.append(public.loaded_counts(published["counts"]) if published else {})
-    edition = public.protect(public.counts_of(answers, scopes), municipalities, threshold, quarters)
+    answers = await _answers(conn, period, scopes)
+    values = public.counts_of(answers, scopes)
+    previous, quarters = None, None
+    if period.kind == "quarter":
+        before = domain.quarter_of(period.start - timedelta(days=1))
+        previous = await _published(conn, before, scopes)
+        public.add_queue_flow(values, previous, scopes)
+    else:
+        quarters = [await _published(conn, q, scopes) for q in domain.quarters_of_year(period.start.year)]
+    edition = public.protect(values, municipalities, threshold, previous=previous, quarters=quarters)
     figures = {scope: public.figures_of(edition, answers[scope], scope) for scope in scopes}
     number = await store.save_edition(
         conn, period=period.label, start=period.start, end=period.end, made_at=made_at,
@@ -68,14 +67,32 @@ async def make(conn: asyncpg.Connection, period: Period, *, threshold: int, made
             figures=figures[scope], reason=reason, made_at=made_at),
             ordering_key=f"edition:{period.label}")
     log.info("public edition made", period=period.label, edition=number, reason=reason,
-             hidden=sum(1 for var in edition.hidden if "@Q" not in var[2]))
+             hidden=sum(1 for var in edition.hidden if "@" not in var[2]))
     return number
 
 
+async def _answers(conn: asyncpg.Connection, period: Period, scopes: list[str]) -> dict[str, dict]:
+    result = {}
+    for scope in scopes:
+        question = Question(period, Scope(municipality=None if scope == public.COUNTY else scope),
+                            outcome_basis=OUTCOME_BASIS)
+        result[scope] = (await answer(conn, question))["figures"]
+    return result
+
+
+async def _published(conn: asyncpg.Connection, period: Period, scopes: list[str]) -> dict:
+    """An earlier period's edition (its counts and marks); one never made counts as shown."""
+    found = await store.latest_edition(conn, period.label, with_counts=True)
+    if found is not None:
+        return public.loaded_counts(found["counts"])
+    return {var: (value, value) for var, value in public.counts_of(await _answers(conn, period, scopes),
+                                                                   scopes).items()}
+
+
 async def make_due(conn: asyncpg.Connection, *, today: date, grace_days: int, threshold: int,
-                   made_at: datetime) -> list[str]:
-    """Make every edition that is due, and again those made with another threshold or other
-    definitions (from scratch). One instance at a time; returns the periods made."""
+                   made_at: datetime, at_start: bool = False) -> list[str]:
+    """Make every edition that is due; at start also again those made with another threshold
+    or older definitions (from scratch). One instance at a time; returns the periods made."""
     if not await store.lock_editions(conn):
         return []
     made = []
@@ -86,9 +103,9 @@ async def make_due(conn: asyncpg.Connection, *, today: date, grace_days: int, th
     # quarters before their year: a year is tied to its quarters' latest editions
     for period_label, edition in sorted(latest.items(), key=lambda kv: (kv[1]["period_end"], len(kv[0]) == 4)):
         changes = []
-        if edition["threshold"] != threshold:
+        if at_start and edition["threshold"] != threshold:
             changes.append(f"threshold changed from {edition['threshold']} to {threshold}")
-        if edition["definitions_version"] != catalogue.DEFINITIONS_VERSION:
+        if edition["definitions_version"] < catalogue.DEFINITIONS_VERSION:  # never back to older ones
             changes.append("definitions changed")
         if changes:
             await make(conn, domain.parse_period(period_label), threshold=threshold, made_at=made_at,
@@ -96,7 +113,25 @@ async def make_due(conn: asyncpg.Connection, *, today: date, grace_days: int, th
             made.append(period_label)
     first, _ = await store.first_and_last_day(conn)
     for period in due(first, today, grace_days, set(latest)):
-        await make(conn, period, threshold=threshold, made_at=made_at, reason="the period has closed")
+        try:
+            async with conn.transaction():  # (a savepoint: an edition that is not safe is not made)
+                await make(conn, period, threshold=threshold, made_at=made_at, reason="the period has closed")
+        except public.NotSafe as exc:
+            log.error("public edition not made: the rule could not protect it", period=period.label,
+                      detail=str(exc)[:300])
+            continue
         made.append(period.label)
     return made
 
+
+async def correct(conn: asyncpg.Connection, period: Period, *, threshold: int, made_at: datetime,
+                  reason: str) -> list[tuple[str, int]]:
+    """A correction made on purpose: a new edition of the period, and of its year if that has
+    one already (a year is tied to its quarters). Waits for any instance making editions."""
+    await store.wait_for_editions_lock(conn)
+    made = [(period.label, await make(conn, period, threshold=threshold, made_at=made_at, reason=reason))]
+    year = domain.parse_period(str(period.start.year))
+    if period.kind == "quarter" and await store.latest_edition(conn, year.label) is not None:
+        made.append((year.label, await make(conn, year, threshold=threshold, made_at=made_at,
+                                            reason=f"{reason} ({period.label} corrected)")))
+    return made

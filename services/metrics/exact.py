@@ -50,7 +50,8 @@ async def answer(conn: asyncpg.Connection, question: Question, reader: Reader | 
     teams = await store.teams(conn)
     municipality_of = {t["team_id"]: t["municipality"] for t in teams}
     if reader is not None:
-        domain.check_scope(reader, question.scope, municipality_of)
+        domain.check_scope(reader, question.scope, municipality_of, period_kind=question.period.kind,
+                           filtered=bool(question.filters))
     filters = _cell_filters(question)
     measures = [m for m in catalogue.measures(question.outcome_basis) if m != "queue"]
     rows = await store.cell_sums(conn, measures, question.period.start, question.period.end, filters)

@@ -233,6 +233,7 @@ async def rebuild(pool: asyncpg.Pool, batch: int = 2000) -> int:
             replayed += len(rows)
             last = rows[-1]["seq"]
         await rebuild_cells(conn, batch)
+        await conn.execute("UPDATE projection_state SET rebuild_needed = false")
     return replayed
 
 
@@ -258,9 +259,8 @@ def _json(value):
 
 
 async def catch_up(pool: asyncpg.Pool) -> int:
-    """At start-up: if the event log holds events and the cells none (e.g. just after the
-    migration that introduced them), rebuild. Returns the events replayed (0: up to date)."""
+    """At start-up: if a migration asked for it (the cells were introduced after events were
+    logged), rebuild. Returns the events replayed (0: nothing to do)."""
     async with pool.acquire() as conn:
-        logged = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM event_log)")
-        counted = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM figure_cells)")
-    return await rebuild(pool) if logged and not counted else 0
+        needed = await conn.fetchval("SELECT rebuild_needed FROM projection_state")
+    return await rebuild(pool) if needed else 0

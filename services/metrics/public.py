@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from .catalogue import FIGURES, Figure, VALUES
+from .domain import PUBLIC_SUPPORT, SELF_SUFFICIENCY_TYPES
 
 log = structlog.get_logger("metrics.public")
 
@@ -98,6 +99,8 @@ def counts_of(answers_by_scope: dict[str, dict], scopes: list[str]) -> dict[Var,
             if f.detail:
                 for key, line in answer["by"][f.detail].items():
                     values[(f.key, f"detail:{key}", scope)] = _count(line)
+        for small, large, slack in _subsets(scope):  # never shown: what a reader can still subtract
+            values[slack] = sum(values[v] for v in large) - sum(values[v] for v in small)
     return values
 
 
@@ -120,10 +123,65 @@ def relations(values: dict[Var, int], municipalities: list[str]) -> list[list[tu
                     lines.append(parts + [(total, -1)])
             if f.kind == "share" and (f.key, "rest", scope) in values:
                 lines.append([(total, 1), ((f.key, "rest", scope), 1), ((f.base, "total", scope), -1)])
+        for left, right in _identities(scope):  # equal by what the figures are
+            if all(v in values for v in left + right):
+                lines.append([(v, 1) for v in left] + [(v, -1) for v in right])
+        for small, large, slack in _subsets(scope):  # a part of another: large = small + a rest
+            if slack in values:
+                lines.append([(v, 1) for v in small] + [(slack, 1)] + [(v, -1) for v in large])
     if municipalities:
         columns = {(key, column) for key, column, scope in values if scope == COUNTY}
         for key, column in sorted(columns):
             lines.append([((key, column, m), 1) for m in municipalities] + [((key, column, COUNTY), -1)])
+    return lines
+
+
+def _identities(scope: str) -> list[tuple[list[Var], list[Var]]]:
+    """Sums that hold by what the figures are, besides breakdowns and shares: everyone on
+    income support at referral has one income at follow-up; the self-sufficient are those
+    whose income is one of the self-sufficiency types."""
+    return [([("income_after_income_support", "total", scope)], [("on_income_support_at_referral", "total", scope)]),
+            ([("self_sufficient", "total", scope)],
+             [("income_after_income_support", f"detail:{t}", scope) for t in SELF_SUFFICIENCY_TYPES])]
+
+
+def _subsets(scope: str) -> list[tuple[list[Var], list[Var], Var]]:
+    """Counts that are part of another count (income support is a public support): (part,
+    whole, the rest: never shown, protected like a share's rest)."""
+    return [([("on_income_support_at_referral", "total", scope)], [("public_support_at_referral", "total", scope)],
+             ("on_income_support_at_referral", "slack", scope)),
+            ([("income_after_income_support", f"detail:{t}", scope) for t in sorted(PUBLIC_SUPPORT)],
+             [("public_support_at_follow_up", "total", scope)], ("income_after_income_support", "slack", scope))]
+
+
+def add_queue_flow(values: dict[Var, int], previous: dict[Var, tuple[int, int | str]], scopes: list[str]) -> None:
+    """The queue moves: at a quarter's end it is the queue at the end of the quarter before,
+    plus the cases referred, less those consulted and those who left otherwise (not consulted,
+    or closed: never shown). Adds those who left otherwise, where the facts add up."""
+    for scope in scopes:
+        before = previous.get(("queue_at_end", "total", scope), (0, 0))[0]
+        other = (before + values.get(("cases_referred", "total", scope), 0)
+                 - values.get(("cases_consulted", "total", scope), 0) - values.get(("queue_at_end", "total", scope), 0))
+        if other < 0:
+            return  # facts that do not add up (a case consulted before its referral was known): no such sum
+    for scope in scopes:
+        before = previous.get(("queue_at_end", "total", scope), (0, 0))[0]
+        values[("queue_at_end", "other_left", scope)] = (
+            before + values.get(("cases_referred", "total", scope), 0)
+            - values.get(("cases_consulted", "total", scope), 0) - values.get(("queue_at_end", "total", scope), 0))
+
+
+def flow_lines(values: dict[Var, int], scopes: list[str], before: str, this: str = "") -> list[list[tuple[Var, int]]]:
+    """The queue's movement as sums, for the quarter whose counts end in ``this`` (a suffix of
+    the scope), the quarter before's in ``before``."""
+    lines = []
+    for scope in scopes:
+        other = ("queue_at_end", "other_left", scope + this)
+        if other not in values:
+            continue
+        lines.append([(("queue_at_end", "total", scope + this), 1), (("queue_at_end", "total", scope + before), -1),
+                      (("cases_referred", "total", scope + this), -1), (("cases_consulted", "total", scope + this), 1),
+                      (other, 1)])
     return lines
 
 
@@ -133,42 +191,83 @@ def _keys(values: dict[Var, int], key: str, dimension: str, scope: str) -> list[
             if k == key and s == scope and column.startswith(prefix)]
 
 
-def protect(values: dict[Var, int], municipalities: list[str], threshold: int,
+UNSHOWN_COLUMNS = ("rest", "slack", "other_left")  # counts a reader can work out, never shown
+
+
+class NotSafe(Exception):
+    """The rule left a hidden count pinned even after hiding all beside it: no edition."""
+
+
+def protect(values: dict[Var, int], municipalities: list[str], threshold: int, *,
+            previous: dict[Var, tuple[int, int | str]] | None = None,
             quarters: list[dict[Var, tuple[int, int | str]]] | None = None) -> Edition:
-    """Apply the rule to an edition's counts. ``quarters``: for a year, its four quarters'
-    editions (count and mark of each of their counts), frozen: a year is their sum."""
+    """Apply the rule to an edition's counts. ``previous``: for a quarter, the edition of the
+    quarter before (count and mark of each count), for the queue's movement. ``quarters``: for
+    a year, its four quarters' (a quarter never published counts as shown): a year is their sum,
+    and a reader has their own sums too. Earlier editions are frozen: their marks stay."""
+    scopes = [COUNTY, *municipalities]
     edition = Edition(values=dict(values), threshold=threshold)
     edition.lines = relations(values, municipalities)
     for var, value in values.items():
-        if var[1] == "rest":
+        if var[1] in UNSHOWN_COLUMNS:
             edition.hidden[var] = "unshown"
         elif 0 < value < threshold:
             edition.hidden[var] = "primary"
-    if quarters is not None and all(quarters):  # (a quarter never published: no sum to tie)
-        for q, published in enumerate(quarters, start=1):
-            for var, (value, mark) in published.items():
-                quarter_var = (*var[:2], f"{var[2]}@Q{q}")
-                edition.values[quarter_var] = value
-                edition.frozen.add(quarter_var)
-                if isinstance(mark, str):
-                    edition.hidden[quarter_var] = ("primary" if mark.startswith("<") else
-                                                   "unshown" if mark == UNSHOWN else "secondary")
-        for var in values:  # a year is the sum of its quarters; a stock is its last quarter's
+    if previous is not None:
+        _freeze(edition, previous, "@P")
+        edition.lines += flow_lines(edition.values, scopes, "@P")
+    for n, published in enumerate(quarters or (), start=1):
+        _freeze(edition, published, f"@Q{n}")
+        suffix = f"@Q{n}"
+        edition.lines += [[((k, c, f"{s}{suffix}"), coef) for (k, c, s), coef in line]
+                          for line in relations({v: x for v, (x, _) in published.items()}, municipalities)]
+        if n > 1:
+            edition.lines += flow_lines(edition.values, scopes, f"@Q{n - 1}", suffix)
+    if quarters:
+        # A year is the sum of its quarters as they were published (a stock, its last quarter's):
+        # a count is shown where all its quarters showed theirs, else "x". So a year's edition
+        # tells nothing its quarters' editions did not, and no more can be worked out from them.
+        for var in values:
             first = len(quarters) if var[0] in STOCKS else 1
-            parts = [((*var[:2], f"{var[2]}@Q{q}"), 1) for q in range(first, len(quarters) + 1)
-                     if (*var[:2], f"{var[2]}@Q{q}") in edition.values]
-            if parts:
-                edition.lines.append([(var, -1)] + parts)
+            parts = [(*var[:2], f"{var[2]}@Q{q}") for q in range(first, len(quarters) + 1)]
+            edition.values[var] = sum(edition.values.get(v, 0) for v in parts)
+            if var[1] not in UNSHOWN_COLUMNS:
+                edition.hidden.pop(var, None)
+                if any(v in edition.hidden for v in parts if v in edition.values):
+                    edition.hidden[var] = "secondary"
+            if var[1] != "other_left":
+                edition.lines.append([(var, -1)] + [(v, 1) for v in parts if v in edition.values])
+        return edition
     _hide_until_safe(edition)
+    if edition.unresolved:  # last resort: hide everything beside what stays pinned, once more
+        for var in sorted(edition.unresolved):
+            for line in edition.lines:
+                if any(v == var for v, _ in line):
+                    edition.hidden.update({v: "secondary" for v, _ in line
+                                           if v not in edition.hidden and v not in edition.frozen})
+        _hide_until_safe(edition)
+        if edition.unresolved:
+            raise NotSafe(f"pinned whatever is hidden: {sorted(edition.unresolved)[:5]}")
     return edition
+
+
+def _freeze(edition: Edition, published: dict[Var, tuple[int, int | str]], suffix: str) -> None:
+    for var, (value, mark) in published.items():
+        frozen = (*var[:2], f"{var[2]}{suffix}")
+        edition.values[frozen] = value
+        edition.frozen.add(frozen)
+        if isinstance(mark, str):
+            edition.hidden[frozen] = ("primary" if mark.startswith("<") else
+                                      "unshown" if mark == UNSHOWN else "secondary")
 
 
 def _hide_until_safe(edition: Edition) -> None:
     """While the sums pin a count that must not be (``Edition.sensitive``), hide more beside it:
     the smallest count shown in a sum that holds it (not a zero: hiding a zero tells nothing
     new); and where that is not enough (four "<5" under a "<5" pin it: each is at least 1),
-    show the pinned count itself as "x" (any count) instead of "<5". Each round works on the
-    pinned counts of regions (counts tied through hidden ones) that nothing has changed yet."""
+    show the pinned count itself as "x" (any count) instead of "<5". Hiding more only ever
+    widens what a reader can work out, so each round fixes every pinned count but those beside
+    one changed in the same round (looked at again next round)."""
     lines_of = edition.lines_of()
     while True:
         bounds = reader_bounds(edition)
@@ -176,12 +275,12 @@ def _hide_until_safe(edition: Edition) -> None:
         touched: set[Var] = set()
         changed = False
         for var in pinned:
-            region = _region(edition, var, lines_of)
-            if region & touched:
-                continue  # something near it changed this round: look again next round
+            near = {v for i in lines_of.get(var, []) for v, _ in edition.lines[i]}
+            if near & touched:
+                continue  # something beside it changed this round: look again next round
             beside = [pair for i in lines_of.get(var, []) for pair in edition.lines[i]]
             options = []
-            if (candidate := _next_to_hide(edition, beside)) is not None:
+            if (candidate := _next_to_hide(edition, beside, lines_of)) is not None:
                 options.append([candidate])
             if edition.hidden[var] == "primary" and var not in edition.frozen:
                 options.append([var])
@@ -190,35 +289,24 @@ def _hide_until_safe(edition: Edition) -> None:
             trials = options + ([[v for o in options for v in o]] if len(options) > 1 else [])
             chosen = next((o for o in trials if _free(edition, o, var, lines_of)), trials[-1])
             edition.hidden.update({v: "secondary" for v in chosen})
-            touched |= region
+            touched |= near | {v for c in chosen for i in lines_of.get(c, []) for v, _ in edition.lines[i]}
             changed = True
         if not changed:
             edition.unresolved = set(pinned)
             for var in pinned:  # (none in the tests' county years; said loudly if it ever is)
-                log.error("a hidden count stays pinned: nothing beside it can be hidden", count=var)
+                log.warning("a hidden count stays pinned: nothing beside it can be hidden", count=var)
             return
 
 
-def _region(edition: Edition, var: Var, lines_of: dict[Var, list[int]]) -> set[Var]:
-    """The counts tied to ``var`` through sums of hidden counts (shown counts are constants)."""
-    seen, todo = {var}, [var]
-    while todo:
-        for i in lines_of.get(todo.pop(), []):
-            for v, _ in edition.lines[i]:
-                if v in edition.hidden and v not in seen:
-                    seen.add(v)
-                    todo.append(v)
-    return seen
-
-
 def _free(edition: Edition, more: list[Var], var: Var, lines_of: dict[Var, list[int]]) -> bool:
-    """Whether ``var`` would take at least two values with ``more`` hidden too."""
+    """Whether ``var`` would take at least two values with ``more`` hidden too, as far as the
+    sums near it tell (the next round looks at the whole edition again)."""
     saved = dict(edition.hidden)
     edition.hidden.update({v: "secondary" for v in more})
     try:
-        region = _region(edition, var, lines_of)
-        lines = sorted({i for v in region for i in lines_of.get(v, [])})
-        low, high = reader_bounds(edition, lines)[var]
+        first = set(lines_of.get(var, []))
+        near = first | {i for j in first for v, _ in edition.lines[j] for i in lines_of.get(v, [])}
+        low, high = reader_bounds(edition, sorted(near))[var]
         return high - low >= 1
     finally:
         edition.hidden = saved
@@ -275,20 +363,16 @@ def _bounds(edition: Edition, var: Var) -> tuple[float, float]:
     return (1.0, float(edition.threshold - 1)) if kind == "primary" else (0.0, float("inf"))
 
 
-def _next_to_hide(edition: Edition, line: list[tuple[Var, int]]) -> Var | None:
+def _next_to_hide(edition: Edition, line: list[tuple[Var, int]], lines_of: dict[Var, list[int]]) -> Var | None:
     """The smallest count shown in these sums that is not zero (parts before totals), and not
     one that follows from counts published earlier (a year whose quarters are all shown)."""
     shown = sorted({(edition.values[v], c < 0, v) for v, c in line
                     if v not in edition.hidden and v not in edition.frozen and edition.values[v] > 0})
     for _, _, var in shown:
-        if not _follows_from_frozen(edition, var):
+        if not any(all(v == var or (v in edition.frozen and v not in edition.hidden) for v, _ in edition.lines[i])
+                   for i in lines_of.get(var, [])):
             return var
     return None
-
-
-def _follows_from_frozen(edition: Edition, var: Var) -> bool:
-    return any(all(v == var or (v in edition.frozen and v not in edition.hidden) for v, _ in line)
-               for line in edition.lines if any(v == var for v, _ in line))
 
 
 # --------------------------------------------------------------------------- the edition's figures
@@ -331,7 +415,7 @@ def figures_of(edition: Edition, answers: dict, scope: str) -> dict:
 def stored_counts(edition: Edition) -> dict[str, list]:
     """The edition's counts and marks, kept with it (a year's edition is tied to them)."""
     return {"\t".join(var): [value, edition.mark(var)] for var, value in edition.values.items()
-            if "@Q" not in var[2]}
+            if "@" not in var[2]}
 
 
 def loaded_counts(stored: dict[str, list]) -> dict[Var, tuple[int, int | str]]:

@@ -205,7 +205,7 @@ def make_routes(runtime) -> APIRouter:
         answer = JSONResponse({"user_id": principal.user_id, "role": principal.role.value,
                                "teams": sorted(principal.teams)})
         answer.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
-                          path="/")
+                          path="/", secure=settings.env != "dev")
         return answer
 
     @router.delete("/api/v1/session", tags=["sign-in"])

@@ -207,6 +207,16 @@ async def lock_editions(conn: asyncpg.Connection) -> bool:
     return await conn.fetchval("SELECT pg_try_advisory_xact_lock(7246014)")
 
 
+async def wait_for_editions_lock(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(7246014)")
+
+
+async def municipalities(conn: asyncpg.Connection) -> list[str]:
+    """Every municipality anything was counted in: the county is exactly their sum."""
+    return [r["municipality"] for r in await conn.fetch(
+        "SELECT DISTINCT municipality FROM figure_cells WHERE municipality <> '' ORDER BY 1")]
+
+
 async def save_edition(conn: asyncpg.Connection, *, period: str, start: date, end: date, made_at: datetime,
                        threshold: int, definitions_version: int, reason: str, counts: dict,
                        figures: dict) -> int:

@@ -134,6 +134,12 @@ def test_who_reads_what():
             domain.check_scope(coordinator, scope, teams)
     with pytest.raises(NotInScope):
         domain.check_scope(Reader("auditor"), Scope(), teams)
+    # outside their own teams, by whole quarter or year and unfiltered (no differencing by day)
+    domain.check_scope(coordinator, Scope(teams=("T1",)), teams, period_kind="range", filtered=True)
+    domain.check_scope(board, Scope("Gävle"), teams, period_kind="range", filtered=True)
+    for kind, filtered in (("range", False), ("month", False), ("quarter", True)):
+        with pytest.raises(NotInScope):
+            domain.check_scope(coordinator, Scope("Gävle"), teams, period_kind=kind, filtered=filtered)
     assert domain.visible_breakdown(coordinator, "team", "T1", teams)
     assert not domain.visible_breakdown(coordinator, "team", "T2", teams)
     assert domain.visible_breakdown(coordinator, "municipality", "Gävle", teams)

@@ -69,3 +69,11 @@ SELECT DISTINCT ON (team_id) team_id, municipality, team_id, 0 FROM case_facts
 WHERE team_id IS NOT NULL AND municipality IS NOT NULL
 ORDER BY team_id, municipality
 ON CONFLICT (team_id) DO NOTHING;
+
+-- Cells must be worked out from the whole log once after this migration: flagged here, cleared
+-- by the rebuild (events applied live before it are part of it).
+CREATE TABLE projection_state (
+    id               int PRIMARY KEY CHECK (id = 1),
+    rebuild_needed   boolean NOT NULL
+);
+INSERT INTO projection_state (id, rebuild_needed) SELECT 1, EXISTS (SELECT 1 FROM event_log);
