@@ -213,8 +213,8 @@ def protect(values: dict[Var, int], municipalities: list[str], threshold: int, *
             edition.hidden[var] = "unshown"
         elif 0 < value < threshold:
             edition.hidden[var] = "primary"
-    if previous is not None:
-        _freeze(edition, previous, "@P")
+    if previous is not None:  # (a scope the quarter before did not have: its queue was empty)
+        _freeze(edition, {("queue_at_end", "total", scope): (0, 0) for scope in scopes} | previous, "@P")
         edition.lines += flow_lines(edition.values, scopes, "@P")
     for n, published in enumerate(quarters or (), start=1):
         _freeze(edition, published, f"@Q{n}")
