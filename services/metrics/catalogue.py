@@ -106,7 +106,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("queue_at_end", "Kö vid periodens slut", "Queue at the end of the period",
            "cases referred by the end of the period and then neither consulted, nor marked not "
            "consulted, nor closed", "queue", "end", kind="stock", by=("team", "municipality", "referring_party"),
-           public_by=()),
+           public_by=None),  # not public: with referrals and consultations it would give away who left otherwise
     Figure("activities", "Aktiviteter efter konsultation", "Activities after consultation",
            "actions in the plans of the cases consulted, per type (multi-party meeting, joint "
            "mapping, SIP, return-to-work plan, …)", "action", "consultation", unit="actions",
@@ -163,7 +163,7 @@ FIGURES: tuple[Figure, ...] = (
            "of those reached who lived on income support at referral: their main income at the "
            "follow-up, per type (unknown: the source was not known)", "outcome.destination",
            "outcome", kind="share", base="on_income_support_at_referral", detail="income_at_follow_up",
-           by=(), public_by=()),
+           by=(), public_by=None),  # not public: a few people spread over eleven incomes
     Figure("readiness_answered", "Svarat om redo för arbete/studier",
            "Answered about readiness for work or studies",
            "of those reached: answered whether they feel more ready to work or study",

@@ -46,14 +46,10 @@ async def make(conn: asyncpg.Connection, period: Period, *, threshold: int, made
     scopes = [public.COUNTY, *municipalities]
     answers = await _answers(conn, period, scopes)
     values = public.counts_of(answers, scopes)
-    previous, quarters = None, None
-    if period.kind == "quarter":
-        before = domain.quarter_of(period.start - timedelta(days=1))
-        previous = await _published(conn, before, scopes)
-        public.add_queue_flow(values, previous, scopes)
-    else:
+    quarters = None
+    if period.kind == "year":
         quarters = [await _published(conn, q, scopes) for q in domain.quarters_of_year(period.start.year)]
-    edition = public.protect(values, municipalities, threshold, previous=previous, quarters=quarters)
+    edition = public.protect(values, municipalities, threshold, quarters=quarters)
     figures = {scope: public.figures_of(edition, answers[scope], scope) for scope in scopes}
     number = await store.save_edition(
         conn, period=period.label, start=period.start, end=period.end, made_at=made_at,

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import structlog
 
 from .catalogue import FIGURES, Figure, VALUES
-from .domain import PUBLIC_SUPPORT, SELF_SUFFICIENCY_TYPES
 
 log = structlog.get_logger("metrics.public")
 
@@ -100,7 +99,8 @@ def counts_of(answers_by_scope: dict[str, dict], scopes: list[str]) -> dict[Var,
                 for key, line in answer["by"][f.detail].items():
                     values[(f.key, f"detail:{key}", scope)] = _count(line)
         for small, large, slack in _subsets(scope):  # never shown: what a reader can still subtract
-            values[slack] = sum(values[v] for v in large) - sum(values[v] for v in small)
+            if all(v in values for v in small + large):
+                values[slack] = sum(values[v] for v in large) - sum(values[v] for v in small)
     return values
 
 
@@ -123,9 +123,6 @@ def relations(values: dict[Var, int], municipalities: list[str]) -> list[list[tu
                     lines.append(parts + [(total, -1)])
             if f.kind == "share" and (f.key, "rest", scope) in values:
                 lines.append([(total, 1), ((f.key, "rest", scope), 1), ((f.base, "total", scope), -1)])
-        for left, right in _identities(scope):  # equal by what the figures are
-            if all(v in values for v in left + right):
-                lines.append([(v, 1) for v in left] + [(v, -1) for v in right])
         for small, large, slack in _subsets(scope):  # a part of another: large = small + a rest
             if slack in values:
                 lines.append([(v, 1) for v in small] + [(slack, 1)] + [(v, -1) for v in large])
@@ -136,53 +133,11 @@ def relations(values: dict[Var, int], municipalities: list[str]) -> list[list[tu
     return lines
 
 
-def _identities(scope: str) -> list[tuple[list[Var], list[Var]]]:
-    """Sums that hold by what the figures are, besides breakdowns and shares: everyone on
-    income support at referral has one income at follow-up; the self-sufficient are those
-    whose income is one of the self-sufficiency types."""
-    return [([("income_after_income_support", "total", scope)], [("on_income_support_at_referral", "total", scope)]),
-            ([("self_sufficient", "total", scope)],
-             [("income_after_income_support", f"detail:{t}", scope) for t in SELF_SUFFICIENCY_TYPES])]
-
-
 def _subsets(scope: str) -> list[tuple[list[Var], list[Var], Var]]:
     """Counts that are part of another count (income support is a public support): (part,
     whole, the rest: never shown, protected like a share's rest)."""
     return [([("on_income_support_at_referral", "total", scope)], [("public_support_at_referral", "total", scope)],
-             ("on_income_support_at_referral", "slack", scope)),
-            ([("income_after_income_support", f"detail:{t}", scope) for t in sorted(PUBLIC_SUPPORT)],
-             [("public_support_at_follow_up", "total", scope)], ("income_after_income_support", "slack", scope))]
-
-
-def add_queue_flow(values: dict[Var, int], previous: dict[Var, tuple[int, int | str]], scopes: list[str]) -> None:
-    """The queue moves: at a quarter's end it is the queue at the end of the quarter before,
-    plus the cases referred, less those consulted and those who left otherwise (not consulted,
-    or closed: never shown). Adds those who left otherwise, where the facts add up."""
-    for scope in scopes:
-        before = previous.get(("queue_at_end", "total", scope), (0, 0))[0]
-        other = (before + values.get(("cases_referred", "total", scope), 0)
-                 - values.get(("cases_consulted", "total", scope), 0) - values.get(("queue_at_end", "total", scope), 0))
-        if other < 0:
-            return  # facts that do not add up (a case consulted before its referral was known): no such sum
-    for scope in scopes:
-        before = previous.get(("queue_at_end", "total", scope), (0, 0))[0]
-        values[("queue_at_end", "other_left", scope)] = (
-            before + values.get(("cases_referred", "total", scope), 0)
-            - values.get(("cases_consulted", "total", scope), 0) - values.get(("queue_at_end", "total", scope), 0))
-
-
-def flow_lines(values: dict[Var, int], scopes: list[str], before: str, this: str = "") -> list[list[tuple[Var, int]]]:
-    """The queue's movement as sums, for the quarter whose counts end in ``this`` (a suffix of
-    the scope), the quarter before's in ``before``."""
-    lines = []
-    for scope in scopes:
-        other = ("queue_at_end", "other_left", scope + this)
-        if other not in values:
-            continue
-        lines.append([(("queue_at_end", "total", scope + this), 1), (("queue_at_end", "total", scope + before), -1),
-                      (("cases_referred", "total", scope + this), -1), (("cases_consulted", "total", scope + this), 1),
-                      (other, 1)])
-    return lines
+             ("on_income_support_at_referral", "slack", scope))]
 
 
 def _keys(values: dict[Var, int], key: str, dimension: str, scope: str) -> list[str]:
@@ -191,7 +146,7 @@ def _keys(values: dict[Var, int], key: str, dimension: str, scope: str) -> list[
             if k == key and s == scope and column.startswith(prefix)]
 
 
-UNSHOWN_COLUMNS = ("rest", "slack", "other_left")  # counts a reader can work out, never shown
+UNSHOWN_COLUMNS = ("rest", "slack")  # counts a reader can work out, never shown
 
 
 class NotSafe(Exception):
@@ -199,13 +154,12 @@ class NotSafe(Exception):
 
 
 def protect(values: dict[Var, int], municipalities: list[str], threshold: int, *,
-            previous: dict[Var, tuple[int, int | str]] | None = None,
             quarters: list[dict[Var, tuple[int, int | str]]] | None = None) -> Edition:
-    """Apply the rule to an edition's counts. ``previous``: for a quarter, the edition of the
-    quarter before (count and mark of each count), for the queue's movement. ``quarters``: for
+    """Apply the rule to an edition's counts. ``quarters``: for
     a year, its four quarters' (a quarter never published counts as shown): a year is their sum,
     and a reader has their own sums too. Earlier editions are frozen: their marks stay."""
-    scopes = [COUNTY, *municipalities]
+    public_keys = {f.key for f in public_figures()}
+    values = {var: value for var, value in values.items() if var[0] in public_keys}  # (only what is published)
     edition = Edition(values=dict(values), threshold=threshold)
     edition.lines = relations(values, municipalities)
     for var, value in values.items():
@@ -213,16 +167,11 @@ def protect(values: dict[Var, int], municipalities: list[str], threshold: int, *
             edition.hidden[var] = "unshown"
         elif 0 < value < threshold:
             edition.hidden[var] = "primary"
-    if previous is not None:  # (a scope the quarter before did not have: its queue was empty)
-        _freeze(edition, {("queue_at_end", "total", scope): (0, 0) for scope in scopes} | previous, "@P")
-        edition.lines += flow_lines(edition.values, scopes, "@P")
     for n, published in enumerate(quarters or (), start=1):
         _freeze(edition, published, f"@Q{n}")
         suffix = f"@Q{n}"
         edition.lines += [[((k, c, f"{s}{suffix}"), coef) for (k, c, s), coef in line]
                           for line in relations({v: x for v, (x, _) in published.items()}, municipalities)]
-        if n > 1:
-            edition.lines += flow_lines(edition.values, scopes, f"@Q{n - 1}", suffix)
     if quarters:
         # A year is the sum of its quarters as they were published (a stock, its last quarter's):
         # a count is shown where all its quarters showed theirs, else "x". So a year's edition
@@ -235,8 +184,7 @@ def protect(values: dict[Var, int], municipalities: list[str], threshold: int, *
                 edition.hidden.pop(var, None)
                 if any(v in edition.hidden for v in parts if v in edition.values):
                     edition.hidden[var] = "secondary"
-            if var[1] != "other_left":
-                edition.lines.append([(var, -1)] + [(v, 1) for v in parts if v in edition.values])
+            edition.lines.append([(var, -1)] + [(v, 1) for v in parts if v in edition.values])
         return edition
     _hide_until_safe(edition)
     if edition.unresolved:  # last resort: hide everything beside what stays pinned, once more
@@ -269,9 +217,12 @@ def _hide_until_safe(edition: Edition) -> None:
     widens what a reader can work out, so each round fixes every pinned count but those beside
     one changed in the same round (looked at again next round)."""
     lines_of = edition.lines_of()
+    tables = _tables(edition)
     while True:
         bounds = reader_bounds(edition)
         pinned = [v for v in sorted(edition.hidden) if edition.sensitive(v) and bounds[v][1] - bounds[v][0] < 1]
+        if not pinned:  # the sums one at a time pin nothing: each table's rows and columns together
+            pinned = sorted({v for table in tables for v in _pinned_in_table(edition, *table) if edition.sensitive(v)})
         touched: set[Var] = set()
         changed = False
         for var in pinned:
@@ -296,6 +247,74 @@ def _hide_until_safe(edition: Edition) -> None:
             for var in pinned:  # (none in the tests' county years; said loudly if it ever is)
                 log.warning("a hidden count stays pinned: nothing beside it can be hidden", count=var)
             return
+
+
+def _tables(edition: Edition) -> list[tuple[list[str], list[str], str, str]]:
+    """Every figure's breakdown as a table (scopes by values and the total), for ``_pinned_in_table``:
+    (scopes, columns, figure key, dimension)."""
+    scopes = sorted({s for _, _, s in edition.values if "@" not in s and s != COUNTY})
+    result = []
+    columns: dict[tuple[str, str], set[str]] = {}
+    for key, column, scope in edition.values:
+        if scope == COUNTY and ":" in column:
+            dimension, value = column.split(":", 1)
+            columns.setdefault((key, dimension), set()).add(value)
+    for (key, dimension), values in sorted(columns.items()):
+        result.append((scopes, sorted(values), key, dimension))
+    return result
+
+
+def _pinned_in_table(edition: Edition, scopes: list[str], values: list[str], key: str, dimension: str) -> list[Var]:
+    """The hidden counts of one table (its scopes' rows, the county's; its values' columns and
+    the total) that its rows and columns together pin, exactly: a count can take another value
+    only along a cycle of hidden counts that keeps every row and column sum (the county and the
+    totals counted with the opposite sign)."""
+    rows, columns = [*scopes, COUNTY], [*values, "total"]
+
+    def var(row: str, column: str) -> Var:
+        return (key, "total" if column == "total" else f"{dimension}:{column}", row)
+
+    def sign(row: str, column: str) -> int:
+        return -1 if (row == COUNTY) != (column == "total") else 1
+
+    if any(var(r, c) not in edition.values for r in rows for c in columns):
+        return []
+    room: dict[tuple[str, str], tuple[bool, bool]] = {}  # (can rise, can fall) in the signed table
+    for r in rows:
+        for c in columns:
+            v = var(r, c)
+            if v not in edition.hidden:
+                continue
+            lo, hi = _bounds(edition, v)
+            value = edition.values[v]
+            up, down = value < hi, value > lo
+            room[(r, c)] = (up, down) if sign(r, c) > 0 else (down, up)
+
+    def cycle(r0: str, c0: str, rise: bool) -> bool:
+        # +1 (or -1) at (r0, c0): from row r0 take the opposite change in another column, and so on,
+        # until a change in column c0 closes the cycle
+        start = ("row", r0)
+        seen, todo = {start}, [(start, not rise)]
+        while todo:
+            (kind, name), want = todo.pop()
+            for (r, c), (up, down) in room.items():
+                if (r, c) == (r0, c0):
+                    continue
+                if kind == "row" and r == name and (up if want else down):
+                    if c == c0:
+                        return True
+                    nxt = ("col", c)
+                elif kind == "col" and c == name and (up if want else down):
+                    nxt = ("row", r)
+                else:
+                    continue
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append((nxt, not want))
+        return False
+
+    return [var(r, c) for (r, c) in room if not (room[(r, c)][0] and cycle(r, c, True))
+            and not (room[(r, c)][1] and cycle(r, c, False))]
 
 
 def _free(edition: Edition, more: list[Var], var: Var, lines_of: dict[Var, list[int]]) -> bool:
