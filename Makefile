@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)  ## start RabbitMQ-backed services (migrates first); Ctrl-C stops all (VERBOSE=1: every log line)
-	$(PY) -m services.launcher $(if $(VERBOSE),--verbose,)
+	$(PY) -m tools.launcher $(if $(VERBOSE),--verbose,)
 
 demo: $(STAMP)  ## `make run` with a year of simulated agency traffic (own namespace trisam_demo)
-	DEMO=1 $(PY) -m services.launcher $(if $(VERBOSE),--verbose,)
+	DEMO=1 $(PY) -m tools.launcher $(if $(VERBOSE),--verbose,)
 
 test: $(STAMP)  ## unit, integration and end-to-end tests on the real RabbitMQ and PostgreSQL
 	$(PY) -m pytest
@@ -26,7 +26,7 @@ faults: $(STAMP)  ## fault injection, full size: 10,000 referrals, kills, cuts, 
 	TRISAM_FAULTS=full $(PY) -m pytest -s -p no:cacheprovider tests/faults
 
 docs: $(STAMP)  ## regenerate docs/asyncapi/*.json from the code
-	$(PY) -m services.catalogue
+	$(PY) -m tools.catalogue
 
 bench: $(STAMP)  ## the platform's figures against a baseline of the same run (prints, writes bench/results.json)
 	$(PY) -m bench.run

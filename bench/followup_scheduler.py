@@ -24,10 +24,10 @@ import asyncpg
 
 from services.followup.domain import Rules
 from services.followup.followups import FollowUps
-from shared.clock import SettableClock
-from shared.config import Settings, with_database
-from shared.db import prepare_database
-from shared.outbox import Emitter
+from shared.platform.clock import SettableClock
+from shared.platform.config import Settings, with_database
+from shared.platform.db import prepare_database
+from shared.platform.outbox import Emitter
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "followup" / "migrations"
 OUT = Path(__file__).resolve().parent / "followup_scheduler.json"

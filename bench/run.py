@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import followup_scheduler  # noqa: E402
-from services.launcher import SERVICES, ServiceProcesses, drop_namespace as drop  # noqa: E402
-from shared.config import Settings  # noqa: E402
+from tools.launcher import SERVICES, ServiceProcesses, drop_namespace as drop  # noqa: E402
+from shared.platform.config import Settings  # noqa: E402
 from tests.support.identities import random_adult  # noqa: E402  (generated test identities)
 
 OUT = Path(__file__).resolve().parent / "results.json"
@@ -199,7 +199,7 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
     database: facts written directly, their cells worked out by the service's own rebuild (in
     one transaction, so the running service never sees them half-built)."""
     from services.metrics import projections
-    from shared.auth import mint_token
+    from shared.platform.auth import mint_token
 
     conn = await asyncpg.connect(settings.service_database_url("metrics"))
     try:

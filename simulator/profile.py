@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from shared.vocabulary import (ActionType, IncomeSource, NotConsultedReason, Party, PlanStatus,
+from shared.contracts.vocabulary import (ActionType, IncomeSource, NotConsultedReason, Party, PlanStatus,
                                ReasonCode, Readiness)
 
 from .identities import random_adult

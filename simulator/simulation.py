@@ -7,7 +7,7 @@
   own token: they cancel the odd meeting ahead and, once a meeting has been held, record the
   consultation of each case on its agenda.
 
-Time is the platform's domain time (``shared.clock.Clock`` from the same settings): with a
+Time is the platform's domain time (``shared.platform.clock.Clock`` from the same settings): with a
 fast development clock a year of history plays in minutes. Everything is at-least-once and
 idempotent on the platform's side, so the simulator retries whatever failed (broker away,
 service restarted) and counts what it was answered in its ``Tally``.
@@ -29,10 +29,10 @@ import aio_pika
 import httpx
 import structlog
 
-from shared.auth import mint_token
-from shared.clock import Clock, stockholm_date
-from shared.config import Settings
-from shared.vocabulary import Party
+from shared.platform.auth import mint_token
+from shared.platform.clock import Clock, stockholm_date
+from shared.platform.config import Settings
+from shared.contracts.vocabulary import Party
 
 from .profile import Profile
 

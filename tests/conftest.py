@@ -15,9 +15,9 @@ import secrets
 import asyncpg
 import pytest
 
-from shared.config import Settings
-from shared.runtime import Runtime
-from shared.topology import Topology
+from shared.platform.config import Settings
+from shared.platform.runtime import Runtime
+from shared.platform.topology import Topology
 from tests.support import broker as amqp
 from tests.support import hygiene
 from tests.support.agencies import create_agencies, delete_agencies, delete_run_users

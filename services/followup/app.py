@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from shared.clock import Clock
-from shared.config import Settings
-from shared.events import (CaseClosed, CommandAccepted, CommandRejected, FollowUpCancelled,
+from shared.platform.clock import Clock
+from shared.platform.config import Settings
+from shared.contracts import (CaseClosed, CommandAccepted, CommandRejected, FollowUpCancelled,
                            FollowUpCompleted, FollowUpDue, FollowUpEscalated, FollowUpOverdue,
                            FollowUpScheduled)
-from shared.outbox import Emitter
-from shared.runtime import ServiceSpec
+from shared.platform.outbox import Emitter
+from shared.platform.runtime import ServiceSpec
 
 from .domain import Rules
 from .followups import FollowUps

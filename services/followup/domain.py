@@ -23,9 +23,9 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from shared.clock import STOCKHOLM
-from shared.problems import Problem, add_messages
-from shared.vocabulary import ExitReason, FollowUpKind, NotConsultedReason
+from shared.platform.clock import STOCKHOLM
+from shared.platform.problems import Problem, add_messages
+from shared.contracts.vocabulary import ExitReason, FollowUpKind, NotConsultedReason
 
 DUE_TIME = time(8, 0)  # reminders arrive at the start of a working day
 

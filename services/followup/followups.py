@@ -10,13 +10,13 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from shared import consent
-from shared.clock import Clock, stockholm_date
-from shared.events import (CaseClosed, ConsultationHeld, FollowUpCancelled, FollowUpCompleted,
+from shared.platform import consent
+from shared.platform.clock import Clock, stockholm_date
+from shared.contracts import (CaseClosed, ConsultationHeld, FollowUpCancelled, FollowUpCompleted,
                            FollowUpDue, FollowUpEscalated, FollowUpOverdue, FollowUpScheduled)
-from shared.logging import bind_contextvars
-from shared.problems import Problem
-from shared.vocabulary import ExitReason, FollowUpKind, Party
+from shared.platform.logging import bind_contextvars
+from shared.platform.problems import Problem
+from shared.contracts.vocabulary import ExitReason, FollowUpKind, Party
 
 from . import domain, store
 from .domain import Answers, Rules

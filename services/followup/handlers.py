@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from shared import consent
-from shared.commands import answer, invalid_case_ref, sender
-from shared.config import Settings
-from shared.consumer import HandlerContext
-from shared.events import (CaseNotConsulted, CaseReferred, ConsentRecorded, ConsentWithdrawn,
+from shared.platform import consent
+from shared.platform.commands import answer, invalid_case_ref, sender
+from shared.platform.config import Settings
+from shared.platform.consumer import HandlerContext
+from shared.contracts import (CaseNotConsulted, CaseReferred, ConsentRecorded, ConsentWithdrawn,
                            ConsultationHeld, InvalidPayload, RecordFollowUp)
-from shared.problems import problems_from_schema
+from shared.platform.problems import problems_from_schema
 
 from . import domain, store
 from .domain import Answers, TrackedCase

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from shared.auth import Principal, Role, authenticate, require_roles
-from shared.commands import reasons
-from shared.http import FORBIDDEN, UNAUTHENTICATED, ErrorBody, request_emitter
-from shared.vocabulary import ExitReason, IncomeSource, PlanStatus, Readiness
+from shared.platform.auth import Principal, Role, authenticate, require_roles
+from shared.platform.commands import reasons
+from shared.platform.http import FORBIDDEN, UNAUTHENTICATED, ErrorBody, request_emitter
+from shared.contracts.vocabulary import ExitReason, IncomeSource, PlanStatus, Readiness
 
 from . import store
 from .followups import FollowUps

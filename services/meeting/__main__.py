@@ -1,4 +1,4 @@
-from shared.runtime import serve
+from shared.platform.runtime import serve
 
 from .app import spec
 

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import structlog
 
-from shared.clock import Clock
-from shared.config import Settings
-from shared.consumer import OUTAGE_ERRORS
-from shared.logging import bind_contextvars, clear_contextvars
-from shared.events import (CaseNotConsulted, CasePostponed, CaseScheduled, ConsentReminder,
+from shared.platform.clock import Clock
+from shared.platform.config import Settings
+from shared.platform.consumer import OUTAGE_ERRORS
+from shared.platform.logging import bind_contextvars, clear_contextvars
+from shared.contracts import (CaseNotConsulted, CasePostponed, CaseScheduled, ConsentReminder,
                            ConsultationHeld, MeetingCancelled, MeetingScheduled, PreMeetingHeld,
                            TeamUpdated)
-from shared.outbox import Emitter
-from shared.runtime import ServiceSpec
-from shared.teams import DEFAULT_TEAMS_FILE
+from shared.platform.outbox import Emitter
+from shared.platform.runtime import ServiceSpec
+from shared.platform.teams import DEFAULT_TEAMS_FILE
 
 from . import store
 from .handlers import make_handlers

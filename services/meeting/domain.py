@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from shared.clock import STOCKHOLM
-from shared.vocabulary import Party, PostponementReason
+from shared.platform.clock import STOCKHOLM
+from shared.contracts.vocabulary import Party, PostponementReason
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 

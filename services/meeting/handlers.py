@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared import consent
-from shared.consumer import HandlerContext
-from shared.events import CaseClosed, CaseReferred, ConsentRecorded, ConsentWithdrawn
+from shared.platform import consent
+from shared.platform.consumer import HandlerContext
+from shared.contracts import CaseClosed, CaseReferred, ConsentRecorded, ConsentWithdrawn
 
 from .scheduling import Scheduling
 

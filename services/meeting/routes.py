@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from shared.auth import Principal, Role, authenticate, require_roles
-from shared.clock import stockholm_date
-from shared.events import PlanAction
-from shared.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, request_emitter
-from shared.vocabulary import CancellationReason, HostUnit, Invitee, NotConsultedReason, Party
+from shared.platform.auth import Principal, Role, authenticate, require_roles
+from shared.platform.clock import stockholm_date
+from shared.contracts import PlanAction
+from shared.platform.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, request_emitter
+from shared.contracts.vocabulary import CancellationReason, HostUnit, Invitee, NotConsultedReason, Party
 
 from . import domain, store
 from .domain import Refused

@@ -15,13 +15,13 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from shared import consent
-from shared.clock import Clock, stockholm_date
-from shared.events import (CaseNotConsulted, CasePostponed, CaseReferred, CaseScheduled,
+from shared.platform import consent
+from shared.platform.clock import Clock, stockholm_date
+from shared.contracts import (CaseNotConsulted, CasePostponed, CaseReferred, CaseScheduled,
                            ConsentReminder, ConsultationHeld, Contract, MeetingCancelled,
                            MeetingScheduled, PlanAction, PreMeetingHeld, TeamUpdated)
-from shared.logging import bind_contextvars
-from shared.vocabulary import (CancellationReason, HostUnit, NotConsultedReason, Party,
+from shared.platform.logging import bind_contextvars
+from shared.contracts.vocabulary import (CancellationReason, HostUnit, NotConsultedReason, Party,
                                PostponementReason)
 
 from . import domain, store

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.auth import Principal, Role
-from shared.clock import Clock
-from shared.config import Settings, load_settings
-from shared.db import prepare_database
-from shared.runtime import serve
+from shared.platform.auth import Principal, Role
+from shared.platform.clock import Clock
+from shared.platform.config import Settings, load_settings
+from shared.platform.db import prepare_database
+from shared.platform.runtime import serve
 
 from . import catalogue, domain, editions, exact, projections, public, report, store
 from .app import spec

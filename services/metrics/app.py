@@ -6,11 +6,11 @@ from pathlib import Path
 
 import structlog
 
-from shared.clock import Clock, stockholm_date
-from shared.config import Settings
-from shared.events import FiguresPublished
-from shared import topology
-from shared.runtime import ServiceSpec
+from shared.platform.clock import Clock, stockholm_date
+from shared.platform.config import Settings
+from shared.contracts import FiguresPublished
+from shared.platform import topology
+from shared.platform.runtime import ServiceSpec
 
 from . import editions, projections
 from .handlers import HANDLERS

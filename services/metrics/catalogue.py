@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.vocabulary import ActionType, AgeBand, Gender, IncomeSource, Party
+from shared.contracts.vocabulary import ActionType, AgeBand, Gender, IncomeSource, Party
 
 from . import domain
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from shared.vocabulary import CancellationReason, IncomeSource, PostponementReason, Readiness
+from shared.contracts.vocabulary import CancellationReason, IncomeSource, PostponementReason, Readiness
 
 # Public support (the first outcome measure): living mainly on one of these.
 PUBLIC_SUPPORT = frozenset({IncomeSource.FORSORJNINGSSTOD.value, IncomeSource.SJUKPENNING.value,

@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta
 import asyncpg
 import structlog
 
-from shared.events import FiguresPublished
-from shared.outbox import Emitter
+from shared.contracts import FiguresPublished
+from shared.platform.outbox import Emitter
 
 from . import catalogue, domain, public, store
 from .domain import Period, Scope

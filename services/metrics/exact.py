@@ -9,7 +9,7 @@ from datetime import date
 
 import asyncpg
 
-from shared.auth import Principal
+from shared.platform.auth import Principal
 
 from . import catalogue, domain, store
 from .domain import Period, Reader, Scope

@@ -1,9 +1,9 @@
 """Metrics handlers (thin): keep every event in the event log and apply it to the projections
 (the same ``projections.apply`` that ``rebuild`` replays)."""
 
-from shared import consent
-from shared.consumer import HandlerContext
-from shared.events import (CaseClosed, CaseNotConsulted, CasePostponed, CaseReferred,
+from shared.platform import consent
+from shared.platform.consumer import HandlerContext
+from shared.contracts import (CaseClosed, CaseNotConsulted, CasePostponed, CaseReferred,
                            CaseScheduled, ConsentRecorded, ConsentWithdrawn, ConsultationHeld,
                            FollowUpCancelled, FollowUpCompleted, FollowUpScheduled,
                            MeetingCancelled, MeetingScheduled, PreMeetingHeld, TeamUpdated)

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.clock import stockholm_date
+from shared.platform.clock import stockholm_date
 
 from . import domain, store
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from shared.auth import (SESSION_COOKIE, Principal, Role, authenticate, mint_token,
+from shared.platform.auth import (SESSION_COOKIE, Principal, Role, authenticate, mint_token,
                          require_roles)
 
 from . import catalogue, domain, exact, public, report, store

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import structlog
 
-from shared.clock import Clock
-from shared.config import Settings
-from shared.events import (CaseReferred, CommandAccepted, CommandRejected, ConsentRecorded,
+from shared.platform.clock import Clock
+from shared.platform.config import Settings
+from shared.contracts import (CaseReferred, CommandAccepted, CommandRejected, ConsentRecorded,
                            ConsentWithdrawn, ReferralAccepted, ReferralRejected)
-from shared.runtime import ServiceSpec
-from shared.teams import load_teams
+from shared.platform.runtime import ServiceSpec
+from shared.platform.teams import load_teams
 
 from . import store
 from .handlers import make_handlers

@@ -14,10 +14,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-from shared.clock import stockholm_date  # noqa: F401  (rules judge dates in Sweden)
-from shared.problems import ENUM_CODES, Problem, add_messages  # noqa: F401  (Problem: used by intake)
-from shared.problems import problems_from_schema as shared_problems_from_schema
-from shared.vocabulary import AgeBand, Gender, Party
+from shared.platform.clock import stockholm_date  # noqa: F401  (rules judge dates in Sweden)
+from shared.platform.problems import ENUM_CODES, Problem, add_messages  # noqa: F401  (Problem: used by intake)
+from shared.platform.problems import problems_from_schema as shared_problems_from_schema
+from shared.contracts.vocabulary import AgeBand, Gender, Party
 
 MIN_AGE, MAX_AGE = 16, 65
 _PNR = re.compile(r"^([0-9]{8})[-+]?([0-9]{4})$")  # ASCII digits only

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from shared.clock import Clock
-from shared.config import Settings
-from shared.commands import answer, invalid_case_ref, reasons, sender
-from shared.consumer import HandlerContext
-from shared.events import (CaseClosed, InvalidPayload, RecordConsent, ReferralAccepted,
+from shared.platform.clock import Clock
+from shared.platform.config import Settings
+from shared.platform.commands import answer, invalid_case_ref, reasons, sender
+from shared.platform.consumer import HandlerContext
+from shared.contracts import (CaseClosed, InvalidPayload, RecordConsent, ReferralAccepted,
                            ReferralRejected, SubmitReferral, TeamUpdated, WithdrawConsent)
 
 from . import domain, intake, store

@@ -14,10 +14,10 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from shared.events import (CaseReferred, ConsentRecorded, ConsentWithdrawn, RecordConsent,
+from shared.contracts import (CaseReferred, ConsentRecorded, ConsentWithdrawn, RecordConsent,
                            SubmitReferral, WithdrawConsent)
-from shared.teams import Team
-from shared.vocabulary import AgeBand, Gender, Party
+from shared.platform.teams import Team
+from shared.contracts.vocabulary import AgeBand, Gender, Party
 
 from . import domain, store
 from .domain import ConsentGiven, Problem

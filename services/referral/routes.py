@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
                       ValidationError)
 
-from shared.auth import Principal, Role, authenticate, require_roles
-from shared.events import (RecordConsent, SubmitReferral, WithdrawConsent, safe_errors)
-from shared.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, request_emitter
-from shared.outbox import Emitter
-from shared.vocabulary import Party
+from shared.platform.auth import Principal, Role, authenticate, require_roles
+from shared.contracts import (RecordConsent, SubmitReferral, WithdrawConsent, safe_errors)
+from shared.platform.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, request_emitter
+from shared.platform.outbox import Emitter
+from shared.contracts.vocabulary import Party
 
 from . import domain, intake, store
 from .domain import Problem

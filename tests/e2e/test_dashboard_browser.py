@@ -11,7 +11,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from services.launcher import ServiceProcesses
+from tools.launcher import ServiceProcesses
 from tests.support import broker as amqp
 from tests.support.board_events import QUARTER, county_quarter, events_from_facts
 from tests.support.system import ARTIFACTS, free_port

@@ -22,8 +22,8 @@ import time
 import httpx
 import pytest
 
-from services import broker_users
-from services.launcher import ROOT
+from tools import broker_users
+from tools.launcher import ROOT
 from tests.support.agencies import rabbitmqctl_runner
 from tests.support.http import token
 from tests.support.system import ARTIFACTS
@@ -105,7 +105,7 @@ async def test_a_short_demo_tells_a_story_and_lands_on_the_quarters_figures(sett
     env.update({"DEMO": "1", "TRISAM_NAMESPACE": settings.namespace, "TRISAM_AMQP_URL": settings.amqp_url,
                 "TRISAM_DATABASE_URL": settings.database_url, "TRISAM_HTTP_PORT": str(base),
                 "TRISAM_DEMO_DAYS": "60", "TRISAM_DEMO_SECONDS": "20", "COLUMNS": "160"})
-    terminal = Terminal([sys.executable, "-m", "services.launcher"], env)
+    terminal = Terminal([sys.executable, "-m", "tools.launcher"], env)
     metrics = f"http://127.0.0.1:{base + 3}"
     try:
         found = await terminal.wait_for(SUMMARY.pattern, timeout=180)

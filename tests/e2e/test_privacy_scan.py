@@ -12,7 +12,7 @@ import aio_pika
 import httpx
 import pytest
 
-from shared.vocabulary import Party
+from shared.contracts.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.agencies import take_replies
 from tests.support.http import token

@@ -24,11 +24,11 @@ from datetime import datetime
 import aio_pika
 import asyncpg
 
-from services.launcher import SERVICES, ServiceProcesses
-from shared.config import Settings
-from shared.consumer import REASON_HEADER
-from shared.events import MAX_MESSAGE_BYTES
-from shared.topology import EVENTS, SUBSCRIPTIONS, Topology
+from tools.launcher import SERVICES, ServiceProcesses
+from shared.platform.config import Settings
+from shared.platform.consumer import REASON_HEADER
+from shared.contracts import MAX_MESSAGE_BYTES
+from shared.platform.topology import EVENTS, SUBSCRIPTIONS, Topology
 from simulator.simulation import Simulation
 from tests.support import broker as amqp
 from tests.support.proxy import CuttableProxy

@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from shared.clock import Clock
-from shared.vocabulary import Party
+from shared.platform.clock import Clock
+from shared.contracts.vocabulary import Party
 from simulator.cli import county_teams
 from simulator.simulation import Simulation
 from tests.faults import chaos

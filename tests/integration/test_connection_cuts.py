@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from shared.vocabulary import Party
+from shared.contracts.vocabulary import Party
 
 from services.metrics import app as metrics_app
 from services.referral import app as referral_app

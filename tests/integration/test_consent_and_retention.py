@@ -12,7 +12,7 @@ from services.followup import app as followup_app
 from services.meeting import app as meeting_app
 from services.metrics import app as metrics_app
 from services.referral import app as referral_app
-from shared.vocabulary import Party
+from shared.contracts.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.agencies import take_replies
 from tests.support.http import client_for, token

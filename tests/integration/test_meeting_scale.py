@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from shared.clock import STOCKHOLM
+from shared.platform.clock import STOCKHOLM
 from tests.support import broker as amqp
 from tests.support.meetings import ONE_DATES, case_referred, meeting_id, meeting_service
 

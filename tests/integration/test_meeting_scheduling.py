@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from shared.clock import STOCKHOLM
+from shared.platform.clock import STOCKHOLM
 from tests.support.http import client_for, token
 from tests.support.meetings import (ALL, ONE_DATES, START, case_referred, consent_event,
                                     meeting_id, meeting_service)

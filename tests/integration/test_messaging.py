@@ -9,14 +9,14 @@ import random
 import asyncpg
 import pytest
 
-from shared.vocabulary import Party
+from shared.contracts.vocabulary import Party
 
 from services.metrics import app as metrics_app
 from services.referral import app as referral_app
-from shared.config import Settings
-from shared.consumer import DETAIL_HEADER, REASON_HEADER
-from shared.events import MAX_MESSAGE_BYTES, CaseReferred
-from shared.runtime import ServiceSpec
+from shared.platform.config import Settings
+from shared.platform.consumer import DETAIL_HEADER, REASON_HEADER
+from shared.contracts import MAX_MESSAGE_BYTES, CaseReferred
+from shared.platform.runtime import ServiceSpec
 from tests.support import broker as amqp
 from tests.support.referrals import send_referral, submit_referral
 
@@ -56,7 +56,7 @@ async def test_crash_after_commit_before_publish_still_publishes_once(agencies, 
         crashed.set()
         await asyncio.Event().wait()
 
-    from shared.runtime import Runtime
+    from shared.platform.runtime import Runtime
 
     instance_a = Runtime(referral_app.spec(settings), settings)
     instance_a._publish_pending = frozen_publish
@@ -179,7 +179,7 @@ async def test_deliveries_waiting_together_are_applied_in_one_transaction_and_a_
     spec, _ = metrics_with_one_broken_case(settings)
     refs = [f"TS-BATCH{i:010d}" for i in range(200)]
     # the queue fills before the consumer starts, so deliveries wait together
-    from shared import topology as topo
+    from shared.platform import topology as topo
     await topo.declare(settings.amqp_url, topo.Topology(settings.namespace, settings.delivery_limit))
     await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
                             [("CaseReferred", case_referred_envelope(ref)) for ref in refs[:100]]
@@ -230,7 +230,7 @@ async def test_an_unroutable_event_stays_pending_in_the_outbox(agencies, setting
 
 async def test_events_of_one_case_keep_their_order(agencies, settings: Settings, runtimes):
     """The relay never sends a case's later event while an earlier one is pending."""
-    from shared import outbox
+    from shared.platform import outbox
 
     referral = await runtimes(referral_app.spec(settings), settings)
     await referral.relay.stop()  # drive the relay by hand
@@ -260,7 +260,7 @@ async def test_events_of_one_case_keep_their_order(agencies, settings: Settings,
 
 
 async def test_two_relays_never_publish_the_same_event_twice(agencies, settings: Settings, runtimes):
-    from shared import outbox
+    from shared.platform import outbox
 
     referral = await runtimes(referral_app.spec(settings), settings)
     await referral.relay.stop()

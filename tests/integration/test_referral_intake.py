@@ -13,9 +13,9 @@ import aiormq
 import pytest
 
 from services.referral import app as referral_app
-from shared.clock import stockholm_date
-from shared.consumer import REASON_HEADER
-from shared.vocabulary import Party
+from shared.platform.clock import stockholm_date
+from shared.platform.consumer import REASON_HEADER
+from shared.contracts.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.agencies import allow_only_own_routing_keys, take_replies
 from tests.support.identities import generated_personnummer, random_adult

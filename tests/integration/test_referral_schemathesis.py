@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, Phase, given, settings as hypothesis_setting
 from schemathesis import GenerationMode
 
 from services.referral import app as referral_app
-from shared.runtime import build_app
+from shared.platform.runtime import build_app
 from tests.support.http import token
 from tests.support.privacy import personnummer_in
 from tests.support.referrals import TEAM, submit_referral

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import pytest
 
 from services.metrics import app as metrics_app
-from shared.runtime import Runtime
+from shared.platform.runtime import Runtime
 from tests.support import broker as amqp
 from tests.support.proxy import CuttableProxy
 
@@ -44,7 +44,7 @@ async def test_a_service_started_before_the_broker_becomes_ready_by_itself(setti
 @pytest.mark.timeout(120)
 async def test_a_service_started_before_the_database_becomes_ready_by_itself_and_loses_nothing(
         settings, agencies):
-    from shared.vocabulary import Party
+    from shared.contracts.vocabulary import Party
     from tests.support.referrals import send_referral, submit_referral
 
     from services.referral import app as referral_app
@@ -60,7 +60,7 @@ async def test_a_service_started_before_the_database_becomes_ready_by_itself_and
         await asyncio.sleep(2.0)
         assert not all((await runtime.is_ready()).values())
         # an agency refers someone meanwhile: the queue keeps it (declared by the test here)
-        from shared import topology as topo
+        from shared.platform import topology as topo
 
         await topo.declare(settings.amqp_url, runtime.topology)
         await send_referral(agencies[Party.FK], settings.namespace, submit_referral())

@@ -1,6 +1,6 @@
 """The agencies' broker users for a test run: real RabbitMQ users, created per run.
 
-Each has the production permissions (services/broker_users.py), for every namespace of this
+Each has the production permissions (tools/broker_users.py), for every namespace of this
 run: publish only to ``<ns>.intake``, read only ``<ns>.agency.<PARTY>``. Created with rabbitmqctl
 (local broker) or inside the test container; removed at the end of the run.
 """
@@ -15,8 +15,8 @@ from urllib.parse import urlparse, urlunparse
 
 import aio_pika
 
-from services import broker_users
-from shared.vocabulary import Party
+from tools import broker_users
+from shared.contracts.vocabulary import Party
 
 
 @dataclass(frozen=True)

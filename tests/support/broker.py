@@ -94,7 +94,7 @@ async def eventually(check, *, timeout: float = 20.0, interval: float = 0.1, wha
 
 
 async def delete_topology(amqp_url: str, queues: list[str], exchanges: list[str]) -> None:
-    from shared.topology import delete
+    from shared.platform.topology import delete
 
     await delete(amqp_url, queues, exchanges)
 

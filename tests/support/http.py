@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from shared.auth import mint_token
-from shared.runtime import build_app
+from shared.platform.auth import mint_token
+from shared.platform.runtime import build_app
 
 
 def client_for(runtime) -> httpx.AsyncClient:

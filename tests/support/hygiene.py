@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.topology import Topology
+from shared.platform.topology import Topology
 from tests.support import broker as amqp
 
 MARKERS = Path(tempfile.gettempdir()) / "trisam-test-runs"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from services.meeting import app as meeting_app
-from shared.clock import STOCKHOLM, SettableClock
+from shared.platform.clock import STOCKHOLM, SettableClock
 from tests.support import broker as amqp
 
 ALL = ["AF", "FK", "KOMMUN", "REGION"]

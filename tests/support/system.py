@@ -6,7 +6,7 @@ import contextlib
 import socket
 from pathlib import Path
 
-from services.launcher import SERVICES, ServiceProcesses
+from tools.launcher import SERVICES, ServiceProcesses
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 

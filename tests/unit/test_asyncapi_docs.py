@@ -1,6 +1,6 @@
 """The AsyncAPI documents in docs/asyncapi are generated from the code and must be current."""
 
-from services.catalogue import DOCS, asyncapi_documents
+from tools.catalogue import DOCS, asyncapi_documents
 
 
 def test_asyncapi_documents_are_up_to_date():

@@ -1,8 +1,8 @@
 import pydantic
 import pytest
 
-from shared.config import Settings, with_database
-from shared.topology import SUBSCRIPTIONS, Topology
+from shared.platform.config import Settings, with_database
+from shared.platform.topology import SUBSCRIPTIONS, Topology
 
 
 def test_dev_secrets_are_refused_outside_dev():
@@ -40,8 +40,8 @@ def test_every_consuming_queue_is_quorum_with_a_delivery_limit_and_dead_letterin
 def test_every_published_event_has_a_consumer_and_every_binding_a_handler():
     """An event nobody is bound to is returned by the broker (mandatory publish) and would
     stay in the outbox for ever; a binding without a handler would dead-letter every message."""
-    from services.catalogue import SPECS
-    from shared.topology import AGENCY, AGGREGATES, EVENTS, INTAKE, SUBSCRIPTIONS
+    from tools.catalogue import SPECS
+    from shared.platform.topology import AGENCY, AGGREGATES, EVENTS, INTAKE, SUBSCRIPTIONS
 
     specs = {name: make(Settings()) for name, make in SPECS.items()}
     bound = {b.routing_key for bindings in SUBSCRIPTIONS.values() for b in bindings
@@ -61,7 +61,7 @@ def test_every_published_event_has_a_consumer_and_every_binding_a_handler():
 def test_the_dev_clock_offset_is_refused_outside_dev_and_shifts_the_clock():
     from datetime import timedelta
 
-    from shared.clock import Clock
+    from shared.platform.clock import Clock
 
     with pytest.raises(pydantic.ValidationError, match="DEV_CLOCK_OFFSET"):
         Settings(env="production", dev_clock_offset_days=3, pseudonym_key="p" * 40,
@@ -74,8 +74,8 @@ def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
     from datetime import datetime, timedelta, timezone
     from unittest import mock
 
-    from shared import clock as clock_module
-    from shared.clock import Clock
+    from shared.platform import clock as clock_module
+    from shared.platform.clock import Clock
 
     with pytest.raises(pydantic.ValidationError, match="DEV_CLOCK_SPEED"):
         Settings(env="production", dev_clock_speed=100, pseudonym_key="p" * 40,

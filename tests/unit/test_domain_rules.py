@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from services.referral import domain
-from shared.outbox import backoff_seconds
-from shared.vocabulary import AgeBand, Gender
+from shared.platform.outbox import backoff_seconds
+from shared.contracts.vocabulary import AgeBand, Gender
 from tests.support.identities import generated_personnummer
 
 

@@ -6,9 +6,9 @@ import uuid
 import pydantic
 import pytest
 
-from shared.events import (MAX_MESSAGE_BYTES, CaseReferred, Envelope, PoisonMessage,
+from shared.contracts import (MAX_MESSAGE_BYTES, CaseReferred, Envelope, PoisonMessage,
                            SubmitReferral, decode, envelope_for, registered)
-from shared.vocabulary import AgeBand, Gender, IncomeSource, Party
+from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party
 
 
 def a_case(**overrides) -> CaseReferred:

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from services.followup import domain
 from services.followup.domain import Answers, Rules
-from shared.vocabulary import ExitReason, FollowUpKind, NotConsultedReason
+from shared.contracts.vocabulary import ExitReason, FollowUpKind, NotConsultedReason
 
 NOW = datetime(2027, 1, 12, 9, tzinfo=timezone.utc)
 

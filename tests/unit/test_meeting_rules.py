@@ -8,8 +8,8 @@ import pytest
 
 from services.meeting import domain
 from services.meeting.domain import Move, Refused, Slot, TakenOff, TeamCalendar, Waiting
-from shared.clock import STOCKHOLM
-from shared.vocabulary import Party, PostponementReason
+from shared.platform.clock import STOCKHOLM
+from shared.contracts.vocabulary import Party, PostponementReason
 
 TUESDAY = date(2026, 12, 1)
 TEAM = TeamCalendar(team_id="T", cadence_weeks=2, weekday=1, meeting_time=time(9, 0),

@@ -1,4 +1,4 @@
-"""The runtime's retry loop (``shared/runtime.py``): background loops must not stop quietly."""
+"""The runtime's retry loop (``shared/platform/runtime.py``): background loops must not stop quietly."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from shared import runtime
-from shared.tasks import cancel_and_wait
+from shared.platform import runtime
+from shared.platform.tasks import cancel_and_wait
 
 
 async def test_a_cancellation_nobody_asked_for_is_retried_like_a_failure(monkeypatch):

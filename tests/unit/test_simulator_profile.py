@@ -12,8 +12,8 @@ from hypothesis import given, settings, strategies as st
 from services.followup.domain import Answers, record_problems
 from services.meeting.routes import ConsultationBody
 from services.referral.domain import ConsentGiven, identity_problems, referral_problems
-from shared.events import SubmitReferral
-from shared.vocabulary import FollowUpKind
+from shared.contracts import SubmitReferral
+from shared.contracts.vocabulary import FollowUpKind
 from simulator.profile import Profile
 
 TODAY = date(2026, 3, 2)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from services.referral.vault import Keyring, Sealed, VaultError, associated_data
-from shared.config import DEV_ENCRYPTION_KEYS
+from shared.platform.config import DEV_ENCRYPTION_KEYS
 
 OLD_KEY, NEW_KEY = bytes(range(32)), b"\xfb\xff" * 16  # the second one has '+/' in base64
 AD = associated_data("TS-ABC", "personnummer")

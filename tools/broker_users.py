@@ -6,7 +6,7 @@ with its own party (topic permission), and may read only its own queue on the ag
 the connection's user, so the referral service can trust ``user_id`` to name the sender.
 
 Used by `make run` (through rabbitmqctl, where the broker is local), by the tests, and to write
-``deploy/rabbitmq/definitions.json`` (``python -m services.broker_users``), which the Docker set-up
+``deploy/rabbitmq/definitions.json`` (``python -m tools.broker_users``), which the Docker set-up
 loads at broker start.
 """
 
@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.vocabulary import Party
+from shared.contracts.vocabulary import Party
 
 SERVICES = ("referral", "meeting", "followup", "metrics")
 DEFINITIONS = Path(__file__).resolve().parents[1] / "deploy" / "rabbitmq" / "definitions.json"

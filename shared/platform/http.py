@@ -8,7 +8,7 @@ import uuid
 from fastapi import Request
 from pydantic import BaseModel
 
-from shared.outbox import Emitter
+from shared.platform.outbox import Emitter
 
 # Text from outside holds no control characters but line breaks and tabs (the commands' rule;
 # and PostgreSQL cannot store NUL): refused with 422, never a failure in the database (500).

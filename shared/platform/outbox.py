@@ -23,8 +23,8 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from shared.events import Contract, Envelope, envelope_for
-from shared.tasks import cancel_and_wait
+from shared.contracts import Contract, Envelope, envelope_for
+from shared.platform.tasks import cancel_and_wait
 
 log = structlog.get_logger("outbox")
 

@@ -14,8 +14,8 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from shared.consumer import HandlerContext
-from shared.events import CaseReferred, ConsentRecorded, ConsentWithdrawn
+from shared.platform.consumer import HandlerContext
+from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
 
 log = structlog.get_logger("consent")
 

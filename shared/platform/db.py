@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.config import with_database
+from shared.platform.config import with_database
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")

@@ -3,7 +3,7 @@
 A token is an HS256 JWT signed with ``Settings.jwt_secret`` (``TRISAM_JWT_SECRET``). Claims:
 
 - ``sub``: the user's id (string)
-- ``party``: the user's agency, one of AF, FK, KOMMUN, REGION (``shared.vocabulary.Party``);
+- ``party``: the user's agency, one of AF, FK, KOMMUN, REGION (``shared.contracts.vocabulary.Party``);
   absent for the board and the analysts (the coordination association's own staff)
 - ``role``: what the user may do, a ``Role``:
   ``officer`` (handläggare: submits referrals, records consent), ``member`` (team member),
@@ -17,7 +17,7 @@ All are required. A verified token becomes a ``Principal``. Routes take it from 
 that ``authenticate(settings)`` returns and check roles with ``require_roles``; team scope is
 checked by the route itself with ``Principal.in_team``. Error messages never contain the token.
 
-Development tokens: ``python -m shared.auth mint --sub U --party AF --role officer --team T``.
+Development tokens: ``python -m shared.platform.auth mint --sub U --party AF --role officer --team T``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import jwt
 from fastapi import HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.config import Settings
-from shared.vocabulary import Party
+from shared.platform.config import Settings
+from shared.contracts.vocabulary import Party
 
 ALGORITHM = "HS256"
 ISSUER = "trisam"
@@ -154,7 +154,7 @@ def authenticate(settings: Settings, *, accept: frozenset[Role] = CASE_ROLES,
     """
     secret = settings.jwt_secret.get_secret_value()
     bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
-                        description="HS256 JWT issued by trisam; see shared/auth.py")
+                        description="HS256 JWT issued by trisam; see shared/platform/auth.py")
 
     async def principal(request: Request,
                         credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal | None:
@@ -189,7 +189,7 @@ def require_roles(principal: Principal, *roles: Role) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.auth",
+    parser = argparse.ArgumentParser(prog="python -m shared.platform.auth",
                                      description="Trisam bearer tokens (secret: TRISAM_JWT_SECRET)")
     commands = parser.add_subparsers(dest="command", required=True)
     mint = commands.add_parser("mint", help="print a signed token")

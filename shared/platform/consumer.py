@@ -30,12 +30,12 @@ import asyncpg
 import structlog
 from faststream.rabbit import RabbitMessage
 
-from shared import outbox
-from shared.events import Contract, Envelope, InvalidPayload, PoisonMessage, decode
-from shared.logging import bind_contextvars, bound_contextvars
-from shared.metrics import ServiceMetrics
-from shared.tasks import cancel_all
-from shared.topology import DEAD_LETTERS, INTAKE, Topology
+from shared.platform import outbox
+from shared.contracts import Contract, Envelope, InvalidPayload, PoisonMessage, decode
+from shared.platform.logging import bind_contextvars, bound_contextvars
+from shared.platform.metrics import ServiceMetrics
+from shared.platform.tasks import cancel_all
+from shared.platform.topology import DEAD_LETTERS, INTAKE, Topology
 
 log = structlog.get_logger("consumer")
 

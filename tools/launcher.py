@@ -1,4 +1,4 @@
-"""Run the whole system locally: `make run` (python -m services.launcher).
+"""Run the whole system locally: `make run` (python -m tools.launcher).
 
 Checks that RabbitMQ and PostgreSQL answer (and says how to start them if not), applies every
 service's migrations, starts the four services as separate processes, waits until all are
@@ -23,9 +23,9 @@ import aio_pika
 import asyncpg
 import httpx
 
-from services import broker_users
-from shared.config import DEFAULT_HTTP_PORTS, Settings, load_settings
-from shared.db import prepare_database
+from tools import broker_users
+from shared.platform.config import DEFAULT_HTTP_PORTS, Settings, load_settings
+from shared.platform.db import prepare_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("referral", "meeting", "followup", "metrics")
@@ -179,7 +179,7 @@ def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
 
 async def drop_namespace(settings: Settings) -> None:
     """Remove a namespace's databases and its broker topology, messages and all."""
-    from shared.topology import Topology, delete
+    from shared.platform.topology import Topology, delete
 
     topology = Topology(settings.namespace)
     await delete(settings.amqp_url, topology.all_queue_names(), topology.all_exchange_names())
@@ -314,7 +314,7 @@ def _quarter_bounds(day: date) -> tuple[date, date]:
 async def figures_hold(settings: Settings, metrics_url: str, quarter: str, done: dict,
                        timeout: float = 120.0) -> float:
     """Wait until the board's exact figures for the quarter count what the simulator did."""
-    from shared.auth import mint_token
+    from shared.platform.auth import mint_token
 
     board = {"Authorization": "Bearer " + mint_token(settings.jwt_secret.get_secret_value(),
                                                        user_id="demo-launcher", party=None, role="board")}

@@ -35,14 +35,14 @@ from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 
-from shared import db, topology as topo
-from shared.config import Settings, load_settings
-from shared.consumer import ORDERING_HEADER, Consumer, Handler
-from shared.events import registered, wire_model
-from shared.logging import configure as configure_logging
-from shared.metrics import ServiceMetrics
-from shared.outbox import OutboxRelay, PendingEvent, backoff_seconds
-from shared.tasks import cancel_all, cancel_and_wait
+from shared.platform import db, topology as topo
+from shared.platform.config import Settings, load_settings
+from shared.platform.consumer import ORDERING_HEADER, Consumer, Handler
+from shared.contracts import registered, wire_model
+from shared.platform.logging import configure as configure_logging
+from shared.platform.metrics import ServiceMetrics
+from shared.platform.outbox import OutboxRelay, PendingEvent, backoff_seconds
+from shared.platform.tasks import cancel_all, cancel_and_wait
 
 log = structlog.get_logger("runtime")
 

@@ -11,7 +11,7 @@ from services.followup import app as followup
 from services.meeting import app as meeting
 from services.metrics import app as metrics
 from services.referral import app as referral
-from shared.config import Settings
+from shared.platform.config import Settings
 
 SPECS = {"referral": referral.spec, "meeting": meeting.spec, "followup": followup.spec,
          "metrics": metrics.spec}
@@ -21,7 +21,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "asyncapi"
 
 def asyncapi_documents() -> dict[str, str]:
     """AsyncAPI 3.0 JSON per service, for the default (documented) configuration."""
-    from shared.runtime import Runtime
+    from shared.platform.runtime import Runtime
 
     settings = Settings(amqp_url="amqp://guest:guest@127.0.0.1:5672/", namespace="trisam")
     documents = {}

@@ -4,11 +4,11 @@ the values sent), and the answer to that agency alone (CommandAccepted / Command
 
 from __future__ import annotations
 
-from shared.consumer import HandlerContext
-from shared.events import (CommandAccepted, CommandRejected, InvalidPayload, PoisonMessage,
+from shared.platform.consumer import HandlerContext
+from shared.contracts import (CommandAccepted, CommandRejected, InvalidPayload, PoisonMessage,
                            RejectionReason)
-from shared.problems import Problem
-from shared.vocabulary import Party
+from shared.platform.problems import Problem
+from shared.contracts.vocabulary import Party
 
 def sender(ctx: HandlerContext, agency_users: dict[str, str]) -> Party:
     """The sending party, from the message's user_id, which RabbitMQ has checked against the

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_TEAMS_FILE = Path(__file__).resolve().parents[1] / "deploy" / "teams.json"
+DEFAULT_TEAMS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "teams.json"
 
 
 @dataclass(frozen=True)

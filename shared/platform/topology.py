@@ -26,13 +26,10 @@ from dataclasses import dataclass
 import aio_pika
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from shared.vocabulary import Party
+from shared.contracts.vocabulary import Party
 
-EVENTS = "events"
-INTAKE = "intake"
-AGENCY = "agency"
-DEAD_LETTERS = "dlx"
-AGGREGATES = "aggregates"
+from shared.contracts.envelope import AGENCY, AGGREGATES, DEAD_LETTERS, EVENTS, INTAKE
+
 EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS, AGGREGATES)
 # Public editions wait here for external dashboards (or bind your own queue to the aggregates
 # exchange). At most this many are kept.

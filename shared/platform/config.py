@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # all by default.
     db_pool_max: PositiveInt = 8
     # Deliveries waiting at the same moment are applied in one transaction, up to this many
-    # (group commit, see shared/consumer.py); 1 (the default): one transaction per message.
+    # (group commit, see shared/platform/consumer.py); 1 (the default): one transaction per message.
     # Opt-in: a test once saw two events of one case applied out of order with it on (unexplained).
     consume_batch_size: PositiveInt = 1
     # Broker-side bound on redeliveries (RabbitMQ 3.10 quorum queues have no default). A last
@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     # dev), to try what happens at a cut-off or after a meeting without waiting for it.
     dev_clock_offset_days: float = 0.0
     # Development only: simulated seconds per real second, counted from the real moment
-    # TRISAM_DEV_CLOCK_STARTED_AT (the same for every process; see shared/clock.py). The
+    # TRISAM_DEV_CLOCK_STARTED_AT (the same for every process; see shared/platform/clock.py). The
     # simulator's demo and the fault-injection run use it to let months pass in minutes.
     dev_clock_speed: PositiveFloat = 1.0
     dev_clock_started_at: datetime | None = None
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
 
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
-    # HS256 key that signs and verifies the services' bearer tokens (see shared/auth.py).
+    # HS256 key that signs and verifies the services' bearer tokens (see shared/platform/auth.py).
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
 
     @field_validator("namespace")
