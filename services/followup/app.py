@@ -15,14 +15,14 @@ from shared.platform.runtime import ServiceSpec
 
 from .domain import Rules
 from .followups import FollowUps
-from .handlers import make_handlers
+from .handlers import handlers
 from .routes import make_routes
+from .uow import FollowUpUnitOfWork
 
 
 def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
     followups = FollowUps(rules=Rules.from_settings(settings),
                           clock=clock or Clock.from_settings(settings))
-    handlers, rejecters = make_handlers(settings, followups)
 
     async def scheduler(runtime) -> None:
         """Durable reminders: due times live in the database; each round claims what is due
@@ -42,7 +42,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
                     "closure of cases.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
-        rejecters=rejecters,
+        unit_of_work=lambda conn, message: FollowUpUnitOfWork(conn, followups, settings.agency_users, message=message),
         routes=lambda runtime: make_routes(runtime, followups),
         tasks=(scheduler,),
         publishes=(

@@ -4,64 +4,66 @@ from __future__ import annotations
 
 from shared.platform import consent
 from shared.platform.commands import answer, invalid_case_ref, sender
-from shared.platform.config import Settings
-from shared.platform.consumer import HandlerContext
+from shared.platform.handlers import HandlerTable
 from shared.contracts import (CaseNotConsulted, CaseReferred, ConsentRecorded, ConsentWithdrawn,
                            ConsultationHeld, InvalidPayload, RecordFollowUp)
 from shared.platform.problems import problems_from_schema
 
 from . import domain, store
 from .domain import Answers, TrackedCase
-from .followups import FollowUps
+from .uow import FollowUpUnitOfWork
 
 
-def make_handlers(settings: Settings, followups: FollowUps) -> tuple[dict, dict]:
-    async def case_referred(ctx: HandlerContext) -> None:
-        event: CaseReferred = ctx.payload
-        await consent.record_initial(ctx.conn, event)
-        await store.track(ctx.conn, TrackedCase(
-            case_ref=event.case_ref, referring_party=event.referring_party.value,
-            income_source_at_referral=event.income_source.value, referred_at=event.referred_at,
-            team_id=event.team_id, municipality=event.municipality))
+handlers = HandlerTable("followup")
 
-    async def consultation_held(ctx: HandlerContext) -> None:
-        await followups.consultation_held(ctx.conn, ctx.emit, ctx.payload)
 
-    async def not_consulted(ctx: HandlerContext) -> None:
-        event: CaseNotConsulted = ctx.payload
-        await store.track_consulted(ctx.conn, case_ref=event.case_ref,
-                                    referring_party=event.referring_party.value, referred_at=None,
-                                    team_id=event.team_id, municipality=event.municipality)
-        await followups.close(ctx.conn, ctx.emit, event.case_ref,
+@handlers.on(CaseReferred)
+async def on_case_referred(event: CaseReferred, uow: FollowUpUnitOfWork) -> None:
+    await consent.record_initial(uow.conn, event)
+    await store.track(uow.conn, TrackedCase(
+        case_ref=event.case_ref, referring_party=event.referring_party.value,
+        income_source_at_referral=event.income_source.value, referred_at=event.referred_at,
+        team_id=event.team_id, municipality=event.municipality))
+
+
+@handlers.on(ConsultationHeld)
+async def on_consultation_held(event: ConsultationHeld, uow: FollowUpUnitOfWork) -> None:
+    await uow.followups.consultation_held(uow.conn, uow.emit, event)
+
+
+@handlers.on(CaseNotConsulted)
+async def on_case_not_consulted(event: CaseNotConsulted, uow: FollowUpUnitOfWork) -> None:
+    await store.track_consulted(uow.conn, case_ref=event.case_ref,
+                                referring_party=event.referring_party.value, referred_at=None,
+                                team_id=event.team_id, municipality=event.municipality)
+    await uow.followups.close(uow.conn, uow.emit, event.case_ref,
                               domain.exit_reason_when_not_consulted(event.reason))
 
-    async def consent_recorded(ctx: HandlerContext) -> None:
-        await store.lock_case(ctx.conn, ctx.payload.case_ref)  # consent changes of a case in turn
-        await consent.consent_recorded(ctx)
 
-    async def consent_withdrawn(ctx: HandlerContext) -> None:
-        await store.lock_case(ctx.conn, ctx.payload.case_ref)  # so two withdrawals see each other
-        await consent.consent_withdrawn(ctx)
-        await followups.consent_withdrawn(ctx.conn, ctx.emit, ctx.payload.case_ref)
+@handlers.on(ConsentRecorded)
+async def on_consent_recorded(event: ConsentRecorded, uow: FollowUpUnitOfWork) -> None:
+    await store.lock_case(uow.conn, event.case_ref)  # consent changes of a case in turn
+    await consent.consent_recorded(uow.conn, event)
 
-    async def record_followup(ctx: HandlerContext) -> None:
-        party = sender(ctx, settings.agency_users)
-        if isinstance(ctx.payload, InvalidPayload):
-            problems, case_ref = problems_from_schema(ctx.payload.errors), invalid_case_ref(ctx.payload)
-        else:
-            command: RecordFollowUp = ctx.payload
-            case_ref = command.case_ref
-            problems, _ = await followups.record(
-                ctx.conn, ctx.emit, domain.followup_id(command.case_ref, command.kind),
-                answers_of(command), by_party=party, by_user=ctx.user_id or "", channel="amqp")
-        await answer(ctx, party, problems, case_ref)
 
-    handlers = {CaseReferred.name: case_referred, ConsultationHeld.name: consultation_held,
-                CaseNotConsulted.name: not_consulted,
-                ConsentRecorded.name: consent_recorded,
-                ConsentWithdrawn.name: consent_withdrawn,
-                RecordFollowUp.name: record_followup}
-    return handlers, {RecordFollowUp.name: record_followup}  # invalid commands are answered
+@handlers.on(ConsentWithdrawn)
+async def on_consent_withdrawn(event: ConsentWithdrawn, uow: FollowUpUnitOfWork) -> None:
+    await store.lock_case(uow.conn, event.case_ref)  # so two withdrawals see each other
+    await consent.consent_withdrawn(uow.conn, event)
+    await uow.followups.consent_withdrawn(uow.conn, uow.emit, event.case_ref)
+
+
+@handlers.on(RecordFollowUp, answers_invalid=True)
+async def on_record_followup(command: RecordFollowUp | InvalidPayload, uow: FollowUpUnitOfWork) -> None:
+    party = sender(uow.message, uow.agency_users)
+    if isinstance(command, InvalidPayload):
+        problems, case_ref = problems_from_schema(command.errors), invalid_case_ref(command)
+    else:
+        case_ref = command.case_ref
+        problems, _ = await uow.followups.record(
+            uow.conn, uow.emit, domain.followup_id(command.case_ref, command.kind),
+            answers_of(command), by_party=party, by_user=uow.message.user_id or "", channel="amqp")
+    await answer(uow, party, problems, case_ref)
 
 
 def answers_of(body) -> Answers:

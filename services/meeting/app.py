@@ -20,10 +20,11 @@ from shared.platform.runtime import ServiceSpec
 from shared.platform.teams import DEFAULT_TEAMS_FILE
 
 from . import store
-from .handlers import make_handlers
+from .handlers import handlers
 from .referral_api import ReferralApi
 from .routes import make_routes
 from .scheduling import Scheduling
+from .uow import MeetingUnitOfWork
 
 log = structlog.get_logger("meeting")
 
@@ -66,7 +67,8 @@ def spec(settings: Settings, clock: Clock | None = None,
                     "cut-offs, postponements and cancellations, pre-meetings and the "
                     "consultation record.",
         migrations=Path(__file__).parent / "migrations",
-        handlers=make_handlers(scheduling),
+        handlers=handlers,
+        unit_of_work=lambda conn, message: MeetingUnitOfWork(conn, scheduling, message=message),
         routes=lambda runtime: make_routes(runtime, scheduling, referral),
         tasks=(scheduler,),
         publishes=(

@@ -1,28 +1,33 @@
-"""Meeting handlers (thin): events in, use-cases of ``scheduling`` out."""
+"""Meeting handlers (thin): events in, use cases of ``scheduling`` out."""
 
 from __future__ import annotations
 
-from shared.platform import consent
-from shared.platform.consumer import HandlerContext
 from shared.contracts import CaseClosed, CaseReferred, ConsentRecorded, ConsentWithdrawn
+from shared.platform import consent
+from shared.platform.handlers import HandlerTable
 
-from .scheduling import Scheduling
+from .uow import MeetingUnitOfWork
+
+handlers = HandlerTable("meeting")
 
 
-def make_handlers(scheduling: Scheduling) -> dict:
-    async def case_referred(ctx: HandlerContext) -> None:
-        await scheduling.case_referred(ctx.conn, ctx.emit, ctx.payload)
+@handlers.on(CaseReferred)
+async def on_case_referred(event: CaseReferred, uow: MeetingUnitOfWork) -> None:
+    await uow.scheduling.case_referred(uow.conn, uow.emit, event)
 
-    async def consent_recorded(ctx: HandlerContext) -> None:
-        await consent.consent_recorded(ctx)
-        await scheduling.consent_changed(ctx.conn, ctx.emit, ctx.payload.case_ref)
 
-    async def consent_withdrawn(ctx: HandlerContext) -> None:
-        await consent.consent_withdrawn(ctx)
-        await scheduling.consent_changed(ctx.conn, ctx.emit, ctx.payload.case_ref)
+@handlers.on(ConsentRecorded)
+async def on_consent_recorded(event: ConsentRecorded, uow: MeetingUnitOfWork) -> None:
+    await consent.consent_recorded(uow.conn, event)
+    await uow.scheduling.consent_changed(uow.conn, uow.emit, event.case_ref)
 
-    async def case_closed(ctx: HandlerContext) -> None:
-        await scheduling.case_closed(ctx.conn, ctx.emit, ctx.payload.case_ref)
 
-    return {CaseReferred.name: case_referred, ConsentRecorded.name: consent_recorded,
-            ConsentWithdrawn.name: consent_withdrawn, CaseClosed.name: case_closed}
+@handlers.on(ConsentWithdrawn)
+async def on_consent_withdrawn(event: ConsentWithdrawn, uow: MeetingUnitOfWork) -> None:
+    await consent.consent_withdrawn(uow.conn, event)
+    await uow.scheduling.consent_changed(uow.conn, uow.emit, event.case_ref)
+
+
+@handlers.on(CaseClosed)
+async def on_case_closed(event: CaseClosed, uow: MeetingUnitOfWork) -> None:
+    await uow.scheduling.case_closed(uow.conn, uow.emit, event.case_ref)

@@ -13,7 +13,7 @@ from shared.platform import topology
 from shared.platform.runtime import ServiceSpec
 
 from . import editions, projections
-from .handlers import HANDLERS
+from .handlers import handlers
 from .routes import make_routes
 
 log = structlog.get_logger("metrics")
@@ -52,7 +52,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
                     "readers within their scope (every read logged), and frozen public editions of "
                     "quarters and years with small counts protected; the dashboard, the report, CSV.",
         migrations=Path(__file__).parent / "migrations",
-        handlers=HANDLERS,
+        handlers=handlers,
         routes=make_routes,
         tasks=(make_public_editions,),
         publishes=((FiguresPublished, "The public edition of a quarter or a year, for the county and each "

@@ -1,38 +1,47 @@
 """Metrics handlers (thin): keep every event in the event log and apply it to the projections
 (the same ``projections.apply`` that ``rebuild`` replays)."""
 
-from shared.platform import consent
-from shared.platform.consumer import HandlerContext
+from __future__ import annotations
+
 from shared.contracts import (CaseClosed, CaseNotConsulted, CasePostponed, CaseReferred,
-                           CaseScheduled, ConsentRecorded, ConsentWithdrawn, ConsultationHeld,
-                           FollowUpCancelled, FollowUpCompleted, FollowUpScheduled,
-                           MeetingCancelled, MeetingScheduled, PreMeetingHeld, TeamUpdated)
+                              CaseScheduled, ConsentRecorded, ConsentWithdrawn, ConsultationHeld,
+                              Contract, FollowUpCancelled, FollowUpCompleted, FollowUpScheduled,
+                              MeetingCancelled, MeetingScheduled, PreMeetingHeld, TeamUpdated)
+from shared.platform import consent
+from shared.platform.handlers import HandlerTable
+from shared.platform.uow import PostgresUnitOfWork
 
 from . import projections, store
 
-
-def projected(also=None):
-    """A handler that logs the event, applies it to the projections, then runs ``also``."""
-    async def handle(ctx: HandlerContext) -> None:
-        if await store.log_event(ctx.conn, ctx.envelope):
-            await projections.apply(ctx.conn, ctx.envelope.event_type, ctx.envelope.payload,
-                                    ctx.envelope.event_id)
-        if also is not None:
-            await also(ctx)
-
-    return handle
+handlers = HandlerTable("metrics")
 
 
-async def _initial_consent(ctx: HandlerContext) -> None:
-    await consent.record_initial(ctx.conn, ctx.payload)
+async def _project(event: Contract, uow: PostgresUnitOfWork) -> None:
+    assert uow.message is not None
+    envelope = uow.message.envelope
+    if await store.log_event(uow.conn, envelope):
+        await projections.apply(uow.conn, envelope.event_type, envelope.payload, envelope.event_id)
 
 
-HANDLERS = {
-    CaseReferred.name: projected(_initial_consent),
-    ConsentRecorded.name: projected(consent.consent_recorded),
-    ConsentWithdrawn.name: projected(consent.consent_withdrawn),
-    **{contract.name: projected() for contract in (
-        CaseClosed, TeamUpdated, MeetingScheduled, MeetingCancelled, PreMeetingHeld,
-        CaseScheduled, CasePostponed, ConsultationHeld, CaseNotConsulted, FollowUpScheduled,
-        FollowUpCompleted, FollowUpCancelled)},
-}
+@handlers.on(CaseReferred)
+async def on_case_referred(event: CaseReferred, uow: PostgresUnitOfWork) -> None:
+    await _project(event, uow)
+    await consent.record_initial(uow.conn, event)
+
+
+@handlers.on(ConsentRecorded)
+async def on_consent_recorded(event: ConsentRecorded, uow: PostgresUnitOfWork) -> None:
+    await _project(event, uow)
+    await consent.consent_recorded(uow.conn, event)
+
+
+@handlers.on(ConsentWithdrawn)
+async def on_consent_withdrawn(event: ConsentWithdrawn, uow: PostgresUnitOfWork) -> None:
+    await _project(event, uow)
+    await consent.consent_withdrawn(uow.conn, event)
+
+
+for _contract in (CaseClosed, TeamUpdated, MeetingScheduled, MeetingCancelled, PreMeetingHeld, CaseScheduled,
+                  CasePostponed, ConsultationHeld, CaseNotConsulted, FollowUpScheduled, FollowUpCompleted,
+                  FollowUpCancelled):
+    handlers.on(_contract)(_project)  # only projected

@@ -16,9 +16,10 @@ from shared.platform.runtime import ServiceSpec
 from shared.platform.teams import load_teams
 
 from . import store
-from .handlers import make_handlers
+from .handlers import handlers
 from .intake import Intake
 from .routes import make_routes
+from .uow import Dependencies, ReferralUnitOfWork
 from .vault import Keyring
 
 log = structlog.get_logger("referral")
@@ -30,7 +31,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         teams=load_teams(settings.teams_file),
         keyring=Keyring.from_config(settings.encryption_keys.get_secret_value()),
         pseudonym_key=settings.pseudonym_key.get_secret_value().encode())
-    handlers, rejecters = make_handlers(settings, referral_intake, clock)
+    deps = Dependencies(intake=referral_intake, clock=clock, agency_users=settings.agency_users)
 
     async def erase_expired_personal_data(runtime) -> None:
         """Retention: destroy the personal data of cases closed longer ago than the period."""
@@ -48,7 +49,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
                     "ones become cases. Holds the privacy vault, consent and the access log.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
-        rejecters=rejecters,
+        unit_of_work=lambda conn, message: ReferralUnitOfWork(conn, deps, message=message),
         routes=lambda runtime: make_routes(runtime, referral_intake, clock),
         tasks=(erase_expired_personal_data,),
         publishes=(

@@ -4,21 +4,23 @@ the values sent), and the answer to that agency alone (CommandAccepted / Command
 
 from __future__ import annotations
 
-from shared.platform.consumer import HandlerContext
 from shared.contracts import (CommandAccepted, CommandRejected, InvalidPayload, PoisonMessage,
                            RejectionReason)
 from shared.platform.problems import Problem
+from shared.platform.uow import Message, UnitOfWork
 from shared.contracts.vocabulary import Party
 
-def sender(ctx: HandlerContext, agency_users: dict[str, str]) -> Party:
+
+
+def sender(message: Message | None, agency_users: dict[str, str]) -> Party:
     """The sending party, from the message's user_id, which RabbitMQ has checked against the
     connection's user. A message without it, or from a user that is no agency, is refused."""
-    if not ctx.user_id:
+    if message is None or not message.user_id:
         raise PoisonMessage("sender_unknown", "the message has no user_id property")
-    party = agency_users.get(ctx.user_id)
+    party = agency_users.get(message.user_id)
     if party is None:
         raise PoisonMessage("sender_not_an_agency", "the sending broker user is not an agency")
-    if not ctx.routing_key.startswith(f"{party}."):
+    if not message.routing_key.startswith(f"{party}."):
         raise PoisonMessage("routing_key_mismatch", "routing key is not the sender's own")
     return Party(party)
 
@@ -34,16 +36,15 @@ def invalid_case_ref(invalid: InvalidPayload) -> str | None:
     return case_ref if isinstance(case_ref, str) and len(case_ref) <= 32 else None
 
 
-async def answer(ctx: HandlerContext, party: Party, problems: list[Problem],
+async def answer(uow: UnitOfWork, party: Party, problems: list[Problem],
                  case_ref: str | None) -> None:
     """Reply to the sending agency alone: accepted, or rejected with every reason."""
-    name, command_id = ctx.envelope.event_type, str(ctx.envelope.event_id)
+    assert uow.message is not None
+    name, command_id = uow.message.envelope.event_type, str(uow.message.envelope.event_id)
     if problems:
-        if ctx.metrics is not None:
-            ctx.metrics.count_rejection(name, party.value, [p.code for p in problems])
         reply = CommandRejected(recipient=party, command=name, command_id=command_id,
                                 case_ref=case_ref, reasons=reasons(problems))
     else:
         reply = CommandAccepted(recipient=party, command=name, command_id=command_id,
                                 case_ref=case_ref)
-    await ctx.emit(reply, ordering_key=case_ref or f"command:{command_id}")
+    await uow.emit(reply, ordering_key=case_ref or f"command:{command_id}")

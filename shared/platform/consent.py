@@ -14,7 +14,6 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from shared.platform.consumer import HandlerContext
 from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
 
 log = structlog.get_logger("consent")
@@ -38,17 +37,14 @@ async def _set(conn: asyncpg.Connection, case_ref: str, party: str, status: str,
     await conn.execute(_UPSERT, case_ref, party, status, changed_at)
 
 
-async def consent_recorded(ctx: HandlerContext) -> None:
-    event: ConsentRecorded = ctx.payload
-    await _set(ctx.conn, event.case_ref, event.party.value, "given", event.recorded_at)
+async def consent_recorded(conn: asyncpg.Connection, event: ConsentRecorded) -> None:
+    await _set(conn, event.case_ref, event.party.value, "given", event.recorded_at)
     log.info("consent applied", party=event.party.value)
 
 
-async def consent_withdrawn(ctx: HandlerContext) -> None:
-    event: ConsentWithdrawn = ctx.payload
-    await _set(ctx.conn, event.case_ref, event.party.value, "withdrawn", event.recorded_at)
-    log.info("consent withdrawal applied", party=event.party.value,
-             service=ctx.service)
+async def consent_withdrawn(conn: asyncpg.Connection, event: ConsentWithdrawn) -> None:
+    await _set(conn, event.case_ref, event.party.value, "withdrawn", event.recorded_at)
+    log.info("consent withdrawal applied", party=event.party.value)
 
 
 async def has_consent(conn: asyncpg.Connection, case_ref: str, party: str) -> bool:
@@ -62,5 +58,3 @@ async def consents_of(conn: asyncpg.Connection, case_ref: str) -> dict[str, str]
     rows = await conn.fetch("SELECT party, status FROM consent_state WHERE case_ref = $1", case_ref)
     return {r["party"]: r["status"] for r in rows}
 
-
-HANDLERS = {ConsentRecorded.name: consent_recorded, ConsentWithdrawn.name: consent_withdrawn}

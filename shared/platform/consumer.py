@@ -30,12 +30,14 @@ import asyncpg
 import structlog
 from faststream.rabbit import RabbitMessage
 
-from shared.platform import outbox
-from shared.contracts import Contract, Envelope, InvalidPayload, PoisonMessage, decode
-from shared.platform.logging import bind_contextvars, bound_contextvars
+from shared.contracts import (CommandRejected, Envelope, InvalidPayload, PoisonMessage,
+                              ReferralRejected, decode)
+from shared.platform.handlers import Handler, HandlerTable
+from shared.platform.logging import bound_contextvars
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.tasks import cancel_all
 from shared.platform.topology import DEAD_LETTERS, INTAKE, Topology
+from shared.platform.uow import Message, PostgresUnitOfWork
 
 log = structlog.get_logger("consumer")
 
@@ -69,47 +71,29 @@ DETAIL_HEADER = "x-trisam-dead-letter-detail"
 
 
 @dataclass
-class HandlerContext:
-    """What a handler gets: the open transaction, the message, and a way to emit events."""
+class Delivery:
+    """One delivery on its way through the consumer: the decoded message and, once applied,
+    what its handler emitted."""
 
-    conn: asyncpg.Connection
-    envelope: Envelope
+    message: Message
     payload: Any
-    service: str
-    routing_key: str
-    user_id: str | None
-    metrics: ServiceMetrics | None = None
-    # The inbox key: the event id; for an agency's command, the id and the body together, so
-    # that an agency reusing an id for another command is not taken for a duplicate.
-    inbox_id: uuid.UUID | None = None
+    handler: Handler
     emitted: list[Envelope] = field(default_factory=list)
 
-    async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
-        envelope = await outbox.add(
-            self.conn, event, producer=self.service, ordering_key=ordering_key,
-            correlation_id=self.envelope.correlation_id, causation_id=str(self.envelope.event_id))
-        self.emitted.append(envelope)
-        if case_ref := getattr(event, "case_ref", None):
-            bind_contextvars(case_ref=case_ref)
-        return envelope
 
-
-Handler = Callable[[HandlerContext], Awaitable[None]]
+UnitOfWorkFactory = Callable[[asyncpg.Connection, Message], PostgresUnitOfWork]
 
 
 class Consumer:
-    def __init__(self, *, service: str, handlers: dict[str, Handler], broker, topology: Topology,
-                 pool: Callable[[], asyncpg.Pool], metrics: ServiceMetrics,
-                 max_attempts: int = 5, max_backoff_seconds: float = 30.0,
-                 rejecters: dict[str, Handler] | None = None, batch_size: int = 1):
+    def __init__(self, *, service: str, handlers: HandlerTable, unit_of_work: UnitOfWorkFactory,
+                 broker, topology: Topology, pool: Callable[[], asyncpg.Pool], metrics: ServiceMetrics,
+                 max_attempts: int = 5, max_backoff_seconds: float = 30.0, batch_size: int = 1):
         self.service = service
         # Up to this many deliveries waiting at once are applied in ONE transaction (group
         # commit); 1: one transaction per message.
         self.batches = Batches(self._apply_many, batch_size) if batch_size > 1 else None
         self.handlers = handlers
-        # Types whose invalid payloads are answered (e.g. an agency command gets a rejection
-        # reply) instead of dead-lettered; the handler gets the InvalidPayload as ctx.payload.
-        self.rejecters = rejecters or {}
+        self.unit_of_work = unit_of_work
         self._locks = KeyedLocks()
         self.broker = broker
         self.topology = topology
@@ -155,9 +139,10 @@ class Consumer:
             try:
                 try:
                     envelope, payload = decode(raw.body)
-                    handler = self.handlers.get(envelope.event_type)
+                    handler = self.handlers.handler_for(payload)
                 except InvalidPayload as invalid:
-                    handler = self.rejecters.get(invalid.envelope.event_type)
+                    # a command whose handler answers the agency itself gets the InvalidPayload
+                    handler = self.handlers.handler_for_invalid(invalid.envelope.event_type)
                     if handler is None:
                         raise
                     envelope, payload = invalid.envelope, invalid
@@ -185,12 +170,12 @@ class Consumer:
         outage = 0
         fresh = None
         if self.batches is not None:  # with others in one transaction; None: do it alone
-            ctx = self._context(message, envelope, payload)
-            fresh = await self.batches.apply(ctx, handler)
+            delivery = self._delivery(message, envelope, payload, handler)
+            fresh = await self.batches.apply(delivery)
         while fresh is None:
             try:
-                ctx = self._context(message, envelope, payload)
-                fresh = await self._apply(ctx, handler)
+                delivery = self._delivery(message, envelope, payload, handler)
+                fresh = await self._apply(delivery)
                 break
             except PoisonMessage as poison:  # the handler found the message unacceptable
                 await self.dead_letter(message, poison.reason, poison.detail)
@@ -226,46 +211,52 @@ class Consumer:
             self.metrics.consumed.labels(self.service, event_type).inc()
             self.metrics.handler_seconds.labels(self.service, event_type).observe(
                 time.perf_counter() - started)
-            log.info("event handled", emitted=[e.event_type for e in ctx.emitted])
+            self._count_rejections(event_type, delivery.emitted)
+            log.info("event handled", emitted=[e.event_type for e in delivery.emitted])
         else:
             self.metrics.duplicates.labels(self.service, event_type).inc()
             log.info("duplicate event skipped")
 
-    def _context(self, message: RabbitMessage, envelope: Envelope, payload: Any) -> HandlerContext:
+    def _delivery(self, message: RabbitMessage, envelope: Envelope, payload: Any,
+                  handler: Handler) -> Delivery:
         raw = message.raw_message
-        return HandlerContext(conn=None, envelope=envelope, payload=payload,  # type: ignore[arg-type]
-                              service=self.service, routing_key=raw.routing_key or "",
-                              user_id=raw.user_id, metrics=self.metrics,
-                              inbox_id=_inbox_id(envelope, raw.body, raw.exchange or ""))
+        return Delivery(Message(envelope=envelope, routing_key=raw.routing_key or "", user_id=raw.user_id,
+                                inbox_id=_inbox_id(envelope, raw.body, raw.exchange or "")),
+                        payload, handler)
 
-    async def _apply(self, ctx: HandlerContext, handler: Handler) -> bool:
+    async def _apply(self, delivery: Delivery) -> bool:
         """Inbox + handler + outbox in one transaction. False if the event was seen before."""
         async with self.pool().acquire() as conn, conn.transaction():
-            return await self._apply_in(conn, ctx, handler)
+            return await self._apply_in(conn, delivery)
 
-    async def _apply_in(self, conn: asyncpg.Connection, ctx: HandlerContext, handler: Handler) -> bool:
-        ctx.conn = conn
-        first_time = await conn.fetchval(
-            """INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
-               ON CONFLICT DO NOTHING RETURNING true""",
-            self.service, ctx.inbox_id, ctx.envelope.event_type)
-        if not first_time:
+    async def _apply_in(self, conn: asyncpg.Connection, delivery: Delivery) -> bool:
+        uow = self.unit_of_work(conn, delivery.message)
+        if not await uow.claim(self.service):
             return False
-        await handler(ctx)
+        await delivery.handler(delivery.payload, uow)
+        delivery.emitted = uow.emitted
         return True
 
-    async def _apply_many(self, items: list[tuple[HandlerContext, Handler]]) -> list[bool]:
+    async def _apply_many(self, deliveries: list[Delivery]) -> list[bool]:
         """Several deliveries (of different cases) in ONE transaction: all or nothing. Any
         error rolls all back, and each is then applied alone (see Batches)."""
         async with self.pool().acquire() as conn, conn.transaction():
             fresh = []
-            for ctx, handler in items:
-                with bound_contextvars(correlation_id=ctx.envelope.correlation_id,
-                                       event_type=ctx.envelope.event_type,
-                                       case_ref=getattr(ctx.payload, "case_ref", None),
-                                       event_id=str(ctx.envelope.event_id)):
-                    fresh.append(await self._apply_in(conn, ctx, handler))
+            for delivery in deliveries:
+                envelope = delivery.message.envelope
+                with bound_contextvars(correlation_id=envelope.correlation_id,
+                                       event_type=envelope.event_type,
+                                       case_ref=getattr(delivery.payload, "case_ref", None),
+                                       event_id=str(envelope.event_id)):
+                    fresh.append(await self._apply_in(conn, delivery))
             return fresh
+
+    def _count_rejections(self, command: str, emitted: list[Envelope]) -> None:
+        """An agency's command answered with a rejection: counted by party and reason."""
+        for envelope in emitted:
+            if envelope.event_type in (CommandRejected.name, ReferralRejected.name):
+                self.metrics.count_rejection(command, envelope.payload["recipient"],
+                                             [r["code"] for r in envelope.payload["reasons"]])
 
     async def close(self) -> None:
         self.stopping()
@@ -321,14 +312,14 @@ class Batches:
         self._tasks: list[asyncio.Task] = []
         self.applied = self.rolled_back = 0  # deliveries applied in batches; batches rolled back
 
-    async def apply(self, ctx: HandlerContext, handler: Handler) -> bool | None:
+    async def apply(self, delivery: Delivery) -> bool | None:
         """True/False (fresh, or seen before) when applied in a batch; None: apply it alone."""
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._tasks = [asyncio.create_task(self._work(), name="consumer-batches")
                            for _ in range(self._workers)]
         done = asyncio.get_running_loop().create_future()
-        await self._queue.put((ctx, handler, done))
+        await self._queue.put((delivery, done))
         return await done
 
     async def _work(self) -> None:
@@ -336,15 +327,15 @@ class Batches:
             batch = [await self._queue.get()]
             while len(batch) < self._size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            live = [item for item in batch if not item[2].done()]
+            live = [item for item in batch if not item[1].done()]
             if len(live) < 2:
-                for *_, done in live:
+                for _, done in live:
                     done.set_result(None)
                 continue
             try:
-                fresh = await self._apply_many([(ctx, handler) for ctx, handler, _ in live])
+                fresh = await self._apply_many([delivery for delivery, _ in live])
             except asyncio.CancelledError:
-                for *_, done in live:  # each goes alone (and finds the consumer stopping)
+                for _, done in live:  # each goes alone (and finds the consumer stopping)
                     if not done.done():
                         done.set_result(None)
                 raise
@@ -355,7 +346,7 @@ class Batches:
                 fresh = [None] * len(live)
             else:
                 self.applied += len(live)
-            for (_, _, done), one in zip(live, fresh):
+            for (_, done), one in zip(live, fresh):
                 if not done.done():
                     done.set_result(one)
 
@@ -365,7 +356,7 @@ class Batches:
         await cancel_all(self._tasks, timeout=1.0)
         queue, self._tasks, self._queue = self._queue, [], None
         while queue is not None and not queue.empty():
-            *_, done = queue.get_nowait()
+            _, done = queue.get_nowait()
             if not done.done():
                 done.set_result(None)
 

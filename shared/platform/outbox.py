@@ -65,10 +65,17 @@ async def add(
     causation_id: str | None = None,
 ) -> Envelope:
     """Record an event in the outbox; must run inside the transaction of the state change."""
-    if not conn.is_in_transaction():
-        raise RuntimeError("outbox.add outside a transaction: the event could be lost")
     envelope = envelope_for(
         payload, producer=producer, correlation_id=correlation_id, causation_id=causation_id)
+    await add_envelope(conn, envelope, payload, ordering_key=ordering_key)
+    return envelope
+
+
+async def add_envelope(conn: asyncpg.Connection, envelope: Envelope, payload: Contract, *,
+                       ordering_key: str) -> None:
+    """Record an enveloped event in the outbox, inside the caller's transaction."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("outbox.add outside a transaction: the event could be lost")
     await conn.execute(
         """INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
                                correlation_id, body, occurred_at)
@@ -76,7 +83,6 @@ async def add(
         envelope.event_id, envelope.event_type, payload.exchange, payload.routing_key(), ordering_key,
         envelope.correlation_id, envelope.model_dump_json().encode(), envelope.occurred_at)
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-    return envelope
 
 
 @dataclass

@@ -20,10 +20,10 @@ import os
 import signal
 import sys
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Awaitable, Callable, Union
+from typing import AsyncIterator, Awaitable, Callable, Union
 
 import asyncpg
 import structlog
@@ -37,12 +37,14 @@ from faststream.specification import AsyncAPI
 
 from shared.platform import db, topology as topo
 from shared.platform.config import Settings, load_settings
-from shared.platform.consumer import ORDERING_HEADER, Consumer, Handler
-from shared.contracts import registered, wire_model
+from shared.platform.consumer import ORDERING_HEADER, Consumer
+from shared.platform.handlers import HandlerTable
+from shared.contracts import wire_model
 from shared.platform.logging import configure as configure_logging
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import OutboxRelay, PendingEvent, backoff_seconds
 from shared.platform.tasks import cancel_all, cancel_and_wait
+from shared.platform.uow import Message, PostgresUnitOfWork
 
 log = structlog.get_logger("runtime")
 
@@ -60,9 +62,11 @@ class ServiceSpec:
     name: str
     description: str
     migrations: Path
-    handlers: dict[str, Handler] = field(default_factory=dict)
-    # Types whose invalid payloads the service answers itself instead of dead-lettering.
-    rejecters: dict[str, Handler] = field(default_factory=dict)
+    # The service's handlers, keyed by contract class; its queue's bindings derive from it.
+    handlers: HandlerTable | None = None
+    # Makes the service's unit of work on an open transaction (and the message being handled,
+    # if any): its repositories, inbox and outbox.
+    unit_of_work: Callable[[asyncpg.Connection, Message | None], PostgresUnitOfWork] | None = None
     # Background loops (schedulers, retention), started when the service is ready.
     tasks: tuple[Callable[["Runtime"], Awaitable[None]], ...] = ()
     # Builds the service's own HTTP routes; gets the running Runtime.
@@ -87,13 +91,17 @@ class Runtime:
             description=spec.description,
         )
         self._pool: asyncpg.Pool | None = None
+        self.handlers = spec.handlers or HandlerTable(spec.name)
+        if self.handlers and set(self.handlers.bindings()) != set(topo.SUBSCRIPTIONS.get(spec.name, ())):
+            raise RuntimeError(f"{topo.SUBSCRIPTIONS_FILE} does not match the {spec.name} service's "
+                               f"handlers: run `make docs`")
         self.consumer = Consumer(
-            service=spec.name, handlers=spec.handlers, broker=self.broker,
-            topology=self.topology, pool=lambda: self.pool, metrics=self.metrics,
+            service=spec.name, handlers=self.handlers, unit_of_work=self._unit_of_work,
+            broker=self.broker, topology=self.topology, pool=lambda: self.pool, metrics=self.metrics,
             max_attempts=self.settings.max_handler_attempts,
             max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
-            rejecters=spec.rejecters, batch_size=self.settings.consume_batch_size)
-        if spec.handlers:
+            batch_size=self.settings.consume_batch_size)
+        if self.handlers:
             self.broker.subscriber(
                 self.topology.queue(spec.name), ack_policy=AckPolicy.MANUAL,
                 decoder=_raw_body,  # we decode and validate ourselves: bad JSON is poison
@@ -109,6 +117,20 @@ class Runtime:
         if self._pool is None:
             raise RuntimeError("database pool not open yet")
         return self._pool
+
+    def _unit_of_work(self, conn: asyncpg.Connection, message: Message | None = None) -> PostgresUnitOfWork:
+        if self.spec.unit_of_work is None:
+            return PostgresUnitOfWork(conn, self.spec.name, message=message)
+        return self.spec.unit_of_work(conn, message)
+
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self, correlation_id: str | None = None) -> AsyncIterator[PostgresUnitOfWork]:
+        """A unit of work outside a message (an HTTP request, a scheduler round): one
+        transaction on a pooled connection, committed when the block ends without an error."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            uow = self._unit_of_work(conn, None)
+            uow.correlation_id = correlation_id or uow.correlation_id
+            yield uow
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -205,18 +227,17 @@ class Runtime:
         real consumer takes raw bytes (it must see bad JSON to dead-letter it).
         """
         doc = RabbitBroker(self.settings.amqp_url, description=self.spec.description)
-        consumed = [wire_model(contract_cls) for (name, _v), contract_cls in sorted(registered().items())
-                    if name in self.spec.handlers]
+        consumed = [wire_model(contract_cls) for contract_cls in self.handlers.contracts]
         if consumed:
             async def consume(body) -> None:
                 """Documentation stand-in for the service's consumer."""
 
             consume.__annotations__ = {"body": Union[tuple(consumed)], "return": None}
             bindings = ", ".join(f"{b.exchange}:{b.routing_key}"
-                                 for b in topo.SUBSCRIPTIONS.get(self.spec.name, ()))
+                                 for b in self.handlers.bindings())
             doc.subscriber(self.topology.queue(self.spec.name), title=f"{self.spec.name}:inbox",
                            description=f"Bound to {bindings}. Consumes: "
-                                       f"{', '.join(sorted(self.spec.handlers))}.")(consume)
+                                       f"{', '.join(self.handlers.names)}.")(consume)
         for contract_cls, description in self.spec.publishes:
             routing_key = {topo.AGENCY: f"<PARTY>.{contract_cls.name}",
                            topo.AGGREGATES: f"{contract_cls.name}.<TEAM|ALL>"}.get(

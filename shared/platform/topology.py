@@ -21,7 +21,9 @@ system never share a queue. Per namespace:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import aio_pika
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
@@ -29,6 +31,7 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 from shared.contracts.vocabulary import Party
 
 from shared.contracts.envelope import AGENCY, AGGREGATES, DEAD_LETTERS, EVENTS, INTAKE
+from shared.platform.handlers import Binding
 
 EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS, AGGREGATES)
 # Public editions wait here for external dashboards (or bind your own queue to the aggregates
@@ -36,28 +39,19 @@ EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS, AGGREGATES)
 AGGREGATES_KEPT = 10_000
 
 
-@dataclass(frozen=True)
-class Binding:
-    exchange: str  # EVENTS or INTAKE
-    routing_key: str
+# What each consuming service receives: derived from each service's handler table by
+# ``make docs`` (tools/catalogue.py), checked by a test and by each service at start. Every
+# service declares every service's queue (see _declare), so it needs them all.
+SUBSCRIPTIONS_FILE = Path(__file__).with_name("subscriptions.json")
 
 
-# What each consuming service receives.
-SUBSCRIPTIONS: dict[str, tuple[Binding, ...]] = {
-    "referral": (Binding(INTAKE, "*.SubmitReferral"), Binding(INTAKE, "*.RecordConsent"),
-                 Binding(INTAKE, "*.WithdrawConsent"), Binding(EVENTS, "CaseClosed"),
-                 Binding(EVENTS, "TeamUpdated")),
-    "meeting": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
-                Binding(EVENTS, "ConsentWithdrawn"), Binding(EVENTS, "CaseClosed")),
-    "followup": (Binding(EVENTS, "CaseReferred"), Binding(EVENTS, "ConsentRecorded"),
-                 Binding(EVENTS, "ConsentWithdrawn"), Binding(EVENTS, "ConsultationHeld"),
-                 Binding(EVENTS, "CaseNotConsulted"), Binding(INTAKE, "*.RecordFollowUp")),
-    "metrics": tuple(Binding(EVENTS, name) for name in (
-        "CaseReferred", "ConsentRecorded", "ConsentWithdrawn", "CaseClosed", "TeamUpdated",
-        "MeetingScheduled", "MeetingCancelled", "PreMeetingHeld", "CaseScheduled",
-        "CasePostponed", "ConsultationHeld", "CaseNotConsulted", "FollowUpScheduled",
-        "FollowUpCompleted", "FollowUpCancelled")),
-}
+def _subscriptions() -> dict[str, tuple[Binding, ...]]:
+    data = json.loads(SUBSCRIPTIONS_FILE.read_text(encoding="utf-8"))
+    return {service: tuple(Binding(exchange, key) for exchange, key in bindings)
+            for service, bindings in data.items()}
+
+
+SUBSCRIPTIONS: dict[str, tuple[Binding, ...]] = _subscriptions()
 
 
 @dataclass(frozen=True)

@@ -141,14 +141,17 @@ def metrics_with_one_broken_case(settings: Settings) -> tuple[ServiceSpec, dict[
     and the calls of that handler per case."""
     real, calls = metrics_app.spec(settings), {}
 
-    async def one_broken(ctx):
-        calls[ctx.payload.case_ref] = calls.get(ctx.payload.case_ref, 0) + 1
-        if ctx.payload.case_ref == "TS-BROKEN000000001":
+    real_handler = real.handlers.get(CaseReferred)
+
+    async def one_broken(event, uow):
+        calls[event.case_ref] = calls.get(event.case_ref, 0) + 1
+        if event.case_ref == "TS-BROKEN000000001":
             raise RuntimeError("bug in handler")
-        await real.handlers["CaseReferred"](ctx)
+        await real_handler(event, uow)
 
     return ServiceSpec(name="metrics", description="metrics with a broken handler",
-                       migrations=real.migrations, handlers={"CaseReferred": one_broken}), calls
+                       migrations=real.migrations, handlers=real.handlers.replaced(CaseReferred, one_broken),
+                       unit_of_work=real.unit_of_work), calls
 
 
 async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attempts(

@@ -20,6 +20,7 @@ import pytest
 
 from services.followup import app as followup_app
 from services.referral import app as referral_app
+from shared.contracts import CaseReferred
 from shared.platform.config import Settings
 from shared.platform.runtime import Runtime
 from shared.platform.topology import EVENTS
@@ -135,16 +136,15 @@ async def terminate_others(conn: asyncpg.Connection) -> int:
 
 async def test_a_consumer_mid_handler_through_a_database_outage_stops(settings):
     spec = followup_app.spec(settings)
-    spec.handlers = dict(spec.handlers)  # (not the module's own table)
     entered = asyncio.Event()
-    real = spec.handlers["CaseReferred"]
+    real = spec.handlers.get(CaseReferred)
 
-    async def hanging_handler(ctx):
+    async def hanging_handler(event, uow):
         entered.set()
-        await ctx.conn.execute("SELECT pg_sleep(60)")  # the transaction open, the query running
-        await real(ctx)
+        await uow.conn.execute("SELECT pg_sleep(60)")  # the transaction open, the query running
+        await real(event, uow)
 
-    spec.handlers["CaseReferred"] = hanging_handler
+    spec.handlers = spec.handlers.replaced(CaseReferred, hanging_handler)
     runtime = await started(spec, settings)
     try:
         for round_ in range(ROUNDS):

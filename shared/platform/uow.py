@@ -1,0 +1,110 @@
+"""The unit of work: everything one transaction of a service changes, committed together.
+
+A use case gets a unit of work, loads its facts through the service's repositories, asks a pure
+rule in ``domain.py`` what to do, and applies the decision through the same repositories and
+``emit``. The unit of work holds the transaction's connection, the inbox row of the message
+being handled (``claim``) and the outbox (``emit``): the state change, the inbox row and the
+events to publish commit together, or none of them does.
+
+Each service subclasses ``UnitOfWork`` with its typed repositories (``services/<name>/uow.py``);
+``FakeUnitOfWork`` is the in-memory stand-in for unit tests of the use cases (no PostgreSQL, no
+RabbitMQ): it keeps the emitted events in ``events``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.contracts import Contract, Envelope, envelope_for
+from shared.platform import outbox
+from shared.platform.logging import bind_contextvars
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a handler may need of the message it handles, besides the decoded payload."""
+
+    envelope: Envelope
+    routing_key: str = ""
+    user_id: str | None = None  # the broker user who published it (an agency's command)
+    inbox_id: uuid.UUID | None = None  # the inbox key (see consumer._inbox_id)
+
+
+class UnitOfWork:
+    """The outbox side of a unit of work; subclasses add where the events go and repositories."""
+
+    def __init__(self, producer: str, *, message: Message | None = None,
+                 correlation_id: str | None = None) -> None:
+        self.producer = producer
+        self.message = message
+        self.correlation_id = correlation_id or (message.envelope.correlation_id if message else None)
+        self.causation_id = str(message.envelope.event_id) if message else None
+        self.emitted: list[Envelope] = []
+
+    async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
+        """Publish ``event`` when (and only if) this unit of work commits."""
+        envelope = envelope_for(event, producer=self.producer, correlation_id=self.correlation_id,
+                                causation_id=self.causation_id)
+        await self._to_outbox(envelope, event, ordering_key)
+        self.emitted.append(envelope)
+        if case_ref := getattr(event, "case_ref", None):
+            bind_contextvars(case_ref=case_ref)
+        return envelope
+
+    async def claim(self, consumer: str) -> bool:
+        """Record the message in the inbox; False if it was handled before (then do nothing)."""
+        raise NotImplementedError
+
+    async def _to_outbox(self, envelope: Envelope, event: Contract, ordering_key: str) -> None:
+        raise NotImplementedError
+
+
+class PostgresUnitOfWork(UnitOfWork):
+    """A unit of work on one open transaction of the service's database."""
+
+    def __init__(self, conn: asyncpg.Connection, producer: str, *, message: Message | None = None,
+                 correlation_id: str | None = None) -> None:
+        super().__init__(producer, message=message, correlation_id=correlation_id)
+        self.conn = conn
+
+    async def claim(self, consumer: str) -> bool:
+        if self.message is None or self.message.inbox_id is None:
+            raise RuntimeError("no message to claim in the inbox")
+        first_time = await self.conn.fetchval(
+            """INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            consumer, self.message.inbox_id, self.message.envelope.event_type)
+        return bool(first_time)
+
+    async def _to_outbox(self, envelope: Envelope, event: Contract, ordering_key: str) -> None:
+        await outbox.add_envelope(self.conn, envelope, event, ordering_key=ordering_key)
+
+
+class FakeUnitOfWork(UnitOfWork):
+    """In memory: the events emitted (``events``, with their ordering keys), the inbox
+    (``seen``), and whether it was committed. For unit tests of use cases."""
+
+    def __init__(self, producer: str = "test", *, message: Message | None = None) -> None:
+        super().__init__(producer, message=message)
+        self.events: list[Contract] = []
+        self.ordering_keys: list[str] = []
+        self.seen: set[tuple[str, uuid.UUID]] = set()
+
+    async def claim(self, consumer: str) -> bool:
+        assert self.message is not None and self.message.inbox_id is not None
+        key = (consumer, self.message.inbox_id)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    async def _to_outbox(self, envelope: Envelope, event: Contract, ordering_key: str) -> None:
+        self.events.append(event)
+        self.ordering_keys.append(ordering_key)
+
+    def of_type(self, contract_cls: type[Contract]) -> list:
+        """The emitted events of one contract class."""
+        return [e for e in self.events if isinstance(e, contract_cls)]
