@@ -4,6 +4,8 @@ request (its correlation id from the ``X-Correlation-Id`` header, or a new one).
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel
@@ -37,3 +39,16 @@ def correlation_id(request: Request) -> str:
 def request_emitter(conn, request: Request, producer: str) -> Emitter:
     """Emits the events of one HTTP request, in its transaction."""
     return Emitter(conn, producer, correlation_id(request))
+
+
+def runtime_of(request: Request) -> Any:
+    """The running service (``shared.platform.runtime.Runtime``) behind a request."""
+    return request.app.state.runtime
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[Any]:
+    """FastAPI dependency: the service's unit of work for one request, committed when the route
+    returns without an error (rolled back otherwise); its events carry the request's
+    correlation id. Use as ``uow: Annotated[ReferralUnitOfWork, Depends(unit_of_work)]``."""
+    async with runtime_of(request).unit_of_work(correlation_id(request)) as uow:
+        yield uow
