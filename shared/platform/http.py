@@ -3,8 +3,10 @@ request (its correlation id from the ``X-Correlation-Id`` header, or a new one).
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import Request
@@ -46,9 +48,12 @@ def runtime_of(request: Request) -> Any:
     return request.app.state.runtime
 
 
-async def unit_of_work(request: Request) -> AsyncIterator[Any]:
-    """FastAPI dependency: the service's unit of work for one request, committed when the route
-    returns without an error (rolled back otherwise); its events carry the request's
-    correlation id. Use as ``uow: Annotated[ReferralUnitOfWork, Depends(unit_of_work)]``."""
-    async with runtime_of(request).unit_of_work(correlation_id(request)) as uow:
-        yield uow
+def units_of_work(request: Request) -> Callable[[], AbstractAsyncContextManager[Any]]:
+    """FastAPI dependency: opens the service's unit of work for this request, its events
+    carrying the request's correlation id. The route commits before it answers:
+
+        async with new_uow() as uow:
+            result = await use_case(uow, ...)
+
+    (a dependency with ``yield`` would commit only after the response was built)."""
+    return functools.partial(runtime_of(request).unit_of_work, correlation_id(request))
