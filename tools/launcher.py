@@ -172,9 +172,8 @@ def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
            "TRISAM_DEV_CLOCK_STARTED_AT": started.isoformat(),
            "TRISAM_MEETING_CHECK_SECONDS": "0.5", "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
            "TRISAM_METRICS_EDITION_CHECK_SECONDS": "2"}
-    agency_users = {f"{namespace}-{p.lower()}": p for p in ("AF", "FK", "KOMMUN", "REGION")}
     os.environ.update(env)  # Settings() below and the simulator in this process read the same
-    return Settings(namespace=namespace, agency_users=agency_users), env
+    return Settings(namespace=namespace), env  # (its agency users: the namespace's own)
 
 
 async def drop_namespace(settings: Settings) -> None:

@@ -67,9 +67,9 @@ class Settings(BaseSettings):
 
     # Broker users of the agency systems and the party each speaks for. The party of an AMQP
     # command comes from the message's user_id (validated by RabbitMQ), never from the payload.
-    # JSON in TRISAM_AGENCY_USERS.
-    agency_users: dict[str, str] = {"trisam-af": "AF", "trisam-fk": "FK",
-                                    "trisam-kommun": "KOMMUN", "trisam-region": "REGION"}
+    # JSON in TRISAM_AGENCY_USERS; default: the namespace's development users,
+    # "<namespace>-af", "-fk", "-kommun", "-region" (as `make run` creates them).
+    agency_users: dict[str, str] = {}
     teams_file: str | None = None  # default: deploy/teams.json
     # Personal data of a closed case is erased this long after closure; pseudonymous history stays.
     retention_days: int = 730
@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"TRISAM_POSTPONE_ON_WITHDRAWAL: unknown parties {sorted(unknown)}")
         return value
+
+    @model_validator(mode="after")
+    def _agency_users_of_the_namespace(self) -> Settings:
+        if not self.agency_users:
+            self.agency_users = {f"{self.namespace}-{p.lower()}": p for p in ("AF", "FK", "KOMMUN", "REGION")}
+        return self
 
     @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:

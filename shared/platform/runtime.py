@@ -21,7 +21,7 @@ import signal
 import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Union
 
@@ -36,6 +36,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 
 from shared.platform import db, topology as topo
+from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings, load_settings
 from shared.platform.consumer import ORDERING_HEADER, Consumer
 from shared.platform.handlers import HandlerTable
@@ -73,12 +74,15 @@ class ServiceSpec:
     routes: Callable[["Runtime"], APIRouter] | None = None
     # Published event types, for the AsyncAPI document: (contract class, description).
     publishes: tuple = ()
+    # The service's clock (a development clock may run ahead or fast); default: from settings.
+    clock: Clock | None = None
 
 
 class Runtime:
     def __init__(self, spec: ServiceSpec, settings: Settings | None = None):
         self.spec = spec
         self.settings = settings or Settings()
+        self.clock = spec.clock or Clock.from_settings(self.settings)
         self.topology = topo.Topology(self.settings.namespace, self.settings.delivery_limit)
         self.metrics = ServiceMetrics(spec.name)
         self.broker = RabbitBroker(
@@ -331,6 +335,18 @@ def build_app(runtime: Runtime) -> FastAPI:
         ok = all(checks.values())
         return JSONResponse({"status": "ready" if ok else "not_ready", **checks},
                             status_code=200 if ok else 503)
+
+    @app.get("/health/clock", tags=["health"])
+    async def clock() -> dict:
+        """The platform's time as this service sees it: under a development clock (ahead, or
+        running fast) it differs from the wall clock, and every date the platform judges
+        (ages, meeting days, "not in the future", due follow-ups) is judged on it."""
+        c, now = runtime.clock, runtime.clock.now()
+        return {"now": now.isoformat(), "date_in_sweden": stockholm_date(now).isoformat(),
+                "wall_clock": datetime.now(timezone.utc).isoformat(),
+                "simulated": c.offset.total_seconds() != 0 or c.speed != 1.0 or c.stops_at is not None,
+                "offset_days": c.offset.total_seconds() / 86400, "speed": c.speed,
+                "stops_at": c.stops_at.isoformat() if c.stops_at else None}
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:

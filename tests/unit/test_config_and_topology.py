@@ -1,3 +1,5 @@
+from datetime import datetime, timedelta
+
 import pydantic
 import pytest
 
@@ -97,3 +99,26 @@ def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
     stopping = Settings(dev_clock_speed=3600, dev_clock_started_at=start,
                         dev_clock_stops_at=start + timedelta(days=1))
     assert at(start + timedelta(seconds=48), stopping) == start + timedelta(days=1)
+
+
+def test_the_agency_users_follow_the_namespace_unless_set():
+    # an integrator's `TRISAM_NAMESPACE=x make run` creates the broker users x-af, x-fk, ...;
+    # the services must take those for the agencies (else every command is dead-lettered)
+    assert Settings(namespace="x").agency_users == {"x-af": "AF", "x-fk": "FK", "x-kommun": "KOMMUN",
+                                                    "x-region": "REGION"}
+    assert Settings(namespace="x", agency_users={"sys-af": "AF"}).agency_users == {"sys-af": "AF"}
+
+
+async def test_every_service_tells_its_clock():
+    import httpx
+
+    from services.metrics import app as metrics_app
+    from shared.platform.runtime import Runtime, build_app
+
+    settings = Settings(dev_clock_offset_days=30)
+    app = build_app(Runtime(metrics_app.spec(settings), settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        body = (await client.get("/health/clock")).json()
+    now, wall = datetime.fromisoformat(body["now"]), datetime.fromisoformat(body["wall_clock"])
+    assert body["simulated"] is True and body["offset_days"] == 30
+    assert timedelta(days=29, hours=23) < now - wall < timedelta(days=30, minutes=1)
