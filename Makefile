@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test faults docs bench bench-followup clean
+.PHONY: run demo test check faults docs bench bench-followup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)  ## `make run` with a year of simulated agency traffic (own names
 
 test: $(STAMP)  ## unit, integration and end-to-end tests on the real RabbitMQ and PostgreSQL
 	$(PY) -m pytest
+
+check: $(STAMP)  ## ruff (lint and format) and mypy (strict on shared/platform and every domain.py)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 faults: $(STAMP)  ## fault injection, full size: 10,000 referrals, kills, cuts, broker restarts; ledger in test-artifacts/faults.json
 	TRISAM_FAULTS=full $(PY) -m pytest -s -p no:cacheprovider tests/faults

@@ -4,7 +4,7 @@
 
 On the configured PostgreSQL (TRISAM_DATABASE_URL), in a database of its own that it drops at
 the end. For each number of pending (not yet due) follow-ups it adds a fixed number of due
-ones and times ``FollowUps.tick`` (claim with SKIP LOCKED, update, write the reminders to the
+ones and times ``followups.tick`` (claim with SKIP LOCKED, update, write the reminders to the
 outbox, commit), several rounds, and prints the median. The tick should cost the same whether
 1,000 or 100,000 follow-ups are pending: it reads only the due rows through the partial index
 on ``next_action_at``. Writes bench/followup_scheduler.json.
@@ -17,23 +17,23 @@ import json
 import secrets
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 
+from services.followup import followups
 from services.followup.domain import Rules
-from services.followup.followups import FollowUps
+from services.followup.uow import FollowUpUnitOfWork
 from shared.platform.clock import SettableClock
 from shared.platform.config import Settings, with_database
 from shared.platform.db import prepare_database
-from shared.platform.outbox import Emitter
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "followup" / "migrations"
 OUT = Path(__file__).resolve().parent / "followup_scheduler.json"
 DUE_PER_TICK = 200
 ROUNDS = 7
-NOW = datetime(2027, 1, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2027, 1, 1, 12, tzinfo=UTC)
 
 
 async def add_rows(conn, prefix: str, count: int, next_action_at: str) -> None:
@@ -48,7 +48,7 @@ async def add_rows(conn, prefix: str, count: int, next_action_at: str) -> None:
         FROM generate_series(1, {count}) g""")
 
 
-async def measure(pool, followups: FollowUps, pending: int) -> dict:
+async def measure(pool, clock: SettableClock, pending: int) -> dict:
     async with pool.acquire() as conn:
         await conn.execute("TRUNCATE followup_records, followups, tracked_cases, outbox CASCADE")
         # pending: due between one and three hundred days from now
@@ -61,7 +61,8 @@ async def measure(pool, followups: FollowUps, pending: int) -> dict:
             await add_rows(conn, f"D{round_}-", DUE_PER_TICK, "TIMESTAMPTZ '2026-12-31 12:00+00'")
         started = time.perf_counter()
         async with pool.acquire() as conn, conn.transaction():
-            acted = await followups.tick(conn, Emitter(conn, "followup").emit, DUE_PER_TICK * 2)
+            uow = FollowUpUnitOfWork(conn, rules=Rules(), clock=clock, agency_users={})
+            acted = await followups.tick(uow, DUE_PER_TICK * 2)
         times.append((time.perf_counter() - started) * 1000)
         assert acted == DUE_PER_TICK, acted
     async with pool.acquire() as conn:
@@ -81,9 +82,9 @@ async def run() -> dict:
     name = f"bench_{secrets.token_hex(3)}_followup"
     await prepare_database(settings.database_url, name, MIGRATIONS)
     pool = await asyncpg.create_pool(with_database(settings.database_url, name), min_size=1, max_size=2)
-    followups = FollowUps(rules=Rules(), clock=SettableClock(NOW))
+    clock = SettableClock(NOW)
     try:
-        results = [await measure(pool, followups, pending) for pending in PENDING]
+        results = [await measure(pool, clock, pending) for pending in PENDING]
     finally:
         await pool.close()
         admin = await asyncpg.connect(settings.database_url)
@@ -96,7 +97,7 @@ async def run() -> dict:
         print(f"{r['pending']:>10} {r['due_per_tick']:>9} {r['tick_ms_median']:>15.1f}")
     print(f"ratio {many['pending']:,} / {baseline['pending']:,} pending: {ratio:.2f} (flat means close "
           f"to 1; index: {'yes' if 'followups_next_action' in many['plan'] else 'NO'})")
-    return {"measured_at": datetime.now(timezone.utc).isoformat(), "results": results, "ratio": ratio}
+    return {"measured_at": datetime.now(UTC).isoformat(), "results": results, "ratio": ratio}
 
 
 async def main() -> None:

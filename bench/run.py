@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import followup_scheduler  # noqa: E402
-from tools.launcher import SERVICES, ServiceProcesses, drop_namespace as drop  # noqa: E402
 from shared.platform.config import Settings  # noqa: E402
 from tests.support.identities import random_adult  # noqa: E402  (generated test identities)
+from tools.launcher import SERVICES, ServiceProcesses  # noqa: E402
+from tools.launcher import drop_namespace as drop  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results.json"
 # the services as measured: quiet logs, group commit on (opt-in, see docs/performance.md)
@@ -94,7 +95,7 @@ def referral(rng: random.Random, agency_ref: str, used: set[str], i: int = 0) ->
     used.add(pnr)
     event_id = str(uuid.uuid4())
     return {"event_id": event_id, "event_type": "SubmitReferral", "version": 1,
-            "occurred_at": datetime.now(timezone.utc).isoformat(), "producer": "bench",
+            "occurred_at": datetime.now(UTC).isoformat(), "producer": "bench",
             "correlation_id": event_id,
             "payload": {"agency_ref": agency_ref, "personnummer": pnr, "team_id": TEAMS[i % len(TEAMS)],
                         "question": "Vilket stöd behövs?", "officer_id": "bench",
@@ -267,7 +268,7 @@ async def main() -> None:
     base = Settings()
     settings = base.model_copy(update={"namespace": f"bench_{secrets.token_hex(3)}",
                                        "agency_users": {"guest": "AF"}})
-    results: dict = {"measured_at": datetime.now(timezone.utc).isoformat()}
+    results: dict = {"measured_at": datetime.now(UTC).isoformat()}
     print("baseline (plain aio-pika) ...", flush=True)
     results["baseline_msgs_per_s"] = await baseline(settings.amqp_url)
     ports = {name: free_port() for name in SERVICES}

@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from shared.contracts.vocabulary import Party
 from shared.platform.config import DEFAULT_HTTP_PORTS, Settings
 from shared.platform.teams import DEFAULT_TEAMS_FILE
-from shared.contracts.vocabulary import Party
 
 from .profile import Profile
 from .simulation import Simulation

@@ -13,8 +13,15 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from shared.contracts.vocabulary import (ActionType, IncomeSource, NotConsultedReason, Party, PlanStatus,
-                               ReasonCode, Readiness)
+from shared.contracts.vocabulary import (
+    ActionType,
+    IncomeSource,
+    NotConsultedReason,
+    Party,
+    PlanStatus,
+    Readiness,
+    ReasonCode,
+)
 
 from .identities import random_adult
 

@@ -21,18 +21,18 @@ import json
 import random
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 
 import aio_pika
 import httpx
 import structlog
 
+from shared.contracts.vocabulary import Party
 from shared.platform.auth import mint_token
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings
-from shared.contracts.vocabulary import Party
 
 from .profile import Profile
 
@@ -84,7 +84,7 @@ class Tally:
 def _command(command: str, payload: dict) -> dict:
     event_id = str(uuid.uuid4())
     return {"event_id": event_id, "event_type": command, "version": 1,
-            "occurred_at": datetime.now(timezone.utc).isoformat(), "producer": "agency-system",
+            "occurred_at": datetime.now(UTC).isoformat(), "producer": "agency-system",
             "correlation_id": event_id, "payload": payload}
 
 
@@ -133,7 +133,7 @@ class Agency:
                 await asyncio.sleep(min(5.0, 0.2 * 2 ** min(attempt, 5)))
         raise RuntimeError(f"{self.party.value}: could not publish {command['event_type']}")
 
-    def read_replies(self, on_reply: Callable[["Agency", dict], Awaitable[None]]) -> None:
+    def read_replies(self, on_reply: Callable[[Agency, dict], Awaitable[None]]) -> None:
         self._reader = asyncio.create_task(self._read(on_reply), name=f"replies-{self.party.value}")
 
     async def _read(self, on_reply) -> None:
@@ -224,7 +224,7 @@ class Simulation:
             await self._coordinator
         async with httpx.AsyncClient(timeout=30, headers=self._auth) as client:
             for team_id in self.teams:
-                for attempt in range(20):
+                for _attempt in range(20):
                     try:
                         await self._coordinate_team(client, team_id, weeks_back=52, record=False)
                         break

@@ -125,7 +125,7 @@ async def runtimes():
     for runtime in reversed(started):
         try:
             await asyncio.wait_for(asyncio.shield(runtime.stop()), 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             for task in asyncio.all_tasks():  # say where it hangs instead of hanging the run
                 task.print_stack(limit=6)
             raise AssertionError(f"the {runtime.spec.name} runtime did not stop within 30 s") from None

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,9 +23,9 @@ import aio_pika
 import asyncpg
 import httpx
 
-from tools import broker_users
 from shared.platform.config import DEFAULT_HTTP_PORTS, Settings, load_settings
 from shared.platform.db import prepare_database
+from tools import broker_users
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("referral", "meeting", "followup", "metrics")
@@ -166,7 +166,7 @@ LOG_ROOT = ROOT / "logs"
 def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
     """The demo's settings and the environment that gives every service the same fast clock."""
     namespace = settings.namespace if "TRISAM_NAMESPACE" in os.environ else "trisam_demo"
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     env = {"TRISAM_DEV_CLOCK_OFFSET_DAYS": str(-DEMO_HISTORY_DAYS),
            "TRISAM_DEV_CLOCK_SPEED": str(DEMO_HISTORY_DAYS * 86400 / DEMO_PLAY_SECONDS),
            "TRISAM_DEV_CLOCK_STARTED_AT": started.isoformat(),
@@ -245,7 +245,7 @@ async def follow_logs(log_dir: Path, show=say) -> None:
 # --------------------------------------------------------------------------- the demo
 
 
-async def play_demo(settings: Settings, processes: "ServiceProcesses", progress_bar: bool) -> None:
+async def play_demo(settings: Settings, processes: ServiceProcesses, progress_bar: bool) -> None:
     """The simulator, in this process, until the platform's clock has caught up with today; then
     wait until the board's figures hold everything it did, and say what to open."""
     from rich.console import Console

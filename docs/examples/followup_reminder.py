@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import aio_pika
 
@@ -26,19 +26,19 @@ async def main(party: str) -> None:
     event_id = str(uuid.uuid4())
     consultation = {
         "event_id": event_id, "event_type": "ConsultationHeld", "version": 1,
-        "occurred_at": datetime.now(timezone.utc).isoformat(), "producer": "history-import",
+        "occurred_at": datetime.now(UTC).isoformat(), "producer": "history-import",
         "correlation_id": event_id,
         "payload": {
             "case_ref": case_ref, "team_id": "GAVLE-BRYNAS", "municipality": "Gävle",
             "meeting_id": f"GAVLE-BRYNAS-{held_on:%Y%m%d}", "meeting_date": str(held_on),
             "held_on": str(held_on), "referring_party": party,
             "referred_at": datetime.combine(held_on - timedelta(days=30), datetime.min.time(),
-                                            tzinfo=timezone.utc).isoformat(),
+                                            tzinfo=UTC).isoformat(),
             "parties_present": ["AF", "FK", "KOMMUN", "REGION"], "others_invited": [],
             "individual_attended": True,
             "actions": [{"type": "sip", "responsible_party": "KOMMUN",
                          "due_on": str(held_on + timedelta(days=30))}],
-            "recorded_at": datetime.now(timezone.utc).isoformat()}}
+            "recorded_at": datetime.now(UTC).isoformat()}}
     service_user = f"{namespace}-svc-meeting"  # the meeting service's broker user (dev password)
     async with await aio_pika.connect(f"amqp://{service_user}:{service_user}-dev@{host}/") as conn:
         channel = await conn.channel(publisher_confirms=True, on_return_raises=True)

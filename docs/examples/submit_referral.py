@@ -12,7 +12,7 @@ import os
 import random
 import sys
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import aio_pika
@@ -34,7 +34,7 @@ async def main(party: str, count: int) -> None:
             event_id = str(uuid.uuid4())
             command = {
                 "event_id": event_id, "event_type": "SubmitReferral", "version": 1,
-                "occurred_at": datetime.now(timezone.utc).isoformat(),
+                "occurred_at": datetime.now(UTC).isoformat(),
                 "producer": f"{party.lower()}-case-system", "correlation_id": event_id,
                 "payload": {
                     "agency_ref": f"{party}-{uuid.uuid4().hex[:10]}",
@@ -70,7 +70,7 @@ async def main(party: str, count: int) -> None:
                         print(reply["event_type"], payload.get("agency_ref"),
                               payload.get("case_ref") or [r["code"] for r in payload.get("reasons", [])])
                         received += 1
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 print(f"no more replies after {received}")
 
 

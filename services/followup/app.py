@@ -5,45 +5,58 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
+
+from shared.contracts import (
+    CaseClosed,
+    CommandAccepted,
+    CommandRejected,
+    FollowUpCancelled,
+    FollowUpCompleted,
+    FollowUpDue,
+    FollowUpEscalated,
+    FollowUpOverdue,
+    FollowUpScheduled,
+)
 from shared.platform.clock import Clock
 from shared.platform.config import Settings
-from shared.contracts import (CaseClosed, CommandAccepted, CommandRejected, FollowUpCancelled,
-                           FollowUpCompleted, FollowUpDue, FollowUpEscalated, FollowUpOverdue,
-                           FollowUpScheduled)
-from shared.platform.outbox import Emitter
-from shared.platform.runtime import ServiceSpec
+from shared.platform.runtime import Runtime, ServiceSpec
+from shared.platform.uow import Message
 
+from . import followups
 from .domain import Rules
-from .followups import FollowUps
 from .handlers import handlers
-from .routes import make_routes
+from .routes import router
 from .uow import FollowUpUnitOfWork
 
 
 def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
-    followups = FollowUps(rules=Rules.from_settings(settings),
-                          clock=clock or Clock.from_settings(settings))
+    rules, clock = Rules.from_settings(settings), clock or Clock.from_settings(settings)
 
-    async def scheduler(runtime) -> None:
+    def unit_of_work(conn: asyncpg.Connection, message: Message | None) -> FollowUpUnitOfWork:
+        return FollowUpUnitOfWork(conn, rules=rules, clock=clock, agency_users=settings.agency_users,
+                                  message=message)
+
+    async def scheduler(runtime: Runtime) -> None:
         """Durable reminders: due times live in the database; each round claims what is due
         (SKIP LOCKED: instances share the work, none fires a follow-up twice) in batches, and
         sleeps when nothing more is due. A due time passed during downtime fires at start."""
         while True:
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                acted = await followups.tick(conn, Emitter(conn, "followup").emit,
-                                             settings.followup_batch_size)
+            async with runtime.unit_of_work() as uow:
+                acted = await followups.tick(uow, settings.followup_batch_size)
             if acted < settings.followup_batch_size:
                 await asyncio.sleep(settings.followup_check_seconds)
 
     return ServiceSpec(
         name="followup",
+        clock=clock,
         description="Follow-up: plan checks and six-month (optionally twelve-month) outcome "
                     "follow-ups with durable reminders, overdue escalation, recording and "
                     "closure of cases.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
-        unit_of_work=lambda conn, message: FollowUpUnitOfWork(conn, followups, settings.agency_users, message=message),
-        routes=lambda runtime: make_routes(runtime, followups),
+        unit_of_work=unit_of_work,
+        routes=lambda runtime: router,
         tasks=(scheduler,),
         publishes=(
             (FollowUpScheduled, "A follow-up of a consulted case is scheduled."),

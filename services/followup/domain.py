@@ -15,17 +15,46 @@ record must hold, and how a case's follow-up ends.
 - The case is closed after its last follow-up (the latest due) is first recorded, reached or not
   (PLAN_COMPLETED: the follow-up programme is through), when it was
   not consulted, when every party's consent is withdrawn, or by hand with an exit reason.
+
+The use cases (``followups.py``) load the facts and ask one decision here what to do:
+``schedule``, ``tick``, ``record``, ``close``, ``close_by_hand``, ``close_without_consent``. A
+decision is the new state of what changes and the events to announce; the use case applies it
+in one unit of work. Nothing here reads or writes anything, so every rule is tested in memory.
 """
 
 from __future__ import annotations
 
 from calendar import monthrange
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, TypeVar
 
-from shared.platform.clock import STOCKHOLM
+from shared.contracts import (
+    CaseClosed,
+    ConsultationHeld,
+    FollowUpCancelled,
+    FollowUpCompleted,
+    FollowUpDue,
+    FollowUpEscalated,
+    FollowUpOverdue,
+    FollowUpScheduled,
+)
+from shared.contracts.vocabulary import (
+    ExitReason,
+    FollowUpKind,
+    IncomeSource,
+    NotConsultedReason,
+    Party,
+    PlanStatus,
+    Readiness,
+)
+from shared.platform.clock import STOCKHOLM, stockholm_date
 from shared.platform.problems import Problem, add_messages
-from shared.contracts.vocabulary import ExitReason, FollowUpKind, NotConsultedReason
+
+if TYPE_CHECKING:
+    from shared.platform.config import Settings
 
 DUE_TIME = time(8, 0)  # reminders arrive at the start of a working day
 
@@ -59,10 +88,121 @@ class Rules:
     long_months: int = 12  # the optional long follow-up ("twelve months")
 
     @classmethod
-    def from_settings(cls, s) -> "Rules":
+    def from_settings(cls, s: Settings) -> Rules:
         return cls(s.followup_plan_check_weeks, s.followup_outcome_months, s.followup_twelve_months,
                    s.followup_overdue_days, s.followup_reminder_interval_days,
                    s.followup_reminder_limit, s.followup_long_months)
+
+
+# --------------------------------------------------------------------------- what the service knows
+
+
+@dataclass(frozen=True)
+class TrackedCase:
+    """A case as the follow-up service knows it: from CaseReferred (what the six-month comparison
+    needs) and from ConsultationHeld or CaseNotConsulted (its team), whichever comes first."""
+
+    case_ref: str
+    referring_party: Party
+    team_id: str | None = None
+    municipality: str | None = None
+    income_source_at_referral: str | None = None  # unknown while only the consultation is known
+    referred_at: datetime | None = None
+    status: str = "open"  # open | closed
+    exit_reason: ExitReason | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.status == "closed"
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A plan check or outcome follow-up of a consulted case, with when the scheduler acts next."""
+
+    followup_id: str  # <case_ref>.<kind>
+    case_ref: str
+    kind: FollowUpKind
+    team_id: str
+    municipality: str
+    referring_party: Party
+    responsible_party: Party
+    consultation_held_on: date
+    due_on: date
+    # pending: not yet due; due: reminded, not recorded; completed; cancelled (the case closed)
+    status: str = "pending"
+    next_action_at: datetime | None = None  # the next reminder or the escalation; None: never
+    reminders_sent: int = 0  # overdue reminders
+    due_sent_at: datetime | None = None
+    escalated_at: datetime | None = None
+    revision: int = 0  # of the latest record
+
+    @property
+    def open(self) -> bool:
+        """Neither recorded nor cancelled: the case's closure cancels it."""
+        return self.status in ("pending", "due")
+
+    @property
+    def state(self) -> str:
+        """As the responsible party sees it: a due follow-up is ``overdue`` from its first
+        overdue reminder."""
+        if self.status == "due":
+            return "overdue" if self.reminders_sent else "due"
+        return self.status
+
+
+# A party's listing of its follow-ups: the statuses each state covers, and whether an overdue
+# reminder was sent (None: either).
+LISTED_STATES: dict[str, tuple[tuple[str, ...], bool | None]] = {
+    "open": (("pending", "due"), None), "due": (("due",), False), "overdue": (("due",), True),
+    "pending": (("pending",), None), "completed": (("completed",), None),
+    "cancelled": (("cancelled",), None)}
+
+
+def visible_to(followup: FollowUp, party: Party | None) -> bool:
+    """Only the responsible party sees (and records) a follow-up; to any other it is as if
+    absent, so that it learns nothing, not even whether the case exists."""
+    return followup.responsible_party == party
+
+
+@dataclass(frozen=True)
+class Answers:
+    recorded_on: date
+    reached: bool
+    income_source: str | None
+    readiness: str | None
+    plan_status: str | None
+
+
+@dataclass(frozen=True)
+class FollowUpRecord:
+    """One record of a follow-up; a correction is a new revision, the highest counts."""
+
+    followup_id: str
+    revision: int
+    recorded_on: date
+    reached: bool
+    income_source: str | None
+    readiness: str | None
+    plan_status: str | None
+    recorded_by: Party
+    recorded_by_user: str  # the broker user or HTTP user
+    channel: str  # amqp | http
+    recorded_at: datetime
+
+    @property
+    def answers(self) -> Answers:
+        return Answers(recorded_on=self.recorded_on, reached=self.reached, income_source=self.income_source,
+                       readiness=self.readiness, plan_status=self.plan_status)
+
+
+# Every event the follow-up service announces; each belongs to one case (its ordering key).
+Event = (FollowUpScheduled | FollowUpDue | FollowUpOverdue | FollowUpEscalated | FollowUpCompleted
+         | FollowUpCancelled | CaseClosed)
+
+
+# --------------------------------------------------------------------------- scheduling
 
 
 def add_months(day: date, months: int) -> date:
@@ -90,6 +230,41 @@ def followup_id(case_ref: str, kind: FollowUpKind | str) -> str:
 
 
 @dataclass(frozen=True)
+class ScheduleDecision:
+    """The follow-ups a consultation adds and their FollowUpScheduled; or, when every consent
+    was withdrawn before the consultation came, the case's closure instead."""
+
+    followups: tuple[FollowUp, ...] = ()
+    events: tuple[Event, ...] = ()
+    closure: ClosureDecision | None = None
+
+
+def schedule(consultation: ConsultationHeld, case: TrackedCase, existing: Sequence[FollowUp],
+             consents: Mapping[str, str], rules: Rules, now: datetime) -> ScheduleDecision:
+    """The plan check and the outcome follow-up(s) of a consultation, once per case whatever
+    arrives twice (``existing``: the case's follow-ups so far). A closed case gets none."""
+    if case.closed:
+        return ScheduleDecision()
+    if every_consent_withdrawn(consents):
+        return ScheduleDecision(closure=close(case, existing, ExitReason.CONSENT_WITHDRAWN, now))
+    scheduled = {f.kind for f in existing}
+    responsible = consultation.referring_party  # by default the referring party follows up
+    new = tuple(FollowUp(
+        followup_id=followup_id(case.case_ref, kind), case_ref=case.case_ref, kind=kind,
+        team_id=consultation.team_id, municipality=consultation.municipality,
+        referring_party=consultation.referring_party, responsible_party=responsible,
+        consultation_held_on=consultation.held_on, due_on=due_on, next_action_at=due_at(due_on))
+        for kind, due_on in followups_for(consultation.held_on, rules) if kind not in scheduled)
+    return ScheduleDecision(followups=new, events=tuple(FollowUpScheduled(
+        followup_id=f.followup_id, case_ref=f.case_ref, team_id=f.team_id, municipality=f.municipality,
+        kind=f.kind, referring_party=f.referring_party, responsible_party=f.responsible_party,
+        consultation_held_on=f.consultation_held_on, due_on=f.due_on, scheduled_at=now) for f in new))
+
+
+# --------------------------------------------------------------------------- the scheduler
+
+
+@dataclass(frozen=True)
 class Step:
     """What the scheduler does now with a follow-up whose time has come."""
 
@@ -111,12 +286,50 @@ def next_step(*, status: str, reminders_sent: int, now: datetime, rules: Rules) 
 
 
 @dataclass(frozen=True)
-class Answers:
-    recorded_on: date
-    reached: bool
-    income_source: str | None
-    readiness: str | None
-    plan_status: str | None
+class TickDecision:
+    """One scheduler round: each claimed follow-up in its new state, and the reminders and
+    escalations to send."""
+
+    followups: tuple[FollowUp, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+def tick(claimed: Sequence[FollowUp], now: datetime, rules: Rules) -> TickDecision:
+    """Each follow-up whose time has come takes its next step. One recorded or cancelled since
+    its next action was set only has that next action cleared."""
+    followups: list[FollowUp] = []
+    events: list[Event] = []
+    for followup in claimed:
+        step = next_step(status=followup.status, reminders_sent=followup.reminders_sent, now=now, rules=rules)
+        if step is None:
+            followups.append(replace(followup, next_action_at=None))
+            continue
+        followups.append(replace(
+            followup, status=step.status, reminders_sent=step.reminders_sent, next_action_at=step.next_action_at,
+            due_sent_at=followup.due_sent_at or (now if step.send == "due" else None),
+            escalated_at=followup.escalated_at or (now if step.send == "escalate" else None)))
+        events.append(reminder(followup, step, now, rules))
+    return TickDecision(tuple(followups), tuple(events))
+
+
+def reminder(followup: FollowUp, step: Step, now: datetime,
+             rules: Rules) -> FollowUpDue | FollowUpOverdue | FollowUpEscalated:
+    """To the responsible party alone (due, overdue n of m), or to the team's rehab coordinator
+    (REGION) once every reminder went unanswered."""
+    f = followup
+    if step.send == "due":
+        return FollowUpDue(recipient=f.responsible_party, followup_id=f.followup_id, case_ref=f.case_ref,
+                           team_id=f.team_id, kind=f.kind, due_on=f.due_on, sent_at=now)
+    if step.send == "overdue":
+        return FollowUpOverdue(recipient=f.responsible_party, followup_id=f.followup_id, case_ref=f.case_ref,
+                               team_id=f.team_id, kind=f.kind, due_on=f.due_on, sent_at=now,
+                               reminder=step.reminders_sent, of=rules.reminder_limit)
+    return FollowUpEscalated(recipient=Party.REGION, followup_id=f.followup_id, case_ref=f.case_ref,
+                             team_id=f.team_id, kind=f.kind, due_on=f.due_on, sent_at=now,
+                             responsible_party=f.responsible_party, reminders_sent=step.reminders_sent)
+
+
+# --------------------------------------------------------------------------- recording
 
 
 def record_problems(*, kind: FollowUpKind, status: str, responsible: str, by_party: str,
@@ -148,20 +361,134 @@ def record_problems(*, kind: FollowUpKind, status: str, responsible: str, by_par
     return problems
 
 
+@dataclass(frozen=True)
+class RecordDecision:
+    """A record refused (``problems``, every reason), the same answers again (nothing new:
+    ``record`` None), or a new record (a correction from revision 2) with the follow-up as it
+    becomes, its FollowUpCompleted and, after the case's last follow-up, the case's closure."""
+
+    problems: tuple[Problem, ...] = ()
+    record: FollowUpRecord | None = None
+    followup: FollowUp | None = None
+    completed: FollowUpCompleted | None = None  # as announced (the same answers: as announced before)
+    events: tuple[Event, ...] = ()
+    closure: ClosureDecision | None = None
+
+
+def record(followup_id: str, answers: Answers, *, case: TrackedCase | None, followups: Sequence[FollowUp],
+           latest: FollowUpRecord | None, by_party: Party, by_user: str, channel: str,
+           now: datetime) -> RecordDecision:
+    """Record follow-up ``followup_id`` (one of ``followups``, its case's, with ``latest``, its
+    latest record), or correct it: a new revision. The same answers as the latest change nothing."""
+    followup = next((f for f in followups if f.followup_id == followup_id), None)
+    if followup is None or not visible_to(followup, by_party):
+        return RecordDecision(problems=(Problem("followup_not_found"),))
+    problems = record_problems(kind=followup.kind, status=followup.status, responsible=followup.responsible_party,
+                               by_party=by_party, answers=answers, held_on=followup.consultation_held_on,
+                               today=stockholm_date(now))
+    if problems:
+        return RecordDecision(problems=tuple(problems))
+    if latest is not None and latest.answers == answers:
+        return RecordDecision(completed=completed(followup, latest))
+    new = FollowUpRecord(
+        followup_id=followup_id, revision=followup.revision + 1, recorded_on=answers.recorded_on,
+        reached=answers.reached, income_source=answers.income_source, readiness=answers.readiness,
+        plan_status=answers.plan_status, recorded_by=by_party, recorded_by_user=by_user, channel=channel,
+        recorded_at=now)
+    recorded = replace(followup, status="completed", next_action_at=None, revision=new.revision)
+    event = completed(followup, new)
+    closure = None
+    if new.revision == 1 and is_last(recorded, followups):  # the follow-up programme is through
+        closure = close(case, [recorded if f.followup_id == followup_id else f for f in followups],
+                        ExitReason.PLAN_COMPLETED, now)
+    return RecordDecision(record=new, followup=recorded, completed=event, events=(event,), closure=closure)
+
+
+def is_last(followup: FollowUp, followups: Sequence[FollowUp]) -> bool:
+    """Is this its case's last follow-up: the latest due of those not cancelled?"""
+    kept = [f for f in followups if f.status != "cancelled"]
+    return bool(kept) and max(kept, key=lambda f: (f.due_on, f.followup_id)).followup_id == followup.followup_id
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _maybe(vocabulary: type[E], value: str | None) -> E | None:
+    return vocabulary(value) if value is not None else None
+
+
+def completed(followup: FollowUp, record: FollowUpRecord) -> FollowUpCompleted:
+    """A record as announced: the follow-up's facts and the answers, no personal data."""
+    f, r = followup, record
+    return FollowUpCompleted(
+        followup_id=f.followup_id, case_ref=f.case_ref, team_id=f.team_id, municipality=f.municipality,
+        kind=f.kind, referring_party=f.referring_party, responsible_party=f.responsible_party,
+        consultation_held_on=f.consultation_held_on, due_on=f.due_on, recorded_on=r.recorded_on,
+        reached=r.reached, income_source=_maybe(IncomeSource, r.income_source),
+        readiness=_maybe(Readiness, r.readiness), plan_status=_maybe(PlanStatus, r.plan_status),
+        revision=r.revision, recorded_by=r.recorded_by, recorded_at=r.recorded_at)
+
+
+# --------------------------------------------------------------------------- closure
+
+
+@dataclass(frozen=True)
+class ClosureDecision:
+    """The case as closed and its open follow-ups as cancelled, with a FollowUpCancelled for
+    each and then CaseClosed; or why the case is not closed (``refusal``: ``case_not_found``,
+    ``case_closed``, ``not_allowed``, ``consent_remains``), and then nothing changes."""
+
+    refusal: str | None = None
+    case: TrackedCase | None = None
+    cancelled: tuple[FollowUp, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+def close(case: TrackedCase | None, followups: Sequence[FollowUp], reason: ExitReason,
+          now: datetime) -> ClosureDecision:
+    """Close the case with its exit reason; its open follow-ups will not happen. A case closed
+    already stays as it was: CaseClosed is announced once."""
+    if case is None:
+        return ClosureDecision(refusal="case_not_found")
+    if case.closed:
+        return ClosureDecision(refusal="case_closed")
+    cancelled = tuple(replace(f, status="cancelled", next_action_at=None)
+                      for f in sorted(followups, key=lambda f: f.followup_id) if f.open)
+    events: list[Event] = [FollowUpCancelled(followup_id=f.followup_id, case_ref=case.case_ref, kind=f.kind,
+                                             reason=reason, cancelled_at=now) for f in cancelled]
+    events.append(CaseClosed(case_ref=case.case_ref, reason=reason, closed_at=now))
+    return ClosureDecision(case=replace(case, status="closed", exit_reason=reason, closed_at=now),
+                           cancelled=cancelled, events=tuple(events))
+
+
+def may_close(case: TrackedCase, *, role: str, party: str | None, teams: frozenset[str]) -> bool:
+    """By hand, a case is closed by an officer of its referring party or its team's coordinator."""
+    referring_officer = role == "officer" and party == case.referring_party
+    coordinator = role == "coordinator" and (case.team_id or "") in teams
+    return referring_officer or coordinator
+
+
+def close_by_hand(case: TrackedCase | None, followups: Sequence[FollowUp], reason: ExitReason, now: datetime,
+                  *, role: str, party: str | None, teams: frozenset[str]) -> ClosureDecision:
+    """Close a case with the exit reason a user gives; who may is checked before whether it is
+    closed already."""
+    if case is not None and not may_close(case, role=role, party=party, teams=teams):
+        return ClosureDecision(refusal="not_allowed")
+    return close(case, followups, reason, now)
+
+
 def exit_reason_when_not_consulted(reason: NotConsultedReason) -> ExitReason:
     return (ExitReason.CONSENT_WITHDRAWN if reason == NotConsultedReason.INDIVIDUAL_WITHDREW
             else ExitReason.OTHER)
 
 
-def every_consent_withdrawn(consents: dict[str, str]) -> bool:
+def every_consent_withdrawn(consents: Mapping[str, str]) -> bool:
     return bool(consents) and all(status == "withdrawn" for status in consents.values())
 
 
-@dataclass(frozen=True)
-class TrackedCase:
-    case_ref: str
-    referring_party: str
-    income_source_at_referral: str
-    referred_at: datetime
-    team_id: str
-    municipality: str
+def close_without_consent(case: TrackedCase | None, followups: Sequence[FollowUp], consents: Mapping[str, str],
+                          now: datetime) -> ClosureDecision:
+    """When no party has the individual's consent any more, the case is closed."""
+    if not every_consent_withdrawn(consents):
+        return ClosureDecision(refusal="consent_remains")
+    return close(case, followups, ExitReason.CONSENT_WITHDRAWN, now)

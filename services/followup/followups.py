@@ -1,176 +1,193 @@
-"""Follow-up use-cases: schedule a consultation's follow-ups, run the durable scheduler, record
-(and correct) follow-ups, close cases. Each runs in the caller's transaction and announces
-through ``emit`` (the transactional outbox). Rules: ``domain.py``; SQL: ``store.py``."""
+"""Follow-up use cases, each of one shape: load the facts through the unit of work's
+repositories, ask a decision of ``domain.py`` what to do, and apply it (the new state and the
+events) in that unit of work, which commits them together with the inbox row of the message
+handled, or not at all. No SQL here (``store.py``) and no rules (``domain.py``).
+
+``uow`` is a ``FollowUpUnitOfWork`` (``uow.py``), or in unit tests its in-memory stand-in
+(``tests/fakes/followup.py``).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Awaitable, Callable
+from collections.abc import Iterable
 
-import asyncpg
 import structlog
 
-from shared.platform import consent
-from shared.platform.clock import Clock, stockholm_date
-from shared.contracts import (CaseClosed, ConsultationHeld, FollowUpCancelled, FollowUpCompleted,
-                           FollowUpDue, FollowUpEscalated, FollowUpOverdue, FollowUpScheduled)
+from shared.contracts import CaseNotConsulted, CaseReferred, ConsentRecorded, ConsentWithdrawn, ConsultationHeld
+from shared.contracts.vocabulary import ExitReason, Party
+from shared.platform.auth import Principal
 from shared.platform.logging import bind_contextvars
-from shared.platform.problems import Problem
-from shared.contracts.vocabulary import ExitReason, FollowUpKind, Party
 
-from . import domain, store
-from .domain import Answers, Rules
+from . import domain
+from .domain import (
+    Answers,
+    ClosureDecision,
+    Event,
+    FollowUp,
+    FollowUpRecord,
+    RecordDecision,
+    ScheduleDecision,
+    TrackedCase,
+)
+from .uow import FollowUpUnitOfWork
 
 log = structlog.get_logger("followup")
 
-Emit = Callable[..., Awaitable[object]]  # emit(event, ordering_key=...)
+
+# --------------------------------------------------------------------------- a case arrives
 
 
-class FollowUps:
-    def __init__(self, *, rules: Rules, clock: Clock):
-        self.rules = rules
-        self.clock = clock
-
-    # ------------------------------------------------------------------ scheduling
-
-    async def consultation_held(self, conn: asyncpg.Connection, emit: Emit, event: ConsultationHeld) -> None:
-        """Schedule the plan check and the outcome follow-up(s); once per case, whatever
-        arrives twice."""
-        await store.track_consulted(conn, case_ref=event.case_ref,
-                                    referring_party=event.referring_party.value,
-                                    referred_at=event.referred_at, team_id=event.team_id,
-                                    municipality=event.municipality)
-        case = await store.lock_case(conn, event.case_ref)
-        if case["status"] == "closed":
-            log.info("consultation of a closed case: no follow-ups scheduled")
-            return
-        if domain.every_consent_withdrawn(await consent.consents_of(conn, event.case_ref)):
-            await self.close(conn, emit, event.case_ref, ExitReason.CONSENT_WITHDRAWN)
-            return
-        now = self.clock.now()
-        responsible = event.referring_party  # by default the referring party follows up
-        for kind, due_on in domain.followups_for(event.held_on, self.rules):
-            followup_id = domain.followup_id(event.case_ref, kind)
-            if await store.insert_followup(
-                    conn, followup_id=followup_id, case_ref=event.case_ref, kind=kind.value,
-                    team_id=event.team_id, municipality=event.municipality,
-                    referring_party=event.referring_party.value,
-                    responsible_party=responsible.value, held_on=event.held_on, due_on=due_on,
-                    next_action_at=domain.due_at(due_on)):
-                await emit(FollowUpScheduled(
-                    followup_id=followup_id, case_ref=event.case_ref, team_id=event.team_id,
-                    municipality=event.municipality, kind=kind,
-                    referring_party=event.referring_party, responsible_party=responsible,
-                    consultation_held_on=event.held_on, due_on=due_on, scheduled_at=now),
-                    ordering_key=event.case_ref)
-
-    async def tick(self, conn: asyncpg.Connection, emit: Emit, limit: int) -> int:
-        """One round of the scheduler: act on up to ``limit`` follow-ups whose time has come
-        (locked; another instance takes others). Returns how many."""
-        now = self.clock.now()
-        claimed = await store.claim_due(conn, now, limit)
-        for row in claimed:
-            step = domain.next_step(status=row["status"], reminders_sent=row["reminders_sent"],
-                                    now=now, rules=self.rules)
-            if step is None:  # a stale next action (completed or cancelled): clear it
-                await store.set_step(conn, row["followup_id"], status=row["status"],
-                                     reminders_sent=row["reminders_sent"], next_action_at=None,
-                                     due_sent_at=None, escalated_at=None)
-                continue
-            await store.set_step(conn, row["followup_id"], status=step.status,
-                                 reminders_sent=step.reminders_sent,
-                                 next_action_at=step.next_action_at,
-                                 due_sent_at=now if step.send == "due" else None,
-                                 escalated_at=now if step.send == "escalate" else None)
-            await emit(self._reminder(row, step, now), ordering_key=row["case_ref"])
-        return len(claimed)
-
-    def _reminder(self, row, step: domain.Step, now: datetime):
-        common = dict(followup_id=row["followup_id"], case_ref=row["case_ref"],
-                      team_id=row["team_id"], kind=FollowUpKind(row["kind"]), due_on=row["due_on"],
-                      sent_at=now)
-        if step.send == "due":
-            return FollowUpDue(recipient=Party(row["responsible_party"]), **common)
-        if step.send == "overdue":
-            return FollowUpOverdue(recipient=Party(row["responsible_party"]), **common,
-                                   reminder=step.reminders_sent, of=self.rules.reminder_limit)
-        return FollowUpEscalated(recipient=Party.REGION, **common,  # the team's rehab coordinator
-                                 responsible_party=Party(row["responsible_party"]),
-                                 reminders_sent=step.reminders_sent)
-
-    # ------------------------------------------------------------------ recording
-
-    async def record(self, conn: asyncpg.Connection, emit: Emit, followup_id: str, answers: Answers,
-                     *, by_party: Party, by_user: str, channel: str) -> tuple[list[Problem], dict | None]:
-        """Record a follow-up (again: a correction, a new revision). The same answers as the
-        latest record change nothing. Returns the problems, or the record as announced."""
-        found = await store.get_followup(conn, followup_id)
-        if found is None or found["responsible_party"] != by_party.value:
-            # another party learns nothing, not even whether the case exists
-            return [Problem("followup_not_found")], None
-        await store.lock_case(conn, found["case_ref"])  # the case first, as closure does
-        row = await store.lock_followup(conn, followup_id)
-        bind_contextvars(case_ref=row["case_ref"])
-        now = self.clock.now()
-        problems = domain.record_problems(
-            kind=FollowUpKind(row["kind"]), status=row["status"],
-            responsible=row["responsible_party"], by_party=by_party.value, answers=answers,
-            held_on=row["consultation_held_on"], today=stockholm_date(now))
-        if problems:
-            return problems, None
-        latest = await store.latest_record(conn, followup_id)
-        if latest is not None and _answers_of(latest) == answers:
-            return [], self._completed(row, latest, latest["revision"]).model_dump(mode="json")
-        revision = row["revision"] + 1
-        await store.add_record(conn, followup_id, revision, answers, by_party=by_party.value,
-                               by_user=by_user, channel=channel, now=now)
-        event = self._completed(row, {**answers.__dict__, "recorded_by": by_party.value,
-                                      "recorded_at": now}, revision)
-        await emit(event, ordering_key=row["case_ref"])
-        log.info("follow-up recorded", kind=row["kind"], revision=revision, channel=channel)
-        if revision == 1 and await store.is_last_followup(conn, row["case_ref"], followup_id):
-            await self.close(conn, emit, row["case_ref"], ExitReason.PLAN_COMPLETED)
-        return [], event.model_dump(mode="json")
-
-    def _completed(self, row, record, revision: int) -> FollowUpCompleted:
-        return FollowUpCompleted(
-            followup_id=row["followup_id"], case_ref=row["case_ref"], team_id=row["team_id"],
-            municipality=row["municipality"], kind=FollowUpKind(row["kind"]),
-            referring_party=Party(row["referring_party"]),
-            responsible_party=Party(row["responsible_party"]),
-            consultation_held_on=row["consultation_held_on"], due_on=row["due_on"],
-            recorded_on=record["recorded_on"], reached=record["reached"],
-            income_source=record["income_source"], readiness=record["readiness"],
-            plan_status=record["plan_status"], revision=revision,
-            recorded_by=Party(record["recorded_by"]), recorded_at=record["recorded_at"])
-
-    # ------------------------------------------------------------------ closure
-
-    async def close(self, conn: asyncpg.Connection, emit: Emit, case_ref: str,
-                    reason: ExitReason) -> bool:
-        """Close the case (CaseClosed) and cancel its pending follow-ups. False if it is closed
-        already or unknown."""
-        case = await store.lock_case(conn, case_ref)
-        if case is None or case["status"] == "closed":
-            return False
-        now = self.clock.now()
-        await store.close_case(conn, case_ref, reason.value, now)
-        for row in await store.open_followups_of_case(conn, case_ref):
-            await store.cancel_followup(conn, row["followup_id"])
-            await emit(FollowUpCancelled(followup_id=row["followup_id"], case_ref=case_ref,
-                                         kind=FollowUpKind(row["kind"]), reason=reason,
-                                         cancelled_at=now), ordering_key=case_ref)
-        await emit(CaseClosed(case_ref=case_ref, reason=reason, closed_at=now), ordering_key=case_ref)
-        log.info("case closed", reason=reason.value)
-        return True
-
-    async def consent_withdrawn(self, conn: asyncpg.Connection, emit: Emit, case_ref: str) -> None:
-        """When no party has the individual's consent any more, the case is closed."""
-        if domain.every_consent_withdrawn(await consent.consents_of(conn, case_ref)):
-            await self.close(conn, emit, case_ref, ExitReason.CONSENT_WITHDRAWN)
+async def case_referred(uow: FollowUpUnitOfWork, event: CaseReferred) -> None:
+    """What the six-month comparison needs of a new case, and the consents given at referral."""
+    await uow.consents.given_at_referral(event)
+    await uow.cases.referred(TrackedCase(
+        case_ref=event.case_ref, referring_party=event.referring_party, team_id=event.team_id,
+        municipality=event.municipality, income_source_at_referral=event.income_source.value,
+        referred_at=event.referred_at))
 
 
-def _answers_of(record) -> Answers:
-    return Answers(recorded_on=record["recorded_on"], reached=record["reached"],
-                   income_source=record["income_source"], readiness=record["readiness"],
-                   plan_status=record["plan_status"])
+async def schedule(uow: FollowUpUnitOfWork, event: ConsultationHeld) -> ScheduleDecision:
+    """After a consultation: its plan check and outcome follow-up(s), FollowUpScheduled for
+    each; once per case, whatever arrives twice."""
+    await uow.cases.consulted(TrackedCase(
+        case_ref=event.case_ref, referring_party=event.referring_party, referred_at=event.referred_at,
+        team_id=event.team_id, municipality=event.municipality))
+    case = await uow.cases.lock(event.case_ref)
+    assert case is not None  # tracked just now
+    decision = domain.schedule(event, case, await uow.followups.of_case(event.case_ref),
+                               await uow.consents.of_case(event.case_ref), uow.rules, uow.clock.now())
+    if case.closed:
+        log.info("consultation of a closed case: no follow-ups scheduled")
+    for followup in decision.followups:
+        await uow.followups.add(followup)
+    await _emit(uow, decision.events)
+    if decision.closure:
+        await _apply_closure(uow, decision.closure)
+    return decision
+
+
+async def not_consulted(uow: FollowUpUnitOfWork, event: CaseNotConsulted) -> ClosureDecision:
+    """A case that was not consulted is closed (its CaseReferred may come later)."""
+    await uow.cases.consulted(TrackedCase(
+        case_ref=event.case_ref, referring_party=event.referring_party, team_id=event.team_id,
+        municipality=event.municipality))
+    return await close(uow, event.case_ref, domain.exit_reason_when_not_consulted(event.reason))
+
+
+# --------------------------------------------------------------------------- the scheduler
+
+
+async def tick(uow: FollowUpUnitOfWork, limit: int) -> int:
+    """One round of the scheduler: act on up to ``limit`` follow-ups whose time has come
+    (claimed: another instance takes others, none fires a follow-up twice). Returns how many."""
+    now = uow.clock.now()
+    claimed = await uow.followups.claim_due(now, limit)
+    decision = domain.tick(claimed, now, uow.rules)
+    for followup in decision.followups:
+        await uow.followups.save(followup)
+    await _emit(uow, decision.events)
+    return len(claimed)
+
+
+# --------------------------------------------------------------------------- recording
+
+
+async def record(uow: FollowUpUnitOfWork, followup_id: str, answers: Answers, *, by_party: Party,
+                 by_user: str, channel: str) -> RecordDecision:
+    """Record a follow-up (again: a correction, a new revision; the same answers as the latest
+    change nothing), announced as FollowUpCompleted. Returns the decision: its problems, or the
+    record as announced (``completed``)."""
+    case, followups, latest = None, [], None
+    found = await uow.followups.get(followup_id)
+    if found is not None:
+        bind_contextvars(case_ref=found.case_ref)
+        case = await uow.cases.lock(found.case_ref)  # the case first, as every writer of it
+        followups = await uow.followups.of_case(found.case_ref)
+        latest = await uow.records.latest(followup_id)
+    decision = domain.record(followup_id, answers, case=case, followups=followups, latest=latest,
+                             by_party=by_party, by_user=by_user, channel=channel, now=uow.clock.now())
+    if decision.record is not None and decision.followup is not None:
+        await uow.records.add(decision.record)
+        await uow.followups.save(decision.followup)
+        log.info("follow-up recorded", kind=decision.followup.kind.value, revision=decision.record.revision,
+                 channel=channel)
+    await _emit(uow, decision.events)
+    if decision.closure:
+        await _apply_closure(uow, decision.closure)
+    return decision
+
+
+# --------------------------------------------------------------------------- closure
+
+
+async def close(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason) -> ClosureDecision:
+    """Close the case (CaseClosed) and cancel its open follow-ups; a case closed already or
+    unknown stays as it is (the decision's ``refusal`` says which)."""
+    case = await uow.cases.lock(case_ref)
+    decision = domain.close(case, await uow.followups.of_case(case_ref), reason, uow.clock.now())
+    await _apply_closure(uow, decision)
+    return decision
+
+
+async def close_by_hand(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason, *,
+                        by: Principal) -> ClosureDecision:
+    """A user closes a case with an exit reason: an officer of the referring party or the
+    team's coordinator."""
+    case = await uow.cases.lock(case_ref)
+    decision = domain.close_by_hand(case, await uow.followups.of_case(case_ref), reason, uow.clock.now(),
+                                    role=by.role, party=by.party, teams=by.teams)
+    await _apply_closure(uow, decision)
+    return decision
+
+
+async def consent_recorded(uow: FollowUpUnitOfWork, event: ConsentRecorded) -> None:
+    await uow.cases.lock(event.case_ref)  # a case's consent changes, one at a time
+    await uow.consents.recorded(event)
+
+
+async def consent_withdrawn(uow: FollowUpUnitOfWork, event: ConsentWithdrawn) -> ClosureDecision:
+    """When no party has the individual's consent any more, the case is closed."""
+    case = await uow.cases.lock(event.case_ref)  # so that two withdrawals at once see each other
+    await uow.consents.withdrawn(event)
+    decision = domain.close_without_consent(case, await uow.followups.of_case(event.case_ref),
+                                            await uow.consents.of_case(event.case_ref), uow.clock.now())
+    await _apply_closure(uow, decision)
+    return decision
+
+
+# --------------------------------------------------------------------------- what a party sees
+
+
+async def party_followups(uow: FollowUpUnitOfWork, party: Party, state: str, limit: int) -> list[FollowUp]:
+    """A party's follow-ups in one state (``domain.LISTED_STATES``), earliest due first."""
+    statuses, reminded = domain.LISTED_STATES[state]
+    return await uow.followups.of_party(party, statuses, limit, reminded=reminded)
+
+
+async def followup_with_records(uow: FollowUpUnitOfWork, followup_id: str,
+                                party: Party | None) -> tuple[FollowUp, list[FollowUpRecord]] | None:
+    """A follow-up with every record (corrections keep the history); None when there is no
+    such follow-up, or it is another party's."""
+    found = await uow.followups.get(followup_id)
+    if found is None or not domain.visible_to(found, party):
+        return None
+    return found, await uow.records.of_followup(followup_id)
+
+
+# --------------------------------------------------------------------------- applying
+
+
+async def _apply_closure(uow: FollowUpUnitOfWork, decision: ClosureDecision) -> None:
+    if decision.case is None:
+        return
+    await uow.cases.close(decision.case)
+    for followup in decision.cancelled:
+        await uow.followups.save(followup)
+    await _emit(uow, decision.events)
+    log.info("case closed", reason=decision.case.exit_reason)
+
+
+async def _emit(uow: FollowUpUnitOfWork, events: Iterable[Event]) -> None:
+    """Each event in the order decided, under its case (the ordering key)."""
+    for event in events:
+        await uow.emit(event, ordering_key=event.case_ref)

@@ -1,141 +1,195 @@
-"""Follow-up storage (asyncpg): tracked cases, follow-ups with their next action, records."""
+"""Follow-up storage (asyncpg): the repositories of the unit of work, each over the unit's
+connection (its transaction), giving and taking the entities of ``domain.py``.
+
+Locks: every writer of a case locks the case's row first (``Cases.lock``), then its follow-ups
+(``FollowUps.of_case``); the scheduler claims case and follow-up together and skips what another
+instance, a recording or a closure holds (``FollowUps.claim_due``). One order, so no deadlock,
+and the outbox keeps each case's events in the order they were decided.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
-from .domain import TrackedCase
+from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
+from shared.contracts.vocabulary import ExitReason, FollowUpKind, Party
+from shared.platform import consent
+
+from .domain import FollowUp, FollowUpRecord, TrackedCase
 
 
-async def track(conn: asyncpg.Connection, case: TrackedCase) -> None:
-    """A case as CaseReferred describes it (a ConsultationHeld may have come first)."""
-    await conn.execute(
-        """INSERT INTO tracked_cases (case_ref, referring_party, income_source_at_referral,
-                                      referred_at, team_id, municipality)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (case_ref) DO UPDATE
-              SET income_source_at_referral = EXCLUDED.income_source_at_referral,
-                  referred_at = EXCLUDED.referred_at""",
-        case.case_ref, case.referring_party, case.income_source_at_referral, case.referred_at,
-        case.team_id, case.municipality)
+class Cases:
+    """The cases the service tracks."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def referred(self, case: TrackedCase) -> None:
+        """A case as CaseReferred describes it (a ConsultationHeld may have come first)."""
+        await self.conn.execute(
+            """INSERT INTO tracked_cases (case_ref, referring_party, income_source_at_referral,
+                                          referred_at, team_id, municipality)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (case_ref) DO UPDATE
+                  SET income_source_at_referral = EXCLUDED.income_source_at_referral,
+                      referred_at = EXCLUDED.referred_at""",
+            case.case_ref, case.referring_party, case.income_source_at_referral, case.referred_at,
+            case.team_id, case.municipality)
+
+    async def consulted(self, case: TrackedCase) -> None:
+        """A case as ConsultationHeld or CaseNotConsulted describes it (its team), whether or not
+        its CaseReferred came first."""
+        await self.conn.execute(
+            """INSERT INTO tracked_cases (case_ref, referring_party, referred_at, team_id, municipality)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (case_ref) DO UPDATE SET team_id = EXCLUDED.team_id,
+                                                    municipality = EXCLUDED.municipality""",
+            case.case_ref, case.referring_party, case.referred_at, case.team_id, case.municipality)
+
+    async def lock(self, case_ref: str) -> TrackedCase | None:
+        """The case, locked until the unit of work ends: its changes happen one at a time."""
+        row = await self.conn.fetchrow("SELECT * FROM tracked_cases WHERE case_ref = $1 FOR UPDATE", case_ref)
+        return _case(row) if row else None
+
+    async def close(self, case: TrackedCase) -> None:
+        """Store the case's closure (status, exit reason, when)."""
+        await self.conn.execute(
+            """UPDATE tracked_cases SET status = $2, exit_reason = $3, closed_at = $4
+               WHERE case_ref = $1""", case.case_ref, case.status, case.exit_reason, case.closed_at)
 
 
-async def track_consulted(conn: asyncpg.Connection, *, case_ref: str, referring_party: str,
-                          referred_at: datetime, team_id: str, municipality: str) -> None:
-    await conn.execute(
-        """INSERT INTO tracked_cases (case_ref, referring_party, referred_at, team_id, municipality)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (case_ref) DO UPDATE SET team_id = EXCLUDED.team_id,
-                                                municipality = EXCLUDED.municipality""",
-        case_ref, referring_party, referred_at, team_id, municipality)
+class FollowUps:
+    """The follow-ups with their durable next action (the scheduler's due times)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def get(self, followup_id: str) -> FollowUp | None:
+        row = await self.conn.fetchrow("SELECT * FROM followups WHERE followup_id = $1", followup_id)
+        return _followup(row) if row else None
+
+    async def of_case(self, case_ref: str) -> list[FollowUp]:
+        """Every follow-up of a case, locked: call it with the case locked (the order every writer
+        keeps)."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM followups WHERE case_ref = $1 ORDER BY followup_id FOR UPDATE", case_ref)
+        return [_followup(r) for r in rows]
+
+    async def add(self, followup: FollowUp) -> None:
+        """A new follow-up; one of its kind exists already: nothing (once per case and kind)."""
+        f = followup
+        await self.conn.execute(
+            """INSERT INTO followups (followup_id, case_ref, kind, team_id, municipality, referring_party,
+                                      responsible_party, consultation_held_on, due_on, status,
+                                      next_action_at, reminders_sent, due_sent_at, escalated_at, revision)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+               ON CONFLICT (case_ref, kind) DO NOTHING""",
+            f.followup_id, f.case_ref, f.kind, f.team_id, f.municipality, f.referring_party,
+            f.responsible_party, f.consultation_held_on, f.due_on, f.status, f.next_action_at,
+            f.reminders_sent, f.due_sent_at, f.escalated_at, f.revision)
+
+    async def save(self, followup: FollowUp) -> None:
+        """Store what changes of a follow-up: its status, next action, reminders and revision."""
+        f = followup
+        await self.conn.execute(
+            """UPDATE followups SET status = $2, next_action_at = $3, reminders_sent = $4,
+                                    due_sent_at = $5, escalated_at = $6, revision = $7
+               WHERE followup_id = $1""",
+            f.followup_id, f.status, f.next_action_at, f.reminders_sent, f.due_sent_at, f.escalated_at,
+            f.revision)
+
+    async def claim_due(self, now: datetime, limit: int) -> list[FollowUp]:
+        """Follow-ups whose next action has come, locked with their case (the order every writer
+        of a case keeps); skips those another instance, a recording or a closure holds. Reads the
+        partial index on next_action_at: the cost follows the due rows only."""
+        rows = await self.conn.fetch(
+            """SELECT f.* FROM followups f JOIN tracked_cases c ON c.case_ref = f.case_ref
+               WHERE f.next_action_at <= $1
+               ORDER BY f.next_action_at LIMIT $2 FOR UPDATE OF c, f SKIP LOCKED""", now, limit)
+        return [_followup(r) for r in rows]
+
+    async def of_party(self, party: Party, statuses: Sequence[str], limit: int,
+                       reminded: bool | None = None) -> list[FollowUp]:
+        """A party's follow-ups, earliest due first. ``reminded``: only those with (True) or
+        without (False) an overdue reminder."""
+        rows = await self.conn.fetch(
+            """SELECT * FROM followups WHERE responsible_party = $1 AND status = ANY($2)
+                 AND ($4::boolean IS NULL OR (reminders_sent > 0) = $4)
+               ORDER BY due_on, followup_id LIMIT $3""", party, list(statuses), limit, reminded)
+        return [_followup(r) for r in rows]
 
 
-async def lock_case(conn: asyncpg.Connection, case_ref: str):
-    return await conn.fetchrow("SELECT * FROM tracked_cases WHERE case_ref = $1 FOR UPDATE", case_ref)
+class Records:
+    """Every record of a follow-up; a correction is a new revision."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def latest(self, followup_id: str) -> FollowUpRecord | None:
+        row = await self.conn.fetchrow(
+            "SELECT * FROM followup_records WHERE followup_id = $1 ORDER BY revision DESC LIMIT 1", followup_id)
+        return _record(row) if row else None
+
+    async def of_followup(self, followup_id: str) -> list[FollowUpRecord]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM followup_records WHERE followup_id = $1 ORDER BY revision", followup_id)
+        return [_record(r) for r in rows]
+
+    async def add(self, record: FollowUpRecord) -> None:
+        r = record
+        await self.conn.execute(
+            """INSERT INTO followup_records (followup_id, revision, recorded_on, reached, income_source,
+                                             readiness, plan_status, recorded_by, recorded_by_user,
+                                             channel, recorded_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+            r.followup_id, r.revision, r.recorded_on, r.reached, r.income_source, r.readiness,
+            r.plan_status, r.recorded_by, r.recorded_by_user, r.channel, r.recorded_at)
 
 
-async def close_case(conn: asyncpg.Connection, case_ref: str, reason: str, now: datetime) -> None:
-    await conn.execute(
-        """UPDATE tracked_cases SET status = 'closed', exit_reason = $2, closed_at = $3
-           WHERE case_ref = $1""", case_ref, reason, now)
+class Consents:
+    """The service's replica of each party's consent (``shared.platform.consent``)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def given_at_referral(self, event: CaseReferred) -> None:
+        await consent.record_initial(self.conn, event)
+
+    async def recorded(self, event: ConsentRecorded) -> None:
+        await consent.consent_recorded(self.conn, event)
+
+    async def withdrawn(self, event: ConsentWithdrawn) -> None:
+        await consent.consent_withdrawn(self.conn, event)
+
+    async def of_case(self, case_ref: str) -> dict[str, str]:
+        """Each party's consent ("given" or "withdrawn"; absent: never given)."""
+        return await consent.consents_of(self.conn, case_ref)
 
 
-async def insert_followup(conn: asyncpg.Connection, *, followup_id: str, case_ref: str, kind: str,
-                          team_id: str, municipality: str, referring_party: str,
-                          responsible_party: str, held_on: date, due_on: date,
-                          next_action_at: datetime) -> bool:
-    row = await conn.fetchrow(
-        """INSERT INTO followups (followup_id, case_ref, kind, team_id, municipality,
-                                  referring_party, responsible_party, consultation_held_on,
-                                  due_on, next_action_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-           ON CONFLICT (case_ref, kind) DO NOTHING RETURNING followup_id""",
-        followup_id, case_ref, kind, team_id, municipality, referring_party, responsible_party,
-        held_on, due_on, next_action_at)
-    return row is not None
+def _case(row: asyncpg.Record) -> TrackedCase:
+    return TrackedCase(
+        case_ref=row["case_ref"], referring_party=Party(row["referring_party"]), team_id=row["team_id"],
+        municipality=row["municipality"], income_source_at_referral=row["income_source_at_referral"],
+        referred_at=row["referred_at"], status=row["status"],
+        exit_reason=ExitReason(row["exit_reason"]) if row["exit_reason"] else None, closed_at=row["closed_at"])
 
 
-async def lock_followup(conn: asyncpg.Connection, followup_id: str):
-    return await conn.fetchrow("SELECT * FROM followups WHERE followup_id = $1 FOR UPDATE",
-                               followup_id)
+def _followup(row: asyncpg.Record) -> FollowUp:
+    return FollowUp(
+        followup_id=row["followup_id"], case_ref=row["case_ref"], kind=FollowUpKind(row["kind"]),
+        team_id=row["team_id"], municipality=row["municipality"],
+        referring_party=Party(row["referring_party"]), responsible_party=Party(row["responsible_party"]),
+        consultation_held_on=row["consultation_held_on"], due_on=row["due_on"], status=row["status"],
+        next_action_at=row["next_action_at"], reminders_sent=row["reminders_sent"],
+        due_sent_at=row["due_sent_at"], escalated_at=row["escalated_at"], revision=row["revision"])
 
 
-async def get_followup(conn: asyncpg.Connection, followup_id: str):
-    return await conn.fetchrow("SELECT * FROM followups WHERE followup_id = $1", followup_id)
-
-
-async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
-    """Follow-ups whose next action has come, locked with their case (the order every writer
-    of a case keeps); skips those another instance, a recording or a closure holds. Reads the
-    partial index on next_action_at: the cost follows the due rows only."""
-    return await conn.fetch(
-        """SELECT f.* FROM followups f JOIN tracked_cases c ON c.case_ref = f.case_ref
-           WHERE f.next_action_at <= $1
-           ORDER BY f.next_action_at LIMIT $2 FOR UPDATE OF c, f SKIP LOCKED""", now, limit)
-
-
-async def is_last_followup(conn: asyncpg.Connection, case_ref: str, followup_id: str) -> bool:
-    """Is this the case's last follow-up (the latest due of those not cancelled)?"""
-    last = await conn.fetchval(
-        """SELECT followup_id FROM followups WHERE case_ref = $1 AND status <> 'cancelled'
-           ORDER BY due_on DESC, followup_id DESC LIMIT 1""", case_ref)
-    return last == followup_id
-
-
-async def set_step(conn: asyncpg.Connection, followup_id: str, *, status: str, reminders_sent: int,
-                   next_action_at: datetime | None, due_sent_at: datetime | None,
-                   escalated_at: datetime | None) -> None:
-    await conn.execute(
-        """UPDATE followups SET status = $2, reminders_sent = $3, next_action_at = $4,
-                  due_sent_at = COALESCE(due_sent_at, $5), escalated_at = COALESCE(escalated_at, $6)
-           WHERE followup_id = $1""",
-        followup_id, status, reminders_sent, next_action_at, due_sent_at, escalated_at)
-
-
-async def open_followups_of_case(conn: asyncpg.Connection, case_ref: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """SELECT * FROM followups WHERE case_ref = $1 AND status IN ('pending', 'due')
-           ORDER BY followup_id FOR UPDATE""", case_ref)
-
-
-async def cancel_followup(conn: asyncpg.Connection, followup_id: str) -> None:
-    await conn.execute(
-        "UPDATE followups SET status = 'cancelled', next_action_at = NULL WHERE followup_id = $1",
-        followup_id)
-
-
-async def latest_record(conn: asyncpg.Connection, followup_id: str):
-    return await conn.fetchrow(
-        """SELECT * FROM followup_records WHERE followup_id = $1
-           ORDER BY revision DESC LIMIT 1""", followup_id)
-
-
-async def add_record(conn: asyncpg.Connection, followup_id: str, revision: int, answers, *,
-                     by_party: str, by_user: str, channel: str, now: datetime) -> None:
-    await conn.execute(
-        """INSERT INTO followup_records (followup_id, revision, recorded_on, reached, income_source,
-                                         readiness, plan_status, recorded_by, recorded_by_user,
-                                         channel, recorded_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-        followup_id, revision, answers.recorded_on, answers.reached, answers.income_source,
-        answers.readiness, answers.plan_status, by_party, by_user, channel, now)
-    await conn.execute(
-        """UPDATE followups SET status = 'completed', next_action_at = NULL, revision = $2
-           WHERE followup_id = $1""", followup_id, revision)
-
-
-async def records(conn: asyncpg.Connection, followup_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM followup_records WHERE followup_id = $1 ORDER BY revision", followup_id)
-
-
-async def party_followups(conn: asyncpg.Connection, party: str, statuses: list[str],
-                          limit: int, reminded: bool | None = None) -> list[asyncpg.Record]:
-    """``reminded``: only those with (True) or without (False) an overdue reminder."""
-    return await conn.fetch(
-        """SELECT * FROM followups WHERE responsible_party = $1 AND status = ANY($2)
-             AND ($4::boolean IS NULL OR (reminders_sent > 0) = $4)
-           ORDER BY due_on, followup_id LIMIT $3""", party, statuses, limit, reminded)
-
+def _record(row: asyncpg.Record) -> FollowUpRecord:
+    return FollowUpRecord(
+        followup_id=row["followup_id"], revision=row["revision"], recorded_on=row["recorded_on"],
+        reached=row["reached"], income_source=row["income_source"], readiness=row["readiness"],
+        plan_status=row["plan_status"], recorded_by=Party(row["recorded_by"]),
+        recorded_by_user=row["recorded_by_user"], channel=row["channel"], recorded_at=row["recorded_at"])

@@ -6,54 +6,64 @@ import asyncio
 import json
 from pathlib import Path
 
+import asyncpg
 import structlog
 
+from shared.contracts import (
+    CaseNotConsulted,
+    CasePostponed,
+    CaseScheduled,
+    ConsentReminder,
+    ConsultationHeld,
+    MeetingCancelled,
+    MeetingScheduled,
+    PreMeetingHeld,
+    TeamUpdated,
+)
 from shared.platform.clock import Clock
 from shared.platform.config import Settings
 from shared.platform.consumer import OUTAGE_ERRORS
 from shared.platform.logging import bind_contextvars, clear_contextvars
-from shared.contracts import (CaseNotConsulted, CasePostponed, CaseScheduled, ConsentReminder,
-                           ConsultationHeld, MeetingCancelled, MeetingScheduled, PreMeetingHeld,
-                           TeamUpdated)
-from shared.platform.outbox import Emitter
-from shared.platform.runtime import ServiceSpec
+from shared.platform.runtime import Runtime, ServiceSpec
 from shared.platform.teams import DEFAULT_TEAMS_FILE
+from shared.platform.uow import Message
 
-from . import store
+from . import calendar
 from .handlers import handlers
 from .referral_api import ReferralApi
-from .routes import make_routes
-from .scheduling import Scheduling
-from .uow import MeetingUnitOfWork
+from .routes import routes_with
+from .uow import Dependencies, MeetingUnitOfWork
 
 log = structlog.get_logger("meeting")
 
 
 def spec(settings: Settings, clock: Clock | None = None,
          referral_api: ReferralApi | None = None) -> ServiceSpec:
-    scheduling = Scheduling(clock=clock or Clock.from_settings(settings), horizon_weeks=settings.meeting_horizon_weeks,
-                            postpone_on_withdrawal=settings.postpone_on_withdrawal)
+    deps = Dependencies(clock=clock or Clock.from_settings(settings), horizon_weeks=settings.meeting_horizon_weeks,
+                        postpone_on_withdrawal=settings.postpone_on_withdrawal)
     referral = referral_api or ReferralApi.at(settings.referral_url)
     registry = json.loads(Path(settings.teams_file or DEFAULT_TEAMS_FILE).read_text(encoding="utf-8"))
 
-    async def scheduler(runtime) -> None:
+    def unit_of_work(conn: asyncpg.Connection, message: Message | None) -> MeetingUnitOfWork:
+        return MeetingUnitOfWork(conn, deps, message=message)
+
+    async def scheduler(runtime: Runtime) -> None:
         """Loads the registry file's new teams, then every round, team by team: generates the
         calendar ahead, passes due cut-offs and re-plans the agendas. Several instances share
         the work: a team being handled elsewhere is skipped this round."""
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            saved = await scheduling.seed_teams(conn, Emitter(conn, "meeting").emit,
-                                                registry["teams"], registry["version"])
+        async with runtime.unit_of_work() as uow:
+            saved = await calendar.seed_teams(uow, registry["teams"], registry["version"])
         if saved:
             log.info("teams loaded from the registry file", teams=saved, version=registry["version"])
         while True:
-            async with runtime.pool.acquire() as conn:
-                team_ids = await store.team_ids(conn)
+            async with runtime.unit_of_work() as uow:
+                team_ids = await uow.teams.ids()
             for team_id in team_ids:
                 clear_contextvars()  # this round's log context: the team, then its cases
                 bind_contextvars(team_id=team_id)
                 try:
-                    async with runtime.pool.acquire() as conn, conn.transaction():
-                        await scheduling.maintain(conn, Emitter(conn, "meeting").emit, team_id)
+                    async with runtime.unit_of_work() as uow:
+                        await calendar.maintain(uow, team_id)
                 except OUTAGE_ERRORS:
                     raise  # the database is away: the whole loop backs off and retries
                 except Exception as exc:  # one team's fault must not stop the others' cut-offs
@@ -63,13 +73,14 @@ def spec(settings: Settings, clock: Clock | None = None,
 
     return ServiceSpec(
         name="meeting",
+        clock=deps.clock,
         description="Meeting scheduling: the team registry, calendars, agendas with capacity, "
                     "cut-offs, postponements and cancellations, pre-meetings and the "
                     "consultation record.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
-        unit_of_work=lambda conn, message: MeetingUnitOfWork(conn, scheduling, message=message),
-        routes=lambda runtime: make_routes(runtime, scheduling, referral),
+        unit_of_work=unit_of_work,
+        routes=routes_with(referral),
         tasks=(scheduler,),
         publishes=(
             (TeamUpdated, "A team's registry entry was created or changed."),

@@ -18,7 +18,7 @@ class ReferralApi:
         self.client = client
 
     @classmethod
-    def at(cls, base_url: str) -> "ReferralApi":
+    def at(cls, base_url: str) -> ReferralApi:
         return cls(httpx.AsyncClient(base_url=base_url, timeout=5.0))
 
     async def case_details(self, case_ref: str, *, authorization: str, purpose: str) -> dict:

@@ -1,19 +1,43 @@
-"""Meeting storage (asyncpg): teams, skip dates, meetings, cases and consultations.
+"""Meeting storage (asyncpg): the repositories of the meeting unit of work. Each is a small
+class over the transaction's connection that loads and saves the entities of ``domain.py``;
+rows never leave this module.
 
-Every change of a team's calendar or agenda runs with the team's row locked (``lock_team``),
+Every change of a team's calendar or agenda runs with the team's row locked (``Teams.lock``),
 so two instances of the service never book the same seat or announce a change twice.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date, datetime
 
 import asyncpg
 
-from .domain import Slot, TeamCalendar, Waiting
+from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
+from shared.contracts.vocabulary import CancellationReason, Party
+from shared.platform import consent
+from shared.platform.db import Conn
 
-ALL_TEAMS = "*"
+from .domain import (
+    ALL_TEAMS,
+    AgendaEntry,
+    Case,
+    CaseStatus,
+    ConsultationRecord,
+    Meeting,
+    Placement,
+    SkipDate,
+    Team,
+    TeamEntry,
+    Waiting,
+)
+
+
+class Repository:
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
 
 # --------------------------------------------------------------------------- teams
 
@@ -21,296 +45,318 @@ TEAM_FIELDS = ("name", "municipality", "host_unit_type", "host_unit_name", "cade
                "weekday", "meeting_time", "capacity", "cutoff_days", "fixed_members")
 
 
-async def lock_team(conn: asyncpg.Connection, team_id: str, *, skip_locked: bool = False):
-    """The team's row, locked until the transaction ends (None: unknown, or locked elsewhere
-    with ``skip_locked``)."""
-    return await conn.fetchrow(
-        "SELECT * FROM teams WHERE team_id = $1 FOR UPDATE" + (" SKIP LOCKED" if skip_locked else ""),
-        team_id)
+class Teams(Repository):
+    async def lock(self, team_id: str, *, skip_locked: bool = False) -> Team | None:
+        """The team, its row locked until the transaction ends (None: unknown, or locked
+        elsewhere with ``skip_locked``)."""
+        row = await self.conn.fetchrow(
+            "SELECT * FROM teams WHERE team_id = $1 FOR UPDATE" + (" SKIP LOCKED" if skip_locked else ""),
+            team_id)
+        return _team(row) if row else None
+
+    async def get(self, team_id: str) -> Team | None:
+        row = await self.conn.fetchrow("SELECT * FROM teams WHERE team_id = $1", team_id)
+        return _team(row) if row else None
+
+    async def all(self) -> list[Team]:
+        return [_team(r) for r in await self.conn.fetch("SELECT * FROM teams ORDER BY municipality, team_id")]
+
+    async def ids(self) -> list[str]:
+        return [r["team_id"] for r in await self.conn.fetch("SELECT team_id FROM teams ORDER BY team_id")]
+
+    async def add(self, team: Team) -> bool:
+        """A new team; False if it exists already (another instance was first)."""
+        n = len(TEAM_FIELDS)
+        row = await self.conn.fetchrow(
+            f"""INSERT INTO teams (team_id, {", ".join(TEAM_FIELDS)}, calendar_anchor, revision,
+                                   file_version, updated_by, updated_at)
+                VALUES ($1, {", ".join(f"${i}" for i in range(2, n + 7))})
+                ON CONFLICT (team_id) DO NOTHING RETURNING team_id""",
+            team.team_id, *_entry_values(team.entry), team.calendar_anchor, team.revision,
+            team.file_version, team.updated_by, team.updated_at)
+        return row is not None
+
+    async def update(self, team: Team) -> None:
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(TEAM_FIELDS, start=2))
+        n = len(TEAM_FIELDS) + 2
+        await self.conn.execute(
+            f"""UPDATE teams SET {sets}, calendar_anchor = ${n}, revision = ${n + 1},
+                                 file_version = ${n + 2}, updated_by = ${n + 3}, updated_at = ${n + 4}
+                WHERE team_id = $1""",
+            team.team_id, *_entry_values(team.entry), team.calendar_anchor, team.revision,
+            team.file_version, team.updated_by, team.updated_at)
 
 
-async def get_team(conn: asyncpg.Connection, team_id: str):
-    return await conn.fetchrow("SELECT * FROM teams WHERE team_id = $1", team_id)
-
-
-async def list_teams(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM teams ORDER BY municipality, team_id")
-
-
-async def team_ids(conn: asyncpg.Connection) -> list[str]:
-    return [r["team_id"] for r in await conn.fetch("SELECT team_id FROM teams ORDER BY team_id")]
-
-
-async def insert_team(conn: asyncpg.Connection, team_id: str, fields: dict, *, anchor: date,
-                      file_version: int | None, by: str, now: datetime) -> bool:
-    """A new team; False if it exists already (another instance was first)."""
-    row = await conn.fetchrow(
-        f"""INSERT INTO teams (team_id, {", ".join(TEAM_FIELDS)}, calendar_anchor, file_version,
-                               updated_by, updated_at)
-            VALUES ($1, {", ".join(f"${i}" for i in range(2, len(TEAM_FIELDS) + 2))},
-                    ${len(TEAM_FIELDS) + 2}, ${len(TEAM_FIELDS) + 3}, ${len(TEAM_FIELDS) + 4},
-                    ${len(TEAM_FIELDS) + 5})
-            ON CONFLICT (team_id) DO NOTHING RETURNING team_id""",
-        team_id, *_team_values(fields), anchor, file_version, by, now)
-    return row is not None
-
-
-async def update_team(conn: asyncpg.Connection, team_id: str, fields: dict, *, anchor: date,
-                      file_version: int | None, by: str, now: datetime) -> None:
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(TEAM_FIELDS, start=2))
-    n = len(TEAM_FIELDS) + 2
-    await conn.execute(
-        f"""UPDATE teams SET {sets}, calendar_anchor = ${n}, file_version = ${n + 1},
-                             updated_by = ${n + 2}, updated_at = ${n + 3}, revision = revision + 1
-            WHERE team_id = $1""",
-        team_id, *_team_values(fields), anchor, file_version, by, now)
-
-
-def _team_values(fields: dict) -> list:
-    return [json.dumps(fields[name]) if name == "fixed_members" else fields[name]
+def _entry_values(entry: TeamEntry) -> list[object]:
+    return [json.dumps(getattr(entry, name)) if name == "fixed_members" else getattr(entry, name)
             for name in TEAM_FIELDS]
 
 
-def team_fields(row) -> dict:
-    """A team row's registry fields, as ``insert_team``/``update_team`` take them."""
-    fields = {name: row[name] for name in TEAM_FIELDS}
-    fields["fixed_members"] = json.loads(row["fixed_members"])
-    return fields
-
-
-def calendar_of(row) -> TeamCalendar:
-    return TeamCalendar(team_id=row["team_id"], cadence_weeks=row["cadence_weeks"],
-                        weekday=row["weekday"], meeting_time=row["meeting_time"],
-                        capacity=row["capacity"], cutoff_days=row["cutoff_days"],
-                        anchor=row["calendar_anchor"])
-
-
-def fixed_parties(row) -> tuple[str, ...]:
-    return tuple(sorted(json.loads(row["fixed_members"])))
+def _team(row: asyncpg.Record) -> Team:
+    entry = TeamEntry(**{name: row[name] for name in TEAM_FIELDS if name != "fixed_members"},
+                      fixed_members=json.loads(row["fixed_members"]))
+    return Team(team_id=row["team_id"], entry=entry, calendar_anchor=row["calendar_anchor"],
+                revision=row["revision"], file_version=row["file_version"],
+                updated_by=row["updated_by"], updated_at=row["updated_at"])
 
 
 # --------------------------------------------------------------------------- skip dates
 
 
-async def skip_dates(conn: asyncpg.Connection, team_id: str) -> set[date]:
-    rows = await conn.fetch("SELECT on_date FROM skip_dates WHERE team_id IN ($1, $2)",
-                            team_id, ALL_TEAMS)
-    return {r["on_date"] for r in rows}
+class SkipDates(Repository):
+    async def of_team(self, team_id: str) -> set[date]:
+        """The team's skip dates and those of every team."""
+        rows = await self.conn.fetch("SELECT on_date FROM skip_dates WHERE team_id IN ($1, $2)",
+                                     team_id, ALL_TEAMS)
+        return {r["on_date"] for r in rows}
 
+    async def all(self) -> list[SkipDate]:
+        rows = await self.conn.fetch("SELECT * FROM skip_dates ORDER BY on_date, team_id")
+        return [SkipDate(r["team_id"], r["on_date"], r["reason"]) for r in rows]
 
-async def list_skip_dates(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM skip_dates ORDER BY on_date, team_id")
+    async def add(self, skip: SkipDate) -> None:
+        await self.conn.execute(
+            """INSERT INTO skip_dates (team_id, on_date, reason) VALUES ($1, $2, $3)
+               ON CONFLICT (team_id, on_date) DO UPDATE SET reason = EXCLUDED.reason""",
+            skip.team_id, skip.on_date, skip.reason)
 
-
-async def add_skip_date(conn: asyncpg.Connection, team_id: str, on_date: date, reason: str) -> None:
-    await conn.execute(
-        """INSERT INTO skip_dates (team_id, on_date, reason) VALUES ($1, $2, $3)
-           ON CONFLICT (team_id, on_date) DO UPDATE SET reason = EXCLUDED.reason""",
-        team_id, on_date, reason)
-
-
-async def remove_skip_date(conn: asyncpg.Connection, team_id: str, on_date: date) -> bool:
-    status = await conn.execute("DELETE FROM skip_dates WHERE team_id = $1 AND on_date = $2",
-                                team_id, on_date)
-    return status != "DELETE 0"
+    async def remove(self, team_id: str, on_date: date) -> bool:
+        status = await self.conn.execute("DELETE FROM skip_dates WHERE team_id = $1 AND on_date = $2",
+                                         team_id, on_date)
+        return status != "DELETE 0"
 
 
 # --------------------------------------------------------------------------- meetings
 
 
-async def insert_meeting(conn: asyncpg.Connection, *, meeting_id: str, team_id: str,
-                         meeting_date: date, starts_at: datetime, cutoff_at: datetime,
-                         capacity: int) -> bool:
-    row = await conn.fetchrow(
-        """INSERT INTO meetings (meeting_id, team_id, meeting_date, starts_at, cutoff_at, capacity)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (team_id, meeting_date) DO NOTHING RETURNING meeting_id""",
-        meeting_id, team_id, meeting_date, starts_at, cutoff_at, capacity)
-    return row is not None
+class Meetings(Repository):
+    async def add(self, meeting: Meeting) -> bool:
+        """A new meeting; False if the team has one on that date already."""
+        row = await self.conn.fetchrow(
+            """INSERT INTO meetings (meeting_id, team_id, meeting_date, starts_at, cutoff_at, capacity)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (team_id, meeting_date) DO NOTHING RETURNING meeting_id""",
+            meeting.meeting_id, meeting.team_id, meeting.meeting_date, meeting.starts_at,
+            meeting.cutoff_at, meeting.capacity)
+        return row is not None
+
+    async def reopen(self, meeting: Meeting) -> bool:
+        """A meeting cancelled for a skip date or a calendar change is open again (its date is
+        back on the calendar), with this time, cut-off and capacity. False if there is none."""
+        row = await self.conn.fetchrow(
+            """UPDATE meetings SET status = 'open', cancel_reason = NULL, cancel_note = NULL,
+                      cancelled_by = NULL, cancelled_at = NULL, starts_at = $3, cutoff_at = $4,
+                      capacity = $5
+               WHERE team_id = $1 AND meeting_date = $2 AND status = 'cancelled'
+                 AND cancel_reason IN ('holiday', 'rescheduled') RETURNING meeting_id""",
+            meeting.team_id, meeting.meeting_date, meeting.starts_at, meeting.cutoff_at, meeting.capacity)
+        return row is not None
+
+    async def get(self, meeting_id: str) -> Meeting | None:
+        row = await self.conn.fetchrow("SELECT * FROM meetings WHERE meeting_id = $1", meeting_id)
+        return _meeting(row) if row else None
+
+    async def on_date(self, team_id: str, day: date) -> Meeting | None:
+        """The team's meeting on that date, unless it is cancelled."""
+        row = await self.conn.fetchrow(
+            "SELECT * FROM meetings WHERE team_id = $1 AND meeting_date = $2 AND status <> 'cancelled'",
+            team_id, day)
+        return _meeting(row) if row else None
+
+    async def dates(self, meeting_ids: Iterable[str]) -> dict[str, date]:
+        rows = await self.conn.fetch(
+            "SELECT meeting_id, meeting_date FROM meetings WHERE meeting_id = ANY($1)", list(meeting_ids))
+        return {r["meeting_id"]: r["meeting_date"] for r in rows}
+
+    async def open(self, team_id: str) -> list[Meeting]:
+        """The team's meetings whose agenda is open, in date order."""
+        return await self._fetch(
+            "SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' ORDER BY meeting_date", team_id)
+
+    async def fixed_ahead(self, team_id: str, today: date) -> list[Meeting]:
+        """The team's meetings whose agenda is fixed (cut-off passed) and that lie ahead."""
+        return await self._fetch(
+            """SELECT * FROM meetings WHERE team_id = $1 AND status = 'closed' AND meeting_date >= $2
+               ORDER BY meeting_date""", team_id, today)
+
+    async def due_cutoffs(self, team_id: str, now: datetime) -> list[Meeting]:
+        """The team's open meetings whose cut-off has come, in date order."""
+        return await self._fetch(
+            """SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' AND cutoff_at <= $2
+               ORDER BY meeting_date""", team_id, now)
+
+    async def of_team(self, team_id: str, since: date, until: date) -> list[Meeting]:
+        return await self._fetch(
+            """SELECT * FROM meetings WHERE team_id = $1 AND meeting_date BETWEEN $2 AND $3
+               ORDER BY meeting_date""", team_id, since, until)
+
+    async def last_date(self, team_id: str) -> date | None:
+        last: date | None = await self.conn.fetchval(
+            "SELECT max(meeting_date) FROM meetings WHERE team_id = $1 AND status <> 'cancelled'", team_id)
+        return last
+
+    async def close(self, meeting_id: str) -> None:
+        """The meeting's agenda is fixed (its cut-off has passed)."""
+        await self.conn.execute("UPDATE meetings SET status = 'closed' WHERE meeting_id = $1", meeting_id)
+
+    async def cancel(self, meeting_id: str, *, reason: CancellationReason, note: str | None, by: str,
+                     now: datetime) -> None:
+        await self.conn.execute(
+            """UPDATE meetings SET status = 'cancelled', cancel_reason = $2, cancel_note = $3,
+                                   cancelled_by = $4, cancelled_at = $5 WHERE meeting_id = $1""",
+            meeting_id, reason.value, note, by, now)
+
+    async def retime(self, meeting: Meeting) -> None:
+        """The meeting's new start, cut-off and capacity."""
+        await self.conn.execute(
+            "UPDATE meetings SET starts_at = $2, cutoff_at = $3, capacity = $4 WHERE meeting_id = $1",
+            meeting.meeting_id, meeting.starts_at, meeting.cutoff_at, meeting.capacity)
+
+    async def record_pre_meeting(self, meeting_id: str, held_on: date, by: str) -> None:
+        await self.conn.execute(
+            """UPDATE meetings SET pre_meeting_held_on = $2, pre_meeting_recorded_by = $3
+               WHERE meeting_id = $1""", meeting_id, held_on, by)
+
+    async def _fetch(self, sql: str, *args: object) -> list[Meeting]:
+        return [_meeting(r) for r in await self.conn.fetch(sql, *args)]
 
 
-async def reopen_meeting(conn: asyncpg.Connection, team_id: str, meeting_date: date, *,
-                         starts_at: datetime, cutoff_at: datetime, capacity: int) -> bool:
-    """A meeting cancelled for a skip date or a calendar change is open again (its date is
-    back on the calendar). False if there is no such meeting."""
-    row = await conn.fetchrow(
-        """UPDATE meetings SET status = 'open', cancel_reason = NULL, cancel_note = NULL,
-                  cancelled_by = NULL, cancelled_at = NULL, starts_at = $3, cutoff_at = $4,
-                  capacity = $5
-           WHERE team_id = $1 AND meeting_date = $2 AND status = 'cancelled'
-             AND cancel_reason IN ('holiday', 'rescheduled') RETURNING meeting_id""",
-        team_id, meeting_date, starts_at, cutoff_at, capacity)
-    return row is not None
+def _meeting(row: asyncpg.Record) -> Meeting:
+    return Meeting(meeting_id=row["meeting_id"], team_id=row["team_id"],
+                   meeting_date=row["meeting_date"], starts_at=row["starts_at"],
+                   cutoff_at=row["cutoff_at"], capacity=row["capacity"], status=row["status"],
+                   cancel_reason=row["cancel_reason"], pre_meeting_held_on=row["pre_meeting_held_on"])
 
 
-async def get_meeting(conn: asyncpg.Connection, meeting_id: str):
-    return await conn.fetchrow("SELECT * FROM meetings WHERE meeting_id = $1", meeting_id)
+# --------------------------------------------------------------------------- cases and agendas
+
+# The team's queue: its queued cases that are not on a fixed agenda (a closed meeting).
+_IN_QUEUE = """c.team_id = $1 AND c.status = 'queued'
+               AND (c.meeting_id IS NULL OR m.status = 'open')"""
 
 
-async def meeting_dates(conn: asyncpg.Connection, meeting_ids) -> dict[str, date]:
-    rows = await conn.fetch("SELECT meeting_id, meeting_date FROM meetings WHERE meeting_id = ANY($1)",
-                            list(meeting_ids))
-    return {r["meeting_id"]: r["meeting_date"] for r in rows}
+class Cases(Repository):
+    async def add(self, referred: CaseReferred, status: CaseStatus, now: datetime) -> bool:
+        """A case arriving; False if it is known already. Its place in the queue (``queue_seq``)
+        is given here, in the order the cases arrive under the team's lock."""
+        row = await self.conn.fetchrow(
+            """INSERT INTO cases (case_ref, team_id, municipality, referring_party, referred_at,
+                                  status, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_ref) DO NOTHING
+               RETURNING case_ref""",
+            referred.case_ref, referred.team_id, referred.municipality, referred.referring_party.value,
+            referred.referred_at, status, now)
+        return row is not None
+
+    async def get(self, case_ref: str) -> Case | None:
+        row = await self.conn.fetchrow("SELECT * FROM cases WHERE case_ref = $1", case_ref)
+        return _case(row) if row else None
+
+    async def get_many(self, case_refs: Iterable[str]) -> list[Case]:
+        rows = await self.conn.fetch("SELECT * FROM cases WHERE case_ref = ANY($1) ORDER BY queue_seq",
+                                     list(case_refs))
+        return [_case(r) for r in rows]
+
+    async def queue(self, team_id: str) -> list[Waiting]:
+        """The team's queue in order: its queued cases that are not on a fixed agenda."""
+        rows = await self.conn.fetch(
+            f"""SELECT c.case_ref, c.queue_seq, c.meeting_id FROM cases c
+                LEFT JOIN meetings m ON m.meeting_id = c.meeting_id
+                WHERE {_IN_QUEUE} ORDER BY c.queue_seq""", team_id)
+        return [Waiting(r["case_ref"], r["queue_seq"], r["meeting_id"]) for r in rows]
+
+    async def on_meeting(self, meeting_id: str) -> list[Case]:
+        """The cases on a meeting's agenda, in queue order."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM cases WHERE meeting_id = $1 AND status = 'queued' ORDER BY queue_seq", meeting_id)
+        return [_case(r) for r in rows]
+
+    async def place(self, placement: Placement, now: datetime) -> None:
+        await self.conn.execute(
+            """UPDATE cases SET meeting_id = $2, updated_at = $3,
+                                postponements = postponements + $4::int WHERE case_ref = $1""",
+            placement.case_ref, placement.meeting_id, now, 1 if placement.postponed else 0)
+
+    async def set_status(self, case_ref: str, status: CaseStatus, now: datetime, *,
+                         keep_meeting: bool = False) -> None:
+        """A new status; the case leaves its agenda unless ``keep_meeting`` (its consultation)."""
+        await self.conn.execute(
+            f"""UPDATE cases SET status = $2, updated_at = $3
+                    {"" if keep_meeting else ", meeting_id = NULL"} WHERE case_ref = $1""",
+            case_ref, status, now)
 
 
-async def open_meetings(conn: asyncpg.Connection, team_id: str) -> list[asyncpg.Record]:
-    """The team's meetings whose agenda is open, in date order."""
-    return await conn.fetch(
-        "SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' ORDER BY meeting_date",
-        team_id)
+def _case(row: asyncpg.Record) -> Case:
+    return Case(case_ref=row["case_ref"], team_id=row["team_id"], municipality=row["municipality"],
+                referring_party=Party(row["referring_party"]), referred_at=row["referred_at"],
+                queue_seq=row["queue_seq"], status=row["status"], meeting_id=row["meeting_id"],
+                postponements=row["postponements"])
 
 
-async def fixed_meetings_ahead(conn: asyncpg.Connection, team_id: str, today: date) -> list[asyncpg.Record]:
-    """The team's meetings whose agenda is fixed (cut-off passed) and that lie ahead."""
-    return await conn.fetch(
-        """SELECT * FROM meetings WHERE team_id = $1 AND status = 'closed' AND meeting_date >= $2
-           ORDER BY meeting_date""", team_id, today)
+class Agendas(Repository):
+    async def of(self, meeting_ids: list[str]) -> dict[str, list[AgendaEntry]]:
+        """Each meeting's agenda in queue order: the cases on it, or consulted at it, with
+        their consents."""
+        agendas: dict[str, list[AgendaEntry]] = {mid: [] for mid in meeting_ids}
+        rows = await self.conn.fetch(
+            """SELECT c.*, k.outcome, COALESCE(k.meeting_id, c.meeting_id) AS agenda_of FROM cases c
+               LEFT JOIN consultations k ON k.case_ref = c.case_ref
+               WHERE COALESCE(k.meeting_id, c.meeting_id) = ANY($1)
+               ORDER BY c.queue_seq""", meeting_ids)
+        consents = await Consents(self.conn).of_cases([r["case_ref"] for r in rows])
+        for r in rows:
+            agendas[r["agenda_of"]].append(AgendaEntry(r["agenda_of"], _case(r), r["outcome"],
+                                                       consents[r["case_ref"]]))
+        return agendas
 
 
-def slots(meetings) -> list[Slot]:
-    return [Slot(m["meeting_id"], m["meeting_date"], m["capacity"]) for m in meetings]
+# --------------------------------------------------------------------------- consent
 
 
-async def due_cutoffs(conn: asyncpg.Connection, team_id: str, now: datetime) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' AND cutoff_at <= $2
-           ORDER BY meeting_date""", team_id, now)
+class Consents(Repository):
+    """The cases' consent per party, as the referral service announces it
+    (``shared.platform.consent``: a late older change never overrides a newer one)."""
 
+    async def record_initial(self, event: CaseReferred) -> None:
+        await consent.record_initial(self.conn, event)
 
-async def set_meeting_status(conn: asyncpg.Connection, meeting_id: str, status: str) -> None:
-    await conn.execute("UPDATE meetings SET status = $2 WHERE meeting_id = $1", meeting_id, status)
+    async def given(self, event: ConsentRecorded) -> None:
+        await consent.consent_recorded(self.conn, event)
 
+    async def withdrawn(self, event: ConsentWithdrawn) -> None:
+        await consent.consent_withdrawn(self.conn, event)
 
-async def cancel_meeting(conn: asyncpg.Connection, meeting_id: str, *, reason: str,
-                         note: str | None, by: str, now: datetime) -> None:
-    await conn.execute(
-        """UPDATE meetings SET status = 'cancelled', cancel_reason = $2, cancel_note = $3,
-                               cancelled_by = $4, cancelled_at = $5 WHERE meeting_id = $1""",
-        meeting_id, reason, note, by, now)
+    async def of(self, case_ref: str) -> dict[str, str]:
+        """Each party's consent status for the case ("given" or "withdrawn"; absent: never given)."""
+        return await consent.consents_of(self.conn, case_ref)
 
-
-async def reschedule_meeting(conn: asyncpg.Connection, meeting_id: str, *, starts_at: datetime,
-                             cutoff_at: datetime, capacity: int) -> None:
-    await conn.execute(
-        "UPDATE meetings SET starts_at = $2, cutoff_at = $3, capacity = $4 WHERE meeting_id = $1",
-        meeting_id, starts_at, cutoff_at, capacity)
-
-
-async def record_pre_meeting(conn: asyncpg.Connection, meeting_id: str, held_on: date, by: str) -> None:
-    await conn.execute(
-        """UPDATE meetings SET pre_meeting_held_on = $2, pre_meeting_recorded_by = $3
-           WHERE meeting_id = $1""", meeting_id, held_on, by)
-
-
-async def team_meetings(conn: asyncpg.Connection, team_id: str, since: date,
-                        until: date) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """SELECT * FROM meetings WHERE team_id = $1 AND meeting_date BETWEEN $2 AND $3
-           ORDER BY meeting_date""", team_id, since, until)
-
-
-async def last_meeting_date(conn: asyncpg.Connection, team_id: str) -> date | None:
-    return await conn.fetchval(
-        "SELECT max(meeting_date) FROM meetings WHERE team_id = $1 AND status <> 'cancelled'",
-        team_id)
-
-
-async def count_consultations(conn: asyncpg.Connection, meeting_id: str) -> int:
-    return await conn.fetchval("SELECT count(*) FROM consultations WHERE meeting_id = $1",
-                               meeting_id)
-
-
-# --------------------------------------------------------------------------- cases
-
-
-async def insert_case(conn: asyncpg.Connection, *, case_ref: str, team_id: str,
-                      municipality: str, referring_party: str, referred_at: datetime,
-                      status: str, now: datetime) -> bool:
-    row = await conn.fetchrow(
-        """INSERT INTO cases (case_ref, team_id, municipality, referring_party, referred_at,
-                              status, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_ref) DO NOTHING
-           RETURNING case_ref""",
-        case_ref, team_id, municipality, referring_party, referred_at, status, now)
-    return row is not None
-
-
-async def get_case(conn: asyncpg.Connection, case_ref: str):
-    return await conn.fetchrow("SELECT * FROM cases WHERE case_ref = $1", case_ref)
-
-
-async def waiting_cases(conn: asyncpg.Connection, team_id: str) -> list[Waiting]:
-    """The team's queued cases that are not on a fixed agenda (closed meeting)."""
-    rows = await conn.fetch(
-        """SELECT c.case_ref, c.queue_seq, c.meeting_id FROM cases c
-           LEFT JOIN meetings m ON m.meeting_id = c.meeting_id
-           WHERE c.team_id = $1 AND c.status = 'queued'
-             AND (c.meeting_id IS NULL OR m.status = 'open')
-           ORDER BY c.queue_seq""", team_id)
-    return [Waiting(r["case_ref"], r["queue_seq"], r["meeting_id"]) for r in rows]
-
-
-async def cases_on_meeting(conn: asyncpg.Connection, meeting_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """SELECT * FROM cases WHERE meeting_id = $1 AND status = 'queued'
-           ORDER BY queue_seq""", meeting_id)
-
-
-async def agenda_cases(conn: asyncpg.Connection, meeting_ids: list[str]) -> list[asyncpg.Record]:
-    """Cases on these meetings' agendas, or consulted at them."""
-    return await conn.fetch(
-        """SELECT c.*, k.outcome, COALESCE(k.meeting_id, c.meeting_id) AS agenda_of FROM cases c
-           LEFT JOIN consultations k ON k.case_ref = c.case_ref
-           WHERE COALESCE(k.meeting_id, c.meeting_id) = ANY($1)
-           ORDER BY c.queue_seq""", meeting_ids)
-
-
-async def place_case(conn: asyncpg.Connection, case_ref: str, meeting_id: str | None, *,
-                     postponed: bool, now: datetime) -> None:
-    await conn.execute(
-        """UPDATE cases SET meeting_id = $2, updated_at = $3,
-                            postponements = postponements + $4::int WHERE case_ref = $1""",
-        case_ref, meeting_id, now, 1 if postponed else 0)
-
-
-async def set_case_status(conn: asyncpg.Connection, case_ref: str, status: str, now: datetime, *,
-                          keep_meeting: bool = False) -> None:
-    await conn.execute(
-        f"""UPDATE cases SET status = $2, updated_at = $3
-                {"" if keep_meeting else ", meeting_id = NULL"} WHERE case_ref = $1""",
-        case_ref, status, now)
-
-
-
-async def consents_of_cases(conn: asyncpg.Connection, case_refs: list[str]) -> dict[str, dict[str, str]]:
-    rows = await conn.fetch(
-        "SELECT case_ref, party, status FROM consent_state WHERE case_ref = ANY($1)", case_refs)
-    result: dict[str, dict[str, str]] = {ref: {} for ref in case_refs}
-    for r in rows:
-        result[r["case_ref"]][r["party"]] = r["status"]
-    return result
-
-
-async def queue_position(conn: asyncpg.Connection, case) -> int:
-    """1 + the team's queued cases ahead of this one (not counting fixed agendas)."""
-    return 1 + await conn.fetchval(
-        """SELECT count(*) FROM cases c LEFT JOIN meetings m ON m.meeting_id = c.meeting_id
-           WHERE c.team_id = $1 AND c.status = 'queued'
-             AND (c.meeting_id IS NULL OR m.status = 'open')
-             AND c.queue_seq < $2""",
-        case["team_id"], case["queue_seq"])
+    async def of_cases(self, case_refs: list[str]) -> dict[str, dict[str, str]]:
+        rows = await self.conn.fetch(
+            "SELECT case_ref, party, status FROM consent_state WHERE case_ref = ANY($1)", case_refs)
+        result: dict[str, dict[str, str]] = {ref: {} for ref in case_refs}
+        for r in rows:
+            result[r["case_ref"]][r["party"]] = r["status"]
+        return result
 
 
 # --------------------------------------------------------------------------- consultations
 
 
-async def insert_consultation(conn: asyncpg.Connection, *, case_ref: str, meeting_id: str,
-                              outcome: str, record: dict, by: str, now: datetime) -> None:
-    await conn.execute(
-        """INSERT INTO consultations (case_ref, meeting_id, outcome, record, recorded_by, recorded_at)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
-        case_ref, meeting_id, outcome, json.dumps(record), by, now)
+class Consultations(Repository):
+    async def get(self, case_ref: str) -> ConsultationRecord | None:
+        row = await self.conn.fetchrow("SELECT * FROM consultations WHERE case_ref = $1", case_ref)
+        if row is None:
+            return None
+        return ConsultationRecord(row["case_ref"], row["meeting_id"], row["outcome"], json.loads(row["record"]))
 
+    async def add(self, record: ConsultationRecord, *, by: str, now: datetime) -> None:
+        await self.conn.execute(
+            """INSERT INTO consultations (case_ref, meeting_id, outcome, record, recorded_by, recorded_at)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            record.case_ref, record.meeting_id, record.outcome, json.dumps(record.published), by, now)
 
-async def get_consultation(conn: asyncpg.Connection, case_ref: str):
-    return await conn.fetchrow("SELECT * FROM consultations WHERE case_ref = $1", case_ref)
+    async def count_at(self, meeting_id: str) -> int:
+        """How many cases have their consultation (or 'not consulted') recorded at the meeting."""
+        count: int = await self.conn.fetchval(
+            "SELECT count(*) FROM consultations WHERE meeting_id = $1", meeting_id)
+        return count

@@ -27,8 +27,9 @@ from shared.platform.config import Settings, load_settings
 from shared.platform.db import prepare_database
 from shared.platform.runtime import serve
 
-from . import catalogue, domain, editions, exact, projections, public, report, store
+from . import catalogue, domain, editions, exact, projections, report
 from .app import spec
+from .uow import MetricsUnitOfWork
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 TABLE_START, TABLE_END = "<!-- figures:start -->", "<!-- figures:end -->"
@@ -44,21 +45,19 @@ async def _report(args, settings: Settings) -> str:
     period = domain.parse_period(args.period)
     conn = await _connect(settings)
     try:
-        if args.public:
-            found = await store.latest_edition(conn, period.label)
-            if found is None:
-                raise SystemExit(f"{period.label} has no public edition yet")
-            scope = args.municipality or public.COUNTY
-            result = {"audience": "public", "period": found["period"], "from": found["period_start"],
-                      "to": found["period_end"], "edition": found["edition"], "made_at": found["made_at"],
-                      "suppression_threshold": found["threshold"], "municipality": args.municipality,
-                      "scope": scope, "outcome_basis": "due", "figures": found["figures"][scope]}
-        else:
-            reader = Principal(user_id=args.user, party=None, role=Role(args.role), teams=frozenset())
-            question = exact.Question(period, domain.Scope(args.municipality, (args.team,) if args.team else ()),
-                                      outcome_basis=args.outcomes)
-            async with conn.transaction():
-                result = await exact.read(conn, question, reader, "command")
+        async with conn.transaction():
+            uow = MetricsUnitOfWork(conn)
+            if args.public:
+                result = await editions.published(uow, period, args.municipality)
+            else:
+                reader = Principal(user_id=args.user, party=None, role=Role(args.role), teams=frozenset())
+                question = exact.Question(period, domain.Scope(args.municipality, (args.team,) if args.team else ()),
+                                          outcome_basis=args.outcomes)
+                result = await exact.read(uow, question, reader, "command")
+    except editions.NoEdition:
+        raise SystemExit(f"{period.label} has no public edition yet") from None
+    except editions.ScopeUnknown as exc:
+        raise SystemExit(str(exc)) from None
     finally:
         await conn.close()
     return {"html": lambda: report.render_html(result, args.lang),
@@ -72,8 +71,8 @@ async def _edition(args, settings: Settings) -> list[tuple[str, int]]:
     try:
         async with conn.transaction(isolation="repeatable_read"):
             now = Clock.from_settings(settings).now()
-            return await editions.correct(conn, period, threshold=settings.suppression_threshold,
-                                          made_at=now, reason=args.reason)
+            return await editions.correct(MetricsUnitOfWork(conn), period, made_at=now, reason=args.reason,
+                                          threshold=settings.suppression_threshold)
     finally:
         await conn.close()
 

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import structlog
 
-from shared.platform.clock import Clock, stockholm_date
-from shared.platform.config import Settings
 from shared.contracts import FiguresPublished
 from shared.platform import topology
+from shared.platform.clock import Clock, stockholm_date
+from shared.platform.config import Settings
 from shared.platform.runtime import ServiceSpec
 
 from . import editions, projections
 from .handlers import handlers
-from .routes import make_routes
+from .routes import router
+from .uow import MetricsUnitOfWork
 
 log = structlog.get_logger("metrics")
 
@@ -38,8 +39,9 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
                 await asyncio.sleep(min(settings.metrics_edition_check_seconds, 5.0))
                 continue
             now = clock.now()
+            # every figure of an edition from one snapshot
             async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-                await editions.make_due(conn, today=stockholm_date(now),
+                await editions.make_due(MetricsUnitOfWork(conn), today=stockholm_date(now),
                                         grace_days=settings.metrics_edition_grace_days,
                                         threshold=settings.suppression_threshold, made_at=now,
                                         at_start=at_start)
@@ -53,7 +55,9 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
                     "quarters and years with small counts protected; the dashboard, the report, CSV.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
-        routes=make_routes,
+        unit_of_work=lambda conn, message: MetricsUnitOfWork(conn, message=message),
+        clock=clock,
+        routes=lambda runtime: router,
         tasks=(make_public_editions,),
         publishes=((FiguresPublished, "The public edition of a quarter or a year, for the county and each "
                                       "municipality, once the period has closed (aggregates exchange, "

@@ -2,16 +2,17 @@
 the outcome measures, and who may read which exact figures.
 
 The figures themselves are declared in ``catalogue``; how they are summed into answers in
-``figures``; the public editions and their small-count rule in ``public``. docs/metrics.md
-says it in words.
+``figures``; the public editions' small-count rule in ``public``, and here which editions are
+due. docs/metrics.md says it in words.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from shared.contracts.vocabulary import CancellationReason, IncomeSource, PostponementReason, Readiness
 
@@ -208,9 +209,9 @@ class MeetingFacts:
     cases_recorded: int = 0  # cases consulted or marked not consulted at it
 
 
-def case_cells(case: CaseFacts) -> Counter:
+def case_cells(case: CaseFacts) -> Counter[Cell]:
     """What one case counts for, as cells (measure, detail, day, dimensions) -> count."""
-    cells: Counter = Counter()
+    cells: Counter[Cell] = Counter()
     dims = (case.team_id or UNKNOWN, case.municipality or UNKNOWN, case.referring_party or UNKNOWN,
             case.gender or UNKNOWN, case.age_band or UNKNOWN, case.income_at_referral or UNKNOWN)
 
@@ -234,9 +235,9 @@ def case_cells(case: CaseFacts) -> Counter:
             count("lead", case.consulted_on, str((case.consulted_on - case.referred_on).days))
         for action in case.actions:
             count("action", case.consulted_on, action)
-    for day, reason in case.postponements:
+    for postponed_on, reason in case.postponements:
         if reason in COUNTED_POSTPONEMENTS:
-            count("postponed", day, reason)
+            count("postponed", postponed_on, reason)
     for followup in case.followups:
         if followup.cancelled or followup.due_on is None:
             continue  # a cancelled follow-up (a closed case) was never due
@@ -272,10 +273,10 @@ def outcome_measures(case: CaseFacts, followup: SixMonths) -> list[tuple[str, st
     return measures
 
 
-def meeting_cells(meeting: MeetingFacts) -> Counter:
+def meeting_cells(meeting: MeetingFacts) -> Counter[Cell]:
     """What one meeting counts for: held (not cancelled, with a case recorded at it), cancelled
     by reason, its pre-meeting. Meetings have no case dimensions."""
-    cells: Counter = Counter()
+    cells: Counter[Cell] = Counter()
     dims = (meeting.team_id, meeting.municipality, NONE, NONE, NONE, NONE)
     if meeting.cancelled_reason is None and meeting.cases_recorded > 0:
         cells[("meeting_held", "", meeting.meeting_date, *dims)] += 1
@@ -286,7 +287,7 @@ def meeting_cells(meeting: MeetingFacts) -> Counter:
     return cells
 
 
-def difference(before: Counter, after: Counter) -> dict:
+def difference(before: Counter[Cell], after: Counter[Cell]) -> dict[Cell, int]:
     """The change from ``before`` to ``after`` (cells whose count changed, by how much)."""
     keys = set(before) | set(after)
     return {k: after.get(k, 0) - before.get(k, 0) for k in keys if after.get(k, 0) != before.get(k, 0)}
@@ -296,6 +297,7 @@ def difference(before: Counter, after: Counter) -> dict:
 
 READER_ROLES = ("board", "analyst", "coordinator", "member")  # read exact figures
 COUNTY_READERS = ("board", "analyst")  # the whole county, every team
+AUDITOR = "auditor"  # reads the access log, no figures
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,10 @@ class Scope:
 
 class NotInScope(Exception):
     """The reader may not read figures of this scope (403)."""
+
+
+class NotAllowed(Exception):
+    """The reader's role may not do this (403)."""
 
 
 @dataclass(frozen=True)
@@ -350,3 +356,69 @@ def visible_breakdown(reader: Reader, dimension: str, key: str,
     if dimension == "team":
         return key in reader.teams
     return key in {municipality_of.get(t) for t in reader.teams}
+
+
+def check_auditor(reader: Reader) -> None:
+    """Only an auditor reads the access log (who read which exact figures): the readers
+    themselves do not see each other's questions. Raises NotAllowed otherwise."""
+    if reader.role != AUDITOR:
+        raise NotAllowed(f"role {reader.role} may not do this (allowed: {AUDITOR})")
+
+
+# --------------------------------------------------------------------------- public editions
+
+
+@dataclass(frozen=True)
+class EditionMade:
+    """A public edition as it was made (its figures aside): what deciding the next one needs."""
+    period: str
+    edition: int  # its number: 1, then each correction or remake
+    period_start: date
+    period_end: date
+    made_at: datetime
+    threshold: int
+    definitions_version: int
+    reason: str
+
+
+def editions_due(first_day: date | None, today: date, grace_days: int, have: set[str]) -> list[Period]:
+    """The quarters and years that closed at least ``grace_days`` ago, from the one holding
+    the first fact, that have no edition yet (a year after its four quarters)."""
+    if first_day is None:
+        return []
+    closed_by = today - timedelta(days=grace_days)
+    quarters = [q for q in quarters_between(first_day, today) if q.end < closed_by]
+    result = [q for q in quarters if q.label not in have]
+    for year in sorted({q.start.year for q in quarters}):
+        period = parse_period(str(year))
+        if period.end < closed_by and period.label not in have:
+            result.append(period)
+    return result
+
+
+def latest_editions(editions: Iterable[EditionMade]) -> dict[str, EditionMade]:
+    """The latest edition of each period (the one readers get)."""
+    latest: dict[str, EditionMade] = {}
+    for edition in editions:
+        held = latest.get(edition.period)
+        if held is None or edition.edition > held.edition:
+            latest[edition.period] = edition
+    return latest
+
+
+def editions_to_make_again(latest: Iterable[EditionMade], *, threshold: int, definitions_version: int,
+                           at_start: bool) -> list[tuple[Period, str]]:
+    """The periods whose latest edition is made again from scratch, each with the reason
+    published with it: at start, one made with another threshold (the threshold is a setting,
+    read at start); always, one made with older definitions (never back to older ones).
+    Quarters come before their year: a year is tied to its quarters' latest editions."""
+    result = []
+    for edition in sorted(latest, key=lambda e: (e.period_end, len(e.period) == 4)):
+        changes = []
+        if at_start and edition.threshold != threshold:
+            changes.append(f"threshold changed from {edition.threshold} to {threshold}")
+        if edition.definitions_version < definitions_version:
+            changes.append("definitions changed")
+        if changes:
+            result.append((parse_period(edition.period), "; ".join(changes)))
+    return result

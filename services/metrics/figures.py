@@ -1,6 +1,6 @@
 """The exact figures (pure): the catalogue's figures worked out from sums of cells.
 
-``store.cell_sums`` answers one query per request: the sum of every measure's cells in the
+``store.Cells.sums`` answers one query per request: the sum of every measure's cells in the
 period (and scope and filters), in total and per value of each dimension. ``exact`` turns
 those sums into the answer the API, CSV, the report and the dashboard give: each figure's
 value, its share of its whole, or its median, in total and broken down.
@@ -9,7 +9,7 @@ value, its share of its whole, or its median, in total and broken down.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from . import catalogue, domain
 from .catalogue import FIGURES, Figure

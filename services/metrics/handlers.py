@@ -1,42 +1,56 @@
-"""Metrics handlers (thin): keep every event in the event log and apply it to the projections
-(the same ``projections.apply`` that ``rebuild`` replays)."""
+"""Metrics handlers (thin): keep every event in the event log and apply it, as the consumer
+decoded it, to the projections (the same ``projections.apply`` that ``rebuild`` replays)."""
 
 from __future__ import annotations
 
-from shared.contracts import (CaseClosed, CaseNotConsulted, CasePostponed, CaseReferred,
-                              CaseScheduled, ConsentRecorded, ConsentWithdrawn, ConsultationHeld,
-                              Contract, FollowUpCancelled, FollowUpCompleted, FollowUpScheduled,
-                              MeetingCancelled, MeetingScheduled, PreMeetingHeld, TeamUpdated)
+from shared.contracts import (
+    CaseClosed,
+    CaseNotConsulted,
+    CasePostponed,
+    CaseReferred,
+    CaseScheduled,
+    ConsentRecorded,
+    ConsentWithdrawn,
+    ConsultationHeld,
+    Contract,
+    FollowUpCancelled,
+    FollowUpCompleted,
+    FollowUpScheduled,
+    MeetingCancelled,
+    MeetingScheduled,
+    PreMeetingHeld,
+    TeamUpdated,
+)
 from shared.platform import consent
 from shared.platform.handlers import HandlerTable
-from shared.platform.uow import PostgresUnitOfWork
 
-from . import projections, store
+from . import projections
+from .uow import MetricsUnitOfWork
 
 handlers = HandlerTable("metrics")
 
 
-async def _project(event: Contract, uow: PostgresUnitOfWork) -> None:
+async def _project(event: Contract, uow: MetricsUnitOfWork) -> None:
     assert uow.message is not None
     envelope = uow.message.envelope
-    if await store.log_event(uow.conn, envelope):
-        await projections.apply(uow.conn, envelope.event_type, envelope.payload, envelope.event_id)
+    if await uow.event_log.add(envelope):
+        await projections.apply(uow, event, envelope.event_id)
 
 
 @handlers.on(CaseReferred)
-async def on_case_referred(event: CaseReferred, uow: PostgresUnitOfWork) -> None:
+async def on_case_referred(event: CaseReferred, uow: MetricsUnitOfWork) -> None:
     await _project(event, uow)
     await consent.record_initial(uow.conn, event)
 
 
 @handlers.on(ConsentRecorded)
-async def on_consent_recorded(event: ConsentRecorded, uow: PostgresUnitOfWork) -> None:
+async def on_consent_recorded(event: ConsentRecorded, uow: MetricsUnitOfWork) -> None:
     await _project(event, uow)
     await consent.consent_recorded(uow.conn, event)
 
 
 @handlers.on(ConsentWithdrawn)
-async def on_consent_withdrawn(event: ConsentWithdrawn, uow: PostgresUnitOfWork) -> None:
+async def on_consent_withdrawn(event: ConsentWithdrawn, uow: MetricsUnitOfWork) -> None:
     await _project(event, uow)
     await consent.consent_withdrawn(uow.conn, event)
 
@@ -44,4 +58,4 @@ async def on_consent_withdrawn(event: ConsentWithdrawn, uow: PostgresUnitOfWork)
 for _contract in (CaseClosed, TeamUpdated, MeetingScheduled, MeetingCancelled, PreMeetingHeld, CaseScheduled,
                   CasePostponed, ConsultationHeld, CaseNotConsulted, FollowUpScheduled, FollowUpCompleted,
                   FollowUpCancelled):
-    handlers.on(_contract)(_project)  # only projected
+    handlers.on(_contract)(_project)  # logged; projected if it has a projection

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from .catalogue import FIGURES, Figure, VALUES
+from .catalogue import FIGURES, VALUES, Figure
 
 log = structlog.get_logger("metrics.public")
 

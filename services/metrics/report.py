@@ -95,7 +95,8 @@ def _figure(f: Figure, answer: dict, t: dict, lang: str, public: bool) -> str:
     whole = answer.get("of") if f.kind == "share" else value
     for dimension, lines in answer.get("by", {}).items():
         shares = f.kind == "share" and any(isinstance(v, dict) for v in lines.values())
-        head = [catalogue.DIMENSION_NAMES[dimension][lang == "en"], t["count"]] + ([t["of"]] if shares else []) + [t["share"]]
+        head = ([catalogue.DIMENSION_NAMES[dimension][lang == "en"], t["count"]] + ([t["of"]] if shares else [])
+                + [t["share"]])
         rows = []
         for k, v in lines.items():
             count, of = (v.get("value"), v.get("of")) if isinstance(v, dict) else (v, whole)

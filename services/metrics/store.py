@@ -1,15 +1,27 @@
 """Metrics storage (asyncpg): the event log, a case's and a meeting's facts, the cells, the
-sums the figures are made of, the access log of exact reads, and the public editions."""
+sums the figures are made of, the teams, the access log of exact reads, and the public editions.
+
+What the use cases read and write goes through small repositories over the transaction's
+connection (``EventLog``, ``Cells``, ``Teams``, ``AccessLog``, ``Editions``, gathered by
+``MetricsUnitOfWork``), which answer in dataclasses, never database records. The facts of cases
+and meetings are the projections' own (``projections``): plain functions over the connection.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any
 
 import asyncpg
 
-from .domain import CaseFacts, MeetingFacts, SixMonths
+from shared.contracts import Contract, Envelope, registered
+
+from .domain import CaseFacts, Cell, EditionMade, MeetingFacts, Period, SixMonths
 from .figures import Sum
 
 CELL_COLUMNS = ("team_id", "municipality", "referring_party", "gender", "age_band", "income")
@@ -18,14 +30,52 @@ DIMENSION_OF = {"team_id": "team", "municipality": "municipality", "referring_pa
                 "gender": "gender", "age_band": "age_band", "income": "income_at_referral"}
 
 
-async def log_event(conn: asyncpg.Connection, envelope) -> bool:
-    """Keep the event as received (the inbox already made it unique). False if it was there."""
-    status = await conn.execute(
-        """INSERT INTO event_log (event_id, event_type, version, occurred_at, payload)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-        envelope.event_id, envelope.event_type, envelope.version, envelope.occurred_at,
-        json.dumps(envelope.payload))
-    return status != "INSERT 0 0"
+# --------------------------------------------------------------------------- the event log
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event of the log, decoded into its contract again (as the consumer first decoded it)."""
+    seq: int  # the order it was received in
+    event_id: uuid.UUID
+    event: Contract
+
+
+class EventLog:
+    """Every event the service consumed, as received: what the projections are rebuilt from."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def add(self, envelope: Envelope) -> bool:
+        """Keep the event as received (the inbox already made it unique). False if it was there."""
+        status = await self.conn.execute(
+            """INSERT INTO event_log (event_id, event_type, version, occurred_at, payload)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
+            envelope.event_id, envelope.event_type, envelope.version, envelope.occurred_at,
+            json.dumps(envelope.payload))
+        return bool(status != "INSERT 0 0")
+
+    async def after(self, seq: int, limit: int) -> list[LoggedEvent]:
+        """The events received after ``seq``, in order, each validated against the contract
+        registered for its type and version (a payload that no longer fits it stops a rebuild:
+        a projection is never built from what the consumer would have refused)."""
+        rows = await self.conn.fetch(
+            """SELECT seq, event_id, event_type, version, payload FROM event_log WHERE seq > $1
+               ORDER BY seq LIMIT $2""", seq, limit)
+        contracts = registered()
+        return [LoggedEvent(r["seq"], r["event_id"], _decoded(contracts, r)) for r in rows]
+
+
+def _decoded(contracts: dict[tuple[str, int], type[Contract]], row: asyncpg.Record) -> Contract:
+    contract_cls = contracts.get((row["event_type"], row["version"]))
+    if contract_cls is None:
+        raise LookupError(f"event {row['event_id']} of the log: no contract {row['event_type']} "
+                          f"v{row['version']} is registered")
+    payload = row["payload"]
+    if isinstance(payload, str):
+        return contract_cls.model_validate_json(payload)
+    return contract_cls.model_validate(payload)
 
 
 # --------------------------------------------------------------------------- facts
@@ -61,7 +111,7 @@ def _case(row: asyncpg.Record) -> CaseFacts:
         consulted_on=row["consulted_on"], individual_attended=row["individual_attended"],
         not_consulted_on=row["not_consulted_on"], closed_on=row["closed_on"],
         actions=tuple(row["actions"]),
-        postponements=tuple(zip(row["postponed_on"], row["postponed_why"])),
+        postponements=tuple(zip(row["postponed_on"], row["postponed_why"], strict=True)),
         followups=tuple(SixMonths(
             due_on=date.fromisoformat(f["due_on"]) if f["due_on"] and f["due_on"] > "1970-01-01" else None,
             cancelled=f["cancelled"], recorded=f["recorded"], reached=f["reached"],
@@ -107,67 +157,89 @@ async def lock_keys(conn: asyncpg.Connection, keys: list[str]) -> None:
 # --------------------------------------------------------------------------- cells
 
 
-async def add_cells(conn: asyncpg.Connection, delta: dict) -> None:
-    """Add a change of cells (cell -> +/- count); a cell that comes to zero is removed."""
-    if not delta:
-        return
-    rows = [(*cell, n) for cell, n in delta.items()]
-    columns = list(zip(*rows))
-    await conn.execute(
-        """INSERT INTO figure_cells AS f (measure, detail, day, team_id, municipality, referring_party,
-                                           gender, age_band, income, n)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
-                                $7::text[], $8::text[], $9::text[], $10::bigint[])
-           ON CONFLICT (day, measure, detail, team_id, municipality, referring_party, gender, age_band, income)
-           DO UPDATE SET n = f.n + EXCLUDED.n""", *[list(c) for c in columns])
-    await conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])", list(set(columns[2])))
+class Cells:
+    """The cells (``domain.Cell`` -> count) every figure is a sum of, kept up to date by the
+    projections, and the sums the exact figures are read from."""
 
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
 
-async def write_cells(conn: asyncpg.Connection, cells: dict) -> None:
-    """Write cells into an empty table (a rebuild)."""
-    await conn.copy_records_to_table(
-        "figure_cells", columns=["measure", "detail", "day", *CELL_COLUMNS, "n"],
-        records=[(*cell, n) for cell, n in cells.items() if n])
+    async def add(self, delta: dict[Cell, int]) -> None:
+        """Add a change of cells (cell -> +/- count); a cell that comes to zero is removed."""
+        if not delta:
+            return
+        rows = [(*cell, n) for cell, n in delta.items()]
+        columns = list(zip(*rows, strict=True))
+        await self.conn.execute(
+            """INSERT INTO figure_cells AS f (measure, detail, day, team_id, municipality, referring_party,
+                                               gender, age_band, income, n)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
+                                    $7::text[], $8::text[], $9::text[], $10::bigint[])
+               ON CONFLICT (day, measure, detail, team_id, municipality, referring_party, gender, age_band, income)
+               DO UPDATE SET n = f.n + EXCLUDED.n""", *[list(c) for c in columns])
+        await self.conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])",
+                                list(set(columns[2])))
 
+    async def write(self, cells: Counter[Cell]) -> None:
+        """Write cells into an empty table (a rebuild)."""
+        await self.conn.copy_records_to_table(
+            "figure_cells", columns=["measure", "detail", "day", *CELL_COLUMNS, "n"],
+            records=[(*cell, n) for cell, n in cells.items() if n])
 
-async def cell_sums(conn: asyncpg.Connection, measures: list[str], start: date, end: date,
-                    filters: dict[str, list[str]]) -> list[Sum]:
-    """The sum of each measure's cells (per detail) from ``start`` to ``end``, with the filters
-    (cell column -> values), in total and per value of each dimension: one query."""
-    args: list[Any] = [measures, start, end]
-    where = ["measure = ANY($1::text[])", "day BETWEEN $2 AND $3"]
-    for column, values in filters.items():
-        assert column in CELL_COLUMNS
-        args.append(list(values))
-        where.append(f"{column} = ANY(${len(args)}::text[])")
-    sets = ", ".join(["(measure, detail)"] + [f"(measure, detail, {c})" for c in CELL_COLUMNS])
-    groupings = ", ".join(f"GROUPING({c}) AS g_{c}" for c in CELL_COLUMNS)
-    rows = await conn.fetch(
-        f"""SELECT measure, detail, {', '.join(CELL_COLUMNS)}, {groupings}, sum(n)::bigint AS n
-            FROM figure_cells WHERE {' AND '.join(where)}
-            GROUP BY GROUPING SETS ({sets})""", *args)
-    result: list[Sum] = []
-    for r in rows:
-        column = next((c for c in CELL_COLUMNS if r[f"g_{c}"] == 0), None)
-        result.append((r["measure"], r["detail"], DIMENSION_OF[column] if column else None,
-                       r[column] if column else None, r["n"]))
-    return result
+    async def sums(self, measures: list[str], start: date, end: date,
+                   filters: dict[str, list[str]]) -> list[Sum]:
+        """The sum of each measure's cells (per detail) from ``start`` to ``end``, with the filters
+        (cell column -> values), in total and per value of each dimension: one query."""
+        args: list[Any] = [measures, start, end]
+        where = ["measure = ANY($1::text[])", "day BETWEEN $2 AND $3"]
+        for column, values in filters.items():
+            assert column in CELL_COLUMNS
+            args.append(list(values))
+            where.append(f"{column} = ANY(${len(args)}::text[])")
+        sets = ", ".join(["(measure, detail)"] + [f"(measure, detail, {c})" for c in CELL_COLUMNS])
+        groupings = ", ".join(f"GROUPING({c}) AS g_{c}" for c in CELL_COLUMNS)
+        rows = await self.conn.fetch(
+            f"""SELECT measure, detail, {', '.join(CELL_COLUMNS)}, {groupings}, sum(n)::bigint AS n
+                FROM figure_cells WHERE {' AND '.join(where)}
+                GROUP BY GROUPING SETS ({sets})""", *args)
+        result: list[Sum] = []
+        for r in rows:
+            column = next((c for c in CELL_COLUMNS if r[f"g_{c}"] == 0), None)
+            result.append((r["measure"], r["detail"], DIMENSION_OF[column] if column else None,
+                           r[column] if column else None, r["n"]))
+        return result
 
+    async def first_and_last_day(self) -> tuple[date | None, date | None]:
+        """The first and last day anything counted happened on (not the queue's last move)."""
+        row = await self.conn.fetchrow("SELECT min(day) AS first, max(day) AS last FROM figure_cells "
+                                       "WHERE measure NOT LIKE 'outcome.%@cohort'")
+        return row["first"], row["last"]
 
-async def first_and_last_day(conn: asyncpg.Connection) -> tuple[date | None, date | None]:
-    """The first and last day anything counted happened on (not the queue's last move)."""
-    row = await conn.fetchrow("SELECT min(day) AS first, max(day) AS last FROM figure_cells "
-                              "WHERE measure NOT LIKE 'outcome.%@cohort'")
-    return row["first"], row["last"]
+    async def municipalities(self) -> list[str]:
+        """Every municipality anything was counted in: the county is exactly their sum."""
+        return [r["municipality"] for r in await self.conn.fetch(
+            "SELECT DISTINCT municipality FROM figure_cells WHERE municipality <> '' ORDER BY 1")]
 
 
 # --------------------------------------------------------------------------- teams
 
 
-async def teams(conn: asyncpg.Connection) -> list[dict]:
-    """Every team and its municipality (as last updated, or as its first case said)."""
-    rows = await conn.fetch("SELECT team_id, team_name, municipality FROM team_facts ORDER BY municipality, team_id")
-    return [dict(r) for r in rows]
+@dataclass(frozen=True)
+class Team:
+    team_id: str
+    team_name: str
+    municipality: str
+
+
+class Teams:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def all(self) -> list[Team]:
+        """Every team and its municipality (as last updated, or as its first case said)."""
+        rows = await self.conn.fetch(
+            "SELECT team_id, team_name, municipality FROM team_facts ORDER BY municipality, team_id")
+        return [Team(r["team_id"], r["team_name"], r["municipality"]) for r in rows]
 
 
 async def know_teams_of_cases(conn: asyncpg.Connection) -> None:
@@ -182,78 +254,100 @@ async def know_teams_of_cases(conn: asyncpg.Connection) -> None:
 # --------------------------------------------------------------------------- access log
 
 
-async def log_read(conn: asyncpg.Connection, *, user_id: str, role: str, party: str | None, via: str,
-                   scope: str, query: dict) -> None:
-    await conn.execute(
-        "INSERT INTO figure_reads (user_id, role, party, via, scope, query) VALUES ($1, $2, $3, $4, $5, $6)",
-        user_id, role, party, via, scope, json.dumps(query, default=str))
+@dataclass(frozen=True, kw_only=True)
+class FigureRead:
+    """One read of exact figures: who, in which role, by which way (api, csv, report, command),
+    of which scope and question. ``id`` and ``read_at`` are the log's, once written."""
+    id: int | None = None
+    read_at: datetime | None = None
+    user_id: str
+    role: str
+    party: str | None
+    via: str
+    scope: str
+    query: dict[str, Any]
 
 
-async def reads(conn: asyncpg.Connection, *, since: datetime | None, user_id: str | None,
-                limit: int) -> list[dict]:
-    rows = await conn.fetch(
-        """SELECT id, read_at, user_id, role, party, via, scope, query FROM figure_reads
-           WHERE ($1::timestamptz IS NULL OR read_at >= $1) AND ($2::text IS NULL OR user_id = $2)
-           ORDER BY id DESC LIMIT $3""", since, user_id, limit)
-    return [{**dict(r), "query": json.loads(r["query"]) if isinstance(r["query"], str) else r["query"]}
-            for r in rows]
+class AccessLog:
+    """The append-only log of exact reads (the table refuses updates and deletes)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def add(self, read: FigureRead) -> None:
+        await self.conn.execute(
+            "INSERT INTO figure_reads (user_id, role, party, via, scope, query) VALUES ($1, $2, $3, $4, $5, $6)",
+            read.user_id, read.role, read.party, read.via, read.scope, json.dumps(read.query, default=str))
+
+    async def latest(self, *, since: datetime | None, user_id: str | None, limit: int) -> list[FigureRead]:
+        """The latest reads first, since a time and of one user if asked."""
+        rows = await self.conn.fetch(
+            """SELECT id, read_at, user_id, role, party, via, scope, query FROM figure_reads
+               WHERE ($1::timestamptz IS NULL OR read_at >= $1) AND ($2::text IS NULL OR user_id = $2)
+               ORDER BY id DESC LIMIT $3""", since, user_id, limit)
+        return [FigureRead(id=r["id"], read_at=r["read_at"], user_id=r["user_id"], role=r["role"],
+                           party=r["party"], via=r["via"], scope=r["scope"], query=_json(r["query"]))
+                for r in rows]
 
 
 # --------------------------------------------------------------------------- public editions
 
 
-async def lock_editions(conn: asyncpg.Connection) -> bool:
-    """One instance makes editions at a time (for the transaction)."""
-    return await conn.fetchval("SELECT pg_try_advisory_xact_lock(7246014)")
+@dataclass(frozen=True)
+class PublishedEdition(EditionMade):
+    """An edition with what it shows: per scope (the county, each municipality) its figures;
+    ``counts`` every count with its mark (what a later year's edition is tied to)."""
+    figures: dict[str, Any]
+    counts: dict[str, Any] | None = None
 
 
-async def wait_for_editions_lock(conn: asyncpg.Connection) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock(7246014)")
+class Editions:
+    """The public editions: frozen once made; a correction or a remake is a new edition."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def lock(self) -> bool:
+        """One instance makes editions at a time (for the transaction): False if another does."""
+        return bool(await self.conn.fetchval("SELECT pg_try_advisory_xact_lock(7246014)"))
+
+    async def wait_for_lock(self) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock(7246014)")
+
+    async def add(self, period: Period, *, made_at: datetime, threshold: int, definitions_version: int,
+                  reason: str, counts: dict[str, Any], figures: dict[str, Any]) -> int:
+        """Store a new edition of the period; returns its number."""
+        number: int = await self.conn.fetchval(
+            """INSERT INTO public_editions (period, edition, period_start, period_end, made_at, threshold,
+                                            definitions_version, reason, counts, figures)
+               SELECT $1, coalesce(max(edition), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9
+               FROM public_editions WHERE period = $1
+               RETURNING edition""",
+            period.label, period.start, period.end, made_at, threshold, definitions_version, reason,
+            json.dumps(counts), json.dumps(figures))
+        return number
+
+    async def latest(self, period: str, edition: int | None = None) -> PublishedEdition | None:
+        """The latest edition of a period, or the one of that number."""
+        row = await self.conn.fetchrow(
+            """SELECT * FROM public_editions WHERE period = $1 AND ($2::int IS NULL OR edition = $2)
+               ORDER BY edition DESC LIMIT 1""", period, edition)
+        if row is None:
+            return None
+        return PublishedEdition(**{k: row[k] for k in _EDITION_MADE}, figures=_json(row["figures"]),
+                                counts=_json(row["counts"]))
+
+    async def all(self) -> list[EditionMade]:
+        """Every edition, newest period first (without their figures)."""
+        rows = await self.conn.fetch(
+            f"""SELECT {', '.join(_EDITION_MADE)} FROM public_editions
+                ORDER BY period_end DESC, period, edition DESC""")
+        return [EditionMade(**dict(r)) for r in rows]
 
 
-async def municipalities(conn: asyncpg.Connection) -> list[str]:
-    """Every municipality anything was counted in: the county is exactly their sum."""
-    return [r["municipality"] for r in await conn.fetch(
-        "SELECT DISTINCT municipality FROM figure_cells WHERE municipality <> '' ORDER BY 1")]
+_EDITION_MADE = ("period", "edition", "period_start", "period_end", "made_at", "threshold",
+                 "definitions_version", "reason")
 
 
-async def save_edition(conn: asyncpg.Connection, *, period: str, start: date, end: date, made_at: datetime,
-                       threshold: int, definitions_version: int, reason: str, counts: dict,
-                       figures: dict) -> int:
-    """Store a new edition of the period; returns its number."""
-    return await conn.fetchval(
-        """INSERT INTO public_editions (period, edition, period_start, period_end, made_at, threshold,
-                                        definitions_version, reason, counts, figures)
-           SELECT $1, coalesce(max(edition), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9
-           FROM public_editions WHERE period = $1
-           RETURNING edition""",
-        period, start, end, made_at, threshold, definitions_version, reason, json.dumps(counts),
-        json.dumps(figures))
-
-
-def _edition(row: asyncpg.Record | None, with_counts: bool = False) -> dict | None:
-    if row is None:
-        return None
-    result = {k: row[k] for k in ("period", "edition", "period_start", "period_end", "made_at",
-                                  "threshold", "definitions_version", "reason")}
-    for key in ("figures", "counts") if with_counts else ("figures",):
-        if key in row.keys():
-            value = row[key]
-            result[key] = json.loads(value) if isinstance(value, str) else value
-    return result
-
-
-async def latest_edition(conn: asyncpg.Connection, period: str, edition: int | None = None,
-                         with_counts: bool = False) -> dict | None:
-    row = await conn.fetchrow(
-        """SELECT * FROM public_editions WHERE period = $1 AND ($2::int IS NULL OR edition = $2)
-           ORDER BY edition DESC LIMIT 1""", period, edition)
-    return _edition(row, with_counts)
-
-
-async def editions(conn: asyncpg.Connection) -> list[dict]:
-    """Every edition, newest period first (without their figures)."""
-    rows = await conn.fetch(
-        """SELECT period, edition, period_start, period_end, made_at, threshold, definitions_version, reason
-           FROM public_editions ORDER BY period_end DESC, period, edition DESC""")
-    return [dict(r) for r in rows]
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -8,17 +8,23 @@ from pathlib import Path
 
 import structlog
 
+from shared.contracts import (
+    CaseReferred,
+    CommandAccepted,
+    CommandRejected,
+    ConsentRecorded,
+    ConsentWithdrawn,
+    ReferralAccepted,
+    ReferralRejected,
+)
 from shared.platform.clock import Clock
 from shared.platform.config import Settings
-from shared.contracts import (CaseReferred, CommandAccepted, CommandRejected, ConsentRecorded,
-                           ConsentWithdrawn, ReferralAccepted, ReferralRejected)
-from shared.platform.runtime import ServiceSpec
+from shared.platform.runtime import Runtime, ServiceSpec
 from shared.platform.teams import load_teams
 
-from . import store
+from . import use_cases
 from .handlers import handlers
-from .intake import Intake
-from .routes import make_routes
+from .routes import router
 from .uow import Dependencies, ReferralUnitOfWork
 from .vault import Keyring
 
@@ -26,19 +32,20 @@ log = structlog.get_logger("referral")
 
 
 def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
-    clock = clock or Clock.from_settings(settings)
-    referral_intake = Intake(
+    deps = Dependencies(
         teams=load_teams(settings.teams_file),
         keyring=Keyring.from_config(settings.encryption_keys.get_secret_value()),
-        pseudonym_key=settings.pseudonym_key.get_secret_value().encode())
-    deps = Dependencies(intake=referral_intake, clock=clock, agency_users=settings.agency_users)
+        pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
+        clock=clock or Clock.from_settings(settings),
+        agency_users=settings.agency_users,
+        retention=timedelta(days=settings.retention_days))
 
-    async def erase_expired_personal_data(runtime) -> None:
+    async def erase_expired_personal_data(runtime: Runtime) -> None:
         """Retention: destroy the personal data of cases closed longer ago than the period."""
         while True:
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                erased = await store.erase_expired(
-                    conn, clock.now() - timedelta(days=settings.retention_days))
+            async with runtime.unit_of_work() as uow:
+                assert isinstance(uow, ReferralUnitOfWork)
+                erased = await use_cases.erase_expired_personal_data(uow)
             if erased:
                 log.info("personal data erased after retention", cases=len(erased))
             await asyncio.sleep(settings.retention_check_seconds)
@@ -50,8 +57,9 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
         unit_of_work=lambda conn, message: ReferralUnitOfWork(conn, deps, message=message),
-        routes=lambda runtime: make_routes(runtime, referral_intake, clock),
+        routes=lambda runtime: router,
         tasks=(erase_expired_personal_data,),
+        clock=deps.clock,
         publishes=(
             (CaseReferred, "A referral was accepted; a case exists (no personal data)."),
             (ConsentRecorded, "Consent for a party is in force."),

@@ -1,14 +1,25 @@
-"""Referral handlers for AMQP (thin): who sent it, run the rule, reply to that agency alone."""
+"""Referral handlers for AMQP (thin): who sent it, run the use case, reply to that agency alone."""
 
 from __future__ import annotations
 
-from shared.contracts import (CaseClosed, InvalidPayload, RecordConsent, ReferralAccepted,
-                              ReferralRejected, SubmitReferral, TeamUpdated, WithdrawConsent)
+from collections.abc import Awaitable, Callable
+
+from shared.contracts import (
+    CaseClosed,
+    InvalidPayload,
+    RecordConsent,
+    ReferralAccepted,
+    ReferralRejected,
+    SubmitReferral,
+    TeamUpdated,
+    WithdrawConsent,
+)
 from shared.platform.commands import answer, invalid_case_ref, reasons, sender
 from shared.platform.handlers import HandlerTable
+from shared.platform.problems import Problem
 
-from . import domain, intake, store
-from .intake import Accepted
+from . import domain, use_cases
+from .domain import Accepted, Submission
 from .uow import ReferralUnitOfWork
 
 handlers = HandlerTable("referral")
@@ -16,12 +27,10 @@ handlers = HandlerTable("referral")
 
 @handlers.on(SubmitReferral, answers_invalid=True)
 async def on_submit_referral(command: SubmitReferral | InvalidPayload, uow: ReferralUnitOfWork) -> None:
-    party = sender(uow.message, uow.agency_users)
-    invalid = command if isinstance(command, InvalidPayload) else None
-    outcome = await uow.intake.submit(
-        uow.conn, uow, party=party, command=None if invalid else command,
-        raw=invalid.raw if invalid else {}, schema_errors=invalid.errors if invalid else [],
-        channel="amqp", now=uow.clock.now())
+    party = sender(uow.message, uow.deps.agency_users)
+    submission = (Submission(None, raw=command.raw, schema_errors=tuple(command.errors))
+                  if isinstance(command, InvalidPayload) else Submission(command))
+    outcome = await use_cases.submit_referral(uow, party=party, submission=submission, channel="amqp")
     if isinstance(outcome, Accepted):
         await uow.emit(ReferralAccepted(recipient=party, agency_ref=outcome.agency_ref,
                                         case_ref=outcome.case_ref, accepted_at=outcome.accepted_at),
@@ -35,29 +44,29 @@ async def on_submit_referral(command: SubmitReferral | InvalidPayload, uow: Refe
 
 @handlers.on(RecordConsent, answers_invalid=True)
 async def on_record_consent(command: RecordConsent | InvalidPayload, uow: ReferralUnitOfWork) -> None:
-    await _consent_command(command, uow, intake.record_consent)
+    await _consent_command(command, uow, use_cases.record_consent)
 
 
 @handlers.on(WithdrawConsent, answers_invalid=True)
 async def on_withdraw_consent(command: WithdrawConsent | InvalidPayload, uow: ReferralUnitOfWork) -> None:
-    await _consent_command(command, uow, intake.withdraw_consent)
+    await _consent_command(command, uow, use_cases.withdraw_consent)
 
 
-async def _consent_command(command, uow: ReferralUnitOfWork, apply) -> None:
-    party = sender(uow.message, uow.agency_users)
+async def _consent_command(command: RecordConsent | WithdrawConsent | InvalidPayload, uow: ReferralUnitOfWork,
+                           use_case: Callable[..., Awaitable[list[Problem]]]) -> None:
+    party = sender(uow.message, uow.deps.agency_users)
     if isinstance(command, InvalidPayload):
         problems, case_ref = domain.problems_from_schema(command.errors), invalid_case_ref(command)
     else:
-        problems = await apply(uow.conn, uow, by=party, command=command, now=uow.clock.now())
-        case_ref = command.case_ref
+        problems, case_ref = await use_case(uow, by=party, command=command), command.case_ref
     await answer(uow, party, problems, case_ref)
 
 
 @handlers.on(CaseClosed)
 async def on_case_closed(event: CaseClosed, uow: ReferralUnitOfWork) -> None:
-    await store.close_case(uow.conn, event.case_ref, event.reason.value, event.closed_at)
+    await use_cases.close_case(uow, event)
 
 
 @handlers.on(TeamUpdated)
 async def on_team_updated(event: TeamUpdated, uow: ReferralUnitOfWork) -> None:
-    await store.register_team(uow.conn, event.team_id, event.municipality, event.revision, event.updated_at)
+    await use_cases.register_team(uow, event)

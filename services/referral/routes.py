@@ -1,29 +1,30 @@
-"""Referral HTTP API (thin): the same rules as the AMQP intake, for agencies without AMQP,
-and the consent-gated, audited reads of a case's personal data."""
+"""Referral HTTP API (thin): the same use cases as the AMQP intake, for agencies without AMQP,
+and the consent-gated, audited reads of a case's personal data.
 
+A route checks the caller's role, opens a unit of work, runs one use case in it, and answers;
+the unit of work commits before the answer (a refused read's access-log entry included)."""
+
+from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Annotated, Any, Literal
 
-import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
-                      ValidationError)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 
-from shared.platform.auth import Principal, Role, authenticate, require_roles
-from shared.contracts import (RecordConsent, SubmitReferral, WithdrawConsent, safe_errors)
-from shared.platform.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, request_emitter
-from shared.platform.outbox import Emitter
+from shared.contracts import RecordConsent, SubmitReferral, WithdrawConsent, safe_errors
 from shared.contracts.vocabulary import Party
+from shared.platform.auth import Caller, Principal, Role, require_roles
+from shared.platform.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, runtime_of, units_of_work
 
-from . import domain, intake, store
-from .domain import Problem
-from .intake import Accepted, Intake
-from .vault import VaultError
-
+from . import domain, use_cases
+from .domain import Accepted, AccessEntry, ConsentChange, Problem, Refusal, Submission
+from .uow import ReferralUnitOfWork
 
 
 def inline_schema(model: type[BaseModel]) -> dict:
@@ -42,8 +43,6 @@ def inline_schema(model: type[BaseModel]) -> dict:
 
     return resolve(schema)
 
-
-log = structlog.get_logger("referral.routes")
 
 # A case reference as the consent commands take it (cases get 'TS-' + 16 characters).
 CaseRef = Annotated[str, Path(min_length=1, max_length=32, pattern=TEXT)]
@@ -129,14 +128,187 @@ CONSENT_CHANGE = {400: {"model": ParseErrorBody, "description": "The body could 
                                        "party may not change this consent (reason not_allowed)"},
                   404: {"model": RejectionBody, "description": "No such case (code case_not_found)"},
                   **REJECTED}
+DETAILS_REFUSED = {
+    **UNAUTHENTICATED,
+    403: {"model": ErrorBody, "description": "Your role, team or party's consent does not "
+                                             "allow it (the refusal is logged)"},
+    **CASE_NOT_FOUND,
+    422: {"model": RejectionBody | ErrorBody,
+          "description": "Invalid purpose: its length (rejection reasons), or it holds an "
+                         "identity number (detail code purpose_holds_identity)"}}
+
+# ------------------------------------------------------------------------------ dependencies
+
+NewUnitOfWork = Callable[[], AbstractAsyncContextManager[ReferralUnitOfWork]]
+UnitsOfWork = Annotated[NewUnitOfWork, Depends(units_of_work)]
+
+router = APIRouter(prefix="/api/v1")
+
+# ------------------------------------------------------------------------------ referrals
+
+
+@router.post("/referrals", tags=["referrals"], status_code=201,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": inline_schema(SubmitReferral)}}}},
+             responses={201: {"description": "Accepted (or the same agency reference "
+                                             "accepted before: the same answer)"},
+                        **UNAUTHENTICATED, **FORBIDDEN, **REJECTED})
+async def submit_referral(request: Request, principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
+    """Submit a referral: the same payload and rules as the AMQP `SubmitReferral` command.
+    The referring party is the caller's, from the token."""
+    require_roles(principal, Role.OFFICER)
+    submission = submission_from(await request.body())
+    if isinstance(submission, Problem):  # not stored as a rejection either: it could not be
+        return problem_response([submission])
+    async with new_uow() as uow:
+        outcome = await use_cases.submit_referral(uow, party=_party(principal), submission=submission,
+                                                  channel="http")
+    if isinstance(outcome, Accepted):
+        return JSONResponse({"status": "accepted", "case_ref": outcome.case_ref, "agency_ref": outcome.agency_ref,
+                             "accepted_at": outcome.accepted_at.isoformat()}, status_code=201,
+                            headers={"Idempotent-Replayed": "true"} if outcome.replay else {})
+    runtime_of(request).metrics.count_rejection(SubmitReferral.name, _party(principal).value,
+                                                [p.code for p in outcome.problems])
+    return problem_response(list(outcome.problems), agency_ref=outcome.agency_ref)
+
+
+@router.get("/referrals/rejections", tags=["referrals"],
+            responses={**UNAUTHENTICATED, **FORBIDDEN})
+async def rejections(principal: Caller, new_uow: UnitsOfWork) -> list[dict]:
+    """Your party's latest rejected submissions (codes and fields; no personal data)."""
+    require_roles(principal, Role.OFFICER)
+    async with new_uow() as uow:
+        kept = await use_cases.rejections_of(uow, _party(principal))
+    return [{"agency_ref": r.agency_ref, "channel": r.channel, "reasons": list(r.reasons),
+             "rejected_at": r.rejected_at} for r in kept]
+
+
+def submission_from(body: bytes) -> Submission | Problem:
+    """The request body as a submission, or the Problem that it is no JSON object or holds what
+    PostgreSQL cannot store. A body over the size limit is not read at all."""
+    limit = SubmitReferral.max_bytes
+    if limit is not None and len(body) > limit:
+        return Submission(None, raw=None, schema_errors=({"loc": (), "type": "payload_too_large"},))
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        return Problem("invalid_value", None)
+    if not isinstance(raw, dict):
+        return Problem("invalid_value", None)
+    where = unstorable(raw)
+    if where is not None:
+        return Problem("invalid_value", where or None)
+    try:
+        return Submission(SubmitReferral.model_validate(raw))
+    except ValidationError as exc:
+        return Submission(None, raw=raw, schema_errors=tuple(safe_errors(exc)))
+
+
+# ------------------------------------------------------------------------------ consent
+
+
+@router.post("/cases/{case_ref}/consents", tags=["consent"], status_code=201,
+             responses=CONSENT_CHANGE)
+async def record_consent(case_ref: CaseRef, body: ConsentBody, request: Request,
+                         principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
+    """Record the individual's consent for a party (given after the referral, or again)."""
+    require_roles(principal, Role.OFFICER, Role.COORDINATOR)
+    return await consent_change(
+        request, principal, new_uow, RecordConsent, use_cases.record_consent,
+        case_ref=case_ref, party=body.party, given_on=body.given_on, form_ref=body.form_ref)
+
+
+@router.post("/cases/{case_ref}/consents/{party}/withdrawal", tags=["consent"],
+             status_code=201, responses=CONSENT_CHANGE)
+async def withdraw_consent(case_ref: CaseRef, party: Party, body: WithdrawalBody,
+                           request: Request, principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
+    """Withdraw a party's consent (by the party, or on the individual's behalf)."""
+    require_roles(principal, Role.OFFICER, Role.COORDINATOR)
+    return await consent_change(
+        request, principal, new_uow, WithdrawConsent, use_cases.withdraw_consent,
+        case_ref=case_ref, party=party, withdrawn_on=body.withdrawn_on,
+        on_behalf_of_individual=body.on_behalf_of_individual)
+
+
+async def consent_change(request: Request, principal: Principal, new_uow: NewUnitOfWork,
+                         command_cls: type[RecordConsent] | type[WithdrawConsent],
+                         use_case: Callable[..., Awaitable[list[Problem]]], **fields: Any) -> JSONResponse:
+    """Run a consent command as the caller's party; a coordinator does it for the team's cases."""
+    try:
+        command = command_cls(**fields)
+    except ValidationError as exc:  # a rule of the command that the body's model lacks
+        return problem_response(domain.problems_from_schema(safe_errors(exc)))
+    coordinator_of = principal.teams if principal.role == Role.COORDINATOR else frozenset()
+    async with new_uow() as uow:
+        problems = await use_case(uow, by=_party(principal), command=command, coordinator_of=coordinator_of)
+    if problems:
+        runtime_of(request).metrics.count_rejection(command.name, _party(principal).value,
+                                                    [p.code for p in problems])
+        return problem_response(problems, case_ref=command.case_ref)
+    return JSONResponse({"status": "recorded", "case_ref": command.case_ref,
+                         "party": command.party.value}, status_code=201)
+
+
+@router.get("/cases/{case_ref}/consents", tags=["consent"],
+            responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND, **REJECTED})
+async def consents(case_ref: CaseRef, principal: Caller, new_uow: UnitsOfWork) -> dict:
+    """A case's consent history per party (no personal data)."""
+    require_roles(principal, Role.OFFICER, Role.MEMBER, Role.COORDINATOR, Role.AUDITOR)
+    async with new_uow() as uow:
+        found = await use_cases.consent_history(uow, principal, case_ref)
+    if isinstance(found, Refusal):
+        raise refused(found)
+    case, history = found
+    return {"case_ref": case.case_ref, "history": [_change_json(change) for change in history]}
+
+
+# ------------------------------------------------------------------------------ reads of a case
+
+
+@router.get("/cases/{case_ref}", tags=["cases"], responses=DETAILS_REFUSED)
+async def case_details(case_ref: CaseRef, principal: Caller,
+                       purpose: Annotated[str, Query(min_length=3, max_length=200, pattern=TEXT,
+                                                     description="why you read it (audited)")],
+                       new_uow: UnitsOfWork) -> dict:
+    """The case's personal data (identity, question, purpose), for team members whose party
+    has the individual's consent. Every read, granted or denied, is written to the access log."""
+    async with new_uow() as uow:  # committed before the answer: a refusal is logged too
+        read = await use_cases.read_case_details(uow, principal, case_ref, purpose)
+    if isinstance(read, Refusal):
+        raise refused(read)
+    case = read.case
+    return {"case_ref": case.case_ref, "team_id": case.team_id, "referring_party": case.referring_party.value,
+            "protected_identity": case.protected_identity, "personnummer": read.personal.get("personnummer"),
+            "question": read.personal.get("question"), "purpose": read.personal.get("purpose"),
+            "erased": read.erased_at is not None, "referred_at": case.referred_at.isoformat()}
+
+
+@router.get("/cases/{case_ref}/access-log", tags=["cases"],
+            responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND, **REJECTED})
+async def access_log(case_ref: CaseRef, principal: Caller, new_uow: UnitsOfWork) -> dict:
+    """Who read the case's personal data, when and why (the individual's right to know)."""
+    require_roles(principal, Role.AUDITOR)
+    async with new_uow() as uow:
+        found = await use_cases.access_log(uow, case_ref)
+    if isinstance(found, Refusal):
+        raise refused(found)
+    case, entries = found
+    return {"case_ref": case.case_ref, "entries": [_entry_json(entry) for entry in entries]}
+
+
+# ------------------------------------------------------------------------------ answers
+
+
+def _party(principal: Principal) -> Party:
+    assert principal.party is not None  # every role the case routes serve has a party
+    return principal.party
 
 
 def problem_response(problems: list[Problem], *, agency_ref: str | None = None,
                      case_ref: str | None = None) -> JSONResponse:
     codes = {p.code for p in problems}
     status = 404 if "case_not_found" in codes else 403 if "not_allowed" in codes else 422
-    body: dict[str, Any] = {"status": "rejected", "reasons": intake.Rejected(
-        agency_ref, tuple(problems), None).reasons()}  # type: ignore[arg-type]
+    body: dict[str, Any] = {"status": "rejected", "reasons": domain.reasons_of(problems)}
     if agency_ref is not None:
         body["agency_ref"] = agency_ref
     if case_ref is not None:
@@ -144,193 +316,21 @@ def problem_response(problems: list[Problem], *, agency_ref: str | None = None,
     return JSONResponse(body, status_code=status)
 
 
-def make_routes(runtime, referral_intake: Intake, clock) -> APIRouter:
-    router = APIRouter(prefix="/api/v1")
-    caller = Annotated[Principal, Depends(authenticate(runtime.settings))]
-
-    def emitter(conn, request: Request) -> Emitter:
-        return request_emitter(conn, request, "referral")
-
-    @router.post("/referrals", tags=["referrals"], status_code=201,
-                 openapi_extra={"requestBody": {"required": True, "content": {
-                     "application/json": {"schema": inline_schema(SubmitReferral)}}}},
-                 responses={201: {"description": "Accepted (or the same agency reference "
-                                                 "accepted before: the same answer)"},
-                            **UNAUTHENTICATED, **FORBIDDEN, **REJECTED})
-    async def submit_referral(request: Request, principal: caller) -> JSONResponse:
-        """Submit a referral: the same payload and rules as the AMQP `SubmitReferral` command.
-        The referring party is the caller's, from the token."""
-        require_roles(principal, Role.OFFICER)
-        body = await request.body()
-        command, raw, errors = None, {}, []
-        if len(body) > SubmitReferral.max_bytes:
-            errors = [{"loc": (), "type": "payload_too_large"}]
-        else:
-            try:
-                raw = json.loads(body)
-                if not isinstance(raw, dict):
-                    raise ValueError
-            except ValueError:
-                return problem_response([Problem("invalid_value", None)])
-            where = unstorable(raw)
-            if where is not None:  # not stored as a rejection either: it could not be
-                return problem_response([Problem("invalid_value", where or None)])
-            try:
-                command = SubmitReferral.model_validate(raw)
-            except ValidationError as exc:
-                errors = safe_errors(exc)
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            outcome = await referral_intake.submit(
-                conn, emitter(conn, request), party=principal.party, command=command, raw=raw,
-                schema_errors=errors, channel="http", now=clock.now())
-        if isinstance(outcome, Accepted):
-            return JSONResponse({"status": "accepted", "case_ref": outcome.case_ref,
-                                 "agency_ref": outcome.agency_ref,
-                                 "accepted_at": outcome.accepted_at.isoformat()},
-                                status_code=201,
-                                headers={"Idempotent-Replayed": "true"} if outcome.replay else {})
-        runtime.metrics.count_rejection(SubmitReferral.name, principal.party.value,
-                                        [p.code for p in outcome.problems])
-        return problem_response(list(outcome.problems), agency_ref=outcome.agency_ref)
-
-    @router.get("/referrals/rejections", tags=["referrals"],
-                responses={**UNAUTHENTICATED, **FORBIDDEN})
-    async def rejections(principal: caller) -> list[dict]:
-        """Your party's latest rejected submissions (codes and fields; no personal data)."""
-        require_roles(principal, Role.OFFICER)
-        async with runtime.pool.acquire() as conn:
-            return await store.rejections_of(conn, principal.party.value)
-
-    async def consent_change(request: Request, principal: Principal, command_cls,
-                             **fields) -> JSONResponse:
-        try:
-            command = command_cls(**fields)
-        except ValidationError as exc:  # a rule of the command that the body's model lacks
-            return problem_response(domain.problems_from_schema(safe_errors(exc)))
-        apply = (intake.record_consent if command_cls is RecordConsent
-                 else intake.withdraw_consent)
-        coordinator_of = principal.teams if principal.role == Role.COORDINATOR else frozenset()
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            problems = await apply(conn, emitter(conn, request), by=principal.party,
-                                   command=command, now=clock.now(),
-                                   coordinator_of=coordinator_of)
-        if problems:
-            runtime.metrics.count_rejection(command.name, principal.party.value,
-                                            [p.code for p in problems])
-            return problem_response(problems, case_ref=command.case_ref)
-        return JSONResponse({"status": "recorded", "case_ref": command.case_ref,
-                             "party": command.party.value}, status_code=201)
-
-    @router.post("/cases/{case_ref}/consents", tags=["consent"], status_code=201,
-                 responses=CONSENT_CHANGE)
-    async def record_consent(case_ref: CaseRef, body: ConsentBody, request: Request,
-                             principal: caller) -> JSONResponse:
-        """Record the individual's consent for a party (given after the referral, or again)."""
-        require_roles(principal, Role.OFFICER, Role.COORDINATOR)
-        return await consent_change(
-            request, principal, RecordConsent,
-            case_ref=case_ref, party=body.party, given_on=body.given_on, form_ref=body.form_ref)
-
-    @router.post("/cases/{case_ref}/consents/{party}/withdrawal", tags=["consent"],
-                 status_code=201, responses=CONSENT_CHANGE)
-    async def withdraw_consent(case_ref: CaseRef, party: Party, body: WithdrawalBody,
-                               request: Request, principal: caller) -> JSONResponse:
-        """Withdraw a party's consent (by the party, or on the individual's behalf)."""
-        require_roles(principal, Role.OFFICER, Role.COORDINATOR)
-        return await consent_change(
-            request, principal, WithdrawConsent,
-            case_ref=case_ref, party=party, withdrawn_on=body.withdrawn_on,
-            on_behalf_of_individual=body.on_behalf_of_individual)
-
-    @router.get("/cases/{case_ref}/consents", tags=["consent"],
-                responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND,
-                           **REJECTED})
-    async def consents(case_ref: CaseRef, principal: caller) -> dict:
-        """A case's consent history per party (no personal data)."""
-        require_roles(principal, Role.OFFICER, Role.MEMBER, Role.COORDINATOR, Role.AUDITOR)
-        async with runtime.pool.acquire() as conn:
-            case = await _visible_case(conn, case_ref, principal)
-            history = await store.consent_history(conn, case.case_ref)
-        return {"case_ref": case.case_ref, "history": _jsonable(history)}
-
-    @router.get("/cases/{case_ref}", tags=["cases"], responses={
-        **UNAUTHENTICATED,
-        403: {"model": ErrorBody, "description": "Your role, team or party's consent does not "
-                                                 "allow it (the refusal is logged)"},
-        **CASE_NOT_FOUND,
-        422: {"model": RejectionBody | ErrorBody,
-              "description": "Invalid purpose: its length (rejection reasons), or it holds an "
-                             "identity number (detail code purpose_holds_identity)"}})
-    async def case_details(case_ref: CaseRef, principal: caller,
-                           purpose: Annotated[str, Query(min_length=3, max_length=200,
-                                                         pattern=TEXT,
-                                                         description="why you read it (audited)")]
-                           ) -> dict:
-        """The case's personal data (identity, question, purpose), for team members whose party
-        has the individual's consent. Every read, granted or denied, is written to the access log."""
-        if domain.holds_identity_number(purpose):
-            raise HTTPException(422, {"code": "purpose_holds_identity",
-                                      "message": "the purpose may not contain an identity number"})
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            case = await store.get_case(conn, case_ref)
-            if case is None:
-                raise HTTPException(404, {"code": "case_not_found", "message": "no such case"})
-            consent = await store.consent_in_force(conn, case.case_ref, principal.party.value)
-            refusal = domain.may_read_details(
-                role=principal.role.value, teams=principal.teams, case_team=case.team_id,
-                party_has_consent=consent)
-            await store.log_access(conn, case_ref=case.case_ref, user_id=principal.user_id,
-                                   party=principal.party.value, role=principal.role.value,
-                                   purpose=purpose, outcome="denied" if refusal else "granted",
-                                   reason=refusal)
-            if refusal:
-                return JSONResponse({"detail": {"code": refusal, "message": _REFUSALS[refusal]}},
-                                    status_code=403)
-            sealed, erased_at = await store.sealed_fields(conn, case.case_ref)
-        try:
-            details = referral_intake.reveal(case.case_ref, sealed)
-        except VaultError:  # its key destroyed: as good as erased
-            log.error("vault field could not be opened", case_ref=case.case_ref)
-            details, erased_at = {}, erased_at or case.referred_at
-        return {"case_ref": case.case_ref, "team_id": case.team_id,
-                "referring_party": case.referring_party,
-                "protected_identity": case.protected_identity,
-                "personnummer": details.get("personnummer"),
-                "question": details.get("question"), "purpose": details.get("purpose"),
-                "erased": erased_at is not None,
-                "referred_at": case.referred_at.isoformat()}
-
-    @router.get("/cases/{case_ref}/access-log", tags=["cases"],
-                responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND,
-                           **REJECTED})
-    async def access_log(case_ref: CaseRef, principal: caller) -> dict:
-        """Who read the case's personal data, when and why (the individual's right to know)."""
-        require_roles(principal, Role.AUDITOR)
-        async with runtime.pool.acquire() as conn:
-            case = await store.get_case(conn, case_ref)
-            if case is None:
-                raise HTTPException(404, {"code": "case_not_found", "message": "no such case"})
-            entries = await store.access_log(conn, case.case_ref)
-        return {"case_ref": case.case_ref, "entries": _jsonable(entries)}
-
-    return router
+_REFUSAL_STATUS = {"case_not_found": 404, "purpose_holds_identity": 422}
 
 
-_REFUSALS = {"role_not_allowed": "your role may not read case details",
-             "not_in_team": "you are not a member of the case's team",
-             "no_consent": "the individual has not consented to sharing with your party"}
+def refused(refusal: Refusal) -> HTTPException:
+    """A refused read as an error answer: 404 no such case, 422 a bad purpose, else 403."""
+    return HTTPException(_REFUSAL_STATUS.get(refusal.code, 403), {"code": refusal.code, "message": refusal.message})
 
 
-async def _visible_case(conn, case_ref: str, principal: Principal):
-    case = await store.get_case(conn, case_ref)
-    if case is None:
-        raise HTTPException(404, {"code": "case_not_found", "message": "no such case"})
-    if principal.role != Role.AUDITOR and not principal.in_team(case.team_id):
-        raise HTTPException(403, {"code": "not_in_team",
-                                  "message": "not a member of the case's team"})
-    return case
+def _change_json(change: ConsentChange) -> dict:
+    return {"party": change.party.value, "action": change.action, "on_date": change.on_date.isoformat(),
+            "form_ref": change.form_ref, "on_behalf_of_individual": change.on_behalf_of_individual,
+            "recorded_by": change.recorded_by.value, "recorded_at": change.recorded_at.isoformat()}
 
 
-def _jsonable(rows: list[dict]) -> list[dict]:
-    return [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
-            for row in rows]
+def _entry_json(entry: AccessEntry) -> dict:
+    return {"user_id": entry.user_id, "party": entry.party.value, "role": entry.role, "purpose": entry.purpose,
+            "outcome": entry.outcome, "reason": entry.reason,
+            "read_at": entry.read_at.isoformat() if entry.read_at else None}

@@ -1,196 +1,235 @@
-"""Referral storage (asyncpg). Personal data is only written here encrypted (see vault.py)."""
+"""Referral storage: the repositories of the unit of work (``uow.py``), small classes over the
+transaction's connection that take and give the domain's records (``domain.py``), never
+database rows. Personal data is only written here sealed (see vault.py)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import asyncpg
 
-from .vault import Sealed
+from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party
+from shared.platform.db import Conn
+from shared.platform.teams import Team
+
+from .domain import AccessEntry, Case, ConsentChange, RejectionRecord
+from .vault import Sealed, SealedCase
+
+_CASE_COLUMNS = """case_ref, referring_party, agency_ref, team_id, municipality, protected_identity,
+                   referred_at, person_pseudonym, gender, age_band, income_source, consented_parties,
+                   officer_id, closed_at, exit_reason"""
+_VAULT_FIELDS = ("personnummer", "question", "purpose")
 
 
-@dataclass(frozen=True)
-class Case:
-    case_ref: str
-    referring_party: str
-    agency_ref: str
-    team_id: str
-    municipality: str
-    protected_identity: bool
-    referred_at: datetime
-    closed_at: datetime | None
-
-
-async def insert_case(conn: asyncpg.Connection, *, case_ref: str, referring_party: str,
-                      agency_ref: str, team_id: str, municipality: str,
-                      person_pseudonym: bytes | None, protected_identity: bool, gender: str,
-                      age_band: str, income_source: str, consented_parties: list[str],
-                      officer_id: str, referred_at: datetime) -> str | None:
-    """Insert a new case. Returns None when it was created, else the unique index that refused
-    it (this agency's reference, or this person's one open case)."""
-    try:
-        async with conn.transaction():  # a savepoint: a unique violation leaves the caller's tx usable
-            await conn.execute(
-                """INSERT INTO referrals (case_ref, referring_party, agency_ref, team_id,
-                       municipality, person_pseudonym, protected_identity, gender, age_band,
-                       income_source, consented_parties, officer_id, referred_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
-                case_ref, referring_party, agency_ref, team_id, municipality, person_pseudonym,
-                protected_identity, gender, age_band, income_source, consented_parties,
-                officer_id, referred_at)
-    except asyncpg.UniqueViolationError as exc:
-        return exc.constraint_name or "unique"
-    return None
-
-
-async def accepted_case_for(conn: asyncpg.Connection, party: str, agency_ref: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """SELECT case_ref, referred_at, person_pseudonym, team_id FROM referrals
-           WHERE referring_party = $1 AND agency_ref = $2""", party, agency_ref)
-
-
-async def has_open_case(conn: asyncpg.Connection, pseudonym: bytes) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT true FROM referrals WHERE person_pseudonym = $1 AND closed_at IS NULL",
-        pseudonym))
-
-
-async def lock_case(conn: asyncpg.Connection, case_ref: str) -> Case | None:
-    """The case, locked for the rest of the transaction (one case's writers serialise here)."""
-    row = await conn.fetchrow(
-        """SELECT case_ref, referring_party, agency_ref, team_id, municipality,
-                  protected_identity, referred_at, closed_at
-           FROM referrals WHERE case_ref = $1 FOR UPDATE""", case_ref)
-    return Case(**dict(row)) if row else None
-
-
-async def get_case(conn: asyncpg.Connection, case_ref: str) -> Case | None:
-    row = await conn.fetchrow(
-        """SELECT case_ref, referring_party, agency_ref, team_id, municipality,
-                  protected_identity, referred_at, closed_at
-           FROM referrals WHERE case_ref = $1""", case_ref)
-    return Case(**dict(row)) if row else None
-
-
-async def store_sealed(conn: asyncpg.Connection, case_ref: str, fields: dict[str, Sealed | None]) -> None:
-    """Write the vault row: field -> sealed value (personnummer, question, purpose)."""
-    values = []
-    for name in ("personnummer", "question", "purpose"):
-        sealed = fields.get(name)
-        values += [sealed.blob if sealed else None, sealed.key_id if sealed else None]
-    await conn.execute(
-        """INSERT INTO vault (case_ref, personnummer, personnummer_key, question, question_key,
-                              purpose, purpose_key)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""", case_ref, *values)
-
-
-async def sealed_fields(conn: asyncpg.Connection, case_ref: str) -> tuple[dict[str, Sealed], datetime | None]:
-    row = await conn.fetchrow("SELECT * FROM vault WHERE case_ref = $1", case_ref)
+def _case(row: asyncpg.Record | None) -> Case | None:
     if row is None:
-        return {}, None
-    fields = {name: Sealed(row[f"{name}_key"], row[name])
-              for name in ("personnummer", "question", "purpose") if row[name] is not None}
-    return fields, row["erased_at"]
+        return None
+    return Case(case_ref=row["case_ref"], referring_party=Party(row["referring_party"]),
+                agency_ref=row["agency_ref"], team_id=row["team_id"], municipality=row["municipality"],
+                protected_identity=row["protected_identity"], referred_at=row["referred_at"],
+                person_pseudonym=row["person_pseudonym"], gender=Gender(row["gender"]),
+                age_band=AgeBand(row["age_band"]), income_source=IncomeSource(row["income_source"]),
+                consented_parties=tuple(Party(p) for p in row["consented_parties"]),
+                officer_id=row["officer_id"], closed_at=row["closed_at"], exit_reason=row["exit_reason"])
 
 
-async def add_consent(conn: asyncpg.Connection, *, case_ref: str, party: str, action: str,
-                      on_date: date, form_ref: str | None, on_behalf_of_individual: bool,
-                      recorded_by: str, recorded_at: datetime) -> None:
-    await conn.execute(
-        """INSERT INTO consent_history (case_ref, party, action, on_date, form_ref,
-                                        on_behalf_of_individual, recorded_by, recorded_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        case_ref, party, action, on_date, form_ref, on_behalf_of_individual, recorded_by,
-        recorded_at)
+class Cases:
+    """The accepted referrals (table ``referrals``)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def add(self, case: Case) -> bool:
+        """Insert a new case; False if a unique index refused it (this agency's reference, or this
+        person's one open case), and then nothing is written."""
+        try:
+            async with self.conn.transaction():  # a savepoint: a refusal leaves the unit of work usable
+                await self.conn.execute(
+                    """INSERT INTO referrals (case_ref, referring_party, agency_ref, team_id,
+                           municipality, person_pseudonym, protected_identity, gender, age_band,
+                           income_source, consented_parties, officer_id, referred_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
+                    case.case_ref, case.referring_party.value, case.agency_ref, case.team_id,
+                    case.municipality, case.person_pseudonym, case.protected_identity,
+                    case.gender.value, case.age_band.value, case.income_source.value,
+                    [p.value for p in case.consented_parties], case.officer_id, case.referred_at)
+        except asyncpg.UniqueViolationError:
+            return False
+        return True
+
+    async def get(self, case_ref: str) -> Case | None:
+        return _case(await self.conn.fetchrow(
+            f"SELECT {_CASE_COLUMNS} FROM referrals WHERE case_ref = $1", case_ref))
+
+    async def lock(self, case_ref: str) -> Case | None:
+        """The case, locked for the rest of the unit of work (one case's writers serialise here)."""
+        return _case(await self.conn.fetchrow(
+            f"SELECT {_CASE_COLUMNS} FROM referrals WHERE case_ref = $1 FOR UPDATE", case_ref))
+
+    async def accepted_for(self, party: Party, agency_ref: str) -> Case | None:
+        """The case the party's agency reference was accepted as, if it was."""
+        return _case(await self.conn.fetchrow(
+            f"SELECT {_CASE_COLUMNS} FROM referrals WHERE referring_party = $1 AND agency_ref = $2",
+            party.value, agency_ref))
+
+    async def has_open_case(self, pseudonym: bytes) -> bool:
+        return bool(await self.conn.fetchval(
+            "SELECT true FROM referrals WHERE person_pseudonym = $1 AND closed_at IS NULL", pseudonym))
+
+    async def close(self, case: Case) -> None:
+        """Write the case's closure (closed_at and exit_reason of ``case``)."""
+        await self.conn.execute(
+            "UPDATE referrals SET closed_at = $2, exit_reason = $3 WHERE case_ref = $1",
+            case.case_ref, case.closed_at, case.exit_reason)
+
+    async def closed_holding_personal_data(self) -> list[Case]:
+        """The closed cases whose personal data the vault still holds (retention candidates)."""
+        rows = await self.conn.fetch(
+            f"""SELECT {_CASE_COLUMNS} FROM referrals r
+                WHERE r.closed_at IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM vault v WHERE v.case_ref = r.case_ref AND v.erased_at IS NULL)
+                ORDER BY r.closed_at""")
+        return [case for case in map(_case, rows) if case is not None]
+
+    async def forget_pseudonyms(self, case_refs: Sequence[str]) -> None:
+        """Drop the pseudonym, which whoever holds the key could match to a number."""
+        await self.conn.execute("UPDATE referrals SET person_pseudonym = NULL WHERE case_ref = ANY($1)",
+                                list(case_refs))
 
 
-async def consent_in_force(conn: asyncpg.Connection, case_ref: str, party: str) -> bool:
-    action = await conn.fetchval(
-        """SELECT action FROM consent_history WHERE case_ref = $1 AND party = $2
-           ORDER BY id DESC LIMIT 1""", case_ref, party)
-    return action == "given"
+class Vault:
+    """The cases' personal data, sealed (table ``vault``; one row per case)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def put(self, case_ref: str, fields: Mapping[str, Sealed]) -> None:
+        values: list[object] = []
+        for name in _VAULT_FIELDS:
+            sealed = fields.get(name)
+            values += [sealed.blob if sealed else None, sealed.key_id if sealed else None]
+        await self.conn.execute(
+            """INSERT INTO vault (case_ref, personnummer, personnummer_key, question, question_key,
+                                  purpose, purpose_key)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""", case_ref, *values)
+
+    async def get(self, case_ref: str) -> SealedCase:
+        """The case's sealed fields (none for a case without a vault row)."""
+        row = await self.conn.fetchrow("SELECT * FROM vault WHERE case_ref = $1", case_ref)
+        if row is None:
+            return SealedCase()
+        return SealedCase({name: Sealed(row[f"{name}_key"], row[name])
+                           for name in _VAULT_FIELDS if row[name] is not None}, row["erased_at"])
+
+    async def erase(self, case_refs: Sequence[str]) -> None:
+        """Destroy the ciphertexts of these cases (crypto-shredding aside, the only way back)."""
+        await self.conn.execute(
+            """UPDATE vault SET personnummer = NULL, personnummer_key = NULL, question = NULL,
+                      question_key = NULL, purpose = NULL, purpose_key = NULL, erased_at = now()
+               WHERE case_ref = ANY($1) AND erased_at IS NULL""", list(case_refs))
 
 
-async def last_withdrawal(conn: asyncpg.Connection, case_ref: str, party: str) -> date | None:
-    return await conn.fetchval(
-        """SELECT max(on_date) FROM consent_history
-           WHERE case_ref = $1 AND party = $2 AND action = 'withdrawn'""", case_ref, party)
+def _consent_change(row: asyncpg.Record) -> ConsentChange:
+    return ConsentChange(case_ref=row["case_ref"], party=Party(row["party"]), action=row["action"],
+                         on_date=row["on_date"], recorded_by=Party(row["recorded_by"]),
+                         recorded_at=row["recorded_at"], form_ref=row["form_ref"],
+                         on_behalf_of_individual=row["on_behalf_of_individual"])
 
 
-async def consent_history(conn: asyncpg.Connection, case_ref: str) -> list[dict]:
-    rows = await conn.fetch(
-        """SELECT party, action, on_date, form_ref, on_behalf_of_individual, recorded_by,
-                  recorded_at FROM consent_history WHERE case_ref = $1 ORDER BY id""", case_ref)
-    return [dict(r) for r in rows]
+class ConsentHistory:
+    """Every case's consent, given and withdrawn per party (table ``consent_history``, append-only)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def add(self, change: ConsentChange) -> None:
+        await self.conn.execute(
+            """INSERT INTO consent_history (case_ref, party, action, on_date, form_ref,
+                                            on_behalf_of_individual, recorded_by, recorded_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            change.case_ref, change.party.value, change.action, change.on_date, change.form_ref,
+            change.on_behalf_of_individual, change.recorded_by.value, change.recorded_at)
+
+    async def of(self, case_ref: str) -> list[ConsentChange]:
+        """The case's history, oldest first."""
+        rows = await self.conn.fetch(
+            """SELECT case_ref, party, action, on_date, form_ref, on_behalf_of_individual, recorded_by,
+                      recorded_at FROM consent_history WHERE case_ref = $1 ORDER BY id""", case_ref)
+        return [_consent_change(row) for row in rows]
 
 
-async def store_rejection(conn: asyncpg.Connection, *, party: str, agency_ref: str | None,
-                          channel: str, reasons: list[dict], rejected_at: datetime) -> None:
-    await conn.execute(
-        """INSERT INTO rejections (party, agency_ref, channel, codes, reasons, rejected_at)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6)""",
-        party, agency_ref, channel, [r["code"] for r in reasons], json.dumps(reasons),
-        rejected_at)
+class Rejections:
+    """Rejected submissions, without personal data (table ``rejections``)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def add(self, rejection: RejectionRecord) -> None:
+        await self.conn.execute(
+            """INSERT INTO rejections (party, agency_ref, channel, codes, reasons, rejected_at)
+               VALUES ($1, $2, $3, $4, $5::jsonb, $6)""",
+            rejection.party.value, rejection.agency_ref, rejection.channel,
+            [r["code"] for r in rejection.reasons], json.dumps(list(rejection.reasons)),
+            rejection.rejected_at)
+
+    async def of(self, party: Party, limit: int = 100) -> list[RejectionRecord]:
+        """The party's latest rejections, newest first."""
+        rows = await self.conn.fetch(
+            """SELECT party, agency_ref, channel, reasons, rejected_at FROM rejections WHERE party = $1
+               ORDER BY id DESC LIMIT $2""", party.value, limit)
+        return [RejectionRecord(Party(r["party"]), r["agency_ref"], r["channel"],
+                                tuple(json.loads(r["reasons"])), r["rejected_at"]) for r in rows]
 
 
-async def rejections_of(conn: asyncpg.Connection, party: str, limit: int = 100) -> list[dict]:
-    rows = await conn.fetch(
-        """SELECT agency_ref, channel, reasons, rejected_at FROM rejections WHERE party = $1
-           ORDER BY id DESC LIMIT $2""", party, limit)
-    return [{**dict(r), "reasons": json.loads(r["reasons"])} for r in rows]
+class AccessLog:
+    """Every read of personal data, granted or denied (table ``access_log``, append-only)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def add(self, entry: AccessEntry) -> None:
+        await self.conn.execute(
+            """INSERT INTO access_log (case_ref, user_id, party, role, purpose, outcome, reason)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            entry.case_ref, entry.user_id, entry.party.value, entry.role, entry.purpose, entry.outcome,
+            entry.reason)
+
+    async def of(self, case_ref: str) -> list[AccessEntry]:
+        """The case's entries, oldest first."""
+        rows = await self.conn.fetch(
+            """SELECT case_ref, user_id, party, role, purpose, outcome, reason, read_at FROM access_log
+               WHERE case_ref = $1 ORDER BY id""", case_ref)
+        return [AccessEntry(case_ref=r["case_ref"], user_id=r["user_id"], party=Party(r["party"]),
+                            role=r["role"], purpose=r["purpose"], outcome=r["outcome"], reason=r["reason"],
+                            read_at=r["read_at"]) for r in rows]
 
 
-async def log_access(conn: asyncpg.Connection, *, case_ref: str, user_id: str, party: str,
-                     role: str, purpose: str, outcome: str, reason: str | None) -> None:
-    await conn.execute(
-        """INSERT INTO access_log (case_ref, user_id, party, role, purpose, outcome, reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        case_ref, user_id, party, role, purpose, outcome, reason)
+class TeamRegistry:
+    """The Trisam teams: as the meeting service's registry last announced them (TeamUpdated, table
+    ``registered_teams``), else as the registry file has them."""
 
+    def __init__(self, conn: Conn, from_file: Mapping[str, Team]) -> None:
+        self.conn = conn
+        self.from_file = from_file
 
-async def access_log(conn: asyncpg.Connection, case_ref: str) -> list[dict]:
-    rows = await conn.fetch(
-        """SELECT user_id, party, role, purpose, outcome, reason, read_at FROM access_log
-           WHERE case_ref = $1 ORDER BY id""", case_ref)
-    return [dict(r) for r in rows]
+    async def municipality_of(self, team_id: str) -> str | None:
+        """The team's municipality; None for an unknown team."""
+        registered = await self.conn.fetchval(
+            "SELECT municipality FROM registered_teams WHERE team_id = $1", team_id)
+        if registered is not None:
+            return str(registered)
+        team = self.from_file.get(team_id)
+        return team.municipality if team else None
 
-
-async def close_case(conn: asyncpg.Connection, case_ref: str, reason: str,
-                     closed_at: datetime) -> bool:
-    status = await conn.execute(
-        """UPDATE referrals SET closed_at = $2, exit_reason = $3
-           WHERE case_ref = $1 AND closed_at IS NULL""", case_ref, closed_at, reason)
-    return status.endswith(" 1")
-
-
-async def erase_expired(conn: asyncpg.Connection, closed_before: datetime) -> list[str]:
-    """Destroy the ciphertexts, and the pseudonym that could be matched to a number by whoever
-    holds the key, of cases closed before the given time; returns their case refs."""
-    rows = await conn.fetch(
-        """UPDATE vault v SET personnummer = NULL, personnummer_key = NULL, question = NULL,
-                  question_key = NULL, purpose = NULL, purpose_key = NULL, erased_at = now()
-           FROM referrals r
-           WHERE r.case_ref = v.case_ref AND r.closed_at < $1 AND v.erased_at IS NULL
-           RETURNING v.case_ref""", closed_before)
-    erased = [r["case_ref"] for r in rows]
-    await conn.execute("UPDATE referrals SET person_pseudonym = NULL WHERE case_ref = ANY($1)",
-                       erased)
-    return erased
-
-
-async def register_team(conn: asyncpg.Connection, team_id: str, municipality: str, revision: int,
-                        updated_at) -> None:
-    """Keep the newest revision of a team's entry (an older one arriving late changes nothing)."""
-    await conn.execute(
-        """INSERT INTO registered_teams (team_id, municipality, revision, updated_at)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (team_id) DO UPDATE SET municipality = EXCLUDED.municipality,
-               revision = EXCLUDED.revision, updated_at = EXCLUDED.updated_at
-           WHERE registered_teams.revision < EXCLUDED.revision""",
-        team_id, municipality, revision, updated_at)
-
-
-async def registered_municipality(conn: asyncpg.Connection, team_id: str) -> str | None:
-    return await conn.fetchval("SELECT municipality FROM registered_teams WHERE team_id = $1", team_id)
+    async def register(self, team_id: str, municipality: str, revision: int, updated_at: datetime) -> None:
+        """Keep the newest revision of a team's entry (an older one arriving late changes nothing:
+        one statement, so that two instances applying two revisions at once cannot get it wrong)."""
+        await self.conn.execute(
+            """INSERT INTO registered_teams (team_id, municipality, revision, updated_at)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (team_id) DO UPDATE SET municipality = EXCLUDED.municipality,
+                   revision = EXCLUDED.revision, updated_at = EXCLUDED.updated_at
+               WHERE registered_teams.revision < EXCLUDED.revision""",
+            team_id, municipality, revision, updated_at)

@@ -17,8 +17,9 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -42,11 +43,33 @@ class Sealed:
         return f"Sealed(key_id={self.key_id!r}, blob=<{len(self.blob)} bytes>)"
 
 
+@dataclass(frozen=True)
+class SealedCase:
+    """A case's row of the vault: its sealed fields (personnummer, question, purpose; those it
+    has), and when they were erased after the retention period, if they were."""
+
+    fields: dict[str, Sealed] = field(default_factory=dict)
+    erased_at: datetime | None = None
+
+
 def associated_data(case_ref: str, field: str) -> bytes:
     """Binds a ciphertext to its row and field: ``b"TS-ABC|personnummer"``."""
     if "|" in case_ref or "|" in field:
         raise ValueError("case_ref and field must not contain '|'")
     return f"{case_ref}|{field}".encode()
+
+
+def seal(keyring: Keyring, case_ref: str, values: Mapping[str, str]) -> dict[str, Sealed]:
+    """Encrypt a case's personal data, field by field, under the current key."""
+    return {name: keyring.encrypt(value.encode(), associated_data=associated_data(case_ref, name))
+            for name, value in values.items()}
+
+
+def reveal(keyring: Keyring, case_ref: str, sealed: Mapping[str, Sealed]) -> dict[str, str]:
+    """Decrypt a case's vault fields (call only after the access rules allowed it, and the read
+    is in the access log). VaultError if one cannot be opened (e.g. its key was destroyed)."""
+    return {name: keyring.decrypt(value, associated_data=associated_data(case_ref, name)).decode()
+            for name, value in sealed.items()}
 
 
 class Keyring:

@@ -10,12 +10,12 @@ agency's intake command ``SubmitReferral``, which is the one way identity enters
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
-from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model,
-                      model_validator)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from shared.contracts.vocabulary import Party
 
@@ -61,11 +61,13 @@ class Envelope(BaseModel):
 
 _REGISTRY: dict[tuple[str, int], type[Contract]] = {}
 
+C = TypeVar("C", bound=Contract)
 
-def contract(name: str, version: int):
+
+def contract(name: str, version: int) -> Callable[[type[C]], type[C]]:
     """Register a payload model under its explicit name and version."""
 
-    def register(cls: type[Contract]) -> type[Contract]:
+    def register(cls: type[C]) -> type[C]:
         key = (name, version)
         if "name" in cls.model_fields or "version" in cls.model_fields:
             raise RuntimeError(f"{cls.__name__}: 'name' and 'version' are the contract's own")
@@ -89,8 +91,9 @@ def wire_model(contract_cls: type[Contract]) -> type[Envelope]:
         f"{contract_cls.name}V{contract_cls.version}Message",
         __base__=Envelope,
         __doc__=contract_cls.__doc__,
-        event_type=(Literal[contract_cls.name], ...),  # type: ignore[valid-type]
-        version=(Literal[contract_cls.version], ...),  # type: ignore[valid-type]
+        # Literal types made at run time: pydantic takes them, mypy cannot check them
+        event_type=(cast(Any, Literal[contract_cls.name]), ...),
+        version=(cast(Any, Literal[contract_cls.version]), ...),
         payload=(contract_cls, ...),
     )
 
@@ -108,7 +111,7 @@ def envelope_for(
         event_id=event_id,
         event_type=payload.name,
         version=payload.version,
-        occurred_at=occurred_at or datetime.now(timezone.utc),
+        occurred_at=occurred_at or datetime.now(UTC),
         producer=producer,
         correlation_id=correlation_id or str(event_id),
         causation_id=causation_id,

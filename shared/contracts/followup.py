@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field
 from shared.contracts.envelope import AgencyReply, Command, Contract, contract
 from shared.contracts.vocabulary import ExitReason, FollowUpKind, IncomeSource, Party, PlanStatus, Readiness
 
+
 @contract("CaseClosed", 1)
 class CaseClosed(Contract):
     """The case is closed (avslut), with its exit reason. Starts the retention period of the

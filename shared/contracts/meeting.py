@@ -8,7 +8,15 @@ from datetime import date
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.envelope import AgencyReply, Contract, contract
-from shared.contracts.vocabulary import ActionType, CancellationReason, HostUnit, Invitee, NotConsultedReason, Party, PostponementReason
+from shared.contracts.vocabulary import (
+    ActionType,
+    CancellationReason,
+    HostUnit,
+    Invitee,
+    NotConsultedReason,
+    Party,
+    PostponementReason,
+)
 
 # --------------------------------------------------------------------------- meetings (meeting service)
 # Meeting events carry no personal data and no free text: case references, codes and dates.

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shared.contracts.envelope import AgencyReply, Command, Contract, RejectionReason, contract
 from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party, ReasonCode
 
+
 class Consent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

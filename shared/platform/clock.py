@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from shared.platform.config import Settings
 
 # Dates of the domain (ages, meeting days, "not in the future") are Swedish dates.
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -32,16 +36,16 @@ class Clock:
                  started_at: datetime | None = None, stops_at: datetime | None = None):
         self.offset = offset
         self.speed = speed
-        self.started_at = started_at or datetime.now(timezone.utc)
+        self.started_at = started_at or datetime.now(UTC)
         self.stops_at = stops_at
 
     @classmethod
-    def from_settings(cls, settings) -> "Clock":
+    def from_settings(cls, settings: Settings) -> Clock:
         return cls(timedelta(days=settings.dev_clock_offset_days), settings.dev_clock_speed,
                    settings.dev_clock_started_at, settings.dev_clock_stops_at)
 
     def now(self) -> datetime:
-        real = datetime.now(timezone.utc)
+        real = datetime.now(UTC)
         if self.speed == 1.0:
             simulated = real + self.offset
         else:
@@ -64,6 +68,6 @@ class SettableClock(Clock):
     def set(self, at: datetime) -> None:
         self._at = at
 
-    def advance(self, **delta) -> datetime:
+    def advance(self, **delta: float) -> datetime:
         self._at += timedelta(**delta)
         return self._at

@@ -4,12 +4,13 @@ the values sent), and the answer to that agency alone (CommandAccepted / Command
 
 from __future__ import annotations
 
-from shared.contracts import (CommandAccepted, CommandRejected, InvalidPayload, PoisonMessage,
-                           RejectionReason)
+from collections.abc import Iterable
+from typing import cast
+
+from shared.contracts import CommandAccepted, CommandRejected, InvalidPayload, PoisonMessage, RejectionReason
+from shared.contracts.vocabulary import Party
 from shared.platform.problems import Problem
 from shared.platform.uow import Message, UnitOfWork
-from shared.contracts.vocabulary import Party
-
 
 
 def sender(message: Message | None, agency_users: dict[str, str]) -> Party:
@@ -25,7 +26,7 @@ def sender(message: Message | None, agency_users: dict[str, str]) -> Party:
     return Party(party)
 
 
-def reasons(problems) -> tuple[RejectionReason, ...]:
+def reasons(problems: Iterable[Problem]) -> tuple[RejectionReason, ...]:
     return tuple(RejectionReason(code=p.code, field=p.field, message_sv=p.message_sv,
                                  message_en=p.message_en) for p in problems)
 
@@ -41,10 +42,12 @@ async def answer(uow: UnitOfWork, party: Party, problems: list[Problem],
     """Reply to the sending agency alone: accepted, or rejected with every reason."""
     assert uow.message is not None
     name, command_id = uow.message.envelope.event_type, str(uow.message.envelope.event_id)
+    reply: CommandAccepted | CommandRejected
     if problems:
         reply = CommandRejected(recipient=party, command=name, command_id=command_id,
                                 case_ref=case_ref, reasons=reasons(problems))
     else:
+        # no problems: the command was valid, so its case_ref is known (the model checks it)
         reply = CommandAccepted(recipient=party, command=name, command_id=command_id,
-                                case_ref=case_ref)
+                                case_ref=cast(str, case_ref))
     await uow.emit(reply, ordering_key=case_ref or f"command:{command_id}")

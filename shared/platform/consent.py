@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
 import structlog
 
 from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
+from shared.platform.db import Conn
 
 log = structlog.get_logger("consent")
 
@@ -26,34 +26,34 @@ ON CONFLICT (case_ref, party) DO UPDATE
 """
 
 
-async def record_initial(conn: asyncpg.Connection, event: CaseReferred) -> None:
+async def record_initial(conn: Conn, event: CaseReferred) -> None:
     """The consents given at referral."""
     for party in event.consented_parties:
         await conn.execute(_UPSERT, event.case_ref, party.value, "given", event.referred_at)
 
 
-async def _set(conn: asyncpg.Connection, case_ref: str, party: str, status: str,
+async def _set(conn: Conn, case_ref: str, party: str, status: str,
                changed_at: datetime) -> None:
     await conn.execute(_UPSERT, case_ref, party, status, changed_at)
 
 
-async def consent_recorded(conn: asyncpg.Connection, event: ConsentRecorded) -> None:
+async def consent_recorded(conn: Conn, event: ConsentRecorded) -> None:
     await _set(conn, event.case_ref, event.party.value, "given", event.recorded_at)
     log.info("consent applied", party=event.party.value)
 
 
-async def consent_withdrawn(conn: asyncpg.Connection, event: ConsentWithdrawn) -> None:
+async def consent_withdrawn(conn: Conn, event: ConsentWithdrawn) -> None:
     await _set(conn, event.case_ref, event.party.value, "withdrawn", event.recorded_at)
     log.info("consent withdrawal applied", party=event.party.value)
 
 
-async def has_consent(conn: asyncpg.Connection, case_ref: str, party: str) -> bool:
-    status = await conn.fetchval(
+async def has_consent(conn: Conn, case_ref: str, party: str) -> bool:
+    status: str | None = await conn.fetchval(
         "SELECT status FROM consent_state WHERE case_ref = $1 AND party = $2", case_ref, party)
     return status == "given"
 
 
-async def consents_of(conn: asyncpg.Connection, case_ref: str) -> dict[str, str]:
+async def consents_of(conn: Conn, case_ref: str) -> dict[str, str]:
     """Each party's consent status for the case ("given" or "withdrawn"; absent: never given)."""
     rows = await conn.fetch("SELECT party, status FROM consent_state WHERE case_ref = $1", case_ref)
     return {r["party"]: r["status"] for r in rows}

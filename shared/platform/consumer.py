@@ -22,16 +22,25 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import structlog
-from faststream.rabbit import RabbitMessage
+from faststream.rabbit import RabbitBroker, RabbitMessage
 
-from shared.contracts import (CommandRejected, Envelope, InvalidPayload, PoisonMessage,
-                              ReferralRejected, decode)
+from shared.contracts import (
+    CommandRejected,
+    Contract,
+    Envelope,
+    InvalidPayload,
+    PoisonMessage,
+    ReferralRejected,
+    decode,
+)
+from shared.platform.db import Conn
 from shared.platform.handlers import Handler, HandlerTable
 from shared.platform.logging import bound_contextvars
 from shared.platform.metrics import ServiceMetrics
@@ -81,13 +90,13 @@ class Delivery:
     emitted: list[Envelope] = field(default_factory=list)
 
 
-UnitOfWorkFactory = Callable[[asyncpg.Connection, Message], PostgresUnitOfWork]
+UnitOfWorkFactory = Callable[[Conn, Message], PostgresUnitOfWork]
 
 
 class Consumer:
     def __init__(self, *, service: str, handlers: HandlerTable, unit_of_work: UnitOfWorkFactory,
-                 broker, topology: Topology, pool: Callable[[], asyncpg.Pool], metrics: ServiceMetrics,
-                 max_attempts: int = 5, max_backoff_seconds: float = 30.0, batch_size: int = 1):
+                 broker: RabbitBroker, topology: Topology, pool: Callable[[], asyncpg.Pool], metrics: ServiceMetrics,
+                 max_attempts: int = 5, max_backoff_seconds: float = 30.0, batch_size: int = 1) -> None:
         self.service = service
         # Up to this many deliveries waiting at once are applied in ONE transaction (group
         # commit); 1: one transaction per message.
@@ -125,7 +134,7 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
 
-    def _in_order(self, message: RabbitMessage) -> contextlib.AbstractAsyncContextManager:
+    def _in_order(self, message: RabbitMessage) -> contextlib.AbstractAsyncContextManager[None]:
         """Messages with the same ordering key (one case) are handled one after another in
         this process; different cases run concurrently up to the prefetch."""
         key = (message.raw_message.headers or {}).get(ORDERING_HEADER)
@@ -136,6 +145,7 @@ class Consumer:
     async def _handle(self, message: RabbitMessage) -> None:
         raw = message.raw_message
         with bound_contextvars(correlation_id=raw.correlation_id, message_id=raw.message_id):
+            payload: Contract | InvalidPayload
             try:
                 try:
                     envelope, payload = decode(raw.body)
@@ -229,7 +239,7 @@ class Consumer:
         async with self.pool().acquire() as conn, conn.transaction():
             return await self._apply_in(conn, delivery)
 
-    async def _apply_in(self, conn: asyncpg.Connection, delivery: Delivery) -> bool:
+    async def _apply_in(self, conn: Conn, delivery: Delivery) -> bool:
         uow = self.unit_of_work(conn, delivery.message)
         if not await uow.claim(self.service):
             return False
@@ -280,7 +290,7 @@ class Consumer:
             "x-trisam-original-exchange": raw.exchange or "",
             "x-trisam-original-routing-key": raw.routing_key or "",
             "x-trisam-dead-lettered-by": self.service,
-            "x-trisam-dead-lettered-at": datetime.now(timezone.utc).isoformat(),
+            "x-trisam-dead-lettered-at": datetime.now(UTC).isoformat(),
         })
         await self.broker.publish(
             body, exchange=self.topology.exchange(DEAD_LETTERS), routing_key=self.service,
@@ -303,13 +313,13 @@ class Batches:
     on the ordinary path with its retries and dead-lettering; a batch of one goes that way too.
     """
 
-    def __init__(self, apply_many: Callable[[list], Awaitable[list[bool]]], size: int,
-                 workers: int = 1):
+    def __init__(self, apply_many: Callable[[list[Delivery]], Awaitable[list[bool]]], size: int,
+                 workers: int = 1) -> None:
         self._apply_many = apply_many
         self._size = size
         self._workers = workers
-        self._queue: asyncio.Queue | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[bool | None]]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.applied = self.rolled_back = 0  # deliveries applied in batches; batches rolled back
 
     async def apply(self, delivery: Delivery) -> bool | None:
@@ -318,12 +328,13 @@ class Batches:
             self._queue = asyncio.Queue()
             self._tasks = [asyncio.create_task(self._work(), name="consumer-batches")
                            for _ in range(self._workers)]
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         await self._queue.put((delivery, done))
         return await done
 
     async def _work(self) -> None:
         while True:
+            assert self._queue is not None  # set before the workers start
             batch = [await self._queue.get()]
             while len(batch) < self._size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -332,6 +343,7 @@ class Batches:
                 for _, done in live:
                     done.set_result(None)
                 continue
+            fresh: Sequence[bool | None]
             try:
                 fresh = await self._apply_many([delivery for delivery, _ in live])
             except asyncio.CancelledError:
@@ -346,7 +358,7 @@ class Batches:
                 fresh = [None] * len(live)
             else:
                 self.applied += len(live)
-            for (_, done), one in zip(live, fresh):
+            for (_, done), one in zip(live, fresh, strict=False):
                 if not done.done():
                     done.set_result(one)
 
@@ -361,7 +373,7 @@ class Batches:
                 done.set_result(None)
 
 
-def _delivery_count(headers: dict | None) -> int:
+def _delivery_count(headers: dict[str, Any] | None) -> int:
     try:
         return int((headers or {}).get("x-delivery-count", 0))
     except (TypeError, ValueError):
@@ -372,10 +384,10 @@ class KeyedLocks:
     """One asyncio.Lock per key, forgotten when nobody holds or waits for it."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, list] = {}
+        self._locks: dict[str, list[Any]] = {}  # key: [its lock, how many hold or wait for it]
 
     @contextlib.asynccontextmanager
-    async def lock(self, key: str):
+    async def lock(self, key: str) -> AsyncIterator[None]:
         entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
         entry[1] += 1
         try:

@@ -19,6 +19,10 @@ SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _MIGRATION_LOCK = 7_246_001  # arbitrary advisory lock key for migrations
 
+# A connection of its own (asyncpg.connect) or one taken from a pool (pool.acquire()): what the
+# unit of work, the outbox and the consent helpers run their statements on.
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 
 async def ensure_database(server_url: str, name: str) -> None:
     """Create the database if it does not exist (safe when several processes race)."""

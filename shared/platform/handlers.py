@@ -15,8 +15,9 @@ with ``answers_invalid=True``: then it gets the ``InvalidPayload`` and answers t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from shared.contracts import EVENTS, INTAKE, Command, Contract
 

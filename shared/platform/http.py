@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 from pydantic import BaseModel
 
+from shared.platform.db import Conn
 from shared.platform.outbox import Emitter
 
 # Text from outside holds no control characters but line breaks and tabs (the commands' rule;
@@ -38,7 +39,7 @@ def correlation_id(request: Request) -> str:
     return (request.headers.get("x-correlation-id") or str(uuid.uuid4()))[:128]
 
 
-def request_emitter(conn, request: Request, producer: str) -> Emitter:
+def request_emitter(conn: Conn, request: Request, producer: str) -> Emitter:
     """Emits the events of one HTTP request, in its transaction."""
     return Emitter(conn, producer, correlation_id(request))
 

@@ -9,6 +9,7 @@ import traceback
 
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = ["configure", "bind_contextvars", "bound_contextvars", "clear_contextvars"]
 
@@ -35,15 +36,15 @@ def configure(service: str, level: str = "INFO") -> None:
     )
 
 
-def _add_service(service: str):
-    def processor(_logger, _method, event_dict):
+def _add_service(service: str) -> Processor:
+    def processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
         event_dict.setdefault("service", service)
         return event_dict
 
     return processor
 
 
-def redact_exception(_logger, _method, event_dict):
+def redact_exception(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Exceptions as type, SQLSTATE, constraint and frames, never their message: asyncpg and
     pydantic put row values and inputs (possibly a personnummer) into their messages."""
     exc_info = event_dict.pop("exc_info", None)

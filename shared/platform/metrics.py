@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -36,7 +38,7 @@ class ServiceMetrics:
                                          registry=self.registry)
         self.service = service
 
-    def count_rejection(self, command: str, party: str, codes) -> None:
+    def count_rejection(self, command: str, party: str, codes: Iterable[str]) -> None:
         for code in codes:
             self.rejected.labels(self.service, command, party, code).inc()
 

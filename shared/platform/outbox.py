@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import asyncpg
 import structlog
 
 from shared.contracts import Contract, Envelope, envelope_for
+from shared.platform.db import Conn
 from shared.platform.tasks import cancel_and_wait
 
 log = structlog.get_logger("outbox")
@@ -56,7 +57,7 @@ ORDER BY c.id
 
 
 async def add(
-    conn: asyncpg.Connection,
+    conn: Conn,
     payload: Contract,
     *,
     producer: str,
@@ -71,7 +72,7 @@ async def add(
     return envelope
 
 
-async def add_envelope(conn: asyncpg.Connection, envelope: Envelope, payload: Contract, *,
+async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *,
                        ordering_key: str) -> None:
     """Record an enveloped event in the outbox, inside the caller's transaction."""
     if not conn.is_in_transaction():
@@ -89,7 +90,7 @@ async def add_envelope(conn: asyncpg.Connection, envelope: Envelope, payload: Co
 class Emitter:
     """Emits events into the outbox within one open transaction, for one flow (correlation)."""
 
-    conn: asyncpg.Connection
+    conn: Conn
     producer: str
     correlation_id: str | None = None
     causation_id: str | None = None
@@ -122,7 +123,8 @@ Publish = Callable[[PendingEvent], Awaitable[None]]
 
 
 def backoff_seconds(attempts: int, cap: float) -> float:
-    return min(cap, 0.5 * 2 ** max(0, attempts - 1))
+    delay: float = 0.5 * 2 ** max(0, attempts - 1)  # int ** int is typed Any (a negative power is a float)
+    return min(cap, delay)
 
 
 class OutboxRelay:
@@ -140,13 +142,13 @@ class OutboxRelay:
         self._on_failed = on_failed
         self._on_backlog = on_backlog
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._listen_conn: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listen_conn: asyncpg.pool.PoolConnectionProxy | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self, timeout: float = 2.0) -> None:
+    async def stop(self, timeout: float = 2.0) -> None:  # noqa: ASYNC109  (a bound on stopping, not on waiting)
         """Stop the relay within about ``timeout`` seconds, whatever it is doing: a claimed
         batch not yet marked sent is rolled back with its connection and published again later
         (consumers are idempotent)."""
@@ -168,7 +170,7 @@ class OutboxRelay:
         self._listen_conn = await self._pool.acquire()
         await self._listen_conn.add_listener(NOTIFY_CHANNEL, self._notified)
 
-    def _notified(self, *_args) -> None:
+    def _notified(self, *_args: object) -> None:
         self._wake.set()
 
     async def _unlisten(self) -> None:
@@ -247,7 +249,7 @@ class OutboxRelay:
         return sent
 
 
-def _usable(conn: asyncpg.Connection) -> bool:
+def _usable(conn: asyncpg.pool.PoolConnectionProxy) -> bool:
     """Whether a pooled connection is still open. A pooled connection that was lost has been
     handed back to the pool by asyncpg, and asking it anything raises."""
     try:

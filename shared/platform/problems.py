@@ -4,6 +4,7 @@ never echo the values sent (they may be personal data). Pure: no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # Texts never contain the submitted values (they may be personal data). Services add their own
 # codes with ``add_messages``.
@@ -48,7 +49,7 @@ class Problem:
         return MESSAGES[self.code][1]
 
 
-def problems_from_schema(errors: list[dict], enum_codes: dict[str, str] = ENUM_CODES) -> list[Problem]:
+def problems_from_schema(errors: list[dict[str, Any]], enum_codes: dict[str, str] = ENUM_CODES) -> list[Problem]:
     """Map contract (pydantic) errors, without their input values, to stable problem codes."""
     problems = []
     for err in errors:

@@ -19,28 +19,31 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Union
+from typing import Any, Union
 
 import asyncpg
 import structlog
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from faststream.specification import AsyncAPI
 
-from shared.platform import db, topology as topo
+from shared.contracts import Contract, Envelope, wire_model
+from shared.platform import db
+from shared.platform import topology as topo
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings, load_settings
 from shared.platform.consumer import ORDERING_HEADER, Consumer
+from shared.platform.db import Conn
 from shared.platform.handlers import HandlerTable
-from shared.contracts import wire_model
 from shared.platform.logging import configure as configure_logging
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import OutboxRelay, PendingEvent, backoff_seconds
@@ -67,13 +70,13 @@ class ServiceSpec:
     handlers: HandlerTable | None = None
     # Makes the service's unit of work on an open transaction (and the message being handled,
     # if any): its repositories, inbox and outbox.
-    unit_of_work: Callable[[asyncpg.Connection, Message | None], PostgresUnitOfWork] | None = None
+    unit_of_work: Callable[[Conn, Message | None], PostgresUnitOfWork] | None = None
     # Background loops (schedulers, retention), started when the service is ready.
-    tasks: tuple[Callable[["Runtime"], Awaitable[None]], ...] = ()
+    tasks: tuple[Callable[[Runtime], Awaitable[None]], ...] = ()
     # Builds the service's own HTTP routes; gets the running Runtime.
-    routes: Callable[["Runtime"], APIRouter] | None = None
+    routes: Callable[[Runtime], APIRouter] | None = None
     # Published event types, for the AsyncAPI document: (contract class, description).
-    publishes: tuple = ()
+    publishes: tuple[tuple[type[Contract], str], ...] = ()
     # The service's clock (a development clock may run ahead or fast); default: from settings.
     clock: Clock | None = None
 
@@ -112,9 +115,9 @@ class Runtime:
                 include_in_schema=False,  # documented from the contracts, see asyncapi()
             )(self.consumer.on_message)
         self.relay: OutboxRelay | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
-        self._starter: asyncio.Task | None = None
+        self._starter: asyncio.Task[None] | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -122,7 +125,7 @@ class Runtime:
             raise RuntimeError("database pool not open yet")
         return self._pool
 
-    def _unit_of_work(self, conn: asyncpg.Connection, message: Message | None = None) -> PostgresUnitOfWork:
+    def _unit_of_work(self, conn: Conn, message: Message | None = None) -> PostgresUnitOfWork:
         if self.spec.unit_of_work is None:
             return PostgresUnitOfWork(conn, self.spec.name, message=message)
         return self.spec.unit_of_work(conn, message)
@@ -233,10 +236,11 @@ class Runtime:
         doc = RabbitBroker(self.settings.amqp_url, description=self.spec.description)
         consumed = [wire_model(contract_cls) for contract_cls in self.handlers.contracts]
         if consumed:
-            async def consume(body) -> None:
+            async def consume(body: Envelope) -> None:
                 """Documentation stand-in for the service's consumer."""
 
-            consume.__annotations__ = {"body": Union[tuple(consumed)], "return": None}
+            # the union of the consumed wire models, made at run time
+            consume.__annotations__ = {"body": Union[tuple(consumed)], "return": None}  # noqa: UP007
             bindings = ", ".join(f"{b.exchange}:{b.routing_key}"
                                  for b in self.handlers.bindings())
             doc.subscriber(self.topology.queue(self.spec.name), title=f"{self.spec.name}:inbox",
@@ -255,7 +259,7 @@ class Runtime:
 
 
 async def retry_until_done(what: str, action: Callable[[], Awaitable[None]], *,
-                           max_delay: float, after_failure=None) -> None:
+                           max_delay: float, after_failure: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run ``action`` until it returns; after a failure log it, back off, and run it again.
 
     Only a cancellation of this task ends it. A ``CancelledError`` that nobody asked for (a
@@ -267,7 +271,9 @@ async def retry_until_done(what: str, action: Callable[[], Awaitable[None]], *,
             await action()
             return
         except asyncio.CancelledError as cancelled:
-            if asyncio.current_task().cancelling():
+            task = asyncio.current_task()
+            assert task is not None  # this runs in a task
+            if task.cancelling():
                 raise
             exc: BaseException = cancelled
         except Exception as error:
@@ -299,13 +305,13 @@ def dump_tasks() -> None:
     sys.stderr.flush()
 
 
-async def _raw_body(message) -> bytes:
+async def _raw_body(message: RabbitMessage) -> bytes:
     return message.body
 
 
 def build_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         runtime.start_in_background()
@@ -319,14 +325,14 @@ def build_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's default echoes the input (it may be personal data): where and what only."""
         reasons = [{"field": ".".join(str(p) for p in err.get("loc", ())), "code": err.get("type")}
                    for err in exc.errors()]
         return JSONResponse({"status": "rejected", "reasons": reasons}, status_code=422)
 
     @app.get("/health/live", tags=["health"])
-    async def live() -> dict:
+    async def live() -> dict[str, Any]:
         return {"status": "alive", "service": runtime.spec.name}
 
     @app.get("/health/ready", tags=["health"])
@@ -337,13 +343,13 @@ def build_app(runtime: Runtime) -> FastAPI:
                             status_code=200 if ok else 503)
 
     @app.get("/health/clock", tags=["health"])
-    async def clock() -> dict:
+    async def clock() -> dict[str, Any]:
         """The platform's time as this service sees it: under a development clock (ahead, or
         running fast) it differs from the wall clock, and every date the platform judges
         (ages, meeting days, "not in the future", due follow-ups) is judged on it."""
         c, now = runtime.clock, runtime.clock.now()
         return {"now": now.isoformat(), "date_in_sweden": stockholm_date(now).isoformat(),
-                "wall_clock": datetime.now(timezone.utc).isoformat(),
+                "wall_clock": datetime.now(UTC).isoformat(),
                 "simulated": c.offset.total_seconds() != 0 or c.speed != 1.0 or c.stops_at is not None,
                 "offset_days": c.offset.total_seconds() / 86400, "speed": c.speed,
                 "stops_at": c.stops_at.isoformat() if c.stops_at else None}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Iterable
+from typing import Any
 
 import structlog
 
@@ -21,7 +23,9 @@ log = structlog.get_logger("tasks")
 RECANCEL_SECONDS = 0.25
 
 
-async def cancel_and_wait(task: asyncio.Task | None, *, timeout: float) -> bool:
+# ``timeout`` here and in ``cancel_all`` (ASYNC109): a bound on how long a cancelled task gets,
+# after which it is reported where it is stuck, which a caller's ``asyncio.timeout`` could not do
+async def cancel_and_wait(task: asyncio.Task[Any] | None, *, timeout: float) -> bool:  # noqa: ASYNC109
     """Cancel ``task`` and wait until it has ended, cancelling it again while it goes on,
     for at most ``timeout`` seconds. True if it ended; False (and an error logged with its
     stack) if it did not."""
@@ -45,7 +49,7 @@ async def cancel_and_wait(task: asyncio.Task | None, *, timeout: float) -> bool:
     return True
 
 
-async def cancel_all(tasks, *, timeout: float) -> bool:
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]], *, timeout: float) -> bool:  # noqa: ASYNC109
     """``cancel_and_wait`` for several tasks at once; True if all ended."""
     results = await asyncio.gather(*(cancel_and_wait(t, timeout=timeout) for t in tasks))
     return all(results)

@@ -26,11 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
+# the exchange kinds, re-exported: importers of the topology take them from here
+from shared.contracts.envelope import AGENCY as AGENCY
+from shared.contracts.envelope import AGGREGATES as AGGREGATES
+from shared.contracts.envelope import DEAD_LETTERS as DEAD_LETTERS
+from shared.contracts.envelope import EVENTS as EVENTS
+from shared.contracts.envelope import INTAKE as INTAKE
 from shared.contracts.vocabulary import Party
-
-from shared.contracts.envelope import AGENCY, AGGREGATES, DEAD_LETTERS, EVENTS, INTAKE
 from shared.platform.handlers import Binding
 
 EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS, AGGREGATES)
@@ -137,17 +142,17 @@ async def declare(amqp_url: str, topology: Topology) -> None:
         await connection.close()
 
 
-async def _declare(channel, topology: Topology) -> None:
+async def _declare(channel: AbstractChannel, topology: Topology) -> None:
     """Declare the whole topology: every exchange, every service's queue, dead-letter queue and
     bindings, every agency's queue, the aggregates queue. Every service does this at start-up,
     so that no event is published before the queue of a consumer that has not started yet
     exists (it would be confirmed as routed to the others, and never reach that consumer)."""
-    exchanges = {}
+    exchanges: dict[str, AbstractExchange] = {}
     for kind in EXCHANGES:
         spec = topology.exchange(kind)
         exchanges[kind] = await channel.declare_exchange(spec.name, type=spec.type.value, durable=True)
 
-    async def queue(spec):
+    async def queue(spec: RabbitQueue) -> AbstractQueue:
         return await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
 
     for party in Party:

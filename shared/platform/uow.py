@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-
-import asyncpg
+from typing import TypeVar
 
 from shared.contracts import Contract, Envelope, envelope_for
 from shared.platform import outbox
+from shared.platform.db import Conn
 from shared.platform.logging import bind_contextvars
+
+C = TypeVar("C", bound=Contract)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class UnitOfWork:
 class PostgresUnitOfWork(UnitOfWork):
     """A unit of work on one open transaction of the service's database."""
 
-    def __init__(self, conn: asyncpg.Connection, producer: str, *, message: Message | None = None,
+    def __init__(self, conn: Conn, producer: str, *, message: Message | None = None,
                  correlation_id: str | None = None) -> None:
         super().__init__(producer, message=message, correlation_id=correlation_id)
         self.conn = conn
@@ -105,6 +107,6 @@ class FakeUnitOfWork(UnitOfWork):
         self.events.append(event)
         self.ordering_keys.append(ordering_key)
 
-    def of_type(self, contract_cls: type[Contract]) -> list:
+    def of_type(self, contract_cls: type[C]) -> list[C]:
         """The emitted events of one contract class."""
         return [e for e in self.events if isinstance(e, contract_cls)]

@@ -11,10 +11,10 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from tools.launcher import ServiceProcesses
 from tests.support import broker as amqp
 from tests.support.board_events import QUARTER, county_quarter, events_from_facts
 from tests.support.system import ARTIFACTS, free_port
+from tools.launcher import ServiceProcesses
 
 pytestmark = pytest.mark.infra
 

@@ -22,11 +22,11 @@ import time
 import httpx
 import pytest
 
-from tools import broker_users
-from tools.launcher import ROOT
 from tests.support.agencies import rabbitmqctl_runner
 from tests.support.http import token
 from tests.support.system import ARTIFACTS
+from tools import broker_users
+from tools.launcher import ROOT
 
 pytestmark = pytest.mark.infra
 

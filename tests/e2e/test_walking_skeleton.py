@@ -10,9 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
+from shared.contracts.vocabulary import Party
 from shared.platform.clock import STOCKHOLM
 from shared.platform.config import with_database
-from shared.contracts.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.http import token
 from tests.support.privacy import personnummer_in

@@ -24,14 +24,14 @@ from datetime import datetime
 import aio_pika
 import asyncpg
 
-from tools.launcher import SERVICES, ServiceProcesses
+from shared.contracts import MAX_MESSAGE_BYTES
 from shared.platform.config import Settings
 from shared.platform.consumer import REASON_HEADER
-from shared.contracts import MAX_MESSAGE_BYTES
 from shared.platform.topology import EVENTS, SUBSCRIPTIONS, Topology
 from simulator.simulation import Simulation
 from tests.support import broker as amqp
 from tests.support.proxy import CuttableProxy
+from tools.launcher import SERVICES, ServiceProcesses
 
 SPEED = 2 * 86400.0  # two simulated days a real second: six-month follow-ups fire in the run
 
@@ -350,7 +350,8 @@ async def cells_disagreeing_with_the_facts(settings: Settings) -> dict[str, int]
     must equal the cells worked out afresh from the facts: returns every cell that differs."""
     from collections import Counter
 
-    from services.metrics import domain as metrics_domain, store as metrics_store
+    from services.metrics import domain as metrics_domain
+    from services.metrics import store as metrics_store
 
     conn = await asyncpg.connect(settings.service_database_url("metrics"))
     try:

@@ -14,13 +14,13 @@ import asyncio
 import json
 import os
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 import pytest
 
-from shared.platform.clock import Clock
 from shared.contracts.vocabulary import Party
+from shared.platform.clock import Clock
 from simulator.cli import county_teams
 from simulator.simulation import Simulation
 from tests.faults import chaos
@@ -45,7 +45,7 @@ async def test_nothing_lost_nothing_twice_under_faults(settings, agencies, infra
 
     # the platform's clock: fast from now, stopping after the traffic and faults, so that the
     # run comes to rest with every follow-up that was due fired
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     run_seconds = scale.traffic_seconds + 45
     stops = started + timedelta(seconds=run_seconds * chaos.SPEED)
     clock = Clock(speed=chaos.SPEED, started_at=started, stops_at=stops)

@@ -8,10 +8,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from shared.contracts.vocabulary import Party
-
 from services.metrics import app as metrics_app
 from services.referral import app as referral_app
+from shared.contracts.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.proxy import CuttableProxy
 from tests.support.referrals import send_referral, submit_referral

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -60,7 +60,7 @@ async def test_personal_data_is_erased_after_retention_and_history_stays(agencie
         await send_referral(agencies[Party.AF], settings.namespace, submit_referral(rng))
     old, recent = [r["payload"]["case_ref"]
                    for r in await take_replies(agencies[Party.AF], settings.namespace, 2)]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for case_ref, closed_at in ((old, now - timedelta(days=31)), (recent, now - timedelta(days=29))):
         closed = amqp.envelope("CaseClosed", {"case_ref": case_ref, "reason": "PLAN_COMPLETED",
                                               "closed_at": closed_at.isoformat()})
@@ -70,7 +70,7 @@ async def test_personal_data_is_erased_after_retention_and_history_stays(agencie
         async with referral.pool.acquire() as conn:
             return await conn.fetch("SELECT case_ref FROM vault WHERE erased_at IS NOT NULL")
 
-    rows = await amqp.eventually(erased, what="the old case's personal data erased")
+    await amqp.eventually(erased, what="the old case's personal data erased")
     await asyncio.sleep(0.5)
     assert [r["case_ref"] for r in await erased()] == [old]
     async with referral.pool.acquire() as conn:

@@ -13,8 +13,8 @@ import pytest
 
 from services.followup import app as followup_app
 from services.followup.domain import Rules, due_at, followups_for
-from shared.platform.clock import STOCKHOLM, SettableClock
 from shared.contracts.vocabulary import Party
+from shared.platform.clock import STOCKHOLM, SettableClock
 from tests.support import broker as amqp
 from tests.support.agencies import take_replies
 from tests.support.http import client_for, token

@@ -15,9 +15,9 @@ import pytest
 from services.meeting import app as meeting_app
 from services.meeting.referral_api import ReferralApi
 from services.referral import app as referral_app
+from shared.contracts.vocabulary import Party
 from shared.platform.clock import STOCKHOLM, SettableClock
 from shared.platform.runtime import build_app
-from shared.contracts.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.agencies import take_replies
 from tests.support.http import client_for, token

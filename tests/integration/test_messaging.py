@@ -9,13 +9,12 @@ import random
 import asyncpg
 import pytest
 
-from shared.contracts.vocabulary import Party
-
 from services.metrics import app as metrics_app
 from services.referral import app as referral_app
+from shared.contracts import MAX_MESSAGE_BYTES, CaseReferred
+from shared.contracts.vocabulary import Party
 from shared.platform.config import Settings
 from shared.platform.consumer import DETAIL_HEADER, REASON_HEADER
-from shared.contracts import MAX_MESSAGE_BYTES, CaseReferred
 from shared.platform.runtime import ServiceSpec
 from tests.support import broker as amqp
 from tests.support.referrals import send_referral, submit_referral

@@ -10,7 +10,6 @@ import pytest
 
 from services.referral import app as referral_app
 from tests.support.http import client_for, token
-from tests.support.identities import generated_personnummer
 from tests.support.referrals import TEAM, submit_referral
 
 pytestmark = pytest.mark.infra
@@ -191,7 +190,7 @@ async def test_authorisation_matrix(settings, api):
     for route, call in calls.items():
         assert (await call({})).status_code == 401, f"{route} without a token"
         assert (await call({"Authorization": "Bearer not.a.token"})).status_code == 401
-        for (caller, (role, party, teams)), expected in zip(CALLERS.items(), EXPECTED[route]):
+        for (caller, (role, party, teams)), expected in zip(CALLERS.items(), EXPECTED[route], strict=True):
             got = (await call(token(settings, party=party, role=role, teams=teams))).status_code
             if got != expected:
                 mismatches.append(f"{route} as {caller}: expected {expected}, got {got}")

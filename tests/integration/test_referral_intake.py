@@ -6,20 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import aio_pika
 import aiormq
 import pytest
 
 from services.referral import app as referral_app
+from shared.contracts.vocabulary import Party
 from shared.platform.clock import stockholm_date
 from shared.platform.consumer import REASON_HEADER
-from shared.contracts.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.agencies import allow_only_own_routing_keys, take_replies
 from tests.support.identities import generated_personnummer, random_adult
-from tests.support.referrals import TEAM, send_command, send_referral, submit_referral
+from tests.support.referrals import send_command, send_referral, submit_referral
 
 pytestmark = pytest.mark.infra
 
@@ -37,7 +37,7 @@ async def count(runtime, sql: str, *args) -> int:
 def swedish_today() -> date:
     """The date the services go by (Swedish), not the machine's: they differ for an hour or two
     around midnight."""
-    return stockholm_date(datetime.now(timezone.utc))
+    return stockholm_date(datetime.now(UTC))
 
 
 def born_years_ago(years: int, days: int = 0) -> date:
@@ -131,7 +131,7 @@ async def test_a_person_with_an_open_case_is_not_referred_again(agencies, settin
     # once the case is closed, the person can be referred again
     closed = amqp.envelope("CaseClosed", {"case_ref": accepted["payload"]["case_ref"],
                                           "reason": "PLAN_COMPLETED",
-                                          "closed_at": datetime.now(timezone.utc).isoformat()})
+                                          "closed_at": datetime.now(UTC).isoformat()})
     await amqp.publish(settings.amqp_url, f"{settings.namespace}.events", "CaseClosed", closed)
     await amqp.eventually(lambda: count(referral, "SELECT count(*) FROM referrals WHERE closed_at IS NOT NULL"),
                           what="the case closed")

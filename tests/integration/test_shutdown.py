@@ -21,10 +21,10 @@ import pytest
 from services.followup import app as followup_app
 from services.referral import app as referral_app
 from shared.contracts import CaseReferred
+from shared.contracts.vocabulary import Party
 from shared.platform.config import Settings
 from shared.platform.runtime import Runtime
 from shared.platform.topology import EVENTS
-from shared.contracts.vocabulary import Party
 from tests.integration.test_messaging import case_referred_envelope
 from tests.support import broker as amqp
 from tests.support.referrals import send_referral, submit_referral

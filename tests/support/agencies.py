@@ -15,8 +15,8 @@ from urllib.parse import urlparse, urlunparse
 
 import aio_pika
 
-from tools import broker_users
 from shared.contracts.vocabulary import Party
+from tools import broker_users
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aio_pika
 
@@ -18,7 +18,7 @@ import aio_pika
 def envelope(event_type: str, payload: dict, *, version: int = 1, producer: str = "test",
              event_id: str | None = None) -> dict:
     return {"event_id": event_id or str(uuid.uuid4()), "event_type": event_type,
-            "version": version, "occurred_at": datetime.now(timezone.utc).isoformat(),
+            "version": version, "occurred_at": datetime.now(UTC).isoformat(),
             "producer": producer, "correlation_id": str(uuid.uuid4()), "payload": payload}
 
 
@@ -109,7 +109,7 @@ class EventTap:
         self.kinds = ("events",) + (("agency",) if agency else ()) + (("aggregates",) if aggregates else ())
         self.events: list[dict] = []
 
-    async def __aenter__(self) -> "EventTap":
+    async def __aenter__(self) -> EventTap:
         self._conn = await aio_pika.connect(self.amqp_url)
         channel = await self._conn.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)

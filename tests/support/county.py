@@ -82,7 +82,7 @@ def all_cells(case_list, meeting_list=()) -> Counter:
 
 def sums(cells: Counter, start: date, end: date, filters: dict[str, list[str]] | None = None,
          outcome_basis: str = "cohort") -> Sums:
-    """What ``store.cell_sums`` answers (both of the queries ``exact.answer`` makes)."""
+    """What ``store.Cells.sums`` answers (both of the queries ``exact.answer`` makes)."""
     filters = filters or {}
     measures = set(catalogue.measures(outcome_basis))
     rows: Counter = Counter()

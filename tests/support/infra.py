@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import tempfile
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse

@@ -8,10 +8,9 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from shared.platform.auth import (AuthError, Principal, Role, authenticate, main, mint_token,
-                         require_roles, verify_token)
-from shared.platform.config import Settings
 from shared.contracts.vocabulary import Party
+from shared.platform.auth import AuthError, Principal, Role, authenticate, main, mint_token, require_roles, verify_token
+from shared.platform.config import Settings
 
 SECRET = "unit-test-jwt-secret-of-at-least-32-bytes"
 OTHER_SECRET = "another-jwt-secret-of-at-least-32-bytes!"

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pydantic
 import pytest
@@ -42,8 +42,8 @@ def test_every_consuming_queue_is_quorum_with_a_delivery_limit_and_dead_letterin
 def test_every_published_event_has_a_consumer_and_every_binding_a_handler():
     """An event nobody is bound to is returned by the broker (mandatory publish) and would
     stay in the outbox for ever; a binding without a handler would dead-letter every message."""
-    from tools.catalogue import SPECS
     from shared.platform.topology import AGENCY, AGGREGATES, EVENTS, INTAKE, SUBSCRIPTIONS
+    from tools.catalogue import SPECS
 
     specs = {name: make(Settings()) for name, make in SPECS.items()}
     bound = {b.routing_key for bindings in SUBSCRIPTIONS.values() for b in bindings
@@ -73,7 +73,7 @@ def test_the_dev_clock_offset_is_refused_outside_dev_and_shifts_the_clock():
 
 
 def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     from unittest import mock
 
     from shared.platform import clock as clock_module
@@ -82,7 +82,7 @@ def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
     with pytest.raises(pydantic.ValidationError, match="DEV_CLOCK_SPEED"):
         Settings(env="production", dev_clock_speed=100, pseudonym_key="p" * 40,
                  encryption_keys="k1:" + "A" * 44, jwt_secret="j" * 40)
-    start = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
     def at(real: datetime, settings: Settings) -> datetime:
         with mock.patch.object(clock_module, "datetime", wraps=datetime) as fake:

@@ -3,11 +3,12 @@
 from datetime import date
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.referral import domain
-from shared.platform.outbox import backoff_seconds
 from shared.contracts.vocabulary import AgeBand, Gender
+from shared.platform.outbox import backoff_seconds
 from tests.support.identities import generated_personnummer
 
 

@@ -6,8 +6,16 @@ import uuid
 import pydantic
 import pytest
 
-from shared.contracts import (MAX_MESSAGE_BYTES, CaseReferred, Envelope, PoisonMessage,
-                           SubmitReferral, decode, envelope_for, registered)
+from shared.contracts import (
+    MAX_MESSAGE_BYTES,
+    CaseReferred,
+    Envelope,
+    PoisonMessage,
+    SubmitReferral,
+    decode,
+    envelope_for,
+    registered,
+)
 from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party
 
 

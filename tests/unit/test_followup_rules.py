@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from services.followup import domain
 from services.followup.domain import Answers, Rules
 from shared.contracts.vocabulary import ExitReason, FollowUpKind, NotConsultedReason
 
-NOW = datetime(2027, 1, 12, 9, tzinfo=timezone.utc)
+NOW = datetime(2027, 1, 12, 9, tzinfo=UTC)
 
 
 def test_due_dates_eight_weeks_and_six_months_after_the_consultation():
@@ -18,7 +18,7 @@ def test_due_dates_eight_weeks_and_six_months_after_the_consultation():
         (FollowUpKind.SIX_MONTHS, date(2026, 7, 31)), (FollowUpKind.TWELVE_MONTHS, date(2027, 1, 31))]
     assert domain.add_months(date(2024, 8, 31), 6) == date(2025, 2, 28)
     assert domain.add_months(date(2023, 8, 31), 6) == date(2024, 2, 29)
-    assert domain.due_at(date(2027, 1, 12)).astimezone(timezone.utc).hour == 7  # 08:00 in winter
+    assert domain.due_at(date(2027, 1, 12)).astimezone(UTC).hour == 7  # 08:00 in winter
 
 
 def test_scheduler_steps_due_then_overdue_up_to_the_limit_then_escalation():

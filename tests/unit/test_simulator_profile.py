@@ -7,7 +7,8 @@ from collections import Counter
 from datetime import date
 
 import pydantic
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.followup.domain import Answers, record_problems
 from services.meeting.routes import ConsultationBody

@@ -6,7 +6,8 @@ import base64
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.referral.vault import Keyring, Sealed, VaultError, associated_data
 from shared.platform.config import DEV_ENCRYPTION_KEYS

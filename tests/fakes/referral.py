@@ -1,0 +1,158 @@
+"""The referral service's unit of work in memory: its repositories as dicts and lists, the events
+in ``events`` (``shared.platform.uow.FakeUnitOfWork``). For unit tests of the use cases in
+``services/referral/use_cases.py``: no PostgreSQL, no RabbitMQ.
+
+Each repository keeps the semantics of its ``store.py`` counterpart that the use cases rely on
+(the unique indexes on a party's agency reference and on a person's one open case, the newest
+team revision wins, histories oldest first); locks have no meaning in one test's memory.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from services.referral.domain import AccessEntry, Case, ConsentChange, RejectionRecord
+from services.referral.uow import Dependencies
+from services.referral.vault import Keyring, Sealed, SealedCase
+from shared.contracts.vocabulary import Party
+from shared.platform.clock import Clock, SettableClock
+from shared.platform.teams import Team, load_teams
+from shared.platform.uow import FakeUnitOfWork, Message
+
+AGENCY_USERS = {"trisam-af": "AF", "trisam-fk": "FK", "trisam-kommun": "KOMMUN", "trisam-region": "REGION"}
+TEST_KEYS = "k1:" + base64.b64encode(b"\x01" * 32).decode()
+
+
+class FakeCases:
+    def __init__(self, vault: FakeVault) -> None:
+        self.rows: dict[str, Case] = {}
+        self.vault = vault  # the one join of store.py: which closed cases still hold personal data
+
+    async def add(self, case: Case) -> bool:
+        refused = any(
+            known.case_ref == case.case_ref
+            or (known.referring_party, known.agency_ref) == (case.referring_party, case.agency_ref)
+            or (case.person_pseudonym is not None and known.person_pseudonym == case.person_pseudonym
+                and known.closed_at is None)
+            for known in self.rows.values())
+        if not refused:
+            self.rows[case.case_ref] = case
+        return not refused
+
+    async def get(self, case_ref: str) -> Case | None:
+        return self.rows.get(case_ref)
+
+    async def lock(self, case_ref: str) -> Case | None:
+        return self.rows.get(case_ref)
+
+    async def accepted_for(self, party: Party, agency_ref: str) -> Case | None:
+        return next((c for c in self.rows.values()
+                     if (c.referring_party, c.agency_ref) == (party, agency_ref)), None)
+
+    async def has_open_case(self, pseudonym: bytes) -> bool:
+        return any(c.person_pseudonym == pseudonym and c.closed_at is None for c in self.rows.values())
+
+    async def close(self, case: Case) -> None:
+        self.rows[case.case_ref] = replace(self.rows[case.case_ref], closed_at=case.closed_at,
+                                           exit_reason=case.exit_reason)
+
+    async def closed_holding_personal_data(self) -> list[Case]:
+        held = {ref for ref, sealed in self.vault.rows.items() if sealed.erased_at is None}
+        closed = [c for c in self.rows.values() if c.closed_at is not None and c.case_ref in held]
+        return sorted(closed, key=lambda c: c.closed_at or datetime.min)
+
+    async def forget_pseudonyms(self, case_refs: Sequence[str]) -> None:
+        for case_ref in case_refs:
+            self.rows[case_ref] = replace(self.rows[case_ref], person_pseudonym=None)
+
+
+class FakeVault:
+    def __init__(self, clock: Clock) -> None:
+        self.rows: dict[str, SealedCase] = {}
+        self.clock = clock
+
+    async def put(self, case_ref: str, fields: Mapping[str, Sealed]) -> None:
+        self.rows[case_ref] = SealedCase(dict(fields))
+
+    async def get(self, case_ref: str) -> SealedCase:
+        return self.rows.get(case_ref, SealedCase())
+
+    async def erase(self, case_refs: Sequence[str]) -> None:
+        for case_ref in case_refs:
+            if self.rows[case_ref].erased_at is None:
+                self.rows[case_ref] = SealedCase({}, self.clock.now())
+
+
+class FakeConsentHistory:
+    def __init__(self) -> None:
+        self.rows: list[ConsentChange] = []
+
+    async def add(self, change: ConsentChange) -> None:
+        self.rows.append(change)
+
+    async def of(self, case_ref: str) -> list[ConsentChange]:
+        return [c for c in self.rows if c.case_ref == case_ref]
+
+
+class FakeRejections:
+    def __init__(self) -> None:
+        self.rows: list[RejectionRecord] = []
+
+    async def add(self, rejection: RejectionRecord) -> None:
+        self.rows.append(rejection)
+
+    async def of(self, party: Party, limit: int = 100) -> list[RejectionRecord]:
+        return [r for r in reversed(self.rows) if r.party == party][:limit]
+
+
+class FakeAccessLog:
+    def __init__(self, clock: Clock) -> None:
+        self.rows: list[AccessEntry] = []
+        self.clock = clock
+
+    async def add(self, entry: AccessEntry) -> None:
+        self.rows.append(replace(entry, read_at=self.clock.now()))
+
+    async def of(self, case_ref: str) -> list[AccessEntry]:
+        return [e for e in self.rows if e.case_ref == case_ref]
+
+
+class FakeTeamRegistry:
+    def __init__(self, from_file: Mapping[str, Team]) -> None:
+        self.from_file = from_file
+        self.registered: dict[str, tuple[str, int]] = {}  # team -> (municipality, revision)
+
+    async def municipality_of(self, team_id: str) -> str | None:
+        if team_id in self.registered:
+            return self.registered[team_id][0]
+        team = self.from_file.get(team_id)
+        return team.municipality if team else None
+
+    async def register(self, team_id: str, municipality: str, revision: int, updated_at: datetime) -> None:
+        if team_id not in self.registered or self.registered[team_id][1] < revision:
+            self.registered[team_id] = (municipality, revision)
+
+
+def dependencies(clock: Clock | None = None, *, retention_days: int = 730) -> Dependencies:
+    """The service's dependencies for a test: the registry file's teams, a test key, a clock."""
+    return Dependencies(teams=load_teams(), keyring=Keyring.from_config(TEST_KEYS), pseudonym_key=b"test-pseudonyms",
+                        clock=clock or SettableClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC)),
+                        agency_users=AGENCY_USERS, retention=timedelta(days=retention_days))
+
+
+class FakeReferralUnitOfWork(FakeUnitOfWork):
+    """``ReferralUnitOfWork`` in memory. One instance may stand for several units of work in a
+    row (a test's whole story): its repositories are the database."""
+
+    def __init__(self, deps: Dependencies | None = None, *, message: Message | None = None) -> None:
+        super().__init__("referral", message=message)
+        self.deps = deps or dependencies()
+        self.vault = FakeVault(self.deps.clock)
+        self.cases = FakeCases(self.vault)
+        self.consents = FakeConsentHistory()
+        self.rejections = FakeRejections()
+        self.access_log = FakeAccessLog(self.deps.clock)
+        self.teams = FakeTeamRegistry(self.deps.teams)
