@@ -52,8 +52,7 @@ async def measure(pool, clock: SettableClock, pending: int) -> dict:
     async with pool.acquire() as conn:
         await conn.execute("TRUNCATE followup_records, followups, tracked_cases, outbox CASCADE")
         # pending: due between one and three hundred days from now
-        await add_rows(conn, "P", pending,
-                       "TIMESTAMPTZ '2027-01-01 12:00+00' + make_interval(days => 1 + g % 300)")
+        await add_rows(conn, "P", pending, "TIMESTAMPTZ '2027-01-01 12:00+00' + make_interval(days => 1 + g % 300)")
         await conn.execute("ANALYZE followups")
     times = []
     for round_ in range(ROUNDS):
@@ -66,11 +65,21 @@ async def measure(pool, clock: SettableClock, pending: int) -> dict:
         times.append((time.perf_counter() - started) * 1000)
         assert acted == DUE_PER_TICK, acted
     async with pool.acquire() as conn:
-        plan = "\n".join(r[0] for r in await conn.fetch(
-            "EXPLAIN (FORMAT TEXT) SELECT * FROM followups WHERE next_action_at <= $1 "
-            "ORDER BY next_action_at LIMIT 400 FOR UPDATE SKIP LOCKED", NOW))
-    return {"pending": pending, "due_per_tick": DUE_PER_TICK, "tick_ms_median": statistics.median(times),
-            "tick_ms_all": [round(t, 2) for t in times], "plan": plan}
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN (FORMAT TEXT) SELECT * FROM followups WHERE next_action_at <= $1 "
+                "ORDER BY next_action_at LIMIT 400 FOR UPDATE SKIP LOCKED",
+                NOW,
+            )
+        )
+    return {
+        "pending": pending,
+        "due_per_tick": DUE_PER_TICK,
+        "tick_ms_median": statistics.median(times),
+        "tick_ms_all": [round(t, 2) for t in times],
+        "plan": plan,
+    }
 
 
 PENDING = (1_000, 100_000)
@@ -95,8 +104,10 @@ async def run() -> dict:
     print(f"{'pending':>10} {'due/tick':>9} {'tick median ms':>15}")
     for r in results:
         print(f"{r['pending']:>10} {r['due_per_tick']:>9} {r['tick_ms_median']:>15.1f}")
-    print(f"ratio {many['pending']:,} / {baseline['pending']:,} pending: {ratio:.2f} (flat means close "
-          f"to 1; index: {'yes' if 'followups_next_action' in many['plan'] else 'NO'})")
+    print(
+        f"ratio {many['pending']:,} / {baseline['pending']:,} pending: {ratio:.2f} (flat means close "
+        f"to 1; index: {'yes' if 'followups_next_action' in many['plan'] else 'NO'})"
+    )
     return {"measured_at": datetime.now(UTC).isoformat(), "results": results, "ratio": ratio}
 
 

@@ -42,8 +42,12 @@ from tools.launcher import drop_namespace as drop  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results.json"
 # the services as measured: quiet logs, group commit on (opt-in, see docs/performance.md)
-BENCH_ENV = {"TRISAM_LOG_LEVEL": "WARNING", "TRISAM_CONSUME_BATCH_SIZE": "64", "TRISAM_PREFETCH": "128",
-             "TRISAM_METRICS_EDITION_GRACE_DAYS": "100000"}  # no public editions during the run
+BENCH_ENV = {
+    "TRISAM_LOG_LEVEL": "WARNING",
+    "TRISAM_CONSUME_BATCH_SIZE": "64",
+    "TRISAM_PREFETCH": "128",
+    "TRISAM_METRICS_EDITION_GRACE_DAYS": "100000",
+}  # no public editions during the run
 # referrals spread over the county's teams, as they are in life
 TEAMS = [t["team_id"] for t in json.loads((ROOT / "deploy" / "teams.json").read_text())["teams"]]
 
@@ -78,9 +82,14 @@ async def baseline(amqp_url: str, n: int = 20_000) -> float:
         body = b"x" * 600
         started = time.perf_counter()
         for start in range(0, n, 500):
-            await asyncio.gather(*(channel.default_exchange.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=name)
-                for _ in range(start, min(n, start + 500))))
+            await asyncio.gather(
+                *(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=name
+                    )
+                    for _ in range(start, min(n, start + 500))
+                )
+            )
         await asyncio.wait_for(done.wait(), 300)
         elapsed = time.perf_counter() - started
         await queue.delete(if_unused=False, if_empty=False)
@@ -94,14 +103,25 @@ def referral(rng: random.Random, agency_ref: str, used: set[str], i: int = 0) ->
         pass
     used.add(pnr)
     event_id = str(uuid.uuid4())
-    return {"event_id": event_id, "event_type": "SubmitReferral", "version": 1,
-            "occurred_at": datetime.now(UTC).isoformat(), "producer": "bench",
-            "correlation_id": event_id,
-            "payload": {"agency_ref": agency_ref, "personnummer": pnr, "team_id": TEAMS[i % len(TEAMS)],
-                        "question": "Vilket stöd behövs?", "officer_id": "bench",
-                        "consents": [{"party": p, "given_on": "2026-11-02", "form_ref": "F"}
-                                     for p in ("AF", "FK", "KOMMUN", "REGION")],
-                        "income_source": "SJUKPENNING"}}
+    return {
+        "event_id": event_id,
+        "event_type": "SubmitReferral",
+        "version": 1,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "bench",
+        "correlation_id": event_id,
+        "payload": {
+            "agency_ref": agency_ref,
+            "personnummer": pnr,
+            "team_id": TEAMS[i % len(TEAMS)],
+            "question": "Vilket stöd behövs?",
+            "officer_id": "bench",
+            "consents": [
+                {"party": p, "given_on": "2026-11-02", "form_ref": "F"} for p in ("AF", "FK", "KOMMUN", "REGION")
+            ],
+            "income_source": "SJUKPENNING",
+        },
+    }
 
 
 class Agency:
@@ -121,10 +141,16 @@ class Agency:
 
     async def send(self, command: dict) -> None:
         await self.exchange.publish(
-            aio_pika.Message(json.dumps(command).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                             message_id=command["event_id"], type="SubmitReferral",
-                             content_type="application/json", user_id="guest"),
-            routing_key="AF.SubmitReferral")
+            aio_pika.Message(
+                json.dumps(command).encode(),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=command["event_id"],
+                type="SubmitReferral",
+                content_type="application/json",
+                user_id="guest",
+            ),
+            routing_key="AF.SubmitReferral",
+        )
 
 
 async def count(url: str, sql: str) -> int:
@@ -143,7 +169,7 @@ async def end_to_end(settings: Settings, n: int) -> dict:
     started = time.perf_counter()
     async with Agency(settings.amqp_url, settings.namespace) as agency:
         for start in range(0, n, 200):
-            await asyncio.gather(*(agency.send(c) for c in commands[start:start + 200]))
+            await asyncio.gather(*(agency.send(c) for c in commands[start : start + 200]))
     while True:
         in_metrics = await count(metrics_db, "SELECT count(*) FROM case_facts WHERE referred_on IS NOT NULL")
         in_meeting = await count(meeting_db, "SELECT count(*) FROM cases")
@@ -172,27 +198,37 @@ async def latency(settings: Settings, rate: int = 100, seconds: int = 15) -> dic
             await agency.send(command)
     referral_db = settings.service_database_url("referral")
     deadline = time.time() + 180
-    while (await count(metrics_db, "SELECT count(*) FROM event_log WHERE event_type = 'CaseReferred'")
-           < before + len(sent) and time.time() < deadline):
+    while (
+        await count(metrics_db, "SELECT count(*) FROM event_log WHERE event_type = 'CaseReferred'") < before + len(sent)
+        and time.time() < deadline
+    ):
         await asyncio.sleep(0.2)
     conn = await asyncpg.connect(referral_db)
     try:
-        refs = {r["case_ref"]: r["agency_ref"] for r in await conn.fetch(
-            "SELECT case_ref, agency_ref FROM referrals WHERE agency_ref LIKE 'L-%'")}
+        refs = {
+            r["case_ref"]: r["agency_ref"]
+            for r in await conn.fetch("SELECT case_ref, agency_ref FROM referrals WHERE agency_ref LIKE 'L-%'")
+        }
     finally:
         await conn.close()
     conn = await asyncpg.connect(metrics_db)
     try:
-        rows = await conn.fetch("SELECT payload->>'case_ref' AS case_ref, received_at FROM event_log "
-                                "WHERE event_type = 'CaseReferred'")
+        rows = await conn.fetch(
+            "SELECT payload->>'case_ref' AS case_ref, received_at FROM event_log WHERE event_type = 'CaseReferred'"
+        )
     finally:
         await conn.close()
-    values = sorted((r["received_at"].timestamp() - sent[refs[r["case_ref"]]]) * 1000
-                    for r in rows if r["case_ref"] in refs)
+    values = sorted(
+        (r["received_at"].timestamp() - sent[refs[r["case_ref"]]]) * 1000 for r in rows if r["case_ref"] in refs
+    )
     if not values:
         return {"n": 0}
-    return {"n": len(values), "sent": len(sent), "p50_ms": statistics.median(values),
-            "p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))]}
+    return {
+        "n": len(values),
+        "sent": len(sent),
+        "p50_ms": statistics.median(values),
+        "p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))],
+    }
 
 
 async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) -> dict:
@@ -221,8 +257,10 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
         cells = await conn.fetchval("SELECT count(*) FROM figure_cells")
     finally:
         await conn.close()
-    board = {"Authorization": "Bearer " + mint_token(settings.jwt_secret.get_secret_value(), user_id="bench",
-                                                       party=None, role="board")}
+    board = {
+        "Authorization": "Bearer "
+        + mint_token(settings.jwt_secret.get_secret_value(), user_id="bench", party=None, role="board")
+    }
     times = []
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         for i in range(40):
@@ -232,8 +270,14 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
             times.append((time.perf_counter() - started) * 1000)
             answer.raise_for_status()
     times.sort()
-    return {"cases": cases, "cells": cells, "cells_seconds": round(cells_seconds, 1), "requests": len(times),
-            "p50_ms": statistics.median(times), "p95_ms": times[int(len(times) * 0.95) - 1]}
+    return {
+        "cases": cases,
+        "cells": cells,
+        "cells_seconds": round(cells_seconds, 1),
+        "requests": len(times),
+        "p50_ms": statistics.median(times),
+        "p95_ms": times[int(len(times) * 0.95) - 1],
+    }
 
 
 async def rebuild_rate(settings: Settings) -> dict:
@@ -248,8 +292,12 @@ async def rebuild_rate(settings: Settings) -> dict:
         elapsed = time.perf_counter() - started
     finally:
         await pool.close()
-    return {"events": replayed, "seconds": elapsed, "events_per_s": replayed / elapsed if elapsed else 0,
-            "logged": events}
+    return {
+        "events": replayed,
+        "seconds": elapsed,
+        "events_per_s": replayed / elapsed if elapsed else 0,
+        "logged": events,
+    }
 
 
 def peak_memory_mb(processes: ServiceProcesses) -> dict:
@@ -266,14 +314,14 @@ def peak_memory_mb(processes: ServiceProcesses) -> dict:
 
 async def main() -> None:
     base = Settings()
-    settings = base.model_copy(update={"namespace": f"bench_{secrets.token_hex(3)}",
-                                       "agency_users": {"guest": "AF"}})
+    settings = base.model_copy(update={"namespace": f"bench_{secrets.token_hex(3)}", "agency_users": {"guest": "AF"}})
     results: dict = {"measured_at": datetime.now(UTC).isoformat()}
     print("baseline (plain aio-pika) ...", flush=True)
     results["baseline_msgs_per_s"] = await baseline(settings.amqp_url)
     ports = {name: free_port() for name in SERVICES}
-    processes = ServiceProcesses(settings, ports=ports, log_dir=ROOT / "bench" / "logs" / settings.namespace,
-                                 extra_env=BENCH_ENV)
+    processes = ServiceProcesses(
+        settings, ports=ports, log_dir=ROOT / "bench" / "logs" / settings.namespace, extra_env=BENCH_ENV
+    )
     processes.start_all()
     try:
         await processes.wait_ready(timeout=120)
@@ -302,12 +350,15 @@ async def main() -> None:
 
 async def two_instances(base: Settings) -> dict:
     """The same end-to-end run with eight processes: does throughput hold when scaled out?"""
-    settings = base.model_copy(update={"namespace": f"bench_{secrets.token_hex(3)}",
-                                       "agency_users": {"guest": "AF"}})
+    settings = base.model_copy(update={"namespace": f"bench_{secrets.token_hex(3)}", "agency_users": {"guest": "AF"}})
     names = [name for service in SERVICES for name in (service, f"{service}-2")]
-    processes = ServiceProcesses(settings, ports={name: free_port() for name in names}, services=names,
-                                 log_dir=ROOT / "bench" / "logs" / settings.namespace,
-                                 extra_env=BENCH_ENV)
+    processes = ServiceProcesses(
+        settings,
+        ports={name: free_port() for name in names},
+        services=names,
+        log_dir=ROOT / "bench" / "logs" / settings.namespace,
+        extra_env=BENCH_ENV,
+    )
     processes.start_all()
     try:
         await processes.wait_ready(timeout=120)
@@ -326,23 +377,48 @@ def report(r: dict) -> None:
         ("baseline: plain aio-pika publish+consume", f"{r['baseline_msgs_per_s']:.0f} msg/s", "(reference)", ""),
         ("end to end: referrals/s", f"{e2e['referrals_per_s']:.0f} /s", "", ""),
         ("  ratio to the baseline", f"{ratio:.3f}", ">= 0.15", "met" if ratio >= 0.15 else "NOT MET"),
-        ("  two instances of every service", f"{r['end_to_end_two_instances']['referrals_per_s']:.0f} /s",
-         "holds or rises", "met" if r["end_to_end_two_instances"]["referrals_per_s"]
-         >= 0.9 * e2e["referrals_per_s"] else "NOT MET"),
+        (
+            "  two instances of every service",
+            f"{r['end_to_end_two_instances']['referrals_per_s']:.0f} /s",
+            "holds or rises",
+            "met" if r["end_to_end_two_instances"]["referrals_per_s"] >= 0.9 * e2e["referrals_per_s"] else "NOT MET",
+        ),
         ("latency at 100/s, p50", f"{lat.get('p50_ms', float('nan')):.1f} ms", "", ""),
-        ("latency at 100/s, p99", f"{lat.get('p99_ms', float('nan')):.1f} ms", "<= 50 ms",
-         "met" if lat.get("p99_ms", 1e9) <= 50 else "NOT MET"),
-        ("metrics API p95, exact quarter, 1,000,000 cases", f"{api['p95_ms']:.0f} ms", "<= 50 ms",
-         "met" if api["p95_ms"] <= 50 else "NOT MET"),
+        (
+            "latency at 100/s, p99",
+            f"{lat.get('p99_ms', float('nan')):.1f} ms",
+            "<= 50 ms",
+            "met" if lat.get("p99_ms", 1e9) <= 50 else "NOT MET",
+        ),
+        (
+            "metrics API p95, exact quarter, 1,000,000 cases",
+            f"{api['p95_ms']:.0f} ms",
+            "<= 50 ms",
+            "met" if api["p95_ms"] <= 50 else "NOT MET",
+        ),
         ("  their cells worked out afresh (rebuild)", f"{api['cells_seconds']:.0f} s, {api['cells']} cells", "", ""),
-        ("follow-up tick, 1,000,000 pending", f"{tick['results'][-1]['tick_ms_median']:.0f} ms "
-         f"(x{tick['ratio']:.2f} of 1,000 pending)", "flat", "met" if tick["ratio"] < 1.5 else "NOT MET"),
-        ("projection rebuild", f"{r['rebuild']['events_per_s']:.0f} events/s", ">= 50,000",
-         "met" if r["rebuild"]["events_per_s"] >= 50_000 else "NOT MET"),
+        (
+            "follow-up tick, 1,000,000 pending",
+            f"{tick['results'][-1]['tick_ms_median']:.0f} ms (x{tick['ratio']:.2f} of 1,000 pending)",
+            "flat",
+            "met" if tick["ratio"] < 1.5 else "NOT MET",
+        ),
+        (
+            "projection rebuild",
+            f"{r['rebuild']['events_per_s']:.0f} events/s",
+            ">= 50,000",
+            "met" if r["rebuild"]["events_per_s"] >= 50_000 else "NOT MET",
+        ),
     ]
     for name, mb in r["peak_memory_mb"].items():
-        rows.append((f"peak memory, {name}", f"{mb:.0f} MB" if mb else "?", "<= 200 MB",
-                     "met" if mb and mb <= 200 else "NOT MET"))
+        rows.append(
+            (
+                f"peak memory, {name}",
+                f"{mb:.0f} MB" if mb else "?",
+                "<= 200 MB",
+                "met" if mb and mb <= 200 else "NOT MET",
+            )
+        )
     width = max(len(row[0]) for row in rows)
     print(f"\n{'figure':<{width}}  {'measured':>28}  {'target':>10}  ")
     for name, measured, target, verdict in rows:

@@ -74,21 +74,34 @@ def summary_table(tally) -> Table:
     return table
 
 
-async def run_simulation(simulation: Simulation, referrals: int, per_second: float | None,
-                         linger: float, quiet: bool = False) -> None:
+async def run_simulation(
+    simulation: Simulation, referrals: int, per_second: float | None, linger: float, quiet: bool = False
+) -> None:
     await simulation.start()
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, disable=quiet) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+        ) as progress:
             task = progress.add_task("referrals", total=referrals)
-            await simulation.refer(referrals, per_second=per_second,
-                                   progress=lambda sent: progress.update(
-                                       task, completed=sent,
-                                       description=f"referrals (platform date {simulation.today()})"))
+            await simulation.refer(
+                referrals,
+                per_second=per_second,
+                progress=lambda sent: progress.update(
+                    task, completed=sent, description=f"referrals (platform date {simulation.today()})"
+                ),
+            )
             settle = progress.add_task("meetings and follow-ups", total=None)
             for _ in range(int(linger * 10)):
-                progress.update(settle, description=f"meetings and follow-ups (platform date "
-                                                    f"{simulation.today()}, {len(simulation.tally.consulted)} consulted)")
+                progress.update(
+                    settle,
+                    description=f"meetings and follow-ups (platform date "
+                    f"{simulation.today()}, {len(simulation.tally.consulted)} consulted)",
+                )
                 await asyncio.sleep(0.1)
     finally:
         await simulation.stop()
@@ -97,8 +110,9 @@ async def run_simulation(simulation: Simulation, referrals: int, per_second: flo
 @app.command()
 def simulate(
     referrals: int = typer.Option(1000, min=1, help="How many referrals to submit."),
-    per_second: float = typer.Option(0.0, min=0, help="Referrals per real second; 0: the weekly "
-                                                       "rate in the platform's time."),
+    per_second: float = typer.Option(
+        0.0, min=0, help="Referrals per real second; 0: the weekly rate in the platform's time."
+    ),
     per_week: float = typer.Option(25.0, min=0.1, help="Referrals per (platform) week, all teams."),
     teams: int = typer.Option(0, min=0, help="Use the county's first N teams (0: all)."),
     parties: str = typer.Option("AF=25,FK=35,KOMMUN=20,REGION=20", help="Mix of referring parties."),
@@ -109,21 +123,35 @@ def simulate(
     attendance: float = typer.Option(0.85, min=0, max=1, help="Share of individuals attending."),
     response: float = typer.Option(0.85, min=0, max=1, help="Share of follow-ups answered."),
     self_sufficient: float = typer.Option(0.3, min=0, max=1, help="Share self-sufficient at six months."),
-    linger: float = typer.Option(30.0, min=0, help="Seconds to go on coordinating and answering "
-                                                   "after the last referral."),
-    meeting_url: str = typer.Option(f"http://127.0.0.1:{DEFAULT_HTTP_PORTS['meeting']}",
-                                    help="The meeting service (several: comma-separated)."),
+    linger: float = typer.Option(
+        30.0, min=0, help="Seconds to go on coordinating and answering after the last referral."
+    ),
+    meeting_url: str = typer.Option(
+        f"http://127.0.0.1:{DEFAULT_HTTP_PORTS['meeting']}", help="The meeting service (several: comma-separated)."
+    ),
     seed: int = typer.Option(1, help="Random seed: the same seed plays the same traffic."),
 ) -> None:
     """Submit referrals as the agencies, hold the meetings as the coordinators, answer the
     follow-ups; print what was done and answered."""
     settings = Settings()
-    profile = Profile(referrals_per_week=per_week, party_mix=party_mix(parties), women_share=women,
-                      missing_fk_consent=missing_consent, invalid_referrals=invalid,
-                      cancellations=cancellations, attendance=attendance,
-                      followup_response=response, self_sufficient_at_six_months=self_sufficient)
-    simulation = Simulation(settings, agencies=dev_agencies(settings),
-                            meeting_urls=meeting_url.split(","), teams=county_teams(teams or None),
-                            profile=profile, seed=seed)
+    profile = Profile(
+        referrals_per_week=per_week,
+        party_mix=party_mix(parties),
+        women_share=women,
+        missing_fk_consent=missing_consent,
+        invalid_referrals=invalid,
+        cancellations=cancellations,
+        attendance=attendance,
+        followup_response=response,
+        self_sufficient_at_six_months=self_sufficient,
+    )
+    simulation = Simulation(
+        settings,
+        agencies=dev_agencies(settings),
+        meeting_urls=meeting_url.split(","),
+        teams=county_teams(teams or None),
+        profile=profile,
+        seed=seed,
+    )
     asyncio.run(run_simulation(simulation, referrals, per_second or None, linger))
     console.print(summary_table(simulation.tally))

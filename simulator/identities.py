@@ -19,8 +19,7 @@ def luhn_digit(nine: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def generated_personnummer(born: date, *, woman: bool = False, coordination: bool = False,
-                      serial: int = 0) -> str:
+def generated_personnummer(born: date, *, woman: bool = False, coordination: bool = False, serial: int = 0) -> str:
     """12 digits with a dash: YYYYMMDD-98GC (98 = test range, G = gender digit)."""
     day = born.day + (60 if coordination else 0)
     gender_digit = (serial * 2 + (0 if woman else 1)) % 10
@@ -29,10 +28,10 @@ def generated_personnummer(born: date, *, woman: bool = False, coordination: boo
     return f"{born:%Y%m}{day:02d}-{tail}{luhn_digit(nine)}"
 
 
-def random_adult(rng: random.Random, today: date | None = None, *, woman: bool | None = None,
-                 ages: tuple[int, int] = (17, 64)) -> str:
+def random_adult(
+    rng: random.Random, today: date | None = None, *, woman: bool | None = None, ages: tuple[int, int] = (17, 64)
+) -> str:
     today = today or date.today()
     age_days = rng.randint(ages[0] * 366, ages[1] * 365)
     born = today - timedelta(days=age_days)
-    return generated_personnummer(born, woman=rng.random() < 0.5 if woman is None else woman,
-                             serial=rng.randint(0, 4))
+    return generated_personnummer(born, woman=rng.random() < 0.5 if woman is None else woman, serial=rng.randint(0, 4))

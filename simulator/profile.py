@@ -25,8 +25,12 @@ from shared.contracts.vocabulary import (
 
 from .identities import random_adult
 
-PUBLIC_SUPPORT = (IncomeSource.SJUKPENNING, IncomeSource.FORSORJNINGSSTOD, IncomeSource.A_KASSA,
-                  IncomeSource.AKTIVITETSSTOD)
+PUBLIC_SUPPORT = (
+    IncomeSource.SJUKPENNING,
+    IncomeSource.FORSORJNINGSSTOD,
+    IncomeSource.A_KASSA,
+    IncomeSource.AKTIVITETSSTOD,
+)
 SELF_SUFFICIENT = (IncomeSource.LON, IncomeSource.STUDIEMEDEL)
 
 
@@ -38,14 +42,21 @@ def _pick(rng: random.Random, weights: dict) -> object:
 @dataclass(frozen=True)
 class Profile:
     referrals_per_week: float = 25.0  # over all simulated teams (about 1,300 a year)
-    party_mix: dict[Party, float] = field(default_factory=lambda: {
-        Party.AF: 0.25, Party.FK: 0.35, Party.KOMMUN: 0.2, Party.REGION: 0.2})
+    party_mix: dict[Party, float] = field(
+        default_factory=lambda: {Party.AF: 0.25, Party.FK: 0.35, Party.KOMMUN: 0.2, Party.REGION: 0.2}
+    )
     women_share: float = 0.6
     ages: tuple[int, int] = (18, 64)
-    income_at_referral: dict[IncomeSource, float] = field(default_factory=lambda: {
-        IncomeSource.SJUKPENNING: 0.4, IncomeSource.FORSORJNINGSSTOD: 0.25,
-        IncomeSource.A_KASSA: 0.1, IncomeSource.AKTIVITETSSTOD: 0.1, IncomeSource.INGEN: 0.1,
-        IncomeSource.LON: 0.05})
+    income_at_referral: dict[IncomeSource, float] = field(
+        default_factory=lambda: {
+            IncomeSource.SJUKPENNING: 0.4,
+            IncomeSource.FORSORJNINGSSTOD: 0.25,
+            IncomeSource.A_KASSA: 0.1,
+            IncomeSource.AKTIVITETSSTOD: 0.1,
+            IncomeSource.INGEN: 0.1,
+            IncomeSource.LON: 0.05,
+        }
+    )
     missing_fk_consent: float = 0.1  # referred without FK's consent (given later, mostly)
     consent_given_after_reminder: float = 0.8
     invalid_referrals: float = 0.02  # an agency system sends something the intake refuses
@@ -62,8 +73,7 @@ class Profile:
     def referring_party(self, rng: random.Random) -> Party:
         return _pick(rng, self.party_mix)
 
-    def referral(self, rng: random.Random, *, agency_ref: str, team_id: str, today: date,
-                 used: set[str]) -> dict:
+    def referral(self, rng: random.Random, *, agency_ref: str, team_id: str, today: date, used: set[str]) -> dict:
         """The payload of a SubmitReferral as the agency system sends it."""
         woman = rng.random() < self.women_share
         while (pnr := random_adult(rng, today, woman=woman, ages=self.ages)) in used:
@@ -71,12 +81,19 @@ class Profile:
         used.add(pnr)
         parties = [p for p in Party if not (p is Party.FK and rng.random() < self.missing_fk_consent)]
         payload = {
-            "agency_ref": agency_ref, "personnummer": pnr, "team_id": team_id,
+            "agency_ref": agency_ref,
+            "personnummer": pnr,
+            "team_id": team_id,
             "question": "Vilka insatser behövs för att komma närmare arbete eller studier?",
             "officer_id": f"handl-{rng.randint(1, 99):02d}",
-            "consents": [{"party": p.value, "given_on": str(today - timedelta(days=rng.randint(1, 10))),
-                          "form_ref": f"SAMTYCKE-{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}"}
-                         for p in parties],
+            "consents": [
+                {
+                    "party": p.value,
+                    "given_on": str(today - timedelta(days=rng.randint(1, 10))),
+                    "form_ref": f"SAMTYCKE-{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}",
+                }
+                for p in parties
+            ],
             "income_source": _pick(rng, self.income_at_referral).value,
             "reason_codes": [rng.choice(list(ReasonCode)).value],
             "wishes_to_attend": True,
@@ -89,12 +106,19 @@ class Profile:
         """The coordinator's record of one case on a held meeting's agenda."""
         if rng.random() < self.not_consulted:
             return {"outcome": "not_consulted", "reason": rng.choice(list(NotConsultedReason)).value}
-        return {"outcome": "held", "held_on": str(held_on),
-                "parties_present": [p.value for p in Party],
-                "individual_attended": rng.random() < self.attendance,
-                "actions": [{"type": rng.choice(list(ActionType)).value,
-                             "responsible_party": rng.choice(list(Party)).value,
-                             "due_on": str(held_on + timedelta(days=rng.randint(14, 60)))}]}
+        return {
+            "outcome": "held",
+            "held_on": str(held_on),
+            "parties_present": [p.value for p in Party],
+            "individual_attended": rng.random() < self.attendance,
+            "actions": [
+                {
+                    "type": rng.choice(list(ActionType)).value,
+                    "responsible_party": rng.choice(list(Party)).value,
+                    "due_on": str(held_on + timedelta(days=rng.randint(14, 60))),
+                }
+            ],
+        }
 
     def followup_answers(self, rng: random.Random, *, kind: str, today: date) -> dict | None:
         """What the responsible party records when a follow-up is due, or None (no answer)."""
@@ -106,10 +130,15 @@ class Profile:
         if kind == "plan_check":
             answers["plan_status"] = rng.choice(list(PlanStatus)).value
         else:
-            income = (rng.choice(SELF_SUFFICIENT) if rng.random() < self.self_sufficient_at_six_months
-                      else rng.choice(PUBLIC_SUPPORT))
+            income = (
+                rng.choice(SELF_SUFFICIENT)
+                if rng.random() < self.self_sufficient_at_six_months
+                else rng.choice(PUBLIC_SUPPORT)
+            )
             answers["income_source"] = income.value
-            answers["readiness"] = (rng.choice((Readiness.MORE, Readiness.MUCH_MORE))
-                                    if rng.random() < self.more_ready
-                                    else rng.choice((Readiness.UNCHANGED, Readiness.LESS))).value
+            answers["readiness"] = (
+                rng.choice((Readiness.MORE, Readiness.MUCH_MORE))
+                if rng.random() < self.more_ready
+                else rng.choice((Readiness.UNCHANGED, Readiness.LESS))
+            ).value
         return answers

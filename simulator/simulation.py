@@ -63,29 +63,43 @@ class Tally:
     def in_period(self, start: date, end: date) -> dict:
         """What was done in a period: referrals accepted by party, and cases consulted."""
         by_party = Counter(self.party_of[ref] for ref, on in self.referred_on.items() if start <= on <= end)
-        return {"referred_by_party": {p.value: by_party.get(p.value, 0) for p in Party},
-                "consulted": sum(1 for ref, on in self.consulted_on.items()
-                                 if start <= on <= end and ref in self.consulted)}
+        return {
+            "referred_by_party": {p.value: by_party.get(p.value, 0) for p in Party},
+            "consulted": sum(
+                1 for ref, on in self.consulted_on.items() if start <= on <= end and ref in self.consulted
+            ),
+        }
 
     @property
     def answered(self) -> int:
         return len(self.accepted) + len(self.rejected)
 
     def summary(self) -> dict:
-        return {"referrals sent": len(self.sent), "accepted": len(self.accepted),
-                "rejected": len(self.rejected), "consents recorded later": len(self.consents_recorded),
-                "meetings cancelled": len(self.cancelled_meetings),
-                "consulted": len(self.consulted), "not consulted": len(self.not_consulted),
-                "follow-ups due": len(self.followups_due),
-                "follow-ups answered": len(self.followups_answered),
-                "follow-ups recorded": len(self.followups_recorded)}
+        return {
+            "referrals sent": len(self.sent),
+            "accepted": len(self.accepted),
+            "rejected": len(self.rejected),
+            "consents recorded later": len(self.consents_recorded),
+            "meetings cancelled": len(self.cancelled_meetings),
+            "consulted": len(self.consulted),
+            "not consulted": len(self.not_consulted),
+            "follow-ups due": len(self.followups_due),
+            "follow-ups answered": len(self.followups_answered),
+            "follow-ups recorded": len(self.followups_recorded),
+        }
 
 
 def _command(command: str, payload: dict) -> dict:
     event_id = str(uuid.uuid4())
-    return {"event_id": event_id, "event_type": command, "version": 1,
-            "occurred_at": datetime.now(UTC).isoformat(), "producer": "agency-system",
-            "correlation_id": event_id, "payload": payload}
+    return {
+        "event_id": event_id,
+        "event_type": command,
+        "version": 1,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "agency-system",
+        "correlation_id": event_id,
+        "payload": payload,
+    }
 
 
 class Agency:
@@ -120,15 +134,23 @@ class Agency:
                 async with self._lock:
                     intake = await self._intake()
                     await intake.publish(
-                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                         content_type="application/json", user_id=self.user,
-                                         message_id=command["event_id"], type=command["event_type"]),
-                        routing_key=f"{self.party.value}.{command['event_type']}", mandatory=True,
-                        timeout=10)
+                        aio_pika.Message(
+                            body,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            content_type="application/json",
+                            user_id=self.user,
+                            message_id=command["event_id"],
+                            type=command["event_type"],
+                        ),
+                        routing_key=f"{self.party.value}.{command['event_type']}",
+                        mandatory=True,
+                        timeout=10,
+                    )
                 return
             except Exception as exc:  # broker away or connection cut: connect again and resend
-                log.warning("agency publish failed, retrying", party=self.party.value,
-                            error=type(exc).__name__, attempt=attempt)
+                log.warning(
+                    "agency publish failed, retrying", party=self.party.value, error=type(exc).__name__, attempt=attempt
+                )
                 await self._drop_publisher()
                 await asyncio.sleep(min(5.0, 0.2 * 2 ** min(attempt, 5)))
         raise RuntimeError(f"{self.party.value}: could not publish {command['event_type']}")
@@ -143,8 +165,7 @@ class Agency:
                 async with await aio_pika.connect(self.amqp_url, timeout=10) as connection:
                     channel = await connection.channel()
                     await channel.set_qos(prefetch_count=50)
-                    queue = await channel.get_queue(f"{self.namespace}.agency.{self.party.value}",
-                                                    ensure=False)
+                    queue = await channel.get_queue(f"{self.namespace}.agency.{self.party.value}", ensure=False)
                     failures = 0
                     async with queue.iterator() as messages:
                         while not channel.is_closed:
@@ -160,8 +181,7 @@ class Agency:
                 raise
             except Exception as exc:
                 failures += 1
-                log.warning("agency reply queue lost, reading again", party=self.party.value,
-                            error=type(exc).__name__)
+                log.warning("agency reply queue lost, reading again", party=self.party.value, error=type(exc).__name__)
                 await asyncio.sleep(min(5.0, 0.5 * failures))
 
     async def _handle(self, message, on_reply) -> None:
@@ -185,9 +205,17 @@ class Agency:
 
 
 class Simulation:
-    def __init__(self, settings: Settings, *, agencies: dict[Party, tuple[str, str]],
-                 meeting_urls: list[str], teams: list[str], profile: Profile | None = None,
-                 seed: int = 1, clock: Clock | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        agencies: dict[Party, tuple[str, str]],
+        meeting_urls: list[str],
+        teams: list[str],
+        profile: Profile | None = None,
+        seed: int = 1,
+        clock: Clock | None = None,
+    ):
         """``agencies``: party -> (AMQP URL that logs in as the agency, its broker user)."""
         self.settings = settings
         self.profile = profile or Profile()
@@ -195,15 +223,21 @@ class Simulation:
         self.clock = clock or Clock.from_settings(settings)
         self.teams = teams
         self.meeting_urls = meeting_urls
-        self.agencies = {party: Agency(party, url, user, settings.namespace)
-                         for party, (url, user) in agencies.items()}
+        self.agencies = {party: Agency(party, url, user, settings.namespace) for party, (url, user) in agencies.items()}
         self.tally = Tally()
         self._used: set[str] = set()
         self._decided: set[str] = set()  # meetings whose cancellation was decided
         self._coordinator: asyncio.Task | None = None
-        self._auth = {"Authorization": "Bearer " + mint_token(
-            settings.jwt_secret.get_secret_value(), user_id="sim-coordinator", party="REGION",
-            role="coordinator", teams=list(teams))}
+        self._auth = {
+            "Authorization": "Bearer "
+            + mint_token(
+                settings.jwt_secret.get_secret_value(),
+                user_id="sim-coordinator",
+                party="REGION",
+                role="coordinator",
+                teams=list(teams),
+            )
+        }
         self._followup_commands: dict[str, str] = {}  # RecordFollowUp id -> follow-up id
 
     def today(self) -> date:
@@ -241,8 +275,9 @@ class Simulation:
 
     # ------------------------------------------------------------------ agencies
 
-    async def refer(self, n: int, *, per_second: float | None = None,
-                    progress: Callable[[int], None] = lambda sent: None) -> None:
+    async def refer(
+        self, n: int, *, per_second: float | None = None, progress: Callable[[int], None] = lambda sent: None
+    ) -> None:
         """Submit ``n`` referrals: at ``per_second`` real seconds, or at the profile's weekly
         rate in the platform's (possibly fast) time."""
         sent, owed, last = 0, 0.0, self.clock.now()
@@ -263,9 +298,13 @@ class Simulation:
     async def refer_one(self, i: int) -> None:
         party = self.profile.referring_party(self.rng)
         agency_ref = f"SIM-{self.settings.namespace}-{i}"
-        payload = self.profile.referral(self.rng, agency_ref=agency_ref,
-                                        team_id=self.teams[self.rng.randrange(len(self.teams))],
-                                        today=self.today(), used=self._used)
+        payload = self.profile.referral(
+            self.rng,
+            agency_ref=agency_ref,
+            team_id=self.teams[self.rng.randrange(len(self.teams))],
+            today=self.today(),
+            used=self._used,
+        )
         self.tally.sent.add(agency_ref)
         await self.agencies[party].send(_command("SubmitReferral", payload))
 
@@ -280,13 +319,23 @@ class Simulation:
             self.tally.rejected.add(payload.get("agency_ref"))
         elif kind == "ConsentReminder":
             case_ref = payload["case_ref"]
-            if case_ref not in self.tally.consents_recorded and \
-                    self.rng.random() < self.profile.consent_given_after_reminder:
+            if (
+                case_ref not in self.tally.consents_recorded
+                and self.rng.random() < self.profile.consent_given_after_reminder
+            ):
                 self.tally.consents_recorded.add(case_ref)
                 for party in payload["missing_parties"]:
-                    await agency.send(_command("RecordConsent", {
-                        "case_ref": case_ref, "party": party, "given_on": str(self.today()),
-                        "form_ref": f"SAMTYCKE-{case_ref}"}))
+                    await agency.send(
+                        _command(
+                            "RecordConsent",
+                            {
+                                "case_ref": case_ref,
+                                "party": party,
+                                "given_on": str(self.today()),
+                                "form_ref": f"SAMTYCKE-{case_ref}",
+                            },
+                        )
+                    )
         elif kind == "FollowUpDue":
             followup_id = payload["followup_id"]
             self.tally.followups_due.add(followup_id)
@@ -296,8 +345,9 @@ class Simulation:
             answers = self.profile.followup_answers(self.rng, kind=payload["kind"], today=self.today())
             if answers is not None:
                 self.tally.followups_answered.add(followup_id)
-                command = _command("RecordFollowUp", {
-                    "case_ref": payload["case_ref"], "kind": payload["kind"], **answers})
+                command = _command(
+                    "RecordFollowUp", {"case_ref": payload["case_ref"], "kind": payload["kind"], **answers}
+                )
                 self._followup_commands[command["event_id"]] = followup_id
                 await agency.send(command)
         elif kind == "CommandAccepted" and payload.get("command_id") in self._followup_commands:
@@ -323,12 +373,16 @@ class Simulation:
                 error = exc
         raise error or httpx.ConnectError("no meeting service")
 
-    async def _coordinate_team(self, client: httpx.AsyncClient, team_id: str, *,
-                               weeks_back: int = 8, record: bool = True) -> None:
+    async def _coordinate_team(
+        self, client: httpx.AsyncClient, team_id: str, *, weeks_back: int = 8, record: bool = True
+    ) -> None:
         today = self.today()
-        answer = await self._http(client, "GET", f"/api/v1/teams/{team_id}/meetings",
-                                  params={"since": str(today - timedelta(weeks=weeks_back)),
-                                          "weeks": min(52, weeks_back + 2)})
+        answer = await self._http(
+            client,
+            "GET",
+            f"/api/v1/teams/{team_id}/meetings",
+            params={"since": str(today - timedelta(weeks=weeks_back)), "weeks": min(52, weeks_back + 2)},
+        )
         if answer.status_code != 200:
             return
         for meeting in answer.json()["meetings"]:
@@ -341,8 +395,12 @@ class Simulation:
             if today < on <= today + timedelta(days=7) and meeting["meeting_id"] not in self._decided:
                 self._decided.add(meeting["meeting_id"])
                 if self.rng.random() < self.profile.cancellations:
-                    cancelled = await self._http(client, "POST", f"/api/v1/meetings/{meeting['meeting_id']}/cancellation",
-                                                 json={"reason": "staff_absent"})
+                    cancelled = await self._http(
+                        client,
+                        "POST",
+                        f"/api/v1/meetings/{meeting['meeting_id']}/cancellation",
+                        json={"reason": "staff_absent"},
+                    )
                     if cancelled.status_code in (200, 201):
                         self.tally.cancelled_meetings.add(meeting["meeting_id"])
                 continue
@@ -354,12 +412,16 @@ class Simulation:
                     continue
                 record = self.profile.consultation(self.rng, held_on=on)
                 recorded = await self._http(
-                    client, "POST", f"/api/v1/meetings/{meeting['meeting_id']}/cases/{case['case_ref']}/consultation",
-                    json=record)
+                    client,
+                    "POST",
+                    f"/api/v1/meetings/{meeting['meeting_id']}/cases/{case['case_ref']}/consultation",
+                    json=record,
+                )
                 self.tally.counts[f"consultation {recorded.status_code}"] += 1
                 if recorded.status_code in (200, 201):
-                    (self.tally.consulted if record["outcome"] == "held"
-                     else self.tally.not_consulted).add(case["case_ref"])
+                    (self.tally.consulted if record["outcome"] == "held" else self.tally.not_consulted).add(
+                        case["case_ref"]
+                    )
                     self.tally.consulted_on[case["case_ref"]] = on
 
     def _count_outcomes(self, meeting: dict) -> None:

@@ -42,8 +42,7 @@ async def infra():
         pytest.exit(str(exc), returncode=3)
     print(f"\n[trisam tests] servers: {resolved.source}; run prefix {RUN_PREFIX}")
     hygiene.mark_alive(RUN_PREFIX)
-    removed = await hygiene.remove_dead_runs(
-        resolved, RUN_PREFIX, lambda prefix: delete_run_users(resolved, prefix))
+    removed = await hygiene.remove_dead_runs(resolved, RUN_PREFIX, lambda prefix: delete_run_users(resolved, prefix))
     if removed:
         print(f"[trisam tests] removed leftovers of dead runs {removed}")
     yield resolved
@@ -54,12 +53,12 @@ async def infra():
 
 async def _remove_namespace(infra, ns: str) -> None:
     topology = Topology(ns)
-    await amqp.delete_topology(infra.amqp_url, topology.all_queue_names() + [f"{ns}.tap"],
-                               topology.all_exchange_names())
+    await amqp.delete_topology(
+        infra.amqp_url, topology.all_queue_names() + [f"{ns}.tap"], topology.all_exchange_names()
+    )
     conn = await asyncpg.connect(infra.database_url)
     try:
-        for row in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
-                                    ns + "\\_%"):
+        for row in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", ns + "\\_%"):
             await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
     finally:
         await conn.close()
@@ -70,8 +69,7 @@ async def _clean_up(infra) -> None:
         await _remove_namespace(infra, ns)
     conn = await asyncpg.connect(infra.database_url)
     try:
-        names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
-                                 RUN_PREFIX + "\\_%")
+        names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", RUN_PREFIX + "\\_%")
         for row in names:
             await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
     finally:
@@ -101,11 +99,16 @@ async def settings(infra, agencies):
     namespace is removed after the test: a broker with hundreds of quorum queues left over
     becomes unresponsive on a small machine."""
     ns = new_namespace()
-    yield Settings(amqp_url=infra.amqp_url, database_url=infra.database_url,
-                   namespace=ns, outbox_poll_seconds=0.2,
-                   outbox_max_backoff_seconds=1.0, max_handler_attempts=3,
-                   metrics_edition_check_seconds=0.5,
-                   agency_users={a.user: p.value for p, a in agencies.items()})
+    yield Settings(
+        amqp_url=infra.amqp_url,
+        database_url=infra.database_url,
+        namespace=ns,
+        outbox_poll_seconds=0.2,
+        outbox_max_backoff_seconds=1.0,
+        max_handler_attempts=3,
+        metrics_edition_check_seconds=0.5,
+        agency_users={a.user: p.value for p, a in agencies.items()},
+    )
     await _remove_namespace(infra, ns)
     _namespaces.remove(ns)
 

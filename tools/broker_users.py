@@ -44,34 +44,44 @@ def _escape(namespace_pattern: str) -> str:
     return namespace_pattern.replace(".", r"\.")
 
 
-def agency_user(name: str, password: str, party: Party, namespace_pattern: str,
-                intake_exchanges: tuple[str, ...] = ()) -> BrokerUser:
+def agency_user(
+    name: str, password: str, party: Party, namespace_pattern: str, intake_exchanges: tuple[str, ...] = ()
+) -> BrokerUser:
     """``namespace_pattern`` is a regex matching the namespace(s) (``trisam``)."""
     ns = _escape(namespace_pattern)
     return BrokerUser(
-        name=name, password=password, configure="^$",
-        write=rf"^{ns}\.intake$", read=rf"^{ns}\.agency\.{party.value}$",
-        topic=tuple((exchange, rf"^{party.value}\.", "^$") for exchange in intake_exchanges))
+        name=name,
+        password=password,
+        configure="^$",
+        write=rf"^{ns}\.intake$",
+        read=rf"^{ns}\.agency\.{party.value}$",
+        topic=tuple((exchange, rf"^{party.value}\.", "^$") for exchange in intake_exchanges),
+    )
 
 
 def service_user(name: str, password: str, namespace_pattern: str) -> BrokerUser:
     ns = _escape(namespace_pattern)
     everything = rf"^{ns}\..*"
-    return BrokerUser(name=name, password=password, configure=everything, write=everything,
-                      read=everything)
+    return BrokerUser(name=name, password=password, configure=everything, write=everything, read=everything)
 
 
 def dev_users(namespace: str = "trisam") -> list[BrokerUser]:
     """The development users (passwords are dev values; set real ones in production)."""
-    users = [agency_user(f"{namespace}-{p.value.lower()}", f"{namespace}-{p.value.lower()}-dev",
-                         p, namespace, (f"{namespace}.intake",)) for p in Party]
-    users += [service_user(f"{namespace}-svc-{s}", f"{namespace}-svc-{s}-dev", namespace)
-              for s in SERVICES]
+    users = [
+        agency_user(
+            f"{namespace}-{p.value.lower()}",
+            f"{namespace}-{p.value.lower()}-dev",
+            p,
+            namespace,
+            (f"{namespace}.intake",),
+        )
+        for p in Party
+    ]
+    users += [service_user(f"{namespace}-svc-{s}", f"{namespace}-svc-{s}-dev", namespace) for s in SERVICES]
     return users
 
 
-def apply_with_rabbitmqctl(users: list[BrokerUser], vhost: str = "/",
-                           run=None) -> None:
+def apply_with_rabbitmqctl(users: list[BrokerUser], vhost: str = "/", run=None) -> None:
     """Create the users and set their permissions, only where the broker differs (idempotent;
     an existing user keeps its password). ``run`` runs one rabbitmqctl argv list."""
     run = run or _local_rabbitmqctl
@@ -80,10 +90,10 @@ def apply_with_rabbitmqctl(users: list[BrokerUser], vhost: str = "/",
         return json.loads(run([*args, "--formatter", "json"]) or "[]")
 
     existing = {u["user"] for u in listing("list_users")}
-    permissions = {p["user"]: (p["configure"], p["write"], p["read"])
-                   for p in listing("list_permissions", "-p", vhost)}
-    topic = {(t["user"], t["exchange"]): (t["write"], t["read"])
-             for t in listing("list_topic_permissions", "-p", vhost)}
+    permissions = {p["user"]: (p["configure"], p["write"], p["read"]) for p in listing("list_permissions", "-p", vhost)}
+    topic = {
+        (t["user"], t["exchange"]): (t["write"], t["read"]) for t in listing("list_topic_permissions", "-p", vhost)
+    }
     for user in users:
         if user.name not in existing:
             run(["add_user", user.name, user.password])
@@ -110,8 +120,7 @@ def rabbitmqctl_available() -> bool:
 
 
 def _local_rabbitmqctl(args: list[str]) -> str:
-    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {args[0]} failed: {done.stderr.strip()[:300]}")
     return done.stdout
@@ -123,21 +132,31 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
-def definitions(users: list[BrokerUser], vhost: str = "/", admin: tuple[str, str] | None = None,
-                salt: bytes = b"trsm") -> dict:
+def definitions(
+    users: list[BrokerUser], vhost: str = "/", admin: tuple[str, str] | None = None, salt: bytes = b"trsm"
+) -> dict:
     """A definitions document (users and permissions; the services declare the topology)."""
-    everyone = list(users) + ([BrokerUser(admin[0], admin[1], ".*", ".*", ".*",
-                                          tags="administrator")] if admin else [])
+    everyone = list(users) + ([BrokerUser(admin[0], admin[1], ".*", ".*", ".*", tags="administrator")] if admin else [])
     return {
-        "users": [{"name": u.name, "password_hash": password_hash(u.password, salt),
-                   "hashing_algorithm": "rabbit_password_hashing_sha256",
-                   "tags": [u.tags] if u.tags else []} for u in everyone],
+        "users": [
+            {
+                "name": u.name,
+                "password_hash": password_hash(u.password, salt),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": [u.tags] if u.tags else [],
+            }
+            for u in everyone
+        ],
         "vhosts": [{"name": vhost}],
-        "permissions": [{"user": u.name, "vhost": vhost, "configure": u.configure,
-                         "write": u.write, "read": u.read} for u in everyone],
-        "topic_permissions": [{"user": u.name, "vhost": vhost, "exchange": exchange,
-                               "write": write, "read": read}
-                              for u in everyone for exchange, write, read in u.topic],
+        "permissions": [
+            {"user": u.name, "vhost": vhost, "configure": u.configure, "write": u.write, "read": u.read}
+            for u in everyone
+        ],
+        "topic_permissions": [
+            {"user": u.name, "vhost": vhost, "exchange": exchange, "write": write, "read": read}
+            for u in everyone
+            for exchange, write, read in u.topic
+        ],
     }
 
 

@@ -14,8 +14,7 @@ from services.referral import app as referral
 from shared.platform.config import Settings
 from shared.platform.topology import SUBSCRIPTIONS_FILE
 
-SPECS = {"referral": referral.spec, "meeting": meeting.spec, "followup": followup.spec,
-         "metrics": metrics.spec}
+SPECS = {"referral": referral.spec, "meeting": meeting.spec, "followup": followup.spec, "metrics": metrics.spec}
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "asyncapi"
 
@@ -44,8 +43,9 @@ def subscriptions() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Write docs/asyncapi/<service>.json and "
-                                                 "shared/platform/subscriptions.json")
+    parser = argparse.ArgumentParser(
+        description="Write docs/asyncapi/<service>.json and shared/platform/subscriptions.json"
+    )
     parser.add_argument("--out", type=Path, default=DOCS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

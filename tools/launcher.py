@@ -44,8 +44,14 @@ Start the servers, then run `make run` again:
 class ServiceProcesses:
     """The four services as child processes, each on its own HTTP port, logs to files or stdout."""
 
-    def __init__(self, settings: Settings, ports: dict[str, int] | None = None,
-                 log_dir: Path | None = None, services=SERVICES, extra_env: dict | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        ports: dict[str, int] | None = None,
+        log_dir: Path | None = None,
+        services=SERVICES,
+        extra_env: dict | None = None,
+    ):
         """``services``: the processes to run, by service name; ``meeting-2`` is a second
         instance of the meeting service (it needs its own port)."""
         self.settings = settings
@@ -62,20 +68,26 @@ class ServiceProcesses:
 
     def start(self, instance: str) -> None:
         service = instance.split("-")[0]
-        env = {**os.environ, **self.extra_env,
-               "PYTHONUNBUFFERED": "1",  # every log line in the file, also of a process that is killed
-               "TRISAM_AMQP_URL": self.settings.amqp_url,
-               "TRISAM_DATABASE_URL": self.settings.database_url,
-               "TRISAM_NAMESPACE": self.settings.namespace,
-               "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
-               "TRISAM_HTTP_PORT": str(self.ports[instance]),
-               "TRISAM_METRICS_EDITION_CHECK_SECONDS": str(self.settings.metrics_edition_check_seconds),
-               "TRISAM_REFERRAL_URL": "http://127.0.0.1:"
-                                      f"{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}"}
+        env = {
+            **os.environ,
+            **self.extra_env,
+            "PYTHONUNBUFFERED": "1",  # every log line in the file, also of a process that is killed
+            "TRISAM_AMQP_URL": self.settings.amqp_url,
+            "TRISAM_DATABASE_URL": self.settings.database_url,
+            "TRISAM_NAMESPACE": self.settings.namespace,
+            "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
+            "TRISAM_HTTP_PORT": str(self.ports[instance]),
+            "TRISAM_METRICS_EDITION_CHECK_SECONDS": str(self.settings.metrics_edition_check_seconds),
+            "TRISAM_REFERRAL_URL": f"http://127.0.0.1:{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}",
+        }
         out = open(self.log_dir / f"{instance}.log", "ab") if self.log_dir else None
         self.procs[instance] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT,
-            stdout=out, stderr=subprocess.STDOUT if out else None)
+            [sys.executable, "-m", f"services.{service}"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
 
     def start_all(self) -> None:
         for service in self.services:
@@ -94,8 +106,7 @@ class ServiceProcesses:
             for service in only or self.services:
                 while True:
                     if service in self.exited():
-                        raise RuntimeError(f"{service} exited with code "
-                                           f"{self.procs[service].returncode}")
+                        raise RuntimeError(f"{service} exited with code {self.procs[service].returncode}")
                     try:
                         if (await client.get(self.url(service) + "/health/ready")).status_code == 200:
                             break
@@ -125,15 +136,16 @@ class ServiceProcesses:
 async def unreachable(settings: Settings) -> list[str]:
     """What of RabbitMQ and PostgreSQL does not answer, in words (no credentials)."""
     problems = []
-    for what, url, connect in (("RabbitMQ", settings.amqp_url, aio_pika.connect),
-                               ("PostgreSQL", settings.database_url, asyncpg.connect)):
+    for what, url, connect in (
+        ("RabbitMQ", settings.amqp_url, aio_pika.connect),
+        ("PostgreSQL", settings.database_url, asyncpg.connect),
+    ):
         try:
             conn = await asyncio.wait_for(connect(url), 10)
             await conn.close()
         except Exception as exc:
             where = urlparse(url)
-            problems.append(f"{what} is not reachable at {where.hostname}:{where.port} "
-                            f"({type(exc).__name__}: {exc})")
+            problems.append(f"{what} is not reachable at {where.hostname}:{where.port} ({type(exc).__name__}: {exc})")
     return problems
 
 
@@ -141,17 +153,20 @@ def provision_agency_users(settings: Settings) -> None:
     """Create the development broker users (one per agency, one per service) on a local broker."""
     host = urlparse(settings.amqp_url).hostname
     if host not in ("127.0.0.1", "localhost") or not broker_users.rabbitmqctl_available():
-        print("agency broker users: not created here (no local rabbitmqctl); load "
-              "deploy/rabbitmq/definitions.json into your broker (see README)")
+        print(
+            "agency broker users: not created here (no local rabbitmqctl); load "
+            "deploy/rabbitmq/definitions.json into your broker (see README)"
+        )
         return
     try:
         broker_users.apply_with_rabbitmqctl(broker_users.dev_users(settings.namespace))
-        print(f"agency broker users: {settings.namespace}-af, -fk, -kommun, -region "
-              f"(password <user>-dev)")
+        print(f"agency broker users: {settings.namespace}-af, -fk, -kommun, -region (password <user>-dev)")
     except (RuntimeError, OSError) as exc:
-        print(f"agency broker users: could not create them ({exc}); agencies' AMQP commands "
-              f"will be refused until they exist. Try: sudo make run, or load "
-              f"deploy/rabbitmq/definitions.json")
+        print(
+            f"agency broker users: could not create them ({exc}); agencies' AMQP commands "
+            f"will be refused until they exist. Try: sudo make run, or load "
+            f"deploy/rabbitmq/definitions.json"
+        )
 
 
 # `make demo` (or DEMO=1 make run): the platform's clock starts a year back and runs fast until
@@ -167,11 +182,14 @@ def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
     """The demo's settings and the environment that gives every service the same fast clock."""
     namespace = settings.namespace if "TRISAM_NAMESPACE" in os.environ else "trisam_demo"
     started = datetime.now(UTC)
-    env = {"TRISAM_DEV_CLOCK_OFFSET_DAYS": str(-DEMO_HISTORY_DAYS),
-           "TRISAM_DEV_CLOCK_SPEED": str(DEMO_HISTORY_DAYS * 86400 / DEMO_PLAY_SECONDS),
-           "TRISAM_DEV_CLOCK_STARTED_AT": started.isoformat(),
-           "TRISAM_MEETING_CHECK_SECONDS": "0.5", "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
-           "TRISAM_METRICS_EDITION_CHECK_SECONDS": "2"}
+    env = {
+        "TRISAM_DEV_CLOCK_OFFSET_DAYS": str(-DEMO_HISTORY_DAYS),
+        "TRISAM_DEV_CLOCK_SPEED": str(DEMO_HISTORY_DAYS * 86400 / DEMO_PLAY_SECONDS),
+        "TRISAM_DEV_CLOCK_STARTED_AT": started.isoformat(),
+        "TRISAM_MEETING_CHECK_SECONDS": "0.5",
+        "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
+        "TRISAM_METRICS_EDITION_CHECK_SECONDS": "2",
+    }
     os.environ.update(env)  # Settings() below and the simulator in this process read the same
     return Settings(namespace=namespace), env  # (its agency users: the namespace's own)
 
@@ -208,8 +226,12 @@ def say(line: str = "", *, err: bool = False) -> None:
 def terminal_mode(verbose: bool) -> bool:
     """Readable lines in a developer's terminal, the services' JSON logs to files; JSON on
     standard output as ever in production, under CI, when not a terminal, or when verbose."""
-    return (sys.stdout.isatty() and not verbose and not os.environ.get("CI")
-            and os.environ.get("TRISAM_ENV", "dev") == "dev")
+    return (
+        sys.stdout.isatty()
+        and not verbose
+        and not os.environ.get("CI")
+        and os.environ.get("TRISAM_ENV", "dev") == "dev"
+    )
 
 
 def readable(service: str, line: str) -> str | None:
@@ -221,8 +243,11 @@ def readable(service: str, line: str) -> str | None:
     if not isinstance(entry, dict) or entry.get("level") not in ("warning", "error", "critical"):
         return None
     when = str(entry.get("timestamp", ""))[11:19]
-    detail = " ".join(f"{k}={entry[k]}" for k in ("error", "detail", "event_type", "case_ref", "reason")
-                      if entry.get(k) not in (None, ""))
+    detail = " ".join(
+        f"{k}={entry[k]}"
+        for k in ("error", "detail", "event_type", "case_ref", "reason")
+        if entry.get(k) not in (None, "")
+    )
     return f"{when} {service} {entry['level'].upper()}: {entry.get('event', '')}" + (f" ({detail})" if detail else "")
 
 
@@ -234,7 +259,7 @@ async def follow_logs(log_dir: Path, show=say) -> None:
             with path.open("rb") as f:
                 f.seek(offsets.get(path, 0))
                 chunk = f.read()
-            complete = chunk[:chunk.rfind(b"\n") + 1]
+            complete = chunk[: chunk.rfind(b"\n") + 1]
             offsets[path] = offsets.get(path, 0) + len(complete)
             for raw in complete.decode(errors="replace").splitlines():
                 if (line := readable(path.stem, raw)) is not None:
@@ -254,29 +279,42 @@ async def play_demo(settings: Settings, processes: ServiceProcesses, progress_ba
     from simulator.cli import county_teams, dev_agencies
     from simulator.simulation import Simulation
 
-    simulation = Simulation(settings, agencies=dev_agencies(settings),
-                            meeting_urls=[processes.url("meeting")], teams=county_teams())
+    simulation = Simulation(
+        settings, agencies=dev_agencies(settings), meeting_urls=[processes.url("meeting")], teams=county_teams()
+    )
     today = date.today()
     await simulation.start()
     referring = asyncio.create_task(simulation.refer(10**9))
     tally = simulation.tally
-    columns = (TextColumn("[bold]{task.fields[date]}"), BarColumn(),
-               TextColumn("{task.fields[referred]} referrals accepted, {task.fields[consulted]} consulted, "
-                          "{task.fields[due]} follow-ups due, {task.fields[recorded]} recorded"))
+    columns = (
+        TextColumn("[bold]{task.fields[date]}"),
+        BarColumn(),
+        TextColumn(
+            "{task.fields[referred]} referrals accepted, {task.fields[consulted]} consulted, "
+            "{task.fields[due]} follow-ups due, {task.fields[recorded]} recorded"
+        ),
+    )
     try:
         with Progress(*columns, console=Console(), disable=not progress_bar) as progress:
-            task = progress.add_task("demo", total=DEMO_HISTORY_DAYS, date="", referred=0, consulted=0,
-                                     due=0, recorded=0)
+            task = progress.add_task(
+                "demo", total=DEMO_HISTORY_DAYS, date="", referred=0, consulted=0, due=0, recorded=0
+            )
             last_line = 0.0
             while simulation.today() < today and not referring.done():
-                fields = dict(date=str(simulation.today()), referred=len(tally.accepted),
-                              consulted=len(tally.consulted), due=len(tally.followups_due),
-                              recorded=len(tally.followups_recorded))
+                fields = dict(
+                    date=str(simulation.today()),
+                    referred=len(tally.accepted),
+                    consulted=len(tally.consulted),
+                    due=len(tally.followups_due),
+                    recorded=len(tally.followups_recorded),
+                )
                 progress.update(task, completed=DEMO_HISTORY_DAYS - (today - simulation.today()).days, **fields)
                 if not progress_bar and time.monotonic() - last_line > 10:
                     last_line = time.monotonic()
-                    say("demo: platform date {date}: {referred} referrals accepted, {consulted} consulted, "
-                        "{due} follow-ups due, {recorded} recorded".format(**fields))
+                    say(
+                        "demo: platform date {date}: {referred} referrals accepted, {consulted} consulted, "
+                        "{due} follow-ups due, {recorded} recorded".format(**fields)
+                    )
                 await asyncio.sleep(0.25)
         if referring.done():
             referring.result()  # the simulator failed: say why
@@ -287,11 +325,16 @@ async def play_demo(settings: Settings, processes: ServiceProcesses, progress_ba
         await simulation.stop()
     quarter = f"{today.year}Q{(today.month - 1) // 3 + 1}"
     done = tally.in_period(*_quarter_bounds(today))
-    say(f"demo: {DEMO_HISTORY_DAYS} days have played: {len(tally.accepted)} referrals accepted, {len(tally.consulted)} consulted, "
-        f"{len(tally.followups_due)} follow-ups due, {len(tally.followups_recorded)} recorded.")
-    say(f"demo: this quarter ({quarter}) the simulator referred "
+    say(
+        f"demo: {DEMO_HISTORY_DAYS} days have played: {len(tally.accepted)} referrals accepted, "
+        f"{len(tally.consulted)} consulted, "
+        f"{len(tally.followups_due)} follow-ups due, {len(tally.followups_recorded)} recorded."
+    )
+    say(
+        f"demo: this quarter ({quarter}) the simulator referred "
         + ", ".join(f"{p} {n}" for p, n in done["referred_by_party"].items())
-        + f" ({sum(done['referred_by_party'].values())}) and consulted {done['consulted']}")
+        + f" ({sum(done['referred_by_party'].values())}) and consulted {done['consulted']}"
+    )
     seconds = await figures_hold(settings, processes.url("metrics"), quarter, done)
     url = processes.url("metrics")
     say(f"demo: the board's figures for {quarter} hold every event (after {seconds:.0f} s). Open:")
@@ -299,8 +342,10 @@ async def play_demo(settings: Settings, processes: ServiceProcesses, progress_ba
     say(f"  the public figures:         {url}/")
     first, _ = _quarter_bounds(today)
     previous = f"{(first - timedelta(days=1)).year}Q{(first - timedelta(days=1)).month // 3}"
-    say(f"  the quarterly report:       {url}/report/{quarter}  (exact, once signed in above); "
-        f"public: {url}/report/{previous}")
+    say(
+        f"  the quarterly report:       {url}/report/{quarter}  (exact, once signed in above); "
+        f"public: {url}/report/{previous}"
+    )
     say("Ctrl-C stops everything.")
 
 
@@ -310,24 +355,30 @@ def _quarter_bounds(day: date) -> tuple[date, date]:
     return first, last - timedelta(days=1)
 
 
-async def figures_hold(settings: Settings, metrics_url: str, quarter: str, done: dict,
-                       timeout: float = 120.0) -> float:
+async def figures_hold(settings: Settings, metrics_url: str, quarter: str, done: dict, timeout: float = 120.0) -> float:
     """Wait until the board's exact figures for the quarter count what the simulator did."""
     from shared.platform.auth import mint_token
 
-    board = {"Authorization": "Bearer " + mint_token(settings.jwt_secret.get_secret_value(),
-                                                       user_id="demo-launcher", party=None, role="board")}
+    board = {
+        "Authorization": "Bearer "
+        + mint_token(settings.jwt_secret.get_secret_value(), user_id="demo-launcher", party=None, role="board")
+    }
     began = time.monotonic()
     async with httpx.AsyncClient(base_url=metrics_url, timeout=10) as client:
         while True:
             with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-                figures = (await client.get("/api/v1/figures", params={"period": quarter}, headers=board)).json()["figures"]
-                if (figures["cases_referred"]["by"]["referring_party"] == done["referred_by_party"]
-                        and figures["cases_consulted"]["value"] == done["consulted"]):
+                figures = (await client.get("/api/v1/figures", params={"period": quarter}, headers=board)).json()[
+                    "figures"
+                ]
+                if (
+                    figures["cases_referred"]["by"]["referring_party"] == done["referred_by_party"]
+                    and figures["cases_consulted"]["value"] == done["consulted"]
+                ):
                     return time.monotonic() - began
             if time.monotonic() - began > timeout:
-                raise RuntimeError(f"the board's figures for {quarter} did not catch up with the demo "
-                                   f"in {timeout:.0f} s")
+                raise RuntimeError(
+                    f"the board's figures for {quarter} did not catch up with the demo in {timeout:.0f} s"
+                )
             await asyncio.sleep(1)
 
 
@@ -354,11 +405,14 @@ async def main(verbose: bool = False) -> int:
     if demo_env:
         await fresh_demo_namespace(settings)
     for service in SERVICES:
-        applied = await prepare_database(settings.database_url, settings.database_name(service),
-                                         ROOT / "services" / service / "migrations")
-        say(f"database {settings.database_name(service)}: "
-            f"{len(applied)} migration(s) applied" if applied else
-            f"database {settings.database_name(service)}: up to date")
+        applied = await prepare_database(
+            settings.database_url, settings.database_name(service), ROOT / "services" / service / "migrations"
+        )
+        say(
+            f"database {settings.database_name(service)}: {len(applied)} migration(s) applied"
+            if applied
+            else f"database {settings.database_name(service)}: up to date"
+        )
     quiet = terminal_mode(verbose)
     log_dir = LOG_ROOT / settings.namespace if quiet else None
     processes = ServiceProcesses(settings, ports=ports_from(settings), log_dir=log_dir, extra_env=demo_env)
@@ -370,20 +424,25 @@ async def main(verbose: bool = False) -> int:
     background: list[asyncio.Task] = []
     try:
         if log_dir:
-            say(f"logs: {log_dir.relative_to(ROOT)}/<service>.log (JSON); warnings and errors are shown "
-                f"here (make run VERBOSE=1 streams everything)")
+            say(
+                f"logs: {log_dir.relative_to(ROOT)}/<service>.log (JSON); warnings and errors are shown "
+                f"here (make run VERBOSE=1 streams everything)"
+            )
             background.append(asyncio.create_task(follow_logs(log_dir)))
         seconds = await processes.wait_ready(timeout=60)
-        say(f"\nTrisam is running (namespace {settings.namespace!r}); all four services ready "
-            f"in {seconds:.1f}s.\n")
+        say(f"\nTrisam is running (namespace {settings.namespace!r}); all four services ready in {seconds:.1f}s.\n")
         for name in SERVICES:
             base = processes.url(name)
             say(f"  {name:9} health {base}/health/ready   metrics {base}/metrics   API docs {base}/docs")
-        say(f"\n  dashboard: {processes.url('metrics')}/  (public figures; exact ones for the board: "
-            f"{processes.url('metrics')}/?view=exact&as=board, development sign-in)")
+        say(
+            f"\n  dashboard: {processes.url('metrics')}/  (public figures; exact ones for the board: "
+            f"{processes.url('metrics')}/?view=exact&as=board, development sign-in)"
+        )
         say("  event catalogue:    docs/events.md and docs/asyncapi/*.json")
-        say(f"  agencies publish SubmitReferral to exchange '{settings.namespace}.intake' "
-            f"with routing key '<PARTY>.SubmitReferral'")
+        say(
+            f"  agencies publish SubmitReferral to exchange '{settings.namespace}.intake' "
+            f"with routing key '<PARTY>.SubmitReferral'"
+        )
         if demo_env:
             say(f"\n  DEMO: {DEMO_HISTORY_DAYS} days of history play in about {DEMO_PLAY_SECONDS:.0f} s\n")
             background.append(asyncio.create_task(play_demo(settings, processes, progress_bar=quiet)))
@@ -395,8 +454,11 @@ async def main(verbose: bool = False) -> int:
                     say(f"failed: {task.exception()!r}", err=True)
                     return 1
             if dead := processes.exited():
-                say(f"service(s) exited: {', '.join(dead)}; stopping"
-                    + (f" (see {log_dir.relative_to(ROOT)})" if log_dir else ""), err=True)
+                say(
+                    f"service(s) exited: {', '.join(dead)}; stopping"
+                    + (f" (see {log_dir.relative_to(ROOT)})" if log_dir else ""),
+                    err=True,
+                )
                 return 1
             with contextlib.suppress(TimeoutError):  # (not wait_for: it can lose a cancellation in 3.11)
                 async with asyncio.timeout(1.0):

@@ -34,8 +34,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
     rules, clock = Rules.from_settings(settings), clock or Clock.from_settings(settings)
 
     def unit_of_work(conn: asyncpg.Connection, message: Message | None) -> FollowUpUnitOfWork:
-        return FollowUpUnitOfWork(conn, rules=rules, clock=clock, agency_users=settings.agency_users,
-                                  message=message)
+        return FollowUpUnitOfWork(conn, rules=rules, clock=clock, agency_users=settings.agency_users, message=message)
 
     async def scheduler(runtime: Runtime) -> None:
         """Durable reminders: due times live in the database; each round claims what is due
@@ -51,8 +50,8 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         name="followup",
         clock=clock,
         description="Follow-up: plan checks and six-month (optionally twelve-month) outcome "
-                    "follow-ups with durable reminders, overdue escalation, recording and "
-                    "closure of cases.",
+        "follow-ups with durable reminders, overdue escalation, recording and "
+        "closure of cases.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
         unit_of_work=unit_of_work,

@@ -58,23 +58,34 @@ if TYPE_CHECKING:
 
 DUE_TIME = time(8, 0)  # reminders arrive at the start of a working day
 
-add_messages({
-    "followup_not_found": ("Uppföljningen finns inte.", "No such follow-up."),
-    "not_responsible": ("Er part ansvarar inte för uppföljningen.",
-                        "Your party is not responsible for this follow-up."),
-    "followup_cancelled": ("Uppföljningen är avbruten: ärendet är avslutat.",
-                           "The follow-up is cancelled: the case is closed."),
-    "recorded_before_consultation": ("Uppföljningen är daterad före konsultationen.",
-                                     "The follow-up is dated before the consultation."),
-    "plan_status_missing": ("Planens status saknas.", "The plan's status is missing."),
-    "income_source_missing": ("Huvudsaklig försörjning saknas.", "The main income source is missing."),
-    "readiness_missing": ("Svar om arbets- eller studieberedskap saknas (eller 'not_answered').",
-                          "The readiness answer is missing (or 'not_answered')."),
-    "answers_when_not_reached": ("Personen nåddes inte: inga svar ska anges.",
-                                 "The person was not reached: no answers may be given."),
-    "not_asked": ("Frågan ställs inte vid den här uppföljningen.",
-                  "This question is not asked at this follow-up."),
-})
+add_messages(
+    {
+        "followup_not_found": ("Uppföljningen finns inte.", "No such follow-up."),
+        "not_responsible": (
+            "Er part ansvarar inte för uppföljningen.",
+            "Your party is not responsible for this follow-up.",
+        ),
+        "followup_cancelled": (
+            "Uppföljningen är avbruten: ärendet är avslutat.",
+            "The follow-up is cancelled: the case is closed.",
+        ),
+        "recorded_before_consultation": (
+            "Uppföljningen är daterad före konsultationen.",
+            "The follow-up is dated before the consultation.",
+        ),
+        "plan_status_missing": ("Planens status saknas.", "The plan's status is missing."),
+        "income_source_missing": ("Huvudsaklig försörjning saknas.", "The main income source is missing."),
+        "readiness_missing": (
+            "Svar om arbets- eller studieberedskap saknas (eller 'not_answered').",
+            "The readiness answer is missing (or 'not_answered').",
+        ),
+        "answers_when_not_reached": (
+            "Personen nåddes inte: inga svar ska anges.",
+            "The person was not reached: no answers may be given.",
+        ),
+        "not_asked": ("Frågan ställs inte vid den här uppföljningen.", "This question is not asked at this follow-up."),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -89,9 +100,15 @@ class Rules:
 
     @classmethod
     def from_settings(cls, s: Settings) -> Rules:
-        return cls(s.followup_plan_check_weeks, s.followup_outcome_months, s.followup_twelve_months,
-                   s.followup_overdue_days, s.followup_reminder_interval_days,
-                   s.followup_reminder_limit, s.followup_long_months)
+        return cls(
+            s.followup_plan_check_weeks,
+            s.followup_outcome_months,
+            s.followup_twelve_months,
+            s.followup_overdue_days,
+            s.followup_reminder_interval_days,
+            s.followup_reminder_limit,
+            s.followup_long_months,
+        )
 
 
 # --------------------------------------------------------------------------- what the service knows
@@ -155,9 +172,13 @@ class FollowUp:
 # A party's listing of its follow-ups: the statuses each state covers, and whether an overdue
 # reminder was sent (None: either).
 LISTED_STATES: dict[str, tuple[tuple[str, ...], bool | None]] = {
-    "open": (("pending", "due"), None), "due": (("due",), False), "overdue": (("due",), True),
-    "pending": (("pending",), None), "completed": (("completed",), None),
-    "cancelled": (("cancelled",), None)}
+    "open": (("pending", "due"), None),
+    "due": (("due",), False),
+    "overdue": (("due",), True),
+    "pending": (("pending",), None),
+    "completed": (("completed",), None),
+    "cancelled": (("cancelled",), None),
+}
 
 
 def visible_to(followup: FollowUp, party: Party | None) -> bool:
@@ -193,13 +214,25 @@ class FollowUpRecord:
 
     @property
     def answers(self) -> Answers:
-        return Answers(recorded_on=self.recorded_on, reached=self.reached, income_source=self.income_source,
-                       readiness=self.readiness, plan_status=self.plan_status)
+        return Answers(
+            recorded_on=self.recorded_on,
+            reached=self.reached,
+            income_source=self.income_source,
+            readiness=self.readiness,
+            plan_status=self.plan_status,
+        )
 
 
 # Every event the follow-up service announces; each belongs to one case (its ordering key).
-Event = (FollowUpScheduled | FollowUpDue | FollowUpOverdue | FollowUpEscalated | FollowUpCompleted
-         | FollowUpCancelled | CaseClosed)
+Event = (
+    FollowUpScheduled
+    | FollowUpDue
+    | FollowUpOverdue
+    | FollowUpEscalated
+    | FollowUpCompleted
+    | FollowUpCancelled
+    | CaseClosed
+)
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -214,8 +247,10 @@ def add_months(day: date, months: int) -> date:
 
 def followups_for(held_on: date, rules: Rules) -> list[tuple[FollowUpKind, date]]:
     """The follow-ups of a consultation and their due dates."""
-    plan = [(FollowUpKind.PLAN_CHECK, held_on + timedelta(weeks=rules.plan_check_weeks)),
-            (FollowUpKind.SIX_MONTHS, add_months(held_on, rules.outcome_months))]
+    plan = [
+        (FollowUpKind.PLAN_CHECK, held_on + timedelta(weeks=rules.plan_check_weeks)),
+        (FollowUpKind.SIX_MONTHS, add_months(held_on, rules.outcome_months)),
+    ]
     if rules.twelve_months:
         plan.append((FollowUpKind.TWELVE_MONTHS, add_months(held_on, rules.long_months)))
     return plan
@@ -239,8 +274,14 @@ class ScheduleDecision:
     closure: ClosureDecision | None = None
 
 
-def schedule(consultation: ConsultationHeld, case: TrackedCase, existing: Sequence[FollowUp],
-             consents: Mapping[str, str], rules: Rules, now: datetime) -> ScheduleDecision:
+def schedule(
+    consultation: ConsultationHeld,
+    case: TrackedCase,
+    existing: Sequence[FollowUp],
+    consents: Mapping[str, str],
+    rules: Rules,
+    now: datetime,
+) -> ScheduleDecision:
     """The plan check and the outcome follow-up(s) of a consultation, once per case whatever
     arrives twice (``existing``: the case's follow-ups so far). A closed case gets none."""
     if case.closed:
@@ -249,16 +290,40 @@ def schedule(consultation: ConsultationHeld, case: TrackedCase, existing: Sequen
         return ScheduleDecision(closure=close(case, existing, ExitReason.CONSENT_WITHDRAWN, now))
     scheduled = {f.kind for f in existing}
     responsible = consultation.referring_party  # by default the referring party follows up
-    new = tuple(FollowUp(
-        followup_id=followup_id(case.case_ref, kind), case_ref=case.case_ref, kind=kind,
-        team_id=consultation.team_id, municipality=consultation.municipality,
-        referring_party=consultation.referring_party, responsible_party=responsible,
-        consultation_held_on=consultation.held_on, due_on=due_on, next_action_at=due_at(due_on))
-        for kind, due_on in followups_for(consultation.held_on, rules) if kind not in scheduled)
-    return ScheduleDecision(followups=new, events=tuple(FollowUpScheduled(
-        followup_id=f.followup_id, case_ref=f.case_ref, team_id=f.team_id, municipality=f.municipality,
-        kind=f.kind, referring_party=f.referring_party, responsible_party=f.responsible_party,
-        consultation_held_on=f.consultation_held_on, due_on=f.due_on, scheduled_at=now) for f in new))
+    new = tuple(
+        FollowUp(
+            followup_id=followup_id(case.case_ref, kind),
+            case_ref=case.case_ref,
+            kind=kind,
+            team_id=consultation.team_id,
+            municipality=consultation.municipality,
+            referring_party=consultation.referring_party,
+            responsible_party=responsible,
+            consultation_held_on=consultation.held_on,
+            due_on=due_on,
+            next_action_at=due_at(due_on),
+        )
+        for kind, due_on in followups_for(consultation.held_on, rules)
+        if kind not in scheduled
+    )
+    return ScheduleDecision(
+        followups=new,
+        events=tuple(
+            FollowUpScheduled(
+                followup_id=f.followup_id,
+                case_ref=f.case_ref,
+                team_id=f.team_id,
+                municipality=f.municipality,
+                kind=f.kind,
+                referring_party=f.referring_party,
+                responsible_party=f.responsible_party,
+                consultation_held_on=f.consultation_held_on,
+                due_on=f.due_on,
+                scheduled_at=now,
+            )
+            for f in new
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- the scheduler
@@ -304,36 +369,67 @@ def tick(claimed: Sequence[FollowUp], now: datetime, rules: Rules) -> TickDecisi
         if step is None:
             followups.append(replace(followup, next_action_at=None))
             continue
-        followups.append(replace(
-            followup, status=step.status, reminders_sent=step.reminders_sent, next_action_at=step.next_action_at,
-            due_sent_at=followup.due_sent_at or (now if step.send == "due" else None),
-            escalated_at=followup.escalated_at or (now if step.send == "escalate" else None)))
+        followups.append(
+            replace(
+                followup,
+                status=step.status,
+                reminders_sent=step.reminders_sent,
+                next_action_at=step.next_action_at,
+                due_sent_at=followup.due_sent_at or (now if step.send == "due" else None),
+                escalated_at=followup.escalated_at or (now if step.send == "escalate" else None),
+            )
+        )
         events.append(reminder(followup, step, now, rules))
     return TickDecision(tuple(followups), tuple(events))
 
 
-def reminder(followup: FollowUp, step: Step, now: datetime,
-             rules: Rules) -> FollowUpDue | FollowUpOverdue | FollowUpEscalated:
+def reminder(
+    followup: FollowUp, step: Step, now: datetime, rules: Rules
+) -> FollowUpDue | FollowUpOverdue | FollowUpEscalated:
     """To the responsible party alone (due, overdue n of m), or to the team's rehab coordinator
     (REGION) once every reminder went unanswered."""
     f = followup
     if step.send == "due":
-        return FollowUpDue(recipient=f.responsible_party, followup_id=f.followup_id, case_ref=f.case_ref,
-                           team_id=f.team_id, kind=f.kind, due_on=f.due_on, sent_at=now)
+        return FollowUpDue(
+            recipient=f.responsible_party,
+            followup_id=f.followup_id,
+            case_ref=f.case_ref,
+            team_id=f.team_id,
+            kind=f.kind,
+            due_on=f.due_on,
+            sent_at=now,
+        )
     if step.send == "overdue":
-        return FollowUpOverdue(recipient=f.responsible_party, followup_id=f.followup_id, case_ref=f.case_ref,
-                               team_id=f.team_id, kind=f.kind, due_on=f.due_on, sent_at=now,
-                               reminder=step.reminders_sent, of=rules.reminder_limit)
-    return FollowUpEscalated(recipient=Party.REGION, followup_id=f.followup_id, case_ref=f.case_ref,
-                             team_id=f.team_id, kind=f.kind, due_on=f.due_on, sent_at=now,
-                             responsible_party=f.responsible_party, reminders_sent=step.reminders_sent)
+        return FollowUpOverdue(
+            recipient=f.responsible_party,
+            followup_id=f.followup_id,
+            case_ref=f.case_ref,
+            team_id=f.team_id,
+            kind=f.kind,
+            due_on=f.due_on,
+            sent_at=now,
+            reminder=step.reminders_sent,
+            of=rules.reminder_limit,
+        )
+    return FollowUpEscalated(
+        recipient=Party.REGION,
+        followup_id=f.followup_id,
+        case_ref=f.case_ref,
+        team_id=f.team_id,
+        kind=f.kind,
+        due_on=f.due_on,
+        sent_at=now,
+        responsible_party=f.responsible_party,
+        reminders_sent=step.reminders_sent,
+    )
 
 
 # --------------------------------------------------------------------------- recording
 
 
-def record_problems(*, kind: FollowUpKind, status: str, responsible: str, by_party: str,
-                    answers: Answers, held_on: date, today: date) -> list[Problem]:
+def record_problems(
+    *, kind: FollowUpKind, status: str, responsible: str, by_party: str, answers: Answers, held_on: date, today: date
+) -> list[Problem]:
     if by_party != responsible:
         return [Problem("not_responsible")]
     if status == "cancelled":
@@ -343,16 +439,14 @@ def record_problems(*, kind: FollowUpKind, status: str, responsible: str, by_par
         problems.append(Problem("date_in_future", "recorded_on"))
     if answers.recorded_on < held_on:
         problems.append(Problem("recorded_before_consultation", "recorded_on"))
-    given = {"income_source": answers.income_source, "readiness": answers.readiness,
-             "plan_status": answers.plan_status}
+    given = {"income_source": answers.income_source, "readiness": answers.readiness, "plan_status": answers.plan_status}
     if not answers.reached:
         problems += [Problem("answers_when_not_reached", name) for name, v in given.items() if v]
         return problems
     if kind == FollowUpKind.PLAN_CHECK:
         if not answers.plan_status:
             problems.append(Problem("plan_status_missing", "plan_status"))
-        problems += [Problem("not_asked", name) for name in ("income_source", "readiness")
-                     if given[name]]
+        problems += [Problem("not_asked", name) for name in ("income_source", "readiness") if given[name]]
     else:
         if not answers.income_source:
             problems.append(Problem("income_source_missing", "income_source"))
@@ -375,32 +469,56 @@ class RecordDecision:
     closure: ClosureDecision | None = None
 
 
-def record(followup_id: str, answers: Answers, *, case: TrackedCase | None, followups: Sequence[FollowUp],
-           latest: FollowUpRecord | None, by_party: Party, by_user: str, channel: str,
-           now: datetime) -> RecordDecision:
+def record(
+    followup_id: str,
+    answers: Answers,
+    *,
+    case: TrackedCase | None,
+    followups: Sequence[FollowUp],
+    latest: FollowUpRecord | None,
+    by_party: Party,
+    by_user: str,
+    channel: str,
+    now: datetime,
+) -> RecordDecision:
     """Record follow-up ``followup_id`` (one of ``followups``, its case's, with ``latest``, its
     latest record), or correct it: a new revision. The same answers as the latest change nothing."""
     followup = next((f for f in followups if f.followup_id == followup_id), None)
     if followup is None or not visible_to(followup, by_party):
         return RecordDecision(problems=(Problem("followup_not_found"),))
-    problems = record_problems(kind=followup.kind, status=followup.status, responsible=followup.responsible_party,
-                               by_party=by_party, answers=answers, held_on=followup.consultation_held_on,
-                               today=stockholm_date(now))
+    problems = record_problems(
+        kind=followup.kind,
+        status=followup.status,
+        responsible=followup.responsible_party,
+        by_party=by_party,
+        answers=answers,
+        held_on=followup.consultation_held_on,
+        today=stockholm_date(now),
+    )
     if problems:
         return RecordDecision(problems=tuple(problems))
     if latest is not None and latest.answers == answers:
         return RecordDecision(completed=completed(followup, latest))
     new = FollowUpRecord(
-        followup_id=followup_id, revision=followup.revision + 1, recorded_on=answers.recorded_on,
-        reached=answers.reached, income_source=answers.income_source, readiness=answers.readiness,
-        plan_status=answers.plan_status, recorded_by=by_party, recorded_by_user=by_user, channel=channel,
-        recorded_at=now)
+        followup_id=followup_id,
+        revision=followup.revision + 1,
+        recorded_on=answers.recorded_on,
+        reached=answers.reached,
+        income_source=answers.income_source,
+        readiness=answers.readiness,
+        plan_status=answers.plan_status,
+        recorded_by=by_party,
+        recorded_by_user=by_user,
+        channel=channel,
+        recorded_at=now,
+    )
     recorded = replace(followup, status="completed", next_action_at=None, revision=new.revision)
     event = completed(followup, new)
     closure = None
     if new.revision == 1 and is_last(recorded, followups):  # the follow-up programme is through
-        closure = close(case, [recorded if f.followup_id == followup_id else f for f in followups],
-                        ExitReason.PLAN_COMPLETED, now)
+        closure = close(
+            case, [recorded if f.followup_id == followup_id else f for f in followups], ExitReason.PLAN_COMPLETED, now
+        )
     return RecordDecision(record=new, followup=recorded, completed=event, events=(event,), closure=closure)
 
 
@@ -421,12 +539,24 @@ def completed(followup: FollowUp, record: FollowUpRecord) -> FollowUpCompleted:
     """A record as announced: the follow-up's facts and the answers, no personal data."""
     f, r = followup, record
     return FollowUpCompleted(
-        followup_id=f.followup_id, case_ref=f.case_ref, team_id=f.team_id, municipality=f.municipality,
-        kind=f.kind, referring_party=f.referring_party, responsible_party=f.responsible_party,
-        consultation_held_on=f.consultation_held_on, due_on=f.due_on, recorded_on=r.recorded_on,
-        reached=r.reached, income_source=_maybe(IncomeSource, r.income_source),
-        readiness=_maybe(Readiness, r.readiness), plan_status=_maybe(PlanStatus, r.plan_status),
-        revision=r.revision, recorded_by=r.recorded_by, recorded_at=r.recorded_at)
+        followup_id=f.followup_id,
+        case_ref=f.case_ref,
+        team_id=f.team_id,
+        municipality=f.municipality,
+        kind=f.kind,
+        referring_party=f.referring_party,
+        responsible_party=f.responsible_party,
+        consultation_held_on=f.consultation_held_on,
+        due_on=f.due_on,
+        recorded_on=r.recorded_on,
+        reached=r.reached,
+        income_source=_maybe(IncomeSource, r.income_source),
+        readiness=_maybe(Readiness, r.readiness),
+        plan_status=_maybe(PlanStatus, r.plan_status),
+        revision=r.revision,
+        recorded_by=r.recorded_by,
+        recorded_at=r.recorded_at,
+    )
 
 
 # --------------------------------------------------------------------------- closure
@@ -444,21 +574,32 @@ class ClosureDecision:
     events: tuple[Event, ...] = ()
 
 
-def close(case: TrackedCase | None, followups: Sequence[FollowUp], reason: ExitReason,
-          now: datetime) -> ClosureDecision:
+def close(
+    case: TrackedCase | None, followups: Sequence[FollowUp], reason: ExitReason, now: datetime
+) -> ClosureDecision:
     """Close the case with its exit reason; its open follow-ups will not happen. A case closed
     already stays as it was: CaseClosed is announced once."""
     if case is None:
         return ClosureDecision(refusal="case_not_found")
     if case.closed:
         return ClosureDecision(refusal="case_closed")
-    cancelled = tuple(replace(f, status="cancelled", next_action_at=None)
-                      for f in sorted(followups, key=lambda f: f.followup_id) if f.open)
-    events: list[Event] = [FollowUpCancelled(followup_id=f.followup_id, case_ref=case.case_ref, kind=f.kind,
-                                             reason=reason, cancelled_at=now) for f in cancelled]
+    cancelled = tuple(
+        replace(f, status="cancelled", next_action_at=None)
+        for f in sorted(followups, key=lambda f: f.followup_id)
+        if f.open
+    )
+    events: list[Event] = [
+        FollowUpCancelled(
+            followup_id=f.followup_id, case_ref=case.case_ref, kind=f.kind, reason=reason, cancelled_at=now
+        )
+        for f in cancelled
+    ]
     events.append(CaseClosed(case_ref=case.case_ref, reason=reason, closed_at=now))
-    return ClosureDecision(case=replace(case, status="closed", exit_reason=reason, closed_at=now),
-                           cancelled=cancelled, events=tuple(events))
+    return ClosureDecision(
+        case=replace(case, status="closed", exit_reason=reason, closed_at=now),
+        cancelled=cancelled,
+        events=tuple(events),
+    )
 
 
 def may_close(case: TrackedCase, *, role: str, party: str | None, teams: frozenset[str]) -> bool:
@@ -468,8 +609,16 @@ def may_close(case: TrackedCase, *, role: str, party: str | None, teams: frozens
     return referring_officer or coordinator
 
 
-def close_by_hand(case: TrackedCase | None, followups: Sequence[FollowUp], reason: ExitReason, now: datetime,
-                  *, role: str, party: str | None, teams: frozenset[str]) -> ClosureDecision:
+def close_by_hand(
+    case: TrackedCase | None,
+    followups: Sequence[FollowUp],
+    reason: ExitReason,
+    now: datetime,
+    *,
+    role: str,
+    party: str | None,
+    teams: frozenset[str],
+) -> ClosureDecision:
     """Close a case with the exit reason a user gives; who may is checked before whether it is
     closed already."""
     if case is not None and not may_close(case, role=role, party=party, teams=teams):
@@ -478,16 +627,16 @@ def close_by_hand(case: TrackedCase | None, followups: Sequence[FollowUp], reaso
 
 
 def exit_reason_when_not_consulted(reason: NotConsultedReason) -> ExitReason:
-    return (ExitReason.CONSENT_WITHDRAWN if reason == NotConsultedReason.INDIVIDUAL_WITHDREW
-            else ExitReason.OTHER)
+    return ExitReason.CONSENT_WITHDRAWN if reason == NotConsultedReason.INDIVIDUAL_WITHDREW else ExitReason.OTHER
 
 
 def every_consent_withdrawn(consents: Mapping[str, str]) -> bool:
     return bool(consents) and all(status == "withdrawn" for status in consents.values())
 
 
-def close_without_consent(case: TrackedCase | None, followups: Sequence[FollowUp], consents: Mapping[str, str],
-                          now: datetime) -> ClosureDecision:
+def close_without_consent(
+    case: TrackedCase | None, followups: Sequence[FollowUp], consents: Mapping[str, str], now: datetime
+) -> ClosureDecision:
     """When no party has the individual's consent any more, the case is closed."""
     if not every_consent_withdrawn(consents):
         return ClosureDecision(refusal="consent_remains")

@@ -40,22 +40,40 @@ log = structlog.get_logger("followup")
 async def case_referred(uow: FollowUpUnitOfWork, event: CaseReferred) -> None:
     """What the six-month comparison needs of a new case, and the consents given at referral."""
     await uow.consents.given_at_referral(event)
-    await uow.cases.referred(TrackedCase(
-        case_ref=event.case_ref, referring_party=event.referring_party, team_id=event.team_id,
-        municipality=event.municipality, income_source_at_referral=event.income_source.value,
-        referred_at=event.referred_at))
+    await uow.cases.referred(
+        TrackedCase(
+            case_ref=event.case_ref,
+            referring_party=event.referring_party,
+            team_id=event.team_id,
+            municipality=event.municipality,
+            income_source_at_referral=event.income_source.value,
+            referred_at=event.referred_at,
+        )
+    )
 
 
 async def schedule(uow: FollowUpUnitOfWork, event: ConsultationHeld) -> ScheduleDecision:
     """After a consultation: its plan check and outcome follow-up(s), FollowUpScheduled for
     each; once per case, whatever arrives twice."""
-    await uow.cases.consulted(TrackedCase(
-        case_ref=event.case_ref, referring_party=event.referring_party, referred_at=event.referred_at,
-        team_id=event.team_id, municipality=event.municipality))
+    await uow.cases.consulted(
+        TrackedCase(
+            case_ref=event.case_ref,
+            referring_party=event.referring_party,
+            referred_at=event.referred_at,
+            team_id=event.team_id,
+            municipality=event.municipality,
+        )
+    )
     case = await uow.cases.lock(event.case_ref)
     assert case is not None  # tracked just now
-    decision = domain.schedule(event, case, await uow.followups.of_case(event.case_ref),
-                               await uow.consents.of_case(event.case_ref), uow.rules, uow.clock.now())
+    decision = domain.schedule(
+        event,
+        case,
+        await uow.followups.of_case(event.case_ref),
+        await uow.consents.of_case(event.case_ref),
+        uow.rules,
+        uow.clock.now(),
+    )
     if case.closed:
         log.info("consultation of a closed case: no follow-ups scheduled")
     for followup in decision.followups:
@@ -68,9 +86,14 @@ async def schedule(uow: FollowUpUnitOfWork, event: ConsultationHeld) -> Schedule
 
 async def not_consulted(uow: FollowUpUnitOfWork, event: CaseNotConsulted) -> ClosureDecision:
     """A case that was not consulted is closed (its CaseReferred may come later)."""
-    await uow.cases.consulted(TrackedCase(
-        case_ref=event.case_ref, referring_party=event.referring_party, team_id=event.team_id,
-        municipality=event.municipality))
+    await uow.cases.consulted(
+        TrackedCase(
+            case_ref=event.case_ref,
+            referring_party=event.referring_party,
+            team_id=event.team_id,
+            municipality=event.municipality,
+        )
+    )
     return await close(uow, event.case_ref, domain.exit_reason_when_not_consulted(event.reason))
 
 
@@ -92,8 +115,9 @@ async def tick(uow: FollowUpUnitOfWork, limit: int) -> int:
 # --------------------------------------------------------------------------- recording
 
 
-async def record(uow: FollowUpUnitOfWork, followup_id: str, answers: Answers, *, by_party: Party,
-                 by_user: str, channel: str) -> RecordDecision:
+async def record(
+    uow: FollowUpUnitOfWork, followup_id: str, answers: Answers, *, by_party: Party, by_user: str, channel: str
+) -> RecordDecision:
     """Record a follow-up (again: a correction, a new revision; the same answers as the latest
     change nothing), announced as FollowUpCompleted. Returns the decision: its problems, or the
     record as announced (``completed``)."""
@@ -104,13 +128,23 @@ async def record(uow: FollowUpUnitOfWork, followup_id: str, answers: Answers, *,
         case = await uow.cases.lock(found.case_ref)  # the case first, as every writer of it
         followups = await uow.followups.of_case(found.case_ref)
         latest = await uow.records.latest(followup_id)
-    decision = domain.record(followup_id, answers, case=case, followups=followups, latest=latest,
-                             by_party=by_party, by_user=by_user, channel=channel, now=uow.clock.now())
+    decision = domain.record(
+        followup_id,
+        answers,
+        case=case,
+        followups=followups,
+        latest=latest,
+        by_party=by_party,
+        by_user=by_user,
+        channel=channel,
+        now=uow.clock.now(),
+    )
     if decision.record is not None and decision.followup is not None:
         await uow.records.add(decision.record)
         await uow.followups.save(decision.followup)
-        log.info("follow-up recorded", kind=decision.followup.kind.value, revision=decision.record.revision,
-                 channel=channel)
+        log.info(
+            "follow-up recorded", kind=decision.followup.kind.value, revision=decision.record.revision, channel=channel
+        )
     await _emit(uow, decision.events)
     if decision.closure:
         await _apply_closure(uow, decision.closure)
@@ -129,13 +163,21 @@ async def close(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason) -> C
     return decision
 
 
-async def close_by_hand(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason, *,
-                        by: Principal) -> ClosureDecision:
+async def close_by_hand(
+    uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason, *, by: Principal
+) -> ClosureDecision:
     """A user closes a case with an exit reason: an officer of the referring party or the
     team's coordinator."""
     case = await uow.cases.lock(case_ref)
-    decision = domain.close_by_hand(case, await uow.followups.of_case(case_ref), reason, uow.clock.now(),
-                                    role=by.role, party=by.party, teams=by.teams)
+    decision = domain.close_by_hand(
+        case,
+        await uow.followups.of_case(case_ref),
+        reason,
+        uow.clock.now(),
+        role=by.role,
+        party=by.party,
+        teams=by.teams,
+    )
     await _apply_closure(uow, decision)
     return decision
 
@@ -149,8 +191,9 @@ async def consent_withdrawn(uow: FollowUpUnitOfWork, event: ConsentWithdrawn) ->
     """When no party has the individual's consent any more, the case is closed."""
     case = await uow.cases.lock(event.case_ref)  # so that two withdrawals at once see each other
     await uow.consents.withdrawn(event)
-    decision = domain.close_without_consent(case, await uow.followups.of_case(event.case_ref),
-                                            await uow.consents.of_case(event.case_ref), uow.clock.now())
+    decision = domain.close_without_consent(
+        case, await uow.followups.of_case(event.case_ref), await uow.consents.of_case(event.case_ref), uow.clock.now()
+    )
     await _apply_closure(uow, decision)
     return decision
 
@@ -164,8 +207,9 @@ async def party_followups(uow: FollowUpUnitOfWork, party: Party, state: str, lim
     return await uow.followups.of_party(party, statuses, limit, reminded=reminded)
 
 
-async def followup_with_records(uow: FollowUpUnitOfWork, followup_id: str,
-                                party: Party | None) -> tuple[FollowUp, list[FollowUpRecord]] | None:
+async def followup_with_records(
+    uow: FollowUpUnitOfWork, followup_id: str, party: Party | None
+) -> tuple[FollowUp, list[FollowUpRecord]] | None:
     """A follow-up with every record (corrections keep the history); None when there is no
     such follow-up, or it is another party's."""
     found = await uow.followups.get(followup_id)

@@ -55,8 +55,14 @@ async def on_record_followup(command: RecordFollowUp | InvalidPayload, uow: Foll
         problems, case_ref = problems_from_schema(command.errors), invalid_case_ref(command)
     else:
         user = uow.message.user_id if uow.message else None
-        decision = await followups.record(uow, domain.followup_id(command.case_ref, command.kind),
-                                          answers_of(command), by_party=party, by_user=user or "", channel="amqp")
+        decision = await followups.record(
+            uow,
+            domain.followup_id(command.case_ref, command.kind),
+            answers_of(command),
+            by_party=party,
+            by_user=user or "",
+            channel="amqp",
+        )
         problems, case_ref = list(decision.problems), command.case_ref
     await answer(uow, party, problems, case_ref)
 
@@ -64,6 +70,10 @@ async def on_record_followup(command: RecordFollowUp | InvalidPayload, uow: Foll
 def answers_of(body) -> Answers:
     """The answers of a RecordFollowUp command or HTTP body (the same fields)."""
     value = lambda v: v.value if v is not None else None  # noqa: E731
-    return Answers(recorded_on=body.recorded_on, reached=body.reached,
-                   income_source=value(body.income_source), readiness=value(body.readiness),
-                   plan_status=value(body.plan_status))
+    return Answers(
+        recorded_on=body.recorded_on,
+        reached=body.reached,
+        income_source=value(body.income_source),
+        readiness=value(body.readiness),
+        plan_status=value(body.plan_status),
+    )

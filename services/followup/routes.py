@@ -32,8 +32,10 @@ FOLLOWUP_NOT_FOUND = {"code": "followup_not_found", "message": "no such follow-u
 # Why a case is not closed by hand: the answer's status and detail.
 REFUSALS = {
     "case_not_found": (404, {"code": "case_not_found", "message": "no such case"}),
-    "not_allowed": (403, {"code": "not_allowed",
-                          "message": "only an officer of the referring party or the team's coordinator"}),
+    "not_allowed": (
+        403,
+        {"code": "not_allowed", "message": "only an officer of the referring party or the team's coordinator"},
+    ),
     "case_closed": (409, {"code": "case_closed", "message": "the case is closed"}),
 }
 UnitsOfWork = Annotated[Callable[[], AbstractAsyncContextManager[FollowUpUnitOfWork]], Depends(units_of_work)]
@@ -44,6 +46,7 @@ router = APIRouter(prefix="/api/v1")
 class RecordBody(BaseModel):
     """A follow-up as the responsible party records it. ``reached`` false: the person could not
     be reached (then no answers)."""
+
     model_config = ConfigDict(extra="forbid")
     recorded_on: date
     reached: StrictBool
@@ -62,10 +65,12 @@ def party_user(principal: Principal) -> None:
 
 
 @router.get("/followups", tags=["follow-up"], responses={**UNAUTHENTICATED, **FORBIDDEN})
-async def party_followups(principal: Caller, new_uow: UnitsOfWork,
-                          state: Literal["due", "overdue", "open", "pending", "completed",
-                                         "cancelled"] = "open",
-                          limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict:
+async def party_followups(
+    principal: Caller,
+    new_uow: UnitsOfWork,
+    state: Literal["due", "overdue", "open", "pending", "completed", "cancelled"] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict:
     """Your party's follow-ups: ``open`` (default: due, overdue and not yet due), ``due``
     (reminded, no reminder of being overdue yet), ``overdue``, ``pending``, ``completed``,
     ``cancelled``. Earliest due first."""
@@ -75,8 +80,7 @@ async def party_followups(principal: Caller, new_uow: UnitsOfWork,
     return {"party": principal.party.value, "state": state, "followups": [_followup(f) for f in found]}
 
 
-@router.get("/followups/{followup_id}", tags=["follow-up"],
-            responses={**UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND})
+@router.get("/followups/{followup_id}", tags=["follow-up"], responses={**UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND})
 async def followup(followup_id: FollowUpId, principal: Caller, new_uow: UnitsOfWork) -> dict:
     """A follow-up of your party with every record (corrections keep the history)."""
     party_user(principal)
@@ -88,32 +92,44 @@ async def followup(followup_id: FollowUpId, principal: Caller, new_uow: UnitsOfW
     return {**_followup(row), "records": [_record(r) for r in history]}
 
 
-@router.post("/followups/{followup_id}/records", tags=["follow-up"], status_code=201,
-             responses={200: {"description": "The same answers as the latest record: nothing new"},
-                        **UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND,
-                        409: {"model": ErrorBody, "description": "The case is closed"},
-                        422: {"description": "Rejected, with every reason"}})
-async def record(followup_id: FollowUpId, body: RecordBody, principal: Caller,
-                 new_uow: UnitsOfWork) -> JSONResponse:
+@router.post(
+    "/followups/{followup_id}/records",
+    tags=["follow-up"],
+    status_code=201,
+    responses={
+        200: {"description": "The same answers as the latest record: nothing new"},
+        **UNAUTHENTICATED,
+        **FORBIDDEN,
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "The case is closed"},
+        422: {"description": "Rejected, with every reason"},
+    },
+)
+async def record(followup_id: FollowUpId, body: RecordBody, principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
     """Record the follow-up, or correct it (a new revision; the latest counts). Announced as
     FollowUpCompleted."""
     party_user(principal)
     async with new_uow() as uow:
-        decision = await followups.record(uow, followup_id, answers_of(body), by_party=principal.party,
-                                          by_user=principal.user_id, channel="http")
+        decision = await followups.record(
+            uow, followup_id, answers_of(body), by_party=principal.party, by_user=principal.user_id, channel="http"
+        )
     codes = {p.code for p in decision.problems}
     if "followup_not_found" in codes:
         raise HTTPException(404, FOLLOWUP_NOT_FOUND)
     if codes:
-        return JSONResponse({"status": "rejected", "reasons": [r.model_dump() for r in reasons(decision.problems)]},
-                            status_code=409 if "followup_cancelled" in codes else 422)
+        return JSONResponse(
+            {"status": "rejected", "reasons": [r.model_dump() for r in reasons(decision.problems)]},
+            status_code=409 if "followup_cancelled" in codes else 422,
+        )
     assert decision.completed is not None
     return JSONResponse(decision.completed.model_dump(mode="json"), status_code=201 if decision.record else 200)
 
 
-@router.post("/cases/{case_ref}/closure", tags=["follow-up"],
-             responses={**UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND,
-                        409: {"model": ErrorBody, "description": "Closed already"}})
+@router.post(
+    "/cases/{case_ref}/closure",
+    tags=["follow-up"],
+    responses={**UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND, 409: {"model": ErrorBody, "description": "Closed already"}},
+)
 async def close_case(case_ref: CaseRef, body: ClosureBody, principal: Caller, new_uow: UnitsOfWork) -> dict:
     """Close a case with its exit reason (CaseClosed); its pending follow-ups are cancelled.
     By an officer of the referring party or the team's coordinator."""
@@ -126,13 +142,20 @@ async def close_case(case_ref: CaseRef, body: ClosureBody, principal: Caller, ne
 
 
 def _followup(f: FollowUp) -> dict[str, Any]:
-    return {"followup_id": f.followup_id, "case_ref": f.case_ref, "kind": f.kind.value, "team_id": f.team_id,
-            "responsible_party": f.responsible_party.value,
-            "consultation_held_on": f.consultation_held_on.isoformat(), "due_on": f.due_on.isoformat(),
-            "state": f.state, "reminders_sent": f.reminders_sent, "revision": f.revision,
-            "escalated": f.escalated_at is not None}
+    return {
+        "followup_id": f.followup_id,
+        "case_ref": f.case_ref,
+        "kind": f.kind.value,
+        "team_id": f.team_id,
+        "responsible_party": f.responsible_party.value,
+        "consultation_held_on": f.consultation_held_on.isoformat(),
+        "due_on": f.due_on.isoformat(),
+        "state": f.state,
+        "reminders_sent": f.reminders_sent,
+        "revision": f.revision,
+        "escalated": f.escalated_at is not None,
+    }
 
 
 def _record(r: FollowUpRecord) -> dict[str, Any]:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(r).items()
-            if k != "followup_id"}
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(r).items() if k != "followup_id"}

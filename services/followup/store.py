@@ -36,8 +36,13 @@ class Cases:
                ON CONFLICT (case_ref) DO UPDATE
                   SET income_source_at_referral = EXCLUDED.income_source_at_referral,
                       referred_at = EXCLUDED.referred_at""",
-            case.case_ref, case.referring_party, case.income_source_at_referral, case.referred_at,
-            case.team_id, case.municipality)
+            case.case_ref,
+            case.referring_party,
+            case.income_source_at_referral,
+            case.referred_at,
+            case.team_id,
+            case.municipality,
+        )
 
     async def consulted(self, case: TrackedCase) -> None:
         """A case as ConsultationHeld or CaseNotConsulted describes it (its team), whether or not
@@ -47,7 +52,12 @@ class Cases:
                VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (case_ref) DO UPDATE SET team_id = EXCLUDED.team_id,
                                                     municipality = EXCLUDED.municipality""",
-            case.case_ref, case.referring_party, case.referred_at, case.team_id, case.municipality)
+            case.case_ref,
+            case.referring_party,
+            case.referred_at,
+            case.team_id,
+            case.municipality,
+        )
 
     async def lock(self, case_ref: str) -> TrackedCase | None:
         """The case, locked until the unit of work ends: its changes happen one at a time."""
@@ -58,7 +68,12 @@ class Cases:
         """Store the case's closure (status, exit reason, when)."""
         await self.conn.execute(
             """UPDATE tracked_cases SET status = $2, exit_reason = $3, closed_at = $4
-               WHERE case_ref = $1""", case.case_ref, case.status, case.exit_reason, case.closed_at)
+               WHERE case_ref = $1""",
+            case.case_ref,
+            case.status,
+            case.exit_reason,
+            case.closed_at,
+        )
 
 
 class FollowUps:
@@ -75,7 +90,8 @@ class FollowUps:
         """Every follow-up of a case, locked: call it with the case locked (the order every writer
         keeps)."""
         rows = await self.conn.fetch(
-            "SELECT * FROM followups WHERE case_ref = $1 ORDER BY followup_id FOR UPDATE", case_ref)
+            "SELECT * FROM followups WHERE case_ref = $1 ORDER BY followup_id FOR UPDATE", case_ref
+        )
         return [_followup(r) for r in rows]
 
     async def add(self, followup: FollowUp) -> None:
@@ -87,9 +103,22 @@ class FollowUps:
                                       next_action_at, reminders_sent, due_sent_at, escalated_at, revision)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                ON CONFLICT (case_ref, kind) DO NOTHING""",
-            f.followup_id, f.case_ref, f.kind, f.team_id, f.municipality, f.referring_party,
-            f.responsible_party, f.consultation_held_on, f.due_on, f.status, f.next_action_at,
-            f.reminders_sent, f.due_sent_at, f.escalated_at, f.revision)
+            f.followup_id,
+            f.case_ref,
+            f.kind,
+            f.team_id,
+            f.municipality,
+            f.referring_party,
+            f.responsible_party,
+            f.consultation_held_on,
+            f.due_on,
+            f.status,
+            f.next_action_at,
+            f.reminders_sent,
+            f.due_sent_at,
+            f.escalated_at,
+            f.revision,
+        )
 
     async def save(self, followup: FollowUp) -> None:
         """Store what changes of a follow-up: its status, next action, reminders and revision."""
@@ -98,8 +127,14 @@ class FollowUps:
             """UPDATE followups SET status = $2, next_action_at = $3, reminders_sent = $4,
                                     due_sent_at = $5, escalated_at = $6, revision = $7
                WHERE followup_id = $1""",
-            f.followup_id, f.status, f.next_action_at, f.reminders_sent, f.due_sent_at, f.escalated_at,
-            f.revision)
+            f.followup_id,
+            f.status,
+            f.next_action_at,
+            f.reminders_sent,
+            f.due_sent_at,
+            f.escalated_at,
+            f.revision,
+        )
 
     async def claim_due(self, now: datetime, limit: int) -> list[FollowUp]:
         """Follow-ups whose next action has come, locked with their case (the order every writer
@@ -108,17 +143,26 @@ class FollowUps:
         rows = await self.conn.fetch(
             """SELECT f.* FROM followups f JOIN tracked_cases c ON c.case_ref = f.case_ref
                WHERE f.next_action_at <= $1
-               ORDER BY f.next_action_at LIMIT $2 FOR UPDATE OF c, f SKIP LOCKED""", now, limit)
+               ORDER BY f.next_action_at LIMIT $2 FOR UPDATE OF c, f SKIP LOCKED""",
+            now,
+            limit,
+        )
         return [_followup(r) for r in rows]
 
-    async def of_party(self, party: Party, statuses: Sequence[str], limit: int,
-                       reminded: bool | None = None) -> list[FollowUp]:
+    async def of_party(
+        self, party: Party, statuses: Sequence[str], limit: int, reminded: bool | None = None
+    ) -> list[FollowUp]:
         """A party's follow-ups, earliest due first. ``reminded``: only those with (True) or
         without (False) an overdue reminder."""
         rows = await self.conn.fetch(
             """SELECT * FROM followups WHERE responsible_party = $1 AND status = ANY($2)
                  AND ($4::boolean IS NULL OR (reminders_sent > 0) = $4)
-               ORDER BY due_on, followup_id LIMIT $3""", party, list(statuses), limit, reminded)
+               ORDER BY due_on, followup_id LIMIT $3""",
+            party,
+            list(statuses),
+            limit,
+            reminded,
+        )
         return [_followup(r) for r in rows]
 
 
@@ -130,12 +174,14 @@ class Records:
 
     async def latest(self, followup_id: str) -> FollowUpRecord | None:
         row = await self.conn.fetchrow(
-            "SELECT * FROM followup_records WHERE followup_id = $1 ORDER BY revision DESC LIMIT 1", followup_id)
+            "SELECT * FROM followup_records WHERE followup_id = $1 ORDER BY revision DESC LIMIT 1", followup_id
+        )
         return _record(row) if row else None
 
     async def of_followup(self, followup_id: str) -> list[FollowUpRecord]:
         rows = await self.conn.fetch(
-            "SELECT * FROM followup_records WHERE followup_id = $1 ORDER BY revision", followup_id)
+            "SELECT * FROM followup_records WHERE followup_id = $1 ORDER BY revision", followup_id
+        )
         return [_record(r) for r in rows]
 
     async def add(self, record: FollowUpRecord) -> None:
@@ -145,8 +191,18 @@ class Records:
                                              readiness, plan_status, recorded_by, recorded_by_user,
                                              channel, recorded_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-            r.followup_id, r.revision, r.recorded_on, r.reached, r.income_source, r.readiness,
-            r.plan_status, r.recorded_by, r.recorded_by_user, r.channel, r.recorded_at)
+            r.followup_id,
+            r.revision,
+            r.recorded_on,
+            r.reached,
+            r.income_source,
+            r.readiness,
+            r.plan_status,
+            r.recorded_by,
+            r.recorded_by_user,
+            r.channel,
+            r.recorded_at,
+        )
 
 
 class Consents:
@@ -171,25 +227,49 @@ class Consents:
 
 def _case(row: asyncpg.Record) -> TrackedCase:
     return TrackedCase(
-        case_ref=row["case_ref"], referring_party=Party(row["referring_party"]), team_id=row["team_id"],
-        municipality=row["municipality"], income_source_at_referral=row["income_source_at_referral"],
-        referred_at=row["referred_at"], status=row["status"],
-        exit_reason=ExitReason(row["exit_reason"]) if row["exit_reason"] else None, closed_at=row["closed_at"])
+        case_ref=row["case_ref"],
+        referring_party=Party(row["referring_party"]),
+        team_id=row["team_id"],
+        municipality=row["municipality"],
+        income_source_at_referral=row["income_source_at_referral"],
+        referred_at=row["referred_at"],
+        status=row["status"],
+        exit_reason=ExitReason(row["exit_reason"]) if row["exit_reason"] else None,
+        closed_at=row["closed_at"],
+    )
 
 
 def _followup(row: asyncpg.Record) -> FollowUp:
     return FollowUp(
-        followup_id=row["followup_id"], case_ref=row["case_ref"], kind=FollowUpKind(row["kind"]),
-        team_id=row["team_id"], municipality=row["municipality"],
-        referring_party=Party(row["referring_party"]), responsible_party=Party(row["responsible_party"]),
-        consultation_held_on=row["consultation_held_on"], due_on=row["due_on"], status=row["status"],
-        next_action_at=row["next_action_at"], reminders_sent=row["reminders_sent"],
-        due_sent_at=row["due_sent_at"], escalated_at=row["escalated_at"], revision=row["revision"])
+        followup_id=row["followup_id"],
+        case_ref=row["case_ref"],
+        kind=FollowUpKind(row["kind"]),
+        team_id=row["team_id"],
+        municipality=row["municipality"],
+        referring_party=Party(row["referring_party"]),
+        responsible_party=Party(row["responsible_party"]),
+        consultation_held_on=row["consultation_held_on"],
+        due_on=row["due_on"],
+        status=row["status"],
+        next_action_at=row["next_action_at"],
+        reminders_sent=row["reminders_sent"],
+        due_sent_at=row["due_sent_at"],
+        escalated_at=row["escalated_at"],
+        revision=row["revision"],
+    )
 
 
 def _record(row: asyncpg.Record) -> FollowUpRecord:
     return FollowUpRecord(
-        followup_id=row["followup_id"], revision=row["revision"], recorded_on=row["recorded_on"],
-        reached=row["reached"], income_source=row["income_source"], readiness=row["readiness"],
-        plan_status=row["plan_status"], recorded_by=Party(row["recorded_by"]),
-        recorded_by_user=row["recorded_by_user"], channel=row["channel"], recorded_at=row["recorded_at"])
+        followup_id=row["followup_id"],
+        revision=row["revision"],
+        recorded_on=row["recorded_on"],
+        reached=row["reached"],
+        income_source=row["income_source"],
+        readiness=row["readiness"],
+        plan_status=row["plan_status"],
+        recorded_by=Party(row["recorded_by"]),
+        recorded_by_user=row["recorded_by_user"],
+        channel=row["channel"],
+        recorded_at=row["recorded_at"],
+    )

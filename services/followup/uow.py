@@ -17,8 +17,16 @@ from .domain import Rules
 
 
 class FollowUpUnitOfWork(PostgresUnitOfWork):
-    def __init__(self, conn: asyncpg.Connection, *, rules: Rules, clock: Clock, agency_users: Mapping[str, str],
-                 message: Message | None = None, correlation_id: str | None = None) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        rules: Rules,
+        clock: Clock,
+        agency_users: Mapping[str, str],
+        message: Message | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
         super().__init__(conn, "followup", message=message, correlation_id=correlation_id)
         self.cases = store.Cases(conn)
         self.followups = store.FollowUps(conn)

@@ -39,8 +39,10 @@ async def case_referred(uow: MeetingUnitOfWork, event: CaseReferred) -> None:
     if not await uow.cases.add(event, status, now):
         return  # known already
     if team is None:
-        log.error("case referred to a team not in the registry; it waits in the queue "
-                  "until the team is registered", team_id=event.team_id)
+        log.error(
+            "case referred to a team not in the registry; it waits in the queue until the team is registered",
+            team_id=event.team_id,
+        )
         return
     await settle(uow, team, now)
 
@@ -68,8 +70,9 @@ async def consent_changed(uow: MeetingUnitOfWork, case_ref: str) -> None:
     now = uow.clock.now()
     held = domain.held_back_by(await uow.consents.of(case_ref), uow.postpone_on_withdrawal)
     meeting = await uow.meetings.get(case.meeting_id) if case.meeting_id else None
-    change = domain.after_consent_change(case, held, meeting_date=meeting.meeting_date if meeting else None,
-                                         today=stockholm_date(now))
+    change = domain.after_consent_change(
+        case, held, meeting_date=meeting.meeting_date if meeting else None, today=stockholm_date(now)
+    )
     if change is None:
         return
     await uow.cases.set_status(case_ref, change.status, now)
@@ -98,8 +101,9 @@ async def case_closed(uow: MeetingUnitOfWork, case_ref: str) -> None:
 # --------------------------------------------------------------------------- the team's agenda
 
 
-async def settle(uow: MeetingUnitOfWork, team: Team, now: datetime,
-                 taken_off: Mapping[str, TakenOff] | None = None) -> None:
+async def settle(
+    uow: MeetingUnitOfWork, team: Team, now: datetime, taken_off: Mapping[str, TakenOff] | None = None
+) -> None:
     """Bring the team's agenda up to date: pass the due cut-offs, then fill the open meetings
     from the queue and announce every change. ``taken_off``: cases just taken off a meeting."""
     taken_off = dict(taken_off or {})
@@ -116,13 +120,18 @@ async def pass_cutoff(uow: MeetingUnitOfWork, team: Team, meeting: Meeting, now:
     cut = domain.cut_off(team, meeting, on_agenda, queue, consents, now)
     await _place(uow, cut.placements, now)
     if cut.cancelled:
-        await uow.meetings.cancel(meeting.meeting_id, reason=CancellationReason.NO_CASES, note=None,
-                                  by="cut-off", now=now)
+        await uow.meetings.cancel(
+            meeting.meeting_id, reason=CancellationReason.NO_CASES, note=None, by="cut-off", now=now
+        )
         log.info("meeting cancelled at cut-off: no cases", meeting_id=meeting.meeting_id)
     else:
         await uow.meetings.close(meeting.meeting_id)
-        log.info("agenda fixed at cut-off", meeting_id=meeting.meeting_id,
-                 cases=len(on_agenda) - len(cut.taken_off) + len(cut.moved_up), postponed=len(cut.taken_off))
+        log.info(
+            "agenda fixed at cut-off",
+            meeting_id=meeting.meeting_id,
+            cases=len(on_agenda) - len(cut.taken_off) + len(cut.moved_up),
+            postponed=len(cut.taken_off),
+        )
     await announce(uow, cut.events)
     return cut.taken_off
 
@@ -134,24 +143,37 @@ async def refill(uow: MeetingUnitOfWork, team: Team, now: datetime, taken_off: M
     origins = {off.meeting_id for off in taken_off.values()} - {m.meeting_id for m in open_meetings}
     reminded = [ref for ref, off in taken_off.items() if off.reason == PostponementReason.CONSENT_MISSING]
     plan = domain.replan(
-        team, open_meetings, queue, taken_off,
+        team,
+        open_meetings,
+        queue,
+        taken_off,
         origin_dates=await uow.meetings.dates(origins) if origins else {},
         referring={c.case_ref: c.referring_party for c in await uow.cases.get_many(reminded)} if reminded else {},
-        now=now)
+        now=now,
+    )
     await _place(uow, plan.placements, now)
     await announce(uow, plan.events)
 
 
-async def cancel(uow: MeetingUnitOfWork, team: Team, meeting: Meeting, reason: CancellationReason, *,
-                 note: str | None, by: str, now: datetime) -> dict[str, TakenOff]:
+async def cancel(
+    uow: MeetingUnitOfWork,
+    team: Team,
+    meeting: Meeting,
+    reason: CancellationReason,
+    *,
+    note: str | None,
+    by: str,
+    now: datetime,
+) -> dict[str, TakenOff]:
     """The meeting is cancelled and its cases taken off (they move on when the agenda is
     planned again, ahead of newer cases). Returns the cases taken off."""
     decision = domain.cancellation(team, meeting, await uow.cases.on_meeting(meeting.meeting_id), reason, now)
     await _place(uow, decision.placements, now)
     await uow.meetings.cancel(meeting.meeting_id, reason=reason, note=note, by=by, now=now)
     await announce(uow, decision.events)
-    log.info("meeting cancelled", meeting_id=meeting.meeting_id, reason=reason.value,
-             cases_moved=len(decision.taken_off))
+    log.info(
+        "meeting cancelled", meeting_id=meeting.meeting_id, reason=reason.value, cases_moved=len(decision.taken_off)
+    )
     return decision.taken_off
 
 
@@ -163,15 +185,19 @@ async def _place(uow: MeetingUnitOfWork, placements: Sequence[Placement], now: d
 # --------------------------------------------------------------------------- the coordinator
 
 
-async def cancel_meeting(uow: MeetingUnitOfWork, meeting_id: str, reason: CancellationReason,
-                         note: str | None, by: str) -> int:
+async def cancel_meeting(
+    uow: MeetingUnitOfWork, meeting_id: str, reason: CancellationReason, note: str | None, by: str
+) -> int:
     """A coordinator cancels a meeting; its cases move to the next meeting ahead of newer ones.
     Returns how many cases moved."""
     team, meeting = await locked_meeting(uow, meeting_id)
     now = uow.clock.now()
-    domain.check_cancellable(status=meeting.status, meeting_date=meeting.meeting_date,
-                             today=stockholm_date(now),
-                             consultations=await uow.consultations.count_at(meeting_id))
+    domain.check_cancellable(
+        status=meeting.status,
+        meeting_date=meeting.meeting_date,
+        today=stockholm_date(now),
+        consultations=await uow.consultations.count_at(meeting_id),
+    )
     taken_off = await cancel(uow, team, meeting, reason, note=note, by=by, now=now)
     await settle(uow, team, now, taken_off)
     return len(taken_off)
@@ -200,8 +226,9 @@ async def agenda_of(uow: MeetingUnitOfWork, meeting: Meeting) -> list[AgendaEntr
     return (await uow.agendas.of([meeting.meeting_id]))[meeting.meeting_id]
 
 
-async def team_meetings(uow: MeetingUnitOfWork, team: Team, since: date | None,
-                        weeks: int) -> list[tuple[Meeting, list[AgendaEntry]]]:
+async def team_meetings(
+    uow: MeetingUnitOfWork, team: Team, since: date | None, weeks: int
+) -> list[tuple[Meeting, list[AgendaEntry]]]:
     """The team's meetings from ``since`` (default today) for ``weeks`` weeks, with agendas."""
     start = since or stockholm_date(uow.clock.now())
     meetings = await uow.meetings.of_team(team.team_id, start, start + timedelta(weeks=weeks))
@@ -236,8 +263,7 @@ async def case_schedule(uow: MeetingUnitOfWork, case_ref: str) -> CaseSchedule:
     position = domain.queue_position(case, await uow.cases.queue(case.team_id))
     team = await uow.teams.get(case.team_id)
     expected = (await _expectation(uow, team))(position) if team is not None else None
-    return CaseSchedule(case, position, on.meeting_date if on else None,
-                        on.meeting_date if on else expected)
+    return CaseSchedule(case, position, on.meeting_date if on else None, on.meeting_date if on else expected)
 
 
 async def _expectation(uow: MeetingUnitOfWork, team: Team) -> Callable[[int], date | None]:
@@ -245,5 +271,10 @@ async def _expectation(uow: MeetingUnitOfWork, team: Team) -> Callable[[int], da
     last = await uow.meetings.last_date(team.team_id)
     today = stockholm_date(uow.clock.now())
     return lambda position: domain.expected_date(
-        position=position, open_slots=open_slots, cadence_weeks=team.entry.cadence_weeks,
-        capacity=team.entry.capacity, last_meeting=last, today=today)
+        position=position,
+        open_slots=open_slots,
+        cadence_weeks=team.entry.cadence_weeks,
+        capacity=team.entry.capacity,
+        last_meeting=last,
+        today=today,
+    )

@@ -37,10 +37,12 @@ from .uow import Dependencies, MeetingUnitOfWork
 log = structlog.get_logger("meeting")
 
 
-def spec(settings: Settings, clock: Clock | None = None,
-         referral_api: ReferralApi | None = None) -> ServiceSpec:
-    deps = Dependencies(clock=clock or Clock.from_settings(settings), horizon_weeks=settings.meeting_horizon_weeks,
-                        postpone_on_withdrawal=settings.postpone_on_withdrawal)
+def spec(settings: Settings, clock: Clock | None = None, referral_api: ReferralApi | None = None) -> ServiceSpec:
+    deps = Dependencies(
+        clock=clock or Clock.from_settings(settings),
+        horizon_weeks=settings.meeting_horizon_weeks,
+        postpone_on_withdrawal=settings.postpone_on_withdrawal,
+    )
     referral = referral_api or ReferralApi.at(settings.referral_url)
     registry = json.loads(Path(settings.teams_file or DEFAULT_TEAMS_FILE).read_text(encoding="utf-8"))
 
@@ -67,16 +69,15 @@ def spec(settings: Settings, clock: Clock | None = None,
                 except OUTAGE_ERRORS:
                     raise  # the database is away: the whole loop backs off and retries
                 except Exception as exc:  # one team's fault must not stop the others' cut-offs
-                    log.error("scheduling a team failed; retried next round",
-                              error=type(exc).__name__, exc_info=exc)
+                    log.error("scheduling a team failed; retried next round", error=type(exc).__name__, exc_info=exc)
             await asyncio.sleep(settings.meeting_check_seconds)
 
     return ServiceSpec(
         name="meeting",
         clock=deps.clock,
         description="Meeting scheduling: the team registry, calendars, agendas with capacity, "
-                    "cut-offs, postponements and cancellations, pre-meetings and the "
-                    "consultation record.",
+        "cut-offs, postponements and cancellations, pre-meetings and the "
+        "consultation record.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
         unit_of_work=unit_of_work,

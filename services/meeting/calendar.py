@@ -37,8 +37,7 @@ async def seed_teams(uow: MeetingUnitOfWork, entries: Sequence[Mapping[str, Any]
         try:
             team_id, entry = raw["team_id"], domain.team_entry(raw)
         except (KeyError, TypeError, ValueError, AttributeError, Refused) as exc:
-            log.error("registry file entry invalid; skipped", team_id=raw.get("team_id"),
-                      error=type(exc).__name__)
+            log.error("registry file entry invalid; skipped", team_id=raw.get("team_id"), error=type(exc).__name__)
             continue
         existing = await uow.teams.get(team_id)
         if existing is not None and (existing.file_version or 0) >= file_version:
@@ -48,8 +47,9 @@ async def seed_teams(uow: MeetingUnitOfWork, entries: Sequence[Mapping[str, Any]
     return saved
 
 
-async def save_team(uow: MeetingUnitOfWork, team_id: str, entry: TeamEntry, *, by: str,
-                    file_version: int | None = None) -> bool:
+async def save_team(
+    uow: MeetingUnitOfWork, team_id: str, entry: TeamEntry, *, by: str, file_version: int | None = None
+) -> bool:
     """Create or change a team, announced as TeamUpdated. A new weekday or cadence starts a new
     calendar: open meetings not on it are cancelled (``rescheduled``) and their cases move on;
     a new time, cut-off or capacity applies to the open meetings. False if nothing changed."""
@@ -79,8 +79,9 @@ async def _apply_calendar_change(uow: MeetingUnitOfWork, team: Team, now: dateti
         if domain.on_calendar(calendar, meeting.meeting_date):
             await _retime(uow, team, meeting, now)
         else:
-            taken_off |= await agenda.cancel(uow, team, meeting, CancellationReason.RESCHEDULED,
-                                             note=None, by="registry", now=now)
+            taken_off |= await agenda.cancel(
+                uow, team, meeting, CancellationReason.RESCHEDULED, note=None, by="registry", now=now
+            )
     # meetings past their cut-off but still ahead keep their agenda and take the new time
     for meeting in await uow.meetings.fixed_ahead(team.team_id, stockholm_date(now)):
         if domain.on_calendar(calendar, meeting.meeting_date):
@@ -88,10 +89,12 @@ async def _apply_calendar_change(uow: MeetingUnitOfWork, team: Team, now: dateti
     return taken_off
 
 
-async def _retime(uow: MeetingUnitOfWork, team: Team, meeting: Meeting, now: datetime, *,
-                  keep_cutoff: bool = False) -> None:
-    retiming = domain.retiming(team, meeting, await uow.cases.on_meeting(meeting.meeting_id), now,
-                               keep_cutoff=keep_cutoff)
+async def _retime(
+    uow: MeetingUnitOfWork, team: Team, meeting: Meeting, now: datetime, *, keep_cutoff: bool = False
+) -> None:
+    retiming = domain.retiming(
+        team, meeting, await uow.cases.on_meeting(meeting.meeting_id), now, keep_cutoff=keep_cutoff
+    )
     if retiming is not None:
         await uow.meetings.retime(retiming.meeting)
         await announce(uow, retiming.events)
@@ -115,8 +118,9 @@ async def maintain(uow: MeetingUnitOfWork, team_id: str) -> bool:
 async def generate(uow: MeetingUnitOfWork, team: Team, now: datetime) -> None:
     """The team's meetings up to the horizon are on the calendar, each new one announced; one
     cancelled for a skip date or a calendar change that is undone is open again."""
-    for meeting in domain.calendar_meetings(team, now=now, horizon_weeks=uow.horizon_weeks,
-                                            skip_dates=await uow.skip_dates.of_team(team.team_id)):
+    for meeting in domain.calendar_meetings(
+        team, now=now, horizon_weeks=uow.horizon_weeks, skip_dates=await uow.skip_dates.of_team(team.team_id)
+    ):
         if await uow.meetings.add(meeting) or await uow.meetings.reopen(meeting):
             await announce(uow, [domain.meeting_scheduled(team, meeting)])
 
@@ -136,9 +140,9 @@ async def add_skip_date(uow: MeetingUnitOfWork, skip: SkipDate, *, by: str) -> i
         meeting = await uow.meetings.on_date(team_id, skip.on_date)
         taken_off: dict[str, TakenOff] = {}
         if meeting is not None and domain.holiday_cancels(
-                meeting, today=stockholm_date(now), consultations=await uow.consultations.count_at(meeting.meeting_id)):
-            taken_off = await agenda.cancel(uow, locked, meeting, CancellationReason.HOLIDAY, note=None, by=by,
-                                            now=now)
+            meeting, today=stockholm_date(now), consultations=await uow.consultations.count_at(meeting.meeting_id)
+        ):
+            taken_off = await agenda.cancel(uow, locked, meeting, CancellationReason.HOLIDAY, note=None, by=by, now=now)
             cancelled += 1
         await agenda.settle(uow, locked, now, taken_off)
     return cancelled

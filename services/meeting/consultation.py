@@ -32,16 +32,22 @@ async def record_pre_meeting(uow: MeetingUnitOfWork, meeting_id: str, held_on: d
         await announce(uow, [held])
 
 
-async def record_consultation(uow: MeetingUnitOfWork, meeting_id: str, case_ref: str,
-                              record: Consultation | NotConsultedReason, by: str) -> tuple[bool, dict[str, Any]]:
+async def record_consultation(
+    uow: MeetingUnitOfWork, meeting_id: str, case_ref: str, record: Consultation | NotConsultedReason, by: str
+) -> tuple[bool, dict[str, Any]]:
     """Record the consultation of a case (or that it was not consulted), announced as
     ConsultationHeld or CaseNotConsulted. The same record again is answered as before (False:
     nothing new); a different one is refused. Returns the record as published."""
     team, meeting = await locked_meeting(uow, meeting_id)
     now = uow.clock.now()
     decision = domain.consultation_decision(
-        team=team, meeting=meeting, case=await uow.cases.get(case_ref),
-        earlier=await uow.consultations.get(case_ref), record=record, now=now)
+        team=team,
+        meeting=meeting,
+        case=await uow.cases.get(case_ref),
+        earlier=await uow.consultations.get(case_ref),
+        record=record,
+        now=now,
+    )
     if decision.problems:
         raise decision.problems[0]
     assert decision.record is not None
@@ -55,8 +61,9 @@ async def record_consultation(uow: MeetingUnitOfWork, meeting_id: str, case_ref:
     return True, decision.record.published
 
 
-async def pre_meeting_details(referral: ReferralApi, meeting_id: str, agenda: Sequence[AgendaEntry],
-                              party: Party | None, authorization: str) -> dict[str, dict[str, Any]]:
+async def pre_meeting_details(
+    referral: ReferralApi, meeting_id: str, agenda: Sequence[AgendaEntry], party: Party | None, authorization: str
+) -> dict[str, dict[str, Any]]:
     """Each case's question and identity for the caller, from the referral service with the
     caller's own token (it decides, and logs the read under the caller's name), where the
     individual has consented for the caller's party; otherwise why it is withheld."""
@@ -66,5 +73,6 @@ async def pre_meeting_details(referral: ReferralApi, meeting_id: str, agenda: Se
             details[entry.case.case_ref] = {"withheld": "no_consent"}
             continue
         details[entry.case.case_ref] = await referral.case_details(
-            entry.case.case_ref, authorization=authorization, purpose=f"pre-meeting {meeting_id}")
+            entry.case.case_ref, authorization=authorization, purpose=f"pre-meeting {meeting_id}"
+        )
     return details

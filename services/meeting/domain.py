@@ -125,9 +125,15 @@ class Team:
     @property
     def calendar(self) -> TeamCalendar:
         e = self.entry
-        return TeamCalendar(team_id=self.team_id, cadence_weeks=e.cadence_weeks, weekday=e.weekday,
-                            meeting_time=e.meeting_time, capacity=e.capacity,
-                            cutoff_days=e.cutoff_days, anchor=self.calendar_anchor)
+        return TeamCalendar(
+            team_id=self.team_id,
+            cadence_weeks=e.cadence_weeks,
+            weekday=e.weekday,
+            meeting_time=e.meeting_time,
+            capacity=e.capacity,
+            cutoff_days=e.cutoff_days,
+            anchor=self.calendar_anchor,
+        )
 
 
 @dataclass(frozen=True)
@@ -151,29 +157,41 @@ def team_entry(entry: Mapping[str, Any]) -> TeamEntry:
     TypeError, ValueError or Refused for an entry that is not one."""
     hour, minute = (int(x) for x in entry["time"].split(":"))
     return TeamEntry(
-        name=entry["name"], municipality=entry["municipality"],
+        name=entry["name"],
+        municipality=entry["municipality"],
         host_unit_type=HostUnit(entry["host_unit"]["type"]).value,
-        host_unit_name=entry["host_unit"]["name"], cadence_weeks=entry["cadence_weeks"],
-        weekday=weekday_number(entry["weekday"]), meeting_time=time(hour, minute),
-        capacity=entry["capacity"], cutoff_days=entry["cutoff_days"],
-        fixed_members={Party(p).value: m for p, m in sorted(entry["fixed_members"].items())})
+        host_unit_name=entry["host_unit"]["name"],
+        cadence_weeks=entry["cadence_weeks"],
+        weekday=weekday_number(entry["weekday"]),
+        meeting_time=time(hour, minute),
+        capacity=entry["capacity"],
+        cutoff_days=entry["cutoff_days"],
+        fixed_members={Party(p).value: m for p, m in sorted(entry["fixed_members"].items())},
+    )
 
 
-def saved_team(existing: Team | None, team_id: str, entry: TeamEntry, *, by: str,
-               file_version: int | None, now: datetime) -> Team | None:
+def saved_team(
+    existing: Team | None, team_id: str, entry: TeamEntry, *, by: str, file_version: int | None, now: datetime
+) -> Team | None:
     """The team as it is to be saved, or None when nothing changes. A new team, or a new
     weekday or cadence, starts a new calendar at the first date whose cut-off is ahead."""
     new_anchor = first_anchor(entry.weekday, entry.meeting_time, entry.cutoff_days, now)
     if existing is None:
-        return Team(team_id, entry, new_anchor, revision=1, file_version=file_version,
-                    updated_by=by, updated_at=in_utc(now))
+        return Team(
+            team_id, entry, new_anchor, revision=1, file_version=file_version, updated_by=by, updated_at=in_utc(now)
+        )
     if existing.entry == entry and file_version is None:
         return None
-    same_calendar = (existing.entry.weekday, existing.entry.cadence_weeks) == (entry.weekday,
-                                                                               entry.cadence_weeks)
-    return Team(team_id, entry, existing.calendar_anchor if same_calendar else new_anchor,
-                revision=existing.revision + 1, file_version=file_version or existing.file_version,
-                updated_by=by, updated_at=in_utc(now))
+    same_calendar = (existing.entry.weekday, existing.entry.cadence_weeks) == (entry.weekday, entry.cadence_weeks)
+    return Team(
+        team_id,
+        entry,
+        existing.calendar_anchor if same_calendar else new_anchor,
+        revision=existing.revision + 1,
+        file_version=file_version or existing.file_version,
+        updated_by=by,
+        updated_at=in_utc(now),
+    )
 
 
 def in_utc(moment: datetime) -> datetime:
@@ -204,8 +222,7 @@ def first_anchor(weekday: int, meeting_time: time, cutoff_days: int, now: dateti
     return day
 
 
-def calendar_dates(team: TeamCalendar, *, now: datetime, horizon_weeks: int,
-                   skip_dates: set[date]) -> list[date]:
+def calendar_dates(team: TeamCalendar, *, now: datetime, horizon_weeks: int, skip_dates: set[date]) -> list[date]:
     """The team's meeting dates from now to the horizon whose cut-off has not passed, without
     skip dates."""
     step = timedelta(weeks=team.cadence_weeks)
@@ -243,16 +260,21 @@ class Meeting:
     pre_meeting_held_on: date | None = None
 
 
-def calendar_meetings(team: Team, *, now: datetime, horizon_weeks: int,
-                      skip_dates: set[date]) -> list[Meeting]:
+def calendar_meetings(team: Team, *, now: datetime, horizon_weeks: int, skip_dates: set[date]) -> list[Meeting]:
     """The open meetings the team's calendar has from now to the horizon (``calendar_dates``),
     each with the team's time, cut-off and capacity."""
     calendar = team.calendar
-    return [Meeting(meeting_id(team.team_id, day), team.team_id, day,
-                    in_utc(starts_at(day, calendar.meeting_time)),
-                    in_utc(cutoff_at(day, calendar.meeting_time, calendar.cutoff_days)), calendar.capacity)
-            for day in calendar_dates(calendar, now=now, horizon_weeks=horizon_weeks,
-                                      skip_dates=skip_dates)]
+    return [
+        Meeting(
+            meeting_id(team.team_id, day),
+            team.team_id,
+            day,
+            in_utc(starts_at(day, calendar.meeting_time)),
+            in_utc(cutoff_at(day, calendar.meeting_time, calendar.cutoff_days)),
+            calendar.capacity,
+        )
+        for day in calendar_dates(calendar, now=now, horizon_weeks=horizon_weeks, skip_dates=skip_dates)
+    ]
 
 
 @dataclass(frozen=True)
@@ -264,22 +286,32 @@ class Retiming:
     events: tuple[Contract, ...]
 
 
-def retiming(team: Team, meeting: Meeting, on_agenda: Sequence[Case], now: datetime, *,
-             keep_cutoff: bool = False) -> Retiming | None:
+def retiming(
+    team: Team, meeting: Meeting, on_agenda: Sequence[Case], now: datetime, *, keep_cutoff: bool = False
+) -> Retiming | None:
     """None if the meeting has the team's time already. A meeting whose agenda is fixed
     (``keep_cutoff``) keeps its cut-off and capacity: only the start moves."""
     calendar = team.calendar
     retimed = replace(
-        meeting, starts_at=in_utc(starts_at(meeting.meeting_date, calendar.meeting_time)),
-        cutoff_at=(meeting.cutoff_at if keep_cutoff
-                   else in_utc(cutoff_at(meeting.meeting_date, calendar.meeting_time, calendar.cutoff_days))),
-        capacity=meeting.capacity if keep_cutoff else calendar.capacity)
+        meeting,
+        starts_at=in_utc(starts_at(meeting.meeting_date, calendar.meeting_time)),
+        cutoff_at=(
+            meeting.cutoff_at
+            if keep_cutoff
+            else in_utc(cutoff_at(meeting.meeting_date, calendar.meeting_time, calendar.cutoff_days))
+        ),
+        capacity=meeting.capacity if keep_cutoff else calendar.capacity,
+    )
     if retimed == meeting:
         return None
     moved = retimed.starts_at != meeting.starts_at
-    return Retiming(retimed, (meeting_scheduled(team, retimed),
-                              *(case_scheduled(team.team_id, case.case_ref, retimed, now)
-                                for case in on_agenda if moved)))
+    return Retiming(
+        retimed,
+        (
+            meeting_scheduled(team, retimed),
+            *(case_scheduled(team.team_id, case.case_ref, retimed, now) for case in on_agenda if moved),
+        ),
+    )
 
 
 def check_cancellable(*, status: str, meeting_date: date, today: date, consultations: int) -> None:
@@ -396,8 +428,12 @@ class Move:
         return self.to_meeting is not None
 
 
-def moves(current: dict[str, str | None], planned: dict[str, str | None],
-          dates: dict[str, date], taken_off: Mapping[str, TakenOff]) -> list[Move]:
+def moves(
+    current: dict[str, str | None],
+    planned: dict[str, str | None],
+    dates: dict[str, date],
+    taken_off: Mapping[str, TakenOff],
+) -> list[Move]:
     """Compare the agenda before and after planning.
 
     ``taken_off``: cases just taken off a meeting; they are announced as postponed from it
@@ -440,9 +476,16 @@ class Replan:
     events: tuple[Contract, ...]
 
 
-def replan(team: Team, open_meetings: Sequence[Meeting], queue: Sequence[Waiting],
-           taken_off: Mapping[str, TakenOff], *, origin_dates: Mapping[str, date],
-           referring: Mapping[str, Party], now: datetime) -> Replan:
+def replan(
+    team: Team,
+    open_meetings: Sequence[Meeting],
+    queue: Sequence[Waiting],
+    taken_off: Mapping[str, TakenOff],
+    *,
+    origin_dates: Mapping[str, date],
+    referring: Mapping[str, Party],
+    now: datetime,
+) -> Replan:
     """Fill the open meetings from the queue (``plan_agenda``) and announce every move: a case
     taken off or displaced is postponed (CasePostponed), a case with a new meeting is scheduled
     (CaseScheduled), and the referring party of a case postponed for a missing consent is
@@ -455,27 +498,42 @@ def replan(team: Team, open_meetings: Sequence[Meeting], queue: Sequence[Waiting
     events: list[Contract] = []
     for move in moves(current, plan_agenda(slots(open_meetings), list(queue)), dates, taken_off):
         if move.to_meeting != current.get(move.case_ref) or move.postponed is not None:
-            placements.append(Placement(move.case_ref, move.to_meeting,
-                                        postponed=move.postponed is not None))
+            placements.append(Placement(move.case_ref, move.to_meeting, postponed=move.postponed is not None))
         to = meetings.get(move.to_meeting) if move.to_meeting else None
         if move.postponed is not None and move.from_meeting is not None:
-            events.append(CasePostponed(
-                case_ref=move.case_ref, team_id=team.team_id, from_meeting_id=move.from_meeting,
-                from_meeting_date=dates[move.from_meeting], to_meeting_id=move.to_meeting,
-                to_meeting_date=to.meeting_date if to else None, reason=move.postponed,
-                missing_parties=move.missing_parties, postponed_at=now))
+            events.append(
+                CasePostponed(
+                    case_ref=move.case_ref,
+                    team_id=team.team_id,
+                    from_meeting_id=move.from_meeting,
+                    from_meeting_date=dates[move.from_meeting],
+                    to_meeting_id=move.to_meeting,
+                    to_meeting_date=to.meeting_date if to else None,
+                    reason=move.postponed,
+                    missing_parties=move.missing_parties,
+                    postponed_at=now,
+                )
+            )
         if to is not None:
             events.append(case_scheduled(team.team_id, move.case_ref, to, now))
         if move.postponed == PostponementReason.CONSENT_MISSING:
-            events.append(ConsentReminder(
-                recipient=referring[move.case_ref], case_ref=move.case_ref, team_id=team.team_id,
-                missing_parties=move.missing_parties, next_meeting_id=move.to_meeting,
-                next_meeting_date=to.meeting_date if to else None, reminded_at=now))
+            events.append(
+                ConsentReminder(
+                    recipient=referring[move.case_ref],
+                    case_ref=move.case_ref,
+                    team_id=team.team_id,
+                    missing_parties=move.missing_parties,
+                    next_meeting_id=move.to_meeting,
+                    next_meeting_date=to.meeting_date if to else None,
+                    reminded_at=now,
+                )
+            )
     return Replan(tuple(placements), tuple(events))
 
 
-def expected_date(*, position: int, open_slots: list[Slot], cadence_weeks: int,
-                  capacity: int, last_meeting: date | None, today: date) -> date | None:
+def expected_date(
+    *, position: int, open_slots: list[Slot], cadence_weeks: int, capacity: int, last_meeting: date | None, today: date
+) -> date | None:
     """When a case at ``position`` in the queue (1 = first) can expect its meeting, if the
     calendar continued as it is: beyond the open meetings, one more meeting per ``capacity``
     cases ahead."""
@@ -508,8 +566,14 @@ class CutOff:
     events: tuple[Contract, ...]
 
 
-def cut_off(team: Team, meeting: Meeting, on_agenda: Sequence[Case], queue: Sequence[Waiting],
-            consents: Mapping[str, Mapping[str, str]], now: datetime) -> CutOff:
+def cut_off(
+    team: Team,
+    meeting: Meeting,
+    on_agenda: Sequence[Case],
+    queue: Sequence[Waiting],
+    consents: Mapping[str, Mapping[str, str]],
+    now: datetime,
+) -> CutOff:
     """``on_agenda``: the meeting's cases; ``queue``: the team's waiting cases (those of this
     meeting included or not); ``consents``: each of these cases' consent per party."""
     required = team.fixed_parties
@@ -517,19 +581,21 @@ def cut_off(team: Team, meeting: Meeting, on_agenda: Sequence[Case], queue: Sequ
     for case in on_agenda:
         missing = missing_consents(required, consents.get(case.case_ref, {}))
         if missing:
-            taken_off[case.case_ref] = TakenOff(meeting.meeting_id, PostponementReason.CONSENT_MISSING,
-                                                missing)
+            taken_off[case.case_ref] = TakenOff(meeting.meeting_id, PostponementReason.CONSENT_MISSING, missing)
     seats = meeting.capacity - (len(on_agenda) - len(taken_off))
-    candidates = [w.case_ref for w in sorted(queue, key=queue_order)
-                  if w.case_ref not in taken_off and w.meeting_id != meeting.meeting_id
-                  and not missing_consents(required, consents.get(w.case_ref, {}))]
-    moved_up = candidates[:max(seats, 0)] if taken_off else []
+    candidates = [
+        w.case_ref
+        for w in sorted(queue, key=queue_order)
+        if w.case_ref not in taken_off
+        and w.meeting_id != meeting.meeting_id
+        and not missing_consents(required, consents.get(w.case_ref, {}))
+    ]
+    moved_up = candidates[: max(seats, 0)] if taken_off else []
     cancelled = len(taken_off) == len(on_agenda) and not moved_up
     events: list[Contract] = [case_scheduled(team.team_id, ref, meeting, now) for ref in moved_up]
     if cancelled:
         events.append(meeting_cancelled(team, meeting, CancellationReason.NO_CASES, len(taken_off), now))
-    placements = ([Placement(ref, None) for ref in taken_off]
-                  + [Placement(ref, meeting.meeting_id) for ref in moved_up])
+    placements = [Placement(ref, None) for ref in taken_off] + [Placement(ref, meeting.meeting_id) for ref in moved_up]
     return CutOff(taken_off, tuple(moved_up), cancelled, tuple(placements), tuple(events))
 
 
@@ -543,12 +609,17 @@ class Cancellation:
     events: tuple[Contract, ...]
 
 
-def cancellation(team: Team, meeting: Meeting, on_agenda: Sequence[Case],
-                 reason: CancellationReason, now: datetime) -> Cancellation:
-    taken_off = {case.case_ref: TakenOff(meeting.meeting_id, PostponementReason.MEETING_CANCELLED)
-                 for case in on_agenda}
-    return Cancellation(taken_off, tuple(Placement(ref, None) for ref in taken_off),
-                        (meeting_cancelled(team, meeting, reason, len(on_agenda), now),))
+def cancellation(
+    team: Team, meeting: Meeting, on_agenda: Sequence[Case], reason: CancellationReason, now: datetime
+) -> Cancellation:
+    taken_off = {
+        case.case_ref: TakenOff(meeting.meeting_id, PostponementReason.MEETING_CANCELLED) for case in on_agenda
+    }
+    return Cancellation(
+        taken_off,
+        tuple(Placement(ref, None) for ref in taken_off),
+        (meeting_cancelled(team, meeting, reason, len(on_agenda), now),),
+    )
 
 
 # --------------------------------------------------------------------------- consent
@@ -562,8 +633,7 @@ def missing_consents(required: tuple[str, ...], consents: Mapping[str, str]) -> 
 
 def held_back_by(consents: Mapping[str, str], postpone_parties: frozenset[str]) -> tuple[Party, ...]:
     """The parties whose withdrawn consent keeps a case off the agenda (configuration)."""
-    return tuple(Party(p) for p, status in sorted(consents.items())
-                 if status == "withdrawn" and p in postpone_parties)
+    return tuple(Party(p) for p, status in sorted(consents.items()) if status == "withdrawn" and p in postpone_parties)
 
 
 def arriving_status(consents: Mapping[str, str], postpone_parties: frozenset[str]) -> CaseStatus:
@@ -579,8 +649,9 @@ class ConsentChange:
     taken_off: dict[str, TakenOff]
 
 
-def after_consent_change(case: Case, held: tuple[Party, ...], *, meeting_date: date | None,
-                         today: date) -> ConsentChange | None:
+def after_consent_change(
+    case: Case, held: tuple[Party, ...], *, meeting_date: date | None, today: date
+) -> ConsentChange | None:
     """After a consent change: a withdrawal for a party that postpones (``held``) puts a queued
     case on hold, off its agenda, unless its meeting has been held already (it stays, to be
     recorded); consent given again puts a case on hold back in the queue. None: no change."""
@@ -589,8 +660,9 @@ def after_consent_change(case: Case, held: tuple[Party, ...], *, meeting_date: d
             return ConsentChange("on_hold", {})
         if meeting_date is not None and meeting_date < today:
             return None
-        return ConsentChange("on_hold", {case.case_ref: TakenOff(
-            case.meeting_id, PostponementReason.CONSENT_WITHDRAWN, held)})
+        return ConsentChange(
+            "on_hold", {case.case_ref: TakenOff(case.meeting_id, PostponementReason.CONSENT_WITHDRAWN, held)}
+        )
     if case.status == "on_hold" and not held:
         return ConsentChange("queued", {})
     return None
@@ -612,13 +684,19 @@ def check_pre_meeting(*, status: str, meeting_date: date, held_on: date, today: 
 
 def pre_meeting_held(team: Team, meeting: Meeting, held_on: date, now: datetime) -> PreMeetingHeld | None:
     """The pre-meeting recorded (Refused if it cannot be); None if it is recorded already."""
-    check_pre_meeting(status=meeting.status, meeting_date=meeting.meeting_date, held_on=held_on,
-                      today=stockholm_date(now))
+    check_pre_meeting(
+        status=meeting.status, meeting_date=meeting.meeting_date, held_on=held_on, today=stockholm_date(now)
+    )
     if meeting.pre_meeting_held_on == held_on:
         return None
-    return PreMeetingHeld(meeting_id=meeting.meeting_id, team_id=team.team_id,
-                          municipality=team.municipality, meeting_date=meeting.meeting_date,
-                          held_on=held_on, recorded_at=now)
+    return PreMeetingHeld(
+        meeting_id=meeting.meeting_id,
+        team_id=team.team_id,
+        municipality=team.municipality,
+        meeting_date=meeting.meeting_date,
+        held_on=held_on,
+        recorded_at=now,
+    )
 
 
 @dataclass(frozen=True)
@@ -628,10 +706,17 @@ class ActionRecord:
     due_on: date
 
 
-def consultation_problems(*, meeting_status: str, meeting_date: date, case_status: str,
-                          on_this_meeting: bool, held_on: date, today: date,
-                          parties_present: tuple[str, ...],
-                          actions: tuple[ActionRecord, ...]) -> list[Refused]:
+def consultation_problems(
+    *,
+    meeting_status: str,
+    meeting_date: date,
+    case_status: str,
+    on_this_meeting: bool,
+    held_on: date,
+    today: date,
+    parties_present: tuple[str, ...],
+    actions: tuple[ActionRecord, ...],
+) -> list[Refused]:
     """Why a consultation (or 'not consulted') cannot be recorded, most important first. It
     can for a case on this meeting's agenda once the meeting has been held: not for a
     cancelled meeting, not ahead of time."""
@@ -639,11 +724,11 @@ def consultation_problems(*, meeting_status: str, meeting_date: date, case_statu
     if meeting_status == "cancelled":
         problems.append(Refused("meeting_cancelled", "the meeting is cancelled", conflict=True))
     if case_status != "queued" or not on_this_meeting:
-        problems.append(Refused("not_on_agenda", "the case is not on this meeting's agenda",
-                                conflict=True))
+        problems.append(Refused("not_on_agenda", "the case is not on this meeting's agenda", conflict=True))
     if meeting_status == "open":
-        problems.append(Refused("agenda_open", "the meeting's agenda is still open (cut-off not "
-                                               "passed)", conflict=True))
+        problems.append(
+            Refused("agenda_open", "the meeting's agenda is still open (cut-off not passed)", conflict=True)
+        )
     if held_on > today:
         problems.append(Refused("held_on_in_future", "held_on is after today"))
     if held_on < meeting_date:
@@ -696,49 +781,74 @@ class ConsultationDecision:
     events: tuple[Contract, ...] = ()
 
 
-def consultation_decision(*, team: Team, meeting: Meeting, case: Case | None,
-                          earlier: ConsultationRecord | None,
-                          record: Consultation | NotConsultedReason, now: datetime) -> ConsultationDecision:
+def consultation_decision(
+    *,
+    team: Team,
+    meeting: Meeting,
+    case: Case | None,
+    earlier: ConsultationRecord | None,
+    record: Consultation | NotConsultedReason,
+    now: datetime,
+) -> ConsultationDecision:
     """The consultation of a case (or that it was not consulted). The same record again is
     answered as before; a different one is refused (``already_recorded``)."""
     if case is None or case.team_id != team.team_id:
-        return ConsultationDecision(problems=(Refused("case_not_found", "no such case in this team",
-                                                      conflict=True),))
+        return ConsultationDecision(problems=(Refused("case_not_found", "no such case in this team", conflict=True),))
     event = consultation_event(team, meeting, case, record, now)
     outcome: Literal["held", "not_consulted"] = "held" if isinstance(record, Consultation) else "not_consulted"
-    recorded = ConsultationRecord(case.case_ref, meeting.meeting_id, outcome,
-                                  event.model_dump(mode="json", exclude={"recorded_at"}))
+    recorded = ConsultationRecord(
+        case.case_ref, meeting.meeting_id, outcome, event.model_dump(mode="json", exclude={"recorded_at"})
+    )
     if earlier is not None:
         if (earlier.meeting_id, earlier.published) == (recorded.meeting_id, recorded.published):
             return ConsultationDecision(record=earlier, repeated=True)
-        return ConsultationDecision(problems=(Refused(
-            "already_recorded", "a different outcome is already recorded for this case", conflict=True),))
+        return ConsultationDecision(
+            problems=(
+                Refused("already_recorded", "a different outcome is already recorded for this case", conflict=True),
+            )
+        )
     consulted = record if isinstance(record, Consultation) else None
     problems = consultation_problems(
-        meeting_status=meeting.status, meeting_date=meeting.meeting_date, case_status=case.status,
+        meeting_status=meeting.status,
+        meeting_date=meeting.meeting_date,
+        case_status=case.status,
         on_this_meeting=case.meeting_id == meeting.meeting_id,
-        held_on=consulted.held_on if consulted else stockholm_date(now), today=stockholm_date(now),
+        held_on=consulted.held_on if consulted else stockholm_date(now),
+        today=stockholm_date(now),
         parties_present=tuple(consulted.parties_present) if consulted else (),
-        actions=tuple(ActionRecord(a.type, a.responsible_party, a.due_on)
-                      for a in consulted.actions) if consulted else ())
+        actions=tuple(ActionRecord(a.type, a.responsible_party, a.due_on) for a in consulted.actions)
+        if consulted
+        else (),
+    )
     if problems:
         return ConsultationDecision(problems=tuple(problems))
-    return ConsultationDecision(record=recorded, case_status="consulted" if consulted else "not_consulted",
-                                events=(event,))
+    return ConsultationDecision(
+        record=recorded, case_status="consulted" if consulted else "not_consulted", events=(event,)
+    )
 
 
-def consultation_event(team: Team, meeting: Meeting, case: Case,
-                       record: Consultation | NotConsultedReason,
-                       now: datetime) -> ConsultationHeld | CaseNotConsulted:
+def consultation_event(
+    team: Team, meeting: Meeting, case: Case, record: Consultation | NotConsultedReason, now: datetime
+) -> ConsultationHeld | CaseNotConsulted:
     common: dict[str, Any] = dict(
-        case_ref=case.case_ref, team_id=team.team_id, municipality=team.municipality,
-        meeting_id=meeting.meeting_id, meeting_date=meeting.meeting_date,
-        referring_party=case.referring_party, recorded_at=now)
+        case_ref=case.case_ref,
+        team_id=team.team_id,
+        municipality=team.municipality,
+        meeting_id=meeting.meeting_id,
+        meeting_date=meeting.meeting_date,
+        referring_party=case.referring_party,
+        recorded_at=now,
+    )
     if isinstance(record, Consultation):
-        return ConsultationHeld(**common, held_on=record.held_on, referred_at=case.referred_at,
-                                parties_present=record.parties_present,
-                                others_invited=record.others_invited,
-                                individual_attended=record.individual_attended, actions=record.actions)
+        return ConsultationHeld(
+            **common,
+            held_on=record.held_on,
+            referred_at=case.referred_at,
+            parties_present=record.parties_present,
+            others_invited=record.others_invited,
+            individual_attended=record.individual_attended,
+            actions=record.actions,
+        )
     return CaseNotConsulted(**common, reason=record)
 
 
@@ -754,32 +864,57 @@ def may_see_details(entry: AgendaEntry, party: Party | None) -> bool:
 def team_updated(team: Team) -> TeamUpdated:
     e = team.entry
     return TeamUpdated(
-        team_id=team.team_id, team_name=e.name, municipality=e.municipality,
-        host_unit_type=HostUnit(e.host_unit_type), host_unit_name=e.host_unit_name,
-        cadence_weeks=e.cadence_weeks, weekday=e.weekday,
-        meeting_time=e.meeting_time.strftime("%H:%M"), capacity=e.capacity,
-        cutoff_days=e.cutoff_days, fixed_parties=tuple(Party(p) for p in team.fixed_parties),
-        revision=team.revision, updated_at=team.updated_at)
+        team_id=team.team_id,
+        team_name=e.name,
+        municipality=e.municipality,
+        host_unit_type=HostUnit(e.host_unit_type),
+        host_unit_name=e.host_unit_name,
+        cadence_weeks=e.cadence_weeks,
+        weekday=e.weekday,
+        meeting_time=e.meeting_time.strftime("%H:%M"),
+        capacity=e.capacity,
+        cutoff_days=e.cutoff_days,
+        fixed_parties=tuple(Party(p) for p in team.fixed_parties),
+        revision=team.revision,
+        updated_at=team.updated_at,
+    )
 
 
 def meeting_scheduled(team: Team, meeting: Meeting) -> MeetingScheduled:
     return MeetingScheduled(
-        meeting_id=meeting.meeting_id, team_id=team.team_id, municipality=team.municipality,
-        meeting_date=meeting.meeting_date, starts_at=meeting.starts_at,
-        cutoff_at=meeting.cutoff_at, capacity=meeting.capacity)
+        meeting_id=meeting.meeting_id,
+        team_id=team.team_id,
+        municipality=team.municipality,
+        meeting_date=meeting.meeting_date,
+        starts_at=meeting.starts_at,
+        cutoff_at=meeting.cutoff_at,
+        capacity=meeting.capacity,
+    )
 
 
 def case_scheduled(team_id: str, case_ref: str, meeting: Meeting, now: datetime) -> CaseScheduled:
-    return CaseScheduled(case_ref=case_ref, team_id=team_id, meeting_id=meeting.meeting_id,
-                         meeting_date=meeting.meeting_date, starts_at=meeting.starts_at,
-                         scheduled_at=now)
+    return CaseScheduled(
+        case_ref=case_ref,
+        team_id=team_id,
+        meeting_id=meeting.meeting_id,
+        meeting_date=meeting.meeting_date,
+        starts_at=meeting.starts_at,
+        scheduled_at=now,
+    )
 
 
-def meeting_cancelled(team: Team, meeting: Meeting, reason: CancellationReason, cases_moved: int,
-                      now: datetime) -> MeetingCancelled:
+def meeting_cancelled(
+    team: Team, meeting: Meeting, reason: CancellationReason, cases_moved: int, now: datetime
+) -> MeetingCancelled:
     return MeetingCancelled(
-        meeting_id=meeting.meeting_id, team_id=team.team_id, municipality=team.municipality,
-        meeting_date=meeting.meeting_date, reason=reason, cases_moved=cases_moved, cancelled_at=now)
+        meeting_id=meeting.meeting_id,
+        team_id=team.team_id,
+        municipality=team.municipality,
+        meeting_date=meeting.meeting_date,
+        reason=reason,
+        cases_moved=cases_moved,
+        cancelled_at=now,
+    )
 
 
 CASE_EVENTS = (CaseScheduled, CasePostponed, ConsentReminder, ConsultationHeld, CaseNotConsulted)

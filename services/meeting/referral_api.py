@@ -24,20 +24,19 @@ class ReferralApi:
     async def case_details(self, case_ref: str, *, authorization: str, purpose: str) -> dict:
         """``{"details": {...}}`` when granted, else ``{"withheld": code}``."""
         try:
-            response = await self.client.get(f"/api/v1/cases/{case_ref}", params={"purpose": purpose},
-                                             headers={"Authorization": authorization})
+            response = await self.client.get(
+                f"/api/v1/cases/{case_ref}", params={"purpose": purpose}, headers={"Authorization": authorization}
+            )
         except httpx.HTTPError as exc:
             log.warning("referral service unreachable for case details", error=type(exc).__name__)
             return {"withheld": "details_unavailable"}
         if response.status_code == 200:
             body = response.json()
-            return {"details": {k: body.get(k) for k in ("personnummer", "protected_identity",
-                                                         "question", "erased")}}
+            return {"details": {k: body.get(k) for k in ("personnummer", "protected_identity", "question", "erased")}}
         if response.status_code in (401, 403, 404):
             detail = response.json().get("detail")
             return {"withheld": detail.get("code", "denied") if isinstance(detail, dict) else "denied"}
-        log.warning("referral service answered case details with an error",
-                    status=response.status_code)
+        log.warning("referral service answered case details with an error", status=response.status_code)
         return {"withheld": "details_unavailable"}
 
     async def close(self) -> None:

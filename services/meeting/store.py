@@ -41,8 +41,18 @@ class Repository:
 
 # --------------------------------------------------------------------------- teams
 
-TEAM_FIELDS = ("name", "municipality", "host_unit_type", "host_unit_name", "cadence_weeks",
-               "weekday", "meeting_time", "capacity", "cutoff_days", "fixed_members")
+TEAM_FIELDS = (
+    "name",
+    "municipality",
+    "host_unit_type",
+    "host_unit_name",
+    "cadence_weeks",
+    "weekday",
+    "meeting_time",
+    "capacity",
+    "cutoff_days",
+    "fixed_members",
+)
 
 
 class Teams(Repository):
@@ -50,8 +60,8 @@ class Teams(Repository):
         """The team, its row locked until the transaction ends (None: unknown, or locked
         elsewhere with ``skip_locked``)."""
         row = await self.conn.fetchrow(
-            "SELECT * FROM teams WHERE team_id = $1 FOR UPDATE" + (" SKIP LOCKED" if skip_locked else ""),
-            team_id)
+            "SELECT * FROM teams WHERE team_id = $1 FOR UPDATE" + (" SKIP LOCKED" if skip_locked else ""), team_id
+        )
         return _team(row) if row else None
 
     async def get(self, team_id: str) -> Team | None:
@@ -72,8 +82,14 @@ class Teams(Repository):
                                    file_version, updated_by, updated_at)
                 VALUES ($1, {", ".join(f"${i}" for i in range(2, n + 7))})
                 ON CONFLICT (team_id) DO NOTHING RETURNING team_id""",
-            team.team_id, *_entry_values(team.entry), team.calendar_anchor, team.revision,
-            team.file_version, team.updated_by, team.updated_at)
+            team.team_id,
+            *_entry_values(team.entry),
+            team.calendar_anchor,
+            team.revision,
+            team.file_version,
+            team.updated_by,
+            team.updated_at,
+        )
         return row is not None
 
     async def update(self, team: Team) -> None:
@@ -83,21 +99,36 @@ class Teams(Repository):
             f"""UPDATE teams SET {sets}, calendar_anchor = ${n}, revision = ${n + 1},
                                  file_version = ${n + 2}, updated_by = ${n + 3}, updated_at = ${n + 4}
                 WHERE team_id = $1""",
-            team.team_id, *_entry_values(team.entry), team.calendar_anchor, team.revision,
-            team.file_version, team.updated_by, team.updated_at)
+            team.team_id,
+            *_entry_values(team.entry),
+            team.calendar_anchor,
+            team.revision,
+            team.file_version,
+            team.updated_by,
+            team.updated_at,
+        )
 
 
 def _entry_values(entry: TeamEntry) -> list[object]:
-    return [json.dumps(getattr(entry, name)) if name == "fixed_members" else getattr(entry, name)
-            for name in TEAM_FIELDS]
+    return [
+        json.dumps(getattr(entry, name)) if name == "fixed_members" else getattr(entry, name) for name in TEAM_FIELDS
+    ]
 
 
 def _team(row: asyncpg.Record) -> Team:
-    entry = TeamEntry(**{name: row[name] for name in TEAM_FIELDS if name != "fixed_members"},
-                      fixed_members=json.loads(row["fixed_members"]))
-    return Team(team_id=row["team_id"], entry=entry, calendar_anchor=row["calendar_anchor"],
-                revision=row["revision"], file_version=row["file_version"],
-                updated_by=row["updated_by"], updated_at=row["updated_at"])
+    entry = TeamEntry(
+        **{name: row[name] for name in TEAM_FIELDS if name != "fixed_members"},
+        fixed_members=json.loads(row["fixed_members"]),
+    )
+    return Team(
+        team_id=row["team_id"],
+        entry=entry,
+        calendar_anchor=row["calendar_anchor"],
+        revision=row["revision"],
+        file_version=row["file_version"],
+        updated_by=row["updated_by"],
+        updated_at=row["updated_at"],
+    )
 
 
 # --------------------------------------------------------------------------- skip dates
@@ -106,8 +137,7 @@ def _team(row: asyncpg.Record) -> Team:
 class SkipDates(Repository):
     async def of_team(self, team_id: str) -> set[date]:
         """The team's skip dates and those of every team."""
-        rows = await self.conn.fetch("SELECT on_date FROM skip_dates WHERE team_id IN ($1, $2)",
-                                     team_id, ALL_TEAMS)
+        rows = await self.conn.fetch("SELECT on_date FROM skip_dates WHERE team_id IN ($1, $2)", team_id, ALL_TEAMS)
         return {r["on_date"] for r in rows}
 
     async def all(self) -> list[SkipDate]:
@@ -118,11 +148,13 @@ class SkipDates(Repository):
         await self.conn.execute(
             """INSERT INTO skip_dates (team_id, on_date, reason) VALUES ($1, $2, $3)
                ON CONFLICT (team_id, on_date) DO UPDATE SET reason = EXCLUDED.reason""",
-            skip.team_id, skip.on_date, skip.reason)
+            skip.team_id,
+            skip.on_date,
+            skip.reason,
+        )
 
     async def remove(self, team_id: str, on_date: date) -> bool:
-        status = await self.conn.execute("DELETE FROM skip_dates WHERE team_id = $1 AND on_date = $2",
-                                         team_id, on_date)
+        status = await self.conn.execute("DELETE FROM skip_dates WHERE team_id = $1 AND on_date = $2", team_id, on_date)
         return status != "DELETE 0"
 
 
@@ -136,8 +168,13 @@ class Meetings(Repository):
             """INSERT INTO meetings (meeting_id, team_id, meeting_date, starts_at, cutoff_at, capacity)
                VALUES ($1, $2, $3, $4, $5, $6)
                ON CONFLICT (team_id, meeting_date) DO NOTHING RETURNING meeting_id""",
-            meeting.meeting_id, meeting.team_id, meeting.meeting_date, meeting.starts_at,
-            meeting.cutoff_at, meeting.capacity)
+            meeting.meeting_id,
+            meeting.team_id,
+            meeting.meeting_date,
+            meeting.starts_at,
+            meeting.cutoff_at,
+            meeting.capacity,
+        )
         return row is not None
 
     async def reopen(self, meeting: Meeting) -> bool:
@@ -149,7 +186,12 @@ class Meetings(Repository):
                       capacity = $5
                WHERE team_id = $1 AND meeting_date = $2 AND status = 'cancelled'
                  AND cancel_reason IN ('holiday', 'rescheduled') RETURNING meeting_id""",
-            meeting.team_id, meeting.meeting_date, meeting.starts_at, meeting.cutoff_at, meeting.capacity)
+            meeting.team_id,
+            meeting.meeting_date,
+            meeting.starts_at,
+            meeting.cutoff_at,
+            meeting.capacity,
+        )
         return row is not None
 
     async def get(self, meeting_id: str) -> Meeting | None:
@@ -159,73 +201,107 @@ class Meetings(Repository):
     async def on_date(self, team_id: str, day: date) -> Meeting | None:
         """The team's meeting on that date, unless it is cancelled."""
         row = await self.conn.fetchrow(
-            "SELECT * FROM meetings WHERE team_id = $1 AND meeting_date = $2 AND status <> 'cancelled'",
-            team_id, day)
+            "SELECT * FROM meetings WHERE team_id = $1 AND meeting_date = $2 AND status <> 'cancelled'", team_id, day
+        )
         return _meeting(row) if row else None
 
     async def dates(self, meeting_ids: Iterable[str]) -> dict[str, date]:
         rows = await self.conn.fetch(
-            "SELECT meeting_id, meeting_date FROM meetings WHERE meeting_id = ANY($1)", list(meeting_ids))
+            "SELECT meeting_id, meeting_date FROM meetings WHERE meeting_id = ANY($1)", list(meeting_ids)
+        )
         return {r["meeting_id"]: r["meeting_date"] for r in rows}
 
     async def open(self, team_id: str) -> list[Meeting]:
         """The team's meetings whose agenda is open, in date order."""
         return await self._fetch(
-            "SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' ORDER BY meeting_date", team_id)
+            "SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' ORDER BY meeting_date", team_id
+        )
 
     async def fixed_ahead(self, team_id: str, today: date) -> list[Meeting]:
         """The team's meetings whose agenda is fixed (cut-off passed) and that lie ahead."""
         return await self._fetch(
             """SELECT * FROM meetings WHERE team_id = $1 AND status = 'closed' AND meeting_date >= $2
-               ORDER BY meeting_date""", team_id, today)
+               ORDER BY meeting_date""",
+            team_id,
+            today,
+        )
 
     async def due_cutoffs(self, team_id: str, now: datetime) -> list[Meeting]:
         """The team's open meetings whose cut-off has come, in date order."""
         return await self._fetch(
             """SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' AND cutoff_at <= $2
-               ORDER BY meeting_date""", team_id, now)
+               ORDER BY meeting_date""",
+            team_id,
+            now,
+        )
 
     async def of_team(self, team_id: str, since: date, until: date) -> list[Meeting]:
         return await self._fetch(
             """SELECT * FROM meetings WHERE team_id = $1 AND meeting_date BETWEEN $2 AND $3
-               ORDER BY meeting_date""", team_id, since, until)
+               ORDER BY meeting_date""",
+            team_id,
+            since,
+            until,
+        )
 
     async def last_date(self, team_id: str) -> date | None:
         last: date | None = await self.conn.fetchval(
-            "SELECT max(meeting_date) FROM meetings WHERE team_id = $1 AND status <> 'cancelled'", team_id)
+            "SELECT max(meeting_date) FROM meetings WHERE team_id = $1 AND status <> 'cancelled'", team_id
+        )
         return last
 
     async def close(self, meeting_id: str) -> None:
         """The meeting's agenda is fixed (its cut-off has passed)."""
         await self.conn.execute("UPDATE meetings SET status = 'closed' WHERE meeting_id = $1", meeting_id)
 
-    async def cancel(self, meeting_id: str, *, reason: CancellationReason, note: str | None, by: str,
-                     now: datetime) -> None:
+    async def cancel(
+        self, meeting_id: str, *, reason: CancellationReason, note: str | None, by: str, now: datetime
+    ) -> None:
         await self.conn.execute(
             """UPDATE meetings SET status = 'cancelled', cancel_reason = $2, cancel_note = $3,
                                    cancelled_by = $4, cancelled_at = $5 WHERE meeting_id = $1""",
-            meeting_id, reason.value, note, by, now)
+            meeting_id,
+            reason.value,
+            note,
+            by,
+            now,
+        )
 
     async def retime(self, meeting: Meeting) -> None:
         """The meeting's new start, cut-off and capacity."""
         await self.conn.execute(
             "UPDATE meetings SET starts_at = $2, cutoff_at = $3, capacity = $4 WHERE meeting_id = $1",
-            meeting.meeting_id, meeting.starts_at, meeting.cutoff_at, meeting.capacity)
+            meeting.meeting_id,
+            meeting.starts_at,
+            meeting.cutoff_at,
+            meeting.capacity,
+        )
 
     async def record_pre_meeting(self, meeting_id: str, held_on: date, by: str) -> None:
         await self.conn.execute(
             """UPDATE meetings SET pre_meeting_held_on = $2, pre_meeting_recorded_by = $3
-               WHERE meeting_id = $1""", meeting_id, held_on, by)
+               WHERE meeting_id = $1""",
+            meeting_id,
+            held_on,
+            by,
+        )
 
     async def _fetch(self, sql: str, *args: object) -> list[Meeting]:
         return [_meeting(r) for r in await self.conn.fetch(sql, *args)]
 
 
 def _meeting(row: asyncpg.Record) -> Meeting:
-    return Meeting(meeting_id=row["meeting_id"], team_id=row["team_id"],
-                   meeting_date=row["meeting_date"], starts_at=row["starts_at"],
-                   cutoff_at=row["cutoff_at"], capacity=row["capacity"], status=row["status"],
-                   cancel_reason=row["cancel_reason"], pre_meeting_held_on=row["pre_meeting_held_on"])
+    return Meeting(
+        meeting_id=row["meeting_id"],
+        team_id=row["team_id"],
+        meeting_date=row["meeting_date"],
+        starts_at=row["starts_at"],
+        cutoff_at=row["cutoff_at"],
+        capacity=row["capacity"],
+        status=row["status"],
+        cancel_reason=row["cancel_reason"],
+        pre_meeting_held_on=row["pre_meeting_held_on"],
+    )
 
 
 # --------------------------------------------------------------------------- cases and agendas
@@ -244,8 +320,14 @@ class Cases(Repository):
                                   status, updated_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_ref) DO NOTHING
                RETURNING case_ref""",
-            referred.case_ref, referred.team_id, referred.municipality, referred.referring_party.value,
-            referred.referred_at, status, now)
+            referred.case_ref,
+            referred.team_id,
+            referred.municipality,
+            referred.referring_party.value,
+            referred.referred_at,
+            status,
+            now,
+        )
         return row is not None
 
     async def get(self, case_ref: str) -> Case | None:
@@ -253,8 +335,7 @@ class Cases(Repository):
         return _case(row) if row else None
 
     async def get_many(self, case_refs: Iterable[str]) -> list[Case]:
-        rows = await self.conn.fetch("SELECT * FROM cases WHERE case_ref = ANY($1) ORDER BY queue_seq",
-                                     list(case_refs))
+        rows = await self.conn.fetch("SELECT * FROM cases WHERE case_ref = ANY($1) ORDER BY queue_seq", list(case_refs))
         return [_case(r) for r in rows]
 
     async def queue(self, team_id: str) -> list[Waiting]:
@@ -262,35 +343,51 @@ class Cases(Repository):
         rows = await self.conn.fetch(
             f"""SELECT c.case_ref, c.queue_seq, c.meeting_id FROM cases c
                 LEFT JOIN meetings m ON m.meeting_id = c.meeting_id
-                WHERE {_IN_QUEUE} ORDER BY c.queue_seq""", team_id)
+                WHERE {_IN_QUEUE} ORDER BY c.queue_seq""",
+            team_id,
+        )
         return [Waiting(r["case_ref"], r["queue_seq"], r["meeting_id"]) for r in rows]
 
     async def on_meeting(self, meeting_id: str) -> list[Case]:
         """The cases on a meeting's agenda, in queue order."""
         rows = await self.conn.fetch(
-            "SELECT * FROM cases WHERE meeting_id = $1 AND status = 'queued' ORDER BY queue_seq", meeting_id)
+            "SELECT * FROM cases WHERE meeting_id = $1 AND status = 'queued' ORDER BY queue_seq", meeting_id
+        )
         return [_case(r) for r in rows]
 
     async def place(self, placement: Placement, now: datetime) -> None:
         await self.conn.execute(
             """UPDATE cases SET meeting_id = $2, updated_at = $3,
                                 postponements = postponements + $4::int WHERE case_ref = $1""",
-            placement.case_ref, placement.meeting_id, now, 1 if placement.postponed else 0)
+            placement.case_ref,
+            placement.meeting_id,
+            now,
+            1 if placement.postponed else 0,
+        )
 
-    async def set_status(self, case_ref: str, status: CaseStatus, now: datetime, *,
-                         keep_meeting: bool = False) -> None:
+    async def set_status(self, case_ref: str, status: CaseStatus, now: datetime, *, keep_meeting: bool = False) -> None:
         """A new status; the case leaves its agenda unless ``keep_meeting`` (its consultation)."""
         await self.conn.execute(
             f"""UPDATE cases SET status = $2, updated_at = $3
                     {"" if keep_meeting else ", meeting_id = NULL"} WHERE case_ref = $1""",
-            case_ref, status, now)
+            case_ref,
+            status,
+            now,
+        )
 
 
 def _case(row: asyncpg.Record) -> Case:
-    return Case(case_ref=row["case_ref"], team_id=row["team_id"], municipality=row["municipality"],
-                referring_party=Party(row["referring_party"]), referred_at=row["referred_at"],
-                queue_seq=row["queue_seq"], status=row["status"], meeting_id=row["meeting_id"],
-                postponements=row["postponements"])
+    return Case(
+        case_ref=row["case_ref"],
+        team_id=row["team_id"],
+        municipality=row["municipality"],
+        referring_party=Party(row["referring_party"]),
+        referred_at=row["referred_at"],
+        queue_seq=row["queue_seq"],
+        status=row["status"],
+        meeting_id=row["meeting_id"],
+        postponements=row["postponements"],
+    )
 
 
 class Agendas(Repository):
@@ -302,11 +399,12 @@ class Agendas(Repository):
             """SELECT c.*, k.outcome, COALESCE(k.meeting_id, c.meeting_id) AS agenda_of FROM cases c
                LEFT JOIN consultations k ON k.case_ref = c.case_ref
                WHERE COALESCE(k.meeting_id, c.meeting_id) = ANY($1)
-               ORDER BY c.queue_seq""", meeting_ids)
+               ORDER BY c.queue_seq""",
+            meeting_ids,
+        )
         consents = await Consents(self.conn).of_cases([r["case_ref"] for r in rows])
         for r in rows:
-            agendas[r["agenda_of"]].append(AgendaEntry(r["agenda_of"], _case(r), r["outcome"],
-                                                       consents[r["case_ref"]]))
+            agendas[r["agenda_of"]].append(AgendaEntry(r["agenda_of"], _case(r), r["outcome"], consents[r["case_ref"]]))
         return agendas
 
 
@@ -332,7 +430,8 @@ class Consents(Repository):
 
     async def of_cases(self, case_refs: list[str]) -> dict[str, dict[str, str]]:
         rows = await self.conn.fetch(
-            "SELECT case_ref, party, status FROM consent_state WHERE case_ref = ANY($1)", case_refs)
+            "SELECT case_ref, party, status FROM consent_state WHERE case_ref = ANY($1)", case_refs
+        )
         result: dict[str, dict[str, str]] = {ref: {} for ref in case_refs}
         for r in rows:
             result[r["case_ref"]][r["party"]] = r["status"]
@@ -353,10 +452,15 @@ class Consultations(Repository):
         await self.conn.execute(
             """INSERT INTO consultations (case_ref, meeting_id, outcome, record, recorded_by, recorded_at)
                VALUES ($1, $2, $3, $4, $5, $6)""",
-            record.case_ref, record.meeting_id, record.outcome, json.dumps(record.published), by, now)
+            record.case_ref,
+            record.meeting_id,
+            record.outcome,
+            json.dumps(record.published),
+            by,
+            now,
+        )
 
     async def count_at(self, meeting_id: str) -> int:
         """How many cases have their consultation (or 'not consulted') recorded at the meeting."""
-        count: int = await self.conn.fetchval(
-            "SELECT count(*) FROM consultations WHERE meeting_id = $1", meeting_id)
+        count: int = await self.conn.fetchval("SELECT count(*) FROM consultations WHERE meeting_id = $1", meeting_id)
         return count

@@ -26,8 +26,9 @@ class Dependencies:
 
 
 class MeetingUnitOfWork(PostgresUnitOfWork):
-    def __init__(self, conn: Conn, deps: Dependencies, *, message: Message | None = None,
-                 correlation_id: str | None = None) -> None:
+    def __init__(
+        self, conn: Conn, deps: Dependencies, *, message: Message | None = None, correlation_id: str | None = None
+    ) -> None:
         super().__init__(conn, "meeting", message=message, correlation_id=correlation_id)
         self.teams = store.Teams(conn)
         self.skip_dates = store.SkipDates(conn)

@@ -1,15 +1,15 @@
 """Metrics: the service, and its commands.
 
-    python -m services.metrics                       run the service
-    python -m services.metrics report 2026Q3 [--municipality M | --team T] [--public]
-                               [--format html|csv|json] [--lang sv|en] [--out FILE]
-                               [--user NAME] [--role board|analyst]
-        the quarterly report: exact (the read is logged with the user and role), or the
-        public edition with --public
-    python -m services.metrics edition 2026Q3 --reason "late recordings corrected"
-        a new public edition of a quarter or year (a correction: editions are otherwise frozen)
-    python -m services.metrics rebuild               rebuild the projections from the event log
-    python -m services.metrics docs                  write the figure table of docs/metrics.md
+python -m services.metrics                       run the service
+python -m services.metrics report 2026Q3 [--municipality M | --team T] [--public]
+                           [--format html|csv|json] [--lang sv|en] [--out FILE]
+                           [--user NAME] [--role board|analyst]
+    the quarterly report: exact (the read is logged with the user and role), or the
+    public edition with --public
+python -m services.metrics edition 2026Q3 --reason "late recordings corrected"
+    a new public edition of a quarter or year (a correction: editions are otherwise frozen)
+python -m services.metrics rebuild               rebuild the projections from the event log
+python -m services.metrics docs                  write the figure table of docs/metrics.md
 """
 
 import argparse
@@ -36,8 +36,7 @@ TABLE_START, TABLE_END = "<!-- figures:start -->", "<!-- figures:end -->"
 
 
 async def _connect(settings: Settings) -> asyncpg.Connection:
-    await prepare_database(settings.database_url, settings.database_name("metrics"),
-                           spec(settings).migrations)
+    await prepare_database(settings.database_url, settings.database_name("metrics"), spec(settings).migrations)
     return await asyncpg.connect(settings.service_database_url("metrics"))
 
 
@@ -51,8 +50,11 @@ async def _report(args, settings: Settings) -> str:
                 result = await editions.published(uow, period, args.municipality)
             else:
                 reader = Principal(user_id=args.user, party=None, role=Role(args.role), teams=frozenset())
-                question = exact.Question(period, domain.Scope(args.municipality, (args.team,) if args.team else ()),
-                                          outcome_basis=args.outcomes)
+                question = exact.Question(
+                    period,
+                    domain.Scope(args.municipality, (args.team,) if args.team else ()),
+                    outcome_basis=args.outcomes,
+                )
                 result = await exact.read(uow, question, reader, "command")
     except editions.NoEdition:
         raise SystemExit(f"{period.label} has no public edition yet") from None
@@ -60,9 +62,11 @@ async def _report(args, settings: Settings) -> str:
         raise SystemExit(str(exc)) from None
     finally:
         await conn.close()
-    return {"html": lambda: report.render_html(result, args.lang),
-            "csv": lambda: report.render_csv(result, args.lang),
-            "json": lambda: json.dumps(result, ensure_ascii=False, indent=2, default=str)}[args.format]()
+    return {
+        "html": lambda: report.render_html(result, args.lang),
+        "csv": lambda: report.render_csv(result, args.lang),
+        "json": lambda: json.dumps(result, ensure_ascii=False, indent=2, default=str),
+    }[args.format]()
 
 
 async def _edition(args, settings: Settings) -> list[tuple[str, int]]:
@@ -71,8 +75,13 @@ async def _edition(args, settings: Settings) -> list[tuple[str, int]]:
     try:
         async with conn.transaction(isolation="repeatable_read"):
             now = Clock.from_settings(settings).now()
-            return await editions.correct(MetricsUnitOfWork(conn), period, made_at=now, reason=args.reason,
-                                          threshold=settings.suppression_threshold)
+            return await editions.correct(
+                MetricsUnitOfWork(conn),
+                period,
+                made_at=now,
+                reason=args.reason,
+                threshold=settings.suppression_threshold,
+            )
     finally:
         await conn.close()
 

@@ -41,25 +41,34 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             now = clock.now()
             # every figure of an edition from one snapshot
             async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-                await editions.make_due(MetricsUnitOfWork(conn), today=stockholm_date(now),
-                                        grace_days=settings.metrics_edition_grace_days,
-                                        threshold=settings.suppression_threshold, made_at=now,
-                                        at_start=at_start)
+                await editions.make_due(
+                    MetricsUnitOfWork(conn),
+                    today=stockholm_date(now),
+                    grace_days=settings.metrics_edition_grace_days,
+                    threshold=settings.suppression_threshold,
+                    made_at=now,
+                    at_start=at_start,
+                )
             at_start = False
             await asyncio.sleep(settings.metrics_edition_check_seconds)
 
     return ServiceSpec(
         name="metrics",
         description="Metrics: the board's figures from the event stream; exact figures for signed-in "
-                    "readers within their scope (every read logged), and frozen public editions of "
-                    "quarters and years with small counts protected; the dashboard, the report, CSV.",
+        "readers within their scope (every read logged), and frozen public editions of "
+        "quarters and years with small counts protected; the dashboard, the report, CSV.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
         unit_of_work=lambda conn, message: MetricsUnitOfWork(conn, message=message),
         clock=clock,
         routes=lambda runtime: router,
         tasks=(make_public_editions,),
-        publishes=((FiguresPublished, "The public edition of a quarter or a year, for the county and each "
-                                      "municipality, once the period has closed (aggregates exchange, "
-                                      "routing key FiguresPublished.<municipality|COUNTY>)."),),
+        publishes=(
+            (
+                FiguresPublished,
+                "The public edition of a quarter or a year, for the county and each "
+                "municipality, once the period has closed (aggregates exchange, "
+                "routing key FiguresPublished.<municipality|COUNTY>).",
+            ),
+        ),
     )

@@ -17,19 +17,32 @@ from datetime import date, datetime, timedelta
 from shared.contracts.vocabulary import CancellationReason, IncomeSource, PostponementReason, Readiness
 
 # Public support (the first outcome measure): living mainly on one of these.
-PUBLIC_SUPPORT = frozenset({IncomeSource.FORSORJNINGSSTOD.value, IncomeSource.SJUKPENNING.value,
-                            IncomeSource.A_KASSA.value, IncomeSource.AKTIVITETSSTOD.value})
+PUBLIC_SUPPORT = frozenset(
+    {
+        IncomeSource.FORSORJNINGSSTOD.value,
+        IncomeSource.SJUKPENNING.value,
+        IncomeSource.A_KASSA.value,
+        IncomeSource.AKTIVITETSSTOD.value,
+    }
+)
 # Self-sufficiency (the second measure, as the municipalities report it): of those on income
 # support at referral, living at follow-up on one of these.
-SELF_SUFFICIENCY_TYPES = ("LON", "STUDIEMEDEL", "AKTIVITETSERSATTNING", "AKTIVITETSSTOD",
-                          "SJUKERSATTNING", "PENSION", "OKAND")
+SELF_SUFFICIENCY_TYPES = (
+    "LON",
+    "STUDIEMEDEL",
+    "AKTIVITETSERSATTNING",
+    "AKTIVITETSSTOD",
+    "SJUKERSATTNING",
+    "PENSION",
+    "OKAND",
+)
 MORE_READY = frozenset({Readiness.MUCH_MORE.value, Readiness.MORE.value})
 # Cancellations counted (a holiday or a changed calendar: the meeting was never due).
-COUNTED_CANCELLATIONS = frozenset(r.value for r in CancellationReason
-                                  if r not in (CancellationReason.HOLIDAY, CancellationReason.RESCHEDULED))
+COUNTED_CANCELLATIONS = frozenset(
+    r.value for r in CancellationReason if r not in (CancellationReason.HOLIDAY, CancellationReason.RESCHEDULED)
+)
 # Postponements counted (a case that gave way to earlier ones in the queue was not postponed).
-COUNTED_POSTPONEMENTS = frozenset(r.value for r in PostponementReason
-                                  if r != PostponementReason.DISPLACED)
+COUNTED_POSTPONEMENTS = frozenset(r.value for r in PostponementReason if r != PostponementReason.DISPLACED)
 UNKNOWN = "UNKNOWN"
 NONE = ""  # a dimension that does not apply (a meeting has no gender)
 
@@ -80,8 +93,7 @@ def date_range(start: date, end: date) -> Period:
     """A period from two dates: named as the month, quarter or year it is exactly, if any."""
     if end < start:
         raise BadPeriod("the range ends before it starts")
-    for label in (f"{start.year}-{start.month:02d}", f"{start.year}Q{(start.month - 1) // 3 + 1}",
-                  f"{start.year}"):
+    for label in (f"{start.year}-{start.month:02d}", f"{start.year}Q{(start.month - 1) // 3 + 1}", f"{start.year}"):
         named = parse_period(label)
         if (named.start, named.end) == (start, end):
             return named
@@ -163,6 +175,7 @@ OUTCOME_BASES = ("cohort", "due")  # the period of the referral, or of the follo
 @dataclass(frozen=True)
 class SixMonths:
     """A six-month follow-up of a case and its latest record."""
+
     due_on: date | None
     cancelled: bool = False
     recorded: bool = False
@@ -174,6 +187,7 @@ class SixMonths:
 @dataclass(frozen=True)
 class CaseFacts:
     """Everything the figures use of one case (no personal data: events carry none)."""
+
     case_ref: str
     team_id: str | None = None
     municipality: str | None = None
@@ -212,8 +226,14 @@ class MeetingFacts:
 def case_cells(case: CaseFacts) -> Counter[Cell]:
     """What one case counts for, as cells (measure, detail, day, dimensions) -> count."""
     cells: Counter[Cell] = Counter()
-    dims = (case.team_id or UNKNOWN, case.municipality or UNKNOWN, case.referring_party or UNKNOWN,
-            case.gender or UNKNOWN, case.age_band or UNKNOWN, case.income_at_referral or UNKNOWN)
+    dims = (
+        case.team_id or UNKNOWN,
+        case.municipality or UNKNOWN,
+        case.referring_party or UNKNOWN,
+        case.gender or UNKNOWN,
+        case.age_band or UNKNOWN,
+        case.income_at_referral or UNKNOWN,
+    )
 
     def count(measure: str, day: date | None, detail: str = "", n: int = 1) -> None:
         if day is not None:
@@ -303,6 +323,7 @@ AUDITOR = "auditor"  # reads the access log, no figures
 @dataclass(frozen=True)
 class Scope:
     """Where figures are of: the county, a municipality, or teams."""
+
     municipality: str | None = None
     teams: tuple[str, ...] = ()
 
@@ -327,8 +348,14 @@ class Reader:
     teams: frozenset[str] = field(default_factory=frozenset)
 
 
-def check_scope(reader: Reader, scope: Scope, municipality_of: dict[str, str], *,
-                period_kind: str = "quarter", filtered: bool = False) -> None:
+def check_scope(
+    reader: Reader,
+    scope: Scope,
+    municipality_of: dict[str, str],
+    *,
+    period_kind: str = "quarter",
+    filtered: bool = False,
+) -> None:
     """The board and the analysts read everything; a coordinator or member reads their own
     teams (any dates and filters), and the totals of their teams' municipalities and of the
     county by whole quarter or year, unfiltered (else the municipality less their own team, a
@@ -343,12 +370,13 @@ def check_scope(reader: Reader, scope: Scope, municipality_of: dict[str, str], *
     if scope.municipality and scope.municipality not in own:
         raise NotInScope("figures of another municipality")
     if not scope.teams and (filtered or period_kind not in ("quarter", "year")):
-        raise NotInScope("a municipality's or the county's figures are read by whole quarter or year, "
-                         "unfiltered, outside one's own teams")
+        raise NotInScope(
+            "a municipality's or the county's figures are read by whole quarter or year, "
+            "unfiltered, outside one's own teams"
+        )
 
 
-def visible_breakdown(reader: Reader, dimension: str, key: str,
-                      municipality_of: dict[str, str]) -> bool:
+def visible_breakdown(reader: Reader, dimension: str, key: str, municipality_of: dict[str, str]) -> bool:
     """Whether a reader sees one line of a breakdown by team or municipality: the board and the
     analysts every line, a coordinator or member the lines of their own teams and municipalities."""
     if reader.role in COUNTY_READERS or dimension not in ("team", "municipality"):
@@ -371,6 +399,7 @@ def check_auditor(reader: Reader) -> None:
 @dataclass(frozen=True)
 class EditionMade:
     """A public edition as it was made (its figures aside): what deciding the next one needs."""
+
     period: str
     edition: int  # its number: 1, then each correction or remake
     period_start: date
@@ -406,8 +435,9 @@ def latest_editions(editions: Iterable[EditionMade]) -> dict[str, EditionMade]:
     return latest
 
 
-def editions_to_make_again(latest: Iterable[EditionMade], *, threshold: int, definitions_version: int,
-                           at_start: bool) -> list[tuple[Period, str]]:
+def editions_to_make_again(
+    latest: Iterable[EditionMade], *, threshold: int, definitions_version: int, at_start: bool
+) -> list[tuple[Period, str]]:
     """The periods whose latest edition is made again from scratch, each with the reason
     published with it: at start, one made with another threshold (the threshold is a setting,
     read at start); always, one made with older definitions (never back to older ones).

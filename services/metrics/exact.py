@@ -30,10 +30,16 @@ class Question:
     outcome_basis: str = "cohort"
 
     def describe(self) -> dict[str, Any]:
-        return {"period": self.period.label, "from": self.period.start.isoformat(),
-                "to": self.period.end.isoformat(), "scope": self.scope.label,
-                "team_id": ",".join(self.scope.teams) or None, "municipality": self.scope.municipality,
-                "filters": dict(self.filters), "outcome_basis": self.outcome_basis}
+        return {
+            "period": self.period.label,
+            "from": self.period.start.isoformat(),
+            "to": self.period.end.isoformat(),
+            "scope": self.scope.label,
+            "team_id": ",".join(self.scope.teams) or None,
+            "municipality": self.scope.municipality,
+            "filters": dict(self.filters),
+            "outcome_basis": self.outcome_basis,
+        }
 
 
 def _cell_filters(question: Question) -> dict[str, list[str]]:
@@ -57,22 +63,27 @@ async def answer(uow: MetricsUnitOfWork, question: Question, reader: Reader | No
     teams = await uow.teams.all()
     municipality_of = {t.team_id: t.municipality for t in teams}
     if reader is not None:
-        domain.check_scope(reader, question.scope, municipality_of, period_kind=question.period.kind,
-                           filtered=bool(question.filters))
+        domain.check_scope(
+            reader, question.scope, municipality_of, period_kind=question.period.kind, filtered=bool(question.filters)
+        )
     filters = _cell_filters(question)
     measures = [m for m in catalogue.measures(question.outcome_basis) if m != "queue"]
     rows = await uow.cells.sums(measures, question.period.start, question.period.end, filters)
     rows += await uow.cells.sums(["queue"], BEGINNING, question.period.end, filters)
-    in_scope = [t for t in teams if (not question.scope.teams or t.team_id in question.scope.teams)
-                and (not question.scope.municipality or t.municipality == question.scope.municipality)]
-    known = {"team": [t.team_id for t in in_scope],
-             "municipality": sorted({t.municipality for t in in_scope})}
+    in_scope = [
+        t
+        for t in teams
+        if (not question.scope.teams or t.team_id in question.scope.teams)
+        and (not question.scope.municipality or t.municipality == question.scope.municipality)
+    ]
+    known = {"team": [t.team_id for t in in_scope], "municipality": sorted({t.municipality for t in in_scope})}
 
     def visible(dimension: str, key: str) -> bool:
         return reader is None or domain.visible_breakdown(reader, dimension, key, municipality_of)
 
-    figures = exact(Sums(rows), outcome_basis=question.outcome_basis, filtered=bool(question.filters),
-                    known=known, visible=visible)
+    figures = exact(
+        Sums(rows), outcome_basis=question.outcome_basis, filtered=bool(question.filters), known=known, visible=visible
+    )
     return {"audience": "exact", **question.describe(), "figures": figures}
 
 
@@ -80,15 +91,26 @@ async def read(uow: MetricsUnitOfWork, question: Question, principal: Principal,
     """``answer`` for a signed-in reader, and the read written to the access log (raises
     ``domain.NotInScope`` outside the reader's scope: nothing is read, nothing logged)."""
     result = await answer(uow, question, reader_of(principal))
-    await uow.access_log.add(FigureRead(
-        user_id=principal.user_id, role=principal.role.value,
-        party=principal.party.value if principal.party else None, via=via, scope=question.scope.label,
-        query=question.describe()))
+    await uow.access_log.add(
+        FigureRead(
+            user_id=principal.user_id,
+            role=principal.role.value,
+            party=principal.party.value if principal.party else None,
+            via=via,
+            scope=question.scope.label,
+            query=question.describe(),
+        )
+    )
     return result
 
 
-async def access_log(uow: MetricsUnitOfWork, principal: Principal, since: datetime | None = None,
-                     user_id: str | None = None, limit: int = 100) -> list[FigureRead]:
+async def access_log(
+    uow: MetricsUnitOfWork,
+    principal: Principal,
+    since: datetime | None = None,
+    user_id: str | None = None,
+    limit: int = 100,
+) -> list[FigureRead]:
     """Who read which exact figures, the latest first: for auditors only (``domain.NotAllowed``)."""
     domain.check_auditor(reader_of(principal))
     return await uow.access_log.latest(since=since, user_id=user_id, limit=limit)

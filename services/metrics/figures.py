@@ -33,13 +33,18 @@ class Sums:
             if detail:
                 self.details[measure].add(detail)
 
-    def get(self, measure: str, detail: str | None = None, dimension: str | None = None,
-            key: str | None = None) -> int:
+    def get(self, measure: str, detail: str | None = None, dimension: str | None = None, key: str | None = None) -> int:
         return self._n.get((measure, detail, dimension, key), 0)
 
 
-def exact(sums: Sums, *, outcome_basis: str = "cohort", filtered: bool = False,
-          known: dict[str, list[str]] | None = None, visible=lambda dimension, key: True) -> dict:
+def exact(
+    sums: Sums,
+    *,
+    outcome_basis: str = "cohort",
+    filtered: bool = False,
+    known: dict[str, list[str]] | None = None,
+    visible=lambda dimension, key: True,
+) -> dict:
     """Every figure of the catalogue from the sums: {key: answer}.
 
     ``filtered``: a filter on a case dimension was applied (figures of meetings then do not
@@ -67,6 +72,7 @@ def _answer(figure: Figure, sums: Sums, basis: str, known, visible, answers: dic
     measure = figure.cell_measure(basis)
     dims = list(figure.by)
     if figure.kind == "median":
+
         def median_of(dimension=None, key=None) -> dict:
             details = sums.details.get(measure, set())
             dist = {int(d): sums.get(measure, d, dimension, key) for d in details}
@@ -96,17 +102,18 @@ def _share(part: int, whole: int) -> float | None:
 
 def _as_share(answer: dict, base: dict, figure: Figure) -> dict:
     """A count as a share of its whole: value, of, share; by each breakdown too."""
-    result = {"value": answer["value"], "of": base["value"],
-              "share": _share(answer["value"], base["value"]), "by": {}}
+    result = {"value": answer["value"], "of": base["value"], "share": _share(answer["value"], base["value"]), "by": {}}
     for dimension, lines in answer["by"].items():
         if dimension == figure.detail:  # every detail value is a part of the same whole
-            result["by"][dimension] = {k: {"value": v, "of": base["value"], "share": _share(v, base["value"])}
-                                       for k, v in lines.items()}
+            result["by"][dimension] = {
+                k: {"value": v, "of": base["value"], "share": _share(v, base["value"])} for k, v in lines.items()
+            }
         else:
             wholes = base["by"].get(dimension, {})
-            result["by"][dimension] = {k: {"value": v, "of": _whole(wholes.get(k, 0)),
-                                           "share": _share(v, _whole(wholes.get(k, 0)))}
-                                       for k, v in lines.items()}
+            result["by"][dimension] = {
+                k: {"value": v, "of": _whole(wholes.get(k, 0)), "share": _share(v, _whole(wholes.get(k, 0)))}
+                for k, v in lines.items()
+            }
     return result
 
 

@@ -55,7 +55,18 @@ async def on_consent_withdrawn(event: ConsentWithdrawn, uow: MetricsUnitOfWork) 
     await consent.consent_withdrawn(uow.conn, event)
 
 
-for _contract in (CaseClosed, TeamUpdated, MeetingScheduled, MeetingCancelled, PreMeetingHeld, CaseScheduled,
-                  CasePostponed, ConsultationHeld, CaseNotConsulted, FollowUpScheduled, FollowUpCompleted,
-                  FollowUpCancelled):
+for _contract in (
+    CaseClosed,
+    TeamUpdated,
+    MeetingScheduled,
+    MeetingCancelled,
+    PreMeetingHeld,
+    CaseScheduled,
+    CasePostponed,
+    ConsultationHeld,
+    CaseNotConsulted,
+    FollowUpScheduled,
+    FollowUpCompleted,
+    FollowUpCancelled,
+):
     handlers.on(_contract)(_project)  # logged; projected if it has a projection

@@ -41,8 +41,15 @@ from shared.platform.clock import stockholm_date
 
 from . import domain, store
 
-PROJECTION_TABLES = ("team_facts", "case_facts", "action_facts", "meeting_facts",
-                     "postponement_facts", "followup_facts", "figure_cells")
+PROJECTION_TABLES = (
+    "team_facts",
+    "case_facts",
+    "action_facts",
+    "meeting_facts",
+    "postponement_facts",
+    "followup_facts",
+    "figure_cells",
+)
 
 Projection = Callable[[asyncpg.Connection, Any, uuid.UUID], Awaitable[None]]
 PROJECTIONS: dict[type[Contract], Projection] = {}
@@ -50,11 +57,13 @@ PROJECTIONS: dict[type[Contract], Projection] = {}
 
 def projects(contract_cls: type[Contract]) -> Callable[[Projection], Projection]:
     """Register the decorated function as the projection of ``contract_cls``."""
+
     def register(projection: Projection) -> Projection:
         if contract_cls in PROJECTIONS:
             raise RuntimeError(f"{contract_cls.name} has two projections")
         PROJECTIONS[contract_cls] = projection
         return projection
+
     return register
 
 
@@ -103,14 +112,21 @@ async def _team_updated(conn: asyncpg.Connection, e: TeamUpdated, _id: uuid.UUID
            ON CONFLICT (team_id) DO UPDATE SET municipality = EXCLUDED.municipality,
                team_name = EXCLUDED.team_name, revision = EXCLUDED.revision
            WHERE team_facts.revision < EXCLUDED.revision""",
-        e.team_id, e.municipality, e.team_name, e.revision)
+        e.team_id,
+        e.municipality,
+        e.team_name,
+        e.revision,
+    )
 
 
 @projects(CaseReferred)
 async def _case_referred(conn: asyncpg.Connection, e: CaseReferred, _id: uuid.UUID) -> None:
     await conn.execute(  # a team first known from its case
         """INSERT INTO team_facts (team_id, municipality, team_name, revision) VALUES ($1, $2, $1, 0)
-           ON CONFLICT (team_id) DO NOTHING""", e.team_id, e.municipality)
+           ON CONFLICT (team_id) DO NOTHING""",
+        e.team_id,
+        e.municipality,
+    )
     await conn.execute(
         """INSERT INTO case_facts (case_ref, team_id, municipality, referring_party, gender, age_band,
                                    income_at_referral, violence_question_asked, referred_at, referred_on)
@@ -121,8 +137,17 @@ async def _case_referred(conn: asyncpg.Connection, e: CaseReferred, _id: uuid.UU
                income_at_referral = EXCLUDED.income_at_referral,
                violence_question_asked = EXCLUDED.violence_question_asked,
                referred_at = EXCLUDED.referred_at, referred_on = EXCLUDED.referred_on""",
-        e.case_ref, e.team_id, e.municipality, e.referring_party.value, e.gender.value, e.age_band.value,
-        e.income_source.value, e.violence_question_asked, e.referred_at, stockholm_date(e.referred_at))
+        e.case_ref,
+        e.team_id,
+        e.municipality,
+        e.referring_party.value,
+        e.gender.value,
+        e.age_band.value,
+        e.income_source.value,
+        e.violence_question_asked,
+        e.referred_at,
+        stockholm_date(e.referred_at),
+    )
 
 
 @projects(ConsultationHeld)
@@ -133,13 +158,23 @@ async def _consultation_held(conn: asyncpg.Connection, e: ConsultationHeld, _id:
            VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (case_ref) DO UPDATE SET consulted_on = EXCLUDED.consulted_on,
                meeting_id = EXCLUDED.meeting_id, individual_attended = EXCLUDED.individual_attended""",
-        e.case_ref, e.team_id, e.municipality, e.referring_party.value, e.held_on, e.meeting_id,
-        e.individual_attended)
+        e.case_ref,
+        e.team_id,
+        e.municipality,
+        e.referring_party.value,
+        e.held_on,
+        e.meeting_id,
+        e.individual_attended,
+    )
     for position, action in enumerate(e.actions):
         await conn.execute(
             """INSERT INTO action_facts (case_ref, position, type, responsible_party)
                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
-            e.case_ref, position, action.type.value, action.responsible_party.value)
+            e.case_ref,
+            position,
+            action.type.value,
+            action.responsible_party.value,
+        )
 
 
 @projects(CaseNotConsulted)
@@ -150,8 +185,14 @@ async def _not_consulted(conn: asyncpg.Connection, e: CaseNotConsulted, _id: uui
            VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (case_ref) DO UPDATE SET not_consulted_reason = EXCLUDED.not_consulted_reason,
                not_consulted_on = EXCLUDED.not_consulted_on, meeting_id = EXCLUDED.meeting_id""",
-        e.case_ref, e.team_id, e.municipality, e.referring_party.value, e.reason.value, e.meeting_date,
-        e.meeting_id)
+        e.case_ref,
+        e.team_id,
+        e.municipality,
+        e.referring_party.value,
+        e.reason.value,
+        e.meeting_date,
+        e.meeting_id,
+    )
 
 
 @projects(CaseClosed)
@@ -160,7 +201,10 @@ async def _case_closed(conn: asyncpg.Connection, e: CaseClosed, _id: uuid.UUID) 
         """INSERT INTO case_facts (case_ref, closed_on, exit_reason) VALUES ($1, $2, $3)
            ON CONFLICT (case_ref) DO UPDATE SET closed_on = EXCLUDED.closed_on,
                exit_reason = EXCLUDED.exit_reason""",
-        e.case_ref, stockholm_date(e.closed_at), e.reason.value)
+        e.case_ref,
+        stockholm_date(e.closed_at),
+        e.reason.value,
+    )
 
 
 @projects(MeetingScheduled)
@@ -170,7 +214,11 @@ async def _meeting_scheduled(conn: asyncpg.Connection, e: MeetingScheduled, _id:
            VALUES ($1, $2, $3, $4) ON CONFLICT (meeting_id) DO UPDATE
            SET cancelled_reason = CASE WHEN meeting_facts.cancelled_reason IN ('holiday', 'rescheduled')
                                        THEN NULL ELSE meeting_facts.cancelled_reason END""",
-        e.meeting_id, e.team_id, e.municipality, e.meeting_date)
+        e.meeting_id,
+        e.team_id,
+        e.municipality,
+        e.meeting_date,
+    )
 
 
 @projects(MeetingCancelled)
@@ -179,7 +227,12 @@ async def _meeting_cancelled(conn: asyncpg.Connection, e: MeetingCancelled, _id:
         """INSERT INTO meeting_facts (meeting_id, team_id, municipality, meeting_date, cancelled_reason)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (meeting_id) DO UPDATE
            SET cancelled_reason = EXCLUDED.cancelled_reason""",
-        e.meeting_id, e.team_id, e.municipality, e.meeting_date, e.reason.value)
+        e.meeting_id,
+        e.team_id,
+        e.municipality,
+        e.meeting_date,
+        e.reason.value,
+    )
 
 
 @projects(PreMeetingHeld)
@@ -188,7 +241,12 @@ async def _pre_meeting_held(conn: asyncpg.Connection, e: PreMeetingHeld, _id: uu
         """INSERT INTO meeting_facts (meeting_id, team_id, municipality, meeting_date, pre_meeting_held_on)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (meeting_id) DO UPDATE
            SET pre_meeting_held_on = EXCLUDED.pre_meeting_held_on""",
-        e.meeting_id, e.team_id, e.municipality, e.meeting_date, e.held_on)
+        e.meeting_id,
+        e.team_id,
+        e.municipality,
+        e.meeting_date,
+        e.held_on,
+    )
 
 
 @projects(CasePostponed)
@@ -196,7 +254,12 @@ async def _case_postponed(conn: asyncpg.Connection, e: CasePostponed, event_id: 
     await conn.execute(
         """INSERT INTO postponement_facts (event_id, case_ref, team_id, from_meeting_date, reason)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
-        event_id, e.case_ref, e.team_id, e.from_meeting_date, e.reason.value)
+        event_id,
+        e.case_ref,
+        e.team_id,
+        e.from_meeting_date,
+        e.reason.value,
+    )
 
 
 @projects(FollowUpScheduled)
@@ -207,7 +270,14 @@ async def _followup_scheduled(conn: asyncpg.Connection, e: FollowUpScheduled, _i
            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (followup_id) DO UPDATE
            SET team_id = EXCLUDED.team_id, municipality = EXCLUDED.municipality,
                referring_party = EXCLUDED.referring_party, due_on = EXCLUDED.due_on""",
-        e.followup_id, e.case_ref, e.kind.value, e.team_id, e.municipality, e.referring_party.value, e.due_on)
+        e.followup_id,
+        e.case_ref,
+        e.kind.value,
+        e.team_id,
+        e.municipality,
+        e.referring_party.value,
+        e.due_on,
+    )
 
 
 @projects(FollowUpCompleted)
@@ -222,9 +292,20 @@ async def _followup_completed(conn: asyncpg.Connection, e: FollowUpCompleted, _i
                income_source = EXCLUDED.income_source, readiness = EXCLUDED.readiness,
                plan_status = EXCLUDED.plan_status
            WHERE followup_facts.revision < EXCLUDED.revision""",
-        e.followup_id, e.case_ref, e.kind.value, e.team_id, e.municipality, e.referring_party.value,
-        e.due_on, e.revision, e.recorded_on, e.reached, _code(e.income_source), _code(e.readiness),
-        _code(e.plan_status))
+        e.followup_id,
+        e.case_ref,
+        e.kind.value,
+        e.team_id,
+        e.municipality,
+        e.referring_party.value,
+        e.due_on,
+        e.revision,
+        e.recorded_on,
+        e.reached,
+        _code(e.income_source),
+        _code(e.readiness),
+        _code(e.plan_status),
+    )
 
 
 @projects(FollowUpCancelled)
@@ -236,7 +317,10 @@ async def _followup_cancelled(conn: asyncpg.Connection, e: FollowUpCancelled, _i
                                        referring_party, due_on, cancelled)
            VALUES ($1, $2, $3, '', '', '', DATE '1970-01-01', true)
            ON CONFLICT (followup_id) DO UPDATE SET cancelled = true""",
-        e.followup_id, e.case_ref, e.kind.value)
+        e.followup_id,
+        e.case_ref,
+        e.kind.value,
+    )
 
 
 def _code(value: Any) -> str | None:

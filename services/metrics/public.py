@@ -52,6 +52,7 @@ def public_figures() -> list[Figure]:
 @dataclass
 class Edition:
     """An edition's counts with their marks, and the relations among them."""
+
     values: dict[Var, int]
     threshold: int
     # hidden counts: "primary" (shown "<5": 1 to 4), "secondary" (shown "x": any count), and
@@ -136,14 +137,20 @@ def relations(values: dict[Var, int], municipalities: list[str]) -> list[list[tu
 def _subsets(scope: str) -> list[tuple[list[Var], list[Var], Var]]:
     """Counts that are part of another count (income support is a public support): (part,
     whole, the rest: never shown, protected like a share's rest)."""
-    return [([("on_income_support_at_referral", "total", scope)], [("public_support_at_referral", "total", scope)],
-             ("on_income_support_at_referral", "slack", scope))]
+    return [
+        (
+            [("on_income_support_at_referral", "total", scope)],
+            [("public_support_at_referral", "total", scope)],
+            ("on_income_support_at_referral", "slack", scope),
+        )
+    ]
 
 
 def _keys(values: dict[Var, int], key: str, dimension: str, scope: str) -> list[str]:
     prefix = f"{dimension}:"
-    return [column.removeprefix(prefix) for k, column, s in values
-            if k == key and s == scope and column.startswith(prefix)]
+    return [
+        column.removeprefix(prefix) for k, column, s in values if k == key and s == scope and column.startswith(prefix)
+    ]
 
 
 UNSHOWN_COLUMNS = ("rest", "slack")  # counts a reader can work out, never shown
@@ -153,8 +160,13 @@ class NotSafe(Exception):
     """The rule left a hidden count pinned even after hiding all beside it: no edition."""
 
 
-def protect(values: dict[Var, int], municipalities: list[str], threshold: int, *,
-            quarters: list[dict[Var, tuple[int, int | str]]] | None = None) -> Edition:
+def protect(
+    values: dict[Var, int],
+    municipalities: list[str],
+    threshold: int,
+    *,
+    quarters: list[dict[Var, tuple[int, int | str]]] | None = None,
+) -> Edition:
     """Apply the rule to an edition's counts. ``quarters``: for
     a year, its four quarters' (a quarter never published counts as shown): a year is their sum,
     and a reader has their own sums too. Earlier editions are frozen: their marks stay."""
@@ -170,8 +182,10 @@ def protect(values: dict[Var, int], municipalities: list[str], threshold: int, *
     for n, published in enumerate(quarters or (), start=1):
         _freeze(edition, published, f"@Q{n}")
         suffix = f"@Q{n}"
-        edition.lines += [[((k, c, f"{s}{suffix}"), coef) for (k, c, s), coef in line]
-                          for line in relations({v: x for v, (x, _) in published.items()}, municipalities)]
+        edition.lines += [
+            [((k, c, f"{s}{suffix}"), coef) for (k, c, s), coef in line]
+            for line in relations({v: x for v, (x, _) in published.items()}, municipalities)
+        ]
     if quarters:
         # A year is the sum of its quarters as they were published (a stock, its last quarter's):
         # a count is shown where all its quarters showed theirs, else "x". So a year's edition
@@ -191,8 +205,9 @@ def protect(values: dict[Var, int], municipalities: list[str], threshold: int, *
         for var in sorted(edition.unresolved):
             for line in edition.lines:
                 if any(v == var for v, _ in line):
-                    edition.hidden.update({v: "secondary" for v, _ in line
-                                           if v not in edition.hidden and v not in edition.frozen})
+                    edition.hidden.update(
+                        {v: "secondary" for v, _ in line if v not in edition.hidden and v not in edition.frozen}
+                    )
         _hide_until_safe(edition)
         if edition.unresolved:
             raise NotSafe(f"pinned whatever is hidden: {sorted(edition.unresolved)[:5]}")
@@ -205,8 +220,9 @@ def _freeze(edition: Edition, published: dict[Var, tuple[int, int | str]], suffi
         edition.values[frozen] = value
         edition.frozen.add(frozen)
         if isinstance(mark, str):
-            edition.hidden[frozen] = ("primary" if mark.startswith("<") else
-                                      "unshown" if mark == UNSHOWN else "secondary")
+            edition.hidden[frozen] = (
+                "primary" if mark.startswith("<") else "unshown" if mark == UNSHOWN else "secondary"
+            )
 
 
 def _hide_until_safe(edition: Edition) -> None:
@@ -313,8 +329,11 @@ def _pinned_in_table(edition: Edition, scopes: list[str], values: list[str], key
                     todo.append((nxt, not want))
         return False
 
-    return [var(r, c) for (r, c) in room if not (room[(r, c)][0] and cycle(r, c, True))
-            and not (room[(r, c)][1] and cycle(r, c, False))]
+    return [
+        var(r, c)
+        for (r, c) in room
+        if not (room[(r, c)][0] and cycle(r, c, True)) and not (room[(r, c)][1] and cycle(r, c, False))
+    ]
 
 
 def _free(edition: Edition, more: list[Var], var: Var, lines_of: dict[Var, list[int]]) -> bool:
@@ -331,8 +350,9 @@ def _free(edition: Edition, more: list[Var], var: Var, lines_of: dict[Var, list[
         edition.hidden = saved
 
 
-def reader_bounds(edition: Edition, lines: list[int] | None = None,
-                  rounds: int = 200) -> dict[Var, tuple[float, float]]:
+def reader_bounds(
+    edition: Edition, lines: list[int] | None = None, rounds: int = 200
+) -> dict[Var, tuple[float, float]]:
     """What a reader can work out of the counts from the edition (of those in ``lines``, or
     all): a lowest and a highest value, narrowed sum by sum until nothing changes (shown
     counts are known; "<5" is 1 to 4; "x", and what is never shown, any count)."""
@@ -340,13 +360,17 @@ def reader_bounds(edition: Edition, lines: list[int] | None = None,
     active = [line for line in chosen if any(v in edition.hidden for v, _ in line)]
     bounds: dict[Var, tuple[float, float]] = {
         v: (_bounds(edition, v) if v in edition.hidden else (float(edition.values[v]),) * 2)
-        for line in (chosen if lines is not None else [[(v, 1) for v in edition.values]]) for v, _ in line}
+        for line in (chosen if lines is not None else [[(v, 1) for v in edition.values]])
+        for v, _ in line
+    }
     inf = float("inf")
     for _ in range(rounds):
         changed = False
         for line in active:
-            terms = [(v, c, *((c * bounds[v][0], c * bounds[v][1]) if c > 0 else (c * bounds[v][1], c * bounds[v][0])))
-                     for v, c in line]
+            terms = [
+                (v, c, *((c * bounds[v][0], c * bounds[v][1]) if c > 0 else (c * bounds[v][1], c * bounds[v][0])))
+                for v, c in line
+            ]
             low_finite = sum(lo for _, _, lo, _ in terms if lo != -inf)
             low_inf = sum(1 for _, _, lo, _ in terms if lo == -inf)
             high_finite = sum(hi for _, _, _, hi in terms if hi != inf)
@@ -357,8 +381,7 @@ def reader_bounds(edition: Edition, lines: list[int] | None = None,
                 # c * x_v = -(the others' sum): the others' sum lies in [others_low, others_high]
                 others_low = -inf if low_inf - (lo == -inf) > 0 else low_finite - (lo if lo != -inf else 0.0)
                 others_high = inf if high_inf - (hi == inf) > 0 else high_finite - (hi if hi != inf else 0.0)
-                new_lo, new_hi = ((-others_high / c, -others_low / c) if c > 0 else
-                                  (-others_low / c, -others_high / c))
+                new_lo, new_hi = (-others_high / c, -others_low / c) if c > 0 else (-others_low / c, -others_high / c)
                 old_lo, old_hi = bounds[v]
                 new_lo, new_hi = max(old_lo, _ceil(new_lo)), min(old_hi, _floor(new_hi))
                 if (new_lo, new_hi) != (old_lo, old_hi):
@@ -385,11 +408,18 @@ def _bounds(edition: Edition, var: Var) -> tuple[float, float]:
 def _next_to_hide(edition: Edition, line: list[tuple[Var, int]], lines_of: dict[Var, list[int]]) -> Var | None:
     """The smallest count shown in these sums that is not zero (parts before totals), and not
     one that follows from counts published earlier (a year whose quarters are all shown)."""
-    shown = sorted({(edition.values[v], c < 0, v) for v, c in line
-                    if v not in edition.hidden and v not in edition.frozen and edition.values[v] > 0})
+    shown = sorted(
+        {
+            (edition.values[v], c < 0, v)
+            for v, c in line
+            if v not in edition.hidden and v not in edition.frozen and edition.values[v] > 0
+        }
+    )
     for _, _, var in shown:
-        if not any(all(v == var or (v in edition.frozen and v not in edition.hidden) for v, _ in edition.lines[i])
-                   for i in lines_of.get(var, [])):
+        if not any(
+            all(v == var or (v in edition.frozen and v not in edition.hidden) for v, _ in edition.lines[i])
+            for i in lines_of.get(var, [])
+        ):
             return var
     return None
 
@@ -420,11 +450,17 @@ def figures_of(edition: Edition, answers: dict, scope: str) -> dict:
             item.update({"of": whole, "share": round(total / whole, 4) if shown else None})
         by = {}
         for dimension in f.public_by or ():
-            by[dimension] = {k: edition.mark((f.key, f"{dimension}:{k}", scope))
-                             for k in VALUES.get(dimension, ()) if (f.key, f"{dimension}:{k}", scope) in edition.values}
+            by[dimension] = {
+                k: edition.mark((f.key, f"{dimension}:{k}", scope))
+                for k in VALUES.get(dimension, ())
+                if (f.key, f"{dimension}:{k}", scope) in edition.values
+            }
         if f.detail:
-            by[f.detail] = {k: edition.mark((f.key, f"detail:{k}", scope))
-                            for k in VALUES[f.detail] if (f.key, f"detail:{k}", scope) in edition.values}
+            by[f.detail] = {
+                k: edition.mark((f.key, f"detail:{k}", scope))
+                for k in VALUES[f.detail]
+                if (f.key, f"detail:{k}", scope) in edition.values
+            }
         if by:
             item["by"] = by
         result[f.key] = item
@@ -433,8 +469,7 @@ def figures_of(edition: Edition, answers: dict, scope: str) -> dict:
 
 def stored_counts(edition: Edition) -> dict[str, list]:
     """The edition's counts and marks, kept with it (a year's edition is tied to them)."""
-    return {"\t".join(var): [value, edition.mark(var)] for var, value in edition.values.items()
-            if "@" not in var[2]}
+    return {"\t".join(var): [value, edition.mark(var)] for var, value in edition.values.items() if "@" not in var[2]}
 
 
 def loaded_counts(stored: dict[str, list]) -> dict[Var, tuple[int, int | str]]:

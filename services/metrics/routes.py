@@ -34,13 +34,15 @@ from .uow import MetricsUnitOfWork
 STATIC = Path(__file__).parent / "static"
 READERS = frozenset({Role.BOARD, Role.ANALYST, Role.COORDINATOR, Role.MEMBER, Role.AUDITOR})
 Name = Annotated[str | None, Query(max_length=48, pattern=r"^[A-Za-z0-9_ åäöÅÄÖéÉ-]+$")]
-PeriodText = Annotated[str | None, Query(max_length=40, description="2026Q3, 2026-09, 2026 or a range "
-                                                                     "2026-07-01..2026-09-30")]
+PeriodText = Annotated[
+    str | None, Query(max_length=40, description="2026Q3, 2026-09, 2026 or a range 2026-07-01..2026-09-30")
+]
 PublicPeriod = Annotated[str, Query(max_length=40)]
 EditionNumber = Annotated[int | None, Query(ge=1)]
 Dimension = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
-Outcomes = Annotated[Literal["cohort", "due"], Query(description="six-month outcomes by referral "
-                                                                 "cohort (default) or by due date")]
+Outcomes = Annotated[
+    Literal["cohort", "due"], Query(description="six-month outcomes by referral cohort (default) or by due date")
+]
 Lang = Literal["sv", "en"]
 SESSION_SECONDS = 8 * 3600
 T = TypeVar("T")
@@ -66,8 +68,9 @@ def settings_of(request: Request) -> Settings:
 
 
 Config = Annotated[Settings, Depends(settings_of)]
-_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
-                     description="HS256 JWT issued by trisam; see shared/platform/auth.py")
+_bearer = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="HS256 JWT issued by trisam; see shared/platform/auth.py"
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
@@ -89,13 +92,17 @@ MaybeSignedIn = Annotated[Principal | None, Depends(maybe_signed_in)]
 
 # A use case's refusals, answered: (status, code).
 REFUSALS: dict[type[Exception], tuple[int, str]] = {
-    domain.NotInScope: (403, "not_in_scope"), domain.NotAllowed: (403, "role_not_allowed"),
-    editions.NoEdition: (404, "no_edition"), editions.ScopeUnknown: (404, "scope_unknown")}
+    domain.NotInScope: (403, "not_in_scope"),
+    domain.NotAllowed: (403, "role_not_allowed"),
+    editions.NoEdition: (404, "no_edition"),
+    editions.ScopeUnknown: (404, "scope_unknown"),
+}
 
 
 @dataclass(frozen=True)
 class UnitsOfWork:
     """Runs a request's use case in a unit of work of its own (``shared.platform.http``)."""
+
     new_uow: Callable[[], AbstractAsyncContextManager[MetricsUnitOfWork]]
     settings: Settings
 
@@ -111,8 +118,10 @@ class UnitsOfWork:
 
     def _message(self, exc: Exception) -> str:
         if isinstance(exc, editions.NoEdition):
-            return (f"{exc} has no public edition yet: one is made {self.settings.metrics_edition_grace_days} "
-                    f"days after the period closes")
+            return (
+                f"{exc} has no public edition yet: one is made {self.settings.metrics_edition_grace_days} "
+                f"days after the period closes"
+            )
         return str(exc)
 
 
@@ -146,26 +155,40 @@ def edition_period(period: str) -> domain.Period:
     return parsed
 
 
-def question(period: domain.Period, team_id: str | None, municipality: str | None,
-             filters: dict[str, str | None], outcomes: str) -> exact.Question:
+def question(
+    period: domain.Period, team_id: str | None, municipality: str | None, filters: dict[str, str | None], outcomes: str
+) -> exact.Question:
     if team_id and municipality:
         raise _error(422, "scope_invalid", "give a team or a municipality, not both")
     given = {dimension: value for dimension, value in filters.items() if value}
     for dimension, value in given.items():
         if value not in catalogue.VALUES[dimension]:
             raise _error(422, "filter_invalid", f"{dimension} is one of {', '.join(catalogue.VALUES[dimension])}")
-    return exact.Question(period, Scope(municipality=municipality, teams=(team_id,) if team_id else ()),
-                          given, outcomes)
+    return exact.Question(
+        period, Scope(municipality=municipality, teams=(team_id,) if team_id else ()), given, outcomes
+    )
 
 
-def asked(period: PeriodText = None, start: Annotated[date | None, Query(alias="from")] = None,
-          end: Annotated[date | None, Query(alias="to")] = None, team_id: Name = None, municipality: Name = None,
-          referring_party: Dimension = None, gender: Dimension = None, age_band: Dimension = None,
-          income_at_referral: Dimension = None, outcomes: Outcomes = "cohort") -> exact.Question:
+def asked(
+    period: PeriodText = None,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+    team_id: Name = None,
+    municipality: Name = None,
+    referring_party: Dimension = None,
+    gender: Dimension = None,
+    age_band: Dimension = None,
+    income_at_referral: Dimension = None,
+    outcomes: Outcomes = "cohort",
+) -> exact.Question:
     """The question of an exact read: a period or any date range, a team or a municipality (or
     the county), filtered by any case dimension."""
-    filters = {"referring_party": referring_party, "gender": gender, "age_band": age_band,
-               "income_at_referral": income_at_referral}
+    filters = {
+        "referring_party": referring_party,
+        "gender": gender,
+        "age_band": age_band,
+        "income_at_referral": income_at_referral,
+    }
     return question(period_of(period, start, end), team_id, municipality, filters, outcomes)
 
 
@@ -174,6 +197,7 @@ Asked = Annotated[exact.Question, Depends(asked)]
 
 class SignIn(BaseModel):
     """Development sign-in: who to be."""
+
     role: Literal["board", "analyst", "coordinator", "member", "auditor"]
     team_id: str | None = Field(default=None, max_length=48, pattern=r"^[A-Za-z0-9_-]+$")
     user_id: str = Field(default="dev-user", max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -209,8 +233,13 @@ async def span(principal: SignedIn, uow: Uow) -> dict[str, Any]:
 
 
 @router.get("/api/v1/access-log", tags=["exact figures"])
-async def access_log(principal: SignedIn, uow: Uow, since: datetime | None = None, user_id: Name = None,
-                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, list[FigureRead]]:
+async def access_log(
+    principal: SignedIn,
+    uow: Uow,
+    since: datetime | None = None,
+    user_id: Name = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, list[FigureRead]]:
     """Who read which exact figures (auditors only)."""
     return {"reads": await uow.run(exact.access_log, principal, since, user_id, limit)}
 
@@ -225,8 +254,9 @@ async def public_editions(uow: Uow) -> dict[str, list[EditionMade]]:
 
 
 @router.get("/api/v1/public/figures", tags=["public figures"])
-async def public_figures(period: PublicPeriod, uow: Uow, municipality: Name = None, edition: EditionNumber = None,
-                         team_id: Name = None) -> dict[str, Any]:
+async def public_figures(
+    period: PublicPeriod, uow: Uow, municipality: Name = None, edition: EditionNumber = None, team_id: Name = None
+) -> dict[str, Any]:
     """A public edition (the latest, or the one asked for) for the county or a municipality.
     No teams: their counts are too small to show to everyone."""
     if team_id:
@@ -235,27 +265,48 @@ async def public_figures(period: PublicPeriod, uow: Uow, municipality: Name = No
 
 
 @router.get("/api/v1/public/figures.csv", tags=["public figures"])
-async def public_figures_csv(period: PublicPeriod, uow: Uow, municipality: Name = None,
-                             edition: EditionNumber = None, lang: Lang = "sv") -> Response:
+async def public_figures_csv(
+    period: PublicPeriod, uow: Uow, municipality: Name = None, edition: EditionNumber = None, lang: Lang = "sv"
+) -> Response:
     return _csv(await uow.run(editions.published, edition_period(period), municipality, edition), lang)
 
 
 @router.get("/api/v1/catalogue", tags=["public figures"])
 async def catalogue_() -> dict[str, Any]:
     """Every figure's name (Swedish, English), definition, unit, breakdowns; every code in words."""
-    return {"figures": [{"key": f.key, "sv": f.sv, "en": f.en, "definition": f.definition,
-                         "kind": f.kind, "unit": f.unit, "basis": f.basis, "by": list(f.by),
-                         "detail": f.detail, "base": f.base, "public": f.public}
-                        for f in catalogue.FIGURES],
-            "dimensions": {k: {"sv": v[0], "en": v[1]} for k, v in catalogue.DIMENSION_NAMES.items()},
-            "values": {k: list(v) for k, v in catalogue.VALUES.items()},
-            "labels": {k: {"sv": v[0], "en": v[1]} for k, v in catalogue.CODE_LABELS.items()}}
+    return {
+        "figures": [
+            {
+                "key": f.key,
+                "sv": f.sv,
+                "en": f.en,
+                "definition": f.definition,
+                "kind": f.kind,
+                "unit": f.unit,
+                "basis": f.basis,
+                "by": list(f.by),
+                "detail": f.detail,
+                "base": f.base,
+                "public": f.public,
+            }
+            for f in catalogue.FIGURES
+        ],
+        "dimensions": {k: {"sv": v[0], "en": v[1]} for k, v in catalogue.DIMENSION_NAMES.items()},
+        "values": {k: list(v) for k, v in catalogue.VALUES.items()},
+        "labels": {k: {"sv": v[0], "en": v[1]} for k, v in catalogue.CODE_LABELS.items()},
+    }
 
 
 @router.get("/report/{period}", tags=["report"], response_class=HTMLResponse)
-async def quarterly_report(period: Annotated[str, "path"], principal: MaybeSignedIn, uow: Uow,
-                           municipality: Name = None, team_id: Name = None, outcomes: Outcomes = "cohort",
-                           lang: Lang = "sv") -> HTMLResponse:
+async def quarterly_report(
+    period: Annotated[str, "path"],
+    principal: MaybeSignedIn,
+    uow: Uow,
+    municipality: Name = None,
+    team_id: Name = None,
+    outcomes: Outcomes = "cohort",
+    lang: Lang = "sv",
+) -> HTMLResponse:
     """The printable report in the structure of the board's quarterly report: exact for a
     signed-in reader (within their scope), the public edition otherwise; it says which."""
     if len(period) > 40:
@@ -280,10 +331,18 @@ async def start_session(principal: SignedIn, request: Request, settings: Config)
     token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     if not token:
         raise _error(422, "bearer_needed", "start a session with the token in the Authorization header")
-    answer = JSONResponse({"user_id": principal.user_id, "role": principal.role.value,
-                           "teams": sorted(principal.teams)})
-    answer.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
-                      path="/", secure=settings.env != "dev")
+    answer = JSONResponse(
+        {"user_id": principal.user_id, "role": principal.role.value, "teams": sorted(principal.teams)}
+    )
+    answer.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=settings.env != "dev",
+    )
     return answer
 
 
@@ -298,8 +357,13 @@ async def end_session() -> JSONResponse:
 async def whoami(principal: MaybeSignedIn) -> dict[str, Any]:
     if principal is None:
         return {"signed_in": False}
-    return {"signed_in": True, "user_id": principal.user_id, "role": principal.role.value,
-            "party": principal.party.value if principal.party else None, "teams": sorted(principal.teams)}
+    return {
+        "signed_in": True,
+        "user_id": principal.user_id,
+        "role": principal.role.value,
+        "party": principal.party.value if principal.party else None,
+        "teams": sorted(principal.teams),
+    }
 
 
 @router.get("/dev/sign-in", include_in_schema=False)
@@ -320,9 +384,14 @@ async def dev_sign_in(body: SignIn, settings: Config, uow: Uow) -> JSONResponse:
     if body.team_id and body.team_id not in {t.team_id for t in await uow.run(exact.teams)}:
         raise _error(422, "team_unknown", f"no team {body.team_id}")
     party = "REGION" if body.role in ("coordinator", "member", "auditor") else None
-    token = mint_token(settings.jwt_secret.get_secret_value(), user_id=body.user_id, party=party,
-                       role=body.role, teams=[body.team_id] if body.team_id else [],
-                       ttl_seconds=SESSION_SECONDS)
+    token = mint_token(
+        settings.jwt_secret.get_secret_value(),
+        user_id=body.user_id,
+        party=party,
+        role=body.role,
+        teams=[body.team_id] if body.team_id else [],
+        ttl_seconds=SESSION_SECONDS,
+    )
     answer = JSONResponse({"token": token, "role": body.role, "team_id": body.team_id})
     answer.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict", path="/")
     return answer
@@ -348,5 +417,8 @@ async def plotly() -> FileResponse:
 
 def _csv(result: dict[str, Any], lang: str) -> Response:
     name = "".join(c for c in str(result["period"]) if c.isalnum() or c in "-.")
-    return Response(report.render_csv(result, lang), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="trisam-{result["audience"]}-{name}.csv"'})
+    return Response(
+        report.render_csv(result, lang),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="trisam-{result["audience"]}-{name}.csv"'},
+    )

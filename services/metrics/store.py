@@ -26,8 +26,14 @@ from .figures import Sum
 
 CELL_COLUMNS = ("team_id", "municipality", "referring_party", "gender", "age_band", "income")
 # the dimension (catalogue) of each cell column
-DIMENSION_OF = {"team_id": "team", "municipality": "municipality", "referring_party": "referring_party",
-                "gender": "gender", "age_band": "age_band", "income": "income_at_referral"}
+DIMENSION_OF = {
+    "team_id": "team",
+    "municipality": "municipality",
+    "referring_party": "referring_party",
+    "gender": "gender",
+    "age_band": "age_band",
+    "income": "income_at_referral",
+}
 
 
 # --------------------------------------------------------------------------- the event log
@@ -36,6 +42,7 @@ DIMENSION_OF = {"team_id": "team", "municipality": "municipality", "referring_pa
 @dataclass(frozen=True)
 class LoggedEvent:
     """An event of the log, decoded into its contract again (as the consumer first decoded it)."""
+
     seq: int  # the order it was received in
     event_id: uuid.UUID
     event: Contract
@@ -52,8 +59,12 @@ class EventLog:
         status = await self.conn.execute(
             """INSERT INTO event_log (event_id, event_type, version, occurred_at, payload)
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-            envelope.event_id, envelope.event_type, envelope.version, envelope.occurred_at,
-            json.dumps(envelope.payload))
+            envelope.event_id,
+            envelope.event_type,
+            envelope.version,
+            envelope.occurred_at,
+            json.dumps(envelope.payload),
+        )
         return bool(status != "INSERT 0 0")
 
     async def after(self, seq: int, limit: int) -> list[LoggedEvent]:
@@ -62,7 +73,10 @@ class EventLog:
         a projection is never built from what the consumer would have refused)."""
         rows = await self.conn.fetch(
             """SELECT seq, event_id, event_type, version, payload FROM event_log WHERE seq > $1
-               ORDER BY seq LIMIT $2""", seq, limit)
+               ORDER BY seq LIMIT $2""",
+            seq,
+            limit,
+        )
         contracts = registered()
         return [LoggedEvent(r["seq"], r["event_id"], _decoded(contracts, r)) for r in rows]
 
@@ -70,8 +84,9 @@ class EventLog:
 def _decoded(contracts: dict[tuple[str, int], type[Contract]], row: asyncpg.Record) -> Contract:
     contract_cls = contracts.get((row["event_type"], row["version"]))
     if contract_cls is None:
-        raise LookupError(f"event {row['event_id']} of the log: no contract {row['event_type']} "
-                          f"v{row['version']} is registered")
+        raise LookupError(
+            f"event {row['event_id']} of the log: no contract {row['event_type']} v{row['version']} is registered"
+        )
     payload = row["payload"]
     if isinstance(payload, str):
         return contract_cls.model_validate_json(payload)
@@ -104,18 +119,33 @@ def _case(row: asyncpg.Record) -> CaseFacts:
     followups = row["followups"]
     followups = json.loads(followups) if isinstance(followups, str) else followups
     return CaseFacts(
-        case_ref=row["case_ref"], team_id=row["team_id"], municipality=row["municipality"],
-        referring_party=row["referring_party"], gender=row["gender"], age_band=row["age_band"],
+        case_ref=row["case_ref"],
+        team_id=row["team_id"],
+        municipality=row["municipality"],
+        referring_party=row["referring_party"],
+        gender=row["gender"],
+        age_band=row["age_band"],
         income_at_referral=row["income_at_referral"],
-        violence_question_asked=row["violence_question_asked"], referred_on=row["referred_on"],
-        consulted_on=row["consulted_on"], individual_attended=row["individual_attended"],
-        not_consulted_on=row["not_consulted_on"], closed_on=row["closed_on"],
+        violence_question_asked=row["violence_question_asked"],
+        referred_on=row["referred_on"],
+        consulted_on=row["consulted_on"],
+        individual_attended=row["individual_attended"],
+        not_consulted_on=row["not_consulted_on"],
+        closed_on=row["closed_on"],
         actions=tuple(row["actions"]),
         postponements=tuple(zip(row["postponed_on"], row["postponed_why"], strict=True)),
-        followups=tuple(SixMonths(
-            due_on=date.fromisoformat(f["due_on"]) if f["due_on"] and f["due_on"] > "1970-01-01" else None,
-            cancelled=f["cancelled"], recorded=f["recorded"], reached=f["reached"],
-            income_source=f["income_source"], readiness=f["readiness"]) for f in followups))
+        followups=tuple(
+            SixMonths(
+                due_on=date.fromisoformat(f["due_on"]) if f["due_on"] and f["due_on"] > "1970-01-01" else None,
+                cancelled=f["cancelled"],
+                recorded=f["recorded"],
+                reached=f["reached"],
+                income_source=f["income_source"],
+                readiness=f["readiness"],
+            )
+            for f in followups
+        ),
+    )
 
 
 async def cases(conn: asyncpg.Connection, case_refs: Iterable[str]) -> list[CaseFacts]:
@@ -125,10 +155,16 @@ async def cases(conn: asyncpg.Connection, case_refs: Iterable[str]) -> list[Case
 
 async def case_refs_after(conn: asyncpg.Connection, after: str, limit: int) -> list[str]:
     """Every case anything is known of, in order, for a rebuild of the cells."""
-    return [r["case_ref"] for r in await conn.fetch(
-        """SELECT case_ref FROM (SELECT case_ref FROM case_facts UNION SELECT case_ref FROM followup_facts
+    return [
+        r["case_ref"]
+        for r in await conn.fetch(
+            """SELECT case_ref FROM (SELECT case_ref FROM case_facts UNION SELECT case_ref FROM followup_facts
                                  UNION SELECT case_ref FROM postponement_facts) k
-           WHERE case_ref > $1 ORDER BY case_ref LIMIT $2""", after, limit)]
+           WHERE case_ref > $1 ORDER BY case_ref LIMIT $2""",
+            after,
+            limit,
+        )
+    ]
 
 
 async def meetings(conn: asyncpg.Connection, meeting_ids: Iterable[str]) -> list[MeetingFacts]:
@@ -136,11 +172,20 @@ async def meetings(conn: asyncpg.Connection, meeting_ids: Iterable[str]) -> list
         """SELECT m.*, (SELECT count(*) FROM case_facts c WHERE c.meeting_id = m.meeting_id
                           AND (c.consulted_on IS NOT NULL OR c.not_consulted_on IS NOT NULL)) AS cases_recorded
            FROM meeting_facts m WHERE m.meeting_id = ANY($1::text[]) ORDER BY m.meeting_id""",
-        list(meeting_ids))
-    return [MeetingFacts(meeting_id=r["meeting_id"], team_id=r["team_id"], municipality=r["municipality"],
-                         meeting_date=r["meeting_date"], cancelled_reason=r["cancelled_reason"],
-                         pre_meeting_held_on=r["pre_meeting_held_on"], cases_recorded=r["cases_recorded"])
-            for r in rows]
+        list(meeting_ids),
+    )
+    return [
+        MeetingFacts(
+            meeting_id=r["meeting_id"],
+            team_id=r["team_id"],
+            municipality=r["municipality"],
+            meeting_date=r["meeting_date"],
+            cancelled_reason=r["cancelled_reason"],
+            pre_meeting_held_on=r["pre_meeting_held_on"],
+            cases_recorded=r["cases_recorded"],
+        )
+        for r in rows
+    ]
 
 
 async def all_meeting_ids(conn: asyncpg.Connection) -> list[str]:
@@ -150,8 +195,10 @@ async def all_meeting_ids(conn: asyncpg.Connection) -> list[str]:
 async def lock_keys(conn: asyncpg.Connection, keys: list[str]) -> None:
     """Transaction locks on these keys (cases, meetings), always taken in the same order."""
     if keys:
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(k, 7246)) FROM unnest($1::text[]) k "
-                           "ORDER BY k", sorted(set(keys)))
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 7246)) FROM unnest($1::text[]) k ORDER BY k",
+            sorted(set(keys)),
+        )
 
 
 # --------------------------------------------------------------------------- cells
@@ -176,18 +223,20 @@ class Cells:
                SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
                                     $7::text[], $8::text[], $9::text[], $10::bigint[])
                ON CONFLICT (day, measure, detail, team_id, municipality, referring_party, gender, age_band, income)
-               DO UPDATE SET n = f.n + EXCLUDED.n""", *[list(c) for c in columns])
-        await self.conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])",
-                                list(set(columns[2])))
+               DO UPDATE SET n = f.n + EXCLUDED.n""",
+            *[list(c) for c in columns],
+        )
+        await self.conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])", list(set(columns[2])))
 
     async def write(self, cells: Counter[Cell]) -> None:
         """Write cells into an empty table (a rebuild)."""
         await self.conn.copy_records_to_table(
-            "figure_cells", columns=["measure", "detail", "day", *CELL_COLUMNS, "n"],
-            records=[(*cell, n) for cell, n in cells.items() if n])
+            "figure_cells",
+            columns=["measure", "detail", "day", *CELL_COLUMNS, "n"],
+            records=[(*cell, n) for cell, n in cells.items() if n],
+        )
 
-    async def sums(self, measures: list[str], start: date, end: date,
-                   filters: dict[str, list[str]]) -> list[Sum]:
+    async def sums(self, measures: list[str], start: date, end: date, filters: dict[str, list[str]]) -> list[Sum]:
         """The sum of each measure's cells (per detail) from ``start`` to ``end``, with the filters
         (cell column -> values), in total and per value of each dimension: one query."""
         args: list[Any] = [measures, start, end]
@@ -199,26 +248,40 @@ class Cells:
         sets = ", ".join(["(measure, detail)"] + [f"(measure, detail, {c})" for c in CELL_COLUMNS])
         groupings = ", ".join(f"GROUPING({c}) AS g_{c}" for c in CELL_COLUMNS)
         rows = await self.conn.fetch(
-            f"""SELECT measure, detail, {', '.join(CELL_COLUMNS)}, {groupings}, sum(n)::bigint AS n
-                FROM figure_cells WHERE {' AND '.join(where)}
-                GROUP BY GROUPING SETS ({sets})""", *args)
+            f"""SELECT measure, detail, {", ".join(CELL_COLUMNS)}, {groupings}, sum(n)::bigint AS n
+                FROM figure_cells WHERE {" AND ".join(where)}
+                GROUP BY GROUPING SETS ({sets})""",
+            *args,
+        )
         result: list[Sum] = []
         for r in rows:
             column = next((c for c in CELL_COLUMNS if r[f"g_{c}"] == 0), None)
-            result.append((r["measure"], r["detail"], DIMENSION_OF[column] if column else None,
-                           r[column] if column else None, r["n"]))
+            result.append(
+                (
+                    r["measure"],
+                    r["detail"],
+                    DIMENSION_OF[column] if column else None,
+                    r[column] if column else None,
+                    r["n"],
+                )
+            )
         return result
 
     async def first_and_last_day(self) -> tuple[date | None, date | None]:
         """The first and last day anything counted happened on (not the queue's last move)."""
-        row = await self.conn.fetchrow("SELECT min(day) AS first, max(day) AS last FROM figure_cells "
-                                       "WHERE measure NOT LIKE 'outcome.%@cohort'")
+        row = await self.conn.fetchrow(
+            "SELECT min(day) AS first, max(day) AS last FROM figure_cells WHERE measure NOT LIKE 'outcome.%@cohort'"
+        )
         return row["first"], row["last"]
 
     async def municipalities(self) -> list[str]:
         """Every municipality anything was counted in: the county is exactly their sum."""
-        return [r["municipality"] for r in await self.conn.fetch(
-            "SELECT DISTINCT municipality FROM figure_cells WHERE municipality <> '' ORDER BY 1")]
+        return [
+            r["municipality"]
+            for r in await self.conn.fetch(
+                "SELECT DISTINCT municipality FROM figure_cells WHERE municipality <> '' ORDER BY 1"
+            )
+        ]
 
 
 # --------------------------------------------------------------------------- teams
@@ -238,7 +301,8 @@ class Teams:
     async def all(self) -> list[Team]:
         """Every team and its municipality (as last updated, or as its first case said)."""
         rows = await self.conn.fetch(
-            "SELECT team_id, team_name, municipality FROM team_facts ORDER BY municipality, team_id")
+            "SELECT team_id, team_name, municipality FROM team_facts ORDER BY municipality, team_id"
+        )
         return [Team(r["team_id"], r["team_name"], r["municipality"]) for r in rows]
 
 
@@ -248,7 +312,8 @@ async def know_teams_of_cases(conn: asyncpg.Connection) -> None:
         """INSERT INTO team_facts (team_id, municipality, team_name, revision)
            SELECT DISTINCT ON (team_id) team_id, municipality, team_id, 0 FROM case_facts
            WHERE team_id IS NOT NULL AND municipality IS NOT NULL ORDER BY team_id, municipality
-           ON CONFLICT (team_id) DO NOTHING""")
+           ON CONFLICT (team_id) DO NOTHING"""
+    )
 
 
 # --------------------------------------------------------------------------- access log
@@ -258,6 +323,7 @@ async def know_teams_of_cases(conn: asyncpg.Connection) -> None:
 class FigureRead:
     """One read of exact figures: who, in which role, by which way (api, csv, report, command),
     of which scope and question. ``id`` and ``read_at`` are the log's, once written."""
+
     id: int | None = None
     read_at: datetime | None = None
     user_id: str
@@ -277,17 +343,37 @@ class AccessLog:
     async def add(self, read: FigureRead) -> None:
         await self.conn.execute(
             "INSERT INTO figure_reads (user_id, role, party, via, scope, query) VALUES ($1, $2, $3, $4, $5, $6)",
-            read.user_id, read.role, read.party, read.via, read.scope, json.dumps(read.query, default=str))
+            read.user_id,
+            read.role,
+            read.party,
+            read.via,
+            read.scope,
+            json.dumps(read.query, default=str),
+        )
 
     async def latest(self, *, since: datetime | None, user_id: str | None, limit: int) -> list[FigureRead]:
         """The latest reads first, since a time and of one user if asked."""
         rows = await self.conn.fetch(
             """SELECT id, read_at, user_id, role, party, via, scope, query FROM figure_reads
                WHERE ($1::timestamptz IS NULL OR read_at >= $1) AND ($2::text IS NULL OR user_id = $2)
-               ORDER BY id DESC LIMIT $3""", since, user_id, limit)
-        return [FigureRead(id=r["id"], read_at=r["read_at"], user_id=r["user_id"], role=r["role"],
-                           party=r["party"], via=r["via"], scope=r["scope"], query=_json(r["query"]))
-                for r in rows]
+               ORDER BY id DESC LIMIT $3""",
+            since,
+            user_id,
+            limit,
+        )
+        return [
+            FigureRead(
+                id=r["id"],
+                read_at=r["read_at"],
+                user_id=r["user_id"],
+                role=r["role"],
+                party=r["party"],
+                via=r["via"],
+                scope=r["scope"],
+                query=_json(r["query"]),
+            )
+            for r in rows
+        ]
 
 
 # --------------------------------------------------------------------------- public editions
@@ -297,6 +383,7 @@ class AccessLog:
 class PublishedEdition(EditionMade):
     """An edition with what it shows: per scope (the county, each municipality) its figures;
     ``counts`` every count with its mark (what a later year's edition is tied to)."""
+
     figures: dict[str, Any]
     counts: dict[str, Any] | None = None
 
@@ -314,8 +401,17 @@ class Editions:
     async def wait_for_lock(self) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock(7246014)")
 
-    async def add(self, period: Period, *, made_at: datetime, threshold: int, definitions_version: int,
-                  reason: str, counts: dict[str, Any], figures: dict[str, Any]) -> int:
+    async def add(
+        self,
+        period: Period,
+        *,
+        made_at: datetime,
+        threshold: int,
+        definitions_version: int,
+        reason: str,
+        counts: dict[str, Any],
+        figures: dict[str, Any],
+    ) -> int:
         """Store a new edition of the period; returns its number."""
         number: int = await self.conn.fetchval(
             """INSERT INTO public_editions (period, edition, period_start, period_end, made_at, threshold,
@@ -323,30 +419,51 @@ class Editions:
                SELECT $1, coalesce(max(edition), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9
                FROM public_editions WHERE period = $1
                RETURNING edition""",
-            period.label, period.start, period.end, made_at, threshold, definitions_version, reason,
-            json.dumps(counts), json.dumps(figures))
+            period.label,
+            period.start,
+            period.end,
+            made_at,
+            threshold,
+            definitions_version,
+            reason,
+            json.dumps(counts),
+            json.dumps(figures),
+        )
         return number
 
     async def latest(self, period: str, edition: int | None = None) -> PublishedEdition | None:
         """The latest edition of a period, or the one of that number."""
         row = await self.conn.fetchrow(
             """SELECT * FROM public_editions WHERE period = $1 AND ($2::int IS NULL OR edition = $2)
-               ORDER BY edition DESC LIMIT 1""", period, edition)
+               ORDER BY edition DESC LIMIT 1""",
+            period,
+            edition,
+        )
         if row is None:
             return None
-        return PublishedEdition(**{k: row[k] for k in _EDITION_MADE}, figures=_json(row["figures"]),
-                                counts=_json(row["counts"]))
+        return PublishedEdition(
+            **{k: row[k] for k in _EDITION_MADE}, figures=_json(row["figures"]), counts=_json(row["counts"])
+        )
 
     async def all(self) -> list[EditionMade]:
         """Every edition, newest period first (without their figures)."""
         rows = await self.conn.fetch(
-            f"""SELECT {', '.join(_EDITION_MADE)} FROM public_editions
-                ORDER BY period_end DESC, period, edition DESC""")
+            f"""SELECT {", ".join(_EDITION_MADE)} FROM public_editions
+                ORDER BY period_end DESC, period, edition DESC"""
+        )
         return [EditionMade(**dict(r)) for r in rows]
 
 
-_EDITION_MADE = ("period", "edition", "period_start", "period_end", "made_at", "threshold",
-                 "definitions_version", "reason")
+_EDITION_MADE = (
+    "period",
+    "edition",
+    "period_start",
+    "period_end",
+    "made_at",
+    "threshold",
+    "definitions_version",
+    "reason",
+)
 
 
 def _json(value: Any) -> Any:

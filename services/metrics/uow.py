@@ -19,8 +19,14 @@ PRODUCER = "metrics"
 
 
 class MetricsUnitOfWork(PostgresUnitOfWork):
-    def __init__(self, conn: asyncpg.Connection, producer: str = PRODUCER, *, message: Message | None = None,
-                 correlation_id: str | None = None) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        producer: str = PRODUCER,
+        *,
+        message: Message | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
         super().__init__(conn, producer, message=message, correlation_id=correlation_id)
         self.event_log = store.EventLog(conn)
         self.cells = store.Cells(conn)

@@ -38,7 +38,8 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
         clock=clock or Clock.from_settings(settings),
         agency_users=settings.agency_users,
-        retention=timedelta(days=settings.retention_days))
+        retention=timedelta(days=settings.retention_days),
+    )
 
     async def erase_expired_personal_data(runtime: Runtime) -> None:
         """Retention: destroy the personal data of cases closed longer ago than the period."""
@@ -53,7 +54,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
     return ServiceSpec(
         name="referral",
         description="Referral intake: agencies submit referrals over AMQP or HTTP; accepted "
-                    "ones become cases. Holds the privacy vault, consent and the access log.",
+        "ones become cases. Holds the privacy vault, consent and the access log.",
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
         unit_of_work=lambda conn, message: ReferralUnitOfWork(conn, deps, message=message),

@@ -94,8 +94,13 @@ def age_on(born: date, day: date) -> int:
 def age_band(age: int | None) -> AgeBand:
     if age is None:
         return AgeBand.UNKNOWN
-    for band, upper in ((AgeBand.A16_24, 24), (AgeBand.A25_34, 34), (AgeBand.A35_44, 44),
-                        (AgeBand.A45_54, 54), (AgeBand.A55_65, 65)):
+    for band, upper in (
+        (AgeBand.A16_24, 24),
+        (AgeBand.A25_34, 34),
+        (AgeBand.A35_44, 44),
+        (AgeBand.A45_54, 54),
+        (AgeBand.A55_65, 65),
+    ):
         if age <= upper:
             return band
     return AgeBand.UNKNOWN
@@ -126,38 +131,60 @@ def party_from_routing_key(routing_key: str) -> Party | None:
 
 
 # Texts never contain the submitted values (they may be personal data).
-add_messages({
-    "personnummer_format": ("Personnumret har fel format (ÅÅÅÅMMDD-NNNN).",
-                            "The personal identity number has the wrong format (YYYYMMDD-NNNN)."),
-    "personnummer_check_digit": ("Personnumrets kontrollsiffra stämmer inte.",
-                                 "The check digit of the personal identity number is wrong."),
-    "personnummer_birth_date": ("Personnumret innehåller inget giltigt födelsedatum.",
-                                "The personal identity number holds no valid birth date."),
-    "age_out_of_range": ("Personen ska vara 16–65 år när remissen skickas.",
-                         "The person must be aged 16–65 when referred."),
-    "identity_missing": ("Personnummer eller samordningsnummer saknas och skyddad identitet är "
-                         "inte angiven.",
-                         "No personal identity or coordination number, and protected identity "
-                         "is not indicated."),
-    "identity_with_protected_flag": ("Vid skyddad identitet ska inget personnummer skickas.",
-                                     "With protected identity no identity number may be sent."),
-    "unknown_team": ("Okänt Trisam-team.", "Unknown Trisam team."),
-    "question_empty": ("Frågeställningen är tom.", "The question (frågeställning) is empty."),
-    "unknown_reason_code": ("Okänd orsakskod.", "Unknown reason code."),
-    "consent_missing": ("Samtycke saknas.", "No consent is given."),
-    "consent_in_future": ("Samtycket är daterat i framtiden.", "The consent is dated in the future."),
-    "consent_duplicate_party": ("Samtycke för samma part anges mer än en gång.",
-                                "Consent for the same party is given more than once."),
-    "duplicate_open_case": ("Personen har redan ett öppet Trisam-ärende.",
-                            "The person already has an open Trisam case."),
-    "not_allowed": ("Du får inte ändra samtycket för den parten i detta ärende.",
-                    "You may not change the consent of that party in this case."),
-    "consent_before_withdrawal": ("Samtycket är daterat före ett senare återkallande.",
-                                  "The consent is dated before a later withdrawal."),
-    "agency_ref_reused": ("Remissreferensen är redan använd för en annan remiss.",
-                          "The agency reference is already used for another referral."),
-    "identity_erased": ("Personuppgifterna är gallrade.", "The personal data has been erased."),
-})
+add_messages(
+    {
+        "personnummer_format": (
+            "Personnumret har fel format (ÅÅÅÅMMDD-NNNN).",
+            "The personal identity number has the wrong format (YYYYMMDD-NNNN).",
+        ),
+        "personnummer_check_digit": (
+            "Personnumrets kontrollsiffra stämmer inte.",
+            "The check digit of the personal identity number is wrong.",
+        ),
+        "personnummer_birth_date": (
+            "Personnumret innehåller inget giltigt födelsedatum.",
+            "The personal identity number holds no valid birth date.",
+        ),
+        "age_out_of_range": (
+            "Personen ska vara 16–65 år när remissen skickas.",
+            "The person must be aged 16–65 when referred.",
+        ),
+        "identity_missing": (
+            "Personnummer eller samordningsnummer saknas och skyddad identitet är inte angiven.",
+            "No personal identity or coordination number, and protected identity is not indicated.",
+        ),
+        "identity_with_protected_flag": (
+            "Vid skyddad identitet ska inget personnummer skickas.",
+            "With protected identity no identity number may be sent.",
+        ),
+        "unknown_team": ("Okänt Trisam-team.", "Unknown Trisam team."),
+        "question_empty": ("Frågeställningen är tom.", "The question (frågeställning) is empty."),
+        "unknown_reason_code": ("Okänd orsakskod.", "Unknown reason code."),
+        "consent_missing": ("Samtycke saknas.", "No consent is given."),
+        "consent_in_future": ("Samtycket är daterat i framtiden.", "The consent is dated in the future."),
+        "consent_duplicate_party": (
+            "Samtycke för samma part anges mer än en gång.",
+            "Consent for the same party is given more than once.",
+        ),
+        "duplicate_open_case": (
+            "Personen har redan ett öppet Trisam-ärende.",
+            "The person already has an open Trisam case.",
+        ),
+        "not_allowed": (
+            "Du får inte ändra samtycket för den parten i detta ärende.",
+            "You may not change the consent of that party in this case.",
+        ),
+        "consent_before_withdrawal": (
+            "Samtycket är daterat före ett senare återkallande.",
+            "The consent is dated before a later withdrawal.",
+        ),
+        "agency_ref_reused": (
+            "Remissreferensen är redan använd för en annan remiss.",
+            "The agency reference is already used for another referral.",
+        ),
+        "identity_erased": ("Personuppgifterna är gallrade.", "The personal data has been erased."),
+    }
+)
 
 _ENUM_FIELDS = {**ENUM_CODES, "reason_codes": "unknown_reason_code"}
 
@@ -170,8 +197,9 @@ def problems_from_schema(errors: Sequence[dict[str, Any]]) -> list[Problem]:
 def reasons_of(problems: Sequence[Problem]) -> list[dict[str, str | None]]:
     """The problems as an answer gives them and a kept rejection stores them: code, where, and
     the texts (never a value sent)."""
-    return [{"code": p.code, "field": p.field, "message_sv": p.message_sv, "message_en": p.message_en}
-            for p in problems]
+    return [
+        {"code": p.code, "field": p.field, "message_sv": p.message_sv, "message_en": p.message_en} for p in problems
+    ]
 
 
 @dataclass(frozen=True)
@@ -180,11 +208,11 @@ class ConsentGiven:
     given_on: date
 
 
-def identity_problems(personnummer: str | None, protected: bool, today: date
-                      ) -> tuple[list[Problem], Personnummer | None]:
+def identity_problems(
+    personnummer: str | None, protected: bool, today: date
+) -> tuple[list[Problem], Personnummer | None]:
     if protected:
-        return ([Problem("identity_with_protected_flag", "personnummer")] if personnummer
-                else []), None
+        return ([Problem("identity_with_protected_flag", "personnummer")] if personnummer else []), None
     if not personnummer:
         return [Problem("identity_missing", "personnummer")], None
     try:
@@ -196,8 +224,14 @@ def identity_problems(personnummer: str | None, protected: bool, today: date
     return [], pnr
 
 
-def referral_problems(*, team_id: str | None, known_teams: Collection[str], question: str | None,
-                      consents: Sequence[ConsentGiven] | None, today: date) -> list[Problem]:
+def referral_problems(
+    *,
+    team_id: str | None,
+    known_teams: Collection[str],
+    question: str | None,
+    consents: Sequence[ConsentGiven] | None,
+    today: date,
+) -> list[Problem]:
     """The rules beyond the contract's shape (identity is checked by identity_problems).
     A None argument was already reported as a schema problem and is not checked again."""
     problems = []
@@ -408,13 +442,21 @@ def read_referral(submission: Submission, *, now: datetime, pseudonym_key: bytes
     if read_at_all and not bad_fields & {"personnummer", "protected_identity"}:
         identity, pnr = identity_problems(pnr_text, protected, stockholm_date(now))
         problems += identity
-    return Referral(command=command, agency_ref=agency_ref, team_id=team_id, question=question,
-                    consents=consents, personnummer=pnr,
-                    pseudonym=pseudonym(pseudonym_key, pnr) if pnr else None, problems=tuple(problems))
+    return Referral(
+        command=command,
+        agency_ref=agency_ref,
+        team_id=team_id,
+        question=question,
+        consents=consents,
+        personnummer=pnr,
+        pseudonym=pseudonym(pseudonym_key, pnr) if pnr else None,
+        problems=tuple(problems),
+    )
 
 
-def decide_referral(referral: Referral, facts: IntakeFacts, *, party: Party, now: datetime,
-                    case_ref: str) -> Accepted | Rejected:
+def decide_referral(
+    referral: Referral, facts: IntakeFacts, *, party: Party, now: datetime, case_ref: str
+) -> Accepted | Rejected:
     """Accept a referral as a new case (``case_ref``), or reject it with every problem at once.
 
     The same agency reference again gets the same answer if it is the same referral (same person
@@ -424,15 +466,21 @@ def decide_referral(referral: Referral, facts: IntakeFacts, *, party: Party, now
     if command is not None and facts.earlier is not None:
         return _resubmission(referral, command, facts.earlier, now)
     known_teams = {referral.team_id} if referral.team_id and facts.municipality else set()
-    problems = [*referral.problems, *referral_problems(
-        team_id=referral.team_id, known_teams=known_teams, question=referral.question,
-        consents=referral.consents, today=stockholm_date(now))]
+    problems = [
+        *referral.problems,
+        *referral_problems(
+            team_id=referral.team_id,
+            known_teams=known_teams,
+            question=referral.question,
+            consents=referral.consents,
+            today=stockholm_date(now),
+        ),
+    ]
     if not problems and facts.person_has_open_case:
         problems.append(Problem("duplicate_open_case", "personnummer"))
     if problems or command is None or not facts.municipality:
         return Rejected(referral.agency_ref, tuple(problems), now)
-    return _new_case(command, referral, municipality=facts.municipality, party=party, now=now,
-                     case_ref=case_ref)
+    return _new_case(command, referral, municipality=facts.municipality, party=party, now=now, case_ref=case_ref)
 
 
 def _resubmission(referral: Referral, command: SubmitReferral, earlier: Case, now: datetime) -> Accepted | Rejected:
@@ -441,30 +489,59 @@ def _resubmission(referral: Referral, command: SubmitReferral, earlier: Case, no
     return Rejected(command.agency_ref, (Problem("agency_ref_reused", "agency_ref"),), now)
 
 
-def _new_case(command: SubmitReferral, referral: Referral, *, municipality: str, party: Party,
-              now: datetime, case_ref: str) -> Accepted:
+def _new_case(
+    command: SubmitReferral, referral: Referral, *, municipality: str, party: Party, now: datetime, case_ref: str
+) -> Accepted:
     pnr = referral.personnummer
     gender, band = Gender.UNKNOWN, AgeBand.UNKNOWN
     if pnr is not None:
         gender, band = pnr.gender, age_band(age_on(pnr.birth_date, stockholm_date(now)))
     consented = tuple(sorted({c.party for c in command.consents}))
-    case = Case(case_ref=case_ref, referring_party=party, agency_ref=command.agency_ref,
-                team_id=command.team_id, municipality=municipality,
-                protected_identity=command.protected_identity, referred_at=now,
-                person_pseudonym=referral.pseudonym, gender=gender, age_band=band,
-                income_source=command.income_source, consented_parties=consented,
-                officer_id=command.officer_id)
-    consents = tuple(ConsentChange(case_ref=case_ref, party=c.party, action="given", on_date=c.given_on,
-                                   recorded_by=party, recorded_at=now, form_ref=c.form_ref)
-                     for c in command.consents)
+    case = Case(
+        case_ref=case_ref,
+        referring_party=party,
+        agency_ref=command.agency_ref,
+        team_id=command.team_id,
+        municipality=municipality,
+        protected_identity=command.protected_identity,
+        referred_at=now,
+        person_pseudonym=referral.pseudonym,
+        gender=gender,
+        age_band=band,
+        income_source=command.income_source,
+        consented_parties=consented,
+        officer_id=command.officer_id,
+    )
+    consents = tuple(
+        ConsentChange(
+            case_ref=case_ref,
+            party=c.party,
+            action="given",
+            on_date=c.given_on,
+            recorded_by=party,
+            recorded_at=now,
+            form_ref=c.form_ref,
+        )
+        for c in command.consents
+    )
     referred = CaseReferred(
-        case_ref=case_ref, team_id=command.team_id, municipality=municipality, referring_party=party,
-        gender=gender, age_band=band, income_source=command.income_source, consented_parties=consented,
-        wishes_to_attend=command.wishes_to_attend, violence_question_asked=command.violence_question_asked,
-        reason_codes=command.reason_codes, referred_at=now)
+        case_ref=case_ref,
+        team_id=command.team_id,
+        municipality=municipality,
+        referring_party=party,
+        gender=gender,
+        age_band=band,
+        income_source=command.income_source,
+        consented_parties=consented,
+        wishes_to_attend=command.wishes_to_attend,
+        violence_question_asked=command.violence_question_asked,
+        reason_codes=command.reason_codes,
+        referred_at=now,
+    )
     personal = PersonalData(pnr.digits if pnr else None, command.question, command.purpose)
-    return Accepted(case_ref, command.agency_ref, now, case=case, personal_data=personal,
-                    consents=consents, events=(referred,))
+    return Accepted(
+        case_ref, command.agency_ref, now, case=case, personal_data=personal, consents=consents, events=(referred,)
+    )
 
 
 def _text(value: Any, limit: int = 4000) -> str | None:
@@ -486,20 +563,26 @@ class ConsentDecision:
     events: tuple[ConsentRecorded | ConsentWithdrawn, ...] = ()
 
 
-def may_change_consent(*, by_party: str, consent_party: str, referring_party: str,
-                       coordinator_of_team: bool = False) -> bool:
+def may_change_consent(
+    *, by_party: str, consent_party: str, referring_party: str, coordinator_of_team: bool = False
+) -> bool:
     """The referring party and the team's coordinator record the individual's decisions for any
     party; another party only for its own consent."""
     return by_party == referring_party or consent_party == by_party or coordinator_of_team
 
 
-def decide_consent_given(case: Case | None, history: Sequence[ConsentChange], *, by: Party,
-                         command: RecordConsent, now: datetime,
-                         coordinator_of: frozenset[str] = frozenset()) -> ConsentDecision:
+def decide_consent_given(
+    case: Case | None,
+    history: Sequence[ConsentChange],
+    *,
+    by: Party,
+    command: RecordConsent,
+    now: datetime,
+    coordinator_of: frozenset[str] = frozenset(),
+) -> ConsentDecision:
     """Record the individual's consent for a party (given after the referral, or again): not on a
     closed case, and not dated before a later withdrawal of that party's consent."""
-    problems = _consent_problems(case, by, command.party, command.given_on, now, "given_on",
-                                 coordinator_of)
+    problems = _consent_problems(case, by, command.party, command.given_on, now, "given_on", coordinator_of)
     if case is not None and case.closed_at is not None:
         problems.append(Problem("case_closed", "case_ref"))
     withdrawn_on = last_withdrawal(history, command.party)
@@ -507,38 +590,65 @@ def decide_consent_given(case: Case | None, history: Sequence[ConsentChange], *,
         problems.append(Problem("consent_before_withdrawal", "given_on"))
     if problems or case is None:
         return ConsentDecision(problems=tuple(problems))
-    change = ConsentChange(case_ref=case.case_ref, party=command.party, action="given",
-                           on_date=command.given_on, recorded_by=by, recorded_at=now,
-                           form_ref=command.form_ref)
-    recorded = ConsentRecorded(case_ref=case.case_ref, party=command.party, given_on=command.given_on,
-                               recorded_by=by, recorded_at=now)
+    change = ConsentChange(
+        case_ref=case.case_ref,
+        party=command.party,
+        action="given",
+        on_date=command.given_on,
+        recorded_by=by,
+        recorded_at=now,
+        form_ref=command.form_ref,
+    )
+    recorded = ConsentRecorded(
+        case_ref=case.case_ref, party=command.party, given_on=command.given_on, recorded_by=by, recorded_at=now
+    )
     return ConsentDecision(change=change, events=(recorded,))
 
 
-def decide_consent_withdrawn(case: Case | None, *, by: Party, command: WithdrawConsent, now: datetime,
-                             coordinator_of: frozenset[str] = frozenset()) -> ConsentDecision:
+def decide_consent_withdrawn(
+    case: Case | None,
+    *,
+    by: Party,
+    command: WithdrawConsent,
+    now: datetime,
+    coordinator_of: frozenset[str] = frozenset(),
+) -> ConsentDecision:
     """Withdraw the consent for a party; every service is told (ConsentWithdrawn). Allowed on a
     closed case too: its personal data stays until the retention period ends."""
-    problems = _consent_problems(case, by, command.party, command.withdrawn_on, now, "withdrawn_on",
-                                 coordinator_of)
+    problems = _consent_problems(case, by, command.party, command.withdrawn_on, now, "withdrawn_on", coordinator_of)
     if problems or case is None:
         return ConsentDecision(problems=tuple(problems))
-    change = ConsentChange(case_ref=case.case_ref, party=command.party, action="withdrawn",
-                           on_date=command.withdrawn_on, recorded_by=by, recorded_at=now,
-                           on_behalf_of_individual=command.on_behalf_of_individual)
-    withdrawn = ConsentWithdrawn(case_ref=case.case_ref, party=command.party,
-                                 withdrawn_on=command.withdrawn_on,
-                                 on_behalf_of_individual=command.on_behalf_of_individual,
-                                 recorded_by=by, recorded_at=now)
+    change = ConsentChange(
+        case_ref=case.case_ref,
+        party=command.party,
+        action="withdrawn",
+        on_date=command.withdrawn_on,
+        recorded_by=by,
+        recorded_at=now,
+        on_behalf_of_individual=command.on_behalf_of_individual,
+    )
+    withdrawn = ConsentWithdrawn(
+        case_ref=case.case_ref,
+        party=command.party,
+        withdrawn_on=command.withdrawn_on,
+        on_behalf_of_individual=command.on_behalf_of_individual,
+        recorded_by=by,
+        recorded_at=now,
+    )
     return ConsentDecision(change=change, events=(withdrawn,))
 
 
-def _consent_problems(case: Case | None, by: Party, party: Party, on_date: date, now: datetime,
-                      field: str, coordinator_of: frozenset[str]) -> list[Problem]:
+def _consent_problems(
+    case: Case | None, by: Party, party: Party, on_date: date, now: datetime, field: str, coordinator_of: frozenset[str]
+) -> list[Problem]:
     if case is None:
         return [Problem("case_not_found", "case_ref")]
-    if not may_change_consent(by_party=by, consent_party=party, referring_party=case.referring_party,
-                              coordinator_of_team=case.team_id in coordinator_of):
+    if not may_change_consent(
+        by_party=by,
+        consent_party=party,
+        referring_party=case.referring_party,
+        coordinator_of_team=case.team_id in coordinator_of,
+    ):
         return [Problem("not_allowed", "party")]
     if on_date > stockholm_date(now):
         return [Problem("date_in_future", field)]
@@ -562,8 +672,7 @@ def holds_identity_number(text: str) -> bool:
 READ_ROLES = frozenset({"member", "coordinator"})
 
 
-def may_read_details(*, role: str, teams: frozenset[str], case_team: str,
-                     party_has_consent: bool) -> str | None:
+def may_read_details(*, role: str, teams: frozenset[str], case_team: str, party_has_consent: bool) -> str | None:
     """None if the reader may see the case's identity and question; else the reason code.
 
     Only members and coordinators of the case's own team, and only while their party has the
@@ -597,9 +706,11 @@ class Refusal:
 
 CASE_NOT_FOUND = Refusal("case_not_found", "no such case")
 PURPOSE_HOLDS_IDENTITY = Refusal("purpose_holds_identity", "the purpose may not contain an identity number")
-READ_REFUSALS = {"role_not_allowed": "your role may not read case details",
-                 "not_in_team": "you are not a member of the case's team",
-                 "no_consent": "the individual has not consented to sharing with your party"}
+READ_REFUSALS = {
+    "role_not_allowed": "your role may not read case details",
+    "not_in_team": "you are not a member of the case's team",
+    "no_consent": "the individual has not consented to sharing with your party",
+}
 
 
 @dataclass(frozen=True)
@@ -611,8 +722,9 @@ class DetailsDecision:
     entry: AccessEntry | None = None
 
 
-def decide_details_read(reader: Reader, case: Case | None, history: Sequence[ConsentChange], *,
-                        purpose: str) -> DetailsDecision:
+def decide_details_read(
+    reader: Reader, case: Case | None, history: Sequence[ConsentChange], *, purpose: str
+) -> DetailsDecision:
     """Every read of a case's personal data, granted or denied, goes into the access log with its
     purpose. A purpose that holds an identity number is refused before (the log would keep the
     number), and so is a case that does not exist (there is nothing to log it under)."""
@@ -620,11 +732,21 @@ def decide_details_read(reader: Reader, case: Case | None, history: Sequence[Con
         return DetailsDecision(PURPOSE_HOLDS_IDENTITY)
     if case is None:
         return DetailsDecision(CASE_NOT_FOUND)
-    reason = may_read_details(role=reader.role, teams=reader.teams, case_team=case.team_id,
-                              party_has_consent=consent_in_force(history, reader.party))
-    entry = AccessEntry(case_ref=case.case_ref, user_id=reader.user_id, party=reader.party,
-                        role=reader.role, purpose=purpose, outcome="denied" if reason else "granted",
-                        reason=reason)
+    reason = may_read_details(
+        role=reader.role,
+        teams=reader.teams,
+        case_team=case.team_id,
+        party_has_consent=consent_in_force(history, reader.party),
+    )
+    entry = AccessEntry(
+        case_ref=case.case_ref,
+        user_id=reader.user_id,
+        party=reader.party,
+        role=reader.role,
+        purpose=purpose,
+        outcome="denied" if reason else "granted",
+        reason=reason,
+    )
     return DetailsDecision(Refusal(reason, READ_REFUSALS[reason]) if reason else None, entry)
 
 

@@ -28,18 +28,33 @@ handlers = HandlerTable("referral")
 @handlers.on(SubmitReferral, answers_invalid=True)
 async def on_submit_referral(command: SubmitReferral | InvalidPayload, uow: ReferralUnitOfWork) -> None:
     party = sender(uow.message, uow.deps.agency_users)
-    submission = (Submission(None, raw=command.raw, schema_errors=tuple(command.errors))
-                  if isinstance(command, InvalidPayload) else Submission(command))
+    submission = (
+        Submission(None, raw=command.raw, schema_errors=tuple(command.errors))
+        if isinstance(command, InvalidPayload)
+        else Submission(command)
+    )
     outcome = await use_cases.submit_referral(uow, party=party, submission=submission, channel="amqp")
     if isinstance(outcome, Accepted):
-        await uow.emit(ReferralAccepted(recipient=party, agency_ref=outcome.agency_ref,
-                                        case_ref=outcome.case_ref, accepted_at=outcome.accepted_at),
-                       ordering_key=outcome.case_ref)
+        await uow.emit(
+            ReferralAccepted(
+                recipient=party,
+                agency_ref=outcome.agency_ref,
+                case_ref=outcome.case_ref,
+                accepted_at=outcome.accepted_at,
+            ),
+            ordering_key=outcome.case_ref,
+        )
     else:
         assert uow.message is not None
-        await uow.emit(ReferralRejected(recipient=party, agency_ref=outcome.agency_ref,
-                                        reasons=reasons(outcome.problems), rejected_at=outcome.rejected_at),
-                       ordering_key=f"rejection:{uow.message.envelope.event_id}")
+        await uow.emit(
+            ReferralRejected(
+                recipient=party,
+                agency_ref=outcome.agency_ref,
+                reasons=reasons(outcome.problems),
+                rejected_at=outcome.rejected_at,
+            ),
+            ordering_key=f"rejection:{uow.message.envelope.event_id}",
+        )
 
 
 @handlers.on(RecordConsent, answers_invalid=True)
@@ -52,8 +67,11 @@ async def on_withdraw_consent(command: WithdrawConsent | InvalidPayload, uow: Re
     await _consent_command(command, uow, use_cases.withdraw_consent)
 
 
-async def _consent_command(command: RecordConsent | WithdrawConsent | InvalidPayload, uow: ReferralUnitOfWork,
-                           use_case: Callable[..., Awaitable[list[Problem]]]) -> None:
+async def _consent_command(
+    command: RecordConsent | WithdrawConsent | InvalidPayload,
+    uow: ReferralUnitOfWork,
+    use_case: Callable[..., Awaitable[list[Problem]]],
+) -> None:
     party = sender(uow.message, uow.deps.agency_users)
     if isinstance(command, InvalidPayload):
         problems, case_ref = domain.problems_from_schema(command.errors), invalid_case_ref(command)

@@ -76,8 +76,7 @@ def unstorable(value: Any, where: tuple = ()) -> str | None:
 def _iso_date(value: Any) -> Any:
     """A date as documented (format: date, 'YYYY-MM-DD'); pydantic would also take a number or
     a numeric string as a Unix time, and a datetime at midnight."""
-    if isinstance(value, date) or (isinstance(value, str)
-                                   and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+    if isinstance(value, date) or (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
         return value
     raise ValueError("a date is written YYYY-MM-DD")
 
@@ -107,6 +106,7 @@ class Reason(BaseModel):
 
 class RejectionBody(BaseModel):
     """Every reason the request was rejected for: where and what, never the values sent."""
+
     status: Literal["rejected"]
     reasons: list[Reason]
     agency_ref: str | None = None
@@ -115,27 +115,37 @@ class RejectionBody(BaseModel):
 
 class ParseErrorBody(BaseModel):
     """A body FastAPI could not even decode (e.g. not UTF-8)."""
+
     detail: str
 
 
 # The error answers the routes give, for the OpenAPI document (what clients may expect).
 CASE_NOT_FOUND = {404: {"model": ErrorBody, "description": "No such case"}}
 REJECTED = {422: {"model": RejectionBody, "description": "Rejected, with every reason"}}
-CONSENT_CHANGE = {400: {"model": ParseErrorBody, "description": "The body could not be decoded"},
-                  **UNAUTHENTICATED,
-                  403: {"model": RejectionBody | ErrorBody,
-                        "description": "Your role may not (detail code role_not_allowed), or your "
-                                       "party may not change this consent (reason not_allowed)"},
-                  404: {"model": RejectionBody, "description": "No such case (code case_not_found)"},
-                  **REJECTED}
+CONSENT_CHANGE = {
+    400: {"model": ParseErrorBody, "description": "The body could not be decoded"},
+    **UNAUTHENTICATED,
+    403: {
+        "model": RejectionBody | ErrorBody,
+        "description": "Your role may not (detail code role_not_allowed), or your "
+        "party may not change this consent (reason not_allowed)",
+    },
+    404: {"model": RejectionBody, "description": "No such case (code case_not_found)"},
+    **REJECTED,
+}
 DETAILS_REFUSED = {
     **UNAUTHENTICATED,
-    403: {"model": ErrorBody, "description": "Your role, team or party's consent does not "
-                                             "allow it (the refusal is logged)"},
+    403: {
+        "model": ErrorBody,
+        "description": "Your role, team or party's consent does not allow it (the refusal is logged)",
+    },
     **CASE_NOT_FOUND,
-    422: {"model": RejectionBody | ErrorBody,
-          "description": "Invalid purpose: its length (rejection reasons), or it holds an "
-                         "identity number (detail code purpose_holds_identity)"}}
+    422: {
+        "model": RejectionBody | ErrorBody,
+        "description": "Invalid purpose: its length (rejection reasons), or it holds an "
+        "identity number (detail code purpose_holds_identity)",
+    },
+}
 
 # ------------------------------------------------------------------------------ dependencies
 
@@ -147,12 +157,20 @@ router = APIRouter(prefix="/api/v1")
 # ------------------------------------------------------------------------------ referrals
 
 
-@router.post("/referrals", tags=["referrals"], status_code=201,
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": inline_schema(SubmitReferral)}}}},
-             responses={201: {"description": "Accepted (or the same agency reference "
-                                             "accepted before: the same answer)"},
-                        **UNAUTHENTICATED, **FORBIDDEN, **REJECTED})
+@router.post(
+    "/referrals",
+    tags=["referrals"],
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(SubmitReferral)}}}
+    },
+    responses={
+        201: {"description": "Accepted (or the same agency reference accepted before: the same answer)"},
+        **UNAUTHENTICATED,
+        **FORBIDDEN,
+        **REJECTED,
+    },
+)
 async def submit_referral(request: Request, principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
     """Submit a referral: the same payload and rules as the AMQP `SubmitReferral` command.
     The referring party is the caller's, from the token."""
@@ -161,26 +179,34 @@ async def submit_referral(request: Request, principal: Caller, new_uow: UnitsOfW
     if isinstance(submission, Problem):  # not stored as a rejection either: it could not be
         return problem_response([submission])
     async with new_uow() as uow:
-        outcome = await use_cases.submit_referral(uow, party=_party(principal), submission=submission,
-                                                  channel="http")
+        outcome = await use_cases.submit_referral(uow, party=_party(principal), submission=submission, channel="http")
     if isinstance(outcome, Accepted):
-        return JSONResponse({"status": "accepted", "case_ref": outcome.case_ref, "agency_ref": outcome.agency_ref,
-                             "accepted_at": outcome.accepted_at.isoformat()}, status_code=201,
-                            headers={"Idempotent-Replayed": "true"} if outcome.replay else {})
-    runtime_of(request).metrics.count_rejection(SubmitReferral.name, _party(principal).value,
-                                                [p.code for p in outcome.problems])
+        return JSONResponse(
+            {
+                "status": "accepted",
+                "case_ref": outcome.case_ref,
+                "agency_ref": outcome.agency_ref,
+                "accepted_at": outcome.accepted_at.isoformat(),
+            },
+            status_code=201,
+            headers={"Idempotent-Replayed": "true"} if outcome.replay else {},
+        )
+    runtime_of(request).metrics.count_rejection(
+        SubmitReferral.name, _party(principal).value, [p.code for p in outcome.problems]
+    )
     return problem_response(list(outcome.problems), agency_ref=outcome.agency_ref)
 
 
-@router.get("/referrals/rejections", tags=["referrals"],
-            responses={**UNAUTHENTICATED, **FORBIDDEN})
+@router.get("/referrals/rejections", tags=["referrals"], responses={**UNAUTHENTICATED, **FORBIDDEN})
 async def rejections(principal: Caller, new_uow: UnitsOfWork) -> list[dict]:
     """Your party's latest rejected submissions (codes and fields; no personal data)."""
     require_roles(principal, Role.OFFICER)
     async with new_uow() as uow:
         kept = await use_cases.rejections_of(uow, _party(principal))
-    return [{"agency_ref": r.agency_ref, "channel": r.channel, "reasons": list(r.reasons),
-             "rejected_at": r.rejected_at} for r in kept]
+    return [
+        {"agency_ref": r.agency_ref, "channel": r.channel, "reasons": list(r.reasons), "rejected_at": r.rejected_at}
+        for r in kept
+    ]
 
 
 def submission_from(body: bytes) -> Submission | Problem:
@@ -207,32 +233,54 @@ def submission_from(body: bytes) -> Submission | Problem:
 # ------------------------------------------------------------------------------ consent
 
 
-@router.post("/cases/{case_ref}/consents", tags=["consent"], status_code=201,
-             responses=CONSENT_CHANGE)
-async def record_consent(case_ref: CaseRef, body: ConsentBody, request: Request,
-                         principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
+@router.post("/cases/{case_ref}/consents", tags=["consent"], status_code=201, responses=CONSENT_CHANGE)
+async def record_consent(
+    case_ref: CaseRef, body: ConsentBody, request: Request, principal: Caller, new_uow: UnitsOfWork
+) -> JSONResponse:
     """Record the individual's consent for a party (given after the referral, or again)."""
     require_roles(principal, Role.OFFICER, Role.COORDINATOR)
     return await consent_change(
-        request, principal, new_uow, RecordConsent, use_cases.record_consent,
-        case_ref=case_ref, party=body.party, given_on=body.given_on, form_ref=body.form_ref)
+        request,
+        principal,
+        new_uow,
+        RecordConsent,
+        use_cases.record_consent,
+        case_ref=case_ref,
+        party=body.party,
+        given_on=body.given_on,
+        form_ref=body.form_ref,
+    )
 
 
-@router.post("/cases/{case_ref}/consents/{party}/withdrawal", tags=["consent"],
-             status_code=201, responses=CONSENT_CHANGE)
-async def withdraw_consent(case_ref: CaseRef, party: Party, body: WithdrawalBody,
-                           request: Request, principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
+@router.post(
+    "/cases/{case_ref}/consents/{party}/withdrawal", tags=["consent"], status_code=201, responses=CONSENT_CHANGE
+)
+async def withdraw_consent(
+    case_ref: CaseRef, party: Party, body: WithdrawalBody, request: Request, principal: Caller, new_uow: UnitsOfWork
+) -> JSONResponse:
     """Withdraw a party's consent (by the party, or on the individual's behalf)."""
     require_roles(principal, Role.OFFICER, Role.COORDINATOR)
     return await consent_change(
-        request, principal, new_uow, WithdrawConsent, use_cases.withdraw_consent,
-        case_ref=case_ref, party=party, withdrawn_on=body.withdrawn_on,
-        on_behalf_of_individual=body.on_behalf_of_individual)
+        request,
+        principal,
+        new_uow,
+        WithdrawConsent,
+        use_cases.withdraw_consent,
+        case_ref=case_ref,
+        party=party,
+        withdrawn_on=body.withdrawn_on,
+        on_behalf_of_individual=body.on_behalf_of_individual,
+    )
 
 
-async def consent_change(request: Request, principal: Principal, new_uow: NewUnitOfWork,
-                         command_cls: type[RecordConsent] | type[WithdrawConsent],
-                         use_case: Callable[..., Awaitable[list[Problem]]], **fields: Any) -> JSONResponse:
+async def consent_change(
+    request: Request,
+    principal: Principal,
+    new_uow: NewUnitOfWork,
+    command_cls: type[RecordConsent] | type[WithdrawConsent],
+    use_case: Callable[..., Awaitable[list[Problem]]],
+    **fields: Any,
+) -> JSONResponse:
     """Run a consent command as the caller's party; a coordinator does it for the team's cases."""
     try:
         command = command_cls(**fields)
@@ -242,15 +290,18 @@ async def consent_change(request: Request, principal: Principal, new_uow: NewUni
     async with new_uow() as uow:
         problems = await use_case(uow, by=_party(principal), command=command, coordinator_of=coordinator_of)
     if problems:
-        runtime_of(request).metrics.count_rejection(command.name, _party(principal).value,
-                                                    [p.code for p in problems])
+        runtime_of(request).metrics.count_rejection(command.name, _party(principal).value, [p.code for p in problems])
         return problem_response(problems, case_ref=command.case_ref)
-    return JSONResponse({"status": "recorded", "case_ref": command.case_ref,
-                         "party": command.party.value}, status_code=201)
+    return JSONResponse(
+        {"status": "recorded", "case_ref": command.case_ref, "party": command.party.value}, status_code=201
+    )
 
 
-@router.get("/cases/{case_ref}/consents", tags=["consent"],
-            responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND, **REJECTED})
+@router.get(
+    "/cases/{case_ref}/consents",
+    tags=["consent"],
+    responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND, **REJECTED},
+)
 async def consents(case_ref: CaseRef, principal: Caller, new_uow: UnitsOfWork) -> dict:
     """A case's consent history per party (no personal data)."""
     require_roles(principal, Role.OFFICER, Role.MEMBER, Role.COORDINATOR, Role.AUDITOR)
@@ -266,10 +317,12 @@ async def consents(case_ref: CaseRef, principal: Caller, new_uow: UnitsOfWork) -
 
 
 @router.get("/cases/{case_ref}", tags=["cases"], responses=DETAILS_REFUSED)
-async def case_details(case_ref: CaseRef, principal: Caller,
-                       purpose: Annotated[str, Query(min_length=3, max_length=200, pattern=TEXT,
-                                                     description="why you read it (audited)")],
-                       new_uow: UnitsOfWork) -> dict:
+async def case_details(
+    case_ref: CaseRef,
+    principal: Caller,
+    purpose: Annotated[str, Query(min_length=3, max_length=200, pattern=TEXT, description="why you read it (audited)")],
+    new_uow: UnitsOfWork,
+) -> dict:
     """The case's personal data (identity, question, purpose), for team members whose party
     has the individual's consent. Every read, granted or denied, is written to the access log."""
     async with new_uow() as uow:  # committed before the answer: a refusal is logged too
@@ -277,14 +330,24 @@ async def case_details(case_ref: CaseRef, principal: Caller,
     if isinstance(read, Refusal):
         raise refused(read)
     case = read.case
-    return {"case_ref": case.case_ref, "team_id": case.team_id, "referring_party": case.referring_party.value,
-            "protected_identity": case.protected_identity, "personnummer": read.personal.get("personnummer"),
-            "question": read.personal.get("question"), "purpose": read.personal.get("purpose"),
-            "erased": read.erased_at is not None, "referred_at": case.referred_at.isoformat()}
+    return {
+        "case_ref": case.case_ref,
+        "team_id": case.team_id,
+        "referring_party": case.referring_party.value,
+        "protected_identity": case.protected_identity,
+        "personnummer": read.personal.get("personnummer"),
+        "question": read.personal.get("question"),
+        "purpose": read.personal.get("purpose"),
+        "erased": read.erased_at is not None,
+        "referred_at": case.referred_at.isoformat(),
+    }
 
 
-@router.get("/cases/{case_ref}/access-log", tags=["cases"],
-            responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND, **REJECTED})
+@router.get(
+    "/cases/{case_ref}/access-log",
+    tags=["cases"],
+    responses={**UNAUTHENTICATED, **FORBIDDEN, **CASE_NOT_FOUND, **REJECTED},
+)
 async def access_log(case_ref: CaseRef, principal: Caller, new_uow: UnitsOfWork) -> dict:
     """Who read the case's personal data, when and why (the individual's right to know)."""
     require_roles(principal, Role.AUDITOR)
@@ -304,8 +367,9 @@ def _party(principal: Principal) -> Party:
     return principal.party
 
 
-def problem_response(problems: list[Problem], *, agency_ref: str | None = None,
-                     case_ref: str | None = None) -> JSONResponse:
+def problem_response(
+    problems: list[Problem], *, agency_ref: str | None = None, case_ref: str | None = None
+) -> JSONResponse:
     codes = {p.code for p in problems}
     status = 404 if "case_not_found" in codes else 403 if "not_allowed" in codes else 422
     body: dict[str, Any] = {"status": "rejected", "reasons": domain.reasons_of(problems)}
@@ -325,12 +389,24 @@ def refused(refusal: Refusal) -> HTTPException:
 
 
 def _change_json(change: ConsentChange) -> dict:
-    return {"party": change.party.value, "action": change.action, "on_date": change.on_date.isoformat(),
-            "form_ref": change.form_ref, "on_behalf_of_individual": change.on_behalf_of_individual,
-            "recorded_by": change.recorded_by.value, "recorded_at": change.recorded_at.isoformat()}
+    return {
+        "party": change.party.value,
+        "action": change.action,
+        "on_date": change.on_date.isoformat(),
+        "form_ref": change.form_ref,
+        "on_behalf_of_individual": change.on_behalf_of_individual,
+        "recorded_by": change.recorded_by.value,
+        "recorded_at": change.recorded_at.isoformat(),
+    }
 
 
 def _entry_json(entry: AccessEntry) -> dict:
-    return {"user_id": entry.user_id, "party": entry.party.value, "role": entry.role, "purpose": entry.purpose,
-            "outcome": entry.outcome, "reason": entry.reason,
-            "read_at": entry.read_at.isoformat() if entry.read_at else None}
+    return {
+        "user_id": entry.user_id,
+        "party": entry.party.value,
+        "role": entry.role,
+        "purpose": entry.purpose,
+        "outcome": entry.outcome,
+        "reason": entry.reason,
+        "read_at": entry.read_at.isoformat() if entry.read_at else None,
+    }

@@ -26,13 +26,23 @@ _VAULT_FIELDS = ("personnummer", "question", "purpose")
 def _case(row: asyncpg.Record | None) -> Case | None:
     if row is None:
         return None
-    return Case(case_ref=row["case_ref"], referring_party=Party(row["referring_party"]),
-                agency_ref=row["agency_ref"], team_id=row["team_id"], municipality=row["municipality"],
-                protected_identity=row["protected_identity"], referred_at=row["referred_at"],
-                person_pseudonym=row["person_pseudonym"], gender=Gender(row["gender"]),
-                age_band=AgeBand(row["age_band"]), income_source=IncomeSource(row["income_source"]),
-                consented_parties=tuple(Party(p) for p in row["consented_parties"]),
-                officer_id=row["officer_id"], closed_at=row["closed_at"], exit_reason=row["exit_reason"])
+    return Case(
+        case_ref=row["case_ref"],
+        referring_party=Party(row["referring_party"]),
+        agency_ref=row["agency_ref"],
+        team_id=row["team_id"],
+        municipality=row["municipality"],
+        protected_identity=row["protected_identity"],
+        referred_at=row["referred_at"],
+        person_pseudonym=row["person_pseudonym"],
+        gender=Gender(row["gender"]),
+        age_band=AgeBand(row["age_band"]),
+        income_source=IncomeSource(row["income_source"]),
+        consented_parties=tuple(Party(p) for p in row["consented_parties"]),
+        officer_id=row["officer_id"],
+        closed_at=row["closed_at"],
+        exit_reason=row["exit_reason"],
+    )
 
 
 class Cases:
@@ -51,38 +61,58 @@ class Cases:
                            municipality, person_pseudonym, protected_identity, gender, age_band,
                            income_source, consented_parties, officer_id, referred_at)
                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
-                    case.case_ref, case.referring_party.value, case.agency_ref, case.team_id,
-                    case.municipality, case.person_pseudonym, case.protected_identity,
-                    case.gender.value, case.age_band.value, case.income_source.value,
-                    [p.value for p in case.consented_parties], case.officer_id, case.referred_at)
+                    case.case_ref,
+                    case.referring_party.value,
+                    case.agency_ref,
+                    case.team_id,
+                    case.municipality,
+                    case.person_pseudonym,
+                    case.protected_identity,
+                    case.gender.value,
+                    case.age_band.value,
+                    case.income_source.value,
+                    [p.value for p in case.consented_parties],
+                    case.officer_id,
+                    case.referred_at,
+                )
         except asyncpg.UniqueViolationError:
             return False
         return True
 
     async def get(self, case_ref: str) -> Case | None:
-        return _case(await self.conn.fetchrow(
-            f"SELECT {_CASE_COLUMNS} FROM referrals WHERE case_ref = $1", case_ref))
+        return _case(await self.conn.fetchrow(f"SELECT {_CASE_COLUMNS} FROM referrals WHERE case_ref = $1", case_ref))
 
     async def lock(self, case_ref: str) -> Case | None:
         """The case, locked for the rest of the unit of work (one case's writers serialise here)."""
-        return _case(await self.conn.fetchrow(
-            f"SELECT {_CASE_COLUMNS} FROM referrals WHERE case_ref = $1 FOR UPDATE", case_ref))
+        return _case(
+            await self.conn.fetchrow(f"SELECT {_CASE_COLUMNS} FROM referrals WHERE case_ref = $1 FOR UPDATE", case_ref)
+        )
 
     async def accepted_for(self, party: Party, agency_ref: str) -> Case | None:
         """The case the party's agency reference was accepted as, if it was."""
-        return _case(await self.conn.fetchrow(
-            f"SELECT {_CASE_COLUMNS} FROM referrals WHERE referring_party = $1 AND agency_ref = $2",
-            party.value, agency_ref))
+        return _case(
+            await self.conn.fetchrow(
+                f"SELECT {_CASE_COLUMNS} FROM referrals WHERE referring_party = $1 AND agency_ref = $2",
+                party.value,
+                agency_ref,
+            )
+        )
 
     async def has_open_case(self, pseudonym: bytes) -> bool:
-        return bool(await self.conn.fetchval(
-            "SELECT true FROM referrals WHERE person_pseudonym = $1 AND closed_at IS NULL", pseudonym))
+        return bool(
+            await self.conn.fetchval(
+                "SELECT true FROM referrals WHERE person_pseudonym = $1 AND closed_at IS NULL", pseudonym
+            )
+        )
 
     async def close(self, case: Case) -> None:
         """Write the case's closure (closed_at and exit_reason of ``case``)."""
         await self.conn.execute(
             "UPDATE referrals SET closed_at = $2, exit_reason = $3 WHERE case_ref = $1",
-            case.case_ref, case.closed_at, case.exit_reason)
+            case.case_ref,
+            case.closed_at,
+            case.exit_reason,
+        )
 
     async def closed_holding_personal_data(self) -> list[Case]:
         """The closed cases whose personal data the vault still holds (retention candidates)."""
@@ -90,13 +120,15 @@ class Cases:
             f"""SELECT {_CASE_COLUMNS} FROM referrals r
                 WHERE r.closed_at IS NOT NULL
                   AND EXISTS (SELECT 1 FROM vault v WHERE v.case_ref = r.case_ref AND v.erased_at IS NULL)
-                ORDER BY r.closed_at""")
+                ORDER BY r.closed_at"""
+        )
         return [case for case in map(_case, rows) if case is not None]
 
     async def forget_pseudonyms(self, case_refs: Sequence[str]) -> None:
         """Drop the pseudonym, which whoever holds the key could match to a number."""
-        await self.conn.execute("UPDATE referrals SET person_pseudonym = NULL WHERE case_ref = ANY($1)",
-                                list(case_refs))
+        await self.conn.execute(
+            "UPDATE referrals SET person_pseudonym = NULL WHERE case_ref = ANY($1)", list(case_refs)
+        )
 
 
 class Vault:
@@ -113,29 +145,42 @@ class Vault:
         await self.conn.execute(
             """INSERT INTO vault (case_ref, personnummer, personnummer_key, question, question_key,
                                   purpose, purpose_key)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""", case_ref, *values)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            case_ref,
+            *values,
+        )
 
     async def get(self, case_ref: str) -> SealedCase:
         """The case's sealed fields (none for a case without a vault row)."""
         row = await self.conn.fetchrow("SELECT * FROM vault WHERE case_ref = $1", case_ref)
         if row is None:
             return SealedCase()
-        return SealedCase({name: Sealed(row[f"{name}_key"], row[name])
-                           for name in _VAULT_FIELDS if row[name] is not None}, row["erased_at"])
+        return SealedCase(
+            {name: Sealed(row[f"{name}_key"], row[name]) for name in _VAULT_FIELDS if row[name] is not None},
+            row["erased_at"],
+        )
 
     async def erase(self, case_refs: Sequence[str]) -> None:
         """Destroy the ciphertexts of these cases (crypto-shredding aside, the only way back)."""
         await self.conn.execute(
             """UPDATE vault SET personnummer = NULL, personnummer_key = NULL, question = NULL,
                       question_key = NULL, purpose = NULL, purpose_key = NULL, erased_at = now()
-               WHERE case_ref = ANY($1) AND erased_at IS NULL""", list(case_refs))
+               WHERE case_ref = ANY($1) AND erased_at IS NULL""",
+            list(case_refs),
+        )
 
 
 def _consent_change(row: asyncpg.Record) -> ConsentChange:
-    return ConsentChange(case_ref=row["case_ref"], party=Party(row["party"]), action=row["action"],
-                         on_date=row["on_date"], recorded_by=Party(row["recorded_by"]),
-                         recorded_at=row["recorded_at"], form_ref=row["form_ref"],
-                         on_behalf_of_individual=row["on_behalf_of_individual"])
+    return ConsentChange(
+        case_ref=row["case_ref"],
+        party=Party(row["party"]),
+        action=row["action"],
+        on_date=row["on_date"],
+        recorded_by=Party(row["recorded_by"]),
+        recorded_at=row["recorded_at"],
+        form_ref=row["form_ref"],
+        on_behalf_of_individual=row["on_behalf_of_individual"],
+    )
 
 
 class ConsentHistory:
@@ -149,14 +194,23 @@ class ConsentHistory:
             """INSERT INTO consent_history (case_ref, party, action, on_date, form_ref,
                                             on_behalf_of_individual, recorded_by, recorded_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            change.case_ref, change.party.value, change.action, change.on_date, change.form_ref,
-            change.on_behalf_of_individual, change.recorded_by.value, change.recorded_at)
+            change.case_ref,
+            change.party.value,
+            change.action,
+            change.on_date,
+            change.form_ref,
+            change.on_behalf_of_individual,
+            change.recorded_by.value,
+            change.recorded_at,
+        )
 
     async def of(self, case_ref: str) -> list[ConsentChange]:
         """The case's history, oldest first."""
         rows = await self.conn.fetch(
             """SELECT case_ref, party, action, on_date, form_ref, on_behalf_of_individual, recorded_by,
-                      recorded_at FROM consent_history WHERE case_ref = $1 ORDER BY id""", case_ref)
+                      recorded_at FROM consent_history WHERE case_ref = $1 ORDER BY id""",
+            case_ref,
+        )
         return [_consent_change(row) for row in rows]
 
 
@@ -170,17 +224,28 @@ class Rejections:
         await self.conn.execute(
             """INSERT INTO rejections (party, agency_ref, channel, codes, reasons, rejected_at)
                VALUES ($1, $2, $3, $4, $5::jsonb, $6)""",
-            rejection.party.value, rejection.agency_ref, rejection.channel,
-            [r["code"] for r in rejection.reasons], json.dumps(list(rejection.reasons)),
-            rejection.rejected_at)
+            rejection.party.value,
+            rejection.agency_ref,
+            rejection.channel,
+            [r["code"] for r in rejection.reasons],
+            json.dumps(list(rejection.reasons)),
+            rejection.rejected_at,
+        )
 
     async def of(self, party: Party, limit: int = 100) -> list[RejectionRecord]:
         """The party's latest rejections, newest first."""
         rows = await self.conn.fetch(
             """SELECT party, agency_ref, channel, reasons, rejected_at FROM rejections WHERE party = $1
-               ORDER BY id DESC LIMIT $2""", party.value, limit)
-        return [RejectionRecord(Party(r["party"]), r["agency_ref"], r["channel"],
-                                tuple(json.loads(r["reasons"])), r["rejected_at"]) for r in rows]
+               ORDER BY id DESC LIMIT $2""",
+            party.value,
+            limit,
+        )
+        return [
+            RejectionRecord(
+                Party(r["party"]), r["agency_ref"], r["channel"], tuple(json.loads(r["reasons"])), r["rejected_at"]
+            )
+            for r in rows
+        ]
 
 
 class AccessLog:
@@ -193,17 +258,35 @@ class AccessLog:
         await self.conn.execute(
             """INSERT INTO access_log (case_ref, user_id, party, role, purpose, outcome, reason)
                VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            entry.case_ref, entry.user_id, entry.party.value, entry.role, entry.purpose, entry.outcome,
-            entry.reason)
+            entry.case_ref,
+            entry.user_id,
+            entry.party.value,
+            entry.role,
+            entry.purpose,
+            entry.outcome,
+            entry.reason,
+        )
 
     async def of(self, case_ref: str) -> list[AccessEntry]:
         """The case's entries, oldest first."""
         rows = await self.conn.fetch(
             """SELECT case_ref, user_id, party, role, purpose, outcome, reason, read_at FROM access_log
-               WHERE case_ref = $1 ORDER BY id""", case_ref)
-        return [AccessEntry(case_ref=r["case_ref"], user_id=r["user_id"], party=Party(r["party"]),
-                            role=r["role"], purpose=r["purpose"], outcome=r["outcome"], reason=r["reason"],
-                            read_at=r["read_at"]) for r in rows]
+               WHERE case_ref = $1 ORDER BY id""",
+            case_ref,
+        )
+        return [
+            AccessEntry(
+                case_ref=r["case_ref"],
+                user_id=r["user_id"],
+                party=Party(r["party"]),
+                role=r["role"],
+                purpose=r["purpose"],
+                outcome=r["outcome"],
+                reason=r["reason"],
+                read_at=r["read_at"],
+            )
+            for r in rows
+        ]
 
 
 class TeamRegistry:
@@ -216,8 +299,7 @@ class TeamRegistry:
 
     async def municipality_of(self, team_id: str) -> str | None:
         """The team's municipality; None for an unknown team."""
-        registered = await self.conn.fetchval(
-            "SELECT municipality FROM registered_teams WHERE team_id = $1", team_id)
+        registered = await self.conn.fetchval("SELECT municipality FROM registered_teams WHERE team_id = $1", team_id)
         if registered is not None:
             return str(registered)
         team = self.from_file.get(team_id)
@@ -232,4 +314,8 @@ class TeamRegistry:
                ON CONFLICT (team_id) DO UPDATE SET municipality = EXCLUDED.municipality,
                    revision = EXCLUDED.revision, updated_at = EXCLUDED.updated_at
                WHERE registered_teams.revision < EXCLUDED.revision""",
-            team_id, municipality, revision, updated_at)
+            team_id,
+            municipality,
+            revision,
+            updated_at,
+        )

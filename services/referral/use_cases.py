@@ -41,8 +41,9 @@ log = structlog.get_logger("referral")
 # --------------------------------------------------------------------------- referral intake
 
 
-async def submit_referral(uow: ReferralUnitOfWork, *, party: Party, submission: Submission,
-                          channel: str) -> Accepted | Rejected:
+async def submit_referral(
+    uow: ReferralUnitOfWork, *, party: Party, submission: Submission, channel: str
+) -> Accepted | Rejected:
     """Accept or reject one referral (every problem at once); the same referral again under the
     same agency reference gets the same answer."""
     now = uow.deps.clock.now()
@@ -56,13 +57,15 @@ async def submit_referral(uow: ReferralUnitOfWork, *, party: Party, submission: 
         # reference (then the same answer) or of this person under another one. Decide again on
         # the facts as they are now (this gives no new case: the person has one open).
         assert referral.command is not None
-        facts = replace(facts, earlier=await uow.cases.accepted_for(party, referral.command.agency_ref),
-                        person_has_open_case=True)
+        facts = replace(
+            facts, earlier=await uow.cases.accepted_for(party, referral.command.agency_ref), person_has_open_case=True
+        )
         decision = domain.decide_referral(referral, facts, party=party, now=now, case_ref=domain.new_case_ref())
     if isinstance(decision, Rejected):
         await uow.rejections.add(decision.record(party, channel))
-        log.info("referral rejected", referring_party=party.value, channel=channel,
-                 codes=[p.code for p in decision.problems])
+        log.info(
+            "referral rejected", referring_party=party.value, channel=channel, codes=[p.code for p in decision.problems]
+        )
     return decision
 
 
@@ -87,8 +90,7 @@ async def _open_case(uow: ReferralUnitOfWork, accepted: Accepted, case: Case, ch
         await uow.consents.add(consent)
     for event in accepted.events:
         await uow.emit(event, ordering_key=case.case_ref)
-    log.info("referral accepted", case_ref=case.case_ref, referring_party=case.referring_party.value,
-             channel=channel)
+    log.info("referral accepted", case_ref=case.case_ref, referring_party=case.referring_party.value, channel=channel)
     return True
 
 
@@ -100,23 +102,27 @@ async def rejections_of(uow: ReferralUnitOfWork, party: Party) -> list[Rejection
 # --------------------------------------------------------------------------- consent
 
 
-async def record_consent(uow: ReferralUnitOfWork, *, by: Party, command: RecordConsent,
-                         coordinator_of: frozenset[str] = frozenset()) -> list[Problem]:
+async def record_consent(
+    uow: ReferralUnitOfWork, *, by: Party, command: RecordConsent, coordinator_of: frozenset[str] = frozenset()
+) -> list[Problem]:
     """Record the individual's consent for a party; the problems if refused. ``coordinator_of``:
     the teams whose coordinator asks (a coordinator records it for any party)."""
     case = await uow.cases.lock(command.case_ref)
     history = await uow.consents.of(case.case_ref) if case else []
-    decision = domain.decide_consent_given(case, history, by=by, command=command, now=uow.deps.clock.now(),
-                                           coordinator_of=coordinator_of)
+    decision = domain.decide_consent_given(
+        case, history, by=by, command=command, now=uow.deps.clock.now(), coordinator_of=coordinator_of
+    )
     return await _apply_consent(uow, decision)
 
 
-async def withdraw_consent(uow: ReferralUnitOfWork, *, by: Party, command: WithdrawConsent,
-                           coordinator_of: frozenset[str] = frozenset()) -> list[Problem]:
+async def withdraw_consent(
+    uow: ReferralUnitOfWork, *, by: Party, command: WithdrawConsent, coordinator_of: frozenset[str] = frozenset()
+) -> list[Problem]:
     """Withdraw the consent for a party (every service is told); the problems if refused."""
     case = await uow.cases.lock(command.case_ref)
-    decision = domain.decide_consent_withdrawn(case, by=by, command=command, now=uow.deps.clock.now(),
-                                               coordinator_of=coordinator_of)
+    decision = domain.decide_consent_withdrawn(
+        case, by=by, command=command, now=uow.deps.clock.now(), coordinator_of=coordinator_of
+    )
     return await _apply_consent(uow, decision)
 
 
@@ -148,12 +154,14 @@ class CaseDetails:
 
 def _reader(principal: Principal) -> domain.Reader:
     assert principal.party is not None  # the case roles all have a party
-    return domain.Reader(user_id=principal.user_id, party=principal.party, role=principal.role.value,
-                         teams=principal.teams)
+    return domain.Reader(
+        user_id=principal.user_id, party=principal.party, role=principal.role.value, teams=principal.teams
+    )
 
 
-async def read_case_details(uow: ReferralUnitOfWork, principal: Principal, case_ref: str,
-                            purpose: str) -> CaseDetails | Refusal:
+async def read_case_details(
+    uow: ReferralUnitOfWork, principal: Principal, case_ref: str, purpose: str
+) -> CaseDetails | Refusal:
     """The case's personal data, for team members whose party has the individual's consent. Every
     read, granted or denied, is written to the access log in this unit of work: a refusal is
     returned, not raised, so that the caller commits the log entry."""
@@ -172,8 +180,9 @@ async def read_case_details(uow: ReferralUnitOfWork, principal: Principal, case_
         return CaseDetails(case, {}, sealed.erased_at or case.referred_at)
 
 
-async def consent_history(uow: ReferralUnitOfWork, principal: Principal,
-                          case_ref: str) -> tuple[Case, list[ConsentChange]] | Refusal:
+async def consent_history(
+    uow: ReferralUnitOfWork, principal: Principal, case_ref: str
+) -> tuple[Case, list[ConsentChange]] | Refusal:
     """A case's consent history per party (no personal data)."""
     case = await uow.cases.get(case_ref)
     refusal = domain.may_see_consents(_reader(principal), case)
@@ -196,8 +205,9 @@ async def access_log(uow: ReferralUnitOfWork, case_ref: str) -> tuple[Case, list
 async def close_case(uow: ReferralUnitOfWork, event: CaseClosed) -> None:
     """The case is closed (CaseClosed): the person may be referred again, and the retention
     period of its personal data starts."""
-    closed = domain.decide_closure(await uow.cases.lock(event.case_ref), reason=event.reason.value,
-                                   closed_at=event.closed_at)
+    closed = domain.decide_closure(
+        await uow.cases.lock(event.case_ref), reason=event.reason.value, closed_at=event.closed_at
+    )
     if closed is not None:
         await uow.cases.close(closed)
 

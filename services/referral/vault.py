@@ -61,15 +61,19 @@ def associated_data(case_ref: str, field: str) -> bytes:
 
 def seal(keyring: Keyring, case_ref: str, values: Mapping[str, str]) -> dict[str, Sealed]:
     """Encrypt a case's personal data, field by field, under the current key."""
-    return {name: keyring.encrypt(value.encode(), associated_data=associated_data(case_ref, name))
-            for name, value in values.items()}
+    return {
+        name: keyring.encrypt(value.encode(), associated_data=associated_data(case_ref, name))
+        for name, value in values.items()
+    }
 
 
 def reveal(keyring: Keyring, case_ref: str, sealed: Mapping[str, Sealed]) -> dict[str, str]:
     """Decrypt a case's vault fields (call only after the access rules allowed it, and the read
     is in the access log). VaultError if one cannot be opened (e.g. its key was destroyed)."""
-    return {name: keyring.decrypt(value, associated_data=associated_data(case_ref, name)).decode()
-            for name, value in sealed.items()}
+    return {
+        name: keyring.decrypt(value, associated_data=associated_data(case_ref, name)).decode()
+        for name, value in sealed.items()
+    }
 
 
 class Keyring:
@@ -79,13 +83,11 @@ class Keyring:
         self._ciphers: dict[str, AESGCM] = {}
         for position, (key_id, key) in enumerate(keys, start=1):
             if not _KEY_ID.fullmatch(key_id):
-                raise ValueError(
-                    f"encryption key {position}: key id must match [A-Za-z0-9_-]{{1,32}}")
+                raise ValueError(f"encryption key {position}: key id must match [A-Za-z0-9_-]{{1,32}}")
             if key_id in self._ciphers:
                 raise ValueError(f"encryption key {position}: duplicate key id {key_id!r}")
             if len(key) != KEY_BYTES:
-                raise ValueError(
-                    f"encryption key {key_id!r}: must be {KEY_BYTES} bytes, got {len(key)}")
+                raise ValueError(f"encryption key {key_id!r}: must be {KEY_BYTES} bytes, got {len(key)}")
             self._ciphers[key_id] = AESGCM(key)
         if not self._ciphers:
             raise ValueError("no encryption keys configured")

@@ -166,8 +166,9 @@ def decode(body: bytes) -> tuple[Envelope, Contract]:
 
 def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Pydantic's errors reduced to where and what: never the input values (personal data)."""
-    return [{"loc": tuple(err["loc"]), "type": err["type"]}
-            for err in exc.errors(include_input=False, include_url=False)]
+    return [
+        {"loc": tuple(err["loc"]), "type": err["type"]} for err in exc.errors(include_input=False, include_url=False)
+    ]
 
 
 def _describe(exc: ValidationError) -> str:
@@ -193,6 +194,7 @@ class Command(Contract):
     @classmethod
     def _no_control_characters(cls, data: Any) -> Any:
         """Text from outside may not hold NUL or other control characters (but line breaks)."""
+
         def check(value: Any) -> None:
             if isinstance(value, str) and any(ord(c) < 32 and c not in "\n\r\t" for c in value):
                 raise ValueError("control characters are not allowed in text")
@@ -208,7 +210,6 @@ class Command(Contract):
 
     def routing_key(self) -> str:
         raise TypeError("commands are routed by the submitting agency's own key")
-
 
 
 # --------------------------------------------------------------------------- replies to one agency
@@ -233,7 +234,6 @@ class RejectionReason(BaseModel):
     message_en: str
 
 
-
 @contract("CommandAccepted", 1)
 class CommandAccepted(AgencyReply):
     """Reply to a consent command (RecordConsent, WithdrawConsent) that was applied."""
@@ -251,5 +251,3 @@ class CommandRejected(AgencyReply):
     command_id: str
     case_ref: str | None
     reasons: tuple[RejectionReason, ...]
-
-

@@ -20,7 +20,6 @@ class CaseClosed(Contract):
     closed_at: AwareDatetime
 
 
-
 # --------------------------------------------------------------------------- follow-up (followup service)
 
 

@@ -64,7 +64,6 @@ class WithdrawConsent(Command):
     on_behalf_of_individual: bool = False
 
 
-
 # --------------------------------------------------------------------------- events
 
 
@@ -86,7 +85,6 @@ class CaseReferred(Contract):
     referred_at: AwareDatetime
 
 
-
 @contract("ReferralAccepted", 1)
 class ReferralAccepted(AgencyReply):
     """Reply to SubmitReferral: the case exists. The same reply again for a resubmission."""
@@ -104,7 +102,6 @@ class ReferralRejected(AgencyReply):
     agency_ref: str | None
     reasons: tuple[RejectionReason, ...]
     rejected_at: AwareDatetime
-
 
 
 # --------------------------------------------------------------------------- consent and closure

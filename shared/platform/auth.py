@@ -82,9 +82,16 @@ class AuthError(Exception):
         self.message = message
 
 
-def mint_token(secret: str, *, user_id: str, party: Party | str | None, role: Role | str,
-               teams: Iterable[str] = (), ttl_seconds: int = 3600,
-               now: float | None = None) -> str:
+def mint_token(
+    secret: str,
+    *,
+    user_id: str,
+    party: Party | str | None,
+    role: Role | str,
+    teams: Iterable[str] = (),
+    ttl_seconds: int = 3600,
+    now: float | None = None,
+) -> str:
     """A signed token; ``now`` (Unix seconds) defaults to the current time."""
     team_list = list(teams)
     if not user_id:
@@ -96,8 +103,15 @@ def mint_token(secret: str, *, user_id: str, party: Party | str | None, role: Ro
     issued = int(time.time() if now is None else now)
     if party is None and Role(role) not in PARTYLESS_ROLES:
         raise ValueError(f"role {role} needs a party")
-    claims = {"sub": user_id, "party": Party(party).value if party else None, "role": Role(role).value,
-              "teams": team_list, "iss": ISSUER, "iat": issued, "exp": issued + ttl_seconds}
+    claims = {
+        "sub": user_id,
+        "party": Party(party).value if party else None,
+        "role": Role(role).value,
+        "teams": team_list,
+        "iss": ISSUER,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -107,18 +121,21 @@ def verify_token(secret: str, token: str) -> Principal:
         raise AuthError("token_missing", "no bearer token")
     try:
         claims: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], issuer=ISSUER, leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "iat", "iss", "sub"]})
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "iss", "sub"]},
+        )
     except jwt.ExpiredSignatureError:
         raise AuthError("token_expired", "the token has expired") from None
     except jwt.MissingRequiredClaimError as exc:
         raise AuthError("claims_invalid", f"claim {exc.claim!r} is missing") from None
     except (jwt.DecodeError, jwt.InvalidAlgorithmError):  # DecodeError: also bad signatures
-        raise AuthError("token_invalid", "the token is malformed or its signature "
-                                         "does not verify") from None
+        raise AuthError("token_invalid", "the token is malformed or its signature does not verify") from None
     except jwt.InvalidTokenError:  # signature good, but iss, sub, iat, nbf, aud or jti is not
-        raise AuthError("claims_invalid", "a registered claim (iss, sub, iat, nbf, aud, jti) "
-                                          "is invalid") from None
+        raise AuthError("claims_invalid", "a registered claim (iss, sub, iat, nbf, aud, jti) is invalid") from None
     return _principal(claims)
 
 
@@ -129,22 +146,21 @@ def _principal(claims: dict[str, Any]) -> Principal:
     try:
         role = Role(claims.get("role", ""))  # missing: a ValueError, as for an unknown role
     except ValueError:
-        raise AuthError("claims_invalid", "claim 'role' is not one of "
-                                          + ", ".join(Role)) from None
+        raise AuthError("claims_invalid", "claim 'role' is not one of " + ", ".join(Role)) from None
     party: Party | None = None
     if role not in PARTYLESS_ROLES or claims.get("party") is not None:
         try:
             party = Party(claims.get("party", ""))
         except ValueError:
-            raise AuthError("claims_invalid", "claim 'party' is not one of "
-                                              + ", ".join(Party)) from None
+            raise AuthError("claims_invalid", "claim 'party' is not one of " + ", ".join(Party)) from None
     if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
         raise AuthError("claims_invalid", "claim 'teams' must be a list of strings")
     return Principal(user_id=sub, party=party, role=role, teams=frozenset(teams))
 
 
-def authenticate(settings: Settings, *, accept: frozenset[Role] = CASE_ROLES,
-                 optional: bool = False, cookie: bool = False) -> Callable[..., Awaitable[Principal | None]]:
+def authenticate(
+    settings: Settings, *, accept: frozenset[Role] = CASE_ROLES, optional: bool = False, cookie: bool = False
+) -> Callable[..., Awaitable[Principal | None]]:
     """A FastAPI dependency giving the caller's Principal, or answering 401 (no or a bad
     token) or 403 (a role this service does not serve: ``accept``).
 
@@ -153,11 +169,13 @@ def authenticate(settings: Settings, *, accept: frozenset[Role] = CASE_ROLES,
     Use as ``principal: Principal = Depends(authenticate(settings))``.
     """
     secret = settings.jwt_secret.get_secret_value()
-    bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
-                        description="HS256 JWT issued by trisam; see shared/platform/auth.py")
+    bearer = HTTPBearer(
+        auto_error=False, bearerFormat="JWT", description="HS256 JWT issued by trisam; see shared/platform/auth.py"
+    )
 
-    async def principal(request: Request,
-                        credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal | None:
+    async def principal(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)
+    ) -> Principal | None:
         token = credentials.credentials if credentials else ""
         from_cookie = not token and cookie
         if from_cookie:
@@ -169,23 +187,27 @@ def authenticate(settings: Settings, *, accept: frozenset[Role] = CASE_ROLES,
         except AuthError as exc:
             if from_cookie and optional:
                 return None  # an expired session: the page as for anyone
-            raise HTTPException(401, detail={"code": exc.code, "message": exc.message},
-                                headers={"WWW-Authenticate": "Bearer"}) from None
+            raise HTTPException(
+                401, detail={"code": exc.code, "message": exc.message}, headers={"WWW-Authenticate": "Bearer"}
+            ) from None
         if found.role not in accept:
-            raise HTTPException(403, detail={"code": "role_not_allowed",
-                                             "message": f"role {found.role} is not served here"})
+            raise HTTPException(
+                403, detail={"code": "role_not_allowed", "message": f"role {found.role} is not served here"}
+            )
         return found
 
     return principal
 
 
 # The bearer scheme, declared once for the OpenAPI documents of the routes that use ``caller``.
-BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT",
-                    description="HS256 JWT issued by trisam; see shared/platform/auth.py")
+BEARER = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="HS256 JWT issued by trisam; see shared/platform/auth.py"
+)
 
 
-async def caller(request: Request,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> Principal:
+async def caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+) -> Principal:
     """FastAPI dependency for a case route: the signed-in caller, checked with the running
     service's settings (routers are module-level, built before any runtime): 401 without a
     valid token, 403 for a role no case route serves. Use as ``who: Caller``."""
@@ -201,29 +223,33 @@ def require_roles(principal: Principal, *roles: Role) -> None:
     """403 unless the principal has one of ``roles``."""
     if principal.role not in roles:
         allowed = ", ".join(roles) or "none"
-        raise HTTPException(403, detail={
-            "code": "role_not_allowed",
-            "message": f"role {principal.role} may not do this (allowed: {allowed})"})
+        raise HTTPException(
+            403,
+            detail={
+                "code": "role_not_allowed",
+                "message": f"role {principal.role} may not do this (allowed: {allowed})",
+            },
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.platform.auth",
-                                     description="Trisam bearer tokens (secret: TRISAM_JWT_SECRET)")
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.platform.auth", description="Trisam bearer tokens (secret: TRISAM_JWT_SECRET)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     mint = commands.add_parser("mint", help="print a signed token")
     mint.add_argument("--sub", required=True, help="user id")
-    mint.add_argument("--party", choices=[p.value for p in Party],
-                      help="the user's agency (not for board and analyst)")
+    mint.add_argument("--party", choices=[p.value for p in Party], help="the user's agency (not for board and analyst)")
     mint.add_argument("--role", required=True, choices=[r.value for r in Role])
-    mint.add_argument("--team", action="append", default=[], dest="teams",
-                      help="team id; repeat for several")
+    mint.add_argument("--team", action="append", default=[], dest="teams", help="team id; repeat for several")
     mint.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     args = parser.parse_args(argv)
     if args.ttl <= 0:
         parser.error("--ttl must be positive")
     secret = Settings().jwt_secret.get_secret_value()
-    print(mint_token(secret, user_id=args.sub, party=args.party, role=args.role,
-                     teams=args.teams, ttl_seconds=args.ttl))
+    print(
+        mint_token(secret, user_id=args.sub, party=args.party, role=args.role, teams=args.teams, ttl_seconds=args.ttl)
+    )
     return 0
 
 

@@ -32,8 +32,13 @@ class Clock:
       a run comes to rest (nothing more falls due).
     """
 
-    def __init__(self, offset: timedelta = timedelta(0), speed: float = 1.0,
-                 started_at: datetime | None = None, stops_at: datetime | None = None):
+    def __init__(
+        self,
+        offset: timedelta = timedelta(0),
+        speed: float = 1.0,
+        started_at: datetime | None = None,
+        stops_at: datetime | None = None,
+    ):
         self.offset = offset
         self.speed = speed
         self.started_at = started_at or datetime.now(UTC)
@@ -41,8 +46,12 @@ class Clock:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clock:
-        return cls(timedelta(days=settings.dev_clock_offset_days), settings.dev_clock_speed,
-                   settings.dev_clock_started_at, settings.dev_clock_stops_at)
+        return cls(
+            timedelta(days=settings.dev_clock_offset_days),
+            settings.dev_clock_speed,
+            settings.dev_clock_started_at,
+            settings.dev_clock_stops_at,
+        )
 
     def now(self) -> datetime:
         real = datetime.now(UTC)

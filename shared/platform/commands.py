@@ -27,8 +27,9 @@ def sender(message: Message | None, agency_users: dict[str, str]) -> Party:
 
 
 def reasons(problems: Iterable[Problem]) -> tuple[RejectionReason, ...]:
-    return tuple(RejectionReason(code=p.code, field=p.field, message_sv=p.message_sv,
-                                 message_en=p.message_en) for p in problems)
+    return tuple(
+        RejectionReason(code=p.code, field=p.field, message_sv=p.message_sv, message_en=p.message_en) for p in problems
+    )
 
 
 def invalid_case_ref(invalid: InvalidPayload) -> str | None:
@@ -37,17 +38,16 @@ def invalid_case_ref(invalid: InvalidPayload) -> str | None:
     return case_ref if isinstance(case_ref, str) and len(case_ref) <= 32 else None
 
 
-async def answer(uow: UnitOfWork, party: Party, problems: list[Problem],
-                 case_ref: str | None) -> None:
+async def answer(uow: UnitOfWork, party: Party, problems: list[Problem], case_ref: str | None) -> None:
     """Reply to the sending agency alone: accepted, or rejected with every reason."""
     assert uow.message is not None
     name, command_id = uow.message.envelope.event_type, str(uow.message.envelope.event_id)
     reply: CommandAccepted | CommandRejected
     if problems:
-        reply = CommandRejected(recipient=party, command=name, command_id=command_id,
-                                case_ref=case_ref, reasons=reasons(problems))
+        reply = CommandRejected(
+            recipient=party, command=name, command_id=command_id, case_ref=case_ref, reasons=reasons(problems)
+        )
     else:
         # no problems: the command was valid, so its case_ref is known (the model checks it)
-        reply = CommandAccepted(recipient=party, command=name, command_id=command_id,
-                                case_ref=cast(str, case_ref))
+        reply = CommandAccepted(recipient=party, command=name, command_id=command_id, case_ref=cast(str, case_ref))
     await uow.emit(reply, ordering_key=case_ref or f"command:{command_id}")

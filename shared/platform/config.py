@@ -141,10 +141,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:
-        if self.env != "dev" and (self.dev_clock_offset_days or self.dev_clock_speed != 1.0
-                                  or self.dev_clock_stops_at):
-            raise ValueError(f"TRISAM_DEV_CLOCK_OFFSET_DAYS and TRISAM_DEV_CLOCK_SPEED are for "
-                             f"development; not allowed when TRISAM_ENV={self.env}")
+        if self.env != "dev" and (self.dev_clock_offset_days or self.dev_clock_speed != 1.0 or self.dev_clock_stops_at):
+            raise ValueError(
+                f"TRISAM_DEV_CLOCK_OFFSET_DAYS and TRISAM_DEV_CLOCK_SPEED are for "
+                f"development; not allowed when TRISAM_ENV={self.env}"
+            )
         if self.env != "dev":
             for field, dev_value in DEV_SECRETS.items():
                 if getattr(self, field).get_secret_value() == dev_value:

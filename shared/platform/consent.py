@@ -32,8 +32,7 @@ async def record_initial(conn: Conn, event: CaseReferred) -> None:
         await conn.execute(_UPSERT, event.case_ref, party.value, "given", event.referred_at)
 
 
-async def _set(conn: Conn, case_ref: str, party: str, status: str,
-               changed_at: datetime) -> None:
+async def _set(conn: Conn, case_ref: str, party: str, status: str, changed_at: datetime) -> None:
     await conn.execute(_UPSERT, case_ref, party, status, changed_at)
 
 
@@ -49,7 +48,8 @@ async def consent_withdrawn(conn: Conn, event: ConsentWithdrawn) -> None:
 
 async def has_consent(conn: Conn, case_ref: str, party: str) -> bool:
     status: str | None = await conn.fetchval(
-        "SELECT status FROM consent_state WHERE case_ref = $1 AND party = $2", case_ref, party)
+        "SELECT status FROM consent_state WHERE case_ref = $1 AND party = $2", case_ref, party
+    )
     return status == "given"
 
 
@@ -57,4 +57,3 @@ async def consents_of(conn: Conn, case_ref: str) -> dict[str, str]:
     """Each party's consent status for the case ("given" or "withdrawn"; absent: never given)."""
     rows = await conn.fetch("SELECT party, status FROM consent_state WHERE case_ref = $1", case_ref)
     return {r["party"]: r["status"] for r in rows}
-

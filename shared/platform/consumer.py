@@ -94,9 +94,20 @@ UnitOfWorkFactory = Callable[[Conn, Message], PostgresUnitOfWork]
 
 
 class Consumer:
-    def __init__(self, *, service: str, handlers: HandlerTable, unit_of_work: UnitOfWorkFactory,
-                 broker: RabbitBroker, topology: Topology, pool: Callable[[], asyncpg.Pool], metrics: ServiceMetrics,
-                 max_attempts: int = 5, max_backoff_seconds: float = 30.0, batch_size: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        service: str,
+        handlers: HandlerTable,
+        unit_of_work: UnitOfWorkFactory,
+        broker: RabbitBroker,
+        topology: Topology,
+        pool: Callable[[], asyncpg.Pool],
+        metrics: ServiceMetrics,
+        max_attempts: int = 5,
+        max_backoff_seconds: float = 30.0,
+        batch_size: int = 1,
+    ) -> None:
         self.service = service
         # Up to this many deliveries waiting at once are applied in ONE transaction (group
         # commit); 1: one transaction per message.
@@ -157,23 +168,25 @@ class Consumer:
                         raise
                     envelope, payload = invalid.envelope, invalid
                 if handler is None:
-                    raise PoisonMessage("unexpected_type",
-                                        f"{envelope.event_type} is not handled by {self.service}")
+                    raise PoisonMessage("unexpected_type", f"{envelope.event_type} is not handled by {self.service}")
                 if not _routed_as(envelope.event_type, raw.routing_key or ""):
-                    raise PoisonMessage("routing_key_mismatch",
-                                        f"{envelope.event_type} sent with another type's routing key")
+                    raise PoisonMessage(
+                        "routing_key_mismatch", f"{envelope.event_type} sent with another type's routing key"
+                    )
             except PoisonMessage as poison:
                 await self.dead_letter(message, poison.reason, poison.detail)
                 await message.ack()
                 return
             case_ref = getattr(payload, "case_ref", None)
-            with bound_contextvars(correlation_id=envelope.correlation_id,
-                                   event_type=envelope.event_type, case_ref=case_ref,
-                                   event_id=str(envelope.event_id)):
+            with bound_contextvars(
+                correlation_id=envelope.correlation_id,
+                event_type=envelope.event_type,
+                case_ref=case_ref,
+                event_id=str(envelope.event_id),
+            ):
                 await self._process(message, envelope, payload, handler)
 
-    async def _process(self, message: RabbitMessage, envelope: Envelope, payload: Any,
-                       handler: Handler) -> None:
+    async def _process(self, message: RabbitMessage, envelope: Envelope, payload: Any, handler: Handler) -> None:
         raw = message.raw_message
         event_type = envelope.event_type
         started = time.perf_counter()
@@ -197,8 +210,9 @@ class Consumer:
                 if is_outage(exc):
                     outage += 1
                     delay = min(self.max_backoff, 0.2 * 2 ** min(outage, 10))
-                    log.warning("database unavailable, will retry", error=type(exc).__name__,
-                                retry_in_s=round(delay, 2))
+                    log.warning(
+                        "database unavailable, will retry", error=type(exc).__name__, retry_in_s=round(delay, 2)
+                    )
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(delay):
                             await self._stopping.wait()
@@ -206,33 +220,35 @@ class Consumer:
                 self.metrics.failed.labels(self.service, event_type).inc()
                 attempt = _delivery_count(raw.headers) + 1
                 if attempt >= self.max_attempts:
-                    log.error("handler failed, dead-lettering", attempt=attempt,
-                              error=type(exc).__name__, exc_info=exc)
-                    await self.dead_letter(message, "handler_error",
-                                           f"{type(exc).__name__} after {attempt} attempts")
+                    log.error("handler failed, dead-lettering", attempt=attempt, error=type(exc).__name__, exc_info=exc)
+                    await self.dead_letter(message, "handler_error", f"{type(exc).__name__} after {attempt} attempts")
                     await message.ack()
                 else:
-                    log.warning("handler failed, requeueing", attempt=attempt,
-                                error=type(exc).__name__, exc_info=exc)
+                    log.warning("handler failed, requeueing", attempt=attempt, error=type(exc).__name__, exc_info=exc)
                     await message.nack(requeue=True)
                 return
         await message.ack()  # only now: the transaction has committed
         if fresh:
             self.metrics.consumed.labels(self.service, event_type).inc()
-            self.metrics.handler_seconds.labels(self.service, event_type).observe(
-                time.perf_counter() - started)
+            self.metrics.handler_seconds.labels(self.service, event_type).observe(time.perf_counter() - started)
             self._count_rejections(event_type, delivery.emitted)
             log.info("event handled", emitted=[e.event_type for e in delivery.emitted])
         else:
             self.metrics.duplicates.labels(self.service, event_type).inc()
             log.info("duplicate event skipped")
 
-    def _delivery(self, message: RabbitMessage, envelope: Envelope, payload: Any,
-                  handler: Handler) -> Delivery:
+    def _delivery(self, message: RabbitMessage, envelope: Envelope, payload: Any, handler: Handler) -> Delivery:
         raw = message.raw_message
-        return Delivery(Message(envelope=envelope, routing_key=raw.routing_key or "", user_id=raw.user_id,
-                                inbox_id=_inbox_id(envelope, raw.body, raw.exchange or "")),
-                        payload, handler)
+        return Delivery(
+            Message(
+                envelope=envelope,
+                routing_key=raw.routing_key or "",
+                user_id=raw.user_id,
+                inbox_id=_inbox_id(envelope, raw.body, raw.exchange or ""),
+            ),
+            payload,
+            handler,
+        )
 
     async def _apply(self, delivery: Delivery) -> bool:
         """Inbox + handler + outbox in one transaction. False if the event was seen before."""
@@ -254,10 +270,12 @@ class Consumer:
             fresh = []
             for delivery in deliveries:
                 envelope = delivery.message.envelope
-                with bound_contextvars(correlation_id=envelope.correlation_id,
-                                       event_type=envelope.event_type,
-                                       case_ref=getattr(delivery.payload, "case_ref", None),
-                                       event_id=str(envelope.event_id)):
+                with bound_contextvars(
+                    correlation_id=envelope.correlation_id,
+                    event_type=envelope.event_type,
+                    case_ref=getattr(delivery.payload, "case_ref", None),
+                    event_id=str(envelope.event_id),
+                ):
                     fresh.append(await self._apply_in(conn, delivery))
             return fresh
 
@@ -265,8 +283,9 @@ class Consumer:
         """An agency's command answered with a rejection: counted by party and reason."""
         for envelope in emitted:
             if envelope.event_type in (CommandRejected.name, ReferralRejected.name):
-                self.metrics.count_rejection(command, envelope.payload["recipient"],
-                                             [r["code"] for r in envelope.payload["reasons"]])
+                self.metrics.count_rejection(
+                    command, envelope.payload["recipient"], [r["code"] for r in envelope.payload["reasons"]]
+                )
 
     async def close(self) -> None:
         self.stopping()
@@ -284,19 +303,30 @@ class Consumer:
         # dead-letter queue starts afresh
         if "x-delivery-count" in headers:
             headers["x-trisam-original-delivery-count"] = headers.pop("x-delivery-count")
-        headers.update({
-            REASON_HEADER: reason,
-            DETAIL_HEADER: detail[:500],
-            "x-trisam-original-exchange": raw.exchange or "",
-            "x-trisam-original-routing-key": raw.routing_key or "",
-            "x-trisam-dead-lettered-by": self.service,
-            "x-trisam-dead-lettered-at": datetime.now(UTC).isoformat(),
-        })
+        headers.update(
+            {
+                REASON_HEADER: reason,
+                DETAIL_HEADER: detail[:500],
+                "x-trisam-original-exchange": raw.exchange or "",
+                "x-trisam-original-routing-key": raw.routing_key or "",
+                "x-trisam-dead-lettered-by": self.service,
+                "x-trisam-dead-lettered-at": datetime.now(UTC).isoformat(),
+            }
+        )
         await self.broker.publish(
-            body, exchange=self.topology.exchange(DEAD_LETTERS), routing_key=self.service,
-            headers=headers, persist=True, mandatory=True, message_id=raw.message_id,
-            correlation_id=raw.correlation_id, message_type=raw.type,
-            content_type=raw.content_type, timestamp=raw.timestamp, timeout=10)
+            body,
+            exchange=self.topology.exchange(DEAD_LETTERS),
+            routing_key=self.service,
+            headers=headers,
+            persist=True,
+            mandatory=True,
+            message_id=raw.message_id,
+            correlation_id=raw.correlation_id,
+            message_type=raw.type,
+            content_type=raw.content_type,
+            timestamp=raw.timestamp,
+            timeout=10,
+        )
         self.metrics.dead_lettered.labels(self.service, reason).inc()
         log.warning("message dead-lettered", reason=reason, detail=detail[:500])
 
@@ -313,8 +343,9 @@ class Batches:
     on the ordinary path with its retries and dead-lettering; a batch of one goes that way too.
     """
 
-    def __init__(self, apply_many: Callable[[list[Delivery]], Awaitable[list[bool]]], size: int,
-                 workers: int = 1) -> None:
+    def __init__(
+        self, apply_many: Callable[[list[Delivery]], Awaitable[list[bool]]], size: int, workers: int = 1
+    ) -> None:
         self._apply_many = apply_many
         self._size = size
         self._workers = workers
@@ -326,8 +357,7 @@ class Batches:
         """True/False (fresh, or seen before) when applied in a batch; None: apply it alone."""
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._tasks = [asyncio.create_task(self._work(), name="consumer-batches")
-                           for _ in range(self._workers)]
+            self._tasks = [asyncio.create_task(self._work(), name="consumer-batches") for _ in range(self._workers)]
         done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         await self._queue.put((delivery, done))
         return await done
@@ -352,8 +382,7 @@ class Batches:
                         done.set_result(None)
                 raise
             except Exception as exc:
-                log.info("batch rolled back; each applied alone", size=len(live),
-                         error=type(exc).__name__)
+                log.info("batch rolled back; each applied alone", size=len(live), error=type(exc).__name__)
                 self.rolled_back += 1
                 fresh = [None] * len(live)
             else:
@@ -423,7 +452,6 @@ def redacted(body: bytes) -> bytes:
     except ValueError:
         return json.dumps({"redacted": True, "bytes": len(body)}).encode()
     payload = document.get("payload")
-    document["payload"] = ({key: "<redacted>" for key in payload} if isinstance(payload, dict)
-                           else "<redacted>")
+    document["payload"] = {key: "<redacted>" for key in payload} if isinstance(payload, dict) else "<redacted>"
     document["redacted"] = True
     return json.dumps(document).encode()

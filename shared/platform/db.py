@@ -72,8 +72,10 @@ async def migrate(conn: asyncpg.Connection, component: str, directory: Path) -> 
                    applied_at timestamptz NOT NULL DEFAULT now(),
                    PRIMARY KEY (component, version))"""
         )
-        done = {r["version"] for r in await conn.fetch(
-            "SELECT version FROM schema_migrations WHERE component = $1", component)}
+        done = {
+            r["version"]
+            for r in await conn.fetch("SELECT version FROM schema_migrations WHERE component = $1", component)
+        }
         for version, path in migration_files(directory):
             if version in done:
                 continue
@@ -81,7 +83,10 @@ async def migrate(conn: asyncpg.Connection, component: str, directory: Path) -> 
                 await conn.execute(path.read_text())
                 await conn.execute(
                     "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
-                    component, version, path.name)
+                    component,
+                    version,
+                    path.name,
+                )
             applied_now.append(f"{component}/{path.name}")
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)

@@ -48,6 +48,7 @@ class HandlerTable:
 
     def on(self, contract_cls: type[Contract], *, answers_invalid: bool = False) -> Callable[[Handler], Handler]:
         """Register the decorated function as the handler of ``contract_cls``."""
+
         def register(handler: Handler) -> Handler:
             if contract_cls in self._handlers:
                 raise RuntimeError(f"{self.service}: {contract_cls.name} has two handlers")
@@ -55,6 +56,7 @@ class HandlerTable:
             if answers_invalid:
                 self._answers_invalid.add(contract_cls.name)
             return handler
+
         return register
 
     def replaced(self, contract_cls: type[Contract], handler: Handler) -> HandlerTable:

@@ -27,6 +27,7 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     """401 (no valid token), 403 (role, team or consent), 404 (not found), 409 (state)."""
+
     detail: ErrorDetail
 
 

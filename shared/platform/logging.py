@@ -60,8 +60,7 @@ def redact_exception(_logger: WrappedLogger, _method: str, event_dict: EventDict
             "type": etype.__name__,
             "sqlstate": getattr(exc, "sqlstate", None),
             "constraint": getattr(exc, "constraint_name", None),
-            "frames": [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}"
-                       for f in traceback.extract_tb(tb)[-8:]],
+            "frames": [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in traceback.extract_tb(tb)[-8:]],
         }
     return event_dict
 

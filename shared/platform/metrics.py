@@ -11,31 +11,42 @@ class ServiceMetrics:
     def __init__(self, service: str):
         self.registry = CollectorRegistry()
         labels = ["service", "event_type"]
-        self.consumed = Counter("trisam_messages_consumed_total",
-                                "Messages processed and acked", labels, registry=self.registry)
-        self.duplicates = Counter("trisam_messages_duplicate_total",
-                                  "Redelivered or duplicated messages skipped by the inbox",
-                                  labels, registry=self.registry)
-        self.failed = Counter("trisam_messages_failed_total",
-                              "Handler failures (each delivery counted)", labels,
-                              registry=self.registry)
-        self.dead_lettered = Counter("trisam_messages_dead_lettered_total",
-                                     "Messages sent to the dead-letter queue",
-                                     ["service", "reason"], registry=self.registry)
-        self.published = Counter("trisam_events_published_total",
-                                 "Events published from the outbox", labels,
-                                 registry=self.registry)
-        self.publish_failed = Counter("trisam_events_publish_failed_total",
-                                      "Outbox publish attempts that failed", labels,
-                                      registry=self.registry)
-        self.rejected = Counter("trisam_commands_rejected_total",
-                                "Agency commands answered with a rejection, per reason code",
-                                ["service", "command", "party", "code"], registry=self.registry)
-        self.outbox_backlog = Gauge("trisam_outbox_backlog", "Events waiting in the outbox",
-                                    ["service"], registry=self.registry)
-        self.handler_seconds = Histogram("trisam_handler_seconds",
-                                         "Handler latency including the transaction", labels,
-                                         registry=self.registry)
+        self.consumed = Counter(
+            "trisam_messages_consumed_total", "Messages processed and acked", labels, registry=self.registry
+        )
+        self.duplicates = Counter(
+            "trisam_messages_duplicate_total",
+            "Redelivered or duplicated messages skipped by the inbox",
+            labels,
+            registry=self.registry,
+        )
+        self.failed = Counter(
+            "trisam_messages_failed_total", "Handler failures (each delivery counted)", labels, registry=self.registry
+        )
+        self.dead_lettered = Counter(
+            "trisam_messages_dead_lettered_total",
+            "Messages sent to the dead-letter queue",
+            ["service", "reason"],
+            registry=self.registry,
+        )
+        self.published = Counter(
+            "trisam_events_published_total", "Events published from the outbox", labels, registry=self.registry
+        )
+        self.publish_failed = Counter(
+            "trisam_events_publish_failed_total", "Outbox publish attempts that failed", labels, registry=self.registry
+        )
+        self.rejected = Counter(
+            "trisam_commands_rejected_total",
+            "Agency commands answered with a rejection, per reason code",
+            ["service", "command", "party", "code"],
+            registry=self.registry,
+        )
+        self.outbox_backlog = Gauge(
+            "trisam_outbox_backlog", "Events waiting in the outbox", ["service"], registry=self.registry
+        )
+        self.handler_seconds = Histogram(
+            "trisam_handler_seconds", "Handler latency including the transaction", labels, registry=self.registry
+        )
         self.service = service
 
     def count_rejection(self, command: str, party: str, codes: Iterable[str]) -> None:

@@ -66,14 +66,12 @@ async def add(
     causation_id: str | None = None,
 ) -> Envelope:
     """Record an event in the outbox; must run inside the transaction of the state change."""
-    envelope = envelope_for(
-        payload, producer=producer, correlation_id=correlation_id, causation_id=causation_id)
+    envelope = envelope_for(payload, producer=producer, correlation_id=correlation_id, causation_id=causation_id)
     await add_envelope(conn, envelope, payload, ordering_key=ordering_key)
     return envelope
 
 
-async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *,
-                       ordering_key: str) -> None:
+async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *, ordering_key: str) -> None:
     """Record an enveloped event in the outbox, inside the caller's transaction."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.add outside a transaction: the event could be lost")
@@ -81,8 +79,15 @@ async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *,
         """INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
                                correlation_id, body, occurred_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        envelope.event_id, envelope.event_type, payload.exchange, payload.routing_key(), ordering_key,
-        envelope.correlation_id, envelope.model_dump_json().encode(), envelope.occurred_at)
+        envelope.event_id,
+        envelope.event_type,
+        payload.exchange,
+        payload.routing_key(),
+        ordering_key,
+        envelope.correlation_id,
+        envelope.model_dump_json().encode(),
+        envelope.occurred_at,
+    )
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
@@ -99,8 +104,14 @@ class Emitter:
         self.emitted: list[Envelope] = []
 
     async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
-        envelope = await add(self.conn, event, producer=self.producer, ordering_key=ordering_key,
-                             correlation_id=self.correlation_id, causation_id=self.causation_id)
+        envelope = await add(
+            self.conn,
+            event,
+            producer=self.producer,
+            ordering_key=ordering_key,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+        )
         self.emitted.append(envelope)
         return envelope
 
@@ -128,11 +139,18 @@ def backoff_seconds(attempts: int, cap: float) -> float:
 
 
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, publish: Publish, *, batch_size: int = 200,
-                 poll_seconds: float = 1.0, max_backoff_seconds: float = 30.0,
-                 on_published: Callable[[PendingEvent], None] = lambda e: None,
-                 on_failed: Callable[[PendingEvent, BaseException], None] = lambda e, x: None,
-                 on_backlog: Callable[[int], None] = lambda n: None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publish: Publish,
+        *,
+        batch_size: int = 200,
+        poll_seconds: float = 1.0,
+        max_backoff_seconds: float = 30.0,
+        on_published: Callable[[PendingEvent], None] = lambda e: None,
+        on_failed: Callable[[PendingEvent, BaseException], None] = lambda e, x: None,
+        on_backlog: Callable[[int], None] = lambda n: None,
+    ):
         self._pool = pool
         self._publish = publish
         self._batch_size = batch_size
@@ -195,8 +213,9 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # database gone, etc.: retry with backoff, never die
                 failures += 1
-                log.warning("outbox relay cycle failed", error=type(exc).__name__,
-                            detail=str(exc)[:200], failures=failures)
+                log.warning(
+                    "outbox relay cycle failed", error=type(exc).__name__, detail=str(exc)[:200], failures=failures
+                )
                 await self._unlisten()
                 await asyncio.sleep(backoff_seconds(failures, self._max_backoff))
                 continue
@@ -209,8 +228,7 @@ class OutboxRelay:
 
     async def _backlog(self) -> None:
         async with self._pool.acquire() as conn:
-            self._on_backlog(await conn.fetchval(
-                "SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+            self._on_backlog(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
 
     async def relay_once(self) -> int:
         """Publish one batch of due events; returns how many were published."""
@@ -233,18 +251,25 @@ class OutboxRelay:
                         """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
                                   next_attempt_at = now() + make_interval(secs => $3)
                            WHERE id = $1""",
-                        event.id, f"{type(exc).__name__}: {exc}"[:500], delay)
-                    log.warning("outbox publish failed", event_type=event.event_type,
-                                correlation_id=event.correlation_id, attempts=event.attempts + 1,
-                                error=type(exc).__name__, retry_in_s=delay)
+                        event.id,
+                        f"{type(exc).__name__}: {exc}"[:500],
+                        delay,
+                    )
+                    log.warning(
+                        "outbox publish failed",
+                        event_type=event.event_type,
+                        correlation_id=event.correlation_id,
+                        attempts=event.attempts + 1,
+                        error=type(exc).__name__,
+                        retry_in_s=delay,
+                    )
                     if not _refused_by_broker(exc):
                         break  # the connection is in trouble: don't hold the batch open on it
                     continue
                 done.append(event.id)
                 self._on_published(event)
             if done:
-                await conn.execute(
-                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", done)
+                await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", done)
                 sent = len(done)
         return sent
 

@@ -9,8 +9,7 @@ from typing import Any
 # Texts never contain the submitted values (they may be personal data). Services add their own
 # codes with ``add_messages``.
 MESSAGES: dict[str, tuple[str, str]] = {
-    "payload_too_large": ("Meddelandet är för stort (högst 64 KiB).",
-                          "The message is too large (at most 64 KiB)."),
+    "payload_too_large": ("Meddelandet är för stort (högst 64 KiB).", "The message is too large (at most 64 KiB)."),
     "unknown_field": ("Okänt fält.", "Unknown field."),
     "missing_field": ("Obligatoriskt fält saknas.", "A required field is missing."),
     "too_long": ("Värdet är för långt.", "The value is too long."),

@@ -100,17 +100,25 @@ class Runtime:
         self._pool: asyncpg.Pool | None = None
         self.handlers = spec.handlers or HandlerTable(spec.name)
         if self.handlers and set(self.handlers.bindings()) != set(topo.SUBSCRIPTIONS.get(spec.name, ())):
-            raise RuntimeError(f"{topo.SUBSCRIPTIONS_FILE} does not match the {spec.name} service's "
-                               f"handlers: run `make docs`")
+            raise RuntimeError(
+                f"{topo.SUBSCRIPTIONS_FILE} does not match the {spec.name} service's handlers: run `make docs`"
+            )
         self.consumer = Consumer(
-            service=spec.name, handlers=self.handlers, unit_of_work=self._unit_of_work,
-            broker=self.broker, topology=self.topology, pool=lambda: self.pool, metrics=self.metrics,
+            service=spec.name,
+            handlers=self.handlers,
+            unit_of_work=self._unit_of_work,
+            broker=self.broker,
+            topology=self.topology,
+            pool=lambda: self.pool,
+            metrics=self.metrics,
             max_attempts=self.settings.max_handler_attempts,
             max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
-            batch_size=self.settings.consume_batch_size)
+            batch_size=self.settings.consume_batch_size,
+        )
         if self.handlers:
             self.broker.subscriber(
-                self.topology.queue(spec.name), ack_policy=AckPolicy.MANUAL,
+                self.topology.queue(spec.name),
+                ack_policy=AckPolicy.MANUAL,
                 decoder=_raw_body,  # we decode and validate ourselves: bad JSON is poison
                 include_in_schema=False,  # documented from the contracts, see asyncapi()
             )(self.consumer.on_message)
@@ -145,32 +153,41 @@ class Runtime:
         self._starter = asyncio.create_task(self._start_with_retry(), name="runtime-start")
 
     async def _start_with_retry(self) -> None:
-        await retry_until_done("start-up", self.start, max_delay=10.0,
-                               after_failure=self._close_quietly)
+        await retry_until_done("start-up", self.start, max_delay=10.0, after_failure=self._close_quietly)
 
     async def start(self) -> None:
         s, name = self.settings, self.spec.name
         self.consumer.open()
-        applied = await db.prepare_database(s.database_url, s.database_name(name),
-                                            self.spec.migrations)
+        applied = await db.prepare_database(s.database_url, s.database_name(name), self.spec.migrations)
         if applied:
             log.info("migrations applied", migrations=applied)
-        self._pool = await asyncpg.create_pool(s.service_database_url(name), min_size=1,
-                                               max_size=s.db_pool_max, command_timeout=30,
-                                               server_settings={"application_name": application_name(name)})
+        self._pool = await asyncpg.create_pool(
+            s.service_database_url(name),
+            min_size=1,
+            max_size=s.db_pool_max,
+            command_timeout=30,
+            server_settings={"application_name": application_name(name)},
+        )
         await topo.declare(s.amqp_url, self.topology)
         await self.broker.connect()
         await self.broker.start()
         self.relay = OutboxRelay(
-            self._pool, self._publish_pending, batch_size=s.outbox_batch_size,
-            poll_seconds=s.outbox_poll_seconds, max_backoff_seconds=s.outbox_max_backoff_seconds,
+            self._pool,
+            self._publish_pending,
+            batch_size=s.outbox_batch_size,
+            poll_seconds=s.outbox_poll_seconds,
+            max_backoff_seconds=s.outbox_max_backoff_seconds,
             on_published=lambda e: self.metrics.published.labels(name, e.event_type).inc(),
             on_failed=lambda e, x: self.metrics.publish_failed.labels(name, e.event_type).inc(),
-            on_backlog=lambda n: self.metrics.outbox_backlog.labels(name).set(n))
+            on_backlog=lambda n: self.metrics.outbox_backlog.labels(name).set(n),
+        )
         self.relay.start()
-        self._tasks = [asyncio.create_task(
-            retry_until_done(task.__name__, functools.partial(task, self), max_delay=30.0),
-            name=task.__name__) for task in self.spec.tasks]
+        self._tasks = [
+            asyncio.create_task(
+                retry_until_done(task.__name__, functools.partial(task, self), max_delay=30.0), name=task.__name__
+            )
+            for task in self.spec.tasks
+        ]
         self.ready.set()
         log.info("service ready", namespace=s.namespace)
 
@@ -188,7 +205,8 @@ class Runtime:
         await asyncio.gather(
             cancel_all(tasks, timeout=STOP_TASKS_SECONDS),
             relay.stop(timeout=STOP_TASKS_SECONDS) if relay else asyncio.sleep(0),
-            self._stop_broker())
+            self._stop_broker(),
+        )
         await self.consumer.close()
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -208,13 +226,19 @@ class Runtime:
     async def _publish_pending(self, event: PendingEvent) -> None:
         """Publish one outbox row: persistent, mandatory, confirmed (returns raise)."""
         await self.broker.publish(
-            event.body, exchange=self.topology.exchange(event.exchange),
-            routing_key=event.routing_key, persist=True, mandatory=True,
-            message_id=str(event.event_id), message_type=event.event_type,
-            correlation_id=event.correlation_id, content_type="application/json",
+            event.body,
+            exchange=self.topology.exchange(event.exchange),
+            routing_key=event.routing_key,
+            persist=True,
+            mandatory=True,
+            message_id=str(event.event_id),
+            message_type=event.event_type,
+            correlation_id=event.correlation_id,
+            content_type="application/json",
             headers={ORDERING_HEADER: event.ordering_key},
             timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
-            timeout=10)
+            timeout=10,
+        )
 
     async def is_ready(self) -> dict[str, bool]:
         database = broker = False
@@ -236,30 +260,42 @@ class Runtime:
         doc = RabbitBroker(self.settings.amqp_url, description=self.spec.description)
         consumed = [wire_model(contract_cls) for contract_cls in self.handlers.contracts]
         if consumed:
+
             async def consume(body: Envelope) -> None:
                 """Documentation stand-in for the service's consumer."""
 
             # the union of the consumed wire models, made at run time
             consume.__annotations__ = {"body": Union[tuple(consumed)], "return": None}  # noqa: UP007
-            bindings = ", ".join(f"{b.exchange}:{b.routing_key}"
-                                 for b in self.handlers.bindings())
-            doc.subscriber(self.topology.queue(self.spec.name), title=f"{self.spec.name}:inbox",
-                           description=f"Bound to {bindings}. Consumes: "
-                                       f"{', '.join(self.handlers.names)}.")(consume)
+            bindings = ", ".join(f"{b.exchange}:{b.routing_key}" for b in self.handlers.bindings())
+            doc.subscriber(
+                self.topology.queue(self.spec.name),
+                title=f"{self.spec.name}:inbox",
+                description=f"Bound to {bindings}. Consumes: {', '.join(self.handlers.names)}.",
+            )(consume)
         for contract_cls, description in self.spec.publishes:
-            routing_key = {topo.AGENCY: f"<PARTY>.{contract_cls.name}",
-                           topo.AGGREGATES: f"{contract_cls.name}.<TEAM|ALL>"}.get(
-                contract_cls.exchange, contract_cls.name)
-            doc.publisher(exchange=self.topology.exchange(contract_cls.exchange),
-                          routing_key=routing_key,
-                          title=f"{self.spec.name}:{contract_cls.name}",
-                          description=description, schema=wire_model(contract_cls))
-        return AsyncAPI(doc, title=f"Trisam {self.spec.name} service", version="1.0.0",
-                        description=self.spec.description)
+            routing_key = {
+                topo.AGENCY: f"<PARTY>.{contract_cls.name}",
+                topo.AGGREGATES: f"{contract_cls.name}.<TEAM|ALL>",
+            }.get(contract_cls.exchange, contract_cls.name)
+            doc.publisher(
+                exchange=self.topology.exchange(contract_cls.exchange),
+                routing_key=routing_key,
+                title=f"{self.spec.name}:{contract_cls.name}",
+                description=description,
+                schema=wire_model(contract_cls),
+            )
+        return AsyncAPI(
+            doc, title=f"Trisam {self.spec.name} service", version="1.0.0", description=self.spec.description
+        )
 
 
-async def retry_until_done(what: str, action: Callable[[], Awaitable[None]], *,
-                           max_delay: float, after_failure: Callable[[], Awaitable[None]] | None = None) -> None:
+async def retry_until_done(
+    what: str,
+    action: Callable[[], Awaitable[None]],
+    *,
+    max_delay: float,
+    after_failure: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Run ``action`` until it returns; after a failure log it, back off, and run it again.
 
     Only a cancellation of this task ends it. A ``CancelledError`` that nobody asked for (a
@@ -282,8 +318,7 @@ async def retry_until_done(what: str, action: Callable[[], Awaitable[None]], *,
         delay = backoff_seconds(failures, max_delay)
         # connection errors say where; others may carry data, so only their type
         detail = str(exc)[:500] if isinstance(exc, (OSError, topo.TopologyConflict)) else None
-        log.warning(f"{what} failed; retrying", error=type(exc).__name__, detail=detail,
-                    retry_in_s=delay, exc_info=exc)
+        log.warning(f"{what} failed; retrying", error=type(exc).__name__, detail=detail, retry_in_s=delay, exc_info=exc)
         if after_failure:
             await after_failure()
         await asyncio.sleep(delay)
@@ -320,15 +355,20 @@ def build_app(runtime: Runtime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=f"Trisam {runtime.spec.name} service", version="1.0.0",
-                  description=runtime.spec.description, lifespan=lifespan)
+    app = FastAPI(
+        title=f"Trisam {runtime.spec.name} service",
+        version="1.0.0",
+        description=runtime.spec.description,
+        lifespan=lifespan,
+    )
     app.state.runtime = runtime
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's default echoes the input (it may be personal data): where and what only."""
-        reasons = [{"field": ".".join(str(p) for p in err.get("loc", ())), "code": err.get("type")}
-                   for err in exc.errors()]
+        reasons = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "code": err.get("type")} for err in exc.errors()
+        ]
         return JSONResponse({"status": "rejected", "reasons": reasons}, status_code=422)
 
     @app.get("/health/live", tags=["health"])
@@ -339,8 +379,7 @@ def build_app(runtime: Runtime) -> FastAPI:
     async def ready() -> JSONResponse:
         checks = await runtime.is_ready()
         ok = all(checks.values())
-        return JSONResponse({"status": "ready" if ok else "not_ready", **checks},
-                            status_code=200 if ok else 503)
+        return JSONResponse({"status": "ready" if ok else "not_ready", **checks}, status_code=200 if ok else 503)
 
     @app.get("/health/clock", tags=["health"])
     async def clock() -> dict[str, Any]:
@@ -348,11 +387,15 @@ def build_app(runtime: Runtime) -> FastAPI:
         running fast) it differs from the wall clock, and every date the platform judges
         (ages, meeting days, "not in the future", due follow-ups) is judged on it."""
         c, now = runtime.clock, runtime.clock.now()
-        return {"now": now.isoformat(), "date_in_sweden": stockholm_date(now).isoformat(),
-                "wall_clock": datetime.now(UTC).isoformat(),
-                "simulated": c.offset.total_seconds() != 0 or c.speed != 1.0 or c.stops_at is not None,
-                "offset_days": c.offset.total_seconds() / 86400, "speed": c.speed,
-                "stops_at": c.stops_at.isoformat() if c.stops_at else None}
+        return {
+            "now": now.isoformat(),
+            "date_in_sweden": stockholm_date(now).isoformat(),
+            "wall_clock": datetime.now(UTC).isoformat(),
+            "simulated": c.offset.total_seconds() != 0 or c.speed != 1.0 or c.stops_at is not None,
+            "offset_days": c.offset.total_seconds() / 86400,
+            "speed": c.speed,
+            "stops_at": c.stops_at.isoformat() if c.stops_at else None,
+        }
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
@@ -371,5 +414,11 @@ def serve(make_spec: Callable[[Settings], ServiceSpec]) -> None:
     faulthandler.register(signal.SIGUSR2, all_threads=True)
     runtime = Runtime(spec, settings)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    uvicorn.run(build_app(runtime), host=settings.http_host, port=settings.port_for(spec.name),
-                log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        build_app(runtime),
+        host=settings.http_host,
+        port=settings.port_for(spec.name),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

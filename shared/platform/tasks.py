@@ -38,14 +38,14 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None, *, timeout: float) -> 
         if remaining <= 0:
             stack = io.StringIO()
             task.print_stack(limit=12, file=stack)
-            log.error("task did not stop when cancelled", task=task.get_name(),
-                      stack=stack.getvalue()[-2000:])
+            log.error("task did not stop when cancelled", task=task.get_name(), stack=stack.getvalue()[-2000:])
             return False
         task.cancel()
         await asyncio.wait({task}, timeout=min(RECANCEL_SECONDS, remaining))
     if not task.cancelled() and task.exception() is not None:
-        log.debug("task ended with an error while stopping", task=task.get_name(),
-                  error=type(task.exception()).__name__)
+        log.debug(
+            "task ended with an error while stopping", task=task.get_name(), error=type(task.exception()).__name__
+        )
     return True
 
 

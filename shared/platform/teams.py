@@ -30,9 +30,16 @@ def load_teams(path: Path | str | None = None) -> dict[str, Team]:
     teams = {}
     for t in data["teams"]:
         teams[t["team_id"]] = Team(
-            team_id=t["team_id"], name=t["name"], municipality=t["municipality"],
-            host_unit_type=t["host_unit"]["type"], host_unit_name=t["host_unit"]["name"],
-            cadence_weeks=t["cadence_weeks"], weekday=t["weekday"], time=t["time"],
-            capacity=t["capacity"], cutoff_days=t["cutoff_days"],
-            fixed_members=dict(t["fixed_members"]))
+            team_id=t["team_id"],
+            name=t["name"],
+            municipality=t["municipality"],
+            host_unit_type=t["host_unit"]["type"],
+            host_unit_name=t["host_unit"]["name"],
+            cadence_weeks=t["cadence_weeks"],
+            weekday=t["weekday"],
+            time=t["time"],
+            capacity=t["capacity"],
+            cutoff_days=t["cutoff_days"],
+            fixed_members=dict(t["fixed_members"]),
+        )
     return teams

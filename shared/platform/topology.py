@@ -52,8 +52,7 @@ SUBSCRIPTIONS_FILE = Path(__file__).with_name("subscriptions.json")
 
 def _subscriptions() -> dict[str, tuple[Binding, ...]]:
     data = json.loads(SUBSCRIPTIONS_FILE.read_text(encoding="utf-8"))
-    return {service: tuple(Binding(exchange, key) for exchange, key in bindings)
-            for service, bindings in data.items()}
+    return {service: tuple(Binding(exchange, key) for exchange, key in bindings) for service, bindings in data.items()}
 
 
 SUBSCRIPTIONS: dict[str, tuple[Binding, ...]] = _subscriptions()
@@ -95,20 +94,21 @@ class Topology:
         )
 
     def dead_letter_queue(self, service: str) -> RabbitQueue:
-        return RabbitQueue(
-            self.dead_letter_queue_name(service), queue_type=QueueType.QUORUM, durable=True
-        )
+        return RabbitQueue(self.dead_letter_queue_name(service), queue_type=QueueType.QUORUM, durable=True)
 
     def aggregates_queue_name(self) -> str:
         return f"{self.namespace}.aggregates.dashboard"
 
     def aggregates_queue(self) -> RabbitQueue:
-        return RabbitQueue(self.aggregates_queue_name(), queue_type=QueueType.QUORUM, durable=True,
-                           arguments={"x-max-length": AGGREGATES_KEPT})  # the oldest dropped
+        return RabbitQueue(
+            self.aggregates_queue_name(),
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments={"x-max-length": AGGREGATES_KEPT},
+        )  # the oldest dropped
 
     def agency_queue(self, party: Party | str) -> RabbitQueue:
-        return RabbitQueue(self.agency_queue_name(party), queue_type=QueueType.QUORUM,
-                           durable=True)
+        return RabbitQueue(self.agency_queue_name(party), queue_type=QueueType.QUORUM, durable=True)
 
     def all_queue_names(self) -> list[str]:
         names = []
@@ -136,7 +136,8 @@ async def declare(amqp_url: str, topology: Topology) -> None:
             raise TopologyConflict(
                 f"the broker has a queue or exchange of namespace {topology.namespace!r} with "
                 f"other arguments than this version declares ({str(exc)[:300]}). Drain and "
-                f"delete it (rabbitmqctl delete_queue NAME) or use another TRISAM_NAMESPACE") from None
+                f"delete it (rabbitmqctl delete_queue NAME) or use another TRISAM_NAMESPACE"
+            ) from None
         raise
     finally:
         await connection.close()

@@ -38,8 +38,7 @@ class Message:
 class UnitOfWork:
     """The outbox side of a unit of work; subclasses add where the events go and repositories."""
 
-    def __init__(self, producer: str, *, message: Message | None = None,
-                 correlation_id: str | None = None) -> None:
+    def __init__(self, producer: str, *, message: Message | None = None, correlation_id: str | None = None) -> None:
         self.producer = producer
         self.message = message
         self.correlation_id = correlation_id or (message.envelope.correlation_id if message else None)
@@ -48,8 +47,9 @@ class UnitOfWork:
 
     async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
         """Publish ``event`` when (and only if) this unit of work commits."""
-        envelope = envelope_for(event, producer=self.producer, correlation_id=self.correlation_id,
-                                causation_id=self.causation_id)
+        envelope = envelope_for(
+            event, producer=self.producer, correlation_id=self.correlation_id, causation_id=self.causation_id
+        )
         await self._to_outbox(envelope, event, ordering_key)
         self.emitted.append(envelope)
         if case_ref := getattr(event, "case_ref", None):
@@ -67,8 +67,9 @@ class UnitOfWork:
 class PostgresUnitOfWork(UnitOfWork):
     """A unit of work on one open transaction of the service's database."""
 
-    def __init__(self, conn: Conn, producer: str, *, message: Message | None = None,
-                 correlation_id: str | None = None) -> None:
+    def __init__(
+        self, conn: Conn, producer: str, *, message: Message | None = None, correlation_id: str | None = None
+    ) -> None:
         super().__init__(producer, message=message, correlation_id=correlation_id)
         self.conn = conn
 
@@ -78,7 +79,10 @@ class PostgresUnitOfWork(UnitOfWork):
         first_time = await self.conn.fetchval(
             """INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
                ON CONFLICT DO NOTHING RETURNING true""",
-            consumer, self.message.inbox_id, self.message.envelope.event_type)
+            consumer,
+            self.message.inbox_id,
+            self.message.envelope.event_type,
+        )
         return bool(first_time)
 
     async def _to_outbox(self, envelope: Envelope, event: Contract, ordering_key: str) -> None:

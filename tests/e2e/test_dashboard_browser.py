@@ -20,8 +20,16 @@ pytestmark = pytest.mark.infra
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # the flags a closed network needs (see the machine notes): no background connections
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 async def _count(settings, sql: str) -> int:
@@ -35,16 +43,21 @@ async def _count(settings, sql: str) -> int:
 @pytest.fixture
 async def metrics(settings):
     """The metrics service fed a county quarter; its public edition made once all is in."""
-    processes = ServiceProcesses(settings, ports={"metrics": free_port()}, services=("metrics",),
-                                 log_dir=ARTIFACTS / settings.namespace,
-                                 extra_env={"TRISAM_METRICS_EDITION_GRACE_DAYS": "100000"})
+    processes = ServiceProcesses(
+        settings,
+        ports={"metrics": free_port()},
+        services=("metrics",),
+        log_dir=ARTIFACTS / settings.namespace,
+        extra_env={"TRISAM_METRICS_EDITION_GRACE_DAYS": "100000"},
+    )
     processes.start_all()
     try:
         await processes.wait_ready(timeout=60)
         cases, meetings = county_quarter()
         events = events_from_facts(cases, meetings)
-        await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
-                                [(e["event_type"], e) for e in events])
+        await amqp.publish_many(
+            settings.amqp_url, f"{settings.namespace}.events", [(e["event_type"], e) for e in events]
+        )
 
         async def all_in():
             return await _count(settings, "SELECT count(*) FROM event_log") == len(events)
@@ -64,8 +77,9 @@ async def metrics(settings):
         processes.stop_all()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (Debian: apt-get install chromium); "
-                                             "only the browser test is skipped")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium found (Debian: apt-get install chromium); only the browser test is skipped"
+)
 async def test_the_board_signs_in_reads_exact_figures_in_two_languages_and_the_public_sees_no_team(metrics):
     from playwright.async_api import async_playwright
 

@@ -31,10 +31,20 @@ from tools.launcher import ROOT
 pytestmark = pytest.mark.infra
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SUMMARY = re.compile(r"this quarter \((\d{4}Q[1-4])\) the simulator referred AF (\d+), FK (\d+), "
-                     r"KOMMUN (\d+), REGION (\d+) \(\d+\) and consulted (\d+)")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SUMMARY = re.compile(
+    r"this quarter \((\d{4}Q[1-4])\) the simulator referred AF (\d+), FK (\d+), "
+    r"KOMMUN (\d+), REGION (\d+) \(\d+\) and consulted (\d+)"
+)
 
 
 def four_free_ports() -> int:
@@ -60,8 +70,9 @@ class Terminal:
 
     def __init__(self, argv: list[str], env: dict):
         master, slave = pty.openpty()
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True
+        )
         os.close(slave)
         self.master, self.output = master, []
         threading.Thread(target=self._read, daemon=True).start()
@@ -102,9 +113,18 @@ class Terminal:
 async def test_a_short_demo_tells_a_story_and_lands_on_the_quarters_figures(settings, infra):
     base = four_free_ports()
     env = {k: v for k, v in os.environ.items() if k != "CI"}  # a developer's terminal
-    env.update({"DEMO": "1", "TRISAM_NAMESPACE": settings.namespace, "TRISAM_AMQP_URL": settings.amqp_url,
-                "TRISAM_DATABASE_URL": settings.database_url, "TRISAM_HTTP_PORT": str(base),
-                "TRISAM_DEMO_DAYS": "60", "TRISAM_DEMO_SECONDS": "20", "COLUMNS": "160"})
+    env.update(
+        {
+            "DEMO": "1",
+            "TRISAM_NAMESPACE": settings.namespace,
+            "TRISAM_AMQP_URL": settings.amqp_url,
+            "TRISAM_DATABASE_URL": settings.database_url,
+            "TRISAM_HTTP_PORT": str(base),
+            "TRISAM_DEMO_DAYS": "60",
+            "TRISAM_DEMO_SECONDS": "20",
+            "COLUMNS": "160",
+        }
+    )
     terminal = Terminal([sys.executable, "-m", "tools.launcher"], env)
     metrics = f"http://127.0.0.1:{base + 3}"
     try:
@@ -138,8 +158,9 @@ async def test_a_short_demo_tells_a_story_and_lands_on_the_quarters_figures(sett
         shutil.rmtree(ROOT / "logs" / settings.namespace, ignore_errors=True)
         run = rabbitmqctl_runner(infra)
         if run is not None:
-            await asyncio.to_thread(broker_users.delete_with_rabbitmqctl,
-                                    [u.name for u in broker_users.dev_users(settings.namespace)], run)
+            await asyncio.to_thread(
+                broker_users.delete_with_rabbitmqctl, [u.name for u in broker_users.dev_users(settings.namespace)], run
+            )
 
 
 async def _the_board_sees_the_quarter(metrics: str, quarter: str, referred: int) -> None:

@@ -22,6 +22,8 @@ from tests.support.referrals import TEAM, send_command, send_referral, submit_re
 from tests.support.system import running_system
 
 pytestmark = pytest.mark.infra
+
+
 async def test_no_personnummer_in_logs_messages_or_error_bodies(agencies, settings):
     async with running_system(settings) as processes:
         await scan_a_full_run(agencies, settings, processes)
@@ -44,16 +46,22 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
             await send_referral(agencies[party], settings.namespace, submit_referral(personnummer=person))
         too_young = generated_personnummer(date.today().replace(year=date.today().year - 15))
         numbers.append(too_young)
-        await send_referral(agencies[Party.AF], settings.namespace,
-                            submit_referral(personnummer=too_young))  # rejected: age
-        await send_referral(agencies[Party.FK], settings.namespace,
-                            submit_referral(personnummer=people[0]))  # rejected: duplicate
-        replies = {p: await take_replies(agencies[p], settings.namespace, n)
-                   for p, n in ((Party.AF, 3), (Party.FK, 3), (Party.KOMMUN, 1), (Party.REGION, 1))}
+        await send_referral(
+            agencies[Party.AF], settings.namespace, submit_referral(personnummer=too_young)
+        )  # rejected: age
+        await send_referral(
+            agencies[Party.FK], settings.namespace, submit_referral(personnummer=people[0])
+        )  # rejected: duplicate
+        replies = {
+            p: await take_replies(agencies[p], settings.namespace, n)
+            for p, n in ((Party.AF, 3), (Party.FK, 3), (Party.KOMMUN, 1), (Party.REGION, 1))
+        }
         case_ref = replies[Party.AF][0]["payload"]["case_ref"]
-        await send_command(agencies[Party.AF], settings.namespace, amqp.envelope(
-            "WithdrawConsent", {"case_ref": case_ref, "party": "FK",
-                                "withdrawn_on": str(date.today())}))
+        await send_command(
+            agencies[Party.AF],
+            settings.namespace,
+            amqp.envelope("WithdrawConsent", {"case_ref": case_ref, "party": "FK", "withdrawn_on": str(date.today())}),
+        )
 
         async with httpx.AsyncClient(base_url=processes.url("referral")) as http:
             officer = token(settings, party="KOMMUN", role="officer")
@@ -63,17 +71,16 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
                 response = await http.post("/api/v1/referrals", json=body, headers=officer)
                 assert response.status_code == 422
                 error_bodies.append(response.text)
-            response = await http.post("/api/v1/referrals", headers=officer,
-                                       json={"personnummer": people[3], "junk": people[3]})
+            response = await http.post(
+                "/api/v1/referrals", headers=officer, json={"personnummer": people[3], "junk": people[3]}
+            )
             error_bodies.append(response.text)
             fk = token(settings, party="FK", role="member", teams=[TEAM])
             await asyncio.sleep(1.0)
-            denied = await http.get(f"/api/v1/cases/{case_ref}", params={"purpose": people[4]},
-                                    headers=fk)
+            denied = await http.get(f"/api/v1/cases/{case_ref}", params={"purpose": people[4]}, headers=fk)
             assert denied.status_code == 422  # a purpose holding a number is not stored
             error_bodies.append(denied.text)
-            bad_token = await http.get(f"/api/v1/cases/{case_ref}",
-                                       headers={"Authorization": f"Bearer {people[5]}"})
+            bad_token = await http.get(f"/api/v1/cases/{case_ref}", headers={"Authorization": f"Bearer {people[5]}"})
             error_bodies.append(bad_token.text)
 
         await asyncio.sleep(1.0)  # let every service finish
@@ -82,14 +89,19 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
             published.append(message.body.decode())
         dead = []
         for service in ("referral", "meeting", "followup", "metrics"):
-            dead += [m.body.decode() for m in
-                     await amqp.drain(settings.amqp_url, f"{settings.namespace}.{service}.dead")]
+            dead += [
+                m.body.decode() for m in await amqp.drain(settings.amqp_url, f"{settings.namespace}.{service}.dead")
+            ]
     finally:
         await conn.close()
 
     assert len(published) >= 6 + 8  # six CaseReferred, eight replies, and more
-    everything = {"logs": processes.logs(), "published": "\n".join(published),
-                  "dead letters": "\n".join(dead), "http errors": "\n".join(error_bodies)}
+    everything = {
+        "logs": processes.logs(),
+        "published": "\n".join(published),
+        "dead letters": "\n".join(dead),
+        "http errors": "\n".join(error_bodies),
+    }
     for where, text in everything.items():
         assert personnummer_in(text) == [], f"a personnummer in {where}"
         for number in numbers:

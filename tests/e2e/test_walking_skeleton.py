@@ -44,11 +44,15 @@ async def test_a_referral_command_becomes_a_case_counted_by_metrics(agencies, se
     await send_referral(agencies[Party.AF], settings.namespace, again)
 
     total = sum(sent.values())
-    for service, table in (("meeting", "cases"), ("followup", "tracked_cases"),
-                           ("referral", "referrals"), ("metrics", "case_facts")):
-        conn = await asyncpg.connect(with_database(settings.database_url,
-                                                   settings.database_name(service)))
+    for service, table in (
+        ("meeting", "cases"),
+        ("followup", "tracked_cases"),
+        ("referral", "referrals"),
+        ("metrics", "case_facts"),
+    ):
+        conn = await asyncpg.connect(with_database(settings.database_url, settings.database_name(service)))
         try:
+
             async def all_there():
                 return await conn.fetchval(f"SELECT count(*) FROM {table}") >= total
 
@@ -67,14 +71,21 @@ async def test_a_referral_command_becomes_a_case_counted_by_metrics(agencies, se
     today = datetime.now(STOCKHOLM).date()
     board = token(settings, party=None, role="board", user="board-chair")
     async with httpx.AsyncClient(base_url=system.url("metrics")) as client:
+
         async def figures():
-            answer = await client.get("/api/v1/figures", headers=board,
-                                      params={"period": f"{today.year}Q{(today.month - 1) // 3 + 1}"})
+            answer = await client.get(
+                "/api/v1/figures", headers=board, params={"period": f"{today.year}Q{(today.month - 1) // 3 + 1}"}
+            )
             body = answer.json() if answer.status_code == 200 else None
             return body if body and body["figures"]["cases_referred"]["value"] == 14 else None
 
         body = await amqp.eventually(figures, timeout=60, what="metrics to count every referral")
-        assert body["figures"]["cases_referred"]["by"]["referring_party"] == {"AF": 7, "FK": 2, "KOMMUN": 5, "REGION": 0}
+        assert body["figures"]["cases_referred"]["by"]["referring_party"] == {
+            "AF": 7,
+            "FK": 2,
+            "KOMMUN": 5,
+            "REGION": 0,
+        }
 
     async with httpx.AsyncClient() as client:
         scraped = (await client.get(system.url("metrics") + "/metrics")).text

@@ -28,20 +28,25 @@ class FakeCases:
 
     async def referred(self, case: TrackedCase) -> None:
         known = self.rows.get(case.case_ref)
-        self.rows[case.case_ref] = case if known is None else replace(
-            known, income_source_at_referral=case.income_source_at_referral, referred_at=case.referred_at)
+        self.rows[case.case_ref] = (
+            case
+            if known is None
+            else replace(known, income_source_at_referral=case.income_source_at_referral, referred_at=case.referred_at)
+        )
 
     async def consulted(self, case: TrackedCase) -> None:
         known = self.rows.get(case.case_ref)
-        self.rows[case.case_ref] = case if known is None else replace(
-            known, team_id=case.team_id, municipality=case.municipality)
+        self.rows[case.case_ref] = (
+            case if known is None else replace(known, team_id=case.team_id, municipality=case.municipality)
+        )
 
     async def lock(self, case_ref: str) -> TrackedCase | None:
         return self.rows.get(case_ref)
 
     async def close(self, case: TrackedCase) -> None:
-        self.rows[case.case_ref] = replace(self.rows[case.case_ref], status=case.status,
-                                           exit_reason=case.exit_reason, closed_at=case.closed_at)
+        self.rows[case.case_ref] = replace(
+            self.rows[case.case_ref], status=case.status, exit_reason=case.exit_reason, closed_at=case.closed_at
+        )
 
 
 class FakeFollowUps:
@@ -66,10 +71,16 @@ class FakeFollowUps:
         due = [f for f in self.rows.values() if f.next_action_at is not None and f.next_action_at <= now]
         return sorted(due, key=lambda f: f.next_action_at or now)[:limit]
 
-    async def of_party(self, party: Party, statuses: Sequence[str], limit: int,
-                       reminded: bool | None = None) -> list[FollowUp]:
-        found = [f for f in self.rows.values() if f.responsible_party == party and f.status in statuses
-                 and (reminded is None or (f.reminders_sent > 0) == reminded)]
+    async def of_party(
+        self, party: Party, statuses: Sequence[str], limit: int, reminded: bool | None = None
+    ) -> list[FollowUp]:
+        found = [
+            f
+            for f in self.rows.values()
+            if f.responsible_party == party
+            and f.status in statuses
+            and (reminded is None or (f.reminders_sent > 0) == reminded)
+        ]
         return sorted(found, key=lambda f: (f.due_on, f.followup_id))[:limit]
 
 
@@ -117,8 +128,14 @@ class FakeFollowUpUnitOfWork(FakeUnitOfWork):
     """What ``FollowUpUnitOfWork`` gives a use case, in memory. One instance may serve several
     use cases in a row (as consecutive transactions would); ``events`` collects all they emit."""
 
-    def __init__(self, *, rules: Rules | None = None, clock: Clock | None = None,
-                 agency_users: Mapping[str, str] = AGENCY_USERS, message: Message | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rules: Rules | None = None,
+        clock: Clock | None = None,
+        agency_users: Mapping[str, str] = AGENCY_USERS,
+        message: Message | None = None,
+    ) -> None:
         super().__init__("followup", message=message)
         self.cases = FakeCases()
         self.followups = FakeFollowUps()

@@ -91,11 +91,19 @@ class FakeMeetings:
 
     async def reopen(self, meeting: Meeting) -> bool:
         for known in self.rows.values():
-            if ((known.team_id, known.meeting_date) == (meeting.team_id, meeting.meeting_date)
-                    and known.status == "cancelled" and known.cancel_reason in ("holiday", "rescheduled")):
-                self.rows[known.meeting_id] = replace(known, status="open", cancel_reason=None,
-                                                      starts_at=meeting.starts_at, cutoff_at=meeting.cutoff_at,
-                                                      capacity=meeting.capacity)
+            if (
+                (known.team_id, known.meeting_date) == (meeting.team_id, meeting.meeting_date)
+                and known.status == "cancelled"
+                and known.cancel_reason in ("holiday", "rescheduled")
+            ):
+                self.rows[known.meeting_id] = replace(
+                    known,
+                    status="open",
+                    cancel_reason=None,
+                    starts_at=meeting.starts_at,
+                    cutoff_at=meeting.cutoff_at,
+                    capacity=meeting.capacity,
+                )
                 return True
         return False
 
@@ -103,15 +111,20 @@ class FakeMeetings:
         return self.rows.get(meeting_id)
 
     async def on_date(self, team_id: str, day: date) -> Meeting | None:
-        return next((m for m in self.rows.values() if (m.team_id, m.meeting_date) == (team_id, day)
-                     and m.status != "cancelled"), None)
+        return next(
+            (
+                m
+                for m in self.rows.values()
+                if (m.team_id, m.meeting_date) == (team_id, day) and m.status != "cancelled"
+            ),
+            None,
+        )
 
     async def dates(self, meeting_ids: Iterable[str]) -> dict[str, date]:
         return {mid: self.rows[mid].meeting_date for mid in meeting_ids if mid in self.rows}
 
     def _of(self, team_id: str, keep) -> list[Meeting]:
-        return sorted((m for m in self.rows.values() if m.team_id == team_id and keep(m)),
-                      key=lambda m: m.meeting_date)
+        return sorted((m for m in self.rows.values() if m.team_id == team_id and keep(m)), key=lambda m: m.meeting_date)
 
     async def open(self, team_id: str) -> list[Meeting]:
         return self._of(team_id, lambda m: m.status == "open")
@@ -132,14 +145,19 @@ class FakeMeetings:
     async def close(self, meeting_id: str) -> None:
         self.rows[meeting_id] = replace(self.rows[meeting_id], status="closed")
 
-    async def cancel(self, meeting_id: str, *, reason: CancellationReason, note: str | None, by: str,
-                     now: datetime) -> None:
+    async def cancel(
+        self, meeting_id: str, *, reason: CancellationReason, note: str | None, by: str, now: datetime
+    ) -> None:
         self.rows[meeting_id] = replace(self.rows[meeting_id], status="cancelled", cancel_reason=reason.value)
         self.cancelled[meeting_id] = (note, by)
 
     async def retime(self, meeting: Meeting) -> None:
-        self.rows[meeting.meeting_id] = replace(self.rows[meeting.meeting_id], starts_at=meeting.starts_at,
-                                                cutoff_at=meeting.cutoff_at, capacity=meeting.capacity)
+        self.rows[meeting.meeting_id] = replace(
+            self.rows[meeting.meeting_id],
+            starts_at=meeting.starts_at,
+            cutoff_at=meeting.cutoff_at,
+            capacity=meeting.capacity,
+        )
 
     async def record_pre_meeting(self, meeting_id: str, held_on: date, by: str) -> None:
         self.rows[meeting_id] = replace(self.rows[meeting_id], pre_meeting_held_on=held_on)
@@ -156,8 +174,15 @@ class FakeCases:
         if referred.case_ref in self.rows:
             return False
         self.rows[referred.case_ref] = Case(
-            referred.case_ref, referred.team_id, referred.municipality, referred.referring_party,
-            referred.referred_at, queue_seq=len(self.rows) + 1, status=status, meeting_id=None)
+            referred.case_ref,
+            referred.team_id,
+            referred.municipality,
+            referred.referring_party,
+            referred.referred_at,
+            queue_seq=len(self.rows) + 1,
+            status=status,
+            meeting_id=None,
+        )
         return True
 
     async def get(self, case_ref: str) -> Case | None:
@@ -170,20 +195,23 @@ class FakeCases:
         def on_open_agenda(case: Case) -> bool:
             return case.meeting_id is None or self.meetings.rows[case.meeting_id].status == "open"
 
-        return [Waiting(c.case_ref, c.queue_seq, c.meeting_id) for c in self._in_order()
-                if c.team_id == team_id and c.status == "queued" and on_open_agenda(c)]
+        return [
+            Waiting(c.case_ref, c.queue_seq, c.meeting_id)
+            for c in self._in_order()
+            if c.team_id == team_id and c.status == "queued" and on_open_agenda(c)
+        ]
 
     async def on_meeting(self, meeting_id: str) -> list[Case]:
         return [c for c in self._in_order() if c.meeting_id == meeting_id and c.status == "queued"]
 
     async def place(self, placement: Placement, now: datetime) -> None:
         case = self.rows[placement.case_ref]
-        self.rows[case.case_ref] = replace(case, meeting_id=placement.meeting_id,
-                                           postponements=case.postponements + placement.postponed)
+        self.rows[case.case_ref] = replace(
+            case, meeting_id=placement.meeting_id, postponements=case.postponements + placement.postponed
+        )
         self.updated_at[case.case_ref] = now
 
-    async def set_status(self, case_ref: str, status: CaseStatus, now: datetime, *,
-                         keep_meeting: bool = False) -> None:
+    async def set_status(self, case_ref: str, status: CaseStatus, now: datetime, *, keep_meeting: bool = False) -> None:
         case = self.rows[case_ref]
         self.rows[case_ref] = replace(case, status=status, meeting_id=case.meeting_id if keep_meeting else None)
         self.updated_at[case_ref] = now
@@ -247,8 +275,11 @@ class FakeAgendas:
             recorded = self.consultations.rows.get(case.case_ref)
             agenda_of = recorded.meeting_id if recorded else case.meeting_id
             if agenda_of in agendas:
-                agendas[agenda_of].append(AgendaEntry(agenda_of, case, recorded.outcome if recorded else None,
-                                                      await self.consents.of(case.case_ref)))
+                agendas[agenda_of].append(
+                    AgendaEntry(
+                        agenda_of, case, recorded.outcome if recorded else None, await self.consents.of(case.case_ref)
+                    )
+                )
         return agendas
 
 
@@ -256,9 +287,14 @@ class FakeMeetingUnitOfWork(FakeUnitOfWork):
     """What ``MeetingUnitOfWork`` gives a use case, in memory. One instance may serve several
     use cases in a row (as consecutive transactions would); ``events`` collects all they emit."""
 
-    def __init__(self, *, clock: Clock | None = None, horizon_weeks: int = 12,
-                 postpone_on_withdrawal: frozenset[str] = frozenset({"FK"}),
-                 message: Message | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        horizon_weeks: int = 12,
+        postpone_on_withdrawal: frozenset[str] = frozenset({"FK"}),
+        message: Message | None = None,
+    ) -> None:
         super().__init__("meeting", message=message)
         self.teams = FakeTeams()
         self.skip_dates = FakeSkipDates()

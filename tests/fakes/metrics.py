@@ -64,12 +64,21 @@ class FakeAccessLog:
         self.reads: list[FigureRead] = []
 
     async def add(self, read: FigureRead) -> None:
-        self.reads.append(replace(read, id=len(self.reads) + 1, read_at=datetime.now(UTC),
-                                  query=json.loads(json.dumps(read.query, default=str))))
+        self.reads.append(
+            replace(
+                read,
+                id=len(self.reads) + 1,
+                read_at=datetime.now(UTC),
+                query=json.loads(json.dumps(read.query, default=str)),
+            )
+        )
 
     async def latest(self, *, since: datetime | None, user_id: str | None, limit: int) -> list[FigureRead]:
-        found = [r for r in reversed(self.reads) if (since is None or (r.read_at and r.read_at >= since))
-                 and (user_id is None or r.user_id == user_id)]
+        found = [
+            r
+            for r in reversed(self.reads)
+            if (since is None or (r.read_at and r.read_at >= since)) and (user_id is None or r.user_id == user_id)
+        ]
         return found[:limit]
 
 
@@ -84,12 +93,32 @@ class FakeEditions:
     async def wait_for_lock(self) -> None:
         assert not self.locked_elsewhere, "would wait for ever in a test"
 
-    async def add(self, period: Period, *, made_at: datetime, threshold: int, definitions_version: int,
-                  reason: str, counts: dict[str, Any], figures: dict[str, Any]) -> int:
+    async def add(
+        self,
+        period: Period,
+        *,
+        made_at: datetime,
+        threshold: int,
+        definitions_version: int,
+        reason: str,
+        counts: dict[str, Any],
+        figures: dict[str, Any],
+    ) -> int:
         number = 1 + max((e.edition for e in self.made if e.period == period.label), default=0)
-        self.made.append(PublishedEdition(
-            period.label, number, period.start, period.end, made_at, threshold, definitions_version, reason,
-            figures=json.loads(json.dumps(figures)), counts=json.loads(json.dumps(counts))))
+        self.made.append(
+            PublishedEdition(
+                period.label,
+                number,
+                period.start,
+                period.end,
+                made_at,
+                threshold,
+                definitions_version,
+                reason,
+                figures=json.loads(json.dumps(figures)),
+                counts=json.loads(json.dumps(counts)),
+            )
+        )
         return number
 
     async def latest(self, period: str, edition: int | None = None) -> PublishedEdition | None:
@@ -98,13 +127,25 @@ class FakeEditions:
 
     async def all(self) -> list[EditionMade]:
         newest_first = sorted(self.made, key=lambda e: (-e.period_end.toordinal(), e.period, -e.edition))
-        return [EditionMade(e.period, e.edition, e.period_start, e.period_end, e.made_at, e.threshold,
-                            e.definitions_version, e.reason) for e in newest_first]
+        return [
+            EditionMade(
+                e.period,
+                e.edition,
+                e.period_start,
+                e.period_end,
+                e.made_at,
+                e.threshold,
+                e.definitions_version,
+                e.reason,
+            )
+            for e in newest_first
+        ]
 
 
 class FakeMetricsUnitOfWork(FakeUnitOfWork):
-    def __init__(self, *, teams: Iterable[Team] = (), cells: Counter[Cell] | None = None,
-                 message: Message | None = None) -> None:
+    def __init__(
+        self, *, teams: Iterable[Team] = (), cells: Counter[Cell] | None = None, message: Message | None = None
+    ) -> None:
         super().__init__("metrics", message=message)
         self.teams = FakeTeams(teams)
         self.cells = FakeCells(cells)

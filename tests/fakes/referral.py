@@ -35,9 +35,13 @@ class FakeCases:
         refused = any(
             known.case_ref == case.case_ref
             or (known.referring_party, known.agency_ref) == (case.referring_party, case.agency_ref)
-            or (case.person_pseudonym is not None and known.person_pseudonym == case.person_pseudonym
-                and known.closed_at is None)
-            for known in self.rows.values())
+            or (
+                case.person_pseudonym is not None
+                and known.person_pseudonym == case.person_pseudonym
+                and known.closed_at is None
+            )
+            for known in self.rows.values()
+        )
         if not refused:
             self.rows[case.case_ref] = case
         return not refused
@@ -49,15 +53,15 @@ class FakeCases:
         return self.rows.get(case_ref)
 
     async def accepted_for(self, party: Party, agency_ref: str) -> Case | None:
-        return next((c for c in self.rows.values()
-                     if (c.referring_party, c.agency_ref) == (party, agency_ref)), None)
+        return next((c for c in self.rows.values() if (c.referring_party, c.agency_ref) == (party, agency_ref)), None)
 
     async def has_open_case(self, pseudonym: bytes) -> bool:
         return any(c.person_pseudonym == pseudonym and c.closed_at is None for c in self.rows.values())
 
     async def close(self, case: Case) -> None:
-        self.rows[case.case_ref] = replace(self.rows[case.case_ref], closed_at=case.closed_at,
-                                           exit_reason=case.exit_reason)
+        self.rows[case.case_ref] = replace(
+            self.rows[case.case_ref], closed_at=case.closed_at, exit_reason=case.exit_reason
+        )
 
     async def closed_holding_personal_data(self) -> list[Case]:
         held = {ref for ref, sealed in self.vault.rows.items() if sealed.erased_at is None}
@@ -138,9 +142,14 @@ class FakeTeamRegistry:
 
 def dependencies(clock: Clock | None = None, *, retention_days: int = 730) -> Dependencies:
     """The service's dependencies for a test: the registry file's teams, a test key, a clock."""
-    return Dependencies(teams=load_teams(), keyring=Keyring.from_config(TEST_KEYS), pseudonym_key=b"test-pseudonyms",
-                        clock=clock or SettableClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC)),
-                        agency_users=AGENCY_USERS, retention=timedelta(days=retention_days))
+    return Dependencies(
+        teams=load_teams(),
+        keyring=Keyring.from_config(TEST_KEYS),
+        pseudonym_key=b"test-pseudonyms",
+        clock=clock or SettableClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC)),
+        agency_users=AGENCY_USERS,
+        retention=timedelta(days=retention_days),
+    )
 
 
 class FakeReferralUnitOfWork(FakeUnitOfWork):

@@ -59,14 +59,17 @@ def instances() -> list[str]:
 
 
 def clock_env(started_at: datetime, stops_at: datetime) -> dict[str, str]:
-    return {"TRISAM_DEV_CLOCK_SPEED": str(SPEED),
-            "TRISAM_DEV_CLOCK_STARTED_AT": started_at.isoformat(),
-            "TRISAM_DEV_CLOCK_STOPS_AT": stops_at.isoformat(),
-            "TRISAM_MEETING_CHECK_SECONDS": "0.5", "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
-            "TRISAM_OUTBOX_POLL_SECONDS": "0.5",
-            # quarters close as the clock runs: their public editions are made as they would be
-            "TRISAM_METRICS_EDITION_CHECK_SECONDS": "1",
-            "TRISAM_LOG_LEVEL": "INFO"}
+    return {
+        "TRISAM_DEV_CLOCK_SPEED": str(SPEED),
+        "TRISAM_DEV_CLOCK_STARTED_AT": started_at.isoformat(),
+        "TRISAM_DEV_CLOCK_STOPS_AT": stops_at.isoformat(),
+        "TRISAM_MEETING_CHECK_SECONDS": "0.5",
+        "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
+        "TRISAM_OUTBOX_POLL_SECONDS": "0.5",
+        # quarters close as the clock runs: their public editions are made as they would be
+        "TRISAM_METRICS_EDITION_CHECK_SECONDS": "1",
+        "TRISAM_LOG_LEVEL": "INFO",
+    }
 
 
 # --------------------------------------------------------------------------- poison
@@ -90,8 +93,7 @@ async def send_poison(settings: Settings, agency, admin_url: str) -> tuple[list[
 
     async def as_agency(name, body: bytes, reason, *, user_id="self", routing_key=own_key):
         message_id = f"poison-{name}-{uuid.uuid4().hex[:8]}"
-        await agency.publish(intake, routing_key, body, user_id=user_id, message_id=message_id,
-                             type="SubmitReferral")
+        await agency.publish(intake, routing_key, body, user_id=user_id, message_id=message_id, type="SubmitReferral")
         poisons.append(Poison(name, message_id, ("referral",), reason))
 
     def command(**overrides) -> bytes:
@@ -107,10 +109,18 @@ async def send_poison(settings: Settings, agency, admin_url: str) -> tuple[list[
     # a buggy service publishing an event that breaks its contract
     bad_event = amqp.envelope("CaseReferred", {"case_ref": 12345})
     await amqp.publish(admin_url, events, "CaseReferred", bad_event)
-    poisons.append(Poison("schema_violation", bad_event["event_id"],
-                          tuple(s for s, bindings in SUBSCRIPTIONS.items()
-                                if any(b.exchange == EVENTS and b.routing_key == "CaseReferred"
-                                       for b in bindings)), "schema_violation"))
+    poisons.append(
+        Poison(
+            "schema_violation",
+            bad_event["event_id"],
+            tuple(
+                s
+                for s, bindings in SUBSCRIPTIONS.items()
+                if any(b.exchange == EVENTS and b.routing_key == "CaseReferred" for b in bindings)
+            ),
+            "schema_violation",
+        )
+    )
     # forged identities: another agency's user_id is refused by the broker itself; another
     # agency's routing key is refused by the broker where topic permissions are set (as in
     # production), and otherwise dead-lettered by the referral service
@@ -120,8 +130,7 @@ async def send_poison(settings: Settings, agency, admin_url: str) -> tuple[list[
     except Exception as exc:  # PRECONDITION_FAILED closes the channel
         refused.append(f"forged_user_id: {type(exc).__name__}")
     try:
-        await as_agency("other_partys_key", command(), "routing_key_mismatch",
-                        routing_key="FK.SubmitReferral")
+        await as_agency("other_partys_key", command(), "routing_key_mismatch", routing_key="FK.SubmitReferral")
     except Exception as exc:  # ACCESS_REFUSED
         refused.append(f"other_partys_key: {type(exc).__name__}")
     return poisons, refused
@@ -136,15 +145,18 @@ class Injector:
     proxy: CuttableProxy
     settings: Settings
     rng: random.Random
-    done: dict = field(default_factory=lambda: {"kill": 0, "cut": 0, "db_loss": 0,
-                                                "broker_restart": 0})
+    done: dict = field(default_factory=lambda: {"kill": 0, "cut": 0, "db_loss": 0, "broker_restart": 0})
 
     async def run(self, scale: Scale, over_seconds: float) -> None:
-        plan = ([("kill", self.rng.uniform(3, over_seconds)) for _ in range(scale.kills)]
-                + [("cut", self.rng.uniform(3, over_seconds)) for _ in range(scale.cuts)]
-                + [("db_loss", self.rng.uniform(3, over_seconds)) for _ in range(scale.db_losses)]
-                + [("broker_restart", over_seconds * (i + 1) / (scale.broker_restarts + 1))
-                   for i in range(scale.broker_restarts)])
+        plan = (
+            [("kill", self.rng.uniform(3, over_seconds)) for _ in range(scale.kills)]
+            + [("cut", self.rng.uniform(3, over_seconds)) for _ in range(scale.cuts)]
+            + [("db_loss", self.rng.uniform(3, over_seconds)) for _ in range(scale.db_losses)]
+            + [
+                ("broker_restart", over_seconds * (i + 1) / (scale.broker_restarts + 1))
+                for i in range(scale.broker_restarts)
+            ]
+        )
         started = time.monotonic()
         for kind, at in sorted(plan, key=lambda item: item[1]):
             await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
@@ -166,15 +178,15 @@ class Injector:
             await conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname LIKE $1 AND pid <> pg_backend_pid()",
-                self.settings.namespace + "\\_%")
+                self.settings.namespace + "\\_%",
+            )
         finally:
             await conn.close()
 
     async def broker_restart(self) -> None:
         def restart() -> None:
             for args in (["stop_app"], ["start_app"], ["await_startup"]):
-                subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120,
-                               capture_output=True)
+                subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120, capture_output=True)
 
         await asyncio.to_thread(restart)
 
@@ -197,7 +209,8 @@ async def _val(settings: Settings, service: str, sql: str, *args):
 async def queue_depths(settings: Settings, admin_url: str) -> dict[str, int]:
     topology = Topology(settings.namespace)
     names = [topology.queue_name(s) for s in SUBSCRIPTIONS] + [
-        topology.agency_queue_name(p) for p in ("AF", "FK", "KOMMUN", "REGION")]
+        topology.agency_queue_name(p) for p in ("AF", "FK", "KOMMUN", "REGION")
+    ]
     return {name: await amqp.message_count(admin_url, name) for name in names}
 
 
@@ -208,11 +221,15 @@ async def at_rest(settings: Settings, admin_url: str, *, timeout: float = 300) -
     while time.monotonic() < deadline:
         try:
             depths = await queue_depths(settings, admin_url)
-            pending = {s: await _val(settings, s, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                       for s in SERVICES}
-            handled = {s: tuple((await _fetch(settings, s, "SELECT (SELECT count(*) FROM inbox), "
-                                                           "(SELECT count(*) FROM outbox)"))[0])
-                       for s in SERVICES}
+            pending = {
+                s: await _val(settings, s, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") for s in SERVICES
+            }
+            handled = {
+                s: tuple(
+                    (await _fetch(settings, s, "SELECT (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox)"))[0]
+                )
+                for s in SERVICES
+            }
         except Exception:  # the broker restarting, a connection cut: look again
             await asyncio.sleep(1)
             continue
@@ -240,8 +257,7 @@ async def dead_letters(settings: Settings, admin_url: str) -> dict[str, list[tup
             queue = await channel.get_queue(topology.dead_letter_queue_name(service), ensure=False)
             found[service] = []
             while (message := await queue.get(no_ack=False, fail=False)) is not None:
-                found[service].append((message.message_id or "",
-                                       str((message.headers or {}).get(REASON_HEADER))))
+                found[service].append((message.message_id or "", str((message.headers or {}).get(REASON_HEADER))))
             await channel.close()  # unacked: back in the queue
             channel = await conn.channel()
     finally:
@@ -263,12 +279,13 @@ async def ledger(settings: Settings, simulation: Simulation) -> dict:
         "cases in meeting": await count("meeting", "SELECT count(*) FROM cases"),
         "cases in followup": await count("followup", "SELECT count(*) FROM tracked_cases"),
         "referrals counted in metrics": await count(
-            "metrics", "SELECT count(*) FROM case_facts WHERE referred_on IS NOT NULL"),
+            "metrics", "SELECT count(*) FROM case_facts WHERE referred_on IS NOT NULL"
+        ),
         "consulted (coordinators)": len(t.consulted),
-        "consulted in meeting": await count(
-            "meeting", "SELECT count(*) FROM consultations WHERE outcome = 'held'"),
+        "consulted in meeting": await count("meeting", "SELECT count(*) FROM consultations WHERE outcome = 'held'"),
         "consulted counted in metrics": await count(
-            "metrics", "SELECT count(*) FROM case_facts WHERE consulted_on IS NOT NULL"),
+            "metrics", "SELECT count(*) FROM case_facts WHERE consulted_on IS NOT NULL"
+        ),
         "follow-ups scheduled": await count("followup", "SELECT count(*) FROM followups"),
         "follow-ups counted in metrics": await count("metrics", "SELECT count(*) FROM followup_facts"),
         "follow-ups fired": await count("followup", "SELECT count(*) FROM followups WHERE due_sent_at IS NOT NULL"),
@@ -276,7 +293,8 @@ async def ledger(settings: Settings, simulation: Simulation) -> dict:
         "follow-ups answered (agencies)": len(t.followups_answered),
         "follow-ups recorded (agencies)": len(t.followups_recorded),
         "follow-ups recorded in followup": await count(
-            "followup", "SELECT count(DISTINCT followup_id) FROM followup_records"),
+            "followup", "SELECT count(DISTINCT followup_id) FROM followup_records"
+        ),
         "meetings cancelled by coordinators": len(t.cancelled_meetings),
     }
 
@@ -286,39 +304,57 @@ async def delivery_gaps(settings: Settings) -> dict[str, dict[str, int]]:
     producer's outbox) but not in its inbox (lost), and the other way round."""
     published: dict[str, set] = {}
     for producer in SERVICES:
-        for row in await _fetch(settings, producer, "SELECT event_id, routing_key FROM outbox "
-                                                    "WHERE exchange = $1", EVENTS):
+        for row in await _fetch(
+            settings, producer, "SELECT event_id, routing_key FROM outbox WHERE exchange = $1", EVENTS
+        ):
             published.setdefault(row["routing_key"], set()).add(row["event_id"])
     gaps = {}
     for consumer, bindings in SUBSCRIPTIONS.items():
         for binding in bindings:
             if binding.exchange != EVENTS:
                 continue
-            received = {r["event_id"] for r in await _fetch(
-                settings, consumer, "SELECT event_id FROM inbox WHERE consumer = $1 AND event_type = $2",
-                consumer, binding.routing_key)}
+            received = {
+                r["event_id"]
+                for r in await _fetch(
+                    settings,
+                    consumer,
+                    "SELECT event_id FROM inbox WHERE consumer = $1 AND event_type = $2",
+                    consumer,
+                    binding.routing_key,
+                )
+            }
             sent = published.get(binding.routing_key, set())
             if sent - received or received - sent:
                 gaps[f"{consumer} <- {binding.routing_key}"] = {
-                    "lost": len(sent - received), "unknown": len(received - sent)}
+                    "lost": len(sent - received),
+                    "unknown": len(received - sent),
+                }
     return gaps
 
 
 async def duplicated_effects(settings: Settings, simulation: Simulation) -> dict[str, int]:
     """Effects that must happen once, counted where they would show twice."""
     dupes = {}
-    once_per_case = ("CaseReferred", "CaseScheduled", "ConsultationHeld", "CaseNotConsulted",
-                     "CaseClosed")
+    once_per_case = ("CaseReferred", "CaseScheduled", "ConsultationHeld", "CaseNotConsulted", "CaseClosed")
     for service in SERVICES:
-        for row in await _fetch(settings, service, """
+        for row in await _fetch(
+            settings,
+            service,
+            """
                 SELECT event_type, count(*) - count(DISTINCT ordering_key) AS extra FROM outbox
                 WHERE event_type = ANY($1::text[]) AND event_type <> 'CaseScheduled'
-                GROUP BY event_type""", list(once_per_case)):
+                GROUP BY event_type""",
+            list(once_per_case),
+        ):
             if row["extra"]:
                 dupes[f"{service}: {row['event_type']} twice for a case"] = row["extra"]
-        for row in await _fetch(settings, service, """
+        for row in await _fetch(
+            settings,
+            service,
+            """
                 SELECT event_type, count(*) - count(DISTINCT ordering_key || body::text) AS extra
-                FROM outbox WHERE event_type IN ('FollowUpDue') GROUP BY event_type"""):
+                FROM outbox WHERE event_type IN ('FollowUpDue') GROUP BY event_type""",
+        ):
             if row["extra"]:
                 dupes[f"{service}: {row['event_type']} twice"] = row["extra"]
     due_events = await _val(settings, "followup", "SELECT count(*) FROM outbox WHERE event_type = 'FollowUpDue'")
@@ -328,14 +364,19 @@ async def duplicated_effects(settings: Settings, simulation: Simulation) -> dict
     extra_due = sum(len(ids) - 1 for ids in simulation.tally.due_events.values() if len(ids) > 1)
     if extra_due:
         dupes["FollowUpDue received twice with different ids"] = extra_due
-    overbooked = await _val(settings, "meeting", """
+    overbooked = await _val(
+        settings,
+        "meeting",
+        """
         SELECT count(*) FROM meetings m
-        WHERE (SELECT count(*) FROM cases c WHERE c.meeting_id = m.meeting_id) > m.capacity""")
+        WHERE (SELECT count(*) FROM cases c WHERE c.meeting_id = m.meeting_id) > m.capacity""",
+    )
     if overbooked:
         dupes["meetings booked over capacity"] = overbooked
     for service, sql in (
-            ("referral", "SELECT count(*) - count(DISTINCT (referring_party, agency_ref)) FROM referrals"),
-            ("metrics", "SELECT count(*) - count(DISTINCT event_id) FROM event_log")):
+        ("referral", "SELECT count(*) - count(DISTINCT (referring_party, agency_ref)) FROM referrals"),
+        ("metrics", "SELECT count(*) - count(DISTINCT event_id) FROM event_log"),
+    ):
         if extra := await _val(settings, service, sql):
             dupes[f"{service}: {sql}"] = extra
     return dupes
@@ -363,25 +404,49 @@ async def cells_disagreeing_with_the_facts(settings: Settings) -> dict[str, int]
             after = refs[-1]
         for meeting in await metrics_store.meetings(conn, await metrics_store.all_meeting_ids(conn)):
             expected.update(metrics_domain.meeting_cells(meeting))
-        stored = Counter({(r["measure"], r["detail"], r["day"], r["team_id"], r["municipality"],
-                           r["referring_party"], r["gender"], r["age_band"], r["income"]): r["n"]
-                          for r in await conn.fetch("SELECT * FROM figure_cells")})
+        stored = Counter(
+            {
+                (
+                    r["measure"],
+                    r["detail"],
+                    r["day"],
+                    r["team_id"],
+                    r["municipality"],
+                    r["referring_party"],
+                    r["gender"],
+                    r["age_band"],
+                    r["income"],
+                ): r["n"]
+                for r in await conn.fetch("SELECT * FROM figure_cells")
+            }
+        )
     finally:
         await conn.close()
-    return {str(k): stored.get(k, 0) - expected.get(k, 0) for k in set(stored) | set(expected)
-            if stored.get(k, 0) != expected.get(k, 0)}
+    return {
+        str(k): stored.get(k, 0) - expected.get(k, 0)
+        for k in set(stored) | set(expected)
+        if stored.get(k, 0) != expected.get(k, 0)
+    }
 
 
 async def state_digest(settings: Settings) -> dict[str, tuple[int, str]]:
     """Every table of every service: its row count and a digest of its rows."""
     digest = {}
     for service in SERVICES:
-        tables = [r["tablename"] for r in await _fetch(
-            settings, service, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        tables = [
+            r["tablename"]
+            for r in await _fetch(settings, service, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
         for table in sorted(tables):
-            row = (await _fetch(settings, service, f"""
+            row = (
+                await _fetch(
+                    settings,
+                    service,
+                    f"""
                 SELECT count(*), md5(coalesce(string_agg(md5(t::text), '' ORDER BY md5(t::text)), ''))
-                FROM "{table}" t"""))[0]
+                FROM "{table}" t""",
+                )
+            )[0]
             digest[f"{service}.{table}"] = (row[0], row[1])
     return digest
 
@@ -394,15 +459,31 @@ async def replay_every_event(settings: Settings, admin_url: str) -> int:
         channel = await conn.channel(publisher_confirms=True)
         events = await channel.get_exchange(f"{ns}.{EVENTS}", ensure=False)
         for service in SERVICES:
-            rows = await _fetch(settings, service, "SELECT event_id, event_type, routing_key, "
-                                                   "ordering_key, body FROM outbox WHERE exchange = $1 "
-                                                   "ORDER BY id", EVENTS)
+            rows = await _fetch(
+                settings,
+                service,
+                "SELECT event_id, event_type, routing_key, "
+                "ordering_key, body FROM outbox WHERE exchange = $1 "
+                "ORDER BY id",
+                EVENTS,
+            )
             for start in range(0, len(rows), 200):
-                await asyncio.gather(*(events.publish(aio_pika.Message(
-                    bytes(r["body"]), message_id=str(r["event_id"]), type=r["event_type"],
-                    content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    headers={"x-trisam-ordering-key": r["ordering_key"]}),
-                    routing_key=r["routing_key"]) for r in rows[start:start + 200]))
+                await asyncio.gather(
+                    *(
+                        events.publish(
+                            aio_pika.Message(
+                                bytes(r["body"]),
+                                message_id=str(r["event_id"]),
+                                type=r["event_type"],
+                                content_type="application/json",
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                headers={"x-trisam-ordering-key": r["ordering_key"]},
+                            ),
+                            routing_key=r["routing_key"],
+                        )
+                        for r in rows[start : start + 200]
+                    )
+                )
             replayed += len(rows)
     finally:
         await conn.close()

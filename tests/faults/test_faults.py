@@ -51,13 +51,21 @@ async def test_nothing_lost_nothing_twice_under_faults(settings, agencies, infra
     clock = Clock(speed=chaos.SPEED, started_at=started, stops_at=stops)
     names = chaos.instances()
     processes = chaos.ServiceProcesses(
-        services, ports={name: free_port() for name in names}, services=names,
-        log_dir=ARTIFACTS / settings.namespace, extra_env=chaos.clock_env(started, stops))
+        services,
+        ports={name: free_port() for name in names},
+        services=names,
+        log_dir=ARTIFACTS / settings.namespace,
+        extra_env=chaos.clock_env(started, stops),
+    )
     processes.start_all()
     simulation = Simulation(
-        settings, agencies={p: (a.amqp_url, a.user) for p, a in agencies.items()},
+        settings,
+        agencies={p: (a.amqp_url, a.user) for p, a in agencies.items()},
         meeting_urls=[processes.url("meeting"), processes.url("meeting-2")],
-        teams=county_teams(), seed=rng.randrange(2**32), clock=clock)
+        teams=county_teams(),
+        seed=rng.randrange(2**32),
+        clock=clock,
+    )
     injector = chaos.Injector(processes, proxy, settings, rng)
     report: dict = {"scale": scale.__dict__}
     try:
@@ -88,7 +96,9 @@ async def test_nothing_lost_nothing_twice_under_faults(settings, agencies, infra
         report["refused by the broker"] = refused
 
         # the figures' cells, kept up to date event by event, equal those worked out afresh
-        report["metrics cells that differ from the facts"] = cells = await chaos.cells_disagreeing_with_the_facts(settings)
+        report["metrics cells that differ from the facts"] = cells = await chaos.cells_disagreeing_with_the_facts(
+            settings
+        )
         # replay: every event once more changes nothing
         before = await chaos.state_digest(settings)
         report["replayed events"] = await chaos.replay_every_event(settings, admin_url)
@@ -101,7 +111,8 @@ async def test_nothing_lost_nothing_twice_under_faults(settings, agencies, infra
         await proxy.stop()
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / ("faults.json" if FULL else "faults-small.json")).write_text(
-            json.dumps(report, indent=2, default=str) + "\n")
+            json.dumps(report, indent=2, default=str) + "\n"
+        )
     print("\n" + json.dumps(report, indent=2, default=str))
 
     # the faults really happened
@@ -114,20 +125,23 @@ async def test_nothing_lost_nothing_twice_under_faults(settings, agencies, infra
     assert ledger["accepted (answered)"] + ledger["rejected (answered)"] == ledger["sent"], "lost referrals"
     assert ledger["rejected (answered)"] > 0 and ledger["accepted (answered)"] > scale.referrals * 0.9
     accepted = ledger["accepted (answered)"]
-    for place in ("referrals in referral", "cases in meeting", "cases in followup",
-                  "referrals counted in metrics"):
+    for place in ("referrals in referral", "cases in meeting", "cases in followup", "referrals counted in metrics"):
         assert ledger[place] == accepted, place
     assert ledger["rejections in referral"] == ledger["rejected (answered)"]
     # consultations and follow-ups
     assert ledger["consulted (coordinators)"] > 0
-    assert ledger["consulted in meeting"] == ledger["consulted (coordinators)"] == \
-        ledger["consulted counted in metrics"]
+    assert (
+        ledger["consulted in meeting"] == ledger["consulted (coordinators)"] == ledger["consulted counted in metrics"]
+    )
     assert ledger["follow-ups scheduled"] == 2 * ledger["consulted in meeting"]  # plan check, six months
     assert ledger["follow-ups counted in metrics"] == ledger["follow-ups scheduled"]
     assert ledger["follow-ups fired"] > 0
     assert ledger["follow-ups due (agencies)"] == ledger["follow-ups fired"]
-    assert ledger["follow-ups recorded (agencies)"] == ledger["follow-ups answered (agencies)"] == \
-        ledger["follow-ups recorded in followup"]
+    assert (
+        ledger["follow-ups recorded (agencies)"]
+        == ledger["follow-ups answered (agencies)"]
+        == ledger["follow-ups recorded in followup"]
+    )
     # nothing lost between services, nothing applied twice
     assert gaps == {}, gaps
     assert dupes == {}, dupes

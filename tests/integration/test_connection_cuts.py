@@ -32,8 +32,9 @@ async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(agencie
             # the agency itself talks to the broker directly
             await send_referral(agencies[Party.FK], settings.namespace, submit_referral(rng))
             if i % 50 == 25:
-                await amqp.eventually(_both_connected(proxy), timeout=30,
-                                      what="both services reconnected through the proxy")
+                await amqp.eventually(
+                    _both_connected(proxy), timeout=30, what="both services reconnected through the proxy"
+                )
                 cuts += 1
                 proxy.cut()
         assert cuts >= 5
@@ -54,8 +55,7 @@ async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(agencie
             assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
         for queue in (f"{settings.namespace}.referral", f"{settings.namespace}.metrics"):
             assert await amqp.message_count(settings.amqp_url, queue) == 0
-        assert await amqp.message_count(settings.amqp_url,
-                                        f"{settings.namespace}.metrics.dead") == 0
+        assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.metrics.dead") == 0
     finally:
         await proxy.stop()
 

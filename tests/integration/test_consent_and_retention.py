@@ -23,29 +23,36 @@ pytestmark = pytest.mark.infra
 
 async def test_consent_withdrawal_reaches_every_consuming_service(agencies, settings, runtimes):
     referral = await runtimes(referral_app.spec(settings), settings)
-    others = [await runtimes(spec(settings), settings)
-              for spec in (meeting_app.spec, followup_app.spec, metrics_app.spec)]
+    others = [
+        await runtimes(spec(settings), settings) for spec in (meeting_app.spec, followup_app.spec, metrics_app.spec)
+    ]
     await send_referral(agencies[Party.KOMMUN], settings.namespace, submit_referral(random.Random(3)))
     [accepted] = await take_replies(agencies[Party.KOMMUN], settings.namespace, 1)
     case_ref = accepted["payload"]["case_ref"]
-    withdraw = amqp.envelope("WithdrawConsent", {"case_ref": case_ref, "party": "FK",
-                                                 "withdrawn_on": str(date.today()),
-                                                 "on_behalf_of_individual": True})
+    withdraw = amqp.envelope(
+        "WithdrawConsent",
+        {"case_ref": case_ref, "party": "FK", "withdrawn_on": str(date.today()), "on_behalf_of_individual": True},
+    )
     await send_command(agencies[Party.KOMMUN], settings.namespace, withdraw)
 
     async def applied_everywhere():
         states = []
         for runtime in others:
             async with runtime.pool.acquire() as conn:
-                states.append(await conn.fetchval(
-                    "SELECT status FROM consent_state WHERE case_ref = $1 AND party = 'FK'", case_ref))
+                states.append(
+                    await conn.fetchval(
+                        "SELECT status FROM consent_state WHERE case_ref = $1 AND party = 'FK'", case_ref
+                    )
+                )
         return states == ["withdrawn"] * 3
 
     await amqp.eventually(applied_everywhere, what="every service to apply the withdrawal")
     for runtime in others:  # the other parties' consent is untouched
         async with runtime.pool.acquire() as conn:
-            assert await conn.fetchval("SELECT status FROM consent_state WHERE case_ref = $1 "
-                                       "AND party = 'AF'", case_ref) == "given"
+            assert (
+                await conn.fetchval("SELECT status FROM consent_state WHERE case_ref = $1 AND party = 'AF'", case_ref)
+                == "given"
+            )
     async with client_for(referral) as api:
         fk = token(settings, party="FK", role="member", teams=[TEAM])
         denied = await api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "x-check"}, headers=fk)
@@ -58,12 +65,12 @@ async def test_personal_data_is_erased_after_retention_and_history_stays(agencie
     rng = random.Random(4)
     for _ in range(2):
         await send_referral(agencies[Party.AF], settings.namespace, submit_referral(rng))
-    old, recent = [r["payload"]["case_ref"]
-                   for r in await take_replies(agencies[Party.AF], settings.namespace, 2)]
+    old, recent = [r["payload"]["case_ref"] for r in await take_replies(agencies[Party.AF], settings.namespace, 2)]
     now = datetime.now(UTC)
     for case_ref, closed_at in ((old, now - timedelta(days=31)), (recent, now - timedelta(days=29))):
-        closed = amqp.envelope("CaseClosed", {"case_ref": case_ref, "reason": "PLAN_COMPLETED",
-                                              "closed_at": closed_at.isoformat()})
+        closed = amqp.envelope(
+            "CaseClosed", {"case_ref": case_ref, "reason": "PLAN_COMPLETED", "closed_at": closed_at.isoformat()}
+        )
         await amqp.publish(settings.amqp_url, f"{settings.namespace}.events", "CaseClosed", closed)
 
     async def erased():
@@ -82,7 +89,10 @@ async def test_personal_data_is_erased_after_retention_and_history_stays(agencie
     assert case["person_pseudonym"] is None
     assert case["gender"] != "" and case["age_band"] and case["team_id"] == TEAM
     async with client_for(referral) as api:
-        read = await api.get(f"/api/v1/cases/{old}", params={"purpose": "audit"},
-                             headers=token(settings, party="AF", role="member", teams=[TEAM]))
+        read = await api.get(
+            f"/api/v1/cases/{old}",
+            params={"purpose": "audit"},
+            headers=token(settings, party="AF", role="member", teams=[TEAM]),
+        )
         assert read.status_code == 200
         assert read.json()["erased"] is True and read.json()["personnummer"] is None

@@ -29,13 +29,25 @@ OUTCOME_DUE = date(2027, 5, 17)  # six months after
 
 
 def consultation(case_ref: str, held_on: date = HELD, party: str = "AF", team: str = "T-ONE") -> dict:
-    return amqp.envelope("ConsultationHeld", {
-        "case_ref": case_ref, "team_id": team, "municipality": "Gävle", "meeting_id": f"{team}-X",
-        "meeting_date": str(held_on), "held_on": str(held_on), "referring_party": party,
-        "referred_at": "2026-10-01T08:00:00+00:00", "parties_present": ["AF", "FK"],
-        "others_invited": [], "individual_attended": True,
-        "actions": [{"type": "sip", "responsible_party": "KOMMUN", "due_on": "2027-01-01"}],
-        "recorded_at": NOW.isoformat()}, producer="meeting")
+    return amqp.envelope(
+        "ConsultationHeld",
+        {
+            "case_ref": case_ref,
+            "team_id": team,
+            "municipality": "Gävle",
+            "meeting_id": f"{team}-X",
+            "meeting_date": str(held_on),
+            "held_on": str(held_on),
+            "referring_party": party,
+            "referred_at": "2026-10-01T08:00:00+00:00",
+            "parties_present": ["AF", "FK"],
+            "others_invited": [],
+            "individual_attended": True,
+            "actions": [{"type": "sip", "responsible_party": "KOMMUN", "due_on": "2027-01-01"}],
+            "recorded_at": NOW.isoformat(),
+        },
+        producer="meeting",
+    )
 
 
 class Service:
@@ -49,8 +61,9 @@ class Service:
         return runtime
 
     async def send(self, *envelopes: dict) -> None:
-        await amqp.publish_many(self.settings.amqp_url, f"{self.settings.namespace}.events",
-                                [(e["event_type"], e) for e in envelopes])
+        await amqp.publish_many(
+            self.settings.amqp_url, f"{self.settings.namespace}.events", [(e["event_type"], e) for e in envelopes]
+        )
 
     async def fetch(self, sql: str, *args):
         async with self.instances[-1].pool.acquire() as conn:
@@ -58,6 +71,7 @@ class Service:
 
     async def settled(self) -> None:
         """Every change so far handled and announced: the queue and the outbox are empty."""
+
         async def quiet():
             rows = await self.fetch("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL")
             queued = await amqp.message_count(self.settings.amqp_url, f"{self.settings.namespace}.followup")
@@ -91,7 +105,9 @@ async def test_a_consultation_schedules_the_plan_check_and_the_outcome_follow_up
     await service.send(consultation("C1"))
     scheduled = await service.tap.wait_for("FollowUpScheduled", 2, case_ref="C1")
     assert {(s["kind"], s["due_on"], s["responsible_party"]) for s in scheduled} == {
-        ("plan_check", str(PLAN_DUE), "AF"), ("six_months", str(OUTCOME_DUE), "AF")}
+        ("plan_check", str(PLAN_DUE), "AF"),
+        ("six_months", str(OUTCOME_DUE), "AF"),
+    }
     # the same consultation again (another event) schedules nothing new
     await service.send(consultation("C1"))
     await service.settled()
@@ -99,12 +115,16 @@ async def test_a_consultation_schedules_the_plan_check_and_the_outcome_follow_up
 
 
 async def test_a_twelve_month_follow_up_when_switched_on(settings, runtimes):
-    async with followup_service(settings, runtimes, followup_twelve_months=True,
-                                followup_plan_check_weeks=6) as service:
+    async with followup_service(
+        settings, runtimes, followup_twelve_months=True, followup_plan_check_weeks=6
+    ) as service:
         await service.send(consultation("C1", held_on=date(2026, 8, 31)))
         scheduled = await service.tap.wait_for("FollowUpScheduled", 3, case_ref="C1")
         assert {s["kind"]: s["due_on"] for s in scheduled} == {
-            "plan_check": "2026-10-12", "six_months": "2027-02-28", "twelve_months": "2027-08-31"}
+            "plan_check": "2026-10-12",
+            "six_months": "2027-02-28",
+            "twelve_months": "2027-08-31",
+        }
 
 
 async def test_due_fires_exactly_once_across_a_restart_and_with_two_instances(service):
@@ -125,7 +145,8 @@ async def test_due_fires_exactly_once_across_a_restart_and_with_two_instances(se
     await service.settled()
     due = service.tap.of("FollowUpDue")
     assert Counter((d["case_ref"], d["kind"]) for d in due) == {
-        (f"C{i}", kind): 1 for i in range(20) for kind in ("plan_check", "six_months")}
+        (f"C{i}", kind): 1 for i in range(20) for kind in ("plan_check", "six_months")
+    }
     assert {d["recipient"] for d in due} == {"AF"}
 
 
@@ -169,51 +190,61 @@ async def test_recording_over_amqp_and_http_and_correcting(agencies, service):
     await service.tap.wait_for("FollowUpScheduled", 2)
     ns, af = service.settings.namespace, agencies[Party.AF]
     # early: recorded before its reminder; no reminder follows
-    accepted = await record_command(af, ns, "C1", "plan_check", recorded_on="2026-11-23",
-                                    reached=True, plan_status="partly")
+    accepted = await record_command(
+        af, ns, "C1", "plan_check", recorded_on="2026-11-23", reached=True, plan_status="partly"
+    )
     assert accepted["event_type"] == "CommandAccepted" and accepted["payload"]["case_ref"] == "C1"
     [completed] = await service.tap.wait_for("FollowUpCompleted", case_ref="C1")
     assert (completed["kind"], completed["plan_status"], completed["revision"]) == ("plan_check", "partly", 1)
 
-    refused = await record_command(af, ns, "C1", "six_months", recorded_on="2026-11-23",
-                                   reached=True, plan_status="done")
+    refused = await record_command(
+        af, ns, "C1", "six_months", recorded_on="2026-11-23", reached=True, plan_status="done"
+    )
     assert refused["event_type"] == "CommandRejected"
     assert {r["code"] for r in refused["payload"]["reasons"]} == {"income_source_missing", "readiness_missing"}
-    not_theirs = await record_command(agencies[Party.FK], ns, "C1", "plan_check",
-                                      recorded_on="2026-11-23", reached=False)
+    not_theirs = await record_command(
+        agencies[Party.FK], ns, "C1", "plan_check", recorded_on="2026-11-23", reached=False
+    )
     assert [r["code"] for r in not_theirs["payload"]["reasons"]] == ["followup_not_found"]
-    bad = await record_command(af, ns, "C1", "plan_check", recorded_on="2026-11-23",
-                               reached=True, plan_status="maybe")
+    bad = await record_command(af, ns, "C1", "plan_check", recorded_on="2026-11-23", reached=True, plan_status="maybe")
     assert bad["event_type"] == "CommandRejected"
 
     service.clock.set(due_at(PLAN_DUE) + timedelta(days=1))
     async with client_for(service.instances[-1]) as api:
         officer = token(service.settings, party="AF", role="officer", user="af-17")
         url = "/api/v1/followups/C1.plan_check/records"
-        corrected = await api.post(url, headers=officer, json={
-            "recorded_on": "2026-11-30", "reached": True, "plan_status": "revised"})
+        corrected = await api.post(
+            url, headers=officer, json={"recorded_on": "2026-11-30", "reached": True, "plan_status": "revised"}
+        )
         assert corrected.status_code == 201 and corrected.json()["revision"] == 2
-        same = await api.post(url, headers=officer, json={
-            "recorded_on": "2026-11-30", "reached": True, "plan_status": "revised"})
+        same = await api.post(
+            url, headers=officer, json={"recorded_on": "2026-11-30", "reached": True, "plan_status": "revised"}
+        )
         assert same.status_code == 200 and same.json()["revision"] == 2
-        invalid = await api.post(url, headers=officer, json={"recorded_on": "2026-11-30", "reached": False,
-                                                             "plan_status": "done"})
+        invalid = await api.post(
+            url, headers=officer, json={"recorded_on": "2026-11-30", "reached": False, "plan_status": "done"}
+        )
         assert invalid.status_code == 422
         assert invalid.json()["reasons"][0]["code"] == "answers_when_not_reached"
         fk = token(service.settings, party="FK", role="officer")
-        assert (await api.post(url, headers=fk, json={"recorded_on": "2026-11-30",
-                                                      "reached": False})).status_code == 404
+        assert (
+            await api.post(url, headers=fk, json={"recorded_on": "2026-11-30", "reached": False})
+        ).status_code == 404
         assert (await api.get("/api/v1/followups/C1.plan_check", headers=fk)).status_code == 404
         history = (await api.get("/api/v1/followups/C1.plan_check", headers=officer)).json()
         assert [(r["revision"], r["plan_status"], r["channel"]) for r in history["records"]] == [
-            (1, "partly", "amqp"), (2, "revised", "http")]
+            (1, "partly", "amqp"),
+            (2, "revised", "http"),
+        ]
         await service.settled()
         assert service.tap.of("FollowUpDue", case_ref="C1", kind="plan_check") == []
 
         # the outcome follow-up: recorded, the case is closed (plan completed)
-        outcome = await api.post("/api/v1/followups/C1.six_months/records", headers=officer, json={
-            "recorded_on": "2026-12-01", "reached": True, "income_source": "LON",
-            "readiness": "much_more"})
+        outcome = await api.post(
+            "/api/v1/followups/C1.six_months/records",
+            headers=officer,
+            json={"recorded_on": "2026-12-01", "reached": True, "income_source": "LON", "readiness": "much_more"},
+        )
         assert outcome.status_code == 201, outcome.text
     [closed] = await service.tap.wait_for("CaseClosed", case_ref="C1")
     assert closed["reason"] == "PLAN_COMPLETED"
@@ -226,26 +257,42 @@ async def test_closing_a_case_cancels_its_pending_follow_ups(service):
     await service.tap.wait_for("FollowUpScheduled", 2)
     async with client_for(service.instances[-1]) as api:
         url = "/api/v1/cases/C1/closure"
-        assert (await api.post(url, json={"reason": "MOVED"}, headers=token(
-            service.settings, party="AF", role="officer"))).status_code == 403
-        assert (await api.post(url, json={"reason": "MOVED"}, headers=token(
-            service.settings, party="REGION", role="coordinator", teams=["T-TWO"]))).status_code == 403
-        assert (await api.post(url, json={"reason": "SOLD"}, headers=token(
-            service.settings, party="FK", role="officer"))).status_code == 422
-        closed = await api.post(url, json={"reason": "MOVED"}, headers=token(
-            service.settings, party="REGION", role="coordinator", teams=["T-ONE"]))
+        assert (
+            await api.post(url, json={"reason": "MOVED"}, headers=token(service.settings, party="AF", role="officer"))
+        ).status_code == 403
+        assert (
+            await api.post(
+                url,
+                json={"reason": "MOVED"},
+                headers=token(service.settings, party="REGION", role="coordinator", teams=["T-TWO"]),
+            )
+        ).status_code == 403
+        assert (
+            await api.post(url, json={"reason": "SOLD"}, headers=token(service.settings, party="FK", role="officer"))
+        ).status_code == 422
+        closed = await api.post(
+            url,
+            json={"reason": "MOVED"},
+            headers=token(service.settings, party="REGION", role="coordinator", teams=["T-ONE"]),
+        )
         assert closed.status_code == 200
-        again = await api.post(url, json={"reason": "MOVED"}, headers=token(
-            service.settings, party="FK", role="officer"))
+        again = await api.post(
+            url, json={"reason": "MOVED"}, headers=token(service.settings, party="FK", role="officer")
+        )
         assert again.status_code == 409
-        late = await api.post("/api/v1/followups/C1.plan_check/records", json={
-            "recorded_on": "2026-11-23", "reached": False},
-            headers=token(service.settings, party="FK", role="officer"))
+        late = await api.post(
+            "/api/v1/followups/C1.plan_check/records",
+            json={"recorded_on": "2026-11-23", "reached": False},
+            headers=token(service.settings, party="FK", role="officer"),
+        )
         assert late.status_code == 409 and late.json()["reasons"][0]["code"] == "followup_cancelled"
         await service.send(consultation("C2", party="FK"))
         await service.tap.wait_for("FollowUpScheduled", 2, case_ref="C2")
-        by_officer = await api.post("/api/v1/cases/C2/closure", json={"reason": "DECEASED"},
-                                    headers=token(service.settings, party="FK", role="officer"))
+        by_officer = await api.post(
+            "/api/v1/cases/C2/closure",
+            json={"reason": "DECEASED"},
+            headers=token(service.settings, party="FK", role="officer"),
+        )
         assert by_officer.status_code == 200
     [event] = await service.tap.wait_for("CaseClosed", case_ref="C1")
     assert event["reason"] == "MOVED"
@@ -259,28 +306,56 @@ async def test_closing_a_case_cancels_its_pending_follow_ups(service):
 
 
 async def test_out_of_order_and_exits(service):
-    not_consulted = amqp.envelope("CaseNotConsulted", {
-        "case_ref": "N1", "team_id": "T-ONE", "municipality": "Gävle", "meeting_id": "T-ONE-X",
-        "meeting_date": "2026-11-17", "referring_party": "AF", "reason": "individual_withdrew",
-        "recorded_at": NOW.isoformat()})
+    not_consulted = amqp.envelope(
+        "CaseNotConsulted",
+        {
+            "case_ref": "N1",
+            "team_id": "T-ONE",
+            "municipality": "Gävle",
+            "meeting_id": "T-ONE-X",
+            "meeting_date": "2026-11-17",
+            "referring_party": "AF",
+            "reason": "individual_withdrew",
+            "recorded_at": NOW.isoformat(),
+        },
+    )
     await service.send(not_consulted)  # before its CaseReferred
     [closed] = await service.tap.wait_for("CaseClosed", case_ref="N1")
     assert closed["reason"] == "CONSENT_WITHDRAWN"
     await service.send(consultation("N1"))  # a late consultation of a closed case
     # every party's consent withdrawn: the case is closed, its follow-ups cancelled
-    referred = amqp.envelope("CaseReferred", {
-        "case_ref": "W1", "team_id": "T-ONE", "municipality": "Gävle", "referring_party": "AF",
-        "gender": "MAN", "age_band": "35-44", "income_source": "FORSORJNINGSSTOD",
-        "consented_parties": ["AF", "FK"], "wishes_to_attend": None,
-        "violence_question_asked": True, "reason_codes": [],
-        "referred_at": "2026-10-01T08:00:00+00:00"})
+    referred = amqp.envelope(
+        "CaseReferred",
+        {
+            "case_ref": "W1",
+            "team_id": "T-ONE",
+            "municipality": "Gävle",
+            "referring_party": "AF",
+            "gender": "MAN",
+            "age_band": "35-44",
+            "income_source": "FORSORJNINGSSTOD",
+            "consented_parties": ["AF", "FK"],
+            "wishes_to_attend": None,
+            "violence_question_asked": True,
+            "reason_codes": [],
+            "referred_at": "2026-10-01T08:00:00+00:00",
+        },
+    )
     await service.send(referred, consultation("W1"))
     await service.tap.wait_for("FollowUpScheduled", 2, case_ref="W1")
+
     def withdrawal(case_ref: str, party: str) -> dict:
-        return amqp.envelope("ConsentWithdrawn", {
-            "case_ref": case_ref, "party": party, "withdrawn_on": "2026-11-23",
-            "on_behalf_of_individual": True, "recorded_by": "AF",
-            "recorded_at": (NOW + timedelta(minutes=1)).isoformat()})
+        return amqp.envelope(
+            "ConsentWithdrawn",
+            {
+                "case_ref": case_ref,
+                "party": party,
+                "withdrawn_on": "2026-11-23",
+                "on_behalf_of_individual": True,
+                "recorded_by": "AF",
+                "recorded_at": (NOW + timedelta(minutes=1)).isoformat(),
+            },
+        )
 
     await service.send(withdrawal("W1", "AF"), withdrawal("W1", "FK"))  # at once: each sees the other
     [closed] = await service.tap.wait_for("CaseClosed", case_ref="W1")
@@ -300,8 +375,7 @@ async def test_out_of_order_and_exits(service):
 async def test_a_year_of_backfilled_history_fires_each_due_reminder_once(service):
     held = [NOW.date() - timedelta(weeks=k) for k in range(1, 53)]
     await service.send(*[consultation(f"H{k:02}", held_on=day) for k, day in enumerate(held)])
-    expected = sum(1 for day in held for _kind, due_on in followups_for(day, Rules())
-                   if due_at(due_on) <= NOW)
+    expected = sum(1 for day in held for _kind, due_on in followups_for(day, Rules()) if due_at(due_on) <= NOW)
     assert expected == 45 + 26  # plan checks of 8 weeks back and older, outcomes of 27 weeks and older
     await service.tap.wait_for("FollowUpDue", expected, timeout=30)
     await service.settled()
@@ -319,12 +393,16 @@ async def test_the_scheduler_acts_only_on_due_follow_ups_among_many_pending(serv
         await conn.execute("""
             INSERT INTO tracked_cases (case_ref, referring_party, referred_at, team_id, municipality)
             SELECT 'P' || g, 'FK', now(), 'T-ONE', 'Gävle' FROM generate_series(1, 20000) g""")
-        await conn.execute("""
+        await conn.execute(
+            """
             INSERT INTO followups (followup_id, case_ref, kind, team_id, municipality, referring_party,
                                    responsible_party, consultation_held_on, due_on, next_action_at)
             SELECT 'P' || g || '.six_months', 'P' || g, 'six_months', 'T-ONE', 'Gävle', 'FK', 'FK',
-                   DATE '2026-11-01', DATE '2027-05-01' + (g % 300), $1::timestamptz + make_interval(days => 200 + g % 300)
-            FROM generate_series(1, 20000) g""", NOW)
+                   DATE '2026-11-01', DATE '2027-05-01' + (g % 300),
+                   $1::timestamptz + make_interval(days => 200 + g % 300)
+            FROM generate_series(1, 20000) g""",
+            NOW,
+        )
     await service.send(*[consultation(f"D{i}") for i in range(10)])
     await service.tap.wait_for("FollowUpScheduled", 20)
     service.clock.set(due_at(PLAN_DUE) + timedelta(minutes=1))

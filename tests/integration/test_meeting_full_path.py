@@ -34,8 +34,9 @@ MEETING = f"{TEAM}-{FIRST:%Y%m%d}"
 
 async def test_from_submit_referral_to_consultation_held(agencies, settings, runtimes):
     referral = await runtimes(referral_app.spec(settings), settings)
-    referral_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(referral)),
-                                      base_url="http://referral")
+    referral_http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_app(referral)), base_url="http://referral"
+    )
     clock = SettableClock(START)
     fast = settings.model_copy(update={"meeting_check_seconds": 0.1})
     async with amqp.EventTap(settings.amqp_url, settings.namespace) as tap:
@@ -51,20 +52,26 @@ async def test_from_submit_referral_to_consultation_held(agencies, settings, run
         assert scheduled["meeting_id"] == MEETING
 
         # AF's consent is withdrawn (AF does not postpone by default): the case stays, AF sees less
-        withdraw = amqp.envelope("WithdrawConsent", {"case_ref": case_ref, "party": "AF",
-                                                     "withdrawn_on": "2026-11-23",
-                                                     "on_behalf_of_individual": True})
+        withdraw = amqp.envelope(
+            "WithdrawConsent",
+            {"case_ref": case_ref, "party": "AF", "withdrawn_on": "2026-11-23", "on_behalf_of_individual": True},
+        )
         await send_command(agencies[Party.KOMMUN], settings.namespace, withdraw)
 
         async def applied():
             async with meeting.pool.acquire() as conn:
-                return await conn.fetchval("SELECT status FROM consent_state WHERE case_ref = $1 "
-                                           "AND party = 'AF'", case_ref) == "withdrawn"
+                return (
+                    await conn.fetchval(
+                        "SELECT status FROM consent_state WHERE case_ref = $1 AND party = 'AF'", case_ref
+                    )
+                    == "withdrawn"
+                )
 
         await amqp.eventually(applied, what="the meeting service to apply the withdrawal")
 
         clock.set(datetime(2026, 11, 26, 10, 0, tzinfo=STOCKHOLM))  # past the cut-off
         async with client_for(meeting) as api:
+
             async def fixed():
                 found = (await api.get(f"/api/v1/meetings/{MEETING}", headers=coordinator)).json()
                 return found["status"] == "closed" and found
@@ -79,20 +86,27 @@ async def test_from_submit_referral_to_consultation_held(agencies, settings, run
             assert item["details"]["personnummer"] == personnummer.replace("-", "")
             assert item["details"]["question"] == command["payload"]["question"]
             af = token(settings, party="AF", role="member", teams=[TEAM], user="af-brynas")
-            [hidden] = (await api.get(f"/api/v1/meetings/{MEETING}/pre-meeting-agenda",
-                                      headers=af)).json()["agenda"]
+            [hidden] = (await api.get(f"/api/v1/meetings/{MEETING}/pre-meeting-agenda", headers=af)).json()["agenda"]
             assert hidden["withheld"] == "no_consent" and "details" not in hidden
             assert personnummer_in(json.dumps(hidden)) == []
             stranger = token(settings, party="FK", role="member", teams=["SANDVIKEN-NORR"])
-            assert (await api.get(f"/api/v1/meetings/{MEETING}/pre-meeting-agenda",
-                                  headers=stranger)).status_code == 403
+            assert (
+                await api.get(f"/api/v1/meetings/{MEETING}/pre-meeting-agenda", headers=stranger)
+            ).status_code == 403
 
             clock.set(datetime(2026, 12, 1, 10, 30, tzinfo=STOCKHOLM))
-            held = await api.post(f"/api/v1/meetings/{MEETING}/cases/{case_ref}/consultation", json={
-                "outcome": "held", "held_on": "2026-12-01", "parties_present": ["FK", "KOMMUN", "REGION"],
-                "others_invited": [], "individual_attended": False,
-                "actions": [{"type": "joint_mapping", "responsible_party": "KOMMUN",
-                             "due_on": "2027-01-15"}]}, headers=coordinator)
+            held = await api.post(
+                f"/api/v1/meetings/{MEETING}/cases/{case_ref}/consultation",
+                json={
+                    "outcome": "held",
+                    "held_on": "2026-12-01",
+                    "parties_present": ["FK", "KOMMUN", "REGION"],
+                    "others_invited": [],
+                    "individual_attended": False,
+                    "actions": [{"type": "joint_mapping", "responsible_party": "KOMMUN", "due_on": "2027-01-15"}],
+                },
+                headers=coordinator,
+            )
             assert held.status_code == 201, held.text
         [consulted] = await tap.wait_for("ConsultationHeld", case_ref=case_ref)
         assert consulted["referring_party"] == "KOMMUN" and consulted["meeting_id"] == MEETING
@@ -102,7 +116,8 @@ async def test_from_submit_referral_to_consultation_held(agencies, settings, run
         auditor = token(settings, party="REGION", role="auditor")
         entries = (await api.get(f"/api/v1/cases/{case_ref}/access-log", headers=auditor)).json()["entries"]
         assert [(e["user_id"], e["purpose"], e["outcome"]) for e in entries] == [
-            ("fk-brynas", f"pre-meeting {MEETING}", "granted")]
+            ("fk-brynas", f"pre-meeting {MEETING}", "granted")
+        ]
     await referral_http.aclose()
     published = json.dumps(tap.events)
     assert personnummer_in(published) == []
@@ -112,29 +127,34 @@ async def test_from_submit_referral_to_consultation_held(agencies, settings, run
 async def test_a_team_an_administrator_creates_takes_referrals(agencies, settings, runtimes):
     referral = await runtimes(referral_app.spec(settings), settings)
     meeting = await runtimes(meeting_app.spec(settings), settings)
-    entry = {"name": "Trisam Nya hälsocentralen", "municipality": "Gävle",
-             "host_unit": {"type": "health_centre", "name": "Nya hälsocentralen"},
-             "cadence_weeks": 3, "weekday": "monday", "time": "13:00", "capacity": 4,
-             "cutoff_days": 4, "fixed_members": {"AF": "af-nya", "FK": "fk-nya",
-                                                 "KOMMUN": "kommun-nya", "REGION": "region-nya"}}
+    entry = {
+        "name": "Trisam Nya hälsocentralen",
+        "municipality": "Gävle",
+        "host_unit": {"type": "health_centre", "name": "Nya hälsocentralen"},
+        "cadence_weeks": 3,
+        "weekday": "monday",
+        "time": "13:00",
+        "capacity": 4,
+        "cutoff_days": 4,
+        "fixed_members": {"AF": "af-nya", "FK": "fk-nya", "KOMMUN": "kommun-nya", "REGION": "region-nya"},
+    }
     async with client_for(meeting) as api:
-        created = await api.put("/api/v1/teams/GAVLE-NYA", json=entry,
-                                headers=token(settings, party="REGION", role="admin"))
+        created = await api.put(
+            "/api/v1/teams/GAVLE-NYA", json=entry, headers=token(settings, party="REGION", role="admin")
+        )
         assert created.status_code == 200, created.text
 
     async def known_to_referral():
         async with referral.pool.acquire() as conn:
-            return await conn.fetchval("SELECT municipality FROM registered_teams "
-                                       "WHERE team_id = 'GAVLE-NYA'")
+            return await conn.fetchval("SELECT municipality FROM registered_teams WHERE team_id = 'GAVLE-NYA'")
 
     assert await amqp.eventually(known_to_referral, what="the referral service to learn of the team") == "Gävle"
-    await send_referral(agencies[Party.FK], settings.namespace,
-                        submit_referral(random.Random(12), team_id="GAVLE-NYA"))
+    await send_referral(agencies[Party.FK], settings.namespace, submit_referral(random.Random(12), team_id="GAVLE-NYA"))
     [reply] = await take_replies(agencies[Party.FK], settings.namespace, 1)
     assert reply["event_type"] == "ReferralAccepted", reply
     async with meeting.pool.acquire() as conn:
+
         async def scheduled():
-            return await conn.fetchval("SELECT meeting_id FROM cases WHERE case_ref = $1",
-                                       reply["payload"]["case_ref"])
+            return await conn.fetchval("SELECT meeting_id FROM cases WHERE case_ref = $1", reply["payload"]["case_ref"])
 
         assert (await amqp.eventually(scheduled, what="the case on the new team's agenda")).startswith("GAVLE-NYA-")

@@ -13,8 +13,7 @@ import pytest
 
 from shared.platform.clock import STOCKHOLM
 from tests.support.http import client_for, token
-from tests.support.meetings import (ALL, ONE_DATES, START, case_referred, consent_event,
-                                    meeting_id, meeting_service)
+from tests.support.meetings import ALL, ONE_DATES, START, case_referred, consent_event, meeting_id, meeting_service
 
 pytestmark = pytest.mark.infra
 
@@ -95,9 +94,12 @@ async def test_overflow_waits_for_the_calendar_with_an_expected_date(meeting):
 
 
 async def test_at_the_cutoff_a_case_without_a_fixed_partys_consent_is_postponed_and_its_agency_reminded(meeting):
-    await meeting.queue(case_referred("OK1"),
-                        case_referred("NOFK", party="KOMMUN", consented=["AF", "KOMMUN", "REGION"]),
-                        case_referred("OK2"), case_referred("OK3"))
+    await meeting.queue(
+        case_referred("OK1"),
+        case_referred("NOFK", party="KOMMUN", consented=["AF", "KOMMUN", "REGION"]),
+        case_referred("OK2"),
+        case_referred("OK3"),
+    )
     await meeting.until_agenda(DEC1, ["OK1", "NOFK", "OK2"])  # before the cut-off it may still come
     meeting.clock.set(AFTER_DEC1_CUTOFF)
     [postponed] = await meeting.tap.wait_for("CasePostponed", case_ref="NOFK")
@@ -122,8 +124,9 @@ async def test_at_the_cutoff_a_case_without_a_fixed_partys_consent_is_postponed_
 
 
 async def test_a_case_that_never_gets_consent_moves_on_at_each_cutoff_and_wastes_no_seat(meeting):
-    await meeting.queue(case_referred("NOFK", consented=["AF", "KOMMUN", "REGION"]),
-                        *[case_referred(f"C{i}") for i in range(1, 7)])
+    await meeting.queue(
+        case_referred("NOFK", consented=["AF", "KOMMUN", "REGION"]), *[case_referred(f"C{i}") for i in range(1, 7)]
+    )
     await meeting.until_agenda(DEC29, ["C6"])
     meeting.clock.set(AFTER_DEC1_CUTOFF)
     await meeting.until_status(DEC1, "closed")
@@ -148,8 +151,9 @@ async def test_removing_a_skip_date_brings_its_meeting_back(meeting):
     await meeting.queue(case_referred("C0"))
     admin = token(meeting.settings, party="REGION", role="admin", user="admin-1")
     async with client_for(meeting.runtime) as api:
-        added = await api.put("/api/v1/skip-dates", headers=admin,
-                              json={"on_date": str(DEC1), "reason": "Helgdag"})  # every team
+        added = await api.put(
+            "/api/v1/skip-dates", headers=admin, json={"on_date": str(DEC1), "reason": "Helgdag"}
+        )  # every team
         assert added.status_code == 200 and added.json()["meetings_cancelled"] == 1
         await meeting.until_agenda(DEC15, ["C0"])
         assert (await api.delete(f"/api/v1/skip-dates/*/{DEC1}", headers=admin)).status_code == 204
@@ -173,8 +177,9 @@ async def test_cancelled_meetings_cases_move_to_the_next_meeting_ahead_of_newer_
         assert bad.status_code == 422
         bad = await api.post(url, json={"reason": "no_cases"}, headers=coordinator(meeting.settings))
         assert bad.status_code == 422  # automatic only
-        done = await api.post(url, json={"reason": "other", "note": "Lokalen är upptagen"},
-                              headers=coordinator(meeting.settings))
+        done = await api.post(
+            url, json={"reason": "other", "note": "Lokalen är upptagen"}, headers=coordinator(meeting.settings)
+        )
         assert done.status_code == 200 and done.json()["cases_moved"] == 3
         again = await api.post(url, json={"reason": "staff_absent"}, headers=coordinator(meeting.settings))
         assert again.status_code == 409 and again.json()["detail"]["code"] == "meeting_cancelled"
@@ -222,8 +227,13 @@ async def test_withdrawal_after_scheduling_postpones_only_for_configured_parties
 async def test_a_closed_case_leaves_the_queue(meeting):
     await meeting.queue(*[case_referred(f"C{i}", minute=i) for i in range(4)])
     await meeting.until_agenda(DEC15, ["C3"])
-    await meeting.send({**case_referred("x"), "event_type": "CaseClosed", "payload": {
-        "case_ref": "C1", "reason": "MOVED", "closed_at": START.isoformat()}})
+    await meeting.send(
+        {
+            **case_referred("x"),
+            "event_type": "CaseClosed",
+            "payload": {"case_ref": "C1", "reason": "MOVED", "closed_at": START.isoformat()},
+        }
+    )
     await meeting.until_agenda(DEC1, ["C0", "C2", "C3"])
 
 
@@ -233,8 +243,9 @@ async def test_skip_dates_and_team_changes_by_administrators(meeting):
     admin = token(meeting.settings, party="REGION", role="admin", user="admin-1")
     async with client_for(meeting.runtime) as api:
         holiday = {"on_date": str(DEC1), "team_id": "T-ONE", "reason": "Helgdag"}
-        assert (await api.put("/api/v1/skip-dates", json=holiday,
-                              headers=coordinator(meeting.settings))).status_code == 403
+        assert (
+            await api.put("/api/v1/skip-dates", json=holiday, headers=coordinator(meeting.settings))
+        ).status_code == 403
         added = await api.put("/api/v1/skip-dates", json=holiday, headers=admin)
         assert added.status_code == 200 and added.json()["meetings_cancelled"] == 1
         [cancelled] = await meeting.tap.wait_for("MeetingCancelled", meeting_id=meeting_id(DEC1))
@@ -242,10 +253,23 @@ async def test_skip_dates_and_team_changes_by_administrators(meeting):
         await meeting.until_agenda(DEC15, ["C0", "C1"])
 
         team = (await api.get("/api/v1/teams/T-ONE", headers=admin)).json()
-        change = {k: team[k] for k in ("name", "municipality", "host_unit", "cadence_weeks",
-                                       "weekday", "time", "capacity", "cutoff_days", "fixed_members")}
-        assert (await api.put("/api/v1/teams/T-ONE", json={**change, "capacity": 1},
-                              headers=coordinator(meeting.settings))).status_code == 403
+        change = {
+            k: team[k]
+            for k in (
+                "name",
+                "municipality",
+                "host_unit",
+                "cadence_weeks",
+                "weekday",
+                "time",
+                "capacity",
+                "cutoff_days",
+                "fixed_members",
+            )
+        }
+        assert (
+            await api.put("/api/v1/teams/T-ONE", json={**change, "capacity": 1}, headers=coordinator(meeting.settings))
+        ).status_code == 403
         bad = await api.put("/api/v1/teams/T-ONE", json={**change, "cadence_weeks": 6}, headers=admin)
         assert bad.status_code == 422
         saved = await api.put("/api/v1/teams/T-ONE", json={**change, "capacity": 1}, headers=admin)
@@ -256,8 +280,7 @@ async def test_skip_dates_and_team_changes_by_administrators(meeting):
         assert updated[-1]["capacity"] == 1
 
         # a new time: the meetings and the cases on them are announced again with it
-        retimed = await api.put("/api/v1/teams/T-ONE", json={**change, "capacity": 1, "time": "10:30"},
-                                headers=admin)
+        retimed = await api.put("/api/v1/teams/T-ONE", json={**change, "capacity": 1, "time": "10:30"}, headers=admin)
         assert retimed.status_code == 200
         again = await meeting.tap.wait_for("CaseScheduled", 3, case_ref="C0")  # DEC1, DEC15, new time
         assert again[-1]["meeting_id"] == meeting_id(DEC15)
@@ -265,13 +288,13 @@ async def test_skip_dates_and_team_changes_by_administrators(meeting):
         change["time"] = "10:30"
 
         # a new weekday starts a new calendar: open meetings off it are cancelled
-        moved = await api.put("/api/v1/teams/T-ONE", json={**change, "capacity": 1,
-                                                           "weekday": "wednesday"}, headers=admin)
+        moved = await api.put(
+            "/api/v1/teams/T-ONE", json={**change, "capacity": 1, "weekday": "wednesday"}, headers=admin
+        )
         assert moved.status_code == 200
         cancelled = await meeting.tap.wait_for("MeetingCancelled", 6, team_id="T-ONE")
         assert {c["reason"] for c in cancelled[1:]} == {"rescheduled"}
-        wednesdays = await meeting.tap.wait_for("MeetingScheduled", 1, team_id="T-ONE",
-                                                meeting_date="2026-12-02")
+        wednesdays = await meeting.tap.wait_for("MeetingScheduled", 1, team_id="T-ONE", meeting_date="2026-12-02")
         assert wednesdays
         await meeting.until_agenda(date(2026, 12, 2), ["C0"])
         new_team = await api.put("/api/v1/teams/T-NEW", json={**change, "name": "Ny"}, headers=admin)
@@ -283,11 +306,17 @@ async def test_pre_meeting_and_consultation_are_recorded_by_the_coordinator(meet
     await meeting.queue(*[case_referred(f"C{i}", minute=i) for i in range(3)])
     await meeting.until_agenda(DEC1, ["C0", "C1", "C2"])
     dec1 = meeting_id(DEC1)
-    held = {"outcome": "held", "held_on": str(DEC1), "parties_present": ["AF", "FK", "REGION"],
-            "others_invited": ["physician"], "individual_attended": True,
-            "actions": [{"type": "sip", "responsible_party": "KOMMUN", "due_on": "2026-12-20"},
-                        {"type": "work_ability_assessment", "responsible_party": "FK",
-                         "due_on": "2027-01-15"}]}
+    held = {
+        "outcome": "held",
+        "held_on": str(DEC1),
+        "parties_present": ["AF", "FK", "REGION"],
+        "others_invited": ["physician"],
+        "individual_attended": True,
+        "actions": [
+            {"type": "sip", "responsible_party": "KOMMUN", "due_on": "2026-12-20"},
+            {"type": "work_ability_assessment", "responsible_party": "FK", "due_on": "2027-01-15"},
+        ],
+    }
     url = f"/api/v1/meetings/{dec1}/cases/C0/consultation"
     async with client_for(meeting.runtime) as api:
         boss = coordinator(meeting.settings)
@@ -297,8 +326,7 @@ async def test_pre_meeting_and_consultation_are_recorded_by_the_coordinator(meet
         await meeting.until_status(DEC1, "closed")
         future = await api.post(url, json=held, headers=boss)
         assert future.status_code == 422 and future.json()["detail"]["code"] == "held_on_in_future"
-        pre = await api.post(f"/api/v1/meetings/{dec1}/pre-meeting", json={"held_on": "2026-11-26"},
-                             headers=boss)
+        pre = await api.post(f"/api/v1/meetings/{dec1}/pre-meeting", json={"held_on": "2026-11-26"}, headers=boss)
         assert pre.status_code == 200
         [pre_held] = await meeting.tap.wait_for("PreMeetingHeld", meeting_id=dec1)
         assert pre_held["held_on"] == "2026-11-26"
@@ -308,8 +336,11 @@ async def test_pre_meeting_and_consultation_are_recorded_by_the_coordinator(meet
         assert (await api.post(url, json=held, headers=member)).status_code == 403
         bad = await api.post(url, json={**held, "parties_present": []}, headers=boss)
         assert bad.status_code == 422
-        bad = await api.post(url, json={**held, "actions": [{"type": "cure", "responsible_party": "FK",
-                                                             "due_on": "2027-01-01"}]}, headers=boss)
+        bad = await api.post(
+            url,
+            json={**held, "actions": [{"type": "cure", "responsible_party": "FK", "due_on": "2027-01-01"}]},
+            headers=boss,
+        )
         assert bad.status_code == 422
         created = await api.post(url, json=held, headers=boss)
         assert created.status_code == 201, created.text
@@ -317,17 +348,20 @@ async def test_pre_meeting_and_consultation_are_recorded_by_the_coordinator(meet
         assert again.status_code == 200 and again.json() == created.json()
         other = await api.post(url, json={**held, "individual_attended": False}, headers=boss)
         assert other.status_code == 409 and other.json()["detail"]["code"] == "already_recorded"
-        not_consulted = await api.post(f"/api/v1/meetings/{dec1}/cases/C1/consultation",
-                                       json={"outcome": "not_consulted", "reason": "individual_withdrew"},
-                                       headers=boss)
+        not_consulted = await api.post(
+            f"/api/v1/meetings/{dec1}/cases/C1/consultation",
+            json={"outcome": "not_consulted", "reason": "individual_withdrew"},
+            headers=boss,
+        )
         assert not_consulted.status_code == 201
-        wrong_meeting = await api.post(f"/api/v1/meetings/{meeting_id(DEC15)}/cases/C2/consultation",
-                                       json=held, headers=boss)
+        wrong_meeting = await api.post(
+            f"/api/v1/meetings/{meeting_id(DEC15)}/cases/C2/consultation", json=held, headers=boss
+        )
         assert wrong_meeting.status_code == 409
-        assert (await api.post(f"/api/v1/meetings/NOPE-1/cases/C2/consultation", json=held,
-                               headers=boss)).status_code == 404
-        cancel = await api.post(f"/api/v1/meetings/{dec1}/cancellation", json={"reason": "staff_absent"},
-                                headers=boss)
+        assert (
+            await api.post("/api/v1/meetings/NOPE-1/cases/C2/consultation", json=held, headers=boss)
+        ).status_code == 404
+        cancel = await api.post(f"/api/v1/meetings/{dec1}/cancellation", json={"reason": "staff_absent"}, headers=boss)
         assert cancel.status_code == 409 and cancel.json()["detail"]["code"] == "meeting_held"
 
     [event] = await meeting.tap.wait_for("ConsultationHeld", case_ref="C0")

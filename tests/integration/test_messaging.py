@@ -34,12 +34,20 @@ async def pending_outbox(runtime) -> list[asyncpg.Record]:
 
 
 def case_referred_envelope(case_ref: str = "TS-TEST0000000001", **overrides) -> dict:
-    payload = {"case_ref": case_ref, "team_id": "GAVLE-BRYNAS", "municipality": "Gävle",
-               "referring_party": "AF",
-               "gender": "WOMAN", "age_band": "35-44", "income_source": "SJUKPENNING",
-               "consented_parties": ["AF", "FK"], "wishes_to_attend": True,
-               "violence_question_asked": False, "reason_codes": [],
-               "referred_at": "2026-11-02T10:00:00+00:00"}
+    payload = {
+        "case_ref": case_ref,
+        "team_id": "GAVLE-BRYNAS",
+        "municipality": "Gävle",
+        "referring_party": "AF",
+        "gender": "WOMAN",
+        "age_band": "35-44",
+        "income_source": "SJUKPENNING",
+        "consented_parties": ["AF", "FK"],
+        "wishes_to_attend": True,
+        "violence_question_asked": False,
+        "reason_codes": [],
+        "referred_at": "2026-11-02T10:00:00+00:00",
+    }
     payload.update(overrides)
     return amqp.envelope("CaseReferred", payload, producer="referral")
 
@@ -85,8 +93,7 @@ async def test_same_event_delivered_twice_has_one_effect(agencies, settings: Set
     event = case_referred_envelope()
     for _ in range(2):
         await amqp.publish(settings.amqp_url, f"{settings.namespace}.events", "CaseReferred", event)
-    await amqp.eventually(
-        lambda: _duplicates_seen(metrics), what="the second delivery to be skipped as duplicate")
+    await amqp.eventually(lambda: _duplicates_seen(metrics), what="the second delivery to be skipped as duplicate")
     assert await referral_count(metrics) == 1
     async with metrics.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM inbox") == 1
@@ -97,8 +104,7 @@ async def _duplicates_seen(runtime) -> bool:
     return runtime.metrics.duplicates.labels("metrics", "CaseReferred")._value.get() >= 1
 
 
-async def test_poison_messages_are_dead_lettered_with_reason_and_the_next_is_processed(
-        settings: Settings, runtimes):
+async def test_poison_messages_are_dead_lettered_with_reason_and_the_next_is_processed(settings: Settings, runtimes):
     metrics = await runtimes(metrics_app.spec(settings), settings)
     events = f"{settings.namespace}.events"
     bad_schema = case_referred_envelope(gender="SOMETIMES")
@@ -115,13 +121,14 @@ async def test_poison_messages_are_dead_lettered_with_reason_and_the_next_is_pro
     ]
     for body, _reason in poison:
         await amqp.publish(settings.amqp_url, events, "CaseReferred", body)
-    await amqp.publish(settings.amqp_url, events, "CaseReferred",
-                       case_referred_envelope("TS-GOOD000000000001"))
+    await amqp.publish(settings.amqp_url, events, "CaseReferred", case_referred_envelope("TS-GOOD000000000001"))
 
     await amqp.eventually(lambda: referral_count(metrics), what="the good message after the poison")
     dead_queue = f"{settings.namespace}.metrics.dead"
-    await amqp.eventually(lambda: _count_is(settings.amqp_url, dead_queue, len(poison)),
-                          what="all poison messages in the dead-letter queue")
+    await amqp.eventually(
+        lambda: _count_is(settings.amqp_url, dead_queue, len(poison)),
+        what="all poison messages in the dead-letter queue",
+    )
     dead = await amqp.drain(settings.amqp_url, dead_queue)
     reasons = sorted(m.headers[REASON_HEADER] for m in dead)
     assert reasons == sorted(r for _, r in poison)
@@ -148,23 +155,23 @@ def metrics_with_one_broken_case(settings: Settings) -> tuple[ServiceSpec, dict[
             raise RuntimeError("bug in handler")
         await real_handler(event, uow)
 
-    return ServiceSpec(name="metrics", description="metrics with a broken handler",
-                       migrations=real.migrations, handlers=real.handlers.replaced(CaseReferred, one_broken),
-                       unit_of_work=real.unit_of_work), calls
+    return ServiceSpec(
+        name="metrics",
+        description="metrics with a broken handler",
+        migrations=real.migrations,
+        handlers=real.handlers.replaced(CaseReferred, one_broken),
+        unit_of_work=real.unit_of_work,
+    ), calls
 
 
-async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attempts(
-        settings: Settings, runtimes):
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attempts(settings: Settings, runtimes):
     spec, attempts = metrics_with_one_broken_case(settings)
     metrics = await runtimes(spec, settings)
     events = f"{settings.namespace}.events"
-    await amqp.publish(settings.amqp_url, events, "CaseReferred",
-                       case_referred_envelope("TS-BROKEN000000001"))
-    await amqp.publish(settings.amqp_url, events, "CaseReferred",
-                       case_referred_envelope("TS-FINE0000000001"))
+    await amqp.publish(settings.amqp_url, events, "CaseReferred", case_referred_envelope("TS-BROKEN000000001"))
+    await amqp.publish(settings.amqp_url, events, "CaseReferred", case_referred_envelope("TS-FINE0000000001"))
     dead_queue = f"{settings.namespace}.metrics.dead"
-    await amqp.eventually(lambda: _count_is(settings.amqp_url, dead_queue, 1),
-                          what="the failing message dead-lettered")
+    await amqp.eventually(lambda: _count_is(settings.amqp_url, dead_queue, 1), what="the failing message dead-lettered")
     await amqp.eventually(lambda: referral_count(metrics), what="the next message processed")
     [dead] = await amqp.drain(settings.amqp_url, dead_queue)
     assert dead.headers[REASON_HEADER] == "handler_error"
@@ -176,25 +183,32 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_attem
 
 
 async def test_deliveries_waiting_together_are_applied_in_one_transaction_and_a_failure_in_a_batch_costs_nothing(
-        settings: Settings, runtimes):
+    settings: Settings, runtimes
+):
     settings = settings.model_copy(update={"consume_batch_size": 16})
     spec, _ = metrics_with_one_broken_case(settings)
     refs = [f"TS-BATCH{i:010d}" for i in range(200)]
     # the queue fills before the consumer starts, so deliveries wait together
     from shared.platform import topology as topo
+
     await topo.declare(settings.amqp_url, topo.Topology(settings.namespace, settings.delivery_limit))
-    await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
-                            [("CaseReferred", case_referred_envelope(ref)) for ref in refs[:100]]
-                            + [("CaseReferred", case_referred_envelope("TS-BROKEN000000001"))]
-                            + [("CaseReferred", case_referred_envelope(ref)) for ref in refs[100:]])
+    await amqp.publish_many(
+        settings.amqp_url,
+        f"{settings.namespace}.events",
+        [("CaseReferred", case_referred_envelope(ref)) for ref in refs[:100]]
+        + [("CaseReferred", case_referred_envelope("TS-BROKEN000000001"))]
+        + [("CaseReferred", case_referred_envelope(ref)) for ref in refs[100:]],
+    )
     metrics = await runtimes(spec, settings)
 
     async def all_applied():
         return await referral_count(metrics) == len(refs)
 
     await amqp.eventually(all_applied, timeout=60, what="every good delivery applied")
-    await amqp.eventually(lambda: _count_is(settings.amqp_url, f"{settings.namespace}.metrics.dead", 1),
-                          what="the broken one dead-lettered")
+    await amqp.eventually(
+        lambda: _count_is(settings.amqp_url, f"{settings.namespace}.metrics.dead", 1),
+        what="the broken one dead-lettered",
+    )
     batches = metrics.consumer.batches
     assert batches.applied > 0, "deliveries that waited together were applied in batches"
     assert batches.rolled_back > 0, "the broken one rolled its batches back"
@@ -206,8 +220,9 @@ async def test_deliveries_waiting_together_are_applied_in_one_transaction_and_a_
 async def test_an_unroutable_event_stays_pending_in_the_outbox(agencies, settings: Settings, runtimes):
     referral = await runtimes(referral_app.spec(settings), settings)
     # Nobody is bound to CaseReferred: the consumers' queues are gone.
-    await amqp.delete_topology(settings.amqp_url, [f"{settings.namespace}.{s}"
-                                                   for s in ("meeting", "followup", "metrics")], [])
+    await amqp.delete_topology(
+        settings.amqp_url, [f"{settings.namespace}.{s}" for s in ("meeting", "followup", "metrics")], []
+    )
     await send_referral(agencies[Party.KOMMUN], settings.namespace, submit_referral())
 
     async def failed_at_least_twice():
@@ -223,8 +238,9 @@ async def test_an_unroutable_event_stays_pending_in_the_outbox(agencies, setting
 
     # Once a consumer's queue is bound again (any service declares them all), it goes out, once.
     metrics = await runtimes(metrics_app.spec(settings), settings)
-    await amqp.eventually(lambda: referral_count(metrics), timeout=30,
-                          what="the pending event delivered after a route appeared")
+    await amqp.eventually(
+        lambda: referral_count(metrics), timeout=30, what="the pending event delivered after a route appeared"
+    )
     await amqp.eventually(lambda: _empty(pending_outbox(referral)), what="the reply sent too")
     await asyncio.sleep(0.5)
     assert await referral_count(metrics) == 1
@@ -249,9 +265,12 @@ async def test_events_of_one_case_keep_their_order(agencies, settings: Settings,
     async with referral.pool.acquire() as conn:
         for case in ("TS-A", "TS-B", "TS-A", "TS-B"):
             async with conn.transaction():
-                await outbox.add(conn, CaseReferred.model_validate(
-                    case_referred_envelope(case)["payload"]), producer="referral",
-                    ordering_key=case)
+                await outbox.add(
+                    conn,
+                    CaseReferred.model_validate(case_referred_envelope(case)["payload"]),
+                    producer="referral",
+                    ordering_key=case,
+                )
     await relay.relay_once()  # TS-A #1 is returned: TS-A #3 must wait; TS-B both go
     assert [p.split(":")[0] for p in published] == ["TS-B", "TS-B"]
     await asyncio.sleep(0.05)
@@ -274,9 +293,12 @@ async def test_two_relays_never_publish_the_same_event_twice(agencies, settings:
 
     async with referral.pool.acquire() as conn, conn.transaction():
         for i in range(300):
-            await outbox.add(conn, CaseReferred.model_validate(
-                case_referred_envelope(f"TS-{i}")["payload"]), producer="referral",
-                ordering_key=f"TS-{i}")
+            await outbox.add(
+                conn,
+                CaseReferred.model_validate(case_referred_envelope(f"TS-{i}")["payload"]),
+                producer="referral",
+                ordering_key=f"TS-{i}",
+            )
     relays = [outbox.OutboxRelay(referral.pool, publish, batch_size=25) for _ in range(3)]
 
     async def drain(relay):
@@ -291,16 +313,20 @@ async def test_two_relays_never_publish_the_same_event_twice(agencies, settings:
 @pytest.mark.timeout(300)
 async def test_persistent_messages_survive_a_broker_restart(infra, agencies, settings: Settings, runtimes):
     if not infra.can_restart_broker():
-        pytest.fail("cannot restart the broker from this test (needs a local rabbitmqctl or a "
-                    "test container); the cut-connection test still runs")
+        pytest.fail(
+            "cannot restart the broker from this test (needs a local rabbitmqctl or a "
+            "test container); the cut-connection test still runs"
+        )
     metrics = await runtimes(metrics_app.spec(settings), settings)
     await metrics.stop()  # its queue stays, nobody consumes
     referral = await runtimes(referral_app.spec(settings), settings)
     rng = random.Random(7)
     for _ in range(20):
         await send_referral(agencies[Party.REGION], settings.namespace, submit_referral(rng))
-    await amqp.eventually(lambda: _count_is(settings.amqp_url, f"{settings.namespace}.metrics", 20),
-                          what="20 events waiting in the metrics queue")
+    await amqp.eventually(
+        lambda: _count_is(settings.amqp_url, f"{settings.namespace}.metrics", 20),
+        what="20 events waiting in the metrics queue",
+    )
 
     await asyncio.to_thread(infra.restart_broker)
 
@@ -309,8 +335,9 @@ async def test_persistent_messages_survive_a_broker_restart(infra, agencies, set
     for _ in range(5):
         await send_referral(agencies[Party.REGION], settings.namespace, submit_referral(rng))
     metrics = await runtimes(metrics_app.spec(settings), settings)
-    await amqp.eventually(lambda: _count_at_least(metrics, 25), timeout=60,
-                          what="all 25 referrals counted after the restart")
+    await amqp.eventually(
+        lambda: _count_at_least(metrics, 25), timeout=60, what="all 25 referrals counted after the restart"
+    )
     await asyncio.sleep(0.5)
     assert await referral_count(metrics) == 25
     assert await pending_outbox(referral) == []

@@ -22,9 +22,11 @@ from datetime import date
 
 import pytest
 
-from services.metrics import app as metrics_app, catalogue, domain, public
+from services.metrics import app as metrics_app
+from services.metrics import catalogue, domain, public
 from services.metrics.figures import exact
-from tests.support import broker as amqp, county
+from tests.support import broker as amqp
+from tests.support import county
 from tests.support.board_events import QUARTER, county_quarter, events_from_facts
 from tests.support.http import client_for, token
 from tests.unit.test_public_editions import audit
@@ -46,8 +48,7 @@ async def county_metrics(settings, runtimes, **overrides):
     runtime = await runtimes(metrics_app.spec(patient), patient)
     cases, meetings = county_quarter()
     events = events_from_facts(cases, meetings)
-    await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events",
-                            [(e["event_type"], e) for e in events])
+    await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events", [(e["event_type"], e) for e in events])
 
     async def all_in():
         async with runtime.pool.acquire() as conn:
@@ -63,13 +64,18 @@ async def county_metrics(settings, runtimes, **overrides):
 
 def expected(cells, start: str, end: str, filters=None, basis="cohort", known=None) -> dict:
     filtered = any(c not in ("team_id", "municipality") for c in (filters or {}))
-    figures = exact(county.sums(cells, date.fromisoformat(start), date.fromisoformat(end), filters, basis),
-                    outcome_basis=basis, known=known, filtered=filtered)
+    figures = exact(
+        county.sums(cells, date.fromisoformat(start), date.fromisoformat(end), filters, basis),
+        outcome_basis=basis,
+        known=known,
+        filtered=filtered,
+    )
     return json.loads(json.dumps(figures))
 
 
 async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and_every_read_is_logged(
-        settings, runtimes):
+    settings, runtimes
+):
     runtime, settings, cells, cases = await county_metrics(settings, runtimes)
     q = domain.parse_period(QUARTER)
     teams = county.teams(2)
@@ -86,24 +92,37 @@ async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and
         in_quarter = [c for c in cases if q.start <= c.referred_on <= q.end]
         assert f["cases_referred"]["value"] == len(in_quarter) == len(cases)
         assert f["cases_referred"]["by"]["referring_party"] == dict(Counter(c.referring_party for c in in_quarter)) | {
-            p: 0 for p in catalogue.VALUES["referring_party"] if p not in {c.referring_party for c in in_quarter}}
+            p: 0 for p in catalogue.VALUES["referring_party"] if p not in {c.referring_party for c in in_quarter}
+        }
         consulted = [c for c in cases if c.consulted_on and q.start <= c.consulted_on <= q.end]
         assert f["cases_consulted"]["value"] == len(consulted)
         asked = sum(1 for c in in_quarter if c.violence_question_asked)
-        assert f["violence_question_asked"] | {"by": None} == {"value": asked, "of": len(in_quarter),
-                                                                "share": round(asked / len(in_quarter), 4), "by": None}
+        assert f["violence_question_asked"] | {"by": None} == {
+            "value": asked,
+            "of": len(in_quarter),
+            "share": round(asked / len(in_quarter), 4),
+            "by": None,
+        }
         small = [k for k, v in f["cases_referred"]["by"]["team"].items() if 0 < v < 5]
         assert small, "the quarter has small cells, and the board sees them exactly"
 
         # a municipality, filtered by party and gender, outcomes by due date
         filters = {"referring_party": "FK", "gender": "WOMAN"}
-        answer = await api.get("/api/v1/figures", headers=board(settings), params={
-            "period": QUARTER, "municipality": "Gävle", "outcomes": "due", **filters})
+        answer = await api.get(
+            "/api/v1/figures",
+            headers=board(settings),
+            params={"period": QUARTER, "municipality": "Gävle", "outcomes": "due", **filters},
+        )
         assert answer.status_code == 200, answer.text
         gavle = sorted(t for t, m in teams.items() if m == "Gävle")
         assert answer.json()["figures"] == expected(
-            cells, str(q.start), str(q.end), {"municipality": ["Gävle"], "referring_party": ["FK"], "gender": ["WOMAN"]},
-            "due", known={"team": gavle, "municipality": ["Gävle"]})
+            cells,
+            str(q.start),
+            str(q.end),
+            {"municipality": ["Gävle"], "referring_party": ["FK"], "gender": ["WOMAN"]},
+            "due",
+            known={"team": gavle, "municipality": ["Gävle"]},
+        )
         assert answer.json()["figures"]["meetings_held"] == {"applies": False, "value": None}
 
         # any date range
@@ -124,7 +143,7 @@ async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and
 
         # the report page: exact, says so, in words
         page = await api.get(f"/report/{QUARTER}", headers=board(settings), params={"lang": "sv"})
-        assert page.status_code == 200 and 'data-audience=exact' in page.text
+        assert page.status_code == 200 and "data-audience=exact" in page.text
         assert "Försäkringskassan" in page.text and "Kvinnor" in page.text
         assert ">FK<" not in page.text and ">WOMAN<" not in page.text  # codes never shown raw
 
@@ -134,14 +153,22 @@ async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and
         coordinator = token(settings, party="REGION", role="coordinator", teams=[team], user="coord-1")
         answer = await api.get("/api/v1/figures", headers=coordinator, params={"period": QUARTER, "team_id": team})
         assert answer.status_code == 200
-        assert answer.json()["figures"] == expected(cells, str(q.start), str(q.end), {"team_id": [team]},
-                                                    known={"team": [team], "municipality": [own_municipality]})
+        assert answer.json()["figures"] == expected(
+            cells,
+            str(q.start),
+            str(q.end),
+            {"team_id": [team]},
+            known={"team": [team], "municipality": [own_municipality]},
+        )
         other_team = next(t for t in sorted(teams) if t != team)
-        denied = await api.get("/api/v1/figures", headers=coordinator, params={"period": QUARTER, "team_id": other_team})
+        denied = await api.get(
+            "/api/v1/figures", headers=coordinator, params={"period": QUARTER, "team_id": other_team}
+        )
         assert denied.status_code == 403 and denied.json()["detail"]["code"] == "not_in_scope"
         other_municipality = next(m for m in sorted(set(teams.values())) if m != own_municipality)
-        denied = await api.get("/api/v1/figures", headers=coordinator,
-                               params={"period": QUARTER, "municipality": other_municipality})
+        denied = await api.get(
+            "/api/v1/figures", headers=coordinator, params={"period": QUARTER, "municipality": other_municipality}
+        )
         assert denied.status_code == 403
         county_view = (await api.get("/api/v1/figures", headers=coordinator, params={"period": QUARTER})).json()
         assert county_view["figures"]["cases_referred"]["value"] == f["cases_referred"]["value"]
@@ -152,16 +179,50 @@ async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and
         assert (await api.get("/api/v1/figures", params={"period": QUARTER})).status_code == 401
 
         # the report command: the same exact figures, logged as the user who ran it
-        env = {**os.environ, "TRISAM_AMQP_URL": settings.amqp_url, "TRISAM_DATABASE_URL": settings.database_url,
-               "TRISAM_NAMESPACE": settings.namespace}
-        done = subprocess.run([sys.executable, "-m", "services.metrics", "report", QUARTER, "--format", "json",
-                               "--user", "analyst-anna", "--role", "analyst"],
-                              capture_output=True, text=True, env=env, timeout=120)
+        env = {
+            **os.environ,
+            "TRISAM_AMQP_URL": settings.amqp_url,
+            "TRISAM_DATABASE_URL": settings.database_url,
+            "TRISAM_NAMESPACE": settings.namespace,
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "services.metrics",
+                "report",
+                QUARTER,
+                "--format",
+                "json",
+                "--user",
+                "analyst-anna",
+                "--role",
+                "analyst",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["figures"] == f
-        done = subprocess.run([sys.executable, "-m", "services.metrics", "report", f"{RANGE[0]}..{RANGE[1]}",
-                               "--format", "json", "--user", "analyst-anna"],
-                              capture_output=True, text=True, env=env, timeout=120)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "services.metrics",
+                "report",
+                f"{RANGE[0]}..{RANGE[1]}",
+                "--format",
+                "json",
+                "--user",
+                "analyst-anna",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert json.loads(done.stdout)["figures"] == expected(cells, *RANGE, known=known)
 
         # every exact read is in the access log, which an auditor reads (and nobody else)
@@ -179,6 +240,7 @@ async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and
 async def test_the_public_edition_protects_small_counts_passes_the_audit_and_is_frozen(settings, runtimes):
     runtime, settings, cells, cases = await county_metrics(settings, runtimes, metrics_edition_grace_days=0)
     async with amqp.EventTap(settings.amqp_url, settings.namespace, aggregates=True) as tap:
+
         async def made():
             async with runtime.pool.acquire() as conn:
                 return await conn.fetchval("SELECT count(*) FROM public_editions WHERE period = $1", QUARTER)
@@ -190,8 +252,9 @@ async def test_the_public_edition_protects_small_counts_passes_the_audit_and_is_
             assert "team" not in json.dumps(first["figures"])  # no team anywhere
             refused = await api.get("/api/v1/public/figures", params={"period": QUARTER, "team_id": "GÄV-1"})
             assert refused.status_code == 422 and refused.json()["detail"]["code"] == "teams_not_public"
-            municipality = (await api.get("/api/v1/public/figures",
-                                          params={"period": QUARTER, "municipality": "Ockelbo"})).json()
+            municipality = (
+                await api.get("/api/v1/public/figures", params={"period": QUARTER, "municipality": "Ockelbo"})
+            ).json()
             page = await api.get(f"/report/{QUARTER}", params={"municipality": "Ockelbo"})
             assert page.status_code == 200 and "data-audience=public" in page.text
 
@@ -212,8 +275,11 @@ async def test_the_public_edition_protects_small_counts_passes_the_audit_and_is_
         municipalities = sorted(set(county.teams(2).values()))
         edition = public.Edition(values={v: value for v, (value, _) in counts.items()}, threshold=5)
         edition.lines = public.relations(edition.values, municipalities)
-        edition.hidden = {v: ("primary" if mark.startswith("<") else "unshown" if mark == public.UNSHOWN else "secondary")
-                          for v, (_, mark) in counts.items() if isinstance(mark, str)}
+        edition.hidden = {
+            v: ("primary" if mark.startswith("<") else "unshown" if mark == public.UNSHOWN else "secondary")
+            for v, (_, mark) in counts.items()
+            if isinstance(mark, str)
+        }
         assert sum(1 for kind in edition.hidden.values() if kind == "primary") > 20
         assert audit(edition) == []
 
@@ -223,11 +289,23 @@ async def test_the_public_edition_protects_small_counts_passes_the_audit_and_is_
         assert county_edition["figures"] == first["figures"] and county_edition["edition"] == 1
 
         # frozen: a late referral changes the exact figures, not the edition
-        late = amqp.envelope("CaseReferred", {
-            "case_ref": "LATE1", "team_id": "GÄV-1", "municipality": "Gävle", "referring_party": "FK",
-            "gender": "WOMAN", "age_band": "25-34", "income_source": "LON", "consented_parties": ["FK"],
-            "wishes_to_attend": None, "violence_question_asked": False, "reason_codes": [],
-            "referred_at": "2026-05-02T08:00:00+00:00"})
+        late = amqp.envelope(
+            "CaseReferred",
+            {
+                "case_ref": "LATE1",
+                "team_id": "GÄV-1",
+                "municipality": "Gävle",
+                "referring_party": "FK",
+                "gender": "WOMAN",
+                "age_band": "25-34",
+                "income_source": "LON",
+                "consented_parties": ["FK"],
+                "wishes_to_attend": None,
+                "violence_question_asked": False,
+                "reason_codes": [],
+                "referred_at": "2026-05-02T08:00:00+00:00",
+            },
+        )
         await amqp.publish_many(settings.amqp_url, f"{settings.namespace}.events", [("CaseReferred", late)])
 
         async def counted():
@@ -245,14 +323,14 @@ async def test_the_public_edition_protects_small_counts_passes_the_audit_and_is_
             assert [(e["period"], e["edition"]) for e in listing if e["period"] == QUARTER] == [(QUARTER, 1)]
 
 
-async def test_a_new_threshold_makes_new_editions_at_start_and_a_correction_is_a_new_dated_edition(
-        settings, runtimes):
+async def test_a_new_threshold_makes_new_editions_at_start_and_a_correction_is_a_new_dated_edition(settings, runtimes):
     runtime, settings, cells, _ = await county_metrics(settings, runtimes, metrics_edition_grace_days=0)
 
     async def editions(n: int):
         async def made():
             async with runtime.pool.acquire() as conn:
                 return await conn.fetchval("SELECT count(*) FROM public_editions WHERE period = $1", QUARTER) >= n
+
         await amqp.eventually(made, timeout=60, what=f"edition {n} of the quarter")
 
     await editions(1)
@@ -265,25 +343,46 @@ async def test_a_new_threshold_makes_new_editions_at_start_and_a_correction_is_a
     assert second["edition"] == 2 and second["suppression_threshold"] == 3
     assert "threshold changed from 5 to 3" in second["reason"]
     async with raised.pool.acquire() as conn:  # every scope of the edition
-        shown = await conn.fetchval("SELECT figures::text FROM public_editions WHERE period = $1 AND edition = 2",
-                                    QUARTER)
+        shown = await conn.fetchval(
+            "SELECT figures::text FROM public_editions WHERE period = $1 AND edition = 2", QUARTER
+        )
     assert '"<3"' in shown and '"<5"' not in shown
 
-    env = {**os.environ, "TRISAM_AMQP_URL": settings.amqp_url, "TRISAM_DATABASE_URL": settings.database_url,
-           "TRISAM_NAMESPACE": settings.namespace, "TRISAM_SUPPRESSION_THRESHOLD": "3"}
-    done = subprocess.run([sys.executable, "-m", "services.metrics", "edition", QUARTER, "--reason",
-                           "late recordings corrected"], capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "TRISAM_AMQP_URL": settings.amqp_url,
+        "TRISAM_DATABASE_URL": settings.database_url,
+        "TRISAM_NAMESPACE": settings.namespace,
+        "TRISAM_SUPPRESSION_THRESHOLD": "3",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "services.metrics", "edition", QUARTER, "--reason", "late recordings corrected"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     async with client_for(raised) as api:
         third = (await api.get("/api/v1/public/figures", params={"period": QUARTER})).json()
         earlier = (await api.get("/api/v1/public/figures", params={"period": QUARTER, "edition": 1})).json()
     assert third["edition"] == 3 and third["reason"] == "late recordings corrected"
     assert earlier["edition"] == 1 and earlier["suppression_threshold"] == 5  # still there, as it was
-    bad = subprocess.run([sys.executable, "-m", "services.metrics", "edition", "2026-05", "--reason", "x"],
-                         capture_output=True, text=True, env=env, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "services.metrics", "edition", "2026-05", "--reason", "x"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "quarters and years" in bad.stderr
-    zero = subprocess.run([sys.executable, "-m", "services.metrics", "report", QUARTER],
-                          capture_output=True, text=True, env={**env, "TRISAM_SUPPRESSION_THRESHOLD": "0"}, timeout=60)
+    zero = subprocess.run(
+        [sys.executable, "-m", "services.metrics", "report", QUARTER],
+        capture_output=True,
+        text=True,
+        env={**env, "TRISAM_SUPPRESSION_THRESHOLD": "0"},
+        timeout=60,
+    )
     assert zero.returncode == 2 and "TRISAM_SUPPRESSION_THRESHOLD" in zero.stderr and "Traceback" not in zero.stderr
 
 

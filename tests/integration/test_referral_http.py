@@ -41,29 +41,33 @@ async def test_http_submission_is_accepted_and_idempotent(settings, api):
         assert await conn.fetchval("SELECT referring_party FROM referrals") == "FK"
 
 
-@pytest.mark.parametrize("overrides, code", [
-    ({"personnummer": "19800230-9810"}, "personnummer_birth_date"),
-    ({"personnummer": "1980-05-17"}, "personnummer_format"),
-    ({"personnummer": None}, "identity_missing"),
-    ({"team_id": "NOPE"}, "unknown_team"),
-    ({"question": ""}, "question_empty"),
-    ({"reason_codes": ["BOGUS"]}, "unknown_reason_code"),
-    ({"income_source": "LOTTERY"}, "unknown_income_source"),
-    ({"consents": []}, "consent_missing"),
-    ({"consents": [{"party": "XX", "given_on": "2026-01-01", "form_ref": "F"}]}, "unknown_party"),
-    ({"consents": [{"party": "FK", "given_on": str(date.today() + timedelta(days=2)),
-                    "form_ref": "F"}]}, "consent_in_future"),
-    ({"shoe_size": 44}, "unknown_field"),
-    ({"agency_ref": None}, "invalid_value"),
-    ({"question": "x" * 70_000}, "payload_too_large"),
-])
+@pytest.mark.parametrize(
+    "overrides, code",
+    [
+        ({"personnummer": "19800230-9810"}, "personnummer_birth_date"),
+        ({"personnummer": "1980-05-17"}, "personnummer_format"),
+        ({"personnummer": None}, "identity_missing"),
+        ({"team_id": "NOPE"}, "unknown_team"),
+        ({"question": ""}, "question_empty"),
+        ({"reason_codes": ["BOGUS"]}, "unknown_reason_code"),
+        ({"income_source": "LOTTERY"}, "unknown_income_source"),
+        ({"consents": []}, "consent_missing"),
+        ({"consents": [{"party": "XX", "given_on": "2026-01-01", "form_ref": "F"}]}, "unknown_party"),
+        (
+            {"consents": [{"party": "FK", "given_on": str(date.today() + timedelta(days=2)), "form_ref": "F"}]},
+            "consent_in_future",
+        ),
+        ({"shoe_size": 44}, "unknown_field"),
+        ({"agency_ref": None}, "invalid_value"),
+        ({"question": "x" * 70_000}, "payload_too_large"),
+    ],
+)
 async def test_each_rule_over_http(settings, api, overrides, code):
     body = payload(**overrides)
     if overrides.get("agency_ref", "") is None:
         del body["agency_ref"]
         code = "missing_field"
-    response = await api.post("/api/v1/referrals", json=body,
-                              headers=token(settings, party="AF", role="officer"))
+    response = await api.post("/api/v1/referrals", json=body, headers=token(settings, party="AF", role="officer"))
     assert response.status_code == 422, response.text
     reasons = response.json()["reasons"]
     assert code in [r["code"] for r in reasons]
@@ -82,10 +86,8 @@ async def test_rejections_are_kept_for_the_agency(settings, api):
 
 
 async def _new_case(settings, api, consents=("AF", "FK", "KOMMUN", "REGION"), **overrides) -> tuple[str, dict]:
-    body = payload(consents=[{"party": p, "given_on": "2026-11-01", "form_ref": "F"} for p in consents],
-                   **overrides)
-    response = await api.post("/api/v1/referrals", json=body,
-                              headers=token(settings, party="AF", role="officer"))
+    body = payload(consents=[{"party": p, "given_on": "2026-11-01", "form_ref": "F"} for p in consents], **overrides)
+    response = await api.post("/api/v1/referrals", json=body, headers=token(settings, party="AF", role="officer"))
     assert response.status_code == 201, response.text
     return response.json()["case_ref"], body
 
@@ -95,23 +97,22 @@ async def test_details_only_with_consent_and_every_read_audited(settings, api):
     region_member = token(settings, party="REGION", role="member", teams=[TEAM], user="rk-1")
     fk_member = token(settings, party="FK", role="member", teams=[TEAM], user="fk-1")
 
-    read = await api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "förmöte"},
-                         headers=region_member)
+    read = await api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "förmöte"}, headers=region_member)
     assert read.status_code == 200, read.text
     details = read.json()
     assert details["personnummer"] == body["personnummer"].replace("-", "")
     assert details["question"] == body["question"]
 
-    denied = await api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "förmöte"},
-                           headers=fk_member)
+    denied = await api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "förmöte"}, headers=fk_member)
     assert denied.status_code == 403 and denied.json()["detail"]["code"] == "no_consent"
     assert body["personnummer"] not in denied.text
 
-    log = await api.get(f"/api/v1/cases/{case_ref}/access-log",
-                        headers=token(settings, party="REGION", role="auditor"))
+    log = await api.get(f"/api/v1/cases/{case_ref}/access-log", headers=token(settings, party="REGION", role="auditor"))
     entries = log.json()["entries"]
     assert [(e["user_id"], e["outcome"], e["purpose"]) for e in entries] == [
-        ("rk-1", "granted", "förmöte"), ("fk-1", "denied", "förmöte")]
+        ("rk-1", "granted", "förmöte"),
+        ("fk-1", "denied", "förmöte"),
+    ]
 
     # the access log is append-only, even for the service's own database user
     async with api.runtime.pool.acquire() as conn:
@@ -126,19 +127,26 @@ async def test_consent_withdrawal_stops_reads_and_consent_given_later_allows_the
     url = f"/api/v1/cases/{case_ref}"
     assert (await api.get(url, params={"purpose": "plan"}, headers=fk_member)).status_code == 200
 
-    withdrawn = await api.post(f"{url}/consents/FK/withdrawal",
-                               json={"withdrawn_on": str(date.today()), "on_behalf_of_individual": True},
-                               headers=officer)
+    withdrawn = await api.post(
+        f"{url}/consents/FK/withdrawal",
+        json={"withdrawn_on": str(date.today()), "on_behalf_of_individual": True},
+        headers=officer,
+    )
     assert withdrawn.status_code == 201, withdrawn.text
     assert (await api.get(url, params={"purpose": "plan"}, headers=fk_member)).status_code == 403
 
-    given = await api.post(f"{url}/consents", json={"party": "FK", "given_on": str(date.today()),
-                                                    "form_ref": "F-9"}, headers=officer)
+    given = await api.post(
+        f"{url}/consents", json={"party": "FK", "given_on": str(date.today()), "form_ref": "F-9"}, headers=officer
+    )
     assert given.status_code == 201
     assert (await api.get(url, params={"purpose": "plan"}, headers=fk_member)).status_code == 200
     history = (await api.get(f"{url}/consents", headers=fk_member)).json()["history"]
     assert [(h["party"], h["action"]) for h in history] == [
-        ("AF", "given"), ("FK", "given"), ("FK", "withdrawn"), ("FK", "given")]
+        ("AF", "given"),
+        ("FK", "given"),
+        ("FK", "withdrawn"),
+        ("FK", "given"),
+    ]
 
 
 # --------------------------------------------------------------------------- authorisation matrix
@@ -160,13 +168,13 @@ CALLERS = {
 }
 EXPECTED = {
     # route:                   af-off fk-off r-mem fk-mem r-oth r-coo r-coo-oth admin auditor
-    "submit":                  (201, 201, 403, 403, 403, 403, 403, 403, 403),
-    "rejections":              (200, 200, 403, 403, 403, 403, 403, 403, 403),
-    "details":                 (403, 403, 200, 403, 403, 200, 403, 403, 403),
-    "consents":                (403, 403, 200, 200, 403, 200, 403, 403, 200),
-    "record_consent":          (201, 201, 403, 403, 403, 201, 403, 403, 403),
-    "withdraw_consent":        (201, 403, 403, 403, 403, 201, 403, 403, 403),
-    "access_log":              (403, 403, 403, 403, 403, 403, 403, 403, 200),
+    "submit": (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "rejections": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "details": (403, 403, 200, 403, 403, 200, 403, 403, 403),
+    "consents": (403, 403, 200, 200, 403, 200, 403, 403, 200),
+    "record_consent": (201, 201, 403, 403, 403, 201, 403, 403, 403),
+    "withdraw_consent": (201, 403, 403, 403, 403, 201, 403, 403, 403),
+    "access_log": (403, 403, 403, 403, 403, 403, 403, 403, 200),
 }
 
 
@@ -180,10 +188,12 @@ async def test_authorisation_matrix(settings, api):
         "consents": lambda h: api.get(f"/api/v1/cases/{case_ref}/consents", headers=h),
         # FK may record its own consent; KOMMUN's may be withdrawn by the referring party (AF)
         # or the team's coordinator only
-        "record_consent": lambda h: api.post(f"/api/v1/cases/{case_ref}/consents", headers=h,
-                                             json={"party": "FK", "given_on": today, "form_ref": "F"}),
-        "withdraw_consent": lambda h: api.post(f"/api/v1/cases/{case_ref}/consents/KOMMUN/withdrawal",
-                                               headers=h, json={"withdrawn_on": today}),
+        "record_consent": lambda h: api.post(
+            f"/api/v1/cases/{case_ref}/consents", headers=h, json={"party": "FK", "given_on": today, "form_ref": "F"}
+        ),
+        "withdraw_consent": lambda h: api.post(
+            f"/api/v1/cases/{case_ref}/consents/KOMMUN/withdrawal", headers=h, json={"withdrawn_on": today}
+        ),
         "access_log": lambda h: api.get(f"/api/v1/cases/{case_ref}/access-log", headers=h),
     }
     mismatches = []

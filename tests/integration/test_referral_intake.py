@@ -68,17 +68,24 @@ async def test_every_problem_is_reported_at_once_with_codes_and_texts(agencies, 
     pnr = generated_personnummer(date(1980, 5, 17))
     wrong_check_digit = pnr[:-1] + str((int(pnr[-1]) + 1) % 10)
     bad = submit_referral(
-        team_id="NO-SUCH-TEAM", question="   ", personnummer=wrong_check_digit,
-        consents=[{"party": "AF", "given_on": str(swedish_today() + timedelta(days=3)),
-                   "form_ref": "F"}],
-        reason_codes=["SJUKSKRIVEN_MED_INTYG", "NOT_A_CODE"], favourite_colour="blue")
+        team_id="NO-SUCH-TEAM",
+        question="   ",
+        personnummer=wrong_check_digit,
+        consents=[{"party": "AF", "given_on": str(swedish_today() + timedelta(days=3)), "form_ref": "F"}],
+        reason_codes=["SJUKSKRIVEN_MED_INTYG", "NOT_A_CODE"],
+        favourite_colour="blue",
+    )
     await send_referral(agencies[Party.AF], settings.namespace, bad)
     [reply] = await take_replies(agencies[Party.AF], settings.namespace, 1)
     assert reply["event_type"] == "ReferralRejected"
     codes = {(r["code"], r["field"]) for r in reply["payload"]["reasons"]}
-    assert codes == {("unknown_reason_code", "reason_codes.1"), ("unknown_field", "favourite_colour"),
-                     ("personnummer_check_digit", "personnummer"), ("unknown_team", "team_id"),
-                     ("question_empty", "question")}
+    assert codes == {
+        ("unknown_reason_code", "reason_codes.1"),
+        ("unknown_field", "favourite_colour"),
+        ("personnummer_check_digit", "personnummer"),
+        ("unknown_team", "team_id"),
+        ("question_empty", "question"),
+    }
     assert all(r["message_sv"] and r["message_en"] for r in reply["payload"]["reasons"])
     assert reply["payload"]["agency_ref"] == bad["payload"]["agency_ref"]
     assert bad["payload"]["personnummer"] not in json.dumps(reply)
@@ -93,8 +100,9 @@ async def test_every_problem_is_reported_at_once_with_codes_and_texts(agencies, 
 
 async def test_a_valid_shape_is_checked_by_the_rules(agencies, settings, referral):
     """Consent dated in the future (a well-formed command that breaks a rule)."""
-    bad = submit_referral(consents=[{"party": "FK", "given_on": str(swedish_today() + timedelta(days=1)),
-                                     "form_ref": "F"}])
+    bad = submit_referral(
+        consents=[{"party": "FK", "given_on": str(swedish_today() + timedelta(days=1)), "form_ref": "F"}]
+    )
     await send_referral(agencies[Party.FK], settings.namespace, bad)
     [reply] = await take_replies(agencies[Party.FK], settings.namespace, 1)
     assert [r["code"] for r in reply["payload"]["reasons"]] == ["consent_in_future"]
@@ -129,30 +137,38 @@ async def test_a_person_with_an_open_case_is_not_referred_again(agencies, settin
     assert [r["code"] for r in rejected["payload"]["reasons"]] == ["duplicate_open_case"]
 
     # once the case is closed, the person can be referred again
-    closed = amqp.envelope("CaseClosed", {"case_ref": accepted["payload"]["case_ref"],
-                                          "reason": "PLAN_COMPLETED",
-                                          "closed_at": datetime.now(UTC).isoformat()})
+    closed = amqp.envelope(
+        "CaseClosed",
+        {
+            "case_ref": accepted["payload"]["case_ref"],
+            "reason": "PLAN_COMPLETED",
+            "closed_at": datetime.now(UTC).isoformat(),
+        },
+    )
     await amqp.publish(settings.amqp_url, f"{settings.namespace}.events", "CaseClosed", closed)
-    await amqp.eventually(lambda: count(referral, "SELECT count(*) FROM referrals WHERE closed_at IS NOT NULL"),
-                          what="the case closed")
+    await amqp.eventually(
+        lambda: count(referral, "SELECT count(*) FROM referrals WHERE closed_at IS NOT NULL"), what="the case closed"
+    )
     await send_referral(agencies[Party.FK], settings.namespace, submit_referral(personnummer=person))
     [again] = await take_replies(agencies[Party.FK], settings.namespace, 1)
     assert again["event_type"] == "ReferralAccepted"
 
 
-@pytest.mark.parametrize("born, coordination, expected", [
-    (born_years_ago(16), False, "ReferralAccepted"),
-    (born_years_ago(16, days=-1), False, "age_out_of_range"),  # turns 16 tomorrow
-    (born_years_ago(65), False, "ReferralAccepted"),
-    (born_years_ago(66), False, "age_out_of_range"),
-    (born_years_ago(40), True, "ReferralAccepted"),  # samordningsnummer
-])
+@pytest.mark.parametrize(
+    "born, coordination, expected",
+    [
+        (born_years_ago(16), False, "ReferralAccepted"),
+        (born_years_ago(16, days=-1), False, "age_out_of_range"),  # turns 16 tomorrow
+        (born_years_ago(65), False, "ReferralAccepted"),
+        (born_years_ago(66), False, "age_out_of_range"),
+        (born_years_ago(40), True, "ReferralAccepted"),  # samordningsnummer
+    ],
+)
 async def test_age_and_coordination_numbers(agencies, settings, referral, born, coordination, expected):
     pnr = generated_personnummer(born, coordination=coordination)
     await send_referral(agencies[Party.AF], settings.namespace, submit_referral(personnummer=pnr))
     [reply] = await take_replies(agencies[Party.AF], settings.namespace, 1)
-    got = reply["event_type"] if reply["event_type"] == "ReferralAccepted" else \
-        reply["payload"]["reasons"][0]["code"]
+    got = reply["event_type"] if reply["event_type"] == "ReferralAccepted" else reply["payload"]["reasons"][0]["code"]
     assert got == expected
 
 
@@ -162,8 +178,9 @@ async def test_protected_identity_makes_a_case_without_identity(agencies, settin
     [reply] = await take_replies(agencies[Party.REGION], settings.namespace, 1)
     assert reply["event_type"] == "ReferralAccepted"
     async with referral.pool.acquire() as conn:
-        case_referred = json.loads(await conn.fetchval(
-            "SELECT body FROM outbox WHERE event_type = 'CaseReferred'"))["payload"]
+        case_referred = json.loads(await conn.fetchval("SELECT body FROM outbox WHERE event_type = 'CaseReferred'"))[
+            "payload"
+        ]
         vault = await conn.fetchrow("SELECT * FROM vault")
     assert case_referred["gender"] == "UNKNOWN" and case_referred["age_band"] == "UNKNOWN"
     assert vault["personnummer"] is None and vault["question"] is not None
@@ -176,8 +193,7 @@ async def test_protected_identity_makes_a_case_without_identity(agencies, settin
 
 async def test_a_forged_user_id_is_refused_by_the_broker(agencies, settings, referral):
     with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
-        await send_referral(agencies[Party.AF], settings.namespace, submit_referral(),
-                            user_id=agencies[Party.FK].user)
+        await send_referral(agencies[Party.AF], settings.namespace, submit_referral(), user_id=agencies[Party.FK].user)
     await asyncio.sleep(0.5)
     assert await count(referral, "SELECT count(*) FROM inbox") == 0
 
@@ -203,27 +219,34 @@ async def test_an_agency_may_publish_only_its_own_routing_keys(infra, agencies, 
 async def test_a_command_without_user_id_is_dead_lettered_with_the_reason(agencies, settings, referral):
     await send_referral(agencies[Party.AF], settings.namespace, submit_referral(), user_id=None)
     dead_queue = f"{settings.namespace}.referral.dead"
-    await amqp.eventually(lambda: amqp.message_count(settings.amqp_url, dead_queue),
-                          what="the anonymous command dead-lettered")
+    await amqp.eventually(
+        lambda: amqp.message_count(settings.amqp_url, dead_queue), what="the anonymous command dead-lettered"
+    )
     [dead] = await amqp.drain(settings.amqp_url, dead_queue)
     assert dead.headers[REASON_HEADER] == "sender_unknown"
     assert await count(referral, "SELECT count(*) FROM referrals") == 0
 
 
 async def test_consent_commands_are_answered(agencies, settings, referral):
-    await send_referral(agencies[Party.AF], settings.namespace, submit_referral(
-        consents=[{"party": "AF", "given_on": "2026-11-01", "form_ref": "F-1"}]))
+    await send_referral(
+        agencies[Party.AF],
+        settings.namespace,
+        submit_referral(consents=[{"party": "AF", "given_on": "2026-11-01", "form_ref": "F-1"}]),
+    )
     [accepted] = await take_replies(agencies[Party.AF], settings.namespace, 1)
     case_ref = accepted["payload"]["case_ref"]
-    record = amqp.envelope("RecordConsent", {"case_ref": case_ref, "party": "FK",
-                                             "given_on": "2026-11-03", "form_ref": "F-2"})
+    record = amqp.envelope(
+        "RecordConsent", {"case_ref": case_ref, "party": "FK", "given_on": "2026-11-03", "form_ref": "F-2"}
+    )
     await send_command(agencies[Party.AF], settings.namespace, record)
-    withdraw = amqp.envelope("WithdrawConsent", {"case_ref": case_ref, "party": "AF",
-                                                 "withdrawn_on": "2026-11-04",
-                                                 "on_behalf_of_individual": True})
+    withdraw = amqp.envelope(
+        "WithdrawConsent",
+        {"case_ref": case_ref, "party": "AF", "withdrawn_on": "2026-11-04", "on_behalf_of_individual": True},
+    )
     await send_command(agencies[Party.AF], settings.namespace, withdraw)
-    unknown = amqp.envelope("RecordConsent", {"case_ref": "TS-AAAAAAAAAAAAAAAA", "party": "FK",
-                                              "given_on": "2026-11-03", "form_ref": "F-2"})
+    unknown = amqp.envelope(
+        "RecordConsent", {"case_ref": "TS-AAAAAAAAAAAAAAAA", "party": "FK", "given_on": "2026-11-03", "form_ref": "F-2"}
+    )
     await send_command(agencies[Party.AF], settings.namespace, unknown)
     replies = await take_replies(agencies[Party.AF], settings.namespace, 3)
     assert [r["event_type"] for r in replies] == ["CommandAccepted", "CommandAccepted", "CommandRejected"]
@@ -231,8 +254,7 @@ async def test_consent_commands_are_answered(agencies, settings, referral):
     async with referral.pool.acquire() as conn:
         history = await conn.fetch("SELECT party, action FROM consent_history ORDER BY id")
         events = await conn.fetch("SELECT event_type FROM outbox WHERE exchange = 'events' ORDER BY id")
-    assert [(r["party"], r["action"]) for r in history] == [("AF", "given"), ("FK", "given"),
-                                                            ("AF", "withdrawn")]
+    assert [(r["party"], r["action"]) for r in history] == [("AF", "given"), ("FK", "given"), ("AF", "withdrawn")]
     assert [e["event_type"] for e in events] == ["CaseReferred", "ConsentRecorded", "ConsentWithdrawn"]
 
 

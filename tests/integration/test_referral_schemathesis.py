@@ -49,21 +49,30 @@ MAX_EXAMPLES = 25  # per operation, generation mode and round
 # document 422 as the answer to their business rules, which JSON Schema cannot express (a
 # known team, a personnummer's check digit and age, consent dates not in the future, the
 # referring party's own consent, a case still open): there 422 is an expected answer too.
-BUSINESS_RULES = [("POST", "/api/v1/referrals"),
-                  ("POST", "/api/v1/cases/{case_ref}/consents"),
-                  ("POST", "/api/v1/cases/{case_ref}/consents/{party}/withdrawal")]
+BUSINESS_RULES = [
+    ("POST", "/api/v1/referrals"),
+    ("POST", "/api/v1/cases/{case_ref}/consents"),
+    ("POST", "/api/v1/cases/{case_ref}/consents/{party}/withdrawal"),
+]
 ACCEPTED_OR_RULED_OUT = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 
 def config(bearer: str) -> schemathesis.Config:
     """The token as the document's own security scheme (so schemathesis knows it: the cases that
     test a missing or invalid token go without it), and the BUSINESS_RULES statuses."""
-    return schemathesis.Config.from_dict({
-        "auth": {"openapi": {"HTTPBearer": {"bearer": bearer}}},
-        "operations": [
-            {"include-method": method, "include-path": path,
-             "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_OR_RULED_OUT}}}
-            for method, path in BUSINESS_RULES]})
+    return schemathesis.Config.from_dict(
+        {
+            "auth": {"openapi": {"HTTPBearer": {"bearer": bearer}}},
+            "operations": [
+                {
+                    "include-method": method,
+                    "include-path": path,
+                    "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_OR_RULED_OUT}},
+                }
+                for method, path in BUSINESS_RULES
+            ],
+        }
+    )
 
 
 @contextlib.asynccontextmanager
@@ -72,8 +81,7 @@ async def serving(app):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None,
-                                           access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
     task = asyncio.create_task(server._serve(sockets=[sock]))  # _serve: no signal handlers
     try:
         while not server.started:
@@ -92,14 +100,14 @@ def no_personnummer_in_body(ctx, response, case) -> None:
     """No answer may hold a personnummer-looking string, except the one field meant to reveal
     it: ``personnummer`` of a granted case read (``GET /api/v1/cases/{case_ref}``, 200)."""
     text = response.text or ""
-    if (case.method.upper() == "GET" and case.path == "/api/v1/cases/{case_ref}"
-            and response.status_code == 200):
+    if case.method.upper() == "GET" and case.path == "/api/v1/cases/{case_ref}" and response.status_code == 200:
         body = json.loads(text)
         body.pop("personnummer", None)
         text = json.dumps(body, ensure_ascii=False)
     found = personnummer_in(text)
-    assert not found, (f"{response.status_code} answer of {case.method} {case.path} holds "
-                       f"{len(found)} personnummer-like string(s)")
+    assert not found, (
+        f"{response.status_code} answer of {case.method} {case.path} holds {len(found)} personnummer-like string(s)"
+    )
 
 
 def has_inputs(operation) -> bool:
@@ -111,14 +119,17 @@ def fuzz(operation, mode: GenerationMode, base_url: str, **fixed) -> None:
     """Up to MAX_EXAMPLES generated cases of one operation, each sent and checked (in a worker
     thread). ``fixed``: values not generated (e.g. ``path_parameters``)."""
 
-    @hypothesis_settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                         derandomize=True,  # the same cases every run: CI is reproducible
-                         phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                         suppress_health_check=list(HealthCheck))
+    @hypothesis_settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,  # the same cases every run: CI is reproducible
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode, **fixed))
     def check(case):
-        case.call_and_validate(base_url=base_url, additional_checks=[no_personnummer_in_body],
-                               timeout=30)
+        case.call_and_validate(base_url=base_url, additional_checks=[no_personnummer_in_body], timeout=30)
 
     check()
 
@@ -129,8 +140,9 @@ def submit_valid_referral(operation, base_url: str, headers: dict) -> str:
     answers = []
     for _ in range(2):
         case = operation.Case(body=body, media_type="application/json")
-        answers.append(case.call_and_validate(base_url=base_url, headers=headers,
-                                              additional_checks=[no_personnummer_in_body]))
+        answers.append(
+            case.call_and_validate(base_url=base_url, headers=headers, additional_checks=[no_personnummer_in_body])
+        )
     assert [a.status_code for a in answers] == [201, 201], answers[0].text
     assert answers[0].json() == answers[1].json()
     return answers[0].json()["case_ref"]
@@ -155,9 +167,9 @@ async def test_referral_api_conforms_to_its_openapi_document(settings, runtimes)
         async with httpx.AsyncClient(base_url=base_url) as client:
             document = (await client.get("/openapi.json")).raise_for_status().json()
         schema, member_schema = (
-            schemathesis.openapi.from_dict(
-                document, config=config(caller["Authorization"].removeprefix("Bearer ")))
-            for caller in (officer, member))
+            schemathesis.openapi.from_dict(document, config=config(caller["Authorization"].removeprefix("Bearer ")))
+            for caller in (officer, member)
+        )
         operations = [result.ok() for result in schema.get_all_operations()]
         assert len(operations) == 11, [op.label for op in operations]
 
@@ -167,8 +179,9 @@ async def test_referral_api_conforms_to_its_openapi_document(settings, runtimes)
                     continue  # nothing to make invalid (only the token, which is ours)
                 await run(f"{operation.label} [{mode.value}]", fuzz, operation, mode, base_url)
 
-        case_ref = await run("submit a valid referral", submit_valid_referral,
-                             schema["/api/v1/referrals"]["POST"], base_url, officer)
+        case_ref = await run(
+            "submit a valid referral", submit_valid_referral, schema["/api/v1/referrals"]["POST"], base_url, officer
+        )
         if case_ref:
             # reads first (also as the member): the consent changes may withdraw AF's consent
             on_case = []
@@ -176,17 +189,20 @@ async def test_referral_api_conforms_to_its_openapi_document(settings, runtimes)
                 if "{case_ref}" in operation.path:
                     on_case.append(("officer", operation))
                     if operation.method.upper() == "GET":
-                        on_case.append(("member",
-                                        member_schema[operation.path][operation.method.upper()]))
+                        on_case.append(("member", member_schema[operation.path][operation.method.upper()]))
             on_case.sort(key=lambda pair: pair[1].method.upper() != "GET")
             for who, operation in on_case:
                 for mode in GenerationMode:
-                    await run(f"{operation.label} on case {case_ref}, as {who} [{mode.value}]",
-                              fuzz, operation, mode, base_url,
-                              path_parameters={"case_ref": case_ref})
+                    await run(
+                        f"{operation.label} on case {case_ref}, as {who} [{mode.value}]",
+                        fuzz,
+                        operation,
+                        mode,
+                        base_url,
+                        path_parameters={"case_ref": case_ref},
+                    )
             async with runtime.pool.acquire() as conn:
-                granted = await conn.fetchval(
-                    "SELECT count(*) FROM access_log WHERE outcome = 'granted'")
+                granted = await conn.fetchval("SELECT count(*) FROM access_log WHERE outcome = 'granted'")
             if not granted:  # the personal data was never read, so never checked
                 failures.append("--- no granted read of the case's personal data")
 

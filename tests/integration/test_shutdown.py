@@ -46,7 +46,9 @@ async def terminate_backends(settings: Settings, service: str) -> int:
     try:
         return await admin.fetchval(
             """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-               WHERE datname = $1 AND pid <> pg_backend_pid()""", settings.database_name(service))
+               WHERE datname = $1 AND pid <> pg_backend_pid()""",
+            settings.database_name(service),
+        )
     finally:
         await admin.close()
 
@@ -122,16 +124,20 @@ async def test_a_relay_whose_claim_waits_behind_a_lock_stops(settings):
 
 async def _waiting_on_lock(conn: asyncpg.Connection) -> bool:
     await conn.execute("SELECT pg_stat_clear_snapshot()")  # (taken once per transaction)
-    return bool(await conn.fetchval(
-        """SELECT count(*) FROM pg_stat_activity
+    return bool(
+        await conn.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
            WHERE datname = current_database() AND wait_event_type = 'Lock'
-             AND pid <> pg_backend_pid()"""))
+             AND pid <> pg_backend_pid()"""
+        )
+    )
 
 
 async def terminate_others(conn: asyncpg.Connection) -> int:
     return await conn.fetchval(
         """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-           WHERE datname = current_database() AND pid <> pg_backend_pid()""")
+           WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+    )
 
 
 async def test_a_consumer_mid_handler_through_a_database_outage_stops(settings):
@@ -149,8 +155,12 @@ async def test_a_consumer_mid_handler_through_a_database_outage_stops(settings):
     try:
         for round_ in range(ROUNDS):
             entered.clear()
-            await amqp.publish(settings.amqp_url, f"{settings.namespace}.{EVENTS}", "CaseReferred",
-                               case_referred_envelope(f"TS-STOP{round_:010d}"))
+            await amqp.publish(
+                settings.amqp_url,
+                f"{settings.namespace}.{EVENTS}",
+                "CaseReferred",
+                case_referred_envelope(f"TS-STOP{round_:010d}"),
+            )
             await asyncio.wait_for(entered.wait(), 20)
             if round_ % 2:
                 assert await terminate_backends(settings, "followup") >= 1
@@ -182,4 +192,3 @@ async def test_a_scheduler_in_a_query_that_does_not_return_stops(settings):
         finally:
             await runtime.stop()
         assert seconds < STOP_BOUND, f"round {round_}: stop took {seconds:.1f}s"
-

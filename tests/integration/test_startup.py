@@ -42,8 +42,7 @@ async def test_a_service_started_before_the_broker_becomes_ready_by_itself(setti
 
 
 @pytest.mark.timeout(120)
-async def test_a_service_started_before_the_database_becomes_ready_by_itself_and_loses_nothing(
-        settings, agencies):
+async def test_a_service_started_before_the_database_becomes_ready_by_itself_and_loses_nothing(settings, agencies):
     from services.referral import app as referral_app
     from shared.contracts.vocabulary import Party
     from tests.support.referrals import send_referral, submit_referral

@@ -26,18 +26,25 @@ class Agency:
     password: str
     amqp_url: str  # logs in as this agency
 
-    async def publish(self, exchange: str, routing_key: str, body: bytes, *, user_id: str | None = "self",
-                      **props) -> None:
+    async def publish(
+        self, exchange: str, routing_key: str, body: bytes, *, user_id: str | None = "self", **props
+    ) -> None:
         """Publish as the agency's system would: persistent, confirmed, with its user_id."""
         conn = await aio_pika.connect(self.amqp_url)
         try:
             channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
             target = await channel.get_exchange(exchange, ensure=False)
             await target.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                 content_type="application/json",
-                                 user_id=self.user if user_id == "self" else user_id, **props),
-                routing_key=routing_key, mandatory=True)
+                aio_pika.Message(
+                    body,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    content_type="application/json",
+                    user_id=self.user if user_id == "self" else user_id,
+                    **props,
+                ),
+                routing_key=routing_key,
+                mandatory=True,
+            )
         finally:
             await conn.close()
 
@@ -58,6 +65,7 @@ def rabbitmqctl_runner(infra):
             if code != 0:
                 raise RuntimeError(f"rabbitmqctl {args[0]} failed: {output!r}")
             return output.decode()
+
         return run
     if infra.broker_is_local() and broker_users.rabbitmqctl_available():
         return broker_users._local_rabbitmqctl
@@ -69,14 +77,14 @@ async def create_agencies(infra, run_prefix: str) -> dict[Party, Agency]:
     if run is None:
         raise RuntimeError(
             "the tests create one RabbitMQ user per agency and need rabbitmqctl for that: run "
-            "them on the broker's machine, or let them start their own broker (Docker)")
+            "them on the broker's machine, or let them start their own broker (Docker)"
+        )
     namespaces = f"{run_prefix}_[0-9]+"
     agencies, users = {}, []
     for party in Party:
         name, password = f"{run_prefix}-{party.value.lower()}", secrets.token_hex(12)
         users.append(broker_users.agency_user(name, password, party, namespaces))
-        agencies[party] = Agency(party, name, password,
-                                 _with_credentials(infra.amqp_url, name, password))
+        agencies[party] = Agency(party, name, password, _with_credentials(infra.amqp_url, name, password))
     vhost = urlparse(infra.amqp_url).path.lstrip("/") or "/"
     await asyncio.to_thread(broker_users.apply_with_rabbitmqctl, users, vhost, run)
     return agencies
@@ -87,21 +95,22 @@ async def allow_only_own_routing_keys(infra, agencies: dict[Party, Agency], inta
     run = rabbitmqctl_runner(infra)
     vhost = urlparse(infra.amqp_url).path.lstrip("/") or "/"
     for party, agency in agencies.items():
-        await asyncio.to_thread(run, ["set_topic_permissions", "-p", vhost, agency.user,
-                                      intake_exchange, rf"^{party.value}\.", "^$"])
+        await asyncio.to_thread(
+            run, ["set_topic_permissions", "-p", vhost, agency.user, intake_exchange, rf"^{party.value}\.", "^$"]
+        )
 
 
 async def delete_agencies(infra, agencies: dict[Party, Agency]) -> None:
     run = rabbitmqctl_runner(infra)
-    await asyncio.to_thread(broker_users.delete_with_rabbitmqctl,
-                            [a.user for a in agencies.values()], run)
+    await asyncio.to_thread(broker_users.delete_with_rabbitmqctl, [a.user for a in agencies.values()], run)
 
 
 async def delete_run_users(infra, prefix: str) -> None:
     run = rabbitmqctl_runner(infra)
     if run is not None:
-        await asyncio.to_thread(broker_users.delete_with_rabbitmqctl,
-                                [f"{prefix}-{p.value.lower()}" for p in Party], run)
+        await asyncio.to_thread(
+            broker_users.delete_with_rabbitmqctl, [f"{prefix}-{p.value.lower()}" for p in Party], run
+        )
 
 
 def envelope_bytes(envelope: dict) -> bytes:

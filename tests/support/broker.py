@@ -15,15 +15,23 @@ from datetime import UTC, datetime
 import aio_pika
 
 
-def envelope(event_type: str, payload: dict, *, version: int = 1, producer: str = "test",
-             event_id: str | None = None) -> dict:
-    return {"event_id": event_id or str(uuid.uuid4()), "event_type": event_type,
-            "version": version, "occurred_at": datetime.now(UTC).isoformat(),
-            "producer": producer, "correlation_id": str(uuid.uuid4()), "payload": payload}
+def envelope(
+    event_type: str, payload: dict, *, version: int = 1, producer: str = "test", event_id: str | None = None
+) -> dict:
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "event_type": event_type,
+        "version": version,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": producer,
+        "correlation_id": str(uuid.uuid4()),
+        "payload": payload,
+    }
 
 
-async def publish(amqp_url: str, exchange: str, routing_key: str, body: bytes | dict, *,
-                  message_id: str | None = None, **props) -> None:
+async def publish(
+    amqp_url: str, exchange: str, routing_key: str, body: bytes | dict, *, message_id: str | None = None, **props
+) -> None:
     if isinstance(body, dict):
         message_id = message_id or body.get("event_id")
         props.setdefault("type", body.get("event_type"))
@@ -33,9 +41,16 @@ async def publish(amqp_url: str, exchange: str, routing_key: str, body: bytes | 
         channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
         target = await channel.get_exchange(exchange, ensure=True)
         await target.publish(
-            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                             content_type="application/json", message_id=message_id, **props),
-            routing_key=routing_key, mandatory=True)
+            aio_pika.Message(
+                body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                content_type="application/json",
+                message_id=message_id,
+                **props,
+            ),
+            routing_key=routing_key,
+            mandatory=True,
+        )
     finally:
         await conn.close()
 
@@ -47,11 +62,22 @@ async def publish_many(amqp_url: str, exchange: str, messages: list[tuple[str, d
         channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
         target = await channel.get_exchange(exchange, ensure=True)
         for start in range(0, len(messages), 100):
-            await asyncio.gather(*(target.publish(
-                aio_pika.Message(json.dumps(body).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                 content_type="application/json", message_id=body["event_id"],
-                                 type=body["event_type"]),
-                routing_key=key, mandatory=True) for key, body in messages[start:start + 100]))
+            await asyncio.gather(
+                *(
+                    target.publish(
+                        aio_pika.Message(
+                            json.dumps(body).encode(),
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            content_type="application/json",
+                            message_id=body["event_id"],
+                            type=body["event_type"],
+                        ),
+                        routing_key=key,
+                        mandatory=True,
+                    )
+                    for key, body in messages[start : start + 100]
+                )
+            )
     finally:
         await conn.close()
 
@@ -103,8 +129,7 @@ class EventTap:
     """Everything published on a namespace's events exchange (and, optionally, its agency
     exchange), as the broker routed it: an exclusive, auto-deleted classic queue bound to '#'."""
 
-    def __init__(self, amqp_url: str, namespace: str, *, agency: bool = False,
-                 aggregates: bool = False):
+    def __init__(self, amqp_url: str, namespace: str, *, agency: bool = False, aggregates: bool = False):
         self.amqp_url, self.namespace = amqp_url, namespace
         self.kinds = ("events",) + (("agency",) if agency else ()) + (("aggregates",) if aggregates else ())
         self.events: list[dict] = []
@@ -129,15 +154,15 @@ class EventTap:
 
     def of(self, event_type: str, **where) -> list[dict]:
         """Payloads of the events of a type whose payload fields equal ``where``."""
-        return [e["payload"] for e in self.events if e["event_type"] == event_type
-                and all(e["payload"].get(k) == v for k, v in where.items())]
+        return [
+            e["payload"]
+            for e in self.events
+            if e["event_type"] == event_type and all(e["payload"].get(k) == v for k, v in where.items())
+        ]
 
-    async def wait_for(self, event_type: str, count: int = 1, *, timeout: float = 20.0,
-                       **where) -> list[dict]:
+    async def wait_for(self, event_type: str, count: int = 1, *, timeout: float = 20.0, **where) -> list[dict]:
         async def enough():
             found = self.of(event_type, **where)
             return found if len(found) >= count else None
 
-        return await eventually(enough, timeout=timeout,
-                                what=f"{count} x {event_type} {where or ''}")
-
+        return await eventually(enough, timeout=timeout, what=f"{count} x {event_type} {where or ''}")

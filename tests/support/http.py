@@ -14,7 +14,11 @@ def client_for(runtime) -> httpx.AsyncClient:
 
 
 def token(settings, *, party: str | None, role: str, teams=(), user: str | None = None) -> dict:
-    value = mint_token(settings.jwt_secret.get_secret_value(),
-                       user_id=user or f"{(party or 'staff').lower()}-{role}", party=party, role=role,
-                       teams=list(teams))
+    value = mint_token(
+        settings.jwt_secret.get_secret_value(),
+        user_id=user or f"{(party or 'staff').lower()}-{role}",
+        party=party,
+        role=role,
+        teams=list(teams),
+    )
     return {"Authorization": f"Bearer {value}"}

@@ -41,8 +41,9 @@ def _alive(prefix: str) -> bool:
 async def remove_dead_runs(infra, own_prefix: str, delete_users=None) -> list[str]:
     conn = await asyncpg.connect(infra.database_url)
     try:
-        names = [r["datname"] for r in await conn.fetch(
-            "SELECT datname FROM pg_database WHERE datname ~ '^t[0-9a-f]{6}_'")]
+        names = [
+            r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname ~ '^t[0-9a-f]{6}_'")
+        ]
         dead: dict[str, set[str]] = {}
         for name in names:
             match = _TEST_DB.match(name)
@@ -51,9 +52,9 @@ async def remove_dead_runs(infra, own_prefix: str, delete_users=None) -> list[st
         for prefix, namespaces in dead.items():
             for ns in namespaces:
                 topology = Topology(ns)
-                await amqp.delete_topology(infra.amqp_url,
-                                           topology.all_queue_names() + [f"{ns}.tap"],
-                                           topology.all_exchange_names())
+                await amqp.delete_topology(
+                    infra.amqp_url, topology.all_queue_names() + [f"{ns}.tap"], topology.all_exchange_names()
+                )
             for name in names:
                 if name.startswith(prefix + "_"):
                     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

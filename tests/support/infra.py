@@ -34,7 +34,8 @@ Start them in one of these ways:
   - on Debian:  rabbitmq-server -detached
                 pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
   - or point the tests at servers you have:
-                TRISAM_AMQP_URL=amqp://user:pass@host:5672/ TRISAM_DATABASE_URL=postgresql://user@host:5432/postgres make test
+                TRISAM_AMQP_URL=amqp://user:pass@host:5672/ \\
+                TRISAM_DATABASE_URL=postgresql://user@host:5432/postgres make test
 """
 
 
@@ -59,8 +60,7 @@ class Infra:
             self._restart_broker()
 
     def _restart_broker(self) -> None:
-        for command in (["rabbitmqctl", "stop_app"], ["rabbitmqctl", "start_app"],
-                        ["rabbitmqctl", "await_startup"]):
+        for command in (["rabbitmqctl", "stop_app"], ["rabbitmqctl", "start_app"], ["rabbitmqctl", "await_startup"]):
             if self.containers:
                 rabbit = self.containers[0]
                 code, output = rabbit.exec(command)
@@ -92,8 +92,10 @@ def _start_containers(need_amqp: bool, need_db: bool) -> tuple[list, str | None,
 
         rabbit = RabbitMqContainer("rabbitmq:3.13-management").start()
         containers.append(rabbit)
-        amqp = (f"amqp://{rabbit.username}:{rabbit.password}@{rabbit.get_container_host_ip()}:"
-                f"{rabbit.get_exposed_port(rabbit.port)}/")
+        amqp = (
+            f"amqp://{rabbit.username}:{rabbit.password}@{rabbit.get_container_host_ip()}:"
+            f"{rabbit.get_exposed_port(rabbit.port)}/"
+        )
     if need_db:
         from testcontainers.community.postgres import PostgresContainer
 
@@ -128,8 +130,7 @@ async def resolve() -> Infra:
     containers: list = []
     source = "configured" if amqp and database else "local"
     if not (amqp and database) and docker_answers():
-        containers, c_amqp, c_db = await asyncio.to_thread(
-            _start_containers, amqp is None, database is None)
+        containers, c_amqp, c_db = await asyncio.to_thread(_start_containers, amqp is None, database is None)
         amqp, database, source = amqp or c_amqp, database or c_db, "containers"
     infra = Infra(amqp or LOCAL_AMQP, database or LOCAL_DATABASE, source, containers)
     problems = await _reachable(infra.amqp_url, infra.database_url)

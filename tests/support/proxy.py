@@ -33,8 +33,7 @@ class CuttableProxy:
             client_writer.close()
             return
         self._pipes |= {client_writer, server_writer}
-        await asyncio.gather(self._pipe(client_reader, server_writer),
-                             self._pipe(server_reader, client_writer))
+        await asyncio.gather(self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer))
 
     async def _pipe(self, reader, writer) -> None:
         try:

@@ -19,9 +19,12 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def running_system(settings, ready_within: float = 60.0):
-    processes = ServiceProcesses(settings, ports={name: free_port() for name in SERVICES},
-                                 log_dir=ARTIFACTS / settings.namespace,
-                                 extra_env={"TRISAM_OUTBOX_POLL_SECONDS": "0.2"})
+    processes = ServiceProcesses(
+        settings,
+        ports={name: free_port() for name in SERVICES},
+        log_dir=ARTIFACTS / settings.namespace,
+        extra_env={"TRISAM_OUTBOX_POLL_SECONDS": "0.2"},
+    )
     processes.start_all()
     try:
         seconds = await processes.wait_ready(timeout=ready_within)

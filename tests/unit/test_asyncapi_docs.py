@@ -4,9 +4,11 @@ from tools.catalogue import DOCS, asyncapi_documents
 
 
 def test_asyncapi_documents_are_up_to_date():
-    stale = [name for name, text in asyncapi_documents().items()
-             if not (DOCS / f"{name}.json").exists()
-             or (DOCS / f"{name}.json").read_text() != text]
+    stale = [
+        name
+        for name, text in asyncapi_documents().items()
+        if not (DOCS / f"{name}.json").exists() or (DOCS / f"{name}.json").read_text() != text
+    ]
     assert not stale, f"docs/asyncapi out of date for {stale}: run `make docs`"
 
 

@@ -24,10 +24,8 @@ def _token(**overrides) -> str:
 def _raw(**claims) -> str:
     """A token signed with SECRET whose claims bypass mint_token's checks."""
     now = int(time.time())
-    base = {"sub": "u1", "party": "AF", "role": "officer", "teams": [], "iss": "trisam",
-            "iat": now, "exp": now + 60}
-    return jwt.encode({k: v for k, v in (base | claims).items() if v is not None}, SECRET,
-                      algorithm="HS256")
+    base = {"sub": "u1", "party": "AF", "role": "officer", "teams": [], "iss": "trisam", "iat": now, "exp": now + 60}
+    return jwt.encode({k: v for k, v in (base | claims).items() if v is not None}, SECRET, algorithm="HS256")
 
 
 def _code(token: str, secret: str = SECRET) -> str:
@@ -40,8 +38,9 @@ def _code(token: str, secret: str = SECRET) -> str:
 
 def test_round_trip():
     principal = verify_token(SECRET, _token(teams=["GAVLE-HC1", "SANDVIKEN"]))
-    assert principal == Principal(user_id="u1", party=Party.AF, role=Role.OFFICER,
-                                  teams=frozenset({"GAVLE-HC1", "SANDVIKEN"}))
+    assert principal == Principal(
+        user_id="u1", party=Party.AF, role=Role.OFFICER, teams=frozenset({"GAVLE-HC1", "SANDVIKEN"})
+    )
     assert principal.in_team("SANDVIKEN") and not principal.in_team("OTHER")
     assert verify_token(SECRET, _token(teams=())).teams == frozenset()
 
@@ -54,9 +53,19 @@ def test_wrong_secret_and_tampering_and_garbage_are_invalid():
     token = _token()
     assert _code(token, OTHER_SECRET) == "token_invalid"
     header, payload, signature = token.split(".")
-    forged = jwt.encode({"sub": "u1", "party": "AF", "role": "admin", "teams": [],
-                         "iss": "trisam", "iat": int(time.time()), "exp": int(time.time()) + 60},
-                        OTHER_SECRET, algorithm="HS256").split(".")[1]
+    forged = jwt.encode(
+        {
+            "sub": "u1",
+            "party": "AF",
+            "role": "admin",
+            "teams": [],
+            "iss": "trisam",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+        },
+        OTHER_SECRET,
+        algorithm="HS256",
+    ).split(".")[1]
     assert _code(f"{header}.{forged}.{signature}") == "token_invalid"
     flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
     assert _code(f"{header}.{payload}.{flipped}") == "token_invalid"
@@ -66,18 +75,31 @@ def test_wrong_secret_and_tampering_and_garbage_are_invalid():
     assert _code("") == "token_missing"
 
 
-@pytest.mark.parametrize("claims", [
-    {"party": "SKATTEVERKET"}, {"party": None}, {"role": "superuser"}, {"role": None},
-    {"teams": "GAVLE-HC1"}, {"teams": [1, 2]}, {"teams": None}, {"sub": None}, {"sub": ""},
-    {"sub": 42}, {"exp": None}, {"iat": None}, {"iss": None}, {"iss": "someone-else"},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"party": "SKATTEVERKET"},
+        {"party": None},
+        {"role": "superuser"},
+        {"role": None},
+        {"teams": "GAVLE-HC1"},
+        {"teams": [1, 2]},
+        {"teams": None},
+        {"sub": None},
+        {"sub": ""},
+        {"sub": 42},
+        {"exp": None},
+        {"iat": None},
+        {"iss": None},
+        {"iss": "someone-else"},
+    ],
+)
 def test_missing_or_invalid_claims(claims):
     assert _code(_raw(**claims)) == "claims_invalid"
 
 
 def test_mint_refuses_bad_values():
-    for bad in ({"party": "XX"}, {"role": "root"}, {"teams": [""]}, {"user_id": ""},
-                {"ttl_seconds": 0}):
+    for bad in ({"party": "XX"}, {"role": "root"}, {"teams": [""]}, {"user_id": ""}, {"ttl_seconds": 0}):
         with pytest.raises(ValueError):
             _token(**bad)
 
@@ -132,11 +154,28 @@ def test_openapi_shows_bearer_auth():
 def test_cli_mints_a_token_that_verifies(monkeypatch, capsys):
     monkeypatch.delenv("TRISAM_ENV", raising=False)
     monkeypatch.setenv("TRISAM_JWT_SECRET", SECRET)
-    assert main(["mint", "--sub", "U", "--party", "FK", "--role", "coordinator",
-                 "--team", "T1", "--team", "T2", "--ttl", "600"]) == 0
+    assert (
+        main(
+            [
+                "mint",
+                "--sub",
+                "U",
+                "--party",
+                "FK",
+                "--role",
+                "coordinator",
+                "--team",
+                "T1",
+                "--team",
+                "T2",
+                "--ttl",
+                "600",
+            ]
+        )
+        == 0
+    )
     principal = verify_token(SECRET, capsys.readouterr().out.strip())
-    assert principal == Principal(user_id="U", party=Party.FK, role=Role.COORDINATOR,
-                                  teams=frozenset({"T1", "T2"}))
+    assert principal == Principal(user_id="U", party=Party.FK, role=Role.COORDINATOR, teams=frozenset({"T1", "T2"}))
 
 
 def test_dev_jwt_secret_is_refused_outside_dev():

@@ -10,8 +10,12 @@ from shared.platform.topology import SUBSCRIPTIONS, Topology
 def test_dev_secrets_are_refused_outside_dev():
     with pytest.raises(pydantic.ValidationError, match="development default"):
         Settings(env="production")
-    ok = Settings(env="production", pseudonym_key="a-real-secret",
-                  encryption_keys="k1:" + "A" * 44, jwt_secret="a-real-jwt-secret-" + "x" * 20)
+    ok = Settings(
+        env="production",
+        pseudonym_key="a-real-secret",
+        encryption_keys="k1:" + "A" * 44,
+        jwt_secret="a-real-jwt-secret-" + "x" * 20,
+    )
     assert ok.env == "production"
 
 
@@ -46,8 +50,7 @@ def test_every_published_event_has_a_consumer_and_every_binding_a_handler():
     from tools.catalogue import SPECS
 
     specs = {name: make(Settings()) for name, make in SPECS.items()}
-    bound = {b.routing_key for bindings in SUBSCRIPTIONS.values() for b in bindings
-             if b.exchange == EVENTS}
+    bound = {b.routing_key for bindings in SUBSCRIPTIONS.values() for b in bindings if b.exchange == EVENTS}
     for name, spec in specs.items():
         for contract_cls, _ in spec.publishes:
             if contract_cls.exchange == EVENTS:
@@ -66,8 +69,13 @@ def test_the_dev_clock_offset_is_refused_outside_dev_and_shifts_the_clock():
     from shared.platform.clock import Clock
 
     with pytest.raises(pydantic.ValidationError, match="DEV_CLOCK_OFFSET"):
-        Settings(env="production", dev_clock_offset_days=3, pseudonym_key="p" * 40,
-                 encryption_keys="k1:" + "A" * 44, jwt_secret="j" * 40)
+        Settings(
+            env="production",
+            dev_clock_offset_days=3,
+            pseudonym_key="p" * 40,
+            encryption_keys="k1:" + "A" * 44,
+            jwt_secret="j" * 40,
+        )
     ahead = Clock.from_settings(Settings(dev_clock_offset_days=9)).now() - Clock().now()
     assert timedelta(days=9) - timedelta(seconds=5) < ahead < timedelta(days=9, seconds=5)
 
@@ -80,8 +88,13 @@ def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
     from shared.platform.clock import Clock
 
     with pytest.raises(pydantic.ValidationError, match="DEV_CLOCK_SPEED"):
-        Settings(env="production", dev_clock_speed=100, pseudonym_key="p" * 40,
-                 encryption_keys="k1:" + "A" * 44, jwt_secret="j" * 40)
+        Settings(
+            env="production",
+            dev_clock_speed=100,
+            pseudonym_key="p" * 40,
+            encryption_keys="k1:" + "A" * 44,
+            jwt_secret="j" * 40,
+        )
     start = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
     def at(real: datetime, settings: Settings) -> datetime:
@@ -96,16 +109,19 @@ def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
     assert at(start + timedelta(seconds=400), history) == start + timedelta(seconds=400)
     ahead = Settings(dev_clock_speed=3600, dev_clock_started_at=start)  # an hour a second
     assert at(start + timedelta(seconds=48), ahead) == start + timedelta(days=2)
-    stopping = Settings(dev_clock_speed=3600, dev_clock_started_at=start,
-                        dev_clock_stops_at=start + timedelta(days=1))
+    stopping = Settings(dev_clock_speed=3600, dev_clock_started_at=start, dev_clock_stops_at=start + timedelta(days=1))
     assert at(start + timedelta(seconds=48), stopping) == start + timedelta(days=1)
 
 
 def test_the_agency_users_follow_the_namespace_unless_set():
     # an integrator's `TRISAM_NAMESPACE=x make run` creates the broker users x-af, x-fk, ...;
     # the services must take those for the agencies (else every command is dead-lettered)
-    assert Settings(namespace="x").agency_users == {"x-af": "AF", "x-fk": "FK", "x-kommun": "KOMMUN",
-                                                    "x-region": "REGION"}
+    assert Settings(namespace="x").agency_users == {
+        "x-af": "AF",
+        "x-fk": "FK",
+        "x-kommun": "KOMMUN",
+        "x-region": "REGION",
+    }
     assert Settings(namespace="x", agency_users={"sys-af": "AF"}).agency_users == {"sys-af": "AF"}
 
 

@@ -12,11 +12,11 @@ from shared.platform.outbox import backoff_seconds
 from tests.support.identities import generated_personnummer
 
 
-@given(st.dates(min_value=date(1940, 1, 1), max_value=date(2010, 12, 31)), st.booleans(),
-       st.booleans(), st.integers(0, 4))
+@given(
+    st.dates(min_value=date(1940, 1, 1), max_value=date(2010, 12, 31)), st.booleans(), st.booleans(), st.integers(0, 4)
+)
 def test_generated_numbers_parse_with_their_birth_date_and_gender(born, woman, coord, serial):
-    pnr = domain.parse_personnummer(
-        generated_personnummer(born, woman=woman, coordination=coord, serial=serial))
+    pnr = domain.parse_personnummer(generated_personnummer(born, woman=woman, coordination=coord, serial=serial))
     assert pnr.birth_date == born
     assert pnr.coordination_number == coord
     assert pnr.gender == (Gender.WOMAN if woman else Gender.MAN)
@@ -31,11 +31,14 @@ def test_a_wrong_check_digit_is_refused(born, delta):
     assert caught.value.code == "personnummer_check_digit"
 
 
-@pytest.mark.parametrize("text, code", [
-    ("19800230-9810", "personnummer_birth_date"),
-    ("1980-05-17", "personnummer_format"),
-    ("abc", "personnummer_format"),
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("19800230-9810", "personnummer_birth_date"),
+        ("1980-05-17", "personnummer_format"),
+        ("abc", "personnummer_format"),
+    ],
+)
 def test_malformed_numbers_get_stable_codes(text, code):
     with pytest.raises(domain.InvalidPersonnummer) as caught:
         domain.parse_personnummer(text)
@@ -48,9 +51,10 @@ def test_a_personnummer_never_shows_in_its_repr():
     assert pnr.digits not in repr(pnr) and pnr.digits not in str(pnr)
 
 
-@pytest.mark.parametrize("age, band", [(16, AgeBand.A16_24), (24, AgeBand.A16_24),
-                                       (25, AgeBand.A25_34), (65, AgeBand.A55_65),
-                                       (None, AgeBand.UNKNOWN)])
+@pytest.mark.parametrize(
+    "age, band",
+    [(16, AgeBand.A16_24), (24, AgeBand.A16_24), (25, AgeBand.A25_34), (65, AgeBand.A55_65), (None, AgeBand.UNKNOWN)],
+)
 def test_age_bands(age, band):
     assert domain.age_band(age) == band
 

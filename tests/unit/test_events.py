@@ -20,11 +20,20 @@ from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party
 
 
 def a_case(**overrides) -> CaseReferred:
-    fields = dict(case_ref="TS-X", team_id="T1", municipality="Gävle", referring_party=Party.AF, gender=Gender.WOMAN,
-                  age_band=AgeBand.A25_34, income_source=IncomeSource.A_KASSA,
-                  consented_parties=(Party.AF,), wishes_to_attend=None,
-                  violence_question_asked=False, reason_codes=(),
-                  referred_at="2026-11-01T09:00:00+00:00")
+    fields = dict(
+        case_ref="TS-X",
+        team_id="T1",
+        municipality="Gävle",
+        referring_party=Party.AF,
+        gender=Gender.WOMAN,
+        age_band=AgeBand.A25_34,
+        income_source=IncomeSource.A_KASSA,
+        consented_parties=(Party.AF,),
+        wishes_to_attend=None,
+        violence_question_asked=False,
+        reason_codes=(),
+        referred_at="2026-11-01T09:00:00+00:00",
+    )
     fields.update(overrides)
     return CaseReferred(**fields)
 
@@ -59,20 +68,56 @@ def test_no_event_but_the_intake_command_has_room_for_identity():
         assert not {"personnummer", "question", "purpose"} & set(model.model_fields), name
 
 
-@pytest.mark.parametrize("body, reason", [
-    (b"not json", "bad_envelope"),
-    (b"{}", "bad_envelope"),
-    (json.dumps({"event_id": str(uuid.uuid4()), "event_type": "Nope", "version": 1,
-                 "occurred_at": "2026-01-01T00:00:00Z", "producer": "x",
-                 "correlation_id": "c", "payload": {}}).encode(), "unknown_type"),
-    (json.dumps({"event_id": str(uuid.uuid4()), "event_type": "CaseReferred", "version": 7,
-                 "occurred_at": "2026-01-01T00:00:00Z", "producer": "x",
-                 "correlation_id": "c", "payload": {}}).encode(), "unknown_version"),
-    (json.dumps({"event_id": str(uuid.uuid4()), "event_type": "CaseReferred", "version": 1,
-                 "occurred_at": "2026-01-01T00:00:00Z", "producer": "x",
-                 "correlation_id": "c", "payload": {"case_ref": 1}}).encode(), "schema_violation"),
-    (b" " * (MAX_MESSAGE_BYTES + 1), "too_large"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"not json", "bad_envelope"),
+        (b"{}", "bad_envelope"),
+        (
+            json.dumps(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "event_type": "Nope",
+                    "version": 1,
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                    "producer": "x",
+                    "correlation_id": "c",
+                    "payload": {},
+                }
+            ).encode(),
+            "unknown_type",
+        ),
+        (
+            json.dumps(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "event_type": "CaseReferred",
+                    "version": 7,
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                    "producer": "x",
+                    "correlation_id": "c",
+                    "payload": {},
+                }
+            ).encode(),
+            "unknown_version",
+        ),
+        (
+            json.dumps(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "event_type": "CaseReferred",
+                    "version": 1,
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                    "producer": "x",
+                    "correlation_id": "c",
+                    "payload": {"case_ref": 1},
+                }
+            ).encode(),
+            "schema_violation",
+        ),
+        (b" " * (MAX_MESSAGE_BYTES + 1), "too_large"),
+    ],
+)
 def test_poison_is_classified_with_a_stable_reason(body, reason):
     with pytest.raises(PoisonMessage) as caught:
         decode(body)
@@ -89,6 +134,12 @@ def test_a_schema_error_never_echoes_the_input():
 
 def test_envelope_requires_an_aware_timestamp():
     with pytest.raises(pydantic.ValidationError):
-        Envelope(event_id=uuid.uuid4(), event_type="CaseReferred", version=1,
-                 occurred_at="2026-01-01T00:00:00", producer="x", correlation_id="c",
-                 payload={})
+        Envelope(
+            event_id=uuid.uuid4(),
+            event_type="CaseReferred",
+            version=1,
+            occurred_at="2026-01-01T00:00:00",
+            producer="x",
+            correlation_id="c",
+            payload={},
+        )

@@ -13,9 +13,13 @@ NOW = datetime(2027, 1, 12, 9, tzinfo=UTC)
 
 def test_due_dates_eight_weeks_and_six_months_after_the_consultation():
     assert domain.followups_for(date(2026, 8, 31), Rules()) == [
-        (FollowUpKind.PLAN_CHECK, date(2026, 10, 26)), (FollowUpKind.SIX_MONTHS, date(2027, 2, 28))]
+        (FollowUpKind.PLAN_CHECK, date(2026, 10, 26)),
+        (FollowUpKind.SIX_MONTHS, date(2027, 2, 28)),
+    ]
     assert domain.followups_for(date(2026, 1, 31), Rules(twelve_months=True))[1:] == [
-        (FollowUpKind.SIX_MONTHS, date(2026, 7, 31)), (FollowUpKind.TWELVE_MONTHS, date(2027, 1, 31))]
+        (FollowUpKind.SIX_MONTHS, date(2026, 7, 31)),
+        (FollowUpKind.TWELVE_MONTHS, date(2027, 1, 31)),
+    ]
     assert domain.add_months(date(2024, 8, 31), 6) == date(2025, 2, 28)
     assert domain.add_months(date(2023, 8, 31), 6) == date(2024, 2, 29)
     assert domain.due_at(date(2027, 1, 12)).astimezone(UTC).hour == 7  # 08:00 in winter
@@ -36,23 +40,39 @@ def test_scheduler_steps_due_then_overdue_up_to_the_limit_then_escalation():
 
 
 def check(kind=FollowUpKind.SIX_MONTHS, status="due", by="AF", **answers):
-    values = dict(recorded_on=date(2027, 1, 10), reached=True, income_source="LON",
-                  readiness="more", plan_status=None) | answers
-    return [(p.code, p.field) for p in domain.record_problems(
-        kind=kind, status=status, responsible="AF", by_party=by, answers=Answers(**values),
-        held_on=date(2026, 11, 17), today=date(2027, 1, 12))]
+    values = (
+        dict(recorded_on=date(2027, 1, 10), reached=True, income_source="LON", readiness="more", plan_status=None)
+        | answers
+    )
+    return [
+        (p.code, p.field)
+        for p in domain.record_problems(
+            kind=kind,
+            status=status,
+            responsible="AF",
+            by_party=by,
+            answers=Answers(**values),
+            held_on=date(2026, 11, 17),
+            today=date(2027, 1, 12),
+        )
+    ]
 
 
 def test_what_a_record_must_hold():
     assert check() == []
     assert check(readiness="not_answered") == []
     assert check(income_source=None, readiness=None) == [
-        ("income_source_missing", "income_source"), ("readiness_missing", "readiness")]
+        ("income_source_missing", "income_source"),
+        ("readiness_missing", "readiness"),
+    ]
     assert check(kind=FollowUpKind.PLAN_CHECK, income_source=None, readiness=None) == [
-        ("plan_status_missing", "plan_status")]
+        ("plan_status_missing", "plan_status")
+    ]
     assert check(reached=False, income_source=None, readiness=None) == []
-    assert check(reached=False) == [("answers_when_not_reached", "income_source"),
-                                    ("answers_when_not_reached", "readiness")]
+    assert check(reached=False) == [
+        ("answers_when_not_reached", "income_source"),
+        ("answers_when_not_reached", "readiness"),
+    ]
     assert check(recorded_on=date(2027, 1, 13)) == [("date_in_future", "recorded_on")]
     assert check(recorded_on=date(2026, 11, 1)) == [("recorded_before_consultation", "recorded_on")]
     assert check(by="FK") == [("not_responsible", None)]
@@ -60,7 +80,9 @@ def test_what_a_record_must_hold():
     assert check(status="completed") == []  # a correction
     assert check(by="FK", status="cancelled") == [("not_responsible", None)]  # nothing learnt
     assert check(kind=FollowUpKind.PLAN_CHECK, plan_status="done") == [
-        ("not_asked", "income_source"), ("not_asked", "readiness")]
+        ("not_asked", "income_source"),
+        ("not_asked", "readiness"),
+    ]
 
 
 def test_exits():
@@ -70,4 +92,6 @@ def test_exits():
     assert not domain.every_consent_withdrawn({"AF": "withdrawn", "FK": "given"})
     assert not domain.every_consent_withdrawn({})
     assert domain.followups_for(date(2026, 1, 31), Rules(twelve_months=True, long_months=9))[2] == (
-        FollowUpKind.TWELVE_MONTHS, date(2026, 10, 31))
+        FollowUpKind.TWELVE_MONTHS,
+        date(2026, 10, 31),
+    )

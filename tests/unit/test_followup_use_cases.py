@@ -42,13 +42,24 @@ PLAN_DUE = date(2027, 1, 12)  # 8 weeks after
 OUTCOME_DUE = date(2027, 5, 17)  # six months after
 
 
-def consultation(case_ref: str = "C1", party: Party = Party.AF, team: str = "T-ONE",
-                 held_on: date = HELD) -> ConsultationHeld:
+def consultation(
+    case_ref: str = "C1", party: Party = Party.AF, team: str = "T-ONE", held_on: date = HELD
+) -> ConsultationHeld:
     return ConsultationHeld(
-        case_ref=case_ref, team_id=team, municipality="Gävle", meeting_id=f"{team}-X", meeting_date=held_on,
-        held_on=held_on, referring_party=party, referred_at=datetime(2026, 10, 1, 8, tzinfo=UTC),
-        parties_present=(Party.AF, Party.FK), others_invited=(), individual_attended=True, actions=(),
-        recorded_at=NOW)
+        case_ref=case_ref,
+        team_id=team,
+        municipality="Gävle",
+        meeting_id=f"{team}-X",
+        meeting_date=held_on,
+        held_on=held_on,
+        referring_party=party,
+        referred_at=datetime(2026, 10, 1, 8, tzinfo=UTC),
+        parties_present=(Party.AF, Party.FK),
+        others_invited=(),
+        individual_attended=True,
+        actions=(),
+        recorded_at=NOW,
+    )
 
 
 def answers(recorded_on: date = date(2026, 11, 23), reached: bool = True, **given: str | None) -> Answers:
@@ -79,8 +90,9 @@ async def consulted(uow: FakeFollowUpUnitOfWork, case_ref: str = "C1", **kw) -> 
     drain(uow)
 
 
-async def record(uow: FakeFollowUpUnitOfWork, followup_id: str = "C1.plan_check", given: Answers = PLAN_ANSWERS,
-                 by: Party = Party.AF):
+async def record(
+    uow: FakeFollowUpUnitOfWork, followup_id: str = "C1.plan_check", given: Answers = PLAN_ANSWERS, by: Party = Party.AF
+):
     return await followups.record(uow, followup_id, given, by_party=by, by_user="af-17", channel="http")
 
 
@@ -95,11 +107,15 @@ async def test_a_consultation_schedules_the_plan_check_and_the_outcome_follow_up
     await followups.schedule(uow, consultation("C1"))
     scheduled = uow.of_type(FollowUpScheduled)
     assert {(s.kind, s.due_on, s.responsible_party) for s in scheduled} == {
-        (FollowUpKind.PLAN_CHECK, PLAN_DUE, Party.AF), (FollowUpKind.SIX_MONTHS, OUTCOME_DUE, Party.AF)}
+        (FollowUpKind.PLAN_CHECK, PLAN_DUE, Party.AF),
+        (FollowUpKind.SIX_MONTHS, OUTCOME_DUE, Party.AF),
+    }
     assert uow.ordering_keys == ["C1", "C1"]
     stored = await uow.followups.of_case("C1")
     assert [(f.status, f.next_action_at) for f in stored] == [
-        ("pending", due_at(PLAN_DUE)), ("pending", due_at(OUTCOME_DUE))]
+        ("pending", due_at(PLAN_DUE)),
+        ("pending", due_at(OUTCOME_DUE)),
+    ]
     drain(uow)
     await followups.schedule(uow, consultation("C1"))  # the same consultation again
     assert uow.events == [] and len(await uow.followups.of_case("C1")) == 2
@@ -109,25 +125,53 @@ async def test_a_twelve_month_follow_up_when_switched_on():
     uow = FakeFollowUpUnitOfWork(rules=Rules(twelve_months=True, plan_check_weeks=6), clock=SettableClock(NOW))
     await followups.schedule(uow, consultation("C1", held_on=date(2026, 8, 31)))
     assert {s.kind.value: s.due_on.isoformat() for s in uow.of_type(FollowUpScheduled)} == {
-        "plan_check": "2026-10-12", "six_months": "2027-02-28", "twelve_months": "2027-08-31"}
+        "plan_check": "2026-10-12",
+        "six_months": "2027-02-28",
+        "twelve_months": "2027-08-31",
+    }
 
 
 async def test_a_late_consultation_of_a_closed_case_schedules_nothing(uow):
-    await followups.not_consulted(uow, CaseNotConsulted(
-        case_ref="N1", team_id="T-ONE", municipality="Gävle", meeting_id="T-ONE-X", meeting_date=HELD,
-        referring_party=Party.AF, reason=NotConsultedReason.INDIVIDUAL_WITHDREW, recorded_at=NOW))
+    await followups.not_consulted(
+        uow,
+        CaseNotConsulted(
+            case_ref="N1",
+            team_id="T-ONE",
+            municipality="Gävle",
+            meeting_id="T-ONE-X",
+            meeting_date=HELD,
+            referring_party=Party.AF,
+            reason=NotConsultedReason.INDIVIDUAL_WITHDREW,
+            recorded_at=NOW,
+        ),
+    )
     [closed] = uow.of_type(CaseClosed)
     assert closed.reason == ExitReason.CONSENT_WITHDRAWN
     await followups.schedule(uow, consultation("N1"))
     assert uow.of_type(FollowUpScheduled) == [] and await uow.followups.of_case("N1") == []
 
 
-@pytest.mark.parametrize("reason,exit_reason", [(NotConsultedReason.INDIVIDUAL_WITHDREW, ExitReason.CONSENT_WITHDRAWN),
-                                                (NotConsultedReason.HANDLED_ELSEWHERE, ExitReason.OTHER)])
+@pytest.mark.parametrize(
+    "reason,exit_reason",
+    [
+        (NotConsultedReason.INDIVIDUAL_WITHDREW, ExitReason.CONSENT_WITHDRAWN),
+        (NotConsultedReason.HANDLED_ELSEWHERE, ExitReason.OTHER),
+    ],
+)
 async def test_a_case_not_consulted_is_closed(uow, reason, exit_reason):
-    await followups.not_consulted(uow, CaseNotConsulted(
-        case_ref="N1", team_id="T-ONE", municipality="Gävle", meeting_id="T-ONE-X", meeting_date=HELD,
-        referring_party=Party.AF, reason=reason, recorded_at=NOW))
+    await followups.not_consulted(
+        uow,
+        CaseNotConsulted(
+            case_ref="N1",
+            team_id="T-ONE",
+            municipality="Gävle",
+            meeting_id="T-ONE-X",
+            meeting_date=HELD,
+            referring_party=Party.AF,
+            reason=reason,
+            recorded_at=NOW,
+        ),
+    )
     assert [type(e) for e in uow.events] == [CaseClosed] and uow.events[0].reason == exit_reason
     assert (await uow.cases.lock("N1")).exit_reason == exit_reason
 
@@ -143,7 +187,10 @@ async def test_due_then_overdue_reminders_up_to_the_limit_then_escalation_to_the
     assert await followups.tick(uow, 10) == 1
     [due] = drain(uow)
     assert isinstance(due, FollowUpDue) and (due.recipient, due.kind, due.sent_at) == (
-        Party.KOMMUN, FollowUpKind.PLAN_CHECK, moment)
+        Party.KOMMUN,
+        FollowUpKind.PLAN_CHECK,
+        moment,
+    )
     assert await followups.tick(uow, 10) == 0  # once
     for n, days in ((1, 14), (2, 21), (3, 28)):
         uow.clock.set(moment + timedelta(days=days, minutes=1))
@@ -156,7 +203,10 @@ async def test_due_then_overdue_reminders_up_to_the_limit_then_escalation_to_the
     [escalated] = drain(uow)
     assert isinstance(escalated, FollowUpEscalated)
     assert (escalated.recipient, escalated.responsible_party, escalated.reminders_sent) == (
-        Party.REGION, Party.KOMMUN, 3)
+        Party.REGION,
+        Party.KOMMUN,
+        3,
+    )
     plan_check = await uow.followups.get("C1.plan_check")
     assert plan_check.next_action_at is None and plan_check.escalated_at == uow.clock.now()
     assert plan_check.due_sent_at == moment and plan_check.state == "overdue"
@@ -173,7 +223,9 @@ async def test_after_downtime_each_step_happens_once_and_the_next_counts_from_th
     uow.clock.set(late)
     assert await followups.tick(uow, 10) == 2
     assert {(type(e), e.kind) for e in drain(uow)} == {
-        (FollowUpDue, FollowUpKind.PLAN_CHECK), (FollowUpDue, FollowUpKind.SIX_MONTHS)}
+        (FollowUpDue, FollowUpKind.PLAN_CHECK),
+        (FollowUpDue, FollowUpKind.SIX_MONTHS),
+    }
     assert {f.next_action_at for f in await uow.followups.of_case("C1")} == {late + timedelta(days=14)}
 
 
@@ -204,7 +256,11 @@ async def test_a_record_is_accepted_and_announced(uow):
     [completed] = uow.events
     assert isinstance(completed, FollowUpCompleted) and decision.completed == completed
     assert (completed.kind, completed.plan_status, completed.revision, completed.recorded_by) == (
-        FollowUpKind.PLAN_CHECK, "partly", 1, Party.AF)
+        FollowUpKind.PLAN_CHECK,
+        "partly",
+        1,
+        Party.AF,
+    )
     [stored] = await uow.records.of_followup("C1.plan_check")
     assert (stored.revision, stored.channel, stored.recorded_by_user, stored.recorded_at) == (1, "http", "af-17", NOW)
     plan_check = await uow.followups.get("C1.plan_check")
@@ -214,16 +270,19 @@ async def test_a_record_is_accepted_and_announced(uow):
     assert uow.of_type(FollowUpDue) == []
 
 
-@pytest.mark.parametrize("followup_id,by,given,codes", [
-    ("C9.plan_check", Party.AF, PLAN_ANSWERS, ["followup_not_found"]),
-    ("C1.plan_check", Party.FK, PLAN_ANSWERS, ["followup_not_found"]),  # another party learns nothing
-    ("C1.plan_check", Party.AF, answers(date(2026, 11, 24), plan_status="done"), ["date_in_future"]),
-    ("C1.plan_check", Party.AF, answers(date(2026, 11, 1), plan_status="done"), ["recorded_before_consultation"]),
-    ("C1.plan_check", Party.AF, answers(), ["plan_status_missing"]),
-    ("C1.plan_check", Party.AF, answers(plan_status="done", readiness="more"), ["not_asked"]),
-    ("C1.six_months", Party.AF, answers(plan_status="done"), ["income_source_missing", "readiness_missing"]),
-    ("C1.six_months", Party.AF, answers(reached=False, income_source="LON"), ["answers_when_not_reached"]),
-])
+@pytest.mark.parametrize(
+    "followup_id,by,given,codes",
+    [
+        ("C9.plan_check", Party.AF, PLAN_ANSWERS, ["followup_not_found"]),
+        ("C1.plan_check", Party.FK, PLAN_ANSWERS, ["followup_not_found"]),  # another party learns nothing
+        ("C1.plan_check", Party.AF, answers(date(2026, 11, 24), plan_status="done"), ["date_in_future"]),
+        ("C1.plan_check", Party.AF, answers(date(2026, 11, 1), plan_status="done"), ["recorded_before_consultation"]),
+        ("C1.plan_check", Party.AF, answers(), ["plan_status_missing"]),
+        ("C1.plan_check", Party.AF, answers(plan_status="done", readiness="more"), ["not_asked"]),
+        ("C1.six_months", Party.AF, answers(plan_status="done"), ["income_source_missing", "readiness_missing"]),
+        ("C1.six_months", Party.AF, answers(reached=False, income_source="LON"), ["answers_when_not_reached"]),
+    ],
+)
 async def test_a_record_is_rejected_with_every_reason(uow, followup_id, by, given, codes):
     await consulted(uow)
     decision = await record(uow, followup_id, given, by=by)
@@ -251,7 +310,9 @@ async def test_a_correction_supersedes_and_the_same_answers_again_change_nothing
     assert same.record is None and same.completed.revision == 2 and same.completed.plan_status == "revised"
     assert uow.events == []
     assert [(r.revision, r.plan_status) for r in await uow.records.of_followup("C1.plan_check")] == [
-        (1, "partly"), (2, "revised")]
+        (1, "partly"),
+        (2, "revised"),
+    ]
     assert (await uow.followups.get("C1.plan_check")).revision == 2
 
 
@@ -289,8 +350,9 @@ async def test_the_last_follow_up_not_reached_closes_the_case_too(uow):
 
 async def test_closing_a_case_cancels_its_pending_follow_ups_and_announces_the_closure_once(uow):
     await consulted(uow, party=Party.FK)
-    decision = await followups.close_by_hand(uow, "C1", ExitReason.MOVED,
-                                             by=principal(Role.COORDINATOR, Party.REGION, "T-ONE"))
+    decision = await followups.close_by_hand(
+        uow, "C1", ExitReason.MOVED, by=principal(Role.COORDINATOR, Party.REGION, "T-ONE")
+    )
     assert decision.refusal is None
     assert [type(e) for e in uow.events] == [FollowUpCancelled, FollowUpCancelled, CaseClosed]
     assert {e.kind for e in uow.of_type(FollowUpCancelled)} == {FollowUpKind.PLAN_CHECK, FollowUpKind.SIX_MONTHS}
@@ -304,13 +366,16 @@ async def test_closing_a_case_cancels_its_pending_follow_ups_and_announces_the_c
     assert await followups.tick(uow, 10) == 0  # cancelled: no reminders
 
 
-@pytest.mark.parametrize("by,refusal", [
-    (principal(Role.OFFICER, Party.FK), None),  # of the referring party
-    (principal(Role.COORDINATOR, Party.REGION, "T-ONE"), None),  # of the case's team
-    (principal(Role.OFFICER, Party.AF), "not_allowed"),
-    (principal(Role.COORDINATOR, Party.REGION, "T-TWO"), "not_allowed"),
-    (principal(Role.MEMBER, Party.FK, "T-ONE"), "not_allowed"),
-])
+@pytest.mark.parametrize(
+    "by,refusal",
+    [
+        (principal(Role.OFFICER, Party.FK), None),  # of the referring party
+        (principal(Role.COORDINATOR, Party.REGION, "T-ONE"), None),  # of the case's team
+        (principal(Role.OFFICER, Party.AF), "not_allowed"),
+        (principal(Role.COORDINATOR, Party.REGION, "T-TWO"), "not_allowed"),
+        (principal(Role.MEMBER, Party.FK, "T-ONE"), "not_allowed"),
+    ],
+)
 async def test_who_may_close_a_case_by_hand(uow, by, refusal):
     await consulted(uow, party=Party.FK)
     decision = await followups.close_by_hand(uow, "C1", ExitReason.DECEASED, by=by)
@@ -327,16 +392,34 @@ async def test_an_unknown_case_is_not_closed(uow):
 
 
 def withdrawal(case_ref: str, party: Party, at: datetime = NOW) -> ConsentWithdrawn:
-    return ConsentWithdrawn(case_ref=case_ref, party=party, withdrawn_on=at.date(), on_behalf_of_individual=True,
-                            recorded_by=Party.AF, recorded_at=at)
+    return ConsentWithdrawn(
+        case_ref=case_ref,
+        party=party,
+        withdrawn_on=at.date(),
+        on_behalf_of_individual=True,
+        recorded_by=Party.AF,
+        recorded_at=at,
+    )
 
 
 async def test_the_case_is_closed_when_every_consent_is_withdrawn(uow):
-    await followups.case_referred(uow, CaseReferred(
-        case_ref="W1", team_id="T-ONE", municipality="Gävle", referring_party=Party.AF, gender="MAN",
-        age_band="35-44", income_source="FORSORJNINGSSTOD", consented_parties=(Party.AF, Party.FK),
-        wishes_to_attend=None, violence_question_asked=True, reason_codes=(),
-        referred_at=datetime(2026, 10, 1, 8, tzinfo=UTC)))
+    await followups.case_referred(
+        uow,
+        CaseReferred(
+            case_ref="W1",
+            team_id="T-ONE",
+            municipality="Gävle",
+            referring_party=Party.AF,
+            gender="MAN",
+            age_band="35-44",
+            income_source="FORSORJNINGSSTOD",
+            consented_parties=(Party.AF, Party.FK),
+            wishes_to_attend=None,
+            violence_question_asked=True,
+            reason_codes=(),
+            referred_at=datetime(2026, 10, 1, 8, tzinfo=UTC),
+        ),
+    )
     assert (await uow.cases.lock("W1")).income_source_at_referral == "FORSORJNINGSSTOD"
     await consulted(uow, "W1")
     await followups.consent_withdrawn(uow, withdrawal("W1", Party.AF))
@@ -348,9 +431,16 @@ async def test_the_case_is_closed_when_every_consent_is_withdrawn(uow):
 
 async def test_consent_given_again_keeps_the_case_open_whatever_arrives_late(uow):
     await consulted(uow, "W1")
-    await followups.consent_recorded(uow, ConsentRecorded(
-        case_ref="W1", party=Party.AF, given_on=NOW.date(), recorded_by=Party.AF,
-        recorded_at=NOW + timedelta(minutes=5)))
+    await followups.consent_recorded(
+        uow,
+        ConsentRecorded(
+            case_ref="W1",
+            party=Party.AF,
+            given_on=NOW.date(),
+            recorded_by=Party.AF,
+            recorded_at=NOW + timedelta(minutes=5),
+        ),
+    )
     await followups.consent_withdrawn(uow, withdrawal("W1", Party.AF, NOW))  # older: does not count
     assert await uow.consents.of_case("W1") == {"AF": "given"}
     assert uow.events == []
@@ -368,13 +458,15 @@ async def test_every_consent_withdrawn_before_the_consultation_closes_the_case_i
 
 
 def command_message(command: RecordFollowUp, user: str = "trisam-af", party: str = "AF") -> Message:
-    return Message(envelope=envelope_for(command, producer="agency"), routing_key=f"{party}.RecordFollowUp",
-                   user_id=user)
+    return Message(
+        envelope=envelope_for(command, producer="agency"), routing_key=f"{party}.RecordFollowUp", user_id=user
+    )
 
 
 async def test_an_agency_records_over_amqp_and_is_answered_alone():
-    command = RecordFollowUp(case_ref="C1", kind=FollowUpKind.PLAN_CHECK, recorded_on=date(2026, 11, 23),
-                             reached=True, plan_status="partly")
+    command = RecordFollowUp(
+        case_ref="C1", kind=FollowUpKind.PLAN_CHECK, recorded_on=date(2026, 11, 23), reached=True, plan_status="partly"
+    )
     uow = FakeFollowUpUnitOfWork(clock=SettableClock(NOW), message=command_message(command))
     await consulted(uow)
     await handlers.get(RecordFollowUp)(command, uow)
@@ -383,8 +475,9 @@ async def test_an_agency_records_over_amqp_and_is_answered_alone():
     assert (accepted.recipient, accepted.case_ref) == (Party.AF, "C1")
     assert (await uow.records.latest("C1.plan_check")).channel == "amqp"
 
-    six_months = RecordFollowUp(case_ref="C1", kind=FollowUpKind.SIX_MONTHS, recorded_on=date(2026, 11, 23),
-                                reached=True, plan_status="done")
+    six_months = RecordFollowUp(
+        case_ref="C1", kind=FollowUpKind.SIX_MONTHS, recorded_on=date(2026, 11, 23), reached=True, plan_status="done"
+    )
     uow.message = command_message(six_months)
     drain(uow)
     await handlers.get(RecordFollowUp)(six_months, uow)

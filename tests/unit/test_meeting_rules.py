@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from services.meeting import domain
 from services.meeting.domain import Move, Refused, Slot, TakenOff, TeamCalendar, Waiting
-from shared.platform.clock import STOCKHOLM
 from shared.contracts.vocabulary import Party, PostponementReason
+from shared.platform.clock import STOCKHOLM
 
 TUESDAY = date(2026, 12, 1)
-TEAM = TeamCalendar(team_id="T", cadence_weeks=2, weekday=1, meeting_time=time(9, 0),
-                    capacity=3, cutoff_days=5, anchor=TUESDAY)
+TEAM = TeamCalendar(
+    team_id="T", cadence_weeks=2, weekday=1, meeting_time=time(9, 0), capacity=3, cutoff_days=5, anchor=TUESDAY
+)
 
 
 def at(day: date, hour: int = 12) -> datetime:
@@ -23,7 +24,7 @@ def at(day: date, hour: int = 12) -> datetime:
 def test_cutoff_is_days_before_the_start_at_the_same_swedish_time():
     assert domain.cutoff_at(TUESDAY, time(9, 0), 5) == datetime(2026, 11, 26, 9, 0, tzinfo=STOCKHOLM)
     # Summer time: 09:00 in Sweden is 07:00 UTC
-    assert domain.starts_at(date(2026, 6, 2), time(9, 0)).astimezone(timezone.utc).hour == 7
+    assert domain.starts_at(date(2026, 6, 2), time(9, 0)).astimezone(UTC).hour == 7
 
 
 def test_calendar_follows_the_cadence_from_the_anchor_within_the_horizon():
@@ -34,8 +35,7 @@ def test_calendar_follows_the_cadence_from_the_anchor_within_the_horizon():
 
 def test_calendar_leaves_out_skip_dates_and_meetings_past_their_cutoff():
     now = at(date(2026, 11, 27))  # after the cut-off of 1 December (26 Nov 09:00)
-    dates = domain.calendar_dates(TEAM, now=now, horizon_weeks=7,
-                                  skip_dates={date(2026, 12, 29)})
+    dates = domain.calendar_dates(TEAM, now=now, horizon_weeks=7, skip_dates={date(2026, 12, 29)})
     assert dates == [date(2026, 12, 15), date(2027, 1, 12)]
 
 
@@ -68,12 +68,14 @@ def test_a_case_earlier_in_the_queue_goes_ahead_and_displaces_the_newest():
     plan = domain.plan_agenda(slots, queue + [back])
     assert plan == {"OLD": "M1", "C000": "M1", "C001": "M2", "C002": "M2", "C003": None}
     dates = {"M1": date(2026, 12, 1), "M2": date(2026, 12, 15), "X": date(2026, 11, 17)}
-    result = domain.moves(current | {"OLD": None}, plan, dates,
-                          {"OLD": TakenOff("X", PostponementReason.MEETING_CANCELLED)})
+    result = domain.moves(
+        current | {"OLD": None}, plan, dates, {"OLD": TakenOff("X", PostponementReason.MEETING_CANCELLED)}
+    )
     assert set(result) == {
         Move("OLD", "X", "M1", PostponementReason.MEETING_CANCELLED),
         Move("C001", "M1", "M2", PostponementReason.DISPLACED),
-        Move("C003", "M2", None, PostponementReason.DISPLACED)}
+        Move("C003", "M2", None, PostponementReason.DISPLACED),
+    }
 
 
 def test_moving_to_an_earlier_meeting_or_a_first_meeting_is_only_scheduling():
@@ -92,8 +94,9 @@ def test_a_case_taken_off_and_not_waiting_is_announced_postponed_without_a_meeti
 
 def test_expected_date_beyond_the_calendar_counts_one_meeting_per_capacity():
     slots = [Slot("M1", date(2026, 12, 1), 3), Slot("M2", date(2026, 12, 15), 3)]
-    kwargs = dict(open_slots=slots, cadence_weeks=2, capacity=3, last_meeting=date(2026, 12, 15),
-                  today=date(2026, 11, 20))
+    kwargs = dict(
+        open_slots=slots, cadence_weeks=2, capacity=3, last_meeting=date(2026, 12, 15), today=date(2026, 11, 20)
+    )
     assert domain.expected_date(position=3, **kwargs) == date(2026, 12, 1)
     assert domain.expected_date(position=4, **kwargs) == date(2026, 12, 15)
     assert domain.expected_date(position=7, **kwargs) == date(2026, 12, 29)
@@ -108,19 +111,27 @@ def test_missing_and_withdrawn_consents():
 
 
 def test_consultation_rules():
-    ok = dict(meeting_status="closed", meeting_date=date(2026, 12, 1), case_status="queued",
-              on_this_meeting=True, held_on=date(2026, 12, 1), today=date(2026, 12, 2),
-              parties_present=("AF", "FK"), actions=())
+    ok = dict(
+        meeting_status="closed",
+        meeting_date=date(2026, 12, 1),
+        case_status="queued",
+        on_this_meeting=True,
+        held_on=date(2026, 12, 1),
+        today=date(2026, 12, 2),
+        parties_present=("AF", "FK"),
+        actions=(),
+    )
     domain.check_consultation(**ok)
-    for change, code in ((dict(meeting_status="open"), "agenda_open"),
-                         (dict(meeting_status="cancelled"), "meeting_cancelled"),
-                         (dict(on_this_meeting=False), "not_on_agenda"),
-                         (dict(case_status="consulted"), "not_on_agenda"),
-                         (dict(held_on=date(2026, 12, 3)), "held_on_in_future"),
-                         (dict(held_on=date(2026, 11, 30)), "held_before_meeting"),
-                         (dict(parties_present=("AF", "AF")), "party_repeated"),
-                         (dict(actions=(domain.ActionRecord("sip", "FK", date(2026, 11, 1)),)),
-                          "action_due_before_consultation")):
+    for change, code in (
+        (dict(meeting_status="open"), "agenda_open"),
+        (dict(meeting_status="cancelled"), "meeting_cancelled"),
+        (dict(on_this_meeting=False), "not_on_agenda"),
+        (dict(case_status="consulted"), "not_on_agenda"),
+        (dict(held_on=date(2026, 12, 3)), "held_on_in_future"),
+        (dict(held_on=date(2026, 11, 30)), "held_before_meeting"),
+        (dict(parties_present=("AF", "AF")), "party_repeated"),
+        (dict(actions=(domain.ActionRecord("sip", "FK", date(2026, 11, 1)),)), "action_due_before_consultation"),
+    ):
         with pytest.raises(Refused) as refused:
             domain.check_consultation(**{**ok, **change})
         assert refused.value.code == code
@@ -128,10 +139,11 @@ def test_consultation_rules():
 
 def test_cancellation_and_pre_meeting_rules():
     with pytest.raises(Refused, match="meeting_held"):
-        domain.check_cancellable(status="closed", meeting_date=date(2026, 12, 1),
-                                 today=date(2026, 12, 1), consultations=1)
-    domain.check_cancellable(status="closed", meeting_date=date(2026, 12, 1),
-                             today=date(2026, 12, 1), consultations=0)
+        domain.check_cancellable(
+            status="closed", meeting_date=date(2026, 12, 1), today=date(2026, 12, 1), consultations=1
+        )
+    domain.check_cancellable(status="closed", meeting_date=date(2026, 12, 1), today=date(2026, 12, 1), consultations=0)
     with pytest.raises(Refused, match="pre_meeting_after_meeting"):
-        domain.check_pre_meeting(status="closed", meeting_date=date(2026, 12, 1),
-                                 held_on=date(2026, 12, 2), today=date(2026, 12, 3))
+        domain.check_pre_meeting(
+            status="closed", meeting_date=date(2026, 12, 1), held_on=date(2026, 12, 2), today=date(2026, 12, 3)
+        )

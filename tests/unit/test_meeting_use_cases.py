@@ -39,10 +39,18 @@ START = datetime(2026, 11, 23, 12, 0, tzinfo=STOCKHOLM)  # a Monday
 DATES = [date(2026, 12, 1) + timedelta(weeks=2 * k) for k in range(6)]
 DEC1, DEC15, DEC29 = DATES[:3]
 AFTER_DEC1_CUTOFF = datetime(2026, 11, 26, 9, 1, tzinfo=STOCKHOLM)
-ENTRY = {"team_id": "T-ONE", "name": "Team One", "municipality": "Gävle",
-         "host_unit": {"type": "health_centre", "name": "One HC"}, "cadence_weeks": 2,
-         "weekday": "tuesday", "time": "09:00", "capacity": 3, "cutoff_days": 5,
-         "fixed_members": {"AF": "af-1", "FK": "fk-1", "KOMMUN": "k-1", "REGION": "r-1"}}
+ENTRY = {
+    "team_id": "T-ONE",
+    "name": "Team One",
+    "municipality": "Gävle",
+    "host_unit": {"type": "health_centre", "name": "One HC"},
+    "cadence_weeks": 2,
+    "weekday": "tuesday",
+    "time": "09:00",
+    "capacity": 3,
+    "cutoff_days": 5,
+    "fixed_members": {"AF": "af-1", "FK": "fk-1", "KOMMUN": "k-1", "REGION": "r-1"},
+}
 DEC1_ID, DEC15_ID, DEC29_ID = (meeting_id("T-ONE", d) for d in (DEC1, DEC15, DEC29))
 
 
@@ -55,10 +63,19 @@ async def team_one(**settings) -> FakeMeetingUnitOfWork:
 
 def referred(case_ref: str, *, minute: int = 0, consented=ALL, party: str = "AF") -> CaseReferred:
     return CaseReferred(
-        case_ref=case_ref, team_id="T-ONE", municipality="Gävle", referring_party=party, gender="WOMAN",
-        age_band="25-34", income_source="SJUKPENNING", consented_parties=consented, wishes_to_attend=True,
-        violence_question_asked=False, reason_codes=(),
-        referred_at=datetime(2026, 11, 20, 8, minute, tzinfo=STOCKHOLM))
+        case_ref=case_ref,
+        team_id="T-ONE",
+        municipality="Gävle",
+        referring_party=party,
+        gender="WOMAN",
+        age_band="25-34",
+        income_source="SJUKPENNING",
+        consented_parties=consented,
+        wishes_to_attend=True,
+        violence_question_asked=False,
+        reason_codes=(),
+        referred_at=datetime(2026, 11, 20, 8, minute, tzinfo=STOCKHOLM),
+    )
 
 
 async def refer(uow: FakeMeetingUnitOfWork, *cases: CaseReferred) -> None:
@@ -68,8 +85,14 @@ async def refer(uow: FakeMeetingUnitOfWork, *cases: CaseReferred) -> None:
 
 def consent(case_ref: str, party: str, *, withdrawn: bool, at: datetime) -> ConsentRecorded | ConsentWithdrawn:
     if withdrawn:
-        return ConsentWithdrawn(case_ref=case_ref, party=party, withdrawn_on=at.date(),
-                                on_behalf_of_individual=True, recorded_by="AF", recorded_at=at)
+        return ConsentWithdrawn(
+            case_ref=case_ref,
+            party=party,
+            withdrawn_on=at.date(),
+            on_behalf_of_individual=True,
+            recorded_by="AF",
+            recorded_at=at,
+        )
     return ConsentRecorded(case_ref=case_ref, party=party, given_on=at.date(), recorded_by="AF", recorded_at=at)
 
 
@@ -150,9 +173,13 @@ async def test_cases_fill_meetings_by_capacity_first_come_first_served():
     uow = await team_one()
     await refer(uow, *[referred(f"C{i}", minute=i) for i in range(8)])
     assert [await on_agenda(uow, d) for d in (DEC1, DEC15, DEC29)] == [
-        ["C0", "C1", "C2"], ["C3", "C4", "C5"], ["C6", "C7"]]
+        ["C0", "C1", "C2"],
+        ["C3", "C4", "C5"],
+        ["C6", "C7"],
+    ]
     assert [(e.case_ref, e.meeting_id) for e in uow.of_type(CaseScheduled)] == [
-        (f"C{i}", meeting_id("T-ONE", DATES[i // 3])) for i in range(8)]
+        (f"C{i}", meeting_id("T-ONE", DATES[i // 3])) for i in range(8)
+    ]
     assert uow.of_type(CasePostponed) == []  # arrivals never move anyone
     where = await agenda.case_schedule(uow, "C7")
     assert (where.position, where.meeting_date, where.expected_date) == (8, DEC29, DEC29)
@@ -163,14 +190,18 @@ async def test_overflow_waits_in_the_queue_with_an_expected_date_until_the_calen
     await refer(uow, *[referred(f"C{i:02}", minute=i) for i in range(20)])
     queue = await agenda.queue(uow, await calendar.team(uow, "T-ONE"))
     assert [(w.case_ref, expected) for w, expected in queue][17:] == [
-        ("C17", DATES[-1]), ("C18", DATES[-1] + timedelta(weeks=2)), ("C19", DATES[-1] + timedelta(weeks=2))]
+        ("C17", DATES[-1]),
+        ("C18", DATES[-1] + timedelta(weeks=2)),
+        ("C19", DATES[-1] + timedelta(weeks=2)),
+    ]
     where = await agenda.case_schedule(uow, "C19")
     assert (where.position, where.case.meeting_id) == (20, None)
 
     uow.clock.set(START + timedelta(weeks=2))  # the calendar reaches further
     assert await calendar.maintain(uow, "T-ONE")
     assert [e.meeting_date for e in uow.of_type(CaseScheduled) if e.case_ref == "C18"] == [
-        DATES[-1] + timedelta(weeks=2)]
+        DATES[-1] + timedelta(weeks=2)
+    ]
 
 
 # --------------------------------------------------------------------------- the cut-off
@@ -178,8 +209,13 @@ async def test_overflow_waits_in_the_queue_with_an_expected_date_until_the_calen
 
 async def test_at_the_cutoff_a_case_without_fks_consent_moves_on_its_agency_is_reminded_and_its_seat_used():
     uow = await team_one()
-    await refer(uow, referred("OK1"), referred("NOFK", party="KOMMUN", consented=("AF", "KOMMUN", "REGION")),
-                referred("OK2"), referred("OK3"))
+    await refer(
+        uow,
+        referred("OK1"),
+        referred("NOFK", party="KOMMUN", consented=("AF", "KOMMUN", "REGION")),
+        referred("OK2"),
+        referred("OK3"),
+    )
     assert await on_agenda(uow, DEC1) == ["OK1", "NOFK", "OK2"]  # before the cut-off it may still come
     await past_cutoff(uow)
     [postponed] = uow.of_type(CasePostponed)
@@ -202,15 +238,18 @@ async def test_at_the_cutoff_a_case_without_fks_consent_moves_on_its_agency_is_r
 async def test_freed_seats_go_to_the_next_cases_in_queue_order_that_have_every_fixed_partys_consent():
     uow = await team_one()
     lacking = ("AF", "KOMMUN", "REGION")
-    await refer(uow, *[referred(ref, minute=i, consented=lacking if ref in "ABD" else ALL)
-                       for i, ref in enumerate("ABCDEFG")])
+    await refer(
+        uow, *[referred(ref, minute=i, consented=lacking if ref in "ABD" else ALL) for i, ref in enumerate("ABCDEFG")]
+    )
     assert [await on_agenda(uow, d) for d in (DEC1, DEC15, DEC29)] == [["A", "B", "C"], ["D", "E", "F"], ["G"]]
     await past_cutoff(uow)
     assert await on_agenda(uow, DEC1) == ["C", "E", "F"]  # D lacks FK's consent too: passed over
     assert await on_agenda(uow, DEC15) == ["A", "B", "D"]  # ahead of newer cases
     assert await on_agenda(uow, DEC29) == ["G"]
     assert {(e.case_ref, e.reason) for e in uow.of_type(CasePostponed)} == {
-        ("A", "consent_missing"), ("B", "consent_missing")}
+        ("A", "consent_missing"),
+        ("B", "consent_missing"),
+    }
     assert [r.case_ref for r in uow.of_type(ConsentReminder)] == ["A", "B"]
 
 
@@ -227,7 +266,10 @@ async def test_a_withdrawn_consent_keeps_or_loses_the_seat_as_configured():
     await agenda.consent_withdrawn(strict, consent("C0", "AF", withdrawn=True, at=START))
     [postponed] = strict.of_type(CasePostponed)
     assert (postponed.reason, postponed.missing_parties, postponed.to_meeting_id) == (
-        "consent_withdrawn", (Party.AF,), None)
+        "consent_withdrawn",
+        (Party.AF,),
+        None,
+    )
     assert (await strict.cases.get("C0")).status == "on_hold"
 
 
@@ -249,8 +291,10 @@ async def test_a_cancelled_meetings_cases_move_to_the_next_meeting_ahead_of_newe
     assert moved == 3
     assert await on_agenda(uow, DEC15) == ["C0", "C1", "C2"] and await on_agenda(uow, DEC29) == ["C3", "C4", "C5"]
     reasons = {e.case_ref: (e.reason, e.to_meeting_id) for e in uow.of_type(CasePostponed)}
-    assert reasons == {**{f"C{i}": ("meeting_cancelled", DEC15_ID) for i in range(3)},
-                       **{f"C{i}": ("displaced", DEC29_ID) for i in range(3, 6)}}
+    assert reasons == {
+        **{f"C{i}": ("meeting_cancelled", DEC15_ID) for i in range(3)},
+        **{f"C{i}": ("displaced", DEC29_ID) for i in range(3, 6)},
+    }
     [cancelled] = uow.of_type(MeetingCancelled)
     assert cancelled.reason == "other" and "Lokalen" not in cancelled.model_dump_json()  # the note stays here
     assert uow.meetings.cancelled[DEC1_ID] == ("Lokalen är upptagen", "rk-1")
@@ -330,9 +374,13 @@ async def test_the_pre_meeting_agenda_asks_for_details_only_where_the_callers_pa
     assert referral.asked == [("C0", f"pre-meeting {DEC1_ID}")]
 
 
-HELD = Consultation(held_on=DEC1, parties_present=(Party.AF, Party.FK, Party.REGION), others_invited=("physician",),
-                    individual_attended=True,
-                    actions=(PlanAction(type="sip", responsible_party="KOMMUN", due_on=date(2026, 12, 20)),))
+HELD = Consultation(
+    held_on=DEC1,
+    parties_present=(Party.AF, Party.FK, Party.REGION),
+    others_invited=("physician",),
+    individual_attended=True,
+    actions=(PlanAction(type="sip", responsible_party="KOMMUN", due_on=date(2026, 12, 20)),),
+)
 
 
 async def test_a_consultation_is_recorded_once_the_meeting_is_held_and_the_same_record_again_answered_alike():
@@ -353,8 +401,9 @@ async def test_a_consultation_is_recorded_once_the_meeting_is_held_and_the_same_
     with pytest.raises(Refused, match="already_recorded"):
         await consultation.record_consultation(uow, DEC1_ID, "C0", replace(HELD, individual_attended=False), "rk-1")
 
-    created, _ = await consultation.record_consultation(uow, DEC1_ID, "C1", NotConsultedReason.INDIVIDUAL_WITHDREW,
-                                                        "rk-1")
+    created, _ = await consultation.record_consultation(
+        uow, DEC1_ID, "C1", NotConsultedReason.INDIVIDUAL_WITHDREW, "rk-1"
+    )
     [skipped] = uow.of_type(CaseNotConsulted)
     assert created and skipped.reason == "individual_withdrew"
     assert (await uow.cases.get("C1")).status == "not_consulted"
@@ -364,13 +413,18 @@ async def test_a_consultation_is_recorded_once_the_meeting_is_held_and_the_same_
         await agenda.cancel_meeting(uow, DEC1_ID, CancellationReason.STAFF_ABSENT, None, "rk-1")
 
 
-@pytest.mark.parametrize(("change", "code"), [
-    ({"held_on": date(2026, 12, 2)}, "held_on_in_future"),
-    ({"held_on": date(2026, 11, 30)}, "held_before_meeting"),
-    ({"parties_present": (Party.AF, Party.AF)}, "party_repeated"),
-    ({"actions": (PlanAction(type="sip", responsible_party="FK", due_on=date(2026, 11, 1)),)},
-     "action_due_before_consultation"),
-])
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"held_on": date(2026, 12, 2)}, "held_on_in_future"),
+        ({"held_on": date(2026, 11, 30)}, "held_before_meeting"),
+        ({"parties_present": (Party.AF, Party.AF)}, "party_repeated"),
+        (
+            {"actions": (PlanAction(type="sip", responsible_party="FK", due_on=date(2026, 11, 1)),)},
+            "action_due_before_consultation",
+        ),
+    ],
+)
 async def test_a_consultation_record_with_a_problem_is_refused_and_nothing_recorded(change, code):
     uow = await team_one()
     await refer(uow, referred("C0"))
@@ -385,8 +439,12 @@ async def test_a_consultation_only_for_a_case_on_this_meetings_agenda():
     uow = await team_one()
     await refer(uow, *[referred(f"C{i}", minute=i) for i in range(4)])
     await past_cutoff(uow, datetime(2026, 12, 1, 11, tzinfo=STOCKHOLM))
-    for meeting, case_ref, code in ((DEC15_ID, "C3", "agenda_open"), (DEC1_ID, "C3", "not_on_agenda"),
-                                    (DEC1_ID, "NOPE", "case_not_found"), ("NOPE-1", "C0", "meeting_not_found")):
+    for meeting, case_ref, code in (
+        (DEC15_ID, "C3", "agenda_open"),
+        (DEC1_ID, "C3", "not_on_agenda"),
+        (DEC1_ID, "NOPE", "case_not_found"),
+        ("NOPE-1", "C0", "meeting_not_found"),
+    ):
         with pytest.raises(Refused) as refused:
             await consultation.record_consultation(uow, meeting, case_ref, NotConsultedReason.OTHER, "rk-1")
         assert refused.value.code == code and refused.value.conflict

@@ -18,9 +18,17 @@ D = date(2026, 4, 7)
 
 
 def case(**facts) -> CaseFacts:
-    base = dict(case_ref="C1", team_id="T1", municipality="Gävle", referring_party="FK", gender="WOMAN",
-                age_band="25-34", income_at_referral="FORSORJNINGSSTOD", violence_question_asked=True,
-                referred_on=D)
+    base = dict(
+        case_ref="C1",
+        team_id="T1",
+        municipality="Gävle",
+        referring_party="FK",
+        gender="WOMAN",
+        age_band="25-34",
+        income_at_referral="FORSORJNINGSSTOD",
+        violence_question_asked=True,
+        referred_on=D,
+    )
     return CaseFacts(**{**base, **facts})
 
 
@@ -31,19 +39,25 @@ def measures(cells: Counter) -> Counter:
 def test_a_referred_case_counts_as_referred_asked_and_in_the_queue_until_it_leaves():
     cells = measures(domain.case_cells(case()))
     assert cells == Counter({("referred", "", D): 1, ("violence_asked", "", D): 1, ("queue", "", D): 1})
-    consulted = measures(domain.case_cells(case(consulted_on=date(2026, 5, 5), individual_attended=True,
-                                                actions=("sip", "joint_mapping"))))
+    consulted = measures(
+        domain.case_cells(
+            case(consulted_on=date(2026, 5, 5), individual_attended=True, actions=("sip", "joint_mapping"))
+        )
+    )
     assert consulted[("queue", "", date(2026, 5, 5))] == -1  # left the queue that day
     assert consulted[("consulted", "", date(2026, 5, 5))] == 1 and consulted[("attended", "", date(2026, 5, 5))] == 1
     assert consulted[("lead", "28", date(2026, 5, 5))] == 1
-    assert consulted[("action", "sip", date(2026, 5, 5))] == consulted[("action", "joint_mapping", date(2026, 5, 5))] == 1
+    assert (
+        consulted[("action", "sip", date(2026, 5, 5))] == consulted[("action", "joint_mapping", date(2026, 5, 5))] == 1
+    )
     same_day = measures(domain.case_cells(case(closed_on=D)))  # in and out the same day: never waiting
     assert ("queue", "", D) not in same_day
 
 
 def test_a_case_known_only_from_later_events_counts_what_is_known():
-    cells = measures(domain.case_cells(CaseFacts("C2", team_id="T1", municipality="Gävle", referring_party="AF",
-                                                 consulted_on=D)))
+    cells = measures(
+        domain.case_cells(CaseFacts("C2", team_id="T1", municipality="Gävle", referring_party="AF", consulted_on=D))
+    )
     assert cells == Counter({("consulted", "", D): 1})  # no referral date yet: no lead time, no queue
     dims = next(iter(domain.case_cells(CaseFacts("C2", consulted_on=D))))[3:]
     assert dims == ("UNKNOWN",) * 6
@@ -54,21 +68,59 @@ def test_postponements_count_except_giving_way():
     assert cells[("postponed", "consent_missing", D)] == 1 and ("postponed", "displaced", D) not in cells
 
 
-@pytest.mark.parametrize("followup,outcomes", [
-    (SixMonths(date(2026, 11, 5)), {"outcome.due"}),
-    (SixMonths(date(2026, 11, 5), cancelled=True), set()),
-    (SixMonths(date(2026, 11, 5), recorded=True, reached=False), {"outcome.due", "outcome.recorded"}),
-    (SixMonths(date(2026, 11, 5), recorded=True, reached=True, income_source="LON", readiness="more"),
-     {"outcome.due", "outcome.recorded", "outcome.reached", "outcome.ps_referral", "outcome.fs_referral",
-      "outcome.destination", "outcome.self_sufficient", "outcome.answered", "outcome.more_ready"}),
-    (SixMonths(date(2026, 11, 5), recorded=True, reached=True, income_source="FORSORJNINGSSTOD",
-               readiness="not_answered"),
-     {"outcome.due", "outcome.recorded", "outcome.reached", "outcome.ps_referral", "outcome.ps_follow_up",
-      "outcome.fs_referral", "outcome.destination"}),
-    (SixMonths(date(2026, 11, 5), recorded=True, reached=True, income_source=None, readiness="unchanged"),
-     {"outcome.due", "outcome.recorded", "outcome.reached", "outcome.ps_referral", "outcome.fs_referral",
-      "outcome.destination", "outcome.self_sufficient", "outcome.answered"}),  # unknown income: self-sufficient
-])
+@pytest.mark.parametrize(
+    "followup,outcomes",
+    [
+        (SixMonths(date(2026, 11, 5)), {"outcome.due"}),
+        (SixMonths(date(2026, 11, 5), cancelled=True), set()),
+        (SixMonths(date(2026, 11, 5), recorded=True, reached=False), {"outcome.due", "outcome.recorded"}),
+        (
+            SixMonths(date(2026, 11, 5), recorded=True, reached=True, income_source="LON", readiness="more"),
+            {
+                "outcome.due",
+                "outcome.recorded",
+                "outcome.reached",
+                "outcome.ps_referral",
+                "outcome.fs_referral",
+                "outcome.destination",
+                "outcome.self_sufficient",
+                "outcome.answered",
+                "outcome.more_ready",
+            },
+        ),
+        (
+            SixMonths(
+                date(2026, 11, 5),
+                recorded=True,
+                reached=True,
+                income_source="FORSORJNINGSSTOD",
+                readiness="not_answered",
+            ),
+            {
+                "outcome.due",
+                "outcome.recorded",
+                "outcome.reached",
+                "outcome.ps_referral",
+                "outcome.ps_follow_up",
+                "outcome.fs_referral",
+                "outcome.destination",
+            },
+        ),
+        (
+            SixMonths(date(2026, 11, 5), recorded=True, reached=True, income_source=None, readiness="unchanged"),
+            {
+                "outcome.due",
+                "outcome.recorded",
+                "outcome.reached",
+                "outcome.ps_referral",
+                "outcome.fs_referral",
+                "outcome.destination",
+                "outcome.self_sufficient",
+                "outcome.answered",
+            },
+        ),  # unknown income: self-sufficient
+    ],
+)
 def test_six_month_outcomes_by_cohort_and_by_due_date(followup, outcomes):
     cells = measures(domain.case_cells(case(consulted_on=date(2026, 5, 5), followups=(followup,))))
     for basis, day in (("cohort", D), ("due", date(2026, 11, 5))):
@@ -80,19 +132,22 @@ def test_six_month_outcomes_by_cohort_and_by_due_date(followup, outcomes):
 
 def test_meetings_held_cancelled_and_pre_meetings():
     held = MeetingFacts("M1", "T1", "Gävle", D, pre_meeting_held_on=date(2026, 4, 3), cases_recorded=2)
-    assert measures(domain.meeting_cells(held)) == Counter({("meeting_held", "", D): 1,
-                                                            ("pre_meeting", "", date(2026, 4, 3)): 1})
+    assert measures(domain.meeting_cells(held)) == Counter(
+        {("meeting_held", "", D): 1, ("pre_meeting", "", date(2026, 4, 3)): 1}
+    )
     assert measures(domain.meeting_cells(MeetingFacts("M2", "T1", "Gävle", D))) == Counter()  # nothing recorded
     assert measures(domain.meeting_cells(MeetingFacts("M3", "T1", "Gävle", D, "staff_absent"))) == Counter(
-        {("meeting_cancelled", "staff_absent", D): 1})
+        {("meeting_cancelled", "staff_absent", D): 1}
+    )
     assert measures(domain.meeting_cells(MeetingFacts("M4", "T1", "Gävle", D, "holiday"))) == Counter()
 
 
 def test_the_figures_from_cells_counts_shares_medians_and_breakdowns():
-    cases = [case(case_ref="A", referring_party="AF", consulted_on=date(2026, 4, 17), individual_attended=True),
-             case(case_ref="B", referring_party="AF", consulted_on=date(2026, 4, 27), violence_question_asked=False),
-             case(case_ref="C", team_id="T2", municipality="Sandviken", gender="MAN",
-                  consulted_on=date(2026, 5, 27))]
+    cases = [
+        case(case_ref="A", referring_party="AF", consulted_on=date(2026, 4, 17), individual_attended=True),
+        case(case_ref="B", referring_party="AF", consulted_on=date(2026, 4, 27), violence_question_asked=False),
+        case(case_ref="C", team_id="T2", municipality="Sandviken", gender="MAN", consulted_on=date(2026, 5, 27)),
+    ]
     cells = county.all_cells(cases)
     f = exact(county.sums(cells, date(2026, 4, 1), date(2026, 6, 30)))
     assert f["cases_referred"]["value"] == 3
@@ -100,7 +155,12 @@ def test_the_figures_from_cells_counts_shares_medians_and_breakdowns():
     assert f["cases_referred"]["by"]["team"] == {"T1": 2, "T2": 1}
     assert f["violence_question_asked"]["value"] == 2 and f["violence_question_asked"]["share"] == round(2 / 3, 4)
     assert f["violence_question_asked"]["by"]["referring_party"]["AF"] == {"value": 1, "of": 2, "share": 0.5}
-    assert f["individual_attended"] == {"value": 1, "of": 3, "share": round(1 / 3, 4), "by": f["individual_attended"]["by"]}
+    assert f["individual_attended"] == {
+        "value": 1,
+        "of": 3,
+        "share": round(1 / 3, 4),
+        "by": f["individual_attended"]["by"],
+    }
     assert f["lead_time_days"]["median"] == 20.0 and f["lead_time_days"]["n"] == 3  # 10, 20, 50 days
     assert f["lead_time_days"]["by"]["team"]["T1"] == {"median": 15.0, "n": 2}
     assert f["queue_at_end"]["value"] == 0
@@ -114,7 +174,11 @@ def test_periods_and_ranges():
     assert domain.parse_period("2026Q3").start == date(2026, 7, 1) and domain.parse_period("2026Q3").kind == "quarter"
     assert domain.date_range(date(2026, 7, 1), date(2026, 9, 30)).label == "2026Q3"
     assert domain.date_range(date(2026, 7, 2), date(2026, 9, 30)).label == "2026-07-02..2026-09-30"
-    assert [q.label for q in domain.quarters_between(date(2025, 11, 3), date(2026, 4, 1))] == ["2025Q4", "2026Q1", "2026Q2"]
+    assert [q.label for q in domain.quarters_between(date(2025, 11, 3), date(2026, 4, 1))] == [
+        "2025Q4",
+        "2026Q1",
+        "2026Q2",
+    ]
     for bad in ("2026Q5", "2026-13", "1999", "2026-09-30..2026-07-01", "soon"):
         with pytest.raises(domain.BadPeriod):
             domain.parse_period(bad)
@@ -162,5 +226,6 @@ def test_every_share_has_a_whole_declared_before_it_and_every_code_has_words():
 def test_the_docs_table_of_figures_is_generated_from_the_catalogue():
     text = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
     start = text.index("<!-- figures:start -->") + len("<!-- figures:start -->")
-    assert text[start:text.index("<!-- figures:end -->")] == "\n" + catalogue.docs_table(), \
+    assert text[start : text.index("<!-- figures:end -->")] == "\n" + catalogue.docs_table(), (
         "docs/metrics.md is stale: run python -m services.metrics docs"
+    )

@@ -46,10 +46,21 @@ def county_cells() -> Counter[domain.Cell]:
     cells: Counter[domain.Cell] = Counter()
     for i, team in enumerate(["GÄV-1"] * 6 + ["GÄV-2"] * 2 + ["OCK-1"] * 3):
         municipality = next(t.municipality for t in TEAMS if t.team_id == team)
-        cells.update(domain.case_cells(CaseFacts(
-            f"C{i}", team_id=team, municipality=municipality, referring_party="FK" if i % 2 else "AF",
-            gender="WOMAN", age_band="25-34", income_at_referral="LON", violence_question_asked=i % 3 == 0,
-            referred_on=date(2026, 4, 7 + i))))
+        cells.update(
+            domain.case_cells(
+                CaseFacts(
+                    f"C{i}",
+                    team_id=team,
+                    municipality=municipality,
+                    referring_party="FK" if i % 2 else "AF",
+                    gender="WOMAN",
+                    age_band="25-34",
+                    income_at_referral="LON",
+                    violence_question_asked=i % 3 == 0,
+                    referred_on=date(2026, 4, 7 + i),
+                )
+            )
+        )
     return cells
 
 
@@ -69,8 +80,13 @@ async def test_the_board_reads_the_whole_county_every_team_and_the_read_is_logge
     assert referred["by"]["team"] == {"GÄV-1": 6, "GÄV-2": 2, "OCK-1": 3}
     assert referred["by"]["municipality"] == {"Gävle": 8, "Ockelbo": 3}
     [read] = uow.access_log.reads
-    assert (read.user_id, read.role, read.party, read.via, read.scope) == ("board-chair", "board", None, "api",
-                                                                           "county")
+    assert (read.user_id, read.role, read.party, read.via, read.scope) == (
+        "board-chair",
+        "board",
+        None,
+        "api",
+        "county",
+    )
     assert read.query == question.describe()
 
 
@@ -82,16 +98,21 @@ async def test_a_coordinator_reads_their_own_team_and_sees_only_their_lines_of_t
     assert whole["figures"]["cases_referred"]["value"] == 11  # the county's total
     assert whole["figures"]["cases_referred"]["by"]["team"] == {"GÄV-1": 6}  # but no other team's line
     assert whole["figures"]["cases_referred"]["by"]["municipality"] == {"Gävle": 8}
-    assert [(r.scope, r.via, r.party) for r in uow.access_log.reads] == [("team:GÄV-1", "report", "REGION"),
-                                                                         ("county", "api", "REGION")]
+    assert [(r.scope, r.via, r.party) for r in uow.access_log.reads] == [
+        ("team:GÄV-1", "report", "REGION"),
+        ("county", "api", "REGION"),
+    ]
 
 
-@pytest.mark.parametrize("question", [
-    Question(Q2, Scope(teams=("GÄV-2",))),  # another team, even of their own municipality
-    Question(Q2, Scope(municipality="Ockelbo")),  # another municipality
-    Question(domain.parse_period("2026-05")),  # the county by month: a day at a time is another team's cases
-    Question(Q2, filters={"gender": "WOMAN"}),  # or filtered
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        Question(Q2, Scope(teams=("GÄV-2",))),  # another team, even of their own municipality
+        Question(Q2, Scope(municipality="Ockelbo")),  # another municipality
+        Question(domain.parse_period("2026-05")),  # the county by month: a day at a time is another team's cases
+        Question(Q2, filters={"gender": "WOMAN"}),  # or filtered
+    ],
+)
 async def test_a_coordinator_outside_their_scope_is_refused_and_nothing_is_logged(question):
     uow = county()
     with pytest.raises(NotInScope):
@@ -105,8 +126,11 @@ async def test_only_an_auditor_lists_the_access_log_latest_first():
     await exact.read(uow, Question(Q2, Scope(teams=("GÄV-1",))), COORDINATOR, "csv")
     await exact.read(uow, Question(Q2), BOARD, "report")
     reads = await exact.access_log(uow, AUDITOR)
-    assert [(r.user_id, r.via) for r in reads] == [("board-chair", "report"), ("coord-1", "csv"),
-                                                   ("board-chair", "api")]
+    assert [(r.user_id, r.via) for r in reads] == [
+        ("board-chair", "report"),
+        ("coord-1", "csv"),
+        ("board-chair", "api"),
+    ]
     assert [r.via for r in await exact.access_log(uow, AUDITOR, None, "board-chair", 1)] == ["report"]
     for reader in (BOARD, COORDINATOR):
         with pytest.raises(NotAllowed):
@@ -128,8 +152,7 @@ async def test_a_closed_quarter_gets_its_edition_after_the_grace_days_announced_
     assert [e.municipality for e in announced] == [None, "Gävle", "Ockelbo"]
     assert set(uow.ordering_keys) == {"edition:2026Q2"}
     shown = await editions.published(uow, Q2, "Ockelbo")
-    assert shown["audience"] == "public" and shown["edition"] == 1 and shown["scopes"] == ["Gävle", "Ockelbo",
-                                                                                            "county"]
+    assert shown["audience"] == "public" and shown["edition"] == 1 and shown["scopes"] == ["Gävle", "Ockelbo", "county"]
     assert shown["figures"]["cases_referred"]["value"] == "<5"  # three cases: not shown exactly
     assert "team" not in shown["figures"]["cases_referred"].get("by", {})
     again = await editions.make_due(uow, today=date(2026, 8, 16), grace_days=30, threshold=5, made_at=MADE_AT)
@@ -141,8 +164,9 @@ async def test_a_new_threshold_makes_the_edition_again_at_start_only():
     await editions.make_due(uow, today=date(2026, 8, 15), grace_days=30, threshold=5, made_at=MADE_AT)
     later = await editions.make_due(uow, today=date(2026, 8, 16), grace_days=30, threshold=3, made_at=MADE_AT)
     assert later == []  # the threshold is a setting: read at start
-    at_start = await editions.make_due(uow, today=date(2026, 8, 16), grace_days=30, threshold=3, made_at=MADE_AT,
-                                       at_start=True)
+    at_start = await editions.make_due(
+        uow, today=date(2026, 8, 16), grace_days=30, threshold=3, made_at=MADE_AT, at_start=True
+    )
     assert at_start == ["2026Q2"]
     latest = await editions.published(uow, Q2, None)
     assert (latest["edition"], latest["suppression_threshold"]) == (2, 3)
@@ -185,12 +209,15 @@ def test_which_editions_are_made_again_quarters_before_their_year():
         p = domain.parse_period(period)
         return EditionMade(period, edition, p.start, p.end, MADE_AT, threshold, definitions, "the period has closed")
 
-    latest = domain.latest_editions([made("2025", 1), made("2025Q4", 1), made("2025Q4", 2, threshold=3),
-                                     made("2025Q3", 1, definitions=0)])
+    latest = domain.latest_editions(
+        [made("2025", 1), made("2025Q4", 1), made("2025Q4", 2, threshold=3), made("2025Q3", 1, definitions=0)]
+    )
     assert {p: e.edition for p, e in latest.items()} == {"2025": 1, "2025Q4": 2, "2025Q3": 1}
     again = domain.editions_to_make_again(latest.values(), threshold=5, definitions_version=1, at_start=True)
     assert [(p.label, why) for p, why in again] == [
-        ("2025Q3", "definitions changed"), ("2025Q4", "threshold changed from 3 to 5")]
+        ("2025Q3", "definitions changed"),
+        ("2025Q4", "threshold changed from 3 to 5"),
+    ]
     later = domain.editions_to_make_again(latest.values(), threshold=5, definitions_version=1, at_start=False)
     assert [p.label for p, _ in later] == ["2025Q3"]  # older definitions: always, never back to them
 

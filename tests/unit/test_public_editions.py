@@ -25,11 +25,14 @@ T = 5
 
 
 def answers_by_scope(cells, period: domain.Period, municipalities) -> dict[str, dict]:
-    result = {public.COUNTY: exact(county.sums(cells, period.start, period.end, outcome_basis="due"),
-                                   outcome_basis="due")}
+    result = {
+        public.COUNTY: exact(county.sums(cells, period.start, period.end, outcome_basis="due"), outcome_basis="due")
+    }
     for m in municipalities:
-        result[m] = exact(county.sums(cells, period.start, period.end, {"municipality": [m]}, outcome_basis="due"),
-                          outcome_basis="due")
+        result[m] = exact(
+            county.sums(cells, period.start, period.end, {"municipality": [m]}, outcome_basis="due"),
+            outcome_basis="due",
+        )
     return result
 
 
@@ -64,8 +67,9 @@ def audit(edition: public.Edition) -> list[tuple]:
                         region.add(v)
                         todo.append(v)
         done |= region
-        pinned += _audit_region(edition, sorted(region), sorted({i for v in region for i in lines_of.get(v, [])}),
-                                lines)
+        pinned += _audit_region(
+            edition, sorted(region), sorted({i for v in region for i in lines_of.get(v, [])}), lines
+        )
     return pinned
 
 
@@ -89,17 +93,21 @@ def _audit_region(edition, region, line_ids, lines) -> list[tuple]:
     a, b = np.array(rows), np.array(rhs)
     constraint = LinearConstraint(a, b, b)
     integrality = np.ones(len(region))
-    sensitive = [var for var in region
-                 if (edition.hidden.get(var) in ("primary", "secondary") or 0 < edition.values[var] < T)
-                 and not ("@" in var[2] and var[1] in public.UNSHOWN_COLUMNS)]
+    sensitive = [
+        var
+        for var in region
+        if (edition.hidden.get(var) in ("primary", "secondary") or 0 < edition.values[var] < T)
+        and not ("@" in var[2] and var[1] in public.UNSHOWN_COLUMNS)
+    ]
     # integer solutions for a few random objectives first: a count that differs between two of them
     # takes two values, proven; only the others are pushed up and down one by one
     truth = np.array([float(edition.values[v]) for v in region])
     seen_low, seen_high = truth.copy(), truth.copy()
     rng = np.random.default_rng(len(region))
     for _ in range(12):
-        found = milp(rng.normal(size=len(region)), constraints=constraint, integrality=integrality,
-                     bounds=Bounds(lower, upper))
+        found = milp(
+            rng.normal(size=len(region)), constraints=constraint, integrality=integrality, bounds=Bounds(lower, upper)
+        )
         if found.status == 0:
             seen_low, seen_high = np.minimum(seen_low, found.x), np.maximum(seen_high, found.x)
     pinned = []
@@ -120,8 +128,10 @@ def _audit_region(edition, region, line_ids, lines) -> list[tuple]:
 def test_no_hidden_count_of_a_county_quarter_can_be_pinned(seed):
     rng = random.Random(seed)
     team_of = county.teams()
-    cells = county.all_cells(county.cases(rng, rng.choice([150, 300, 450]), date(2026, 1, 1), 90, team_of),
-                             county.meetings(rng, date(2026, 1, 1), 90, team_of))
+    cells = county.all_cells(
+        county.cases(rng, rng.choice([150, 300, 450]), date(2026, 1, 1), 90, team_of),
+        county.meetings(rng, date(2026, 1, 1), 90, team_of),
+    )
     municipalities = sorted(set(team_of.values()))
     edition = edition_of(cells, domain.parse_period("2026Q1"), municipalities)
     primary = [v for v, kind in edition.hidden.items() if kind == "primary"]
@@ -155,8 +165,12 @@ def test_a_year_is_protected_with_its_quarters_own_sums_too():
     c = public.COUNTY
 
     def q(a, b):
-        return {("cases_referred", "total", c): a + b, ("cases_referred", "total", "A"): a,
-                ("cases_referred", "total", "B"): b}
+        return {
+            ("cases_referred", "total", c): a + b,
+            ("cases_referred", "total", "A"): a,
+            ("cases_referred", "total", "B"): b,
+        }
+
     quarters = [published(public.protect(q(a, b), ["A", "B"], T)) for a, b in ((4, 10), (10, 1), (10, 10), (10, 10))]
     year = public.protect({k: sum(x[k][0] for x in quarters) for k in q(0, 0)}, ["A", "B"], T, quarters=quarters)
     assert audit(year) == []
@@ -168,8 +182,12 @@ def test_a_quarter_never_published_counts_as_shown_and_the_year_still_protects()
     c = public.COUNTY
 
     def q(a, b):
-        return {("cases_referred", "total", c): a + b, ("cases_referred", "total", "A"): a,
-                ("cases_referred", "total", "B"): b}
+        return {
+            ("cases_referred", "total", c): a + b,
+            ("cases_referred", "total", "A"): a,
+            ("cases_referred", "total", "B"): b,
+        }
+
     zeros = {v: (0, 0) for v in q(0, 0)}
     q3, q4 = published(public.protect(q(3, 20), ["A", "B"], T)), published(public.protect(q(10, 10), ["A", "B"], T))
     year = public.protect({k: q3[k][0] + q4[k][0] for k in q3}, ["A", "B"], T, quarters=[zeros, zeros, q3, q4])
@@ -181,32 +199,47 @@ def test_sums_that_follow_from_the_definitions_are_known_to_the_rule():
     # found by a review: income support is a public support, so those on income support at
     # referral are part of those on public support at referral; a reader can subtract
     c = public.COUNTY
-    values = {("followups_due", "total", c): 40, ("followups_reached", "total", c): 30,
-              ("followups_reached", "rest", c): 10, ("on_income_support_at_referral", "total", c): 17,
-              ("on_income_support_at_referral", "rest", c): 13, ("public_support_at_referral", "total", c): 20,
-              ("public_support_at_referral", "rest", c): 10, ("public_support_at_follow_up", "total", c): 9,
-              ("public_support_at_follow_up", "rest", c): 21,
-              ("self_sufficient", "total", c): 8, ("self_sufficient", "rest", c): 9,
-              ("on_income_support_at_referral", "slack", c): 20 - 17}
+    values = {
+        ("followups_due", "total", c): 40,
+        ("followups_reached", "total", c): 30,
+        ("followups_reached", "rest", c): 10,
+        ("on_income_support_at_referral", "total", c): 17,
+        ("on_income_support_at_referral", "rest", c): 13,
+        ("public_support_at_referral", "total", c): 20,
+        ("public_support_at_referral", "rest", c): 10,
+        ("public_support_at_follow_up", "total", c): 9,
+        ("public_support_at_follow_up", "rest", c): 21,
+        ("self_sufficient", "total", c): 8,
+        ("self_sufficient", "rest", c): 9,
+        ("on_income_support_at_referral", "slack", c): 20 - 17,
+    }
     edition = public.protect(values, [], T)
     assert audit(edition) == []
     # 20 on public support, 17 of them on income support: 3 on another public support, pinned
     # unless one of the two is hidden
-    assert "x" in (edition.mark(("public_support_at_referral", "total", c)),
-                   edition.mark(("on_income_support_at_referral", "total", c)))
+    assert "x" in (
+        edition.mark(("public_support_at_referral", "total", c)),
+        edition.mark(("on_income_support_at_referral", "total", c)),
+    )
 
 
 def test_figures_that_are_not_public_never_enter_an_edition():
     c = public.COUNTY
-    values = {("cases_referred", "total", c): 20, ("queue_at_end", "total", c): 2,
-              ("income_after_income_support", "detail:LON", c): 1}
+    values = {
+        ("cases_referred", "total", c): 20,
+        ("queue_at_end", "total", c): 2,
+        ("income_after_income_support", "detail:LON", c): 1,
+    }
     edition = public.protect(values, [], T)
     assert set(edition.values) == {("cases_referred", "total", c)}
 
 
 def test_the_rule_hides_one_more_where_a_single_small_count_would_follow_from_a_total():
-    values = {("cases_referred", "total", public.COUNTY): 20, ("cases_referred", "total", "A"): 17,
-              ("cases_referred", "total", "B"): 3}
+    values = {
+        ("cases_referred", "total", public.COUNTY): 20,
+        ("cases_referred", "total", "A"): 17,
+        ("cases_referred", "total", "B"): 3,
+    }
     edition = public.protect(values, ["A", "B"], T)
     assert edition.mark(("cases_referred", "total", "B")) in ("<5", "x")
     assert edition.mark(("cases_referred", "total", "A")) == "x"  # else 20 - 17 gives B
@@ -215,18 +248,26 @@ def test_the_rule_hides_one_more_where_a_single_small_count_would_follow_from_a_
 
 def test_two_small_counts_that_sum_to_two_are_not_left_to_give_each_other_away():
     # "<5" + "<5" = 2 means 1 and 1: a sum of two hidden counts can pin both
-    values = {("cases_referred", "total", public.COUNTY): 12, ("cases_referred", "total", "A"): 1,
-              ("cases_referred", "total", "B"): 1, ("cases_referred", "total", "C"): 10}
+    values = {
+        ("cases_referred", "total", public.COUNTY): 12,
+        ("cases_referred", "total", "A"): 1,
+        ("cases_referred", "total", "B"): 1,
+        ("cases_referred", "total", "C"): 10,
+    }
     edition = public.protect(values, ["A", "B", "C"], T)
     assert audit(edition) == []
-    assert edition.mark(("cases_referred", "total", "A")) == "x" or edition.mark(("cases_referred", "total", "C")) == "x"
+    assert (
+        edition.mark(("cases_referred", "total", "A")) == "x" or edition.mark(("cases_referred", "total", "C")) == "x"
+    )
 
 
 def test_four_small_counts_under_a_small_total_show_it_as_any_count():
     # four "<5" (each at least 1) under a "<5" county total pin it at 4, and each at 1
-    values = {("cases_referred", "total", public.COUNTY): 4,
-              **{("cases_referred", "total", m): 1 for m in "ABCD"},
-              ("cases_referred", "total", "E"): 0}
+    values = {
+        ("cases_referred", "total", public.COUNTY): 4,
+        **{("cases_referred", "total", m): 1 for m in "ABCD"},
+        ("cases_referred", "total", "E"): 0,
+    }
     edition = public.protect(values, list("ABCDE"), T)
     assert audit(edition) == []
     assert edition.mark(("cases_referred", "total", "E")) == 0  # a zero is shown

@@ -49,11 +49,18 @@ OTHER_PERSON = generated_personnummer(date(1991, 2, 3), woman=True)
 
 def payload(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "agency_ref": "AF-2026-001", "personnummer": PERSON, "team_id": TEAM,
-        "question": "Vilket stöd behövs för att komma närmare arbete?", "purpose": "Planering",
+        "agency_ref": "AF-2026-001",
+        "personnummer": PERSON,
+        "team_id": TEAM,
+        "question": "Vilket stöd behövs för att komma närmare arbete?",
+        "purpose": "Planering",
         "consents": [{"party": p, "given_on": "2026-11-02", "form_ref": "F-1"} for p in ("AF", "REGION")],
-        "wishes_to_attend": True, "income_source": "SJUKPENNING", "reason_codes": ["SJUKSKRIVEN_MED_INTYG"],
-        "violence_question_asked": True, "officer_id": "officer-17"}
+        "wishes_to_attend": True,
+        "income_source": "SJUKPENNING",
+        "reason_codes": ["SJUKSKRIVEN_MED_INTYG"],
+        "violence_question_asked": True,
+        "officer_id": "officer-17",
+    }
     body.update(overrides)
     return body
 
@@ -85,10 +92,12 @@ def uow(clock: SettableClock) -> FakeReferralUnitOfWork:
     return FakeReferralUnitOfWork(dependencies(clock, retention_days=30))
 
 
-async def submit(uow: FakeReferralUnitOfWork, party: Party = Party.AF, channel: str = "amqp",
-                 **overrides: Any) -> Accepted | Rejected:
-    return await use_cases.submit_referral(uow, party=party, submission=Submission(command(**overrides)),
-                                           channel=channel)
+async def submit(
+    uow: FakeReferralUnitOfWork, party: Party = Party.AF, channel: str = "amqp", **overrides: Any
+) -> Accepted | Rejected:
+    return await use_cases.submit_referral(
+        uow, party=party, submission=Submission(command(**overrides)), channel=channel
+    )
 
 
 async def new_case(uow: FakeReferralUnitOfWork, **overrides: Any) -> str:
@@ -122,7 +131,9 @@ async def test_an_accepted_referral_becomes_a_case_announced_without_personal_da
     assert set(sealed) == {"personnummer", "question", "purpose"}
     assert all(PERSON.replace("-", "").encode() not in s.blob for s in sealed.values())
     assert [(c.party, c.action, c.recorded_by) for c in uow.consents.rows] == [
-        (Party.AF, "given", Party.AF), (Party.REGION, "given", Party.AF)]
+        (Party.AF, "given", Party.AF),
+        (Party.REGION, "given", Party.AF),
+    ]
     assert uow.rejections.rows == []
 
 
@@ -135,22 +146,26 @@ async def test_protected_identity_makes_a_case_without_identity(uow):
     assert uow.cases.rows[accepted.case_ref].person_pseudonym is None
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    ({"personnummer": PERSON[:-1] + str((int(PERSON[-1]) + 1) % 10)}, ["personnummer_check_digit"]),
-    ({"personnummer": "1980-05-17"}, ["personnummer_format"]),
-    ({"personnummer": "19800230-9810"}, ["personnummer_birth_date"]),
-    ({"personnummer": generated_personnummer(date(2011, 1, 1))}, ["age_out_of_range"]),
-    ({"personnummer": None}, ["identity_missing"]),
-    ({"protected_identity": True}, ["identity_with_protected_flag"]),
-    ({"team_id": "NO-SUCH-TEAM"}, ["unknown_team"]),
-    ({"question": "   "}, ["question_empty"]),
-    ({"consents": []}, ["consent_missing"]),
-    ({"consents": [{"party": "FK", "given_on": "2026-12-02", "form_ref": "F"}]}, ["consent_in_future"]),
-    ({"consents": [{"party": "FK", "given_on": "2026-11-02", "form_ref": "F"}] * 2},
-     ["consent_duplicate_party"]),
-    ({"team_id": "NO-SUCH-TEAM", "question": " ", "personnummer": None},
-     ["identity_missing", "unknown_team", "question_empty"]),  # every problem at once
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"personnummer": PERSON[:-1] + str((int(PERSON[-1]) + 1) % 10)}, ["personnummer_check_digit"]),
+        ({"personnummer": "1980-05-17"}, ["personnummer_format"]),
+        ({"personnummer": "19800230-9810"}, ["personnummer_birth_date"]),
+        ({"personnummer": generated_personnummer(date(2011, 1, 1))}, ["age_out_of_range"]),
+        ({"personnummer": None}, ["identity_missing"]),
+        ({"protected_identity": True}, ["identity_with_protected_flag"]),
+        ({"team_id": "NO-SUCH-TEAM"}, ["unknown_team"]),
+        ({"question": "   "}, ["question_empty"]),
+        ({"consents": []}, ["consent_missing"]),
+        ({"consents": [{"party": "FK", "given_on": "2026-12-02", "form_ref": "F"}]}, ["consent_in_future"]),
+        ({"consents": [{"party": "FK", "given_on": "2026-11-02", "form_ref": "F"}] * 2}, ["consent_duplicate_party"]),
+        (
+            {"team_id": "NO-SUCH-TEAM", "question": " ", "personnummer": None},
+            ["identity_missing", "unknown_team", "question_empty"],
+        ),  # every problem at once
+    ],
+)
 async def test_each_rule_rejects_and_the_rejection_is_kept(uow, overrides, expected):
     rejected = await submit(uow, **overrides)
     assert codes(rejected) == expected
@@ -241,10 +256,21 @@ async def _false() -> bool:
 
 async def test_a_team_announced_later_is_accepted_and_its_newest_revision_counts(uow):
     def update(municipality: str, revision: int) -> TeamUpdated:
-        return TeamUpdated(team_id="NEW-TEAM", team_name="Ny", municipality=municipality,
-                           host_unit_type=HostUnit.HEALTH_CENTRE, host_unit_name="Ny hc", cadence_weeks=2,
-                           weekday=1, meeting_time="09:00", capacity=4, cutoff_days=5,
-                           fixed_parties=tuple(Party), revision=revision, updated_at=NOW)
+        return TeamUpdated(
+            team_id="NEW-TEAM",
+            team_name="Ny",
+            municipality=municipality,
+            host_unit_type=HostUnit.HEALTH_CENTRE,
+            host_unit_name="Ny hc",
+            cadence_weeks=2,
+            weekday=1,
+            meeting_time="09:00",
+            capacity=4,
+            cutoff_days=5,
+            fixed_parties=tuple(Party),
+            revision=revision,
+            updated_at=NOW,
+        )
 
     assert codes(await submit(uow, team_id="NEW-TEAM")) == ["unknown_team"]
     await use_cases.register_team(uow, update("Sandviken", 2))
@@ -258,8 +284,11 @@ async def test_a_team_announced_later_is_accepted_and_its_newest_revision_counts
 
 
 def delivery(contract, party: str = "AF") -> Message:
-    return Message(envelope_for(contract, producer="agency-system"), routing_key=f"{party}.{contract.name}",
-                   user_id=f"trisam-{party.lower()}")
+    return Message(
+        envelope_for(contract, producer="agency-system"),
+        routing_key=f"{party}.{contract.name}",
+        user_id=f"trisam-{party.lower()}",
+    )
 
 
 async def test_the_submitting_agency_alone_gets_the_answer_over_amqp():
@@ -292,8 +321,9 @@ async def test_consent_commands_are_answered_over_amqp(uow):
 
 async def test_consent_is_recorded_and_announced(uow):
     case_ref = await new_case(uow)
-    problems = await use_cases.record_consent(uow, by=Party.FK, command=RecordConsent(
-        case_ref=case_ref, party=Party.FK, given_on=TODAY, form_ref="F-2"))
+    problems = await use_cases.record_consent(
+        uow, by=Party.FK, command=RecordConsent(case_ref=case_ref, party=Party.FK, given_on=TODAY, form_ref="F-2")
+    )
     assert problems == []
     [recorded] = uow.events
     assert isinstance(recorded, ConsentRecorded) and (recorded.party, recorded.recorded_by) == (Party.FK, Party.FK)
@@ -302,8 +332,13 @@ async def test_consent_is_recorded_and_announced(uow):
 
 async def test_consent_is_withdrawn_and_every_service_is_told(uow):
     case_ref = await new_case(uow)
-    problems = await use_cases.withdraw_consent(uow, by=Party.AF, command=WithdrawConsent(
-        case_ref=case_ref, party=Party.REGION, withdrawn_on=TODAY, on_behalf_of_individual=True))
+    problems = await use_cases.withdraw_consent(
+        uow,
+        by=Party.AF,
+        command=WithdrawConsent(
+            case_ref=case_ref, party=Party.REGION, withdrawn_on=TODAY, on_behalf_of_individual=True
+        ),
+    )
     assert problems == []
     [withdrawn] = uow.events
     assert isinstance(withdrawn, ConsentWithdrawn) and withdrawn.on_behalf_of_individual
@@ -311,18 +346,25 @@ async def test_consent_is_withdrawn_and_every_service_is_told(uow):
     assert (uow.consents.rows[-1].party, uow.consents.rows[-1].action) == (Party.REGION, "withdrawn")
 
 
-@pytest.mark.parametrize("by, party, given_on, expected", [
-    (Party.FK, Party.KOMMUN, TODAY, ["not_allowed"]),  # not the referring party, not its own
-    (Party.AF, Party.FK, TODAY + timedelta(days=1), ["date_in_future"]),
-    (Party.AF, Party.REGION, date(2026, 11, 20), ["consent_before_withdrawal"]),
-])
+@pytest.mark.parametrize(
+    "by, party, given_on, expected",
+    [
+        (Party.FK, Party.KOMMUN, TODAY, ["not_allowed"]),  # not the referring party, not its own
+        (Party.AF, Party.FK, TODAY + timedelta(days=1), ["date_in_future"]),
+        (Party.AF, Party.REGION, date(2026, 11, 20), ["consent_before_withdrawal"]),
+    ],
+)
 async def test_a_consent_change_may_be_refused(uow, by, party, given_on, expected):
     case_ref = await new_case(uow)
-    await use_cases.withdraw_consent(uow, by=Party.AF, command=WithdrawConsent(
-        case_ref=case_ref, party=Party.REGION, withdrawn_on=date(2026, 11, 25)))
+    await use_cases.withdraw_consent(
+        uow,
+        by=Party.AF,
+        command=WithdrawConsent(case_ref=case_ref, party=Party.REGION, withdrawn_on=date(2026, 11, 25)),
+    )
     drain(uow)
-    problems = await use_cases.record_consent(uow, by=by, command=RecordConsent(
-        case_ref=case_ref, party=party, given_on=given_on, form_ref="F"))
+    problems = await use_cases.record_consent(
+        uow, by=by, command=RecordConsent(case_ref=case_ref, party=party, given_on=given_on, form_ref="F")
+    )
     assert [p.code for p in problems] == expected and uow.events == []
 
 
@@ -343,15 +385,18 @@ async def test_the_teams_coordinator_may_change_any_partys_consent(uow):
     withdrawal = WithdrawConsent(case_ref=case_ref, party=Party.AF, withdrawn_on=TODAY)
     refused = await use_cases.withdraw_consent(uow, by=Party.REGION, command=withdrawal)
     assert [p.code for p in refused] == ["not_allowed"]
-    assert await use_cases.withdraw_consent(uow, by=Party.REGION, command=withdrawal,
-                                            coordinator_of=frozenset({TEAM})) == []
+    assert (
+        await use_cases.withdraw_consent(uow, by=Party.REGION, command=withdrawal, coordinator_of=frozenset({TEAM}))
+        == []
+    )
 
 
 # --------------------------------------------------------------------------- reads of personal data
 
 
-async def read(uow: FakeReferralUnitOfWork, case_ref: str, principal: Principal,
-               purpose: str = "förmöte") -> CaseDetails | Refusal:
+async def read(
+    uow: FakeReferralUnitOfWork, case_ref: str, principal: Principal, purpose: str = "förmöte"
+) -> CaseDetails | Refusal:
     return await use_cases.read_case_details(uow, principal, case_ref, purpose)
 
 
@@ -359,20 +404,32 @@ async def test_a_team_member_whose_party_has_consent_reads_the_details_and_the_r
     case_ref = await new_case(uow)
     details = await read(uow, case_ref, caller("REGION", "member", user="rk-1"))
     assert isinstance(details, CaseDetails) and details.erased_at is None
-    assert details.personal == {"personnummer": PERSON.replace("-", ""),
-                                "question": "Vilket stöd behövs för att komma närmare arbete?",
-                                "purpose": "Planering"}
+    assert details.personal == {
+        "personnummer": PERSON.replace("-", ""),
+        "question": "Vilket stöd behövs för att komma närmare arbete?",
+        "purpose": "Planering",
+    }
     assert PERSON.replace("-", "") not in repr(details)
     [entry] = uow.access_log.rows
     assert (entry.case_ref, entry.user_id, entry.party, entry.role, entry.purpose, entry.outcome, entry.reason) == (
-        case_ref, "rk-1", Party.REGION, "member", "förmöte", "granted", None)
+        case_ref,
+        "rk-1",
+        Party.REGION,
+        "member",
+        "förmöte",
+        "granted",
+        None,
+    )
 
 
-@pytest.mark.parametrize("principal, code", [
-    (caller("FK", "member"), "no_consent"),
-    (caller("REGION", "member", teams=("SANDVIKEN-JARBO",)), "not_in_team"),
-    (caller("AF", "officer"), "role_not_allowed"),
-])
+@pytest.mark.parametrize(
+    "principal, code",
+    [
+        (caller("FK", "member"), "no_consent"),
+        (caller("REGION", "member", teams=("SANDVIKEN-JARBO",)), "not_in_team"),
+        (caller("AF", "officer"), "role_not_allowed"),
+    ],
+)
 async def test_a_refused_read_is_logged_too(uow, principal, code):
     case_ref = await new_case(uow)
     refusal = await read(uow, case_ref, principal)
@@ -384,11 +441,13 @@ async def test_a_refused_read_is_logged_too(uow, principal, code):
 async def test_a_withdrawn_consent_stops_reads_and_a_consent_given_again_allows_them(uow):
     case_ref = await new_case(uow)
     region = caller("REGION", "member")
-    await use_cases.withdraw_consent(uow, by=Party.AF, command=WithdrawConsent(
-        case_ref=case_ref, party=Party.REGION, withdrawn_on=TODAY))
+    await use_cases.withdraw_consent(
+        uow, by=Party.AF, command=WithdrawConsent(case_ref=case_ref, party=Party.REGION, withdrawn_on=TODAY)
+    )
     assert isinstance(await read(uow, case_ref, region), Refusal)
-    await use_cases.record_consent(uow, by=Party.AF, command=RecordConsent(
-        case_ref=case_ref, party=Party.REGION, given_on=TODAY, form_ref="F-3"))
+    await use_cases.record_consent(
+        uow, by=Party.AF, command=RecordConsent(case_ref=case_ref, party=Party.REGION, given_on=TODAY, form_ref="F-3")
+    )
     assert isinstance(await read(uow, case_ref, region), CaseDetails)
     assert [e.outcome for e in uow.access_log.rows] == ["denied", "granted"]
 
@@ -439,8 +498,9 @@ async def test_personal_data_is_erased_after_retention_and_the_rest_stays(uow, c
     recent = await new_case(uow, agency_ref="AF-2026-002", personnummer=OTHER_PERSON)
     still_open = await new_case(uow, agency_ref="AF-2026-003", personnummer=None, protected_identity=True)
     for case_ref, closed_at in ((old, NOW - timedelta(days=31)), (recent, NOW - timedelta(days=29))):
-        await use_cases.close_case(uow, CaseClosed(case_ref=case_ref, reason=ExitReason.PLAN_COMPLETED,
-                                                   closed_at=closed_at))
+        await use_cases.close_case(
+            uow, CaseClosed(case_ref=case_ref, reason=ExitReason.PLAN_COMPLETED, closed_at=closed_at)
+        )
     assert await use_cases.erase_expired_personal_data(uow) == [old]  # retention: 30 days
     assert uow.vault.rows[old].fields == {} and uow.vault.rows[old].erased_at == NOW
     assert uow.cases.rows[old].person_pseudonym is None and uow.cases.rows[old].team_id == TEAM

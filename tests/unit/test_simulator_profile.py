@@ -33,15 +33,21 @@ def problems(payload: dict) -> list:
     command = SubmitReferral.model_validate(payload)
     found, _ = identity_problems(command.personnummer, command.protected_identity, TODAY)
     return found + referral_problems(
-        team_id=command.team_id, known_teams={command.team_id}, question=command.question,
-        consents=[ConsentGiven(c.party, c.given_on) for c in command.consents], today=TODAY)
+        team_id=command.team_id,
+        known_teams={command.team_id},
+        question=command.question,
+        consents=[ConsentGiven(c.party, c.given_on) for c in command.consents],
+        today=TODAY,
+    )
 
 
 def test_the_share_of_invalid_referrals_is_refused():
     rng, profile = random.Random(3), Profile(invalid_referrals=0.2)
     used: set[str] = set()
-    refused = sum(bool(problems(profile.referral(rng, agency_ref=f"A-{i}", team_id="T",
-                                                 today=TODAY, used=used))) for i in range(1000))
+    refused = sum(
+        bool(problems(profile.referral(rng, agency_ref=f"A-{i}", team_id="T", today=TODAY, used=used)))
+        for i in range(1000)
+    )
     assert 150 < refused < 250
 
 
@@ -49,8 +55,13 @@ def test_the_party_mix_and_missing_consent_follow_the_profile():
     rng, profile = random.Random(5), Profile()
     parties = Counter(profile.referring_party(rng).value for _ in range(4000))
     assert abs(parties["FK"] / 4000 - 0.35) < 0.03 and abs(parties["AF"] / 4000 - 0.25) < 0.03
-    missing = sum("FK" not in {c["party"] for c in profile.referral(
-        rng, agency_ref="A", team_id="T", today=TODAY, used=set())["consents"]} for _ in range(2000))
+    missing = sum(
+        "FK"
+        not in {
+            c["party"] for c in profile.referral(rng, agency_ref="A", team_id="T", today=TODAY, used=set())["consents"]
+        }
+        for _ in range(2000)
+    )
     assert abs(missing / 2000 - 0.1) < 0.03
 
 
@@ -61,9 +72,15 @@ def test_consultation_records_and_follow_up_answers_are_accepted(seed):
     ADAPTER.validate_python(profile.consultation(rng, held_on=TODAY))
     for kind in FollowUpKind:
         answers = profile.followup_answers(rng, kind=kind.value, today=TODAY)
-        problems = record_problems(kind=kind, status="due", responsible="AF", by_party="AF",
-                                   answers=Answers(**{"income_source": None, "readiness": None,
-                                                      "plan_status": None, **answers,
-                                                      "recorded_on": TODAY}),
-                                   held_on=date(2025, 9, 1), today=TODAY)
+        problems = record_problems(
+            kind=kind,
+            status="due",
+            responsible="AF",
+            by_party="AF",
+            answers=Answers(
+                **{"income_source": None, "readiness": None, "plan_status": None, **answers, "recorded_on": TODAY}
+            ),
+            held_on=date(2025, 9, 1),
+            today=TODAY,
+        )
         assert problems == []

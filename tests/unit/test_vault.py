@@ -47,8 +47,7 @@ def test_two_encryptions_of_the_same_plaintext_differ(keyring):
     assert first.blob != second.blob
 
 
-@pytest.mark.parametrize("other", [associated_data("TS-XYZ", "personnummer"),
-                                   associated_data("TS-ABC", "name"), b""])
+@pytest.mark.parametrize("other", [associated_data("TS-XYZ", "personnummer"), associated_data("TS-ABC", "name"), b""])
 def test_wrong_associated_data_fails(keyring, other):
     sealed = keyring.encrypt(b"secret", associated_data=AD)
     with pytest.raises(VaultError):
@@ -123,20 +122,23 @@ def test_whitespace_around_entries_is_allowed():
 KEY_B64 = base64.b64encode(NEW_KEY).decode()
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "no encryption keys"),
-    ("   ", "no encryption keys"),
-    (KEY_B64, "expected 'key_id:base64key'"),
-    (f"k1:{KEY_B64},", "expected 'key_id:base64key'"),
-    ("k1:", "expected 'key_id:base64key'"),
-    (f":{KEY_B64}", "expected 'key_id:base64key'"),
-    (f"bad id:{KEY_B64}", "key id must match"),
-    (f"{'k' * 33}:{KEY_B64}", "key id must match"),
-    (f"k1:{KEY_B64}!", "not valid base64"),
-    (f"k1:{base64.b64encode(NEW_KEY[:16]).decode()}", "must be 32 bytes, got 16"),
-    (f"k1:{base64.b64encode(NEW_KEY + b'x').decode()}", "must be 32 bytes, got 33"),
-    (f"k1:{KEY_B64},k1:{base64.b64encode(OLD_KEY).decode()}", "duplicate key id 'k1'"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no encryption keys"),
+        ("   ", "no encryption keys"),
+        (KEY_B64, "expected 'key_id:base64key'"),
+        (f"k1:{KEY_B64},", "expected 'key_id:base64key'"),
+        ("k1:", "expected 'key_id:base64key'"),
+        (f":{KEY_B64}", "expected 'key_id:base64key'"),
+        (f"bad id:{KEY_B64}", "key id must match"),
+        (f"{'k' * 33}:{KEY_B64}", "key id must match"),
+        (f"k1:{KEY_B64}!", "not valid base64"),
+        (f"k1:{base64.b64encode(NEW_KEY[:16]).decode()}", "must be 32 bytes, got 16"),
+        (f"k1:{base64.b64encode(NEW_KEY + b'x').decode()}", "must be 32 bytes, got 33"),
+        (f"k1:{KEY_B64},k1:{base64.b64encode(OLD_KEY).decode()}", "duplicate key id 'k1'"),
+    ],
+)
 def test_bad_configuration_is_refused_without_showing_key_material(text, message):
     with pytest.raises(ValueError, match=message) as caught:
         Keyring.from_config(text)
