@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -17,6 +18,44 @@ from shared.platform.config import with_database
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class PooledConnection(asyncpg.Connection):
+    """A pooled connection that is not reset on release. The services set nothing for a session
+    (no SET, no session-level advisory lock; the relay's LISTEN is on a connection it removes its
+    listener from itself, which UNLISTENs), so asyncpg's reset query (``pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL``) would only cost a round trip on every release. An open
+    transaction is still rolled back on release by asyncpg."""
+
+    # Statements this process's pooled connections sent (each a round trip to the server; a
+    # transaction's BEGIN and COMMIT count too): the benchmark reads it per referral from
+    # /metrics (``trisam_db_round_trips``).
+    round_trips = 0
+    # Transactions committed: explicit COMMITs and statements sent outside a transaction.
+    commits = 0
+
+    def get_reset_query(self) -> str:
+        return ""
+
+    def _count(self, query: str = "") -> None:
+        PooledConnection.round_trips += 1
+        if not self.is_in_transaction() and not query.startswith("BEGIN") or query.startswith("COMMIT"):
+            PooledConnection.commits += 1
+
+    async def _execute(self, query: str, *args: Any, **kwargs: Any) -> Any:  # fetch…, execute with arguments
+        self._count(query)
+        return await super()._execute(query, *args, **kwargs)  # type: ignore[misc]  # private, not in the stubs
+
+    async def _executemany(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        self._count(query)
+        return await super()._executemany(query, *args, **kwargs)  # type: ignore[misc]  # private, not in the stubs
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 (asyncpg's own signature)
+        if not args:  # (with arguments it goes through _execute)
+            self._count(query)
+        return await super().execute(query, *args, timeout=timeout)
+
+
 _MIGRATION_LOCK = 7_246_001  # arbitrary advisory lock key for migrations
 
 # A connection of its own (asyncpg.connect) or one taken from a pool (pool.acquire()): what the

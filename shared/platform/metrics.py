@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from shared.platform.db import PooledConnection
+
 
 class ServiceMetrics:
     def __init__(self, service: str):
@@ -47,6 +49,18 @@ class ServiceMetrics:
         self.handler_seconds = Histogram(
             "trisam_handler_seconds", "Handler latency including the transaction", labels, registry=self.registry
         )
+        self.db_round_trips = Gauge(
+            "trisam_db_round_trips",
+            "Statements sent to PostgreSQL by this process's pooled connections (round trips)",
+            registry=self.registry,
+        )
+        self.db_round_trips.set_function(lambda: PooledConnection.round_trips)
+        self.db_commits = Gauge(
+            "trisam_db_commits",
+            "Transactions committed by this process's pooled connections (a statement alone counts as one)",
+            registry=self.registry,
+        )
+        self.db_commits.set_function(lambda: PooledConnection.commits)
         self.service = service
 
     def count_rejection(self, command: str, party: str, codes: Iterable[str]) -> None:

@@ -8,8 +8,11 @@
   pending (locked by another instance, backing off, or failed earlier in this batch), so one
   case's events keep their order across instances and retries. Ids follow insertion, so the
   writers of one case must serialise on it (lock the case row), which the services do;
-- publishes persistent and mandatory with publisher confirms; a returned (unroutable) or
+- publishes persistent and mandatory with publisher confirms, a batch's confirms in flight
+  together (one case's events in order, cases side by side); a returned (unroutable) or
   unconfirmed message is not marked sent but retried with exponential backoff;
+- claims again at once only after a full batch; otherwise waits for the next NOTIFY (one per
+  transaction, sent with the row itself) or the poll;
 - never uses a "last id seen" cursor: sequence values commit out of order.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -30,6 +34,7 @@ from shared.platform.tasks import cancel_and_wait
 log = structlog.get_logger("outbox")
 
 NOTIFY_CHANNEL = "outbox"
+BACKLOG_SECONDS = 5.0  # how often an idle relay counts its pending rows (the backlog gauge)
 
 _CLAIM = """
 WITH candidates AS (
@@ -75,10 +80,14 @@ async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *, ord
     """Record an enveloped event in the outbox, inside the caller's transaction."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.add outside a transaction: the event could be lost")
+    # one round trip: the row and the wake-up of the relays (PostgreSQL sends one notification
+    # per transaction however often it is asked, at commit)
     await conn.execute(
-        """INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
-                               correlation_id, body, occurred_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        """WITH added AS (
+               INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
+                                   correlation_id, body, occurred_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING 1)
+           SELECT pg_notify($9, '') FROM added""",
         envelope.event_id,
         envelope.event_type,
         payload.exchange,
@@ -87,8 +96,8 @@ async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *, ord
         envelope.correlation_id,
         envelope.model_dump_json().encode(),
         envelope.occurred_at,
+        NOTIFY_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 @dataclass
@@ -162,6 +171,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listen_conn: asyncpg.pool.PoolConnectionProxy | None = None
+        self._backlog_at = -BACKLOG_SECONDS
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -206,8 +216,8 @@ class OutboxRelay:
                 await self._listen()
                 sent = await self.relay_once()
                 failures = 0
-                if sent:
-                    continue  # more may be waiting (a case's next event, a full batch)
+                if sent >= self._batch_size:
+                    continue  # a full batch: more are waiting
                 await self._backlog()
             except asyncio.CancelledError:
                 raise
@@ -219,6 +229,8 @@ class OutboxRelay:
                 await self._unlisten()
                 await asyncio.sleep(backoff_seconds(failures, self._max_backoff))
                 continue
+            # Rows committed while this batch was out woke us already (their NOTIFY), so the
+            # wait returns at once; otherwise it waits for the next commit or the poll.
             # asyncio.timeout, not wait_for: in 3.11 wait_for can lose a cancellation that
             # arrives as the wake-up does, and the relay would never stop
             with contextlib.suppress(TimeoutError):
@@ -227,51 +239,75 @@ class OutboxRelay:
             self._wake.clear()
 
     async def _backlog(self) -> None:
+        """The pending rows, for the backlog gauge: counted at most every BACKLOG_SECONDS."""
+        now = time.monotonic()
+        if now - self._backlog_at < BACKLOG_SECONDS:
+            return
+        self._backlog_at = now
         async with self._pool.acquire() as conn:
             self._on_backlog(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
 
     async def relay_once(self) -> int:
-        """Publish one batch of due events; returns how many were published."""
-        sent = 0
+        """Publish one batch of due events; returns how many were published.
+
+        The batch's events are published with their confirms in flight together: one case's
+        events one after another (each waits for the confirm of the one before, so they keep
+        their order), different cases side by side. A case whose event fails keeps its later
+        events back (they go again, in order, on a later round)."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_CLAIM, self._batch_size)
-            blocked_keys: set[str] = set()
-            done: list[int] = []
+            if not rows:
+                return 0
+            by_case: dict[str, list[PendingEvent]] = {}
             for row in rows:
                 event = PendingEvent(**{k: row[k] for k in row.keys()})
-                if event.ordering_key in blocked_keys:
-                    continue  # an earlier event of this case failed in this batch
-                try:
-                    await self._publish(event)
-                except Exception as exc:
-                    blocked_keys.add(event.ordering_key)
-                    self._on_failed(event, exc)
-                    delay = backoff_seconds(event.attempts + 1, self._max_backoff)
-                    await conn.execute(
-                        """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-                                  next_attempt_at = now() + make_interval(secs => $3)
-                           WHERE id = $1""",
-                        event.id,
-                        f"{type(exc).__name__}: {exc}"[:500],
-                        delay,
-                    )
-                    log.warning(
-                        "outbox publish failed",
-                        event_type=event.event_type,
-                        correlation_id=event.correlation_id,
-                        attempts=event.attempts + 1,
-                        error=type(exc).__name__,
-                        retry_in_s=delay,
-                    )
-                    if not _refused_by_broker(exc):
-                        break  # the connection is in trouble: don't hold the batch open on it
-                    continue
-                done.append(event.id)
-                self._on_published(event)
+                by_case.setdefault(event.ordering_key, []).append(event)
+            outcomes = await asyncio.gather(*(self._publish_in_order(events) for events in by_case.values()))
+            done = [event.id for sent, _ in outcomes for event in sent]
+            for _, failed in outcomes:
+                if failed is not None:
+                    event, exc = failed
+                    await self._note_failure(conn, event, exc)
             if done:
                 await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", done)
-                sent = len(done)
-        return sent
+        return len(done)
+
+    async def _publish_in_order(
+        self, events: list[PendingEvent]
+    ) -> tuple[list[PendingEvent], tuple[PendingEvent, BaseException] | None]:
+        """Publish one case's events in order; stop at the first that fails."""
+        sent: list[PendingEvent] = []
+        for event in events:
+            try:
+                await self._publish(event)
+            except Exception as exc:
+                self._on_failed(event, exc)
+                return sent, (event, exc)
+            sent.append(event)
+            self._on_published(event)
+        return sent, None
+
+    async def _note_failure(
+        self, conn: asyncpg.pool.PoolConnectionProxy, event: PendingEvent, exc: BaseException
+    ) -> None:
+        delay = backoff_seconds(event.attempts + 1, self._max_backoff)
+        await conn.execute(
+            """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                      next_attempt_at = now() + make_interval(secs => $3)
+               WHERE id = $1""",
+            event.id,
+            f"{type(exc).__name__}: {exc}"[:500],
+            delay,
+        )
+        log.warning(
+            "outbox publish failed",
+            event_type=event.event_type,
+            correlation_id=event.correlation_id,
+            attempts=event.attempts + 1,
+            error=type(exc).__name__,
+            retry_in_s=delay,
+            refused_by_broker=_refused_by_broker(exc),
+        )
 
 
 def _usable(conn: asyncpg.pool.PoolConnectionProxy) -> bool:

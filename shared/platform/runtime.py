@@ -167,6 +167,7 @@ class Runtime:
             max_size=s.db_pool_max,
             command_timeout=30,
             server_settings={"application_name": application_name(name)},
+            connection_class=db.PooledConnection,  # no reset round trip on every release
         )
         await topo.declare(s.amqp_url, self.topology)
         await self.broker.connect()
