@@ -39,7 +39,7 @@ log = structlog.get_logger("followup")
 
 async def case_referred(uow: FollowUpUnitOfWork, event: CaseReferred) -> None:
     """What the six-month comparison needs of a new case, and the consents given at referral."""
-    await uow.consents.given_at_referral(event)
+    await uow.consents.record_initial(event)
     await uow.cases.referred(
         TrackedCase(
             case_ref=event.case_ref,
@@ -70,7 +70,7 @@ async def schedule(uow: FollowUpUnitOfWork, event: ConsultationHeld) -> Schedule
         event,
         case,
         await uow.followups.of_case(event.case_ref),
-        await uow.consents.of_case(event.case_ref),
+        await uow.consents.of(event.case_ref),
         uow.rules,
         uow.clock.now(),
     )
@@ -184,7 +184,7 @@ async def close_by_hand(
 
 async def consent_recorded(uow: FollowUpUnitOfWork, event: ConsentRecorded) -> None:
     await uow.cases.lock(event.case_ref)  # a case's consent changes, one at a time
-    await uow.consents.recorded(event)
+    await uow.consents.given(event)
 
 
 async def consent_withdrawn(uow: FollowUpUnitOfWork, event: ConsentWithdrawn) -> ClosureDecision:
@@ -192,7 +192,7 @@ async def consent_withdrawn(uow: FollowUpUnitOfWork, event: ConsentWithdrawn) ->
     case = await uow.cases.lock(event.case_ref)  # so that two withdrawals at once see each other
     await uow.consents.withdrawn(event)
     decision = domain.close_without_consent(
-        case, await uow.followups.of_case(event.case_ref), await uow.consents.of_case(event.case_ref), uow.clock.now()
+        case, await uow.followups.of_case(event.case_ref), await uow.consents.of(event.case_ref), uow.clock.now()
     )
     await _apply_closure(uow, decision)
     return decision

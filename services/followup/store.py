@@ -14,9 +14,7 @@ from datetime import datetime
 
 import asyncpg
 
-from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
 from shared.contracts.vocabulary import ExitReason, FollowUpKind, Party
-from shared.platform import consent
 
 from .domain import FollowUp, FollowUpRecord, TrackedCase
 
@@ -203,26 +201,6 @@ class Records:
             r.channel,
             r.recorded_at,
         )
-
-
-class Consents:
-    """The service's replica of each party's consent (``shared.platform.consent``)."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
-    async def given_at_referral(self, event: CaseReferred) -> None:
-        await consent.record_initial(self.conn, event)
-
-    async def recorded(self, event: ConsentRecorded) -> None:
-        await consent.consent_recorded(self.conn, event)
-
-    async def withdrawn(self, event: ConsentWithdrawn) -> None:
-        await consent.consent_withdrawn(self.conn, event)
-
-    async def of_case(self, case_ref: str) -> dict[str, str]:
-        """Each party's consent ("given" or "withdrawn"; absent: never given)."""
-        return await consent.consents_of(self.conn, case_ref)
 
 
 def _case(row: asyncpg.Record) -> TrackedCase:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import asyncpg
 
 from shared.platform.clock import Clock
+from shared.platform.consent import Consents
 from shared.platform.uow import Message, PostgresUnitOfWork
 
 from . import store
@@ -31,5 +32,5 @@ class FollowUpUnitOfWork(PostgresUnitOfWork):
         self.cases = store.Cases(conn)
         self.followups = store.FollowUps(conn)
         self.records = store.Records(conn)
-        self.consents = store.Consents(conn)
+        self.consents = Consents(conn)
         self.rules, self.clock, self.agency_users = rules, clock, dict(agency_users)

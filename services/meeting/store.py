@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 import asyncpg
 
-from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
+from shared.contracts import CaseReferred
 from shared.contracts.vocabulary import CancellationReason, Party
 from shared.platform import consent
 from shared.platform.db import Conn
@@ -402,40 +402,10 @@ class Agendas(Repository):
                ORDER BY c.queue_seq""",
             meeting_ids,
         )
-        consents = await Consents(self.conn).of_cases([r["case_ref"] for r in rows])
+        consents = await consent.Consents(self.conn).of_cases([r["case_ref"] for r in rows])
         for r in rows:
             agendas[r["agenda_of"]].append(AgendaEntry(r["agenda_of"], _case(r), r["outcome"], consents[r["case_ref"]]))
         return agendas
-
-
-# --------------------------------------------------------------------------- consent
-
-
-class Consents(Repository):
-    """The cases' consent per party, as the referral service announces it
-    (``shared.platform.consent``: a late older change never overrides a newer one)."""
-
-    async def record_initial(self, event: CaseReferred) -> None:
-        await consent.record_initial(self.conn, event)
-
-    async def given(self, event: ConsentRecorded) -> None:
-        await consent.consent_recorded(self.conn, event)
-
-    async def withdrawn(self, event: ConsentWithdrawn) -> None:
-        await consent.consent_withdrawn(self.conn, event)
-
-    async def of(self, case_ref: str) -> dict[str, str]:
-        """Each party's consent status for the case ("given" or "withdrawn"; absent: never given)."""
-        return await consent.consents_of(self.conn, case_ref)
-
-    async def of_cases(self, case_refs: list[str]) -> dict[str, dict[str, str]]:
-        rows = await self.conn.fetch(
-            "SELECT case_ref, party, status FROM consent_state WHERE case_ref = ANY($1)", case_refs
-        )
-        result: dict[str, dict[str, str]] = {ref: {} for ref in case_refs}
-        for r in rows:
-            result[r["case_ref"]][r["party"]] = r["status"]
-        return result
 
 
 # --------------------------------------------------------------------------- consultations

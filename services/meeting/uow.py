@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from shared.contracts import Contract
 from shared.platform.clock import Clock
+from shared.platform.consent import Consents
 from shared.platform.db import Conn
 from shared.platform.uow import Message, PostgresUnitOfWork, UnitOfWork
 
@@ -35,7 +36,7 @@ class MeetingUnitOfWork(PostgresUnitOfWork):
         self.meetings = store.Meetings(conn)
         self.cases = store.Cases(conn)
         self.agendas = store.Agendas(conn)
-        self.consents = store.Consents(conn)
+        self.consents = Consents(conn)
         self.consultations = store.Consultations(conn)
         self.clock, self.horizon_weeks = deps.clock, deps.horizon_weeks
         self.postpone_on_withdrawal = deps.postpone_on_withdrawal

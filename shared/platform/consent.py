@@ -57,3 +57,34 @@ async def consents_of(conn: Conn, case_ref: str) -> dict[str, str]:
     """Each party's consent status for the case ("given" or "withdrawn"; absent: never given)."""
     rows = await conn.fetch("SELECT party, status FROM consent_state WHERE case_ref = $1", case_ref)
     return {r["party"]: r["status"] for r in rows}
+
+
+class Consents:
+    """The service's replica of each party's consent, as a repository of its unit of work
+    (``uow.consents``): the same rules as the functions above."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def record_initial(self, event: CaseReferred) -> None:
+        await record_initial(self.conn, event)
+
+    async def given(self, event: ConsentRecorded) -> None:
+        await consent_recorded(self.conn, event)
+
+    async def withdrawn(self, event: ConsentWithdrawn) -> None:
+        await consent_withdrawn(self.conn, event)
+
+    async def of(self, case_ref: str) -> dict[str, str]:
+        """Each party's consent status for the case ("given" or "withdrawn"; absent: never given)."""
+        return await consents_of(self.conn, case_ref)
+
+    async def of_cases(self, case_refs: list[str]) -> dict[str, dict[str, str]]:
+        """The same for several cases at once."""
+        rows = await self.conn.fetch(
+            "SELECT case_ref, party, status FROM consent_state WHERE case_ref = ANY($1)", case_refs
+        )
+        result: dict[str, dict[str, str]] = {ref: {} for ref in case_refs}
+        for r in rows:
+            result[r["case_ref"]][r["party"]] = r["status"]
+        return result

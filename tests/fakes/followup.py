@@ -14,10 +14,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from services.followup.domain import FollowUp, FollowUpRecord, Rules, TrackedCase
-from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
 from shared.contracts.vocabulary import Party
 from shared.platform.clock import Clock, SettableClock
 from shared.platform.uow import FakeUnitOfWork, Message
+from tests.fakes.consent import FakeConsents
 
 AGENCY_USERS = {"trisam-af": "AF", "trisam-fk": "FK", "trisam-kommun": "KOMMUN", "trisam-region": "REGION"}
 
@@ -97,31 +97,6 @@ class FakeRecords:
     async def add(self, record: FollowUpRecord) -> None:
         assert (record.followup_id, record.revision) not in {(r.followup_id, r.revision) for r in self.rows}
         self.rows.append(record)
-
-
-class FakeConsents:
-    """(case, party) → (status, changed at); an older change never overrides a newer one."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], tuple[str, datetime]] = {}
-
-    def _set(self, case_ref: str, party: Party, status: str, changed_at: datetime) -> None:
-        known = self.rows.get((case_ref, party.value))
-        if known is None or known[1] <= changed_at:
-            self.rows[(case_ref, party.value)] = (status, changed_at)
-
-    async def given_at_referral(self, event: CaseReferred) -> None:
-        for party in event.consented_parties:
-            self._set(event.case_ref, party, "given", event.referred_at)
-
-    async def recorded(self, event: ConsentRecorded) -> None:
-        self._set(event.case_ref, event.party, "given", event.recorded_at)
-
-    async def withdrawn(self, event: ConsentWithdrawn) -> None:
-        self._set(event.case_ref, event.party, "withdrawn", event.recorded_at)
-
-    async def of_case(self, case_ref: str) -> dict[str, str]:
-        return {party: status for (case, party), (status, _at) in self.rows.items() if case == case_ref}
 
 
 class FakeFollowUpUnitOfWork(FakeUnitOfWork):

@@ -442,7 +442,7 @@ async def test_consent_given_again_keeps_the_case_open_whatever_arrives_late(uow
         ),
     )
     await followups.consent_withdrawn(uow, withdrawal("W1", Party.AF, NOW))  # older: does not count
-    assert await uow.consents.of_case("W1") == {"AF": "given"}
+    assert await uow.consents.of("W1") == {"AF": "given"}
     assert uow.events == []
 
 
