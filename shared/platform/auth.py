@@ -39,6 +39,11 @@ from shared.platform.config import Settings
 ALGORITHM = "HS256"
 ISSUER = "trisam"
 LEEWAY_SECONDS = 30  # tolerated clock skew between the minting and the verifying host
+# The longest a token may live (exp - iat): a working day. A longer one is refused even with a
+# good signature, so that a token that leaks is not good for ever.
+MAX_LIFETIME_SECONDS = 12 * 3600
+# The shortest signing secret (HS256 wants at least its output's 32 bytes)
+MIN_SECRET_BYTES = 32
 
 
 class Role(StrEnum):
@@ -98,8 +103,8 @@ def mint_token(
         raise ValueError("user_id must not be empty")
     if not all(isinstance(t, str) and t for t in team_list):
         raise ValueError("teams must be non-empty strings")
-    if ttl_seconds <= 0:
-        raise ValueError("ttl_seconds must be positive")
+    if not 0 < ttl_seconds <= MAX_LIFETIME_SECONDS:
+        raise ValueError(f"ttl_seconds must be between 1 and {MAX_LIFETIME_SECONDS}")
     issued = int(time.time() if now is None else now)
     if party is None and Role(role) not in PARTYLESS_ROLES:
         raise ValueError(f"role {role} needs a party")
@@ -136,6 +141,8 @@ def verify_token(secret: str, token: str) -> Principal:
         raise AuthError("token_invalid", "the token is malformed or its signature does not verify") from None
     except jwt.InvalidTokenError:  # signature good, but iss, sub, iat, nbf, aud or jti is not
         raise AuthError("claims_invalid", "a registered claim (iss, sub, iat, nbf, aud, jti) is invalid") from None
+    if not isinstance(claims["iat"], int | float) or claims["exp"] - claims["iat"] > MAX_LIFETIME_SECONDS:
+        raise AuthError("token_lifetime_too_long", f"a token may live at most {MAX_LIFETIME_SECONDS // 3600} hours")
     return _principal(claims)
 
 
@@ -242,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     mint.add_argument("--party", choices=[p.value for p in Party], help="the user's agency (not for board and analyst)")
     mint.add_argument("--role", required=True, choices=[r.value for r in Role])
     mint.add_argument("--team", action="append", default=[], dest="teams", help="team id; repeat for several")
-    mint.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    mint.add_argument("--ttl", type=int, default=3600, help=f"lifetime in seconds (at most {MAX_LIFETIME_SECONDS})")
     args = parser.parse_args(argv)
-    if args.ttl <= 0:
-        parser.error("--ttl must be positive")
+    if not 0 < args.ttl <= MAX_LIFETIME_SECONDS:
+        parser.error(f"--ttl must be between 1 and {MAX_LIFETIME_SECONDS}")
     secret = Settings().jwt_secret.get_secret_value()
     print(
         mint_token(secret, user_id=args.sub, party=args.party, role=args.role, teams=args.teams, ttl_seconds=args.ttl)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int | None = None  # default per service, see DEFAULT_HTTP_PORTS
+    # The largest HTTP request body a service reads (413 above it, before parsing or sign-in)
+    http_max_body_bytes: PositiveInt = 1024 * 1024
 
     log_level: str = "INFO"
 
@@ -138,6 +140,13 @@ class Settings(BaseSettings):
         if not self.agency_users:
             self.agency_users = {f"{self.namespace}-{p.lower()}": p for p in ("AF", "FK", "KOMMUN", "REGION")}
         return self
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _a_secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("TRISAM_JWT_SECRET must be at least 32 bytes (HS256)")
+        return value
 
     @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:

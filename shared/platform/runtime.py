@@ -44,6 +44,7 @@ from shared.platform.config import Settings, load_settings
 from shared.platform.consumer import ORDERING_HEADER, Consumer
 from shared.platform.db import Conn
 from shared.platform.handlers import HandlerTable
+from shared.platform.limits import BoundedBody
 from shared.platform.logging import configure as configure_logging
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import OutboxRelay, PendingEvent, backoff_seconds
@@ -363,6 +364,7 @@ def build_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(BoundedBody, max_bytes=runtime.settings.http_max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

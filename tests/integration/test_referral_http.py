@@ -205,3 +205,26 @@ async def test_authorisation_matrix(settings, api):
             if got != expected:
                 mismatches.append(f"{route} as {caller}: expected {expected}, got {got}")
     assert not mismatches, "\n".join(mismatches)
+
+
+async def test_a_body_too_large_or_too_deep_is_refused_before_parsing_or_sign_in(settings, api):
+    # found by a review: FastAPI parsed a JSON body before the bearer check; a deeply nested
+    # one gave a 500. Bounded before anything reads it: 413 and 422, nothing stored.
+    async with api.runtime.pool.acquire() as conn:
+        before = await conn.fetchval("SELECT count(*) FROM referrals")
+    officer = token(settings, party="AF", role="officer")
+    big = b'{"question": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    for headers in ({}, officer):  # with or without a token: not even read
+        response = await api.post(
+            "/api/v1/referrals", content=big, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 413, response.text
+        assert response.json()["detail"]["code"] == "payload_too_large"
+    deep = b"[" * 10_000 + b"]" * 10_000
+    response = await api.post(
+        "/api/v1/referrals", content=deep, headers={**officer, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]["code"] == "too_deeply_nested"
+    async with api.runtime.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM referrals") == before

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from shared.contracts.vocabulary import Party
+from shared.platform import auth
 from shared.platform.auth import AuthError, Principal, Role, authenticate, main, mint_token, require_roles, verify_token
 from shared.platform.config import Settings
 
@@ -183,3 +184,32 @@ def test_dev_jwt_secret_is_refused_outside_dev():
     with pytest.raises(pydantic.ValidationError, match="TRISAM_JWT_SECRET"):
         Settings(env="production", **real)
     assert Settings(env="production", jwt_secret=SECRET, **real).env == "production"
+
+
+def test_a_token_that_lives_too_long_is_refused_and_cannot_be_minted():
+    # found by a review: a token valid for 100 years was accepted
+    now = time.time()
+    claims = {
+        "sub": "x",
+        "party": "AF",
+        "role": "officer",
+        "teams": [],
+        "iss": auth.ISSUER,
+        "iat": int(now),
+        "exp": int(now) + 100 * 365 * 86400,
+    }
+    forged = jwt.encode(claims, SECRET, algorithm=auth.ALGORITHM)
+    with pytest.raises(auth.AuthError) as refused:
+        auth.verify_token(SECRET, forged)
+    assert refused.value.code == "token_lifetime_too_long"
+    with pytest.raises(ValueError):
+        auth.mint_token(SECRET, user_id="x", party="AF", role="officer", ttl_seconds=auth.MAX_LIFETIME_SECONDS + 1)
+    assert auth.verify_token(
+        SECRET, auth.mint_token(SECRET, user_id="x", party="AF", role="officer", ttl_seconds=auth.MAX_LIFETIME_SECONDS)
+    )
+
+
+def test_a_signing_secret_shorter_than_32_bytes_is_refused():
+    # found by a review: a token signed with a 1-byte secret was accepted
+    with pytest.raises(pydantic.ValidationError, match="32 bytes"):
+        Settings(jwt_secret="k")
