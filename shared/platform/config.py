@@ -10,6 +10,7 @@ import re
 import sys
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -161,6 +162,12 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"TRISAM_{field.upper()} still has its development default; "
                         f"set a real secret when TRISAM_ENV={self.env}"
+                    )
+            for name, url in (("TRISAM_DATABASE_URL", self.database_url), ("TRISAM_AMQP_URL", self.amqp_url)):
+                parts = urlparse(url)
+                if not parts.password or parts.username == "guest":
+                    raise ValueError(
+                        f"{name} has no password (or is the guest user); not allowed when TRISAM_ENV={self.env}"
                     )
         return self
 

@@ -180,7 +180,12 @@ def test_cli_mints_a_token_that_verifies(monkeypatch, capsys):
 
 
 def test_dev_jwt_secret_is_refused_outside_dev():
-    real = {"pseudonym_key": "a-real-secret", "encryption_keys": "k1:" + "A" * 44}
+    real = {
+        "pseudonym_key": "a-real-secret",
+        "encryption_keys": "k1:" + "A" * 44,
+        "database_url": "postgresql://trisam:s3cret@db:5432/postgres",
+        "amqp_url": "amqp://trisam-svc-referral:s3cret@mq:5672/",
+    }
     with pytest.raises(pydantic.ValidationError, match="TRISAM_JWT_SECRET"):
         Settings(env="production", **real)
     assert Settings(env="production", jwt_secret=SECRET, **real).env == "production"

@@ -15,8 +15,45 @@ def test_dev_secrets_are_refused_outside_dev():
         pseudonym_key="a-real-secret",
         encryption_keys="k1:" + "A" * 44,
         jwt_secret="a-real-jwt-secret-" + "x" * 20,
+        **REAL_URLS,
     )
     assert ok.env == "production"
+
+
+REAL_URLS = {
+    "database_url": "postgresql://trisam:s3cret@db:5432/postgres",
+    "amqp_url": "amqp://trisam-svc-referral:s3cret@mq:5672/",
+}
+
+
+def test_passwordless_or_guest_urls_are_refused_outside_dev():
+    real = {"pseudonym_key": "a-real-secret", "encryption_keys": "k1:" + "A" * 44, "jwt_secret": "j" * 40}
+    for url in ({"database_url": "postgresql://postgres@db:5432/postgres"}, {"amqp_url": "amqp://guest:guest@mq/"}):
+        with pytest.raises(pydantic.ValidationError, match="no password"):
+            Settings(env="production", **real, **{**REAL_URLS, **url})
+
+
+def test_the_compose_setup_is_secure_by_default():
+    """docker-compose.yml: production mode, every secret from .env (compose refuses to start
+    without it), no trust authentication, nothing published beyond this host but the gateway."""
+    from pathlib import Path
+
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("referral", "meeting", "followup", "metrics"):
+        env = services[name]["environment"]
+        assert env["TRISAM_ENV"] == "production", name
+        for secret in ("TRISAM_JWT_SECRET", "TRISAM_PSEUDONYM_KEY", "TRISAM_ENCRYPTION_KEYS"):
+            assert env[secret].startswith("${") and ":?" in env[secret], (name, secret)
+        assert ":?" in env["TRISAM_DATABASE_URL"] and ":?" in env["TRISAM_AMQP_URL"], name
+        assert "-dev@" not in env["TRISAM_AMQP_URL"], name
+    assert services["postgres"]["environment"]["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert name == "gateway" or str(port).startswith("127.0.0.1:"), (name, port)
+    assert "definitions.local.json" in " ".join(services["rabbitmq"]["volumes"])
 
 
 def test_each_service_has_its_own_database_on_the_server():
@@ -138,3 +175,22 @@ async def test_every_service_tells_its_clock():
     now, wall = datetime.fromisoformat(body["now"]), datetime.fromisoformat(body["wall_clock"])
     assert body["simulated"] is True and body["offset_days"] == 30
     assert timedelta(days=29, hours=23) < now - wall < timedelta(days=30, minutes=1)
+
+
+def test_make_secrets_generates_what_production_accepts():
+    from services.referral.vault import Keyring
+    from tools import secrets as make_secrets
+
+    values = make_secrets.generate()
+    settings = Settings(
+        env="production",
+        jwt_secret=values["TRISAM_JWT_SECRET"],
+        pseudonym_key=values["TRISAM_PSEUDONYM_KEY"],
+        encryption_keys=values["TRISAM_ENCRYPTION_KEYS"],
+        database_url=f"postgresql://postgres:{values['TRISAM_POSTGRES_PASSWORD']}@postgres:5432/postgres",
+        amqp_url=f"amqp://trisam-svc-referral:{values['TRISAM_BROKER_PASSWORD_REFERRAL']}@rabbitmq:5672/",
+    )
+    assert Keyring.from_config(settings.encryption_keys.get_secret_value())
+    users = {u["name"] for u in make_secrets.broker_definitions(values)["users"]}
+    assert {"trisam-admin", "trisam-af", "trisam-svc-referral"} <= users and "guest" not in users
+    assert values != make_secrets.generate()  # random each time

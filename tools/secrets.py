@@ -1,0 +1,82 @@
+"""`make secrets`: the secrets of a Docker Compose installation, generated once.
+
+Writes `.env` (read by `docker compose`; mode 600, never committed) with a random value for
+every secret the services and servers need, and `deploy/rabbitmq/definitions.local.json` (the
+broker's users with those passwords, hashed; never committed). `docker-compose.yml` refuses to
+start without them, and the services refuse development secrets when `TRISAM_ENV=production`
+(the compose default). An existing `.env` is kept unless `--force`: rotating a secret is a
+deliberate act (see docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.contracts.vocabulary import Party
+from tools.broker_users import SERVICES, agency_user, definitions, service_user
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_FILE = ROOT / ".env"
+DEFINITIONS = ROOT / "deploy" / "rabbitmq" / "definitions.local.json"
+NAMESPACE = "trisam"
+
+
+def generate() -> dict[str, str]:
+    """A fresh random value for every secret."""
+    key_id = "k" + datetime.now(UTC).strftime("%Y%m%d")
+    values = {
+        "TRISAM_JWT_SECRET": secrets.token_urlsafe(48),
+        "TRISAM_PSEUDONYM_KEY": secrets.token_urlsafe(48),
+        "TRISAM_ENCRYPTION_KEYS": f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+        "TRISAM_POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        "TRISAM_RABBITMQ_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+    }
+    for service in SERVICES:
+        values[f"TRISAM_BROKER_PASSWORD_{service.upper()}"] = secrets.token_urlsafe(24)
+    for party in Party:
+        values[f"TRISAM_BROKER_PASSWORD_{party.value}"] = secrets.token_urlsafe(24)
+    return values
+
+
+def broker_definitions(values: dict[str, str]) -> dict:
+    users = [
+        agency_user(
+            f"{NAMESPACE}-{p.value.lower()}",
+            values[f"TRISAM_BROKER_PASSWORD_{p.value}"],
+            p,
+            NAMESPACE,
+            (f"{NAMESPACE}.intake",),
+        )
+        for p in Party
+    ]
+    users += [
+        service_user(f"{NAMESPACE}-svc-{s}", values[f"TRISAM_BROKER_PASSWORD_{s.upper()}"], NAMESPACE) for s in SERVICES
+    ]
+    return definitions(users, admin=("trisam-admin", values["TRISAM_RABBITMQ_ADMIN_PASSWORD"]), salt=os.urandom(4))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make secrets", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--force", action="store_true", help="replace an existing .env (rotates every secret)")
+    args = parser.parse_args(argv)
+    if ENV_FILE.exists() and not args.force:
+        print(f"{ENV_FILE} exists: kept (--force replaces every secret)", file=sys.stderr)
+        return 0
+    values = generate()
+    ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    ENV_FILE.chmod(0o600)
+    DEFINITIONS.write_text(json.dumps(broker_definitions(values), indent=2) + "\n", encoding="utf-8")
+    DEFINITIONS.chmod(0o644)  # read by the broker's own user in its container (hashes only)
+    print(f"wrote {ENV_FILE} and {DEFINITIONS}; keep them out of version control", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
