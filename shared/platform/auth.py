@@ -253,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.ttl <= MAX_LIFETIME_SECONDS:
         parser.error(f"--ttl must be between 1 and {MAX_LIFETIME_SECONDS}")
-    secret = Settings().jwt_secret.get_secret_value()
+    settings = Settings()
+    if settings.env != "dev":  # in production the identity provider issues tokens, not this command
+        parser.error(f"minting tokens is for development only (TRISAM_ENV={settings.env})")
+    secret = settings.jwt_secret.get_secret_value()
     print(
         mint_token(secret, user_id=args.sub, party=args.party, role=args.role, teams=args.teams, ttl_seconds=args.ttl)
     )

@@ -218,3 +218,17 @@ def test_a_signing_secret_shorter_than_32_bytes_is_refused():
     # found by a review: a token signed with a 1-byte secret was accepted
     with pytest.raises(pydantic.ValidationError, match="32 bytes"):
         Settings(jwt_secret="k")
+
+
+def test_the_mint_command_is_for_development_only(monkeypatch):
+    monkeypatch.setenv("TRISAM_ENV", "production")
+    for name, value in {
+        "TRISAM_JWT_SECRET": SECRET,
+        "TRISAM_PSEUDONYM_KEY": "a-real-secret",
+        "TRISAM_ENCRYPTION_KEYS": "k1:" + "A" * 44,
+        "TRISAM_DATABASE_URL": "postgresql://trisam:s3cret@db:5432/postgres",
+        "TRISAM_AMQP_URL": "amqp://trisam-svc-referral:s3cret@mq:5672/",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit):
+        main(["mint", "--sub", "U", "--role", "board"])
