@@ -251,3 +251,13 @@ class CommandRejected(AgencyReply):
     command_id: str
     case_ref: str | None
     reasons: tuple[RejectionReason, ...]
+
+
+SERVICES_OWNING_CONTRACTS = ("referral", "meeting", "followup", "metrics")
+
+
+def owner_of(contract_cls: type[Contract]) -> str | None:
+    """The service that publishes this contract: the module it is declared in
+    (``shared/contracts/<service>.py``); None for the envelope's own (agency replies)."""
+    owner = contract_cls.__module__.rsplit(".", 1)[-1]
+    return owner if owner in SERVICES_OWNING_CONTRACTS else None

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     # JSON in TRISAM_AGENCY_USERS; default: the namespace's development users,
     # "<namespace>-af", "-fk", "-kommun", "-region" (as `make run` creates them).
     agency_users: dict[str, str] = {}
+    # The broker user each service publishes as (JSON in TRISAM_SERVICE_USERS). When set, a
+    # consumer takes an event only from the service that owns its type (the message's user_id,
+    # which RabbitMQ checks against the connection's user): a forged CaseClosed from anyone
+    # else is dead-lettered (sender_not_owner). Production: "<namespace>-svc-<service>" unless
+    # set; development (every service as one user, e.g. guest): no check unless set.
+    service_users: dict[str, str] = {}
     teams_file: str | None = None  # default: deploy/teams.json
     # Personal data of a closed case is erased this long after closure; pseudonymous history stays.
     retention_days: int = 730
@@ -140,6 +146,10 @@ class Settings(BaseSettings):
     def _agency_users_of_the_namespace(self) -> Settings:
         if not self.agency_users:
             self.agency_users = {f"{self.namespace}-{p.lower()}": p for p in ("AF", "FK", "KOMMUN", "REGION")}
+        if not self.service_users and self.env != "dev":
+            self.service_users = {
+                s: f"{self.namespace}-svc-{s}" for s in ("referral", "meeting", "followup", "metrics")
+            }
         return self
 
     @field_validator("jwt_secret")

@@ -32,6 +32,7 @@ import structlog
 from faststream.rabbit import RabbitBroker, RabbitMessage
 
 from shared.contracts import (
+    Command,
     CommandRejected,
     Contract,
     Envelope,
@@ -39,6 +40,7 @@ from shared.contracts import (
     PoisonMessage,
     ReferralRejected,
     decode,
+    owner_of,
 )
 from shared.platform.db import Conn
 from shared.platform.handlers import Handler, HandlerTable
@@ -107,6 +109,7 @@ class Consumer:
         max_attempts: int = 5,
         max_backoff_seconds: float = 30.0,
         batch_size: int = 1,
+        service_users: dict[str, str] | None = None,
     ) -> None:
         self.service = service
         # Up to this many deliveries waiting at once are applied in ONE transaction (group
@@ -114,6 +117,7 @@ class Consumer:
         self.batches = Batches(self._apply_many, batch_size) if batch_size > 1 else None
         self.handlers = handlers
         self.unit_of_work = unit_of_work
+        self.service_users = service_users or {}
         self._locks = KeyedLocks()
         self.broker = broker
         self.topology = topology
@@ -169,6 +173,7 @@ class Consumer:
                     envelope, payload = invalid.envelope, invalid
                 if handler is None:
                     raise PoisonMessage("unexpected_type", f"{envelope.event_type} is not handled by {self.service}")
+                self._check_publisher(payload, raw.user_id)
                 if not _routed_as(envelope.event_type, raw.routing_key or ""):
                     raise PoisonMessage(
                         "routing_key_mismatch", f"{envelope.event_type} sent with another type's routing key"
@@ -236,6 +241,15 @@ class Consumer:
         else:
             self.metrics.duplicates.labels(self.service, event_type).inc()
             log.info("duplicate event skipped")
+
+    def _check_publisher(self, payload: Contract | InvalidPayload, user_id: str | None) -> None:
+        """An event must come from the service that owns its type (when the services' broker
+        users are known): anyone else publishing it, an agency or another service, is refused."""
+        if not self.service_users or isinstance(payload, Command | InvalidPayload):
+            return  # (an agency's command: its sender is checked by the handler)
+        owner = owner_of(type(payload))
+        if owner is not None and user_id != self.service_users.get(owner):
+            raise PoisonMessage("sender_not_owner", f"{payload.name} is published by the {owner} service only")
 
     def _delivery(self, message: RabbitMessage, envelope: Envelope, payload: Any, handler: Handler) -> Delivery:
         raw = message.raw_message

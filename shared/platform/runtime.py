@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Union
+from urllib.parse import urlparse
 
 import asyncpg
 import structlog
@@ -87,6 +88,7 @@ class Runtime:
         self.spec = spec
         self.settings = settings or Settings()
         self.clock = spec.clock or Clock.from_settings(self.settings)
+        self._broker_user = urlparse(self.settings.amqp_url).username or "guest"
         self.topology = topo.Topology(self.settings.namespace, self.settings.delivery_limit)
         self.metrics = ServiceMetrics(spec.name)
         self.broker = RabbitBroker(
@@ -115,6 +117,7 @@ class Runtime:
             max_attempts=self.settings.max_handler_attempts,
             max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
             batch_size=self.settings.consume_batch_size,
+            service_users=self.settings.service_users,
         )
         if self.handlers:
             self.broker.subscriber(
@@ -238,6 +241,7 @@ class Runtime:
             correlation_id=event.correlation_id,
             content_type="application/json",
             headers={ORDERING_HEADER: event.ordering_key},
+            user_id=self._broker_user,  # RabbitMQ checks it: consumers can tell who published
             timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
             timeout=10,
         )

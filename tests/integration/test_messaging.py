@@ -345,3 +345,56 @@ async def test_persistent_messages_survive_a_broker_restart(infra, agencies, set
 
 async def _count_at_least(runtime, n: int) -> bool:
     return await referral_count(runtime) >= n
+
+
+async def test_an_event_from_a_service_that_does_not_own_it_is_refused(infra, settings: Settings, runtimes):
+    """Found by a review: any service could forge CaseClosed, which starts the erasure clock in
+    referral. With the services' broker users known, a consumer takes an event only from the
+    service that owns its type (the message's user_id, checked by RabbitMQ)."""
+    import secrets as random_secrets
+    from urllib.parse import urlparse
+
+    from tests.support.agencies import rabbitmqctl_runner
+    from tools import broker_users
+
+    run = rabbitmqctl_runner(infra)
+    prefix = settings.namespace.replace("_", "-")
+    users = {s: (f"{prefix}-svc-{s}", random_secrets.token_hex(12)) for s in ("followup", "meeting")}
+    vhost = urlparse(infra.amqp_url).path.lstrip("/") or "/"
+    await asyncio.to_thread(
+        broker_users.apply_with_rabbitmqctl,
+        [broker_users.service_user(name, password, settings.namespace) for name, password in users.values()],
+        vhost,
+        run,
+    )
+    try:
+        checked = settings.model_copy(
+            update={"service_users": {"followup": users["followup"][0], "meeting": users["meeting"][0]}}
+        )
+        referral = await runtimes(referral_app.spec(checked), checked)
+
+        def as_user(service: str) -> str:
+            name, password = users[service]
+            parts = urlparse(infra.amqp_url)
+            return parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port or 5672}").geturl()
+
+        events = f"{settings.namespace}.events"
+        closed = {"reason": "PLAN_COMPLETED", "closed_at": "2026-11-02T10:00:00+00:00"}
+        forged = amqp.envelope("CaseClosed", {"case_ref": "TS-FORGED00000001", **closed}, producer="meeting")
+        genuine = amqp.envelope("CaseClosed", {"case_ref": "TS-GENUINE0000001", **closed}, producer="followup")
+        await amqp.publish(as_user("meeting"), events, "CaseClosed", forged, user_id=users["meeting"][0])
+        await amqp.publish(as_user("followup"), events, "CaseClosed", genuine, user_id=users["followup"][0])
+
+        dead_queue = f"{settings.namespace}.referral.dead"
+        await amqp.eventually(lambda: _count_is(settings.amqp_url, dead_queue, 1), what="the forged event refused")
+
+        async def genuine_taken() -> bool:
+            async with referral.pool.acquire() as conn:
+                return await conn.fetchval("SELECT count(*) FROM inbox WHERE event_type = 'CaseClosed'") == 1
+
+        await amqp.eventually(genuine_taken, what="the genuine event taken")
+        [dead] = await amqp.drain(settings.amqp_url, dead_queue)
+        assert dead.headers[REASON_HEADER] == "sender_not_owner"
+        assert json.loads(dead.body)["payload"]["case_ref"] == "TS-FORGED00000001"
+    finally:
+        await asyncio.to_thread(broker_users.delete_with_rabbitmqctl, [name for name, _ in users.values()], run)
