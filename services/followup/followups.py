@@ -123,7 +123,7 @@ async def record(
     record as announced (``completed``)."""
     case, followups, latest = None, [], None
     found = await uow.followups.get(followup_id)
-    if found is not None:
+    if found is not None and domain.visible_to(found, by_party):  # a stranger locks nothing
         bind_contextvars(case_ref=found.case_ref)
         case = await uow.cases.lock(found.case_ref)  # the case first, as every writer of it
         followups = await uow.followups.of_case(found.case_ref)

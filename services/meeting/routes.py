@@ -35,7 +35,6 @@ TeamId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such team, meeting or case"}}
 CONFLICT = {409: {"model": ErrorBody, "description": "Not possible in the current state"}}
 REFUSED = {422: {"model": ErrorBody, "description": "Invalid request, with the reason"}}
-# The bearer scheme of shared.platform.auth.authenticate, declared here for the OpenAPI document.
 
 
 # Each runtime's client of the referral service (``app.spec`` wires it with ``routes_with``).

@@ -338,9 +338,11 @@ async def rebuild(pool: asyncpg.Pool, batch: int = 2000) -> int:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
         log, last = store.EventLog(conn), 0
-        while logged := await log.after(last, batch):
+        projected = [contract_cls.name for contract_cls in PROJECTIONS]
+        while logged := await log.after(last, batch, projected):
             for entry in logged:
-                await apply(conn, entry.event, entry.event_id, cells=False)
+                if entry.event is not None:
+                    await apply(conn, entry.event, entry.event_id, cells=False)
             replayed += len(logged)
             last = logged[-1].seq
         await rebuild_cells(conn, batch)

@@ -771,8 +771,13 @@ def decide_closure(case: Case | None, *, reason: str, closed_at: datetime) -> Ca
     return replace(case, closed_at=closed_at, exit_reason=reason)
 
 
+def erasure_cutoff(now: datetime, retention: timedelta) -> datetime:
+    """Cases closed before this moment have had their retention period."""
+    return now - retention
+
+
 def due_for_erasure(closed: Sequence[Case], *, now: datetime, retention: timedelta) -> list[str]:
     """The cases whose personal data is to be destroyed: closed longer ago than the retention
     period. What identifies nobody (team, gender, age band, dates) stays for the figures."""
-    cutoff = now - retention
+    cutoff = erasure_cutoff(now, retention)
     return [case.case_ref for case in closed if case.closed_at is not None and case.closed_at < cutoff]

@@ -114,13 +114,14 @@ class Cases:
             case.exit_reason,
         )
 
-    async def closed_holding_personal_data(self) -> list[Case]:
-        """The closed cases whose personal data the vault still holds (retention candidates)."""
+    async def closed_holding_personal_data(self, closed_before: datetime) -> list[Case]:
+        """The cases closed before ``closed_before`` whose personal data the vault still holds."""
         rows = await self.conn.fetch(
             f"""SELECT {_CASE_COLUMNS} FROM referrals r
-                WHERE r.closed_at IS NOT NULL
+                WHERE r.closed_at < $1
                   AND EXISTS (SELECT 1 FROM vault v WHERE v.case_ref = r.case_ref AND v.erased_at IS NULL)
-                ORDER BY r.closed_at"""
+                ORDER BY r.closed_at""",
+            closed_before,
         )
         return [case for case in map(_case, rows) if case is not None]
 

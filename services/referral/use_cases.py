@@ -215,8 +215,9 @@ async def close_case(uow: ReferralUnitOfWork, event: CaseClosed) -> None:
 async def erase_expired_personal_data(uow: ReferralUnitOfWork) -> list[str]:
     """Retention: destroy the personal data (and the pseudonym) of the cases closed longer ago
     than the retention period; returns their case references."""
-    closed = await uow.cases.closed_holding_personal_data()
-    due = domain.due_for_erasure(closed, now=uow.deps.clock.now(), retention=uow.deps.retention)
+    now, retention = uow.deps.clock.now(), uow.deps.retention
+    closed = await uow.cases.closed_holding_personal_data(domain.erasure_cutoff(now, retention))
+    due = domain.due_for_erasure(closed, now=now, retention=retention)
     if due:
         await uow.vault.erase(due)
         await uow.cases.forget_pseudonyms(due)

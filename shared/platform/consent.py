@@ -2,8 +2,8 @@
 
 The referral service owns consent; it announces the parties that consented in ``CaseReferred``
 and every later change as ``ConsentRecorded`` / ``ConsentWithdrawn``. Each service applies them
-to its own ``consent_state`` table (shared migration 002), logs that it has, and asks
-``has_consent`` before it gives a party any detail of a case. A late-arriving older change never
+to its own ``consent_state`` table (shared migration 002), logs that it has, and reads it
+(``Consents.of``) before it gives a party any detail of a case. A late-arriving older change never
 overrides a newer one.
 """
 
@@ -44,13 +44,6 @@ async def consent_recorded(conn: Conn, event: ConsentRecorded) -> None:
 async def consent_withdrawn(conn: Conn, event: ConsentWithdrawn) -> None:
     await _set(conn, event.case_ref, event.party.value, "withdrawn", event.recorded_at)
     log.info("consent withdrawal applied", party=event.party.value)
-
-
-async def has_consent(conn: Conn, case_ref: str, party: str) -> bool:
-    status: str | None = await conn.fetchval(
-        "SELECT status FROM consent_state WHERE case_ref = $1 AND party = $2", case_ref, party
-    )
-    return status == "given"
 
 
 async def consents_of(conn: Conn, case_ref: str) -> dict[str, str]:

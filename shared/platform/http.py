@@ -1,5 +1,5 @@
-"""What the services' HTTP APIs share: the text rule, error bodies, and an outbox emitter per
-request (its correlation id from the ``X-Correlation-Id`` header, or a new one)."""
+"""What the services' HTTP APIs share: the text rule, error bodies, and a unit of work per
+request (its events carry the correlation id of the ``X-Correlation-Id`` header, or a new one)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel
-
-from shared.platform.db import Conn
-from shared.platform.outbox import Emitter
 
 # Text from outside holds no control characters but line breaks and tabs (the commands' rule;
 # and PostgreSQL cannot store NUL): refused with 422, never a failure in the database (500).
@@ -38,11 +35,6 @@ FORBIDDEN = {403: {"model": ErrorBody, "description": "Your role or team may not
 
 def correlation_id(request: Request) -> str:
     return (request.headers.get("x-correlation-id") or str(uuid.uuid4()))[:128]
-
-
-def request_emitter(conn: Conn, request: Request, producer: str) -> Emitter:
-    """Emits the events of one HTTP request, in its transaction."""
-    return Emitter(conn, producer, correlation_id(request))
 
 
 def runtime_of(request: Request) -> Any:

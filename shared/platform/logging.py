@@ -3,15 +3,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import traceback
+from collections.abc import Iterator
 
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["configure", "bind_contextvars", "bound_contextvars", "clear_contextvars"]
+__all__ = ["configure", "bind_contextvars", "bound_contextvars", "clear_contextvars", "kept_contextvars"]
+
+
+@contextlib.contextmanager
+def kept_contextvars() -> Iterator[None]:
+    """What is bound to the log context inside (a case_ref emitted, say) is gone afterwards:
+    a background loop's next lines do not carry the last case it touched."""
+    saved = structlog.contextvars.get_contextvars()
+    try:
+        yield
+    finally:
+        clear_contextvars()
+        bind_contextvars(**saved)
 
 
 def configure(service: str, level: str = "INFO") -> None:

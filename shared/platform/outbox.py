@@ -100,31 +100,6 @@ async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *, ord
     )
 
 
-@dataclass
-class Emitter:
-    """Emits events into the outbox within one open transaction, for one flow (correlation)."""
-
-    conn: Conn
-    producer: str
-    correlation_id: str | None = None
-    causation_id: str | None = None
-
-    def __post_init__(self) -> None:
-        self.emitted: list[Envelope] = []
-
-    async def emit(self, event: Contract, *, ordering_key: str) -> Envelope:
-        envelope = await add(
-            self.conn,
-            event,
-            producer=self.producer,
-            ordering_key=ordering_key,
-            correlation_id=self.correlation_id,
-            causation_id=self.causation_id,
-        )
-        self.emitted.append(envelope)
-        return envelope
-
-
 @dataclass(frozen=True)
 class PendingEvent:
     id: int
@@ -172,6 +147,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._listen_conn: asyncpg.pool.PoolConnectionProxy | None = None
         self._backlog_at = -BACKLOG_SECONDS
+        self._claimed = 0  # rows claimed by the last round
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -214,10 +190,10 @@ class OutboxRelay:
         while True:
             try:
                 await self._listen()
-                sent = await self.relay_once()
+                await self.relay_once()
                 failures = 0
-                if sent >= self._batch_size:
-                    continue  # a full batch: more are waiting
+                if self._claimed >= self._batch_size:
+                    continue  # a full page was claimed: more are waiting (published or not)
                 await self._backlog()
             except asyncio.CancelledError:
                 raise
@@ -256,6 +232,7 @@ class OutboxRelay:
         events back (they go again, in order, on a later round)."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_CLAIM, self._batch_size)
+            self._claimed = len(rows)
             if not rows:
                 return 0
             by_case: dict[str, list[PendingEvent]] = {}

@@ -47,6 +47,7 @@ from shared.platform.db import Conn
 from shared.platform.handlers import HandlerTable
 from shared.platform.limits import BoundedBody
 from shared.platform.logging import configure as configure_logging
+from shared.platform.logging import kept_contextvars
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.outbox import OutboxRelay, PendingEvent, backoff_seconds
 from shared.platform.tasks import cancel_all, cancel_and_wait
@@ -146,10 +147,11 @@ class Runtime:
     async def unit_of_work(self, correlation_id: str | None = None) -> AsyncIterator[PostgresUnitOfWork]:
         """A unit of work outside a message (an HTTP request, a scheduler round): one
         transaction on a pooled connection, committed when the block ends without an error."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            uow = self._unit_of_work(conn, None)
-            uow.correlation_id = correlation_id or uow.correlation_id
-            yield uow
+        with kept_contextvars():
+            async with self.pool.acquire() as conn, conn.transaction():
+                uow = self._unit_of_work(conn, None)
+                uow.correlation_id = correlation_id or uow.correlation_id
+                yield uow
 
     # ------------------------------------------------------------------ lifecycle
 

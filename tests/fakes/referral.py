@@ -63,9 +63,13 @@ class FakeCases:
             self.rows[case.case_ref], closed_at=case.closed_at, exit_reason=case.exit_reason
         )
 
-    async def closed_holding_personal_data(self) -> list[Case]:
+    async def closed_holding_personal_data(self, closed_before: datetime) -> list[Case]:
         held = {ref for ref, sealed in self.vault.rows.items() if sealed.erased_at is None}
-        closed = [c for c in self.rows.values() if c.closed_at is not None and c.case_ref in held]
+        closed = [
+            c
+            for c in self.rows.values()
+            if c.closed_at is not None and c.closed_at < closed_before and c.case_ref in held
+        ]
         return sorted(closed, key=lambda c: c.closed_at or datetime.min)
 
     async def forget_pseudonyms(self, case_refs: Sequence[str]) -> None:
