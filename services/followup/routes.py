@@ -92,19 +92,17 @@ async def followup(followup_id: FollowUpId, principal: Caller, new_uow: UnitsOfW
     return {**_followup(row), "records": [_record(r) for r in history]}
 
 
-@router.post(
-    "/followups/{followup_id}/records",
-    tags=["follow-up"],
-    status_code=201,
-    responses={
-        200: {"description": "The same answers as the latest record: nothing new"},
-        **UNAUTHENTICATED,
-        **FORBIDDEN,
-        **NOT_FOUND,
-        409: {"model": ErrorBody, "description": "The case is closed"},
-        422: {"description": "Rejected, with every reason"},
-    },
-)
+RECORD_ANSWERS = {
+    200: {"description": "The same answers as the latest record: nothing new"},
+    **UNAUTHENTICATED,
+    **FORBIDDEN,
+    **NOT_FOUND,
+    409: {"model": ErrorBody, "description": "The case is closed"},
+    422: {"description": "Rejected, with every reason"},
+}
+
+
+@router.post("/followups/{followup_id}/records", tags=["follow-up"], status_code=201, responses=RECORD_ANSWERS)
 async def record(followup_id: FollowUpId, body: RecordBody, principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
     """Record the follow-up, or correct it (a new revision; the latest counts). Announced as
     FollowUpCompleted."""

@@ -141,6 +141,15 @@ class HeldBody(Strict):
     individual_attended: StrictBool
     actions: list[PlanAction] = Field(default=[], max_length=30)
 
+    def consultation(self) -> Consultation:
+        return Consultation(
+            held_on=self.held_on,
+            parties_present=tuple(self.parties_present),
+            others_invited=tuple(self.others_invited),
+            individual_attended=self.individual_attended,
+            actions=tuple(self.actions),
+        )
+
 
 class NotConsultedBody(Strict):
     outcome: Literal["not_consulted"]
@@ -360,18 +369,21 @@ async def cancel_meeting(meeting_id: Id, body: CancelBody, principal: Caller, ne
     return {"meeting_id": meeting_id, "status": "cancelled", "reason": body.reason.value, "cases_moved": moved}
 
 
+CONSULTATION_ANSWERS = {
+    200: {"description": "The same record again: already recorded"},
+    **UNAUTHENTICATED,
+    **FORBIDDEN,
+    **NOT_FOUND,
+    **CONFLICT,
+    **REFUSED,
+}
+
+
 @router.post(
     "/meetings/{meeting_id}/cases/{case_ref}/consultation",
     tags=["meetings"],
     status_code=201,
-    responses={
-        200: {"description": "The same record again: already recorded"},
-        **UNAUTHENTICATED,
-        **FORBIDDEN,
-        **NOT_FOUND,
-        **CONFLICT,
-        **REFUSED,
-    },
+    responses=CONSULTATION_ANSWERS,
 )
 async def record_consultation(
     meeting_id: Id, case_ref: Id, body: ConsultationBody, principal: Caller, new_uow: UnitsOfWork
@@ -381,17 +393,7 @@ async def record_consultation(
     attended, and the plan's actions (type, responsible party, due date) - or that it was
     not consulted, with the reason. Announced as ConsultationHeld or CaseNotConsulted,
     without personal data or free text."""
-    record = (
-        Consultation(
-            held_on=body.held_on,
-            parties_present=tuple(body.parties_present),
-            others_invited=tuple(body.others_invited),
-            individual_attended=body.individual_attended,
-            actions=tuple(body.actions),
-        )
-        if isinstance(body, HeldBody)
-        else body.reason
-    )
+    record = body.consultation() if isinstance(body, HeldBody) else body.reason
     async with refusals_answered(new_uow) as uow:
         await coordinator_of_meeting(uow, principal, meeting_id)
         created, published = await consultation.record_consultation(

@@ -157,19 +157,19 @@ router = APIRouter(prefix="/api/v1")
 # ------------------------------------------------------------------------------ referrals
 
 
+SUBMISSION_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(SubmitReferral)}}}
+}
+SUBMISSION_ANSWERS = {
+    201: {"description": "Accepted (or the same agency reference accepted before: the same answer)"},
+    **UNAUTHENTICATED,
+    **FORBIDDEN,
+    **REJECTED,
+}
+
+
 @router.post(
-    "/referrals",
-    tags=["referrals"],
-    status_code=201,
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(SubmitReferral)}}}
-    },
-    responses={
-        201: {"description": "Accepted (or the same agency reference accepted before: the same answer)"},
-        **UNAUTHENTICATED,
-        **FORBIDDEN,
-        **REJECTED,
-    },
+    "/referrals", tags=["referrals"], status_code=201, openapi_extra=SUBMISSION_BODY, responses=SUBMISSION_ANSWERS
 )
 async def submit_referral(request: Request, principal: Caller, new_uow: UnitsOfWork) -> JSONResponse:
     """Submit a referral: the same payload and rules as the AMQP `SubmitReferral` command.
