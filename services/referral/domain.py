@@ -309,6 +309,7 @@ class ConsentChange:
     recorded_at: datetime
     form_ref: str | None = None
     on_behalf_of_individual: bool = False
+    recorded_by_user: str | None = None  # the person (HTTP) or agency system (AMQP); None: before it was kept
 
 
 def consent_in_force(history: Sequence[ConsentChange], party: str) -> bool:
@@ -576,6 +577,7 @@ def decide_consent_given(
     history: Sequence[ConsentChange],
     *,
     by: Party,
+    by_user: str,
     command: RecordConsent,
     now: datetime,
     coordinator_of: frozenset[str] = frozenset(),
@@ -596,6 +598,7 @@ def decide_consent_given(
         action="given",
         on_date=command.given_on,
         recorded_by=by,
+        recorded_by_user=by_user,
         recorded_at=now,
         form_ref=command.form_ref,
     )
@@ -609,6 +612,7 @@ def decide_consent_withdrawn(
     case: Case | None,
     *,
     by: Party,
+    by_user: str,
     command: WithdrawConsent,
     now: datetime,
     coordinator_of: frozenset[str] = frozenset(),
@@ -624,6 +628,7 @@ def decide_consent_withdrawn(
         action="withdrawn",
         on_date=command.withdrawn_on,
         recorded_by=by,
+        recorded_by_user=by_user,
         recorded_at=now,
         on_behalf_of_individual=command.on_behalf_of_individual,
     )

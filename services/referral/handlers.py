@@ -76,7 +76,8 @@ async def _consent_command(
     if isinstance(command, InvalidPayload):
         problems, case_ref = domain.problems_from_schema(command.errors), invalid_case_ref(command)
     else:
-        problems, case_ref = await use_case(uow, by=party, command=command), command.case_ref
+        by_user = f"agency-system:{uow.message.user_id}" if uow.message else "agency-system"
+        problems, case_ref = await use_case(uow, by=party, by_user=by_user, command=command), command.case_ref
     await answer(uow, party, problems, case_ref)
 
 

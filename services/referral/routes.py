@@ -288,7 +288,9 @@ async def consent_change(
         return problem_response(domain.problems_from_schema(safe_errors(exc)))
     coordinator_of = principal.teams if principal.role == Role.COORDINATOR else frozenset()
     async with new_uow() as uow:
-        problems = await use_case(uow, by=_party(principal), command=command, coordinator_of=coordinator_of)
+        problems = await use_case(
+            uow, by=_party(principal), by_user=principal.user_id, command=command, coordinator_of=coordinator_of
+        )
     if problems:
         runtime_of(request).metrics.count_rejection(command.name, _party(principal).value, [p.code for p in problems])
         return problem_response(problems, case_ref=command.case_ref)
@@ -396,6 +398,7 @@ def _change_json(change: ConsentChange) -> dict:
         "form_ref": change.form_ref,
         "on_behalf_of_individual": change.on_behalf_of_individual,
         "recorded_by": change.recorded_by.value,
+        "recorded_by_user": change.recorded_by_user,
         "recorded_at": change.recorded_at.isoformat(),
     }
 

@@ -181,6 +181,7 @@ def _consent_change(row: asyncpg.Record) -> ConsentChange:
         recorded_at=row["recorded_at"],
         form_ref=row["form_ref"],
         on_behalf_of_individual=row["on_behalf_of_individual"],
+        recorded_by_user=row["recorded_by_user"],
     )
 
 
@@ -193,8 +194,8 @@ class ConsentHistory:
     async def add(self, change: ConsentChange) -> None:
         await self.conn.execute(
             """INSERT INTO consent_history (case_ref, party, action, on_date, form_ref,
-                                            on_behalf_of_individual, recorded_by, recorded_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                                            on_behalf_of_individual, recorded_by, recorded_at, recorded_by_user)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
             change.case_ref,
             change.party.value,
             change.action,
@@ -203,13 +204,14 @@ class ConsentHistory:
             change.on_behalf_of_individual,
             change.recorded_by.value,
             change.recorded_at,
+            change.recorded_by_user,
         )
 
     async def of(self, case_ref: str) -> list[ConsentChange]:
         """The case's history, oldest first."""
         rows = await self.conn.fetch(
             """SELECT case_ref, party, action, on_date, form_ref, on_behalf_of_individual, recorded_by,
-                      recorded_at FROM consent_history WHERE case_ref = $1 ORDER BY id""",
+                      recorded_at, recorded_by_user FROM consent_history WHERE case_ref = $1 ORDER BY id""",
             case_ref,
         )
         return [_consent_change(row) for row in rows]

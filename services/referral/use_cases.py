@@ -103,25 +103,36 @@ async def rejections_of(uow: ReferralUnitOfWork, party: Party) -> list[Rejection
 
 
 async def record_consent(
-    uow: ReferralUnitOfWork, *, by: Party, command: RecordConsent, coordinator_of: frozenset[str] = frozenset()
+    uow: ReferralUnitOfWork,
+    *,
+    by: Party,
+    by_user: str,
+    command: RecordConsent,
+    coordinator_of: frozenset[str] = frozenset(),
 ) -> list[Problem]:
-    """Record the individual's consent for a party; the problems if refused. ``coordinator_of``:
-    the teams whose coordinator asks (a coordinator records it for any party)."""
+    """Record the individual's consent for a party; the problems if refused. ``by_user``: who
+    records it (kept in the history). ``coordinator_of``: the teams whose coordinator asks (a
+    coordinator records it for any party; it gives the coordinator no access of that party)."""
     case = await uow.cases.lock(command.case_ref)
     history = await uow.consents.of(case.case_ref) if case else []
     decision = domain.decide_consent_given(
-        case, history, by=by, command=command, now=uow.deps.clock.now(), coordinator_of=coordinator_of
+        case, history, by=by, by_user=by_user, command=command, now=uow.deps.clock.now(), coordinator_of=coordinator_of
     )
     return await _apply_consent(uow, decision)
 
 
 async def withdraw_consent(
-    uow: ReferralUnitOfWork, *, by: Party, command: WithdrawConsent, coordinator_of: frozenset[str] = frozenset()
+    uow: ReferralUnitOfWork,
+    *,
+    by: Party,
+    by_user: str,
+    command: WithdrawConsent,
+    coordinator_of: frozenset[str] = frozenset(),
 ) -> list[Problem]:
     """Withdraw the consent for a party (every service is told); the problems if refused."""
     case = await uow.cases.lock(command.case_ref)
     decision = domain.decide_consent_withdrawn(
-        case, by=by, command=command, now=uow.deps.clock.now(), coordinator_of=coordinator_of
+        case, by=by, by_user=by_user, command=command, now=uow.deps.clock.now(), coordinator_of=coordinator_of
     )
     return await _apply_consent(uow, decision)
 

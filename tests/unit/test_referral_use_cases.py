@@ -322,18 +322,23 @@ async def test_consent_commands_are_answered_over_amqp(uow):
 async def test_consent_is_recorded_and_announced(uow):
     case_ref = await new_case(uow)
     problems = await use_cases.record_consent(
-        uow, by=Party.FK, command=RecordConsent(case_ref=case_ref, party=Party.FK, given_on=TODAY, form_ref="F-2")
+        uow,
+        by_user="officer-1",
+        by=Party.FK,
+        command=RecordConsent(case_ref=case_ref, party=Party.FK, given_on=TODAY, form_ref="F-2"),
     )
     assert problems == []
     [recorded] = uow.events
     assert isinstance(recorded, ConsentRecorded) and (recorded.party, recorded.recorded_by) == (Party.FK, Party.FK)
     assert uow.consents.rows[-1].action == "given" and uow.consents.rows[-1].form_ref == "F-2"
+    assert uow.consents.rows[-1].recorded_by_user == "officer-1"  # who, not only which party
 
 
 async def test_consent_is_withdrawn_and_every_service_is_told(uow):
     case_ref = await new_case(uow)
     problems = await use_cases.withdraw_consent(
         uow,
+        by_user="officer-1",
         by=Party.AF,
         command=WithdrawConsent(
             case_ref=case_ref, party=Party.REGION, withdrawn_on=TODAY, on_behalf_of_individual=True
@@ -358,35 +363,45 @@ async def test_a_consent_change_may_be_refused(uow, by, party, given_on, expecte
     case_ref = await new_case(uow)
     await use_cases.withdraw_consent(
         uow,
+        by_user="officer-1",
         by=Party.AF,
         command=WithdrawConsent(case_ref=case_ref, party=Party.REGION, withdrawn_on=date(2026, 11, 25)),
     )
     drain(uow)
     problems = await use_cases.record_consent(
-        uow, by=by, command=RecordConsent(case_ref=case_ref, party=party, given_on=given_on, form_ref="F")
+        uow,
+        by_user="officer-1",
+        by=by,
+        command=RecordConsent(case_ref=case_ref, party=party, given_on=given_on, form_ref="F"),
     )
     assert [p.code for p in problems] == expected and uow.events == []
 
 
 async def test_consent_for_an_unknown_or_closed_case(uow):
     unknown = RecordConsent(case_ref="TS-NONE", party=Party.AF, given_on=TODAY, form_ref="F")
-    assert [p.code for p in await use_cases.record_consent(uow, by=Party.AF, command=unknown)] == ["case_not_found"]
+    assert [p.code for p in await use_cases.record_consent(uow, by_user="officer-1", by=Party.AF, command=unknown)] == [
+        "case_not_found"
+    ]
     case_ref = await new_case(uow)
     await use_cases.close_case(uow, CaseClosed(case_ref=case_ref, reason=ExitReason.PLAN_COMPLETED, closed_at=NOW))
     given = RecordConsent(case_ref=case_ref, party=Party.FK, given_on=TODAY, form_ref="F")
-    assert [p.code for p in await use_cases.record_consent(uow, by=Party.AF, command=given)] == ["case_closed"]
+    assert [p.code for p in await use_cases.record_consent(uow, by_user="officer-1", by=Party.AF, command=given)] == [
+        "case_closed"
+    ]
     # a withdrawal is still recorded on a closed case (its personal data stays until erased)
     withdrawal = WithdrawConsent(case_ref=case_ref, party=Party.AF, withdrawn_on=TODAY)
-    assert await use_cases.withdraw_consent(uow, by=Party.AF, command=withdrawal) == []
+    assert await use_cases.withdraw_consent(uow, by_user="officer-1", by=Party.AF, command=withdrawal) == []
 
 
 async def test_the_teams_coordinator_may_change_any_partys_consent(uow):
     case_ref = await new_case(uow)
     withdrawal = WithdrawConsent(case_ref=case_ref, party=Party.AF, withdrawn_on=TODAY)
-    refused = await use_cases.withdraw_consent(uow, by=Party.REGION, command=withdrawal)
+    refused = await use_cases.withdraw_consent(uow, by_user="officer-1", by=Party.REGION, command=withdrawal)
     assert [p.code for p in refused] == ["not_allowed"]
     assert (
-        await use_cases.withdraw_consent(uow, by=Party.REGION, command=withdrawal, coordinator_of=frozenset({TEAM}))
+        await use_cases.withdraw_consent(
+            uow, by_user="officer-1", by=Party.REGION, command=withdrawal, coordinator_of=frozenset({TEAM})
+        )
         == []
     )
 
@@ -442,11 +457,17 @@ async def test_a_withdrawn_consent_stops_reads_and_a_consent_given_again_allows_
     case_ref = await new_case(uow)
     region = caller("REGION", "member")
     await use_cases.withdraw_consent(
-        uow, by=Party.AF, command=WithdrawConsent(case_ref=case_ref, party=Party.REGION, withdrawn_on=TODAY)
+        uow,
+        by_user="officer-1",
+        by=Party.AF,
+        command=WithdrawConsent(case_ref=case_ref, party=Party.REGION, withdrawn_on=TODAY),
     )
     assert isinstance(await read(uow, case_ref, region), Refusal)
     await use_cases.record_consent(
-        uow, by=Party.AF, command=RecordConsent(case_ref=case_ref, party=Party.REGION, given_on=TODAY, form_ref="F-3")
+        uow,
+        by_user="officer-1",
+        by=Party.AF,
+        command=RecordConsent(case_ref=case_ref, party=Party.REGION, given_on=TODAY, form_ref="F-3"),
     )
     assert isinstance(await read(uow, case_ref, region), CaseDetails)
     assert [e.outcome for e in uow.access_log.rows] == ["denied", "granted"]
