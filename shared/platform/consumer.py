@@ -9,8 +9,9 @@ For every delivery:
 3. ack only after that transaction has committed.
 
 Database outages are retried with backoff while the message stays unacknowledged (never
-dead-lettered for an outage). An unexpected handler error is requeued; after
-``max_handler_attempts`` deliveries it is dead-lettered with the error as reason. The queue's
+dead-lettered for an outage). An unexpected handler error is retried in place (never requeued
+behind the case's next event); after ``max_handler_attempts`` it is dead-lettered with the
+error as reason. The queue's
 broker-side ``x-delivery-limit`` stays as the last safety net. Never ack on error.
 """
 
@@ -74,6 +75,8 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
 
 
+# The longest pause between two in-place attempts of a failing handler
+RETRY_CAP_SECONDS = 2.0
 # Set by the outbox relay: the ordering key (the case) of an event.
 ORDERING_HEADER = "x-trisam-ordering-key"
 # Headers we put on a dead-lettered message
@@ -195,7 +198,7 @@ class Consumer:
         raw = message.raw_message
         event_type = envelope.event_type
         started = time.perf_counter()
-        outage = 0
+        outage = failures = 0
         fresh = None
         if self.batches is not None:  # with others in one transaction; None: do it alone
             delivery = self._delivery(message, envelope, payload, handler)
@@ -223,15 +226,27 @@ class Consumer:
                             await self._stopping.wait()
                     continue
                 self.metrics.failed.labels(self.service, event_type).inc()
-                attempt = _delivery_count(raw.headers) + 1
+                failures += 1
+                attempt = _delivery_count(raw.headers) + failures
                 if attempt >= self.max_attempts:
                     log.error("handler failed, dead-lettering", attempt=attempt, error=type(exc).__name__, exc_info=exc)
                     await self.dead_letter(message, "handler_error", f"{type(exc).__name__} after {attempt} attempts")
                     await message.ack()
-                else:
-                    log.warning("handler failed, requeueing", attempt=attempt, error=type(exc).__name__, exc_info=exc)
-                    await message.nack(requeue=True)
-                return
+                    return
+                # Retried here, in place, holding the case's turn: a requeued message would come
+                # back behind the case's next event (quorum queues redeliver returned messages
+                # apart from the others), which would then be applied first.
+                delay = min(RETRY_CAP_SECONDS, 0.1 * 2**failures)
+                log.warning(
+                    "handler failed, retrying in place",
+                    attempt=attempt,
+                    error=type(exc).__name__,
+                    retry_in_s=delay,
+                    exc_info=exc,
+                )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
         await message.ack()  # only now: the transaction has committed
         if fresh:
             self.metrics.consumed.labels(self.service, event_type).inc()

@@ -11,10 +11,10 @@ import pytest
 
 from services.metrics import app as metrics_app
 from services.referral import app as referral_app
-from shared.contracts import MAX_MESSAGE_BYTES, CaseReferred
+from shared.contracts import MAX_MESSAGE_BYTES, CaseClosed, CaseReferred
 from shared.contracts.vocabulary import Party
 from shared.platform.config import Settings
-from shared.platform.consumer import DETAIL_HEADER, REASON_HEADER
+from shared.platform.consumer import DETAIL_HEADER, ORDERING_HEADER, REASON_HEADER
 from shared.platform.runtime import ServiceSpec
 from tests.support import broker as amqp
 from tests.support.referrals import send_referral, submit_referral
@@ -398,3 +398,45 @@ async def test_an_event_from_a_service_that_does_not_own_it_is_refused(infra, se
         assert json.loads(dead.body)["payload"]["case_ref"] == "TS-FORGED00000001"
     finally:
         await asyncio.to_thread(broker_users.delete_with_rabbitmqctl, [name for name, _ in users.values()], run)
+
+
+async def test_a_failing_handler_is_retried_in_place_and_the_case_keeps_its_order(settings: Settings, runtimes):
+    """Found by counting: a requeued message comes back behind the case's next event (quorum
+    queues redeliver returned messages apart), so the next was applied first. A handler that
+    fails is now retried in place, holding the case's turn."""
+    real = metrics_app.spec(settings)
+    applied: list[str] = []
+    failures = {"left": 2}
+    referred, closed = real.handlers.get(CaseReferred), real.handlers.get(CaseClosed)
+
+    async def flaky_referred(event, uow):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("a passing fault")
+        await referred(event, uow)
+        applied.append("CaseReferred")
+
+    async def noted_closed(event, uow):
+        await closed(event, uow)
+        applied.append("CaseClosed")
+
+    handlers = real.handlers.replaced(CaseReferred, flaky_referred).replaced(CaseClosed, noted_closed)
+    spec = ServiceSpec(
+        name="metrics",
+        description="metrics, flaky",
+        migrations=real.migrations,
+        handlers=handlers,
+        unit_of_work=real.unit_of_work,
+    )
+    await runtimes(spec, settings)
+    case_ref, events = "TS-ORDER000000001", f"{settings.namespace}.events"
+    key = {ORDERING_HEADER: case_ref}
+    await amqp.publish(settings.amqp_url, events, "CaseReferred", case_referred_envelope(case_ref), headers=key)
+    closure = {"case_ref": case_ref, "reason": "PLAN_COMPLETED", "closed_at": "2026-11-03T10:00:00+00:00"}
+    await amqp.publish(settings.amqp_url, events, "CaseClosed", amqp.envelope("CaseClosed", closure), headers=key)
+
+    async def both() -> bool:
+        return len(applied) == 2
+
+    await amqp.eventually(both, what="both events applied")
+    assert applied == ["CaseReferred", "CaseClosed"] and failures["left"] == 0
