@@ -56,7 +56,8 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
             p: await take_replies(agencies[p], settings.namespace, n)
             for p, n in ((Party.AF, 3), (Party.FK, 3), (Party.KOMMUN, 1), (Party.REGION, 1))
         }
-        case_ref = replies[Party.AF][0]["payload"]["case_ref"]
+        # an accepted AF referral (replies to different cases may come in any order)
+        case_ref = next(r["payload"]["case_ref"] for r in replies[Party.AF] if "case_ref" in r["payload"])
         await send_command(
             agencies[Party.AF],
             settings.namespace,
