@@ -161,17 +161,21 @@ async def count(url: str, sql: str) -> int:
         await conn.close()
 
 
-async def work_done(urls: list[str]) -> dict[str, float]:
+async def work_done(urls: dict[str, str]) -> dict[str, float]:
     """The work the services have done so far, counted, not timed: PostgreSQL round trips and
-    commits (counted on their pooled connections) and events published, summed over services."""
+    commits (counted on their pooled connections) and events published, summed over services,
+    and the round trips of each service (``round_trips.<service>``)."""
     totals = {"round_trips": 0.0, "commits": 0.0, "published": 0.0}
     names = {"trisam_db_round_trips": "round_trips", "trisam_db_commits": "commits"}
     async with httpx.AsyncClient(timeout=10) as client:
-        for url in urls:
+        for service, url in urls.items():
+            totals[f"round_trips.{service}"] = 0.0
             for line in (await client.get(f"{url}/metrics")).text.splitlines():
                 name, _, value = line.rpartition(" ")
                 if name in names:
                     totals[names[name]] += float(value)
+                    if name == "trisam_db_round_trips":
+                        totals[f"round_trips.{service}"] += float(value)
                 elif name.startswith("trisam_events_published_total{"):
                     totals["published"] += float(value)
     return totals
@@ -196,7 +200,7 @@ async def at_rest(settings: Settings, n: int, started: float) -> None:
         await asyncio.sleep(0.2)
 
 
-async def end_to_end(settings: Settings, n: int, urls: list[str] | None = None) -> dict:
+async def end_to_end(settings: Settings, n: int, urls: dict[str, str] | None = None) -> dict:
     rng, used = random.Random(7), set()
     commands = [referral(rng, f"B-{i}", used, i) for i in range(n)]
     before = await work_done(urls) if urls else None
@@ -372,7 +376,7 @@ async def main(quick: bool = False) -> dict:
     try:
         await processes.wait_ready(timeout=120)
         print("end to end ...", flush=True)
-        e2e = await end_to_end(settings, size["referrals"], [processes.url(name) for name in SERVICES])
+        e2e = await end_to_end(settings, size["referrals"], {name: processes.url(name) for name in SERVICES})
         results["end_to_end"] = {**e2e, "referrals_per_s": e2e["referrals"] / e2e["seconds"]}
         print(f"latency at {size['rate']}/s ...", flush=True)
         results["latency_at_100_per_s"] = await latency(settings, size["rate"], size["seconds"])
@@ -426,6 +430,11 @@ def per_referral_rows(work: dict) -> list[tuple[str, str, str, str]]:
         ("  PostgreSQL round trips per referral", f"{trips:.1f}", "<= 12", "met" if trips <= 12 else "NOT MET"),
         ("  commits per referral", f"{commits:.2f}", "<= 2", "met" if commits <= 2 else "NOT MET"),
         ("  events published per referral", f"{published:.2f}", "", ""),
+        *(
+            (f"    round trips in {key.partition('.')[2]}", f"{value:.1f}", "", "")
+            for key, value in work.items()
+            if key.startswith("round_trips.")
+        ),
     ]
 
 
@@ -486,5 +495,33 @@ def report(r: dict) -> None:
         print(f"{name:<{width}}  {measured:>28}  {target:>10}  {verdict}")
 
 
+async def work_of_one_referral(n: int) -> dict:
+    """Only the end-to-end step, for its counted work per referral (``--work N``: N referrals):
+    the quick way to see what a change to the services' statements saves."""
+    settings = Settings().model_copy(
+        update={"namespace": f"bench_{secrets.token_hex(3)}", "agency_users": {"guest": "AF"}}
+    )
+    processes = ServiceProcesses(
+        settings,
+        ports={name: free_port() for name in SERVICES},
+        log_dir=ROOT / "bench" / "logs" / settings.namespace,
+        extra_env=BENCH_ENV,
+    )
+    processes.start_all()
+    try:
+        await processes.wait_ready(timeout=120)
+        e2e = await end_to_end(settings, n, {name: processes.url(name) for name in SERVICES})
+    finally:
+        processes.stop_all()
+        await drop(settings)
+    print(f"{n} referrals in {e2e['seconds']:.1f} s ({n / e2e['seconds']:.0f} /s)")
+    for name, measured, target, verdict in per_referral_rows(e2e["per_referral"]):
+        print(f"{name:<40} {measured:>8} {target:>6} {verdict}")
+    return e2e
+
+
 if __name__ == "__main__":
-    asyncio.run(main(quick="--quick" in sys.argv[1:]))
+    if "--work" in sys.argv[1:]:
+        asyncio.run(work_of_one_referral(int(sys.argv[sys.argv.index("--work") + 1])))
+    else:
+        asyncio.run(main(quick="--quick" in sys.argv[1:]))

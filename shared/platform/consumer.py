@@ -43,13 +43,14 @@ from shared.contracts import (
     decode,
     owner_of,
 )
+from shared.platform import outbox
 from shared.platform.db import Conn
 from shared.platform.handlers import Handler, HandlerTable
 from shared.platform.logging import bound_contextvars
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.tasks import cancel_all
 from shared.platform.topology import DEAD_LETTERS, INTAKE, Topology
-from shared.platform.uow import Message, PostgresUnitOfWork
+from shared.platform.uow import Message, PostgresUnitOfWork, claim_all
 
 log = structlog.get_logger("consumer")
 
@@ -282,31 +283,37 @@ class Consumer:
     async def _apply(self, delivery: Delivery) -> bool:
         """Inbox + handler + outbox in one transaction. False if the event was seen before."""
         async with self.pool().acquire() as conn, conn.transaction():
-            return await self._apply_in(conn, delivery)
-
-    async def _apply_in(self, conn: Conn, delivery: Delivery) -> bool:
-        uow = self.unit_of_work(conn, delivery.message)
-        if not await uow.claim(self.service):
-            return False
-        await delivery.handler(delivery.payload, uow)
-        delivery.emitted = uow.emitted
-        return True
+            return (await self._apply_in(conn, [delivery]))[0]
 
     async def _apply_many(self, deliveries: list[Delivery]) -> list[bool]:
         """Several deliveries (of different cases) in ONE transaction: all or nothing. Any
         error rolls all back, and each is then applied alone (see Batches)."""
         async with self.pool().acquire() as conn, conn.transaction():
-            fresh = []
-            for delivery in deliveries:
-                envelope = delivery.message.envelope
-                with bound_contextvars(
-                    correlation_id=envelope.correlation_id,
-                    event_type=envelope.event_type,
-                    case_ref=getattr(delivery.payload, "case_ref", None),
-                    event_id=str(envelope.event_id),
-                ):
-                    fresh.append(await self._apply_in(conn, delivery))
-            return fresh
+            return await self._apply_in(conn, deliveries)
+
+    async def _apply_in(self, conn: Conn, deliveries: list[Delivery]) -> list[bool]:
+        """The deliveries' inbox rows in one statement, the handler of each that is new, then
+        all the events they emitted into the outbox in one statement. For each delivery,
+        whether it was new."""
+        fresh = await claim_all(conn, self.service, [delivery.message for delivery in deliveries])
+        emitted = []
+        for delivery, new in zip(deliveries, fresh, strict=True):
+            if not new:
+                continue
+            envelope = delivery.message.envelope
+            with bound_contextvars(
+                correlation_id=envelope.correlation_id,
+                event_type=envelope.event_type,
+                case_ref=getattr(delivery.payload, "case_ref", None),
+                event_id=str(envelope.event_id),
+            ):
+                uow = self.unit_of_work(conn, delivery.message)
+                uow.defer_outbox()
+                await delivery.handler(delivery.payload, uow)
+            delivery.emitted = uow.emitted
+            emitted.extend(uow.pending or [])
+        await outbox.add_many(conn, emitted)
+        return fresh
 
     def _count_rejections(self, command: str, emitted: list[Envelope]) -> None:
         """An agency's command answered with a rejection: counted by party and reason."""

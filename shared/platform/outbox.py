@@ -78,24 +78,39 @@ async def add(
 
 async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *, ordering_key: str) -> None:
     """Record an enveloped event in the outbox, inside the caller's transaction."""
+    await add_many(conn, [(envelope, payload, ordering_key)])
+
+
+async def add_many(conn: Conn, events: list[tuple[Envelope, Contract, str]]) -> None:
+    """Record enveloped events (each with its ordering key), in this order, inside the caller's
+    transaction: one round trip for all of them and the wake-up of the relays (PostgreSQL sends
+    one notification per transaction however often it is asked, at commit)."""
+    if not events:
+        return
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.add outside a transaction: the event could be lost")
-    # one round trip: the row and the wake-up of the relays (PostgreSQL sends one notification
-    # per transaction however often it is asked, at commit)
+    # WITH ORDINALITY: the rows get their ids (the relay's order) in the order given
     await conn.execute(
         """WITH added AS (
                INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
                                    correlation_id, body, occurred_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING 1)
-           SELECT pg_notify($9, '') FROM added""",
-        envelope.event_id,
-        envelope.event_type,
-        payload.exchange,
-        payload.routing_key(),
-        ordering_key,
-        envelope.correlation_id,
-        envelope.model_dump_json().encode(),
-        envelope.occurred_at,
+               SELECT e.event_id, e.event_type, e.exchange, e.routing_key, e.ordering_key,
+                      e.correlation_id, e.body, e.occurred_at
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                           $7::bytea[], $8::timestamptz[])
+                    WITH ORDINALITY AS e(event_id, event_type, exchange, routing_key, ordering_key,
+                                         correlation_id, body, occurred_at, n)
+               ORDER BY e.n
+               RETURNING 1)
+           SELECT pg_notify($9, '') FROM added LIMIT 1""",
+        [envelope.event_id for envelope, _, _ in events],
+        [envelope.event_type for envelope, _, _ in events],
+        [payload.exchange for _, payload, _ in events],
+        [payload.routing_key() for _, payload, _ in events],
+        [key for _, _, key in events],
+        [envelope.correlation_id for envelope, _, _ in events],
+        [envelope.model_dump_json().encode() for envelope, _, _ in events],
+        [envelope.occurred_at for envelope, _, _ in events],
         NOTIFY_CHANNEL,
     )
 

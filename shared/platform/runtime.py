@@ -151,7 +151,9 @@ class Runtime:
             async with self.pool.acquire() as conn, conn.transaction():
                 uow = self._unit_of_work(conn, None)
                 uow.correlation_id = correlation_id or uow.correlation_id
+                uow.defer_outbox()
                 yield uow
+                await uow.flush()
 
     # ------------------------------------------------------------------ lifecycle
 

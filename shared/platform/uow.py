@@ -3,8 +3,9 @@
 A use case gets a unit of work, loads its facts through the service's repositories, asks a pure
 rule in ``domain.py`` what to do, and applies the decision through the same repositories and
 ``emit``. The unit of work holds the transaction's connection, the inbox row of the message
-being handled (``claim``) and the outbox (``emit``): the state change, the inbox row and the
-events to publish commit together, or none of them does.
+being handled (``claim``) and the outbox (``emit``; with ``defer_outbox``, written in one statement
+by ``flush`` just before the commit): the state change, the inbox row and the events to publish commit together,
+or none of them does.
 
 Each service subclasses ``UnitOfWork`` with its typed repositories (``services/<name>/uow.py``);
 ``FakeUnitOfWork`` is the in-memory stand-in for unit tests of the use cases (no PostgreSQL, no
@@ -72,21 +73,54 @@ class PostgresUnitOfWork(UnitOfWork):
     ) -> None:
         super().__init__(producer, message=message, correlation_id=correlation_id)
         self.conn = conn
+        # None: each emitted event goes to the outbox at once; a list: they wait there for flush()
+        self.pending: list[tuple[Envelope, Contract, str]] | None = None
+
+    def defer_outbox(self) -> None:
+        """Keep the emitted events until ``flush``, which writes them in one statement: for the
+        owner of the transaction, which calls ``flush`` just before its commit (the consumer,
+        ``Runtime.unit_of_work``)."""
+        self.pending = []
 
     async def claim(self, consumer: str) -> bool:
-        if self.message is None or self.message.inbox_id is None:
+        if self.message is None:
             raise RuntimeError("no message to claim in the inbox")
-        first_time = await self.conn.fetchval(
-            """INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
-               ON CONFLICT DO NOTHING RETURNING true""",
-            consumer,
-            self.message.inbox_id,
-            self.message.envelope.event_type,
-        )
-        return bool(first_time)
+        return (await claim_all(self.conn, consumer, [self.message]))[0]
 
     async def _to_outbox(self, envelope: Envelope, event: Contract, ordering_key: str) -> None:
-        await outbox.add_envelope(self.conn, envelope, event, ordering_key=ordering_key)
+        if self.pending is None:
+            await outbox.add_envelope(self.conn, envelope, event, ordering_key=ordering_key)
+        else:
+            self.pending.append((envelope, event, ordering_key))
+
+    async def flush(self) -> None:
+        """Write the events kept by ``defer_outbox`` to the outbox, in one statement."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            await outbox.add_many(self.conn, pending)
+
+
+async def claim_all(conn: Conn, consumer: str, messages: list[Message]) -> list[bool]:
+    """Record the messages in the inbox, in one statement; for each, whether it is new (False:
+    handled before, or an earlier message of this list with the same inbox key)."""
+    if any(message.inbox_id is None for message in messages):
+        raise RuntimeError("a message without an inbox key cannot be claimed")
+    if not messages:
+        return []
+    rows = await conn.fetch(
+        """INSERT INTO inbox (consumer, event_id, event_type)
+           SELECT $1, e.event_id, e.event_type FROM unnest($2::uuid[], $3::text[]) AS e(event_id, event_type)
+           ON CONFLICT DO NOTHING RETURNING event_id""",
+        consumer,
+        [message.inbox_id for message in messages],
+        [message.envelope.event_type for message in messages],
+    )
+    new = {row["event_id"] for row in rows}
+    fresh = []
+    for message in messages:
+        fresh.append(message.inbox_id in new)
+        new.discard(message.inbox_id)  # the same message twice in one list: only the first is new
+    return fresh
 
 
 class FakeUnitOfWork(UnitOfWork):

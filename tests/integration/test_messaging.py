@@ -440,3 +440,40 @@ async def test_a_failing_handler_is_retried_in_place_and_the_case_keeps_its_orde
 
     await amqp.eventually(both, what="both events applied")
     assert applied == ["CaseReferred", "CaseClosed"] and failures["left"] == 0
+
+
+async def test_a_units_events_go_to_the_outbox_in_one_statement_in_order_and_the_inbox_claims_a_list(
+    settings: Settings, runtimes
+):
+    """The consumer's set-based writes: the inbox rows of a batch in one statement (the same
+    message twice in one list is new once), and the events emitted by a unit of work, kept until
+    its flush, in the outbox in the order they were emitted (the relay's order)."""
+    import uuid
+
+    from shared.contracts import envelope_for
+    from shared.platform.uow import Message, PostgresUnitOfWork, claim_all
+
+    referral = await runtimes(referral_app.spec(settings), settings)
+    await referral.relay.stop()
+    cases = [f"TS-ORDER{i:08d}" for i in range(30)]
+    events = [CaseReferred.model_validate(case_referred_envelope(case)["payload"]) for case in cases]
+    async with referral.pool.acquire() as conn:
+        async with conn.transaction():
+            uow = PostgresUnitOfWork(conn, "referral")
+            uow.defer_outbox()
+            for event in events:
+                await uow.emit(event, ordering_key=event.case_ref)
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0  # kept until the flush
+            await uow.flush()
+        rows = await conn.fetch("SELECT event_id, ordering_key FROM outbox ORDER BY id")
+        assert [r["ordering_key"] for r in rows] == cases
+        assert [r["event_id"] for r in rows] == [e.event_id for e in uow.emitted]
+
+        seen_before, new = (
+            Message(envelope_for(events[i], producer="referral"), inbox_id=uuid.uuid4()) for i in range(2)
+        )
+        async with conn.transaction():
+            assert await claim_all(conn, "test", [seen_before]) == [True]
+        async with conn.transaction():
+            assert await claim_all(conn, "test", [seen_before, new, new]) == [False, True, False]
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'test'") == 2
