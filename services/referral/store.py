@@ -54,30 +54,28 @@ class Cases:
     async def add(self, case: Case) -> bool:
         """Insert a new case; False if a unique index refused it (this agency's reference, or this
         person's one open case), and then nothing is written."""
-        try:
-            async with self.conn.transaction():  # a savepoint: a refusal leaves the unit of work usable
-                await self.conn.execute(
-                    """INSERT INTO referrals (case_ref, referring_party, agency_ref, team_id,
-                           municipality, person_pseudonym, protected_identity, gender, age_band,
-                           income_source, consented_parties, officer_id, referred_at)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
-                    case.case_ref,
-                    case.referring_party.value,
-                    case.agency_ref,
-                    case.team_id,
-                    case.municipality,
-                    case.person_pseudonym,
-                    case.protected_identity,
-                    case.gender.value,
-                    case.age_band.value,
-                    case.income_source.value,
-                    [p.value for p in case.consented_parties],
-                    case.officer_id,
-                    case.referred_at,
-                )
-        except asyncpg.UniqueViolationError:
-            return False
-        return True
+        # ON CONFLICT DO NOTHING (any unique index): no savepoint, one round trip
+        added = await self.conn.fetchval(
+            """INSERT INTO referrals (case_ref, referring_party, agency_ref, team_id,
+                   municipality, person_pseudonym, protected_identity, gender, age_band,
+                   income_source, consented_parties, officer_id, referred_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            case.case_ref,
+            case.referring_party.value,
+            case.agency_ref,
+            case.team_id,
+            case.municipality,
+            case.person_pseudonym,
+            case.protected_identity,
+            case.gender.value,
+            case.age_band.value,
+            case.income_source.value,
+            [p.value for p in case.consented_parties],
+            case.officer_id,
+            case.referred_at,
+        )
+        return bool(added)
 
     async def get(self, case_ref: str) -> Case | None:
         return _case(await self.conn.fetchrow(f"SELECT {_CASE_COLUMNS} FROM referrals WHERE case_ref = $1", case_ref))
@@ -191,20 +189,29 @@ class ConsentHistory:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
-    async def add(self, change: ConsentChange) -> None:
+    async def add(self, *changes: ConsentChange) -> None:
+        """Append changes, in this order, in one statement."""
+        if not changes:
+            return
         await self.conn.execute(
             """INSERT INTO consent_history (case_ref, party, action, on_date, form_ref,
                                             on_behalf_of_individual, recorded_by, recorded_at, recorded_by_user)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            change.case_ref,
-            change.party.value,
-            change.action,
-            change.on_date,
-            change.form_ref,
-            change.on_behalf_of_individual,
-            change.recorded_by.value,
-            change.recorded_at,
-            change.recorded_by_user,
+               SELECT c.case_ref, c.party, c.action, c.on_date, c.form_ref, c.on_behalf, c.recorded_by,
+                      c.recorded_at, c.recorded_by_user
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::boolean[],
+                           $7::text[], $8::timestamptz[], $9::text[])
+                    WITH ORDINALITY AS c(case_ref, party, action, on_date, form_ref, on_behalf, recorded_by,
+                                         recorded_at, recorded_by_user, n)
+               ORDER BY c.n""",
+            [c.case_ref for c in changes],
+            [c.party.value for c in changes],
+            [c.action for c in changes],
+            [c.on_date for c in changes],
+            [c.form_ref for c in changes],
+            [c.on_behalf_of_individual for c in changes],
+            [c.recorded_by.value for c in changes],
+            [c.recorded_at for c in changes],
+            [c.recorded_by_user for c in changes],
         )
 
     async def of(self, case_ref: str) -> list[ConsentChange]:

@@ -86,8 +86,7 @@ async def _open_case(uow: ReferralUnitOfWork, accepted: Accepted, case: Case, ch
         return False
     personal = accepted.personal_data.fields() if accepted.personal_data else {}
     await uow.vault.put(case.case_ref, vault.seal(uow.deps.keyring, case.case_ref, personal))
-    for consent in accepted.consents:
-        await uow.consents.add(consent)
+    await uow.consents.add(*accepted.consents)
     for event in accepted.events:
         await uow.emit(event, ordering_key=case.case_ref)
     log.info("referral accepted", case_ref=case.case_ref, referring_party=case.referring_party.value, channel=channel)

@@ -27,9 +27,19 @@ ON CONFLICT (case_ref, party) DO UPDATE
 
 
 async def record_initial(conn: Conn, event: CaseReferred) -> None:
-    """The consents given at referral."""
-    for party in event.consented_parties:
-        await conn.execute(_UPSERT, event.case_ref, party.value, "given", event.referred_at)
+    """The consents given at referral, in one statement."""
+    if not event.consented_parties:
+        return
+    await conn.execute(
+        """INSERT INTO consent_state (case_ref, party, status, changed_at)
+           SELECT $1, party, 'given', $3 FROM unnest($2::text[]) AS party
+           ON CONFLICT (case_ref, party) DO UPDATE
+              SET status = EXCLUDED.status, changed_at = EXCLUDED.changed_at, applied_at = now()
+            WHERE consent_state.changed_at <= EXCLUDED.changed_at""",
+        event.case_ref,
+        sorted({party.value for party in event.consented_parties}),
+        event.referred_at,
+    )
 
 
 async def _set(conn: Conn, case_ref: str, party: str, status: str, changed_at: datetime) -> None:

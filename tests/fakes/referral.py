@@ -98,8 +98,8 @@ class FakeConsentHistory:
     def __init__(self) -> None:
         self.rows: list[ConsentChange] = []
 
-    async def add(self, change: ConsentChange) -> None:
-        self.rows.append(change)
+    async def add(self, *changes: ConsentChange) -> None:
+        self.rows.extend(changes)
 
     async def of(self, case_ref: str) -> list[ConsentChange]:
         return [c for c in self.rows if c.case_ref == case_ref]
