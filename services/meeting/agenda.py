@@ -107,9 +107,11 @@ async def settle(
     """Bring the team's agenda up to date: pass the due cut-offs, then fill the open meetings
     from the queue and announce every change. ``taken_off``: cases just taken off a meeting."""
     taken_off = dict(taken_off or {})
-    for meeting in await uow.meetings.due_cutoffs(team.team_id, now):
+    open_meetings = await uow.meetings.open(team.team_id)
+    due = domain.cutoff_due(open_meetings, now)
+    for meeting in due:
         taken_off |= await pass_cutoff(uow, team, meeting, now)
-    await refill(uow, team, now, taken_off)
+    await refill(uow, team, now, taken_off, None if due else open_meetings)
 
 
 async def pass_cutoff(uow: MeetingUnitOfWork, team: Team, meeting: Meeting, now: datetime) -> dict[str, TakenOff]:
@@ -136,9 +138,17 @@ async def pass_cutoff(uow: MeetingUnitOfWork, team: Team, meeting: Meeting, now:
     return cut.taken_off
 
 
-async def refill(uow: MeetingUnitOfWork, team: Team, now: datetime, taken_off: Mapping[str, TakenOff]) -> None:
-    """The open meetings filled from the queue again (``domain.replan``), every move announced."""
-    open_meetings = await uow.meetings.open(team.team_id)
+async def refill(
+    uow: MeetingUnitOfWork,
+    team: Team,
+    now: datetime,
+    taken_off: Mapping[str, TakenOff],
+    open_meetings: list[Meeting] | None = None,
+) -> None:
+    """The open meetings (as loaded already, or loaded now) filled from the queue again
+    (``domain.replan``), every move announced."""
+    if open_meetings is None:
+        open_meetings = await uow.meetings.open(team.team_id)
     queue = await uow.cases.queue(team.team_id)
     origins = {off.meeting_id for off in taken_off.values()} - {m.meeting_id for m in open_meetings}
     reminded = [ref for ref, off in taken_off.items() if off.reason == PostponementReason.CONSENT_MISSING]

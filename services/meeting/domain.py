@@ -260,6 +260,11 @@ class Meeting:
     pre_meeting_held_on: date | None = None
 
 
+def cutoff_due(open_meetings: Sequence[Meeting], now: datetime) -> list[Meeting]:
+    """The open meetings whose cut-off has come (their agenda is to be fixed), in date order."""
+    return sorted((m for m in open_meetings if m.cutoff_at <= now), key=lambda m: m.meeting_date)
+
+
 def calendar_meetings(team: Team, *, now: datetime, horizon_weeks: int, skip_dates: set[date]) -> list[Meeting]:
     """The open meetings the team's calendar has from now to the horizon (``calendar_dates``),
     each with the team's time, cut-off and capacity."""

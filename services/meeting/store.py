@@ -226,15 +226,6 @@ class Meetings(Repository):
             today,
         )
 
-    async def due_cutoffs(self, team_id: str, now: datetime) -> list[Meeting]:
-        """The team's open meetings whose cut-off has come, in date order."""
-        return await self._fetch(
-            """SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' AND cutoff_at <= $2
-               ORDER BY meeting_date""",
-            team_id,
-            now,
-        )
-
     async def of_team(self, team_id: str, since: date, until: date) -> list[Meeting]:
         return await self._fetch(
             """SELECT * FROM meetings WHERE team_id = $1 AND meeting_date BETWEEN $2 AND $3

@@ -121,14 +121,11 @@ async def _team_updated(conn: asyncpg.Connection, e: TeamUpdated, _id: uuid.UUID
 
 @projects(CaseReferred)
 async def _case_referred(conn: asyncpg.Connection, e: CaseReferred, _id: uuid.UUID) -> None:
-    await conn.execute(  # a team first known from its case
-        """INSERT INTO team_facts (team_id, municipality, team_name, revision) VALUES ($1, $2, $1, 0)
-           ON CONFLICT (team_id) DO NOTHING""",
-        e.team_id,
-        e.municipality,
-    )
-    await conn.execute(
-        """INSERT INTO case_facts (case_ref, team_id, municipality, referring_party, gender, age_band,
+    await conn.execute(  # with a team first known from its case (one statement)
+        """WITH team AS (
+               INSERT INTO team_facts (team_id, municipality, team_name, revision) VALUES ($2, $3, $2, 0)
+               ON CONFLICT (team_id) DO NOTHING)
+           INSERT INTO case_facts (case_ref, team_id, municipality, referring_party, gender, age_band,
                                    income_at_referral, violence_question_asked, referred_at, referred_on)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
            ON CONFLICT (case_ref) DO UPDATE SET team_id = EXCLUDED.team_id,

@@ -241,7 +241,9 @@ class Cells:
                DO UPDATE SET n = f.n + EXCLUDED.n""",
             *[list(c) for c in columns],
         )
-        await self.conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])", list(set(columns[2])))
+        lowered = {row[2] for row in rows if row[-1] < 0}  # the days of lowered cells: only they can reach 0
+        if lowered:
+            await self.conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])", list(lowered))
 
     async def write(self, cells: Counter[Cell]) -> None:
         """Write cells into an empty table (a rebuild)."""

@@ -133,9 +133,6 @@ class FakeMeetings:
     async def fixed_ahead(self, team_id: str, today: date) -> list[Meeting]:
         return self._of(team_id, lambda m: m.status == "closed" and m.meeting_date >= today)
 
-    async def due_cutoffs(self, team_id: str, now: datetime) -> list[Meeting]:
-        return self._of(team_id, lambda m: m.status == "open" and m.cutoff_at <= now)
-
     async def of_team(self, team_id: str, since: date, until: date) -> list[Meeting]:
         return self._of(team_id, lambda m: since <= m.meeting_date <= until)
 

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from shared.platform.clock import STOCKHOLM
+from tests.support import broker as amqp
 from tests.support.http import client_for, token
 from tests.support.meetings import ALL, ONE_DATES, START, case_referred, consent_event, meeting_id, meeting_service
 
@@ -222,6 +223,21 @@ async def test_withdrawal_after_scheduling_postpones_only_for_configured_parties
     await meeting.until_agenda(DEC15, ["C3"])
     [displaced] = await meeting.tap.wait_for("CasePostponed", case_ref="C3")
     assert displaced["reason"] == "displaced"
+
+
+async def test_a_withdrawal_that_arrives_before_its_referral_holds_the_case(meeting):
+    """FK's withdrawal, recorded after the referral but delivered first, is not undone by the
+    referral's consents (a late older change never overrides a newer one) and holds the case."""
+    await meeting.send(consent_event("C0", "FK", withdrawn=True, at=START + timedelta(minutes=5)))
+    await amqp.eventually(
+        lambda: meeting.fetch("SELECT 1 FROM consent_state WHERE case_ref = 'C0'"), what="the withdrawal"
+    )
+    await meeting.queue(case_referred("C0"), case_referred("C1", minute=1))
+    await meeting.until_agenda(DEC1, ["C1"])
+    rows = await meeting.fetch("SELECT status FROM cases WHERE case_ref = 'C0'")
+    assert rows[0]["status"] == "on_hold"
+    consents = await meeting.fetch("SELECT party, status FROM consent_state WHERE case_ref = 'C0' ORDER BY party")
+    assert {r["party"]: r["status"] for r in consents}["FK"] == "withdrawn"
 
 
 async def test_a_closed_case_leaves_the_queue(meeting):
