@@ -18,6 +18,7 @@ broker-side ``x-delivery-limit`` stays as the last safety net. Never ack on erro
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -93,6 +94,7 @@ class Delivery:
     message: Message
     payload: Any
     handler: Handler
+    message_id: str | None = None  # the broker message's id (for the log)
     emitted: list[Envelope] = field(default_factory=list)
 
 
@@ -123,6 +125,7 @@ class Consumer:
         self.unit_of_work = unit_of_work
         self.service_users = service_users or {}
         self._locks = KeyedLocks()
+        self._arrivals = Arrivals()
         self.broker = broker
         self.topology = topology
         self.pool = pool
@@ -153,13 +156,25 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
 
-    def _in_order(self, message: RabbitMessage) -> contextlib.AbstractAsyncContextManager[None]:
-        """Messages with the same ordering key (one case) are handled one after another in
-        this process; different cases run concurrently up to the prefetch."""
-        key = (message.raw_message.headers or {}).get(ORDERING_HEADER)
-        if not key:
-            return contextlib.nullcontext()
-        return self._locks.lock(str(key))
+    @contextlib.asynccontextmanager
+    async def _in_order(self, message: RabbitMessage) -> AsyncIterator[None]:
+        """Messages with the same ordering key (one case) are handled one after another in this
+        process, in the order the broker delivered them; different cases run concurrently up to
+        the prefetch. Each delivery's task may start later than the next one's (seen under load:
+        a case's CaseReferred started after its ConsentWithdrawn), so a delivery takes its place
+        in its case's line only in delivery order (``Arrivals``)."""
+        raw = message.raw_message
+        key = (raw.headers or {}).get(ORDERING_HEADER)
+        async with self._arrivals.turn(id(raw.channel), raw.delivery_tag or 0):
+            ticket = self._locks.enqueue(str(key)) if key else None
+        if ticket is None:
+            yield
+            return
+        try:
+            await ticket.wait()
+            yield
+        finally:
+            ticket.release()
 
     async def _handle(self, message: RabbitMessage) -> None:
         raw = message.raw_message
@@ -201,10 +216,16 @@ class Consumer:
         started = time.perf_counter()
         outage = failures = 0
         fresh = None
+        if self._stopping.is_set():
+            # Left unacked, it comes back. Never applied after an earlier delivery of its case
+            # was left so: it would overtake that one when both come back.
+            return
         if self.batches is not None:  # with others in one transaction; None: do it alone
             delivery = self._delivery(message, envelope, payload, handler)
             fresh = await self.batches.apply(delivery)
         while fresh is None:
+            if self._stopping.is_set():
+                return  # (as above)
             try:
                 delivery = self._delivery(message, envelope, payload, handler)
                 fresh = await self._apply(delivery)
@@ -278,6 +299,7 @@ class Consumer:
             ),
             payload,
             handler,
+            raw.message_id,
         )
 
     async def _apply(self, delivery: Delivery) -> bool:
@@ -301,11 +323,12 @@ class Consumer:
             if not new:
                 continue
             envelope = delivery.message.envelope
-            with bound_contextvars(
+            with bound_contextvars(  # (a batch runs in the worker's task: its own log context)
                 correlation_id=envelope.correlation_id,
                 event_type=envelope.event_type,
                 case_ref=getattr(delivery.payload, "case_ref", None),
                 event_id=str(envelope.event_id),
+                message_id=delivery.message_id,
             ):
                 uow = self.unit_of_work(conn, delivery.message)
                 uow.defer_outbox()
@@ -446,22 +469,96 @@ def _delivery_count(headers: dict[str, Any] | None) -> int:
 
 
 class KeyedLocks:
-    """One asyncio.Lock per key, forgotten when nobody holds or waits for it."""
+    """A first-come, first-served line per key: ``enqueue`` takes a place at once (no await, so
+    the caller decides the order), ``Ticket.wait`` waits for the turn, ``Ticket.release`` gives
+    it to the next. A key's line is forgotten when empty."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, list[Any]] = {}  # key: [its lock, how many hold or wait for it]
+        self._lines: dict[str, collections.deque[Ticket]] = {}
+
+    def enqueue(self, key: str) -> Ticket:
+        line = self._lines.setdefault(key, collections.deque())
+        ticket = Ticket(self, key)
+        line.append(ticket)
+        if len(line) == 1:
+            ticket.turn.set()
+        return ticket
+
+    def _release(self, ticket: Ticket) -> None:
+        line = self._lines.get(ticket.key)
+        if line is None or ticket not in line:
+            return
+        first = line[0] is ticket
+        line.remove(ticket)
+        if not line:
+            del self._lines[ticket.key]
+        elif first:
+            line[0].turn.set()
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
-        entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
-        entry[1] += 1
+        ticket = self.enqueue(key)
         try:
-            async with entry[0]:
-                yield
+            await ticket.wait()
+            yield
         finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._locks[key]
+            ticket.release()
+
+
+class Ticket:
+    """A place in a ``KeyedLocks`` line."""
+
+    def __init__(self, locks: KeyedLocks, key: str) -> None:
+        self._locks = locks
+        self.key = key
+        self.turn = asyncio.Event()
+
+    async def wait(self) -> None:
+        await self.turn.wait()
+
+    def release(self) -> None:
+        """Leave the line (after the turn, or while still waiting: cancelled)."""
+        self._locks._release(self)
+
+
+# How long a delivery waits for an earlier one (by delivery tag) that has not reached the consumer
+GAP_SECONDS = 0.5
+
+
+class Arrivals:
+    """Admits the deliveries of a channel in delivery-tag order (the broker numbers a channel's
+    deliveries 1, 2, 3, ...), whatever order their tasks start in. A delivery waits for the ones
+    before it at most GAP_SECONDS (one that never reaches the consumer must not stop the rest).
+    Tags start again at 1 on a new channel, which is tracked apart (by its identity)."""
+
+    def __init__(self, gap_seconds: float = GAP_SECONDS) -> None:
+        self._gap = gap_seconds
+        self._next: dict[int, int] = {}  # channel -> the next tag to admit
+        self._waiting: dict[tuple[int, int], asyncio.Event] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, channel: int, tag: int) -> AsyncIterator[None]:
+        expected = self._next.get(channel)
+        if expected is None or tag < expected:  # the first seen of this channel, or a late one
+            self._next[channel] = tag
+        while tag > self._next[channel]:
+            ready = self._waiting.setdefault((channel, tag), asyncio.Event())
+            try:
+                async with asyncio.timeout(self._gap):
+                    await ready.wait()
+            except TimeoutError:
+                # the first of those waiting skips the gap before it; the others wait their turn
+                if tag == min(t for c, t in self._waiting if c == channel):
+                    self._next[channel] = tag
+            finally:
+                self._waiting.pop((channel, tag), None)
+        try:
+            yield
+        finally:
+            following = max(self._next.get(channel, 0), tag + 1)
+            self._next[channel] = following
+            if (event := self._waiting.get((channel, following))) is not None:
+                event.set()
 
 
 def _routed_as(event_type: str, routing_key: str) -> bool:

@@ -73,3 +73,99 @@ async def test_cancel_and_wait_gives_up_on_a_task_that_never_ends_within_its_bou
     task.cancel()
     await asyncio.wait({task}, timeout=1)
     assert task.done()
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+async def test_a_stopping_consumer_applies_nothing_more_and_leaves_it_unacked(batch_size):
+    """Once the service is stopping, a delivery (say the next event of a case whose earlier one
+    was just left unacked) is neither applied nor acked: both come back, and the later one
+    cannot overtake the earlier one."""
+    from types import SimpleNamespace
+
+    from shared.contracts import CaseClosed, envelope_for
+    from shared.platform.consumer import Consumer
+    from shared.platform.handlers import HandlerTable
+
+    applied, settled = [], []
+
+    def pool():
+        raise AssertionError("a stopping consumer must not open a transaction")
+
+    consumer = Consumer(
+        service="test",
+        handlers=HandlerTable("test"),
+        unit_of_work=lambda conn, message: None,  # type: ignore[arg-type,return-value]
+        broker=None,  # type: ignore[arg-type]
+        topology=None,  # type: ignore[arg-type]
+        pool=pool,  # type: ignore[arg-type]
+        metrics=None,  # type: ignore[arg-type]
+        batch_size=batch_size,
+    )
+    event = CaseClosed.model_validate({"case_ref": "TS-STOP", "reason": "MOVED", "closed_at": "2026-11-02T10:00:00Z"})
+
+    async def handler(payload, uow):
+        applied.append(payload)
+
+    async def ack():
+        settled.append("ack")
+
+    message = SimpleNamespace(
+        raw_message=SimpleNamespace(headers={}, routing_key="CaseClosed", user_id=None, exchange="x.events"),
+        ack=ack,
+    )
+    consumer.stopping()
+    await consumer._process(message, envelope_for(event, producer="referral"), event, handler)  # type: ignore[arg-type]
+    await consumer.close()
+    assert applied == [] and settled == []
+
+
+async def test_deliveries_take_their_place_in_their_cases_line_in_delivery_order_whatever_order_they_start_in():
+    """The broker delivered tags 1, 2, 3 of one case, but their tasks started 3, 1, 2 (as seen
+    under load): they still take their turns 1, 2, 3."""
+    from shared.platform.consumer import Arrivals, KeyedLocks
+
+    arrivals, locks, applied = Arrivals(gap_seconds=5.0), KeyedLocks(), []
+
+    async def deliver(tag: int) -> None:
+        async with arrivals.turn(channel=1, tag=tag):
+            ticket = locks.enqueue("TS-CASE")
+        await ticket.wait()
+        applied.append(tag)
+        await asyncio.sleep(0.01)
+        ticket.release()
+
+    first = asyncio.create_task(deliver(1))  # the channel's first delivery is seen first
+    await asyncio.sleep(0.01)
+    await first
+    tasks = [asyncio.create_task(deliver(tag)) for tag in (4, 2, 3)]
+    await asyncio.wait_for(asyncio.gather(*tasks), 2)
+    assert applied == [1, 2, 3, 4]
+
+
+async def test_a_delivery_that_never_comes_holds_the_next_ones_only_briefly():
+    from shared.platform.consumer import Arrivals
+
+    arrivals, admitted = Arrivals(gap_seconds=0.2), []
+
+    async def deliver(tag: int) -> None:
+        async with arrivals.turn(channel=1, tag=tag):
+            admitted.append(tag)
+
+    await deliver(1)
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(deliver(4), deliver(3)), 2)  # 2 never comes
+    assert admitted == [1, 3, 4] and time.monotonic() - started < 1.0
+    await deliver(5)  # and then it goes on without waiting
+    assert admitted[-1] == 5
+
+
+async def test_a_waiting_place_in_a_line_that_is_given_up_passes_the_turn_on():
+    from shared.platform.consumer import KeyedLocks
+
+    locks = KeyedLocks()
+    first, second, third = (locks.enqueue("k") for _ in range(3))
+    second.release()  # cancelled while waiting
+    first.release()
+    await asyncio.wait_for(third.wait(), 1)
+    third.release()
+    assert locks._lines == {}
