@@ -47,15 +47,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    prefetch: int = 32
+    # Deliveries on their way to one consumer at once (unacked): enough for full batches below
+    prefetch: int = 128
     # Connections of one service process to PostgreSQL at most (its pool; the outbox relay's
     # listener is one of them). See the README's connection budget: PostgreSQL allows 100 in
     # all by default.
     db_pool_max: PositiveInt = 8
     # Deliveries waiting at the same moment are applied in one transaction, up to this many
-    # (group commit, see shared/platform/consumer.py); 1 (the default): one transaction per message.
-    # Opt-in: a test once saw two events of one case applied out of order with it on (unexplained).
-    consume_batch_size: PositiveInt = 1
+    # (group commit, see shared/platform/consumer.py); 1: one transaction per message.
+    consume_batch_size: PositiveInt = 64
     # Broker-side bound on redeliveries (RabbitMQ 3.10 quorum queues have no default). A last
     # resort only, well above max_handler_attempts: the broker also counts redeliveries after
     # a cut connection, which are no fault of the message.
