@@ -14,7 +14,7 @@ from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party
 from shared.platform.db import Conn
 from shared.platform.teams import Team
 
-from .domain import AccessEntry, Case, ConsentChange, RejectionRecord
+from .domain import AccessEntry, Case, ConsentChange, IntakeFacts, RejectionRecord
 from .vault import Sealed, SealedCase
 
 _CASE_COLUMNS = """case_ref, referring_party, agency_ref, team_id, municipality, protected_identity,
@@ -96,13 +96,6 @@ class Cases:
             )
         )
 
-    async def has_open_case(self, pseudonym: bytes) -> bool:
-        return bool(
-            await self.conn.fetchval(
-                "SELECT true FROM referrals WHERE person_pseudonym = $1 AND closed_at IS NULL", pseudonym
-            )
-        )
-
     async def close(self, case: Case) -> None:
         """Write the case's closure (closed_at and exit_reason of ``case``)."""
         await self.conn.execute(
@@ -127,6 +120,40 @@ class Cases:
         """Drop the pseudonym, which whoever holds the key could match to a number."""
         await self.conn.execute(
             "UPDATE referrals SET person_pseudonym = NULL WHERE case_ref = ANY($1)", list(case_refs)
+        )
+
+
+class IntakeLookups:
+    """What decides a referral besides the referral itself (``domain.IntakeFacts``), looked up in
+    one statement, so from one snapshot: the person's open case, the agency reference's earlier
+    case, and the team's municipality (as the registry announced it, else the registry file)."""
+
+    def __init__(self, conn: Conn, teams_from_file: Mapping[str, Team]) -> None:
+        self.conn = conn
+        self.teams_from_file = teams_from_file
+
+    async def facts(
+        self, pseudonym: bytes | None, party: Party, agency_ref: str | None, team_id: str | None
+    ) -> IntakeFacts:
+        row = await self.conn.fetchrow(
+            f"""SELECT EXISTS (SELECT 1 FROM referrals WHERE person_pseudonym = $1 AND closed_at IS NULL)
+                           AS person_has_open_case,
+                       (SELECT municipality FROM registered_teams WHERE team_id = $4) AS registered_municipality,
+                       earlier.*
+                FROM (SELECT 1) AS one
+                LEFT JOIN LATERAL (SELECT {_CASE_COLUMNS} FROM referrals
+                                   WHERE referring_party = $2 AND agency_ref = $3) AS earlier ON true""",
+            pseudonym,
+            party.value,
+            agency_ref,
+            team_id,
+        )
+        assert row is not None  # one row, always
+        team = self.teams_from_file.get(team_id) if team_id else None
+        return IntakeFacts(
+            earlier=_case(row) if row["case_ref"] is not None else None,
+            municipality=row["registered_municipality"] or (team.municipality if team else None),
+            person_has_open_case=bool(row["person_has_open_case"]),
         )
 
 
@@ -300,20 +327,11 @@ class AccessLog:
 
 
 class TeamRegistry:
-    """The Trisam teams: as the meeting service's registry last announced them (TeamUpdated, table
-    ``registered_teams``), else as the registry file has them."""
+    """The Trisam teams as the meeting service's registry last announced them (TeamUpdated, table
+    ``registered_teams``); read with the rest of a referral's facts (``IntakeLookups``)."""
 
-    def __init__(self, conn: Conn, from_file: Mapping[str, Team]) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
-        self.from_file = from_file
-
-    async def municipality_of(self, team_id: str) -> str | None:
-        """The team's municipality; None for an unknown team."""
-        registered = await self.conn.fetchval("SELECT municipality FROM registered_teams WHERE team_id = $1", team_id)
-        if registered is not None:
-            return str(registered)
-        team = self.from_file.get(team_id)
-        return team.municipality if team else None
 
     async def register(self, team_id: str, municipality: str, revision: int, updated_at: datetime) -> None:
         """Keep the newest revision of a team's entry (an older one arriving late changes nothing:

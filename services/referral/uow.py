@@ -39,4 +39,5 @@ class ReferralUnitOfWork(PostgresUnitOfWork):
         self.consents = store.ConsentHistory(conn)
         self.rejections = store.Rejections(conn)
         self.access_log = store.AccessLog(conn)
-        self.teams = store.TeamRegistry(conn, deps.teams)
+        self.teams = store.TeamRegistry(conn)
+        self.intake = store.IntakeLookups(conn, deps.teams)

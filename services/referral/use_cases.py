@@ -70,13 +70,15 @@ async def submit_referral(
 
 
 async def _intake_facts(uow: ReferralUnitOfWork, party: Party, referral: Referral) -> IntakeFacts:
-    """The open case is looked up before the earlier acceptance of the agency reference: a
-    concurrent submission of this very referral that commits in between is then found as the
-    earlier one (the same answer), not taken for a duplicate."""
-    open_case = referral.pseudonym is not None and await uow.cases.has_open_case(referral.pseudonym)
-    earlier = await uow.cases.accepted_for(party, referral.command.agency_ref) if referral.command else None
-    municipality = await uow.teams.municipality_of(referral.team_id) if referral.team_id else None
-    return IntakeFacts(earlier=earlier, municipality=municipality, person_has_open_case=open_case)
+    """The person's open case, the agency reference's earlier acceptance and the team's
+    municipality, from one snapshot: a concurrent submission of this very referral is seen in
+    both or in neither (then the case's unique index refuses the second, see submit_referral)."""
+    return await uow.intake.facts(
+        referral.pseudonym,
+        party,
+        referral.command.agency_ref if referral.command else None,
+        referral.team_id or None,
+    )
 
 
 async def _open_case(uow: ReferralUnitOfWork, accepted: Accepted, case: Case, channel: str) -> bool:

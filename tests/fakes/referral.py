@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from services.referral.domain import AccessEntry, Case, ConsentChange, RejectionRecord
+from services.referral.domain import AccessEntry, Case, ConsentChange, IntakeFacts, RejectionRecord
 from services.referral.uow import Dependencies
 from services.referral.vault import Keyring, Sealed, SealedCase
 from shared.contracts.vocabulary import Party
@@ -75,6 +75,20 @@ class FakeCases:
     async def forget_pseudonyms(self, case_refs: Sequence[str]) -> None:
         for case_ref in case_refs:
             self.rows[case_ref] = replace(self.rows[case_ref], person_pseudonym=None)
+
+
+class FakeIntakeLookups:
+    def __init__(self, cases: FakeCases, teams: FakeTeamRegistry) -> None:
+        self.cases, self.teams = cases, teams
+
+    async def facts(
+        self, pseudonym: bytes | None, party: Party, agency_ref: str | None, team_id: str | None
+    ) -> IntakeFacts:
+        return IntakeFacts(
+            earlier=await self.cases.accepted_for(party, agency_ref) if agency_ref else None,
+            municipality=await self.teams.municipality_of(team_id) if team_id else None,
+            person_has_open_case=pseudonym is not None and await self.cases.has_open_case(pseudonym),
+        )
 
 
 class FakeVault:
@@ -169,3 +183,4 @@ class FakeReferralUnitOfWork(FakeUnitOfWork):
         self.rejections = FakeRejections()
         self.access_log = FakeAccessLog(self.deps.clock)
         self.teams = FakeTeamRegistry(self.deps.teams)
+        self.intake = FakeIntakeLookups(self.cases, self.teams)
