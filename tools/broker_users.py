@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.contracts import Command, owner_of, registered
+from shared.contracts.envelope import AGENCY, EVENTS
 from shared.contracts.vocabulary import Party
 
 SERVICES = ("referral", "meeting", "followup", "metrics")
@@ -59,10 +61,35 @@ def agency_user(
     )
 
 
-def service_user(name: str, password: str, namespace_pattern: str) -> BrokerUser:
-    ns = _escape(namespace_pattern)
+def service_user(name: str, password: str, namespace: str, service: str | None = None) -> BrokerUser:
+    """A service's user. Every service declares the whole topology (configure), binds and writes
+    its own messages anywhere in the namespace; it may read every queue but the agencies' own
+    (their replies are for them only). With ``service``: on the events exchange it may publish
+    only the event types that service owns (topic permission), so that no service can forge
+    another's event (the consumers also check the sender, see shared/platform/consumer.py)."""
+    ns = _escape(namespace)
     everything = rf"^{ns}\..*"
-    return BrokerUser(name=name, password=password, configure=everything, write=everything, read=everything)
+    topic = ((f"{namespace}.{EVENTS}", owned_routing_keys(service), ".*"),) if service else ()
+    return BrokerUser(
+        name=name,
+        password=password,
+        configure=everything,
+        write=everything,
+        read=rf"^{ns}\.(?!{AGENCY}\.).*",
+        topic=topic,
+    )
+
+
+def owned_routing_keys(service: str) -> str:
+    """The routing keys of the events a service owns: ``CaseClosed``, ``FollowUpDue.AF``, ..."""
+    names = sorted(
+        {
+            cls.name
+            for cls in registered().values()
+            if owner_of(cls) == service and cls.exchange == EVENTS and not issubclass(cls, Command)
+        }
+    )
+    return rf"^({'|'.join(names)})(\..+)?$" if names else "^$"
 
 
 def dev_users(namespace: str = "trisam") -> list[BrokerUser]:
@@ -77,7 +104,7 @@ def dev_users(namespace: str = "trisam") -> list[BrokerUser]:
         )
         for p in Party
     ]
-    users += [service_user(f"{namespace}-svc-{s}", f"{namespace}-svc-{s}-dev", namespace) for s in SERVICES]
+    users += [service_user(f"{namespace}-svc-{s}", f"{namespace}-svc-{s}-dev", namespace, s) for s in SERVICES]
     return users
 
 

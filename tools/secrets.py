@@ -57,7 +57,8 @@ def broker_definitions(values: dict[str, str]) -> dict:
         for p in Party
     ]
     users += [
-        service_user(f"{NAMESPACE}-svc-{s}", values[f"TRISAM_BROKER_PASSWORD_{s.upper()}"], NAMESPACE) for s in SERVICES
+        service_user(f"{NAMESPACE}-svc-{s}", values[f"TRISAM_BROKER_PASSWORD_{s.upper()}"], NAMESPACE, s)
+        for s in SERVICES
     ]
     return definitions(users, admin=("trisam-admin", values["TRISAM_RABBITMQ_ADMIN_PASSWORD"]), salt=os.urandom(4))
 

@@ -350,7 +350,8 @@ async def _count_at_least(runtime, n: int) -> bool:
 async def test_an_event_from_a_service_that_does_not_own_it_is_refused(infra, settings: Settings, runtimes):
     """Found by a review: any service could forge CaseClosed, which starts the erasure clock in
     referral. With the services' broker users known, a consumer takes an event only from the
-    service that owns its type (the message's user_id, checked by RabbitMQ)."""
+    service that owns its type (the message's user_id, checked by RabbitMQ). The users here have
+    no topic permissions (a broker set up without them): the consumer's check alone refuses."""
     import secrets as random_secrets
     from urllib.parse import urlparse
 
@@ -477,3 +478,59 @@ async def test_a_units_events_go_to_the_outbox_in_one_statement_in_order_and_the
         async with conn.transaction():
             assert await claim_all(conn, "test", [seen_before, new, new]) == [False, True, False]
         assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'test'") == 2
+
+
+async def test_the_broker_lets_a_service_publish_only_its_own_events_and_read_no_agency_queue(
+    infra, settings: Settings, runtimes
+):
+    """Least privilege on the broker itself (topic permissions): the meeting service's user is
+    refused when it publishes CaseClosed (the follow-up service's) and when it reads an
+    agency's queue; the follow-up service's user publishes CaseClosed."""
+    import secrets as random_secrets
+    from urllib.parse import urlparse
+
+    import aio_pika
+
+    from shared.platform import topology as topo
+    from tests.support.agencies import rabbitmqctl_runner
+    from tools import broker_users
+
+    run = rabbitmqctl_runner(infra)
+    assert run is not None, "rabbitmqctl is needed to create the users"
+    await topo.declare(settings.amqp_url, topo.Topology(settings.namespace, settings.delivery_limit))
+    prefix = settings.namespace.replace("_", "-")
+    users = {s: (f"{prefix}-svc-{s}", random_secrets.token_hex(12)) for s in ("followup", "meeting")}
+    vhost = urlparse(infra.amqp_url).path.lstrip("/") or "/"
+    await asyncio.to_thread(
+        broker_users.apply_with_rabbitmqctl,
+        [broker_users.service_user(name, pw, settings.namespace, service) for service, (name, pw) in users.items()],
+        vhost,
+        run,
+    )
+
+    def as_user(service: str) -> str:
+        name, password = users[service]
+        parts = urlparse(infra.amqp_url)
+        return parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port or 5672}").geturl()
+
+    events = f"{settings.namespace}.events"
+    closed = amqp.envelope(
+        "CaseClosed",
+        {"case_ref": "TS-FORGED00000001", "reason": "PLAN_COMPLETED", "closed_at": "2026-11-02T10:00:00+00:00"},
+    )
+    try:
+        with pytest.raises(Exception, match="ACCESS_REFUSED"):
+            await amqp.publish(as_user("meeting"), events, "CaseClosed", closed)
+        await amqp.publish(as_user("followup"), events, "CaseClosed", closed)  # its own: goes
+        await amqp.publish(as_user("meeting"), events, "CaseScheduled", closed)  # one of its own keys
+
+        conn = await aio_pika.connect(as_user("meeting"))
+        try:
+            channel = await conn.channel()
+            with pytest.raises(Exception, match="ACCESS_REFUSED"):
+                queue = await channel.get_queue(f"{settings.namespace}.agency.AF", ensure=False)
+                await queue.get(fail=False)
+        finally:
+            await conn.close()
+    finally:
+        await asyncio.to_thread(broker_users.delete_with_rabbitmqctl, [name for name, _ in users.values()], run)
