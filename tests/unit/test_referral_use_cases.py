@@ -437,6 +437,24 @@ async def test_a_team_member_whose_party_has_consent_reads_the_details_and_the_r
     )
 
 
+async def test_a_coordinator_who_records_another_partys_consent_gains_no_read_from_it(uow):
+    """No self-granted access: the coordinator (REGION) records FK's consent on the team's case;
+    the coordinator still reads only on REGION's consent (none here), while FK's member now may."""
+    case_ref = await new_case(uow, consents=[{"party": "AF", "given_on": "2026-11-02", "form_ref": "F-1"}])
+    coordinator = caller("REGION", "coordinator", user="rk-1")
+    given = RecordConsent(case_ref=case_ref, party=Party.FK, given_on=TODAY, form_ref="F-2")
+    assert (
+        await use_cases.record_consent(
+            uow, by_user="rk-1", by=Party.REGION, command=given, coordinator_of=frozenset({TEAM})
+        )
+        == []
+    )
+    refused = await read(uow, case_ref, coordinator)
+    assert isinstance(refused, Refusal) and refused.code == "no_consent"
+    assert isinstance(await read(uow, case_ref, caller("FK", "member", user="fk-1")), CaseDetails)
+    assert [(e.user_id, e.outcome) for e in uow.access_log.rows] == [("rk-1", "denied"), ("fk-1", "granted")]
+
+
 @pytest.mark.parametrize(
     "principal, code",
     [
