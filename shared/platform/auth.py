@@ -38,6 +38,9 @@ from shared.platform.config import Settings
 
 ALGORITHM = "HS256"
 ISSUER = "trisam"
+# The services a token may be presented to (its ``aud`` claim); each service accepts only tokens
+# that name it. A token for every service is the default of ``mint_token``.
+AUDIENCES = ("referral", "meeting", "followup", "metrics")
 LEEWAY_SECONDS = 30  # tolerated clock skew between the minting and the verifying host
 # The longest a token may live (exp - iat): a working day. A longer one is refused even with a
 # good signature, so that a token that leaks is not good for ever.
@@ -79,7 +82,8 @@ class Principal:
 
 class AuthError(Exception):
     """A token was missing or not acceptable. ``code`` is one of ``token_missing``,
-    ``token_invalid``, ``token_expired``, ``claims_invalid``."""
+    ``token_invalid``, ``token_expired``, ``claims_invalid``, ``wrong_audience``,
+    ``token_lifetime_too_long``."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
@@ -96,8 +100,10 @@ def mint_token(
     teams: Iterable[str] = (),
     ttl_seconds: int = 3600,
     now: float | None = None,
+    audience: Iterable[str] = AUDIENCES,
 ) -> str:
-    """A signed token; ``now`` (Unix seconds) defaults to the current time."""
+    """A signed token for the services in ``audience``; ``now`` (Unix seconds) defaults to the
+    current time."""
     team_list = list(teams)
     if not user_id:
         raise ValueError("user_id must not be empty")
@@ -114,14 +120,16 @@ def mint_token(
         "role": Role(role).value,
         "teams": team_list,
         "iss": ISSUER,
+        "aud": list(audience),
         "iat": issued,
         "exp": issued + ttl_seconds,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify_token(secret: str, token: str) -> Principal:
-    """The token's Principal, or AuthError."""
+def verify_token(secret: str, token: str, audience: str | None = None) -> Principal:
+    """The token's Principal, or AuthError. ``audience``: the service it is presented to, which
+    its ``aud`` claim must name (None: not checked, for tools)."""
     if not token:
         raise AuthError("token_missing", "no bearer token")
     try:
@@ -130,11 +138,17 @@ def verify_token(secret: str, token: str) -> Principal:
             secret,
             algorithms=[ALGORITHM],
             issuer=ISSUER,
+            audience=audience,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "iat", "iss", "sub"]},
+            options={
+                "require": ["exp", "iat", "iss", "sub", *(["aud"] if audience else [])],
+                "verify_aud": audience is not None,
+            },
         )
     except jwt.ExpiredSignatureError:
         raise AuthError("token_expired", "the token has expired") from None
+    except jwt.InvalidAudienceError:
+        raise AuthError("wrong_audience", f"the token is not for the {audience} service") from None
     except jwt.MissingRequiredClaimError as exc:
         raise AuthError("claims_invalid", f"claim {exc.claim!r} is missing") from None
     except (jwt.DecodeError, jwt.InvalidAlgorithmError):  # DecodeError: also bad signatures
@@ -189,8 +203,9 @@ def authenticate(
             token = request.cookies.get(SESSION_COOKIE, "")
         if not token and optional:
             return None
+        runtime = getattr(request.app.state, "runtime", None)
         try:
-            found = verify_token(secret, token)
+            found = verify_token(secret, token, runtime.spec.name if runtime else None)
         except AuthError as exc:
             if from_cookie and optional:
                 return None  # an expired session: the page as for anyone

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from services.referral import app as referral_app
+from shared.platform.auth import mint_token
 from tests.support.http import client_for, token
 from tests.support.referrals import TEAM, submit_referral
 
@@ -200,6 +201,17 @@ async def test_authorisation_matrix(settings, api):
     for route, call in calls.items():
         assert (await call({})).status_code == 401, f"{route} without a token"
         assert (await call({"Authorization": "Bearer not.a.token"})).status_code == 401
+        # a token for another service only (the metrics dashboard's, say) is refused here
+        for_metrics = mint_token(
+            settings.jwt_secret.get_secret_value(),
+            user_id="rk-1",
+            party="REGION",
+            role="coordinator",
+            teams=[TEAM],
+            audience=["metrics"],
+        )
+        refused = await call({"Authorization": f"Bearer {for_metrics}"})
+        assert refused.status_code == 401 and refused.json()["detail"]["code"] == "wrong_audience", route
         for (caller, (role, party, teams)), expected in zip(CALLERS.items(), EXPECTED[route], strict=True):
             got = (await call(token(settings, party=party, role=role, teams=teams))).status_code
             if got != expected:

@@ -232,3 +232,17 @@ def test_the_mint_command_is_for_development_only(monkeypatch):
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit):
         main(["mint", "--sub", "U", "--role", "board"])
+
+
+def test_a_token_is_accepted_only_by_the_services_it_names():
+    """An audience per service: a token minted for the metrics service only is refused by the
+    referral service; a token without an audience is refused where one is checked."""
+    for_metrics = _token(audience=["metrics"])
+    assert verify_token(SECRET, for_metrics, "metrics").user_id == "u1"
+    with pytest.raises(AuthError) as exc:
+        verify_token(SECRET, for_metrics, "referral")
+    assert exc.value.code == "wrong_audience"
+    assert verify_token(SECRET, _token(), "referral").user_id == "u1"  # the default: every service
+    with pytest.raises(AuthError) as exc:
+        verify_token(SECRET, _raw(), "referral")
+    assert exc.value.code == "claims_invalid"
