@@ -174,6 +174,10 @@ add_messages(
             "Du får inte ändra samtycket för den parten i detta ärende.",
             "You may not change the consent of that party in this case.",
         ),
+        "not_in_team": (
+            "Du får bara registrera samtycke i ärenden hos de team du tillhör.",
+            "You may record consent only on cases of the teams you belong to.",
+        ),
         "consent_before_withdrawal": (
             "Samtycket är daterat före ett senare återkallande.",
             "The consent is dated before a later withdrawal.",
@@ -581,10 +585,16 @@ def decide_consent_given(
     command: RecordConsent,
     now: datetime,
     coordinator_of: frozenset[str] = frozenset(),
+    person_teams: frozenset[str] | None = None,
 ) -> ConsentDecision:
     """Record the individual's consent for a party (given after the referral, or again): not on a
-    closed case, and not dated before a later withdrawal of that party's consent."""
+    closed case, and not dated before a later withdrawal of that party's consent. A person
+    (``person_teams``: the teams they are assigned to) records it only on their teams' cases;
+    an agency's system (None) for its party on any case. A withdrawal is not scoped so: it
+    never opens access, and the individual may ask any officer of the party."""
     problems = _consent_problems(case, by, command.party, command.given_on, now, "given_on", coordinator_of)
+    if not problems and case is not None and person_teams is not None and case.team_id not in person_teams:
+        problems.append(Problem("not_in_team", "case_ref"))
     if case is not None and case.closed_at is not None:
         problems.append(Problem("case_closed", "case_ref"))
     withdrawn_on = last_withdrawal(history, command.party)

@@ -127,8 +127,9 @@ CONSENT_CHANGE = {
     **UNAUTHENTICATED,
     403: {
         "model": RejectionBody | ErrorBody,
-        "description": "Your role may not (detail code role_not_allowed), or your "
-        "party may not change this consent (reason not_allowed)",
+        "description": "Your role may not (detail code role_not_allowed), your "
+        "party may not change this consent (reason not_allowed), or the case is not of your teams "
+        "(reason not_in_team, when recording consent)",
     },
     404: {"model": RejectionBody, "description": "No such case (code case_not_found)"},
     **REJECTED,
@@ -289,7 +290,12 @@ async def consent_change(
     coordinator_of = principal.teams if principal.role == Role.COORDINATOR else frozenset()
     async with new_uow() as uow:
         problems = await use_case(
-            uow, by=_party(principal), by_user=principal.user_id, command=command, coordinator_of=coordinator_of
+            uow,
+            by=_party(principal),
+            by_user=principal.user_id,
+            command=command,
+            coordinator_of=coordinator_of,
+            person_teams=principal.teams,
         )
     if problems:
         runtime_of(request).metrics.count_rejection(command.name, _party(principal).value, [p.code for p in problems])
@@ -373,7 +379,7 @@ def problem_response(
     problems: list[Problem], *, agency_ref: str | None = None, case_ref: str | None = None
 ) -> JSONResponse:
     codes = {p.code for p in problems}
-    status = 404 if "case_not_found" in codes else 403 if "not_allowed" in codes else 422
+    status = 404 if "case_not_found" in codes else 403 if codes & {"not_allowed", "not_in_team"} else 422
     body: dict[str, Any] = {"status": "rejected", "reasons": domain.reasons_of(problems)}
     if agency_ref is not None:
         body["agency_ref"] = agency_ref

@@ -110,14 +110,23 @@ async def record_consent(
     by_user: str,
     command: RecordConsent,
     coordinator_of: frozenset[str] = frozenset(),
+    person_teams: frozenset[str] | None = None,
 ) -> list[Problem]:
     """Record the individual's consent for a party; the problems if refused. ``by_user``: who
     records it (kept in the history). ``coordinator_of``: the teams whose coordinator asks (a
-    coordinator records it for any party; it gives the coordinator no access of that party)."""
+    coordinator records it for any party; it gives the coordinator no access of that party).
+    ``person_teams``: a signed-in person's teams, whose cases alone they may record it on."""
     case = await uow.cases.lock(command.case_ref)
     history = await uow.consents.of(case.case_ref) if case else []
     decision = domain.decide_consent_given(
-        case, history, by=by, by_user=by_user, command=command, now=uow.deps.clock.now(), coordinator_of=coordinator_of
+        case,
+        history,
+        by=by,
+        by_user=by_user,
+        command=command,
+        now=uow.deps.clock.now(),
+        coordinator_of=coordinator_of,
+        person_teams=person_teams,
     )
     return await _apply_consent(uow, decision)
 
@@ -129,6 +138,7 @@ async def withdraw_consent(
     by_user: str,
     command: WithdrawConsent,
     coordinator_of: frozenset[str] = frozenset(),
+    person_teams: frozenset[str] | None = None,  # (a withdrawal is not scoped to teams)
 ) -> list[Problem]:
     """Withdraw the consent for a party (every service is told); the problems if refused."""
     case = await uow.cases.lock(command.case_ref)

@@ -124,7 +124,7 @@ async def test_details_only_with_consent_and_every_read_audited(settings, api):
 async def test_consent_withdrawal_stops_reads_and_consent_given_later_allows_them(settings, api):
     case_ref, _ = await _new_case(settings, api, consents=("AF", "FK"))
     fk_member = token(settings, party="FK", role="member", teams=[TEAM])
-    officer = token(settings, party="AF", role="officer")
+    officer = token(settings, party="AF", role="officer", teams=[TEAM])  # an officer records on their teams' cases
     url = f"/api/v1/cases/{case_ref}"
     assert (await api.get(url, params={"purpose": "plan"}, headers=fk_member)).status_code == 200
 
@@ -157,8 +157,9 @@ ROLES = ["officer", "member", "coordinator", "admin", "auditor"]
 # (role, party, teams) of the caller -> expected status per route, for a case of TEAM referred
 # by AF with consent from AF and REGION only. Written out by hand from the rules, on purpose.
 CALLERS = {
-    "af-officer": ("officer", "AF", []),
-    "fk-officer": ("officer", "FK", []),
+    "af-officer": ("officer", "AF", [TEAM]),
+    "fk-officer": ("officer", "FK", [TEAM]),
+    "af-officer-other-team": ("officer", "AF", [OTHER_TEAM]),
     "region-member-in-team": ("member", "REGION", [TEAM]),
     "fk-member-in-team": ("member", "FK", [TEAM]),
     "region-member-other-team": ("member", "REGION", [OTHER_TEAM]),
@@ -168,14 +169,14 @@ CALLERS = {
     "region-auditor": ("auditor", "REGION", []),
 }
 EXPECTED = {
-    # route:                   af-off fk-off r-mem fk-mem r-oth r-coo r-coo-oth admin auditor
-    "submit": (201, 201, 403, 403, 403, 403, 403, 403, 403),
-    "rejections": (200, 200, 403, 403, 403, 403, 403, 403, 403),
-    "details": (403, 403, 200, 403, 403, 200, 403, 403, 403),
-    "consents": (403, 403, 200, 200, 403, 200, 403, 403, 200),
-    "record_consent": (201, 201, 403, 403, 403, 201, 403, 403, 403),
-    "withdraw_consent": (201, 403, 403, 403, 403, 201, 403, 403, 403),
-    "access_log": (403, 403, 403, 403, 403, 403, 403, 403, 200),
+    # route:                   af-off fk-off af-oth r-mem fk-mem r-oth r-coo r-coo-oth admin auditor
+    "submit": (201, 201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "rejections": (200, 200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "details": (403, 403, 403, 200, 403, 403, 200, 403, 403, 403),
+    "consents": (200, 200, 403, 200, 200, 403, 200, 403, 403, 200),
+    "record_consent": (201, 201, 403, 403, 403, 403, 201, 403, 403, 403),
+    "withdraw_consent": (201, 403, 201, 403, 403, 403, 201, 403, 403, 403),
+    "access_log": (403, 403, 403, 403, 403, 403, 403, 403, 403, 200),
 }
 
 

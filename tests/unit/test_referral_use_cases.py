@@ -393,6 +393,29 @@ async def test_consent_for_an_unknown_or_closed_case(uow):
     assert await use_cases.withdraw_consent(uow, by_user="officer-1", by=Party.AF, command=withdrawal) == []
 
 
+async def test_a_person_records_consent_only_on_their_teams_cases_an_agency_system_on_any(uow):
+    """Officers are scoped to their teams when they give consent (it opens access); a withdrawal
+    is not (it never does, and the individual may ask any officer of the party)."""
+    case_ref = await new_case(uow)
+    given = RecordConsent(case_ref=case_ref, party=Party.FK, given_on=TODAY, form_ref="F")
+    elsewhere = await use_cases.record_consent(
+        uow, by_user="af-1", by=Party.AF, command=given, person_teams=frozenset({"SANDVIKEN-JARBO"})
+    )
+    assert [p.code for p in elsewhere] == ["not_in_team"]
+    assert (
+        await use_cases.record_consent(uow, by_user="af-2", by=Party.AF, command=given, person_teams=frozenset({TEAM}))
+        == []
+    )
+    assert await use_cases.record_consent(uow, by_user="trisam-af", by=Party.AF, command=given) == []  # the system
+    withdrawal = WithdrawConsent(case_ref=case_ref, party=Party.AF, withdrawn_on=TODAY)
+    assert (
+        await use_cases.withdraw_consent(
+            uow, by_user="af-1", by=Party.AF, command=withdrawal, person_teams=frozenset({"SANDVIKEN-JARBO"})
+        )
+        == []
+    )
+
+
 async def test_the_teams_coordinator_may_change_any_partys_consent(uow):
     case_ref = await new_case(uow)
     withdrawal = WithdrawConsent(case_ref=case_ref, party=Party.AF, withdrawn_on=TODAY)
