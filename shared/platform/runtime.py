@@ -365,11 +365,16 @@ def build_app(runtime: Runtime) -> FastAPI:
         finally:
             await runtime.stop()
 
+    # The interactive API pages load Swagger UI and ReDoc from a CDN: development only. The
+    # OpenAPI document itself (/openapi.json) is served everywhere.
+    pages = runtime.settings.env == "dev"
     app = FastAPI(
         title=f"Trisam {runtime.spec.name} service",
         version="1.0.0",
         description=runtime.spec.description,
         lifespan=lifespan,
+        docs_url="/docs" if pages else None,
+        redoc_url="/redoc" if pages else None,
     )
     app.state.runtime = runtime
     app.add_middleware(BoundedBody, max_bytes=runtime.settings.http_max_body_bytes)

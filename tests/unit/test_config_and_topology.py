@@ -194,3 +194,23 @@ def test_make_secrets_generates_what_production_accepts():
     users = {u["name"] for u in make_secrets.broker_definitions(values)["users"]}
     assert {"trisam-admin", "trisam-af", "trisam-svc-referral"} <= users and "guest" not in users
     assert values != make_secrets.generate()  # random each time
+
+
+def test_production_serves_no_api_pages_from_a_cdn_but_the_openapi_document():
+    """Swagger UI and ReDoc load scripts from a CDN: off in production; /openapi.json stays."""
+    from fastapi.testclient import TestClient
+
+    from services.referral import app as referral_app
+    from shared.platform.runtime import Runtime, build_app
+
+    production = Settings(
+        env="production",
+        pseudonym_key="a-real-secret",
+        encryption_keys="k1:" + "A" * 43 + "=",  # 32 bytes
+        jwt_secret="j" * 40,
+        **REAL_URLS,
+    )
+    for settings, pages in ((production, 404), (Settings(), 200)):
+        client = TestClient(build_app(Runtime(referral_app.spec(settings), settings)))  # not started
+        assert client.get("/docs").status_code == pages and client.get("/redoc").status_code == pages
+        assert client.get("/openapi.json").status_code == 200
