@@ -51,6 +51,18 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
                 log.info("personal data erased after retention", cases=len(erased))
             await asyncio.sleep(settings.retention_check_seconds)
 
+    async def rewrap_vault(runtime: Runtime) -> None:
+        """Key rotation: every live case's data key under the current master key, in small
+        units of work; then rests until the next check."""
+        while True:
+            async with runtime.unit_of_work() as uow:
+                assert isinstance(uow, ReferralUnitOfWork)
+                moved = await use_cases.rewrap_vault(uow)
+            if moved:
+                log.info("case keys wrapped by the current master key", cases=moved)
+                continue
+            await asyncio.sleep(settings.retention_check_seconds)
+
     return ServiceSpec(
         name="referral",
         description="Referral intake: agencies submit referrals over AMQP or HTTP; accepted "
@@ -59,7 +71,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         handlers=handlers,
         unit_of_work=lambda conn, message: ReferralUnitOfWork(conn, deps, message=message),
         routes=lambda runtime: router,
-        tasks=(erase_expired_personal_data,),
+        tasks=(erase_expired_personal_data, rewrap_vault),
         clock=deps.clock,
         publishes=(
             (CaseReferred, "A referral was accepted; a case exists (no personal data)."),

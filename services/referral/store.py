@@ -158,42 +158,71 @@ class IntakeLookups:
 
 
 class Vault:
-    """The cases' personal data, sealed (table ``vault``; one row per case)."""
+    """The cases' personal data, sealed (table ``vault``; one row per case): the fields and the
+    case's data key, wrapped by a master key (see vault.py)."""
 
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
-    async def put(self, case_ref: str, fields: Mapping[str, Sealed]) -> None:
+    async def put(self, case_ref: str, sealed: SealedCase) -> None:
+        """Store a case's sealed personal data, or replace it (a re-wrap)."""
         values: list[object] = []
         for name in _VAULT_FIELDS:
-            sealed = fields.get(name)
-            values += [sealed.blob if sealed else None, sealed.key_id if sealed else None]
+            value = sealed.fields.get(name)
+            values += [value.blob if value else None, value.key_id if value else None]
+        key = sealed.data_key
         await self.conn.execute(
             """INSERT INTO vault (case_ref, personnummer, personnummer_key, question, question_key,
-                                  purpose, purpose_key)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                                  purpose, purpose_key, data_key, data_key_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               ON CONFLICT (case_ref) DO UPDATE SET
+                   personnummer = EXCLUDED.personnummer, personnummer_key = EXCLUDED.personnummer_key,
+                   question = EXCLUDED.question, question_key = EXCLUDED.question_key,
+                   purpose = EXCLUDED.purpose, purpose_key = EXCLUDED.purpose_key,
+                   data_key = EXCLUDED.data_key, data_key_id = EXCLUDED.data_key_id
+               WHERE vault.erased_at IS NULL""",
             case_ref,
             *values,
+            key.blob if key else None,
+            key.key_id if key else None,
         )
 
     async def get(self, case_ref: str) -> SealedCase:
         """The case's sealed fields (none for a case without a vault row)."""
-        row = await self.conn.fetchrow("SELECT * FROM vault WHERE case_ref = $1", case_ref)
-        if row is None:
-            return SealedCase()
-        return SealedCase(
-            {name: Sealed(row[f"{name}_key"], row[name]) for name in _VAULT_FIELDS if row[name] is not None},
-            row["erased_at"],
+        return _sealed(await self.conn.fetchrow("SELECT * FROM vault WHERE case_ref = $1", case_ref))
+
+    async def not_under(self, master_key_id: str, limit: int) -> list[tuple[str, SealedCase]]:
+        """Live (not erased) cases whose data key is wrapped by another master key, or that have
+        none yet (sealed before data keys), locked for this unit of work (others skip them)."""
+        rows = await self.conn.fetch(
+            """SELECT * FROM vault
+               WHERE erased_at IS NULL AND data_key_id IS DISTINCT FROM $1
+               ORDER BY case_ref LIMIT $2 FOR UPDATE SKIP LOCKED""",
+            master_key_id,
+            limit,
         )
+        return [(row["case_ref"], _sealed(row)) for row in rows]
 
     async def erase(self, case_refs: Sequence[str]) -> None:
-        """Destroy the ciphertexts of these cases (crypto-shredding aside, the only way back)."""
+        """Destroy the ciphertexts of these cases and their data keys: a copy of the row made
+        before (a backup) opens only while its master key is still configured (see vault.py)."""
         await self.conn.execute(
             """UPDATE vault SET personnummer = NULL, personnummer_key = NULL, question = NULL,
-                      question_key = NULL, purpose = NULL, purpose_key = NULL, erased_at = now()
+                      question_key = NULL, purpose = NULL, purpose_key = NULL, data_key = NULL,
+                      data_key_id = NULL, erased_at = now()
                WHERE case_ref = ANY($1) AND erased_at IS NULL""",
             list(case_refs),
         )
+
+
+def _sealed(row: asyncpg.Record | None) -> SealedCase:
+    if row is None:
+        return SealedCase()
+    return SealedCase(
+        {name: Sealed(row[f"{name}_key"], row[name]) for name in _VAULT_FIELDS if row[name] is not None},
+        row["erased_at"],
+        Sealed(row["data_key_id"], row["data_key"]) if row["data_key"] is not None else None,
+    )
 
 
 def _consent_change(row: asyncpg.Record) -> ConsentChange:

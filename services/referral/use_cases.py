@@ -196,7 +196,7 @@ async def read_case_details(
         return decision.refusal or domain.CASE_NOT_FOUND
     sealed = await uow.vault.get(case.case_ref)
     try:
-        return CaseDetails(case, vault.reveal(uow.deps.keyring, case.case_ref, sealed.fields), sealed.erased_at)
+        return CaseDetails(case, vault.reveal(uow.deps.keyring, case.case_ref, sealed), sealed.erased_at)
     except vault.VaultError:  # its key destroyed: as good as erased
         log.error("vault field could not be opened", case_ref=case.case_ref)
         return CaseDetails(case, {}, sealed.erased_at or case.referred_at)
@@ -244,6 +244,24 @@ async def erase_expired_personal_data(uow: ReferralUnitOfWork) -> list[str]:
         await uow.vault.erase(due)
         await uow.cases.forget_pseudonyms(due)
     return due
+
+
+async def rewrap_vault(uow: ReferralUnitOfWork, limit: int = 500) -> int:
+    """Key rotation: up to ``limit`` live cases not yet under the current master key get their
+    data key wrapped by it (or, sealed before data keys, a data key of their own). Once none is
+    left, the old master key can be removed, and every copy sealed under it (backups of erased
+    cases included) is gone for good. Returns how many were re-wrapped."""
+    keyring = uow.deps.keyring
+    moved = 0
+    for case_ref, sealed in await uow.vault.not_under(keyring.current_key_id, limit):
+        try:
+            rewrapped = vault.rewrap(keyring, case_ref, sealed)
+        except vault.VaultError:  # its master key removed already: nothing left to protect
+            log.error("vault row cannot be opened to re-wrap it", case_ref=case_ref)
+            continue
+        await uow.vault.put(case_ref, rewrapped)
+        moved += 1
+    return moved
 
 
 async def register_team(uow: ReferralUnitOfWork, event: TeamUpdated) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.referral.domain import AccessEntry, Case, ConsentChange, IntakeFacts, RejectionRecord
 from services.referral.uow import Dependencies
-from services.referral.vault import Keyring, Sealed, SealedCase
+from services.referral.vault import Keyring, SealedCase
 from shared.contracts.vocabulary import Party
 from shared.platform.clock import Clock, SettableClock
 from shared.platform.teams import Team, load_teams
@@ -96,11 +96,20 @@ class FakeVault:
         self.rows: dict[str, SealedCase] = {}
         self.clock = clock
 
-    async def put(self, case_ref: str, fields: Mapping[str, Sealed]) -> None:
-        self.rows[case_ref] = SealedCase(dict(fields))
+    async def put(self, case_ref: str, sealed: SealedCase) -> None:
+        if case_ref not in self.rows or self.rows[case_ref].erased_at is None:
+            self.rows[case_ref] = sealed
 
     async def get(self, case_ref: str) -> SealedCase:
         return self.rows.get(case_ref, SealedCase())
+
+    async def not_under(self, master_key_id: str, limit: int) -> list[tuple[str, SealedCase]]:
+        due = [
+            (ref, sealed)
+            for ref, sealed in sorted(self.rows.items())
+            if sealed.erased_at is None and (sealed.data_key is None or sealed.data_key.key_id != master_key_id)
+        ]
+        return due[:limit]
 
     async def erase(self, case_refs: Sequence[str]) -> None:
         for case_ref in case_refs:

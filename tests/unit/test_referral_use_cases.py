@@ -37,7 +37,7 @@ from shared.contracts.vocabulary import AgeBand, ExitReason, Gender, HostUnit, P
 from shared.platform.auth import Principal, Role
 from shared.platform.clock import SettableClock
 from shared.platform.uow import Message
-from tests.fakes.referral import FakeReferralUnitOfWork, dependencies
+from tests.fakes.referral import TEST_KEYS, FakeReferralUnitOfWork, dependencies
 from tests.support.identities import generated_personnummer
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -565,6 +565,7 @@ async def test_personal_data_is_erased_after_retention_and_the_rest_stays(uow, c
         )
     assert await use_cases.erase_expired_personal_data(uow) == [old]  # retention: 30 days
     assert uow.vault.rows[old].fields == {} and uow.vault.rows[old].erased_at == NOW
+    assert uow.vault.rows[old].data_key is None  # the case's own key is gone with it
     assert uow.cases.rows[old].person_pseudonym is None and uow.cases.rows[old].team_id == TEAM
     assert uow.vault.rows[recent].fields and uow.vault.rows[still_open].fields
     assert await use_cases.erase_expired_personal_data(uow) == []  # once
@@ -572,3 +573,23 @@ async def test_personal_data_is_erased_after_retention_and_the_rest_stays(uow, c
     assert isinstance(details, CaseDetails) and details.erased_at is not None and details.personal == {}
     clock.advance(days=2)
     assert await use_cases.erase_expired_personal_data(uow) == [recent]
+
+
+async def test_key_rotation_moves_every_live_case_to_the_new_master_key_and_skips_the_erased(uow, clock):
+    import base64
+
+    kept = await new_case(uow)
+    erased = await new_case(uow, agency_ref="AF-2026-002", personnummer=OTHER_PERSON)
+    await use_cases.close_case(
+        uow, CaseClosed(case_ref=erased, reason=ExitReason.PLAN_COMPLETED, closed_at=NOW - timedelta(days=31))
+    )
+    assert await use_cases.erase_expired_personal_data(uow) == [erased]
+    new_master = "k2:" + base64.b64encode(b"\x02" * 32).decode()
+    uow.deps = replace(uow.deps, keyring=Keyring.from_config(f"{new_master},{TEST_KEYS}"))
+    assert await use_cases.rewrap_vault(uow) == 1  # the live case only
+    assert await use_cases.rewrap_vault(uow) == 0  # all under the new key
+    data_key = uow.vault.rows[kept].data_key
+    assert data_key is not None and data_key.key_id == "k2"
+    uow.deps = replace(uow.deps, keyring=Keyring.from_config(new_master))  # the old key removed
+    details = await read(uow, kept, caller("REGION", "member"))
+    assert isinstance(details, CaseDetails) and details.personal["personnummer"]

@@ -157,3 +157,66 @@ def test_reprs_show_no_key_material_or_plaintext():
         assert repr(secret)[2:20] not in text
     assert plaintext.decode() not in text
     assert sealed.blob.hex()[:16] not in text and repr(sealed.blob)[2:20] not in text
+
+
+# --------------------------------------------------------------------------- a data key per case
+
+
+PERSONAL = {"personnummer": "19850101-1234", "question": "Stöd till arbete?"}
+
+
+def test_a_case_is_sealed_under_a_data_key_of_its_own_wrapped_by_the_master_key(keyring):
+    from services.referral.vault import CASE_KEY, reveal, seal
+
+    sealed = seal(keyring, "TS-ABC", PERSONAL)
+    assert sealed.data_key is not None and sealed.data_key.key_id == "k1"
+    assert {f.key_id for f in sealed.fields.values()} == {CASE_KEY}
+    assert reveal(keyring, "TS-ABC", sealed) == PERSONAL
+    other = seal(keyring, "TS-ABC", PERSONAL)
+    assert other.data_key != sealed.data_key  # a new key for every case
+    with pytest.raises(VaultError):  # fields bound to their case: not opened under another's key
+        reveal(keyring, "TS-ABC", type(sealed)(other.fields, data_key=sealed.data_key))
+    assert "1234" not in repr(sealed) and "Stöd" not in repr(sealed)
+
+
+def test_erasure_destroys_the_case_key_and_a_backup_dies_with_its_master_key(keyring):
+    """Crypto-shredding: the erased row has no key; a copy taken before the erasure (a backup)
+    opens only while its master key is configured. The scheduled re-wrap moves every live case
+    to the new master key, so that the old one can be removed: the backup is then dead, the
+    live cases are not."""
+    from services.referral.vault import SealedCase, needs_rewrap, reveal, rewrap, seal
+
+    erased, kept = seal(keyring, "TS-ERASED", PERSONAL), seal(keyring, "TS-KEPT", PERSONAL)
+    backup = erased  # the copy in last night's backup
+    after_erasure = SealedCase(erased.fields, data_key=None)  # the row now (fields gone too, in life)
+    with pytest.raises(VaultError):
+        reveal(keyring, "TS-ERASED", after_erasure)
+    rotated = Keyring.from_config(config(("k2", NEW_KEY), ("k1", OLD_KEY)))
+    assert needs_rewrap(rotated, kept)
+    kept = rewrap(rotated, "TS-KEPT", kept)
+    assert not needs_rewrap(rotated, kept) and kept.data_key is not None and kept.data_key.key_id == "k2"
+    assert reveal(rotated, "TS-ERASED", backup) == PERSONAL  # until the old master key goes
+    retired = Keyring.from_config(config(("k2", NEW_KEY)))
+    assert reveal(retired, "TS-KEPT", kept) == PERSONAL
+    with pytest.raises(VaultError):
+        reveal(retired, "TS-ERASED", backup)
+
+
+def test_a_row_sealed_before_data_keys_opens_and_is_moved_to_a_key_of_its_own(keyring):
+    from services.referral.vault import CASE_KEY, SealedCase, needs_rewrap, reveal, rewrap
+
+    legacy = SealedCase(
+        {
+            name: keyring.encrypt(v.encode(), associated_data=associated_data("TS-OLD", name))
+            for name, v in PERSONAL.items()
+        }
+    )
+    assert reveal(keyring, "TS-OLD", legacy) == PERSONAL and needs_rewrap(keyring, legacy)
+    moved = rewrap(keyring, "TS-OLD", legacy)
+    assert moved.data_key is not None and {f.key_id for f in moved.fields.values()} == {CASE_KEY}
+    assert reveal(keyring, "TS-OLD", moved) == PERSONAL and not needs_rewrap(keyring, moved)
+
+
+def test_the_case_key_id_is_reserved():
+    with pytest.raises(ValueError, match="reserved"):
+        Keyring.from_config(config(("case", OLD_KEY)))
