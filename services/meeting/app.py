@@ -29,7 +29,7 @@ from shared.platform.teams import DEFAULT_TEAMS_FILE
 from shared.platform.uow import Message
 
 from . import calendar
-from .handlers import handlers
+from .handlers import handlers, lock_batch
 from .referral_api import ReferralApi
 from .routes import routes_with
 from .uow import Dependencies, MeetingUnitOfWork
@@ -81,6 +81,7 @@ def spec(settings: Settings, clock: Clock | None = None, referral_api: ReferralA
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
         unit_of_work=unit_of_work,
+        lock_batch=lock_batch,
         routes=routes_with(referral),
         tasks=(scheduler,),
         publishes=(

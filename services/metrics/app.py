@@ -13,7 +13,7 @@ from shared.platform.config import Settings
 from shared.platform.runtime import ServiceSpec
 
 from . import editions, projections
-from .handlers import handlers
+from .handlers import handlers, lock_batch
 from .routes import router
 from .uow import MetricsUnitOfWork
 
@@ -60,6 +60,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         migrations=Path(__file__).parent / "migrations",
         handlers=handlers,
         unit_of_work=lambda conn, message: MetricsUnitOfWork(conn, message=message),
+        lock_batch=lock_batch,
         clock=clock,
         routes=lambda runtime: router,
         tasks=(make_public_editions,),

@@ -3,6 +3,8 @@ decoded it, to the projections (the same ``projections.apply`` that ``rebuild`` 
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.contracts import (
     CaseClosed,
     CaseNotConsulted,
@@ -22,6 +24,7 @@ from shared.contracts import (
     TeamUpdated,
 )
 from shared.platform import consent
+from shared.platform.db import Conn
 from shared.platform.handlers import HandlerTable
 
 from . import projections
@@ -70,3 +73,9 @@ for _contract in (
     FollowUpCancelled,
 ):
     handlers.on(_contract)(_project)  # logged; projected if it has a projection
+
+
+async def lock_batch(conn: Conn, events: list[Any]) -> None:
+    """Every transaction of deliveries takes the projections' lock first (see
+    ``projections.lock_projections``), alone or in a batch."""
+    await projections.lock_projections(conn)

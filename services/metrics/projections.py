@@ -85,13 +85,21 @@ async def apply(uow_or_conn: Any, event: Contract, event_id: uuid.UUID, *, cells
         return
     conn: asyncpg.Connection = getattr(uow_or_conn, "conn", uow_or_conn)
     case_refs, meeting_ids = touched(event) if cells else ([], [])
-    # the same case's (or meeting's) events one after another, also across instances: each
-    # works out the difference from what the one before it left
-    await store.lock_keys(conn, [f"case:{c}" for c in case_refs] + [f"meeting:{m}" for m in meeting_ids])
+    # (the caller holds the projections' lock, see lock_projections: each event works out the
+    # difference from what the one before it left, also across instances)
     before = await _cells(conn, case_refs, meeting_ids)
     await projection(conn, event, event_id)
     after = await _cells(conn, case_refs, meeting_ids)
     await store.Cells(conn).add(domain.difference(before, after))
+
+
+async def lock_projections(conn: asyncpg.Connection) -> None:
+    """One transaction at a time applies events to the projections (in this database, across
+    instances): taken first by every transaction that applies any, until it ends. The cells are
+    shared by many cases (a day, a team, a measure), so two transactions applying several
+    events each would otherwise lock them in different orders and deadlock (seen: 11 in a run
+    with two instances)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('projections', 7246))")
 
 
 async def _cells(conn: asyncpg.Connection, case_refs: list[str], meeting_ids: list[str]) -> Counter[domain.Cell]:

@@ -207,15 +207,6 @@ async def all_meeting_ids(conn: asyncpg.Connection) -> list[str]:
     return [r["meeting_id"] for r in await conn.fetch("SELECT meeting_id FROM meeting_facts ORDER BY 1")]
 
 
-async def lock_keys(conn: asyncpg.Connection, keys: list[str]) -> None:
-    """Transaction locks on these keys (cases, meetings), always taken in the same order."""
-    if keys:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 7246)) FROM unnest($1::text[]) k ORDER BY k",
-            sorted(set(keys)),
-        )
-
-
 # --------------------------------------------------------------------------- cells
 
 

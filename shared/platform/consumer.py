@@ -116,8 +116,10 @@ class Consumer:
         max_backoff_seconds: float = 30.0,
         batch_size: int = 1,
         service_users: dict[str, str] | None = None,
+        lock_batch: Callable[[Conn, list[Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
+        self.lock_batch = lock_batch
         # Up to this many deliveries waiting at once are applied in ONE transaction (group
         # commit); 1: one transaction per message.
         self.batches = Batches(self._apply_many, batch_size) if batch_size > 1 else None
@@ -318,6 +320,8 @@ class Consumer:
         all the events they emitted into the outbox in one statement. For each delivery,
         whether it was new."""
         fresh = await claim_all(conn, self.service, [delivery.message for delivery in deliveries])
+        if self.lock_batch is not None and any(fresh):
+            await self.lock_batch(conn, [d.payload for d, new in zip(deliveries, fresh, strict=True) if new])
         emitted = []
         for delivery, new in zip(deliveries, fresh, strict=True):
             if not new:

@@ -82,6 +82,9 @@ class ServiceSpec:
     publishes: tuple[tuple[type[Contract], str], ...] = ()
     # The service's clock (a development clock may run ahead or fast); default: from settings.
     clock: Clock | None = None
+    # Locks what the handlers of a transaction's deliveries will lock, in one fixed order,
+    # before they run (group commit without deadlocks between concurrent transactions).
+    lock_batch: Callable[[Conn, list[Any]], Awaitable[None]] | None = None
 
 
 class Runtime:
@@ -119,6 +122,7 @@ class Runtime:
             max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
             batch_size=self.settings.consume_batch_size,
             service_users=self.settings.service_users,
+            lock_batch=spec.lock_batch,
         )
         if self.handlers:
             self.broker.subscriber(
