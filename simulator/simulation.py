@@ -265,6 +265,16 @@ class Simulation:
                     except (httpx.HTTPError, OSError):
                         await asyncio.sleep(0.5)
 
+    async def answered(self, timeout: float = 30.0) -> bool:
+        """Wait until every referral sent has its answer (the agencies go on reading their
+        replies); False if some are still unanswered after ``timeout`` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.tally.answered < len(self.tally.sent):
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+        return True
+
     async def stop(self) -> None:
         if self._coordinator:
             self._coordinator.cancel()
@@ -306,7 +316,11 @@ class Simulation:
             used=self._used,
         )
         self.tally.sent.add(agency_ref)
-        await self.agencies[party].send(_command("SubmitReferral", payload))
+        try:
+            await self.agencies[party].send(_command("SubmitReferral", payload))
+        except Exception:
+            self.tally.sent.discard(agency_ref)  # not sent (cancelled mid-send, it may have been)
+            raise
 
     async def _on_reply(self, agency: Agency, message: dict) -> None:
         kind, payload = message.get("event_type"), message.get("payload", {})

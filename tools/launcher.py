@@ -318,6 +318,15 @@ async def play_demo(settings: Settings, processes: ServiceProcesses, progress_ba
                 await asyncio.sleep(0.25)
         if referring.done():
             referring.result()  # the simulator failed: say why
+        referring.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await referring
+        # what the simulator did, counted in full: every outcome the coordinators recorded (a
+        # last look at the agendas), every referral's answer (late under load: without them the
+        # board's figures would count more than the simulator says it did)
+        await simulation.stop_coordinating()
+        if not await simulation.answered(timeout=60):
+            say("demo: some referrals are still unanswered after 60 s; the figures may not match")
     finally:
         referring.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -363,21 +372,22 @@ async def figures_hold(settings: Settings, metrics_url: str, quarter: str, done:
         "Authorization": "Bearer "
         + mint_token(settings.jwt_secret.get_secret_value(), user_id="demo-launcher", party=None, role="board")
     }
-    began = time.monotonic()
+    began, seen = time.monotonic(), "no answer yet"
     async with httpx.AsyncClient(base_url=metrics_url, timeout=10) as client:
         while True:
-            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-                figures = (await client.get("/api/v1/figures", params={"period": quarter}, headers=board)).json()[
-                    "figures"
-                ]
-                if (
-                    figures["cases_referred"]["by"]["referring_party"] == done["referred_by_party"]
-                    and figures["cases_consulted"]["value"] == done["consulted"]
-                ):
+            try:
+                answer = await client.get("/api/v1/figures", params={"period": quarter}, headers=board)
+                figures = answer.json()["figures"]
+                by_party, consulted = figures["cases_referred"]["by"]["referring_party"], figures["cases_consulted"]
+                if by_party == done["referred_by_party"] and consulted["value"] == done["consulted"]:
                     return time.monotonic() - began
+                seen = f"referred {by_party}, consulted {consulted['value']}"
+            except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
+                seen = f"{type(exc).__name__}: {str(exc)[:200]}"
             if time.monotonic() - began > timeout:
                 raise RuntimeError(
-                    f"the board's figures for {quarter} did not catch up with the demo in {timeout:.0f} s"
+                    f"the board's figures for {quarter} did not catch up with the demo in {timeout:.0f} s "
+                    f"(last seen: {seen})"
                 )
             await asyncio.sleep(1)
 
