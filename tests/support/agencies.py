@@ -30,7 +30,7 @@ class Agency:
         self, exchange: str, routing_key: str, body: bytes, *, user_id: str | None = "self", **props
     ) -> None:
         """Publish as the agency's system would: persistent, confirmed, with its user_id."""
-        conn = await aio_pika.connect(self.amqp_url)
+        conn = await _connect(self.amqp_url)
         try:
             channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
             target = await channel.get_exchange(exchange, ensure=False)
@@ -137,3 +137,13 @@ async def take_replies(agency: Agency, namespace: str, count: int, timeout: floa
     finally:
         await conn.close()
     return replies
+
+
+async def _connect(amqp_url: str) -> aio_pika.abc.AbstractConnection:
+    """A connection of its own, within 10 s, tried again once: a handshake that never finishes
+    (seen once in CI, the test then hung until its timeout) fails fast and is retried."""
+    try:
+        return await aio_pika.connect(amqp_url, timeout=10)
+    except (TimeoutError, ConnectionError, aio_pika.exceptions.AMQPConnectionError):
+        await asyncio.sleep(1)
+        return await aio_pika.connect(amqp_url, timeout=10)
