@@ -167,7 +167,7 @@ class Consumer:
         in its case's line only in delivery order (``Arrivals``)."""
         raw = message.raw_message
         key = (raw.headers or {}).get(ORDERING_HEADER)
-        async with self._arrivals.turn(id(raw.channel), raw.delivery_tag or 0):
+        async with self._arrivals.turn(_channel_of(raw), raw.delivery_tag or 0):
             ticket = self._locks.enqueue(str(key)) if key else None
         if ticket is None:
             yield
@@ -463,6 +463,15 @@ class Batches:
             _, done = queue.get_nowait()
             if not done.done():
                 done.set_result(None)
+
+
+def _channel_of(raw: Any) -> int:
+    """The identity of the channel a message came on (aio-pika raises for a closed one: the
+    message then cannot be acked either, and any number does)."""
+    try:
+        return id(raw.channel)
+    except Exception:
+        return 0
 
 
 def _delivery_count(headers: dict[str, Any] | None) -> int:
