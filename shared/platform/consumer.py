@@ -98,6 +98,28 @@ class Delivery:
     emitted: list[Envelope] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A delivery's envelope, its payload (or why the payload is invalid) and its handler."""
+
+    envelope: Envelope
+    payload: Any
+    handler: Handler
+
+
+def _ordering_key_of(message: RabbitMessage, decoded: Decoded | PoisonMessage) -> str | None:
+    """The line a delivery waits in: an event's case (set by the relay), or for an agency's
+    command the case it names (two commands on one case, e.g. RecordConsent then
+    WithdrawConsent, are applied in the order the agency sent them)."""
+    key = (message.raw_message.headers or {}).get(ORDERING_HEADER)
+    if key:
+        return str(key)
+    if isinstance(decoded, Decoded) and isinstance(decoded.payload, Command):
+        case_ref = getattr(decoded.payload, "case_ref", None)
+        return str(case_ref) if case_ref else None
+    return None
+
+
 UnitOfWorkFactory = Callable[[Conn, Message], PostgresUnitOfWork]
 
 
@@ -148,8 +170,9 @@ class Consumer:
         """Never lets an exception escape: FastStream would swallow it with the message unacked
         (AckPolicy.MANUAL), holding a prefetch slot until the channel closes."""
         try:
-            async with self._in_order(message):
-                await self._handle(message)
+            decoded = self._decode(message)
+            async with self._in_order(message, _ordering_key_of(message, decoded)):
+                await self._handle(message, decoded)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -159,16 +182,15 @@ class Consumer:
                 await message.nack(requeue=True)
 
     @contextlib.asynccontextmanager
-    async def _in_order(self, message: RabbitMessage) -> AsyncIterator[None]:
+    async def _in_order(self, message: RabbitMessage, key: str | None) -> AsyncIterator[None]:
         """Messages with the same ordering key (one case) are handled one after another in this
         process, in the order the broker delivered them; different cases run concurrently up to
         the prefetch. Each delivery's task may start later than the next one's (seen under load:
         a case's CaseReferred started after its ConsentWithdrawn), so a delivery takes its place
         in its case's line only in delivery order (``Arrivals``)."""
         raw = message.raw_message
-        key = (raw.headers or {}).get(ORDERING_HEADER)
         async with self._arrivals.turn(_channel_of(raw), raw.delivery_tag or 0):
-            ticket = self._locks.enqueue(str(key)) if key else None
+            ticket = self._locks.enqueue(key) if key else None
         if ticket is None:
             yield
             return
@@ -178,39 +200,46 @@ class Consumer:
         finally:
             ticket.release()
 
-    async def _handle(self, message: RabbitMessage) -> None:
+    def _decode(self, message: RabbitMessage) -> Decoded | PoisonMessage:
+        """The message's envelope, payload and handler, or why it is poison (no I/O)."""
+        raw = message.raw_message
+        payload: Contract | InvalidPayload
+        try:
+            try:
+                envelope, payload = decode(raw.body)
+                handler = self.handlers.handler_for(payload)
+            except InvalidPayload as invalid:
+                # a command whose handler answers the agency itself gets the InvalidPayload
+                handler = self.handlers.handler_for_invalid(invalid.envelope.event_type)
+                if handler is None:
+                    raise
+                envelope, payload = invalid.envelope, invalid
+            if handler is None:
+                raise PoisonMessage("unexpected_type", f"{envelope.event_type} is not handled by {self.service}")
+            self._check_publisher(payload, raw.user_id)
+            if not _routed_as(envelope.event_type, raw.routing_key or ""):
+                raise PoisonMessage(
+                    "routing_key_mismatch", f"{envelope.event_type} sent with another type's routing key"
+                )
+        except PoisonMessage as poison:
+            return poison
+        return Decoded(envelope, payload, handler)
+
+    async def _handle(self, message: RabbitMessage, decoded: Decoded | PoisonMessage) -> None:
         raw = message.raw_message
         with bound_contextvars(correlation_id=raw.correlation_id, message_id=raw.message_id):
-            payload: Contract | InvalidPayload
-            try:
-                try:
-                    envelope, payload = decode(raw.body)
-                    handler = self.handlers.handler_for(payload)
-                except InvalidPayload as invalid:
-                    # a command whose handler answers the agency itself gets the InvalidPayload
-                    handler = self.handlers.handler_for_invalid(invalid.envelope.event_type)
-                    if handler is None:
-                        raise
-                    envelope, payload = invalid.envelope, invalid
-                if handler is None:
-                    raise PoisonMessage("unexpected_type", f"{envelope.event_type} is not handled by {self.service}")
-                self._check_publisher(payload, raw.user_id)
-                if not _routed_as(envelope.event_type, raw.routing_key or ""):
-                    raise PoisonMessage(
-                        "routing_key_mismatch", f"{envelope.event_type} sent with another type's routing key"
-                    )
-            except PoisonMessage as poison:
-                await self.dead_letter(message, poison.reason, poison.detail)
+            if isinstance(decoded, PoisonMessage):
+                await self.dead_letter(message, decoded.reason, decoded.detail)
                 await message.ack()
                 return
-            case_ref = getattr(payload, "case_ref", None)
+            envelope, payload = decoded.envelope, decoded.payload
             with bound_contextvars(
                 correlation_id=envelope.correlation_id,
                 event_type=envelope.event_type,
-                case_ref=case_ref,
+                case_ref=getattr(payload, "case_ref", None),
                 event_id=str(envelope.event_id),
             ):
-                await self._process(message, envelope, payload, handler)
+                await self._process(message, envelope, payload, decoded.handler)
 
     async def _process(self, message: RabbitMessage, envelope: Envelope, payload: Any, handler: Handler) -> None:
         raw = message.raw_message

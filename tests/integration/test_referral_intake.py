@@ -260,6 +260,41 @@ async def test_consent_commands_are_answered(agencies, settings, referral):
     assert [e["event_type"] for e in events] == ["CaseReferred", "ConsentRecorded", "ConsentWithdrawn"]
 
 
+async def test_an_agencys_commands_on_one_case_are_applied_in_the_order_it_sent_them(agencies, settings, referral):
+    """Twenty consent changes for one case, sent back to back on one channel: each is applied
+    after the one before it (applied out of order, a consent would be dated before a withdrawal
+    already recorded and be rejected, or the history would be shuffled)."""
+    await send_referral(
+        agencies[Party.AF],
+        settings.namespace,
+        submit_referral(consents=[{"party": "AF", "given_on": "2026-10-01", "form_ref": "F-1"}]),
+    )
+    [accepted] = await take_replies(agencies[Party.AF], settings.namespace, 1)
+    case_ref = accepted["payload"]["case_ref"]
+    sent = []
+    for day in range(1, 21):
+        on = f"2026-10-{day + 1:02d}"
+        if day % 2:
+            command = amqp.envelope(
+                "RecordConsent", {"case_ref": case_ref, "party": "FK", "given_on": on, "form_ref": f"F-{day}"}
+            )
+        else:
+            command = amqp.envelope(
+                "WithdrawConsent",
+                {"case_ref": case_ref, "party": "FK", "withdrawn_on": on, "on_behalf_of_individual": True},
+            )
+        sent.append(command)
+    await agencies[Party.AF].publish_many(
+        f"{settings.namespace}.intake",
+        [(f"AF.{c['event_type']}", json.dumps(c).encode()) for c in sent],
+    )
+    replies = await take_replies(agencies[Party.AF], settings.namespace, len(sent))
+    assert [r["event_type"] for r in replies] == ["CommandAccepted"] * len(sent)
+    async with referral.pool.acquire() as conn:
+        history = await conn.fetch("SELECT action FROM consent_history WHERE party = 'FK' ORDER BY id")
+    assert [r["action"] for r in history] == ["given", "withdrawn"] * 10
+
+
 async def test_control_characters_are_rejected_not_crashed_on(agencies, settings, referral):
     bad = submit_referral(agency_ref="AF-\u0000-1", officer_id="o\u0000")
     await send_referral(agencies[Party.AF], settings.namespace, bad)

@@ -169,3 +169,27 @@ async def test_a_waiting_place_in_a_line_that_is_given_up_passes_the_turn_on():
     await asyncio.wait_for(third.wait(), 1)
     third.release()
     assert locks._lines == {}
+
+
+def test_an_agencys_commands_on_one_case_wait_in_that_cases_line_like_its_events():
+    """Events carry their case in a header (set by the relay); an agency's command names its case
+    in its payload. Both put a delivery in the case's line; a new referral (no case yet) and a
+    poison message in none."""
+    from types import SimpleNamespace
+
+    from shared.contracts import CaseClosed, PoisonMessage, RecordConsent, envelope_for
+    from shared.platform.consumer import ORDERING_HEADER, Decoded, _ordering_key_of
+
+    def message(headers):
+        return SimpleNamespace(raw_message=SimpleNamespace(headers=headers))
+
+    record = RecordConsent.model_validate(
+        {"case_ref": "TS-ONE", "party": "FK", "given_on": "2026-11-01", "form_ref": "F"}
+    )
+    closed = CaseClosed.model_validate({"case_ref": "TS-TWO", "reason": "MOVED", "closed_at": "2026-11-02T10:00:00Z"})
+    as_command = Decoded(envelope_for(record, producer="AF"), record, handler=None)  # type: ignore[arg-type]
+    as_event = Decoded(envelope_for(closed, producer="referral"), closed, handler=None)  # type: ignore[arg-type]
+    assert _ordering_key_of(message({}), as_command) == "TS-ONE"  # type: ignore[arg-type]
+    assert _ordering_key_of(message(None), as_command) == "TS-ONE"  # type: ignore[arg-type]
+    assert _ordering_key_of(message({ORDERING_HEADER: "TS-TWO"}), as_event) == "TS-TWO"  # type: ignore[arg-type]
+    assert _ordering_key_of(message({}), PoisonMessage("bad_json", "x")) is None  # type: ignore[arg-type]
