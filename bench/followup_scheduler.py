@@ -27,7 +27,7 @@ from services.followup.domain import Rules
 from services.followup.uow import FollowUpUnitOfWork
 from shared.platform.clock import SettableClock
 from shared.platform.config import Settings, with_database
-from shared.platform.db import prepare_database
+from shared.platform.db import drop_database, prepare_database
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "followup" / "migrations"
 OUT = Path(__file__).resolve().parent / "followup_scheduler.json"
@@ -97,7 +97,7 @@ async def run() -> dict:
     finally:
         await pool.close()
         admin = await asyncpg.connect(settings.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(admin, name)
         await admin.close()
     baseline, many = results[0], results[-1]
     ratio = many["tick_ms_median"] / baseline["tick_ms_median"]

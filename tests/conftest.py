@@ -15,6 +15,7 @@ import secrets
 import asyncpg
 import pytest
 
+from shared.platform import db
 from shared.platform.config import Settings
 from shared.platform.runtime import Runtime
 from shared.platform.topology import Topology
@@ -59,7 +60,7 @@ async def _remove_namespace(infra, ns: str) -> None:
     conn = await asyncpg.connect(infra.database_url)
     try:
         for row in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", ns + "\\_%"):
-            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            await db.drop_database(conn, row["datname"])
     finally:
         await conn.close()
 
@@ -71,7 +72,7 @@ async def _clean_up(infra) -> None:
     try:
         names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", RUN_PREFIX + "\\_%")
         for row in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+            await db.drop_database(conn, row["datname"])
     finally:
         await conn.close()
 

@@ -23,6 +23,7 @@ import aio_pika
 import asyncpg
 import httpx
 
+from shared.platform import db
 from shared.platform.config import DEFAULT_HTTP_PORTS, Settings, load_settings
 from shared.platform.db import prepare_database
 from tools import broker_users
@@ -203,7 +204,7 @@ async def drop_namespace(settings: Settings) -> None:
     conn = await asyncpg.connect(settings.database_url)
     try:
         for service in SERVICES:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database_name(service)}" WITH (FORCE)')
+            await db.drop_database(conn, settings.database_name(service))
     finally:
         await conn.close()
 

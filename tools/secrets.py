@@ -40,6 +40,7 @@ def generate() -> dict[str, str]:
     }
     for service in SERVICES:
         values[f"TRISAM_BROKER_PASSWORD_{service.upper()}"] = secrets.token_urlsafe(24)
+        values[f"TRISAM_DB_PASSWORD_{service.upper()}"] = secrets.token_urlsafe(24)  # its own database role
     for party in Party:
         values[f"TRISAM_BROKER_PASSWORD_{party.value}"] = secrets.token_urlsafe(24)
     return values

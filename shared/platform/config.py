@@ -10,9 +10,9 @@ import re
 import sys
 from datetime import datetime
 from typing import Literal
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse, urlunparse
 
-from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-not-for-production"
@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # resort only, well above max_handler_attempts: the broker also counts redeliveries after
     # a cut connection, which are no fault of the message.
     delivery_limit: int = 50
+    # Per agency, how many commands (and bytes) may wait; beyond it the agency's publishes are
+    # refused (negative confirm) and the other agencies go on. See topology.py.
+    intake_max_messages: int = Field(default=10_000, ge=1)
+    intake_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
+    # An agency command dead-lettered by the broker waits at most this long to be redacted
+    unredacted_ttl_hours: int = Field(default=24, ge=1)
     # Our own bound: a handler that keeps failing with an unexpected error is dead-lettered
     # with the error as reason after this many deliveries.
     max_handler_attempts: int = 5
@@ -124,6 +130,11 @@ class Settings(BaseSettings):
 
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
+    # The password of the service's own database role, named like its database
+    # ("<namespace>_<service>"): it may use only that database and owns nothing there (the
+    # migrations run as TRISAM_DATABASE_URL's user). None: no password (a server that trusts
+    # local connections, as in development); required outside development.
+    database_role_password: SecretStr | None = None
     # HS256 key that signs and verifies the services' bearer tokens (see shared/platform/auth.py).
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
 
@@ -173,6 +184,10 @@ class Settings(BaseSettings):
                         f"TRISAM_{field.upper()} still has its development default; "
                         f"set a real secret when TRISAM_ENV={self.env}"
                     )
+            if self.database_role_password is None or len(self.database_role_password.get_secret_value()) < 16:
+                raise ValueError(
+                    f"TRISAM_DATABASE_ROLE_PASSWORD (16 characters at least) is required when TRISAM_ENV={self.env}"
+                )
             for name, url in (("TRISAM_DATABASE_URL", self.database_url), ("TRISAM_AMQP_URL", self.amqp_url)):
                 parts = urlparse(url)
                 if not parts.password or parts.username == "guest":
@@ -186,6 +201,14 @@ class Settings(BaseSettings):
 
     def service_database_url(self, service: str) -> str:
         return with_database(self.database_url, self.database_name(service))
+
+    def service_role_url(self, service: str) -> str:
+        """The service's own database as its own role (what the running service connects as)."""
+        parts = urlparse(self.service_database_url(service))
+        password = self.database_role_password.get_secret_value() if self.database_role_password else None
+        credentials = quote(self.database_name(service)) + (f":{quote(password, safe='')}" if password else "")
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunparse(parts._replace(netloc=f"{credentials}@{host}"))
 
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_HTTP_PORTS.get(service, 8000)

@@ -384,12 +384,30 @@ class Consumer:
         if self.batches is not None:
             await self.batches.close()
 
-    async def dead_letter(self, message: RabbitMessage, reason: str, detail: str) -> None:
-        """Publish the message unchanged to this service's dead-letter queue, reason in headers."""
+    async def on_unredacted(self, message: RabbitMessage) -> None:
+        """An agency's command that the broker itself dead-lettered (delivered more often than
+        the queue's delivery limit: say it crashed the service each time) goes on at once,
+        redacted, to this service's dead-letter queue, with the reason in its headers."""
+        raw = message.raw_message
+        try:
+            death = _first_death(raw.headers or {})
+            detail = f"dead-lettered by the broker from {death.get('queue', '?')}: {death.get('reason', '?')}"
+            await self.dead_letter(message, "delivery_limit", detail, redact=True)
+            await message.ack()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("unredacted dead letter not moved; requeueing", error=type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+
+    async def dead_letter(self, message: RabbitMessage, reason: str, detail: str, *, redact: bool = False) -> None:
+        """Publish the message to this service's dead-letter queue, reason in headers: unchanged,
+        but an agency's command, which may hold identity, keeps only its frame (``redacted``)."""
         raw = message.raw_message
         body = raw.body
-        if (raw.exchange or "").endswith(f".{INTAKE}"):
-            body = redacted(body)  # an agency's command may hold identity: keep only its frame
+        if redact or (raw.exchange or "").endswith(f".{INTAKE}"):
+            body = redacted(body)
         headers = dict(raw.headers or {})
         # keep the broker's count for the record, but not as a live count: a replay from the
         # dead-letter queue starts afresh
@@ -399,8 +417,10 @@ class Consumer:
             {
                 REASON_HEADER: reason,
                 DETAIL_HEADER: detail[:500],
-                "x-trisam-original-exchange": raw.exchange or "",
-                "x-trisam-original-routing-key": raw.routing_key or "",
+                "x-trisam-original-exchange": _first_death(headers).get("exchange", raw.exchange or ""),
+                "x-trisam-original-routing-key": (_first_death(headers).get("routing-keys") or [raw.routing_key or ""])[
+                    0
+                ],
                 "x-trisam-dead-lettered-by": self.service,
                 "x-trisam-dead-lettered-at": datetime.now(UTC).isoformat(),
             }
@@ -501,6 +521,12 @@ def _channel_of(raw: Any) -> int:
         return id(raw.channel)
     except Exception:
         return 0
+
+
+def _first_death(headers: dict[str, Any]) -> dict[str, Any]:
+    """Where the broker dead-lettered a message from (its ``x-death`` header), if it did."""
+    deaths = headers.get("x-death")
+    return deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
 
 
 def _delivery_count(headers: dict[str, Any] | None) -> int:

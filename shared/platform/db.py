@@ -8,6 +8,7 @@ start together from applying the same file twice.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -77,12 +78,11 @@ async def ensure_database(server_url: str, name: str) -> None:
         await conn.close()
 
 
-async def drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+async def drop_database(conn: asyncpg.Connection, name: str) -> None:
+    """A service's database, messages and all, and its role (whose grants went with the
+    database), on a connection to another database of the server."""
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.execute(f'DROP ROLE IF EXISTS "{name}"')
 
 
 def migration_files(directory: Path) -> list[tuple[int, Path]]:
@@ -132,13 +132,59 @@ async def migrate(conn: asyncpg.Connection, component: str, directory: Path) -> 
     return applied_now
 
 
-async def prepare_database(server_url: str, name: str, service_migrations: Path) -> list[str]:
-    """Create the service's database if needed and bring its schema up to date."""
+async def prepare_database(
+    server_url: str, name: str, service_migrations: Path, role_password: str | None = None
+) -> list[str]:
+    """Create the service's database if needed, bring its schema up to date (as the server
+    URL's user, who owns the tables) and give the service's own role what it may do."""
     await ensure_database(server_url, name)
     conn = await asyncpg.connect(with_database(server_url, name))
     try:
         applied = await migrate(conn, "shared", SHARED_MIGRATIONS)
         applied += await migrate(conn, "service", service_migrations)
+        await grant_service_role(conn, name, role_password)
         return applied
     finally:
         await conn.close()
+
+
+async def grant_service_role(conn: asyncpg.Connection, database: str, password: str | None = None) -> None:
+    """The role a service runs as, named like its database: it may connect to that database
+    only (no other role but the owner may), read and write its tables, and only read and add
+    to its append-only ones (those with an ``*_append_only`` trigger: audit and access logs).
+    It owns nothing, so it can neither drop a trigger nor alter a table."""
+    role = database
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+            with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+                await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        if password is not None:  # (None: leave it as it is, e.g. when an operator tool migrates)
+            # a password cannot be a bind parameter: quoted by the server's format %L
+            alter = await conn.fetchval(
+                "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, password
+            )
+            await conn.execute(alter)
+        append_only = [
+            r["name"]
+            for r in await conn.fetch(
+                r"""SELECT DISTINCT format('%I', c.relname) AS name FROM pg_trigger t
+                   JOIN pg_class c ON c.oid = t.tgrelid
+                   WHERE NOT t.tgisinternal AND t.tgname LIKE '%\_append\_only'"""
+            )
+        ]
+        statements = [
+            f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC',
+            f'GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO "{role}"',
+            f'GRANT USAGE ON SCHEMA public TO "{role}"',
+            f'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO "{role}"',
+            f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
+            f'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM "{role}"',
+        ]
+        if append_only:
+            statements.append(f'REVOKE UPDATE, DELETE, TRUNCATE ON {", ".join(append_only)} FROM "{role}"')
+        async with conn.transaction():
+            for statement in statements:
+                await conn.execute(statement)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)

@@ -34,10 +34,11 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
 from faststream.specification import AsyncAPI
 
 from shared.contracts import Contract, Envelope, wire_model
+from shared.contracts.vocabulary import Party
 from shared.platform import db
 from shared.platform import topology as topo
 from shared.platform.clock import Clock, stockholm_date
@@ -93,7 +94,7 @@ class Runtime:
         self.settings = settings or Settings()
         self.clock = spec.clock or Clock.from_settings(self.settings)
         self._broker_user = urlparse(self.settings.amqp_url).username or "guest"
-        self.topology = topo.Topology(self.settings.namespace, self.settings.delivery_limit)
+        self.topology = topo.Topology.of(self.settings)
         self.metrics = ServiceMetrics(spec.name)
         self.broker = RabbitBroker(
             self.settings.amqp_url,
@@ -125,16 +126,23 @@ class Runtime:
             lock_batch=spec.lock_batch,
         )
         if self.handlers:
-            self.broker.subscriber(
-                self.topology.queue(spec.name),
-                ack_policy=AckPolicy.MANUAL,
-                decoder=_raw_body,  # we decode and validate ourselves: bad JSON is poison
-                include_in_schema=False,  # documented from the contracts, see asyncapi()
-            )(self.consumer.on_message)
+            self._subscribe(self.topology.queue(spec.name), self.consumer.on_message)
+        if topo.consumes_intake(spec.name):  # each agency's commands, from its own queue
+            for party in Party:
+                self._subscribe(self.topology.intake_queue(spec.name, party), self.consumer.on_message)
+            self._subscribe(self.topology.unredacted_queue(spec.name), self.consumer.on_unredacted)
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
         self._starter: asyncio.Task[None] | None = None
+
+    def _subscribe(self, queue: RabbitQueue, on_message: Callable[[RabbitMessage], Awaitable[None]]) -> None:
+        self.broker.subscriber(
+            queue,
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,  # we decode and validate ourselves: bad JSON is poison
+            include_in_schema=False,  # documented from the contracts, see asyncapi()
+        )(on_message)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -170,11 +178,12 @@ class Runtime:
     async def start(self) -> None:
         s, name = self.settings, self.spec.name
         self.consumer.open()
-        applied = await db.prepare_database(s.database_url, s.database_name(name), self.spec.migrations)
+        role_password = s.database_role_password.get_secret_value() if s.database_role_password else None
+        applied = await db.prepare_database(s.database_url, s.database_name(name), self.spec.migrations, role_password)
         if applied:
             log.info("migrations applied", migrations=applied)
         self._pool = await asyncpg.create_pool(
-            s.service_database_url(name),
+            s.service_role_url(name),  # its own role, which owns nothing (db.grant_service_role)
             min_size=1,
             max_size=s.db_pool_max,
             command_timeout=30,
@@ -281,6 +290,9 @@ class Runtime:
             # the union of the consumed wire models, made at run time
             consume.__annotations__ = {"body": Union[tuple(consumed)], "return": None}  # noqa: UP007
             bindings = ", ".join(f"{b.exchange}:{b.routing_key}" for b in self.handlers.bindings())
+            if topo.consumes_intake(self.spec.name):
+                first = self.topology.intake_queue_name(self.spec.name, "AF")
+                bindings += f" (agency commands from each agency's own queue, {first} etc.)"
             doc.subscriber(
                 self.topology.queue(self.spec.name),
                 title=f"{self.spec.name}:inbox",

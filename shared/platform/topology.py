@@ -17,6 +17,14 @@ system never share a queue. Per namespace:
 - ``<ns>.<service>``       one durable quorum queue per consuming service, with a delivery limit
   and dead-lettering (at-least-once) to
 - ``<ns>.<service>.dead``  its dead-letter queue.
+- ``<ns>.<service>.intake.<PARTY>``  for a service that takes agency commands (referral,
+  followup): one queue per agency (bound ``<PARTY>.<Command>``). Its length is capped
+  (``x-max-length``, ``x-max-length-bytes``) with ``reject-publish``: an agency that floods the
+  platform has its own publishes refused (a negative publisher confirm) while the other
+  agencies go on.
+- ``<ns>.<service>.unredacted``  where the broker itself dead-letters an agency command (over
+  its delivery limit); it may hold identity, so the service moves each message at once,
+  redacted, to its dead-letter queue, and a TTL bounds how long one can stay here.
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas.queue import QuorumQueueArgs
 
 # the exchange kinds, re-exported: importers of the topology take them from here
 from shared.contracts.envelope import AGENCY as AGENCY
@@ -62,6 +72,24 @@ SUBSCRIPTIONS: dict[str, tuple[Binding, ...]] = _subscriptions()
 class Topology:
     namespace: str
     delivery_limit: int = 10
+    # Per agency: at most this many commands (and bytes) wait; more are refused at publish.
+    # Changing them for an existing namespace: use a RabbitMQ policy (the smaller value wins),
+    # or drain and delete the queues (declaring other arguments is refused).
+    intake_max_messages: int = 10_000
+    intake_max_bytes: int = 256 * 1024 * 1024
+    # How long an agency command dead-lettered by the broker may wait to be redacted
+    unredacted_ttl_ms: int = 24 * 3600 * 1000
+
+    @classmethod
+    def of(cls, settings: Any) -> Topology:
+        """The topology a service's settings declare."""
+        return cls(
+            settings.namespace,
+            settings.delivery_limit,
+            settings.intake_max_messages,
+            settings.intake_max_bytes,
+            settings.unredacted_ttl_hours * 3600 * 1000,
+        )
 
     def exchange_name(self, kind: str) -> str:
         return f"{self.namespace}.{kind}"
@@ -84,13 +112,41 @@ class Topology:
             self.queue_name(service),
             queue_type=QueueType.QUORUM,
             durable=True,
-            arguments={
-                "x-delivery-limit": self.delivery_limit,
-                "x-dead-letter-exchange": self.exchange_name(DEAD_LETTERS),
-                "x-dead-letter-routing-key": service,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
+            arguments=self._dead_lettered_to(service),
+        )
+
+    def _dead_lettered_to(self, routing_key: str) -> QuorumQueueArgs:
+        return {
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": self.exchange_name(DEAD_LETTERS),
+            "x-dead-letter-routing-key": routing_key,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def intake_queue_name(self, service: str, party: Party | str) -> str:
+        return f"{self.namespace}.{service}.{INTAKE}.{Party(party).value}"
+
+    def intake_queue(self, service: str, party: Party | str) -> RabbitQueue:
+        """An agency's commands to a service: capped, and dead-lettered by the broker to be
+        redacted."""
+        return RabbitQueue(
+            self.intake_queue_name(service, party),
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments=self._dead_lettered_to(unredacted_key(service))
+            | {"x-max-length": self.intake_max_messages, "x-max-length-bytes": self.intake_max_bytes},
+        )
+
+    def unredacted_queue_name(self, service: str) -> str:
+        return f"{self.namespace}.{unredacted_key(service)}"
+
+    def unredacted_queue(self, service: str) -> RabbitQueue:
+        return RabbitQueue(
+            self.unredacted_queue_name(service),
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments={"x-message-ttl": self.unredacted_ttl_ms},
         )
 
     def dead_letter_queue(self, service: str) -> RabbitQueue:
@@ -114,6 +170,8 @@ class Topology:
         names = []
         for service in SUBSCRIPTIONS:
             names += [self.queue_name(service), self.dead_letter_queue_name(service)]
+            if consumes_intake(service):
+                names += [self.intake_queue_name(service, p) for p in Party] + [self.unredacted_queue_name(service)]
         return names + [self.agency_queue_name(p) for p in Party] + [self.aggregates_queue_name()]
 
     def all_exchange_names(self) -> list[str]:
@@ -163,10 +221,35 @@ async def _declare(channel: AbstractChannel, topology: Topology) -> None:
         dead = await queue(topology.dead_letter_queue(service))
         await dead.bind(exchanges[DEAD_LETTERS], routing_key=service)
         consuming = await queue(topology.queue(service))
+        if consumes_intake(service):
+            intake_queues = {party: await queue(topology.intake_queue(service, party)) for party in Party}
+            unredacted = await queue(topology.unredacted_queue(service))
+            await unredacted.bind(exchanges[DEAD_LETTERS], routing_key=unredacted_key(service))
         for binding in bindings:
-            await consuming.bind(exchanges[binding.exchange], routing_key=binding.routing_key)
+            if binding.exchange == INTAKE:
+                # an agency's commands wait in its own queue (an older version bound them here)
+                await consuming.unbind(exchanges[INTAKE], routing_key=binding.routing_key)
+                for party, intake in intake_queues.items():
+                    await intake.bind(exchanges[INTAKE], routing_key=for_party(binding.routing_key, party))
+            else:
+                await consuming.bind(exchanges[binding.exchange], routing_key=binding.routing_key)
     aggregates = await queue(topology.aggregates_queue())
     await aggregates.bind(exchanges[AGGREGATES], routing_key="#")
+
+
+def for_party(routing_key: str, party: Party) -> str:
+    """An intake binding (``*.SubmitReferral``) for one agency's queue (``AF.SubmitReferral``)."""
+    return f"{party.value}.{routing_key.split('.', 1)[1]}"
+
+
+def unredacted_key(service: str) -> str:
+    """The dead-letter exchange's routing key for a service's agency commands that the broker
+    dead-lettered itself (the service's own dead letters have the key ``<service>``)."""
+    return f"{service}.unredacted"
+
+
+def consumes_intake(service: str) -> bool:
+    return any(binding.exchange == INTAKE for binding in SUBSCRIPTIONS.get(service, ()))
 
 
 async def delete(amqp_url: str, queues: list[str], exchanges: list[str]) -> None:

@@ -208,9 +208,9 @@ async def _val(settings: Settings, service: str, sql: str, *args):
 
 async def queue_depths(settings: Settings, admin_url: str) -> dict[str, int]:
     topology = Topology(settings.namespace)
-    names = [topology.queue_name(s) for s in SUBSCRIPTIONS] + [
-        topology.agency_queue_name(p) for p in ("AF", "FK", "KOMMUN", "REGION")
-    ]
+    parties = ("AF", "FK", "KOMMUN", "REGION")
+    names = [topology.queue_name(s) for s in SUBSCRIPTIONS] + [topology.agency_queue_name(p) for p in parties]
+    names += [name for name in topology.all_queue_names() if ".intake." in name or name.endswith(".unredacted")]
     return {name: await amqp.message_count(admin_url, name) for name in names}
 
 

@@ -53,7 +53,8 @@ async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(agencie
         async with referral.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM referrals") == total
             assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
-        for queue in (f"{settings.namespace}.referral", f"{settings.namespace}.metrics"):
+        intake = [f"{settings.namespace}.referral.intake.{party.value}" for party in Party]
+        for queue in (f"{settings.namespace}.referral", f"{settings.namespace}.metrics", *intake):
             assert await amqp.message_count(settings.amqp_url, queue) == 0
         assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.metrics.dead") == 0
     finally:

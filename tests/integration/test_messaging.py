@@ -191,7 +191,7 @@ async def test_deliveries_waiting_together_are_applied_in_one_transaction_and_a_
     # the queue fills before the consumer starts, so deliveries wait together
     from shared.platform import topology as topo
 
-    await topo.declare(settings.amqp_url, topo.Topology(settings.namespace, settings.delivery_limit))
+    await topo.declare(settings.amqp_url, topo.Topology.of(settings))
     await amqp.publish_many(
         settings.amqp_url,
         f"{settings.namespace}.events",
@@ -497,7 +497,7 @@ async def test_the_broker_lets_a_service_publish_only_its_own_events_and_read_no
 
     run = rabbitmqctl_runner(infra)
     assert run is not None, "rabbitmqctl is needed to create the users"
-    await topo.declare(settings.amqp_url, topo.Topology(settings.namespace, settings.delivery_limit))
+    await topo.declare(settings.amqp_url, topo.Topology.of(settings))
     prefix = settings.namespace.replace("_", "-")
     users = {s: (f"{prefix}-svc-{s}", random_secrets.token_hex(12)) for s in ("followup", "meeting")}
     vhost = urlparse(infra.amqp_url).path.lstrip("/") or "/"

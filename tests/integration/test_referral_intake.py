@@ -302,3 +302,70 @@ async def test_control_characters_are_rejected_not_crashed_on(agencies, settings
     assert reply["event_type"] == "ReferralRejected"
     assert reply["payload"]["agency_ref"] is None
     assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.referral.dead") == 0
+
+
+async def test_an_agency_over_its_intake_limit_is_refused_at_publish_while_the_others_go_on(
+    agencies, settings, runtimes
+):
+    """Each agency's commands wait in its own capped queue: once AF's holds three (a quorum
+    queue takes one more before it refuses), AF's next publish is refused by the broker (a
+    negative publisher confirm, which the agency's client raises), while FK's is taken; once
+    the service runs, every command that was taken is answered, and AF has room again."""
+    from shared.platform import topology as topo
+
+    limited = settings.model_copy(update={"intake_max_messages": 3})
+    await topo.declare(limited.amqp_url, topo.Topology.of(limited))
+    taken = 0
+    for _ in range(3):
+        await send_referral(agencies[Party.AF], settings.namespace, submit_referral())
+        taken += 1
+    with pytest.raises(aio_pika.exceptions.DeliveryError):
+        for _ in range(2):
+            await send_referral(agencies[Party.AF], settings.namespace, submit_referral())
+            taken += 1
+    await send_referral(agencies[Party.FK], settings.namespace, submit_referral())
+    await runtimes(referral_app.spec(limited), limited)
+    af = await take_replies(agencies[Party.AF], settings.namespace, taken)
+    fk = await take_replies(agencies[Party.FK], settings.namespace, 1)
+    assert {r["event_type"] for r in af + fk} <= {"ReferralAccepted", "ReferralRejected"}
+    await asyncio.sleep(0.5)
+    assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.agency.AF") == 0  # none refused came
+    await send_referral(agencies[Party.AF], settings.namespace, submit_referral())  # room again
+    await take_replies(agencies[Party.AF], settings.namespace, 1)
+
+
+async def test_a_command_the_broker_dead_letters_reaches_the_dead_letter_queue_redacted(agencies, settings, runtimes):
+    """Over its queue's delivery limit (say it crashed the service each time), the broker
+    dead-letters an agency's command itself: the service moves it on, without its identity, to
+    its dead-letter queue with the reason; nothing with a personnummer is left on the broker."""
+    from shared.platform import topology as topo
+
+    once = settings.model_copy(update={"delivery_limit": 1})
+    topology = topo.Topology.of(once)
+    await topo.declare(once.amqp_url, topology)
+    person = random_adult(random.Random())
+    await send_referral(agencies[Party.AF], settings.namespace, submit_referral(personnummer=person))
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(topology.intake_queue_name("referral", Party.AF), ensure=False)
+        for _ in range(2):  # delivered, returned; delivered again, returned: over the limit
+            message = await amqp.eventually(lambda: queue.get(no_ack=False, fail=False), what="the command")
+            await message.nack(requeue=True)
+    finally:
+        await connection.close()
+    await runtimes(referral_app.spec(once), once)
+    dead_queue = topology.dead_letter_queue_name("referral")
+    await amqp.eventually(
+        lambda: _has_messages(settings.amqp_url, dead_queue), what="the command in the dead-letter queue"
+    )
+    [dead] = await amqp.drain(settings.amqp_url, dead_queue)
+    assert dead.headers[REASON_HEADER] == "delivery_limit"
+    assert dead.headers["x-trisam-original-exchange"] == f"{settings.namespace}.intake"
+    assert person.encode() not in dead.body and person[-4:].encode() not in dead.body
+    assert json.loads(dead.body)["redacted"] is True
+    assert await amqp.message_count(settings.amqp_url, topology.unredacted_queue_name("referral")) == 0
+
+
+async def _has_messages(amqp_url: str, queue: str) -> bool:
+    return await amqp.message_count(amqp_url, queue) > 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
+from shared.platform import db
 from shared.platform.topology import Topology
 from tests.support import broker as amqp
 
@@ -57,7 +58,7 @@ async def remove_dead_runs(infra, own_prefix: str, delete_users=None) -> list[st
                 )
             for name in names:
                 if name.startswith(prefix + "_"):
-                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    await db.drop_database(conn, name)
             if delete_users:
                 await delete_users(prefix)
             unmark(prefix)

@@ -23,6 +23,7 @@ def test_dev_secrets_are_refused_outside_dev():
 REAL_URLS = {
     "database_url": "postgresql://trisam:s3cret@db:5432/postgres",
     "amqp_url": "amqp://trisam-svc-referral:s3cret@mq:5672/",
+    "database_role_password": "a-service-role-password",
 }
 
 
@@ -45,6 +46,7 @@ def test_the_compose_setup_is_secure_by_default():
     for name in ("referral", "meeting", "followup", "metrics"):
         env = services[name]["environment"]
         assert env["TRISAM_ENV"] == "production", name
+        assert env["TRISAM_DATABASE_ROLE_PASSWORD"] == f"${{TRISAM_DB_PASSWORD_{name.upper()}:?run make secrets}}"
         for secret in ("TRISAM_JWT_SECRET", "TRISAM_PSEUDONYM_KEY", "TRISAM_ENCRYPTION_KEYS"):
             assert env[secret].startswith("${") and ":?" in env[secret], (name, secret)
         assert ":?" in env["TRISAM_DATABASE_URL"] and ":?" in env["TRISAM_AMQP_URL"], name
@@ -78,6 +80,25 @@ def test_every_consuming_queue_is_quorum_with_a_delivery_limit_and_dead_letterin
         assert args["x-dead-letter-routing-key"] == service
         assert args["x-dead-letter-strategy"] == "at-least-once"
         assert args["x-overflow"] == "reject-publish"
+
+
+def test_each_agency_has_its_own_capped_intake_queue_whose_broker_dead_letters_wait_to_be_redacted():
+    topology = Topology(
+        "ns", delivery_limit=7, intake_max_messages=20, intake_max_bytes=1 << 20, unredacted_ttl_ms=60_000
+    )
+    for service in ("referral", "followup"):  # the services that take agency commands
+        for party in ("AF", "FK", "KOMMUN", "REGION"):
+            queue = topology.intake_queue(service, party)
+            args = queue.arguments
+            assert queue.name == f"ns.{service}.intake.{party}" and args["x-queue-type"] == "quorum"
+            assert args["x-max-length"] == 20 and args["x-max-length-bytes"] == 1 << 20
+            assert args["x-overflow"] == "reject-publish" and args["x-delivery-limit"] == 7
+            assert args["x-dead-letter-exchange"] == "ns.dlx"
+            assert args["x-dead-letter-routing-key"] == f"{service}.unredacted"
+            assert queue.name in topology.all_queue_names()
+        assert topology.unredacted_queue(service).arguments["x-message-ttl"] == 60_000
+    limited = Topology.of(Settings(namespace="ns", intake_max_messages=5))
+    assert limited.intake_queue("referral", "AF").arguments["x-max-length"] == 5
 
 
 def test_every_published_event_has_a_consumer_and_every_binding_a_handler():
@@ -189,6 +210,7 @@ def test_make_secrets_generates_what_production_accepts():
         encryption_keys=values["TRISAM_ENCRYPTION_KEYS"],
         database_url=f"postgresql://postgres:{values['TRISAM_POSTGRES_PASSWORD']}@postgres:5432/postgres",
         amqp_url=f"amqp://trisam-svc-referral:{values['TRISAM_BROKER_PASSWORD_REFERRAL']}@rabbitmq:5672/",
+        database_role_password=values["TRISAM_DB_PASSWORD_REFERRAL"],
     )
     assert Keyring.from_config(settings.encryption_keys.get_secret_value())
     users = {u["name"] for u in make_secrets.broker_definitions(values)["users"]}
