@@ -38,7 +38,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from faststream.specification import AsyncAPI
 
 from shared.contracts import Contract, Envelope, wire_model
-from shared.platform import db
+from shared.platform import db, tls
 from shared.platform import topology as topo
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings, load_settings
@@ -441,4 +441,5 @@ def serve(make_spec: Callable[[Settings], ServiceSpec]) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        **tls.server_options(settings),
     )

@@ -185,6 +185,7 @@ def test_dev_jwt_secret_is_refused_outside_dev():
         "encryption_keys": "k1:" + "A" * 44,
         "database_url": "postgresql://trisam:s3cret@db:5432/postgres",
         "amqp_url": "amqp://trisam-svc-referral:s3cret@mq:5672/",
+        "allow_plaintext": True,
     }
     with pytest.raises(pydantic.ValidationError, match="TRISAM_JWT_SECRET"):
         Settings(env="production", **real)
@@ -228,6 +229,7 @@ def test_the_mint_command_is_for_development_only(monkeypatch):
         "TRISAM_ENCRYPTION_KEYS": "k1:" + "A" * 44,
         "TRISAM_DATABASE_URL": "postgresql://trisam:s3cret@db:5432/postgres",
         "TRISAM_AMQP_URL": "amqp://trisam-svc-referral:s3cret@mq:5672/",
+        "TRISAM_ALLOW_PLAINTEXT": "true",
     }.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit):
