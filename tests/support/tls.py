@@ -11,12 +11,14 @@ made for the run (tools/certs.py):
   client certificate's common name) besides passwords; its own Erlang cookie (in its own HOME)
   and distribution port 25690.
 
-Both are stopped, and their directory removed, by ``stop()``.
+Both are stopped, and their directory removed, by ``stop()``. Their ports and node name are
+fixed, so test runs on one machine take turns (a lock file, held from start to stop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import pwd
 import secrets
@@ -26,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlencode
 
 import aio_pika
@@ -42,12 +45,23 @@ DIST_PORT = 25690
 NODE = "trisam-tls@localhost"
 
 
+LOCK_FILE = Path(tempfile.gettempdir()) / "trisam-tls-servers.lock"
+
+
+def _take_turn() -> IO[str]:
+    """The lock file, held: another run's servers are stopped first."""
+    lock = open(LOCK_FILE, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
 @dataclass
 class TlsServers:
     directory: Path
     ca: Authority
     pg_data: Path
     rabbit_dir: Path
+    lock: IO[str]
     rabbit: subprocess.Popen | None = None
 
     @property
@@ -110,9 +124,10 @@ class TlsServers:
 
     @classmethod
     async def start(cls) -> TlsServers:
+        lock = await asyncio.to_thread(_take_turn)
         directory = Path(tempfile.mkdtemp(prefix="trisam-tls-"))
         directory.chmod(0o755)
-        servers = cls(directory, Authority(directory / "certs"), directory / "pg", directory / "rabbit")
+        servers = cls(directory, Authority(directory / "certs"), directory / "pg", directory / "rabbit", lock)
         for name in ("database", "broker"):
             servers.ca.server(name)
         try:
@@ -196,7 +211,6 @@ class TlsServers:
             "auth_mechanisms.2 = AMQPLAIN\n"
             "auth_mechanisms.3 = EXTERNAL\n"
             "ssl_cert_login_from = common_name\n"
-            "management_agent.disable_metrics_collector = true\n"
         )
         log = open(d / "log" / "console.log", "wb")
         self.rabbit = subprocess.Popen(
@@ -228,7 +242,10 @@ class TlsServers:
             if not problems:
                 return
             await asyncio.sleep(1)
-        raise RuntimeError(f"the TLS servers did not answer within {timeout:.0f}s: {problems}\n{self._rabbit_log()}")
+        raise RuntimeError(
+            f"the TLS servers did not answer within {timeout:.0f}s: {problems} (a server of a run that was "
+            f"killed still on port {PG_PORT} or {AMQPS_PORT}?)\n{self._rabbit_log()}"
+        )
 
     def _rabbit_log(self) -> str:
         logs = sorted((self.rabbit_dir / "log").glob("*.log"))
@@ -250,3 +267,4 @@ class TlsServers:
                 timeout=60,
             )
         shutil.rmtree(self.directory, ignore_errors=True)
+        self.lock.close()  # the next run's turn
