@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test check secrets faults docs bench bench-followup clean
+.PHONY: run demo test check secrets certs faults docs bench bench-followup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ check: $(STAMP)  ## ruff (lint and format) and mypy (strict on shared/platform a
 
 secrets: $(STAMP)  ## .env and deploy/rabbitmq/definitions.local.json for docker compose (random; kept if present)
 	$(PY) -m tools.secrets
+
+certs: $(STAMP)  ## a local CA, server and client certificates for TLS in .tls/ (kept if present; docs/deployment.md)
+	$(PY) -m tools.certs
 
 faults: $(STAMP)  ## fault injection, full size: 10,000 referrals, kills, cuts, broker restarts; ledger in test-artifacts/faults.json
 	TRISAM_FAULTS=full $(PY) -m pytest -s -p no:cacheprovider tests/faults

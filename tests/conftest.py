@@ -20,9 +20,10 @@ from shared.platform.config import Settings
 from shared.platform.runtime import Runtime
 from shared.platform.topology import Topology
 from tests.support import broker as amqp
-from tests.support import hygiene
+from tests.support import hygiene, tls
 from tests.support.agencies import create_agencies, delete_agencies, delete_run_users
 from tests.support.infra import resolve
+from tests.support.tls import TlsServers
 
 RUN_PREFIX = "t" + secrets.token_hex(3)
 
@@ -100,18 +101,58 @@ async def settings(infra, agencies):
     namespace is removed after the test: a broker with hundreds of quorum queues left over
     becomes unresponsive on a small machine."""
     ns = new_namespace()
-    yield Settings(
-        amqp_url=infra.amqp_url,
-        database_url=infra.database_url,
-        namespace=ns,
+    yield _test_settings(ns, infra.amqp_url, infra.database_url, agencies)
+    await _remove_namespace(infra, ns)
+    _namespaces.remove(ns)
+
+
+def _test_settings(namespace: str, amqp_url: str, database_url: str, agencies, **more) -> Settings:
+    return Settings(
+        amqp_url=amqp_url,
+        database_url=database_url,
+        namespace=namespace,
         outbox_poll_seconds=0.2,
         outbox_max_backoff_seconds=1.0,
         max_handler_attempts=3,
         metrics_edition_check_seconds=0.5,
         agency_users={a.user: p.value for p, a in agencies.items()},
+        **more,
     )
-    await _remove_namespace(infra, ns)
-    _namespaces.remove(ns)
+
+
+@pytest.fixture(scope="session")
+async def tls_servers():
+    """A PostgreSQL and a RabbitMQ of this run's own that take TLS connections only, next to
+    the machine's (tests/support/tls.py). A test that needs them fails if they cannot start."""
+    servers = await TlsServers.start()
+    print(f"\n[trisam tests] TLS servers: PostgreSQL :{tls.PG_PORT}, RabbitMQ {tls.NODE} AMQPS :{tls.AMQPS_PORT}")
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+async def tls_agencies(tls_servers):
+    """The agencies' broker users on the TLS broker; each logs in with its client certificate
+    alone (EXTERNAL: the certificate's common name is the user)."""
+    return await create_agencies(
+        None, RUN_PREFIX, run=tls_servers.rabbitmqctl, url_for=lambda user, _password: tls_servers.amqp_url(user)
+    )
+
+
+@pytest.fixture
+def tls_settings(tls_servers, tls_agencies):
+    """Settings of one test on the TLS servers (removed with them at the end of the run), the
+    services serving HTTPS with a certificate of the run's CA."""
+    cert, key = tls_servers.ca.server("services")
+    return _test_settings(
+        f"{RUN_PREFIX}_{next(_counter)}",
+        tls_servers.amqp_url("guest", "guest"),
+        tls_servers.database_url(),
+        tls_agencies,
+        tls_cert_file=str(cert),
+        tls_key_file=str(key),
+        tls_ca_file=str(tls_servers.ca_file),
+    )
 
 
 @pytest.fixture

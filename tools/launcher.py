@@ -23,7 +23,7 @@ import aio_pika
 import asyncpg
 import httpx
 
-from shared.platform import db
+from shared.platform import db, tls
 from shared.platform.config import DEFAULT_HTTP_PORTS, Settings, load_settings
 from shared.platform.db import prepare_database
 from tools import broker_users
@@ -65,7 +65,13 @@ class ServiceProcesses:
             log_dir.mkdir(parents=True, exist_ok=True)
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+        return f"{self.settings.http_scheme}://127.0.0.1:{self.ports[service]}"
+
+    def client(self, service: str | None = None, **kwargs) -> httpx.AsyncClient:
+        """An HTTP client for the services (at ``service``'s URL if given), verifying them as
+        the services verify each other (TRISAM_TLS_CA_FILE)."""
+        base = {"base_url": self.url(service)} if service else {}
+        return httpx.AsyncClient(verify=tls.client_verify(self.settings), **base, **kwargs)
 
     def start(self, instance: str) -> None:
         service = instance.split("-")[0]
@@ -79,7 +85,13 @@ class ServiceProcesses:
             "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
             "TRISAM_HTTP_PORT": str(self.ports[instance]),
             "TRISAM_METRICS_EDITION_CHECK_SECONDS": str(self.settings.metrics_edition_check_seconds),
-            "TRISAM_REFERRAL_URL": f"http://127.0.0.1:{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}",
+            "TRISAM_REFERRAL_URL": f"{self.settings.http_scheme}://127.0.0.1:"
+            f"{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}",
+            **{
+                f"TRISAM_{name.upper()}": str(getattr(self.settings, name))
+                for name in ("tls_cert_file", "tls_key_file", "tls_ca_file")
+                if getattr(self.settings, name)
+            },
         }
         out = open(self.log_dir / f"{instance}.log", "ab") if self.log_dir else None
         self.procs[instance] = subprocess.Popen(
@@ -103,7 +115,7 @@ class ServiceProcesses:
 
     async def wait_ready(self, timeout: float = 60.0, only: list[str] | None = None) -> float:
         started = time.monotonic()
-        async with httpx.AsyncClient(timeout=2) as client:
+        async with self.client(timeout=2) as client:
             for service in only or self.services:
                 while True:
                     if service in self.exited():
@@ -374,7 +386,7 @@ async def figures_hold(settings: Settings, metrics_url: str, quarter: str, done:
         + mint_token(settings.jwt_secret.get_secret_value(), user_id="demo-launcher", party=None, role="board")
     }
     began, seen = time.monotonic(), "no answer yet"
-    async with httpx.AsyncClient(base_url=metrics_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=metrics_url, timeout=10, verify=tls.client_verify(settings)) as client:
         while True:
             try:
                 answer = await client.get("/api/v1/figures", params={"period": quarter}, headers=board)

@@ -20,6 +20,7 @@ from shared.contracts import (
     PreMeetingHeld,
     TeamUpdated,
 )
+from shared.platform import tls
 from shared.platform.clock import Clock
 from shared.platform.config import Settings
 from shared.platform.consumer import OUTAGE_ERRORS
@@ -43,7 +44,7 @@ def spec(settings: Settings, clock: Clock | None = None, referral_api: ReferralA
         horizon_weeks=settings.meeting_horizon_weeks,
         postpone_on_withdrawal=settings.postpone_on_withdrawal,
     )
-    referral = referral_api or ReferralApi.at(settings.referral_url)
+    referral = referral_api or ReferralApi.at(settings.referral_url, tls.client_verify(settings))
     registry = json.loads(Path(settings.teams_file or DEFAULT_TEAMS_FILE).read_text(encoding="utf-8"))
 
     def unit_of_work(conn: asyncpg.Connection, message: Message | None) -> MeetingUnitOfWork:

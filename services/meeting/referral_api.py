@@ -7,6 +7,8 @@ the caller's name, with the purpose "pre-meeting <meeting id>". Nothing fetched 
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import structlog
 
@@ -18,8 +20,9 @@ class ReferralApi:
         self.client = client
 
     @classmethod
-    def at(cls, base_url: str) -> ReferralApi:
-        return cls(httpx.AsyncClient(base_url=base_url, timeout=5.0))
+    def at(cls, base_url: str, verify: ssl.SSLContext | bool = True) -> ReferralApi:
+        """``verify``: what the referral service's certificate is checked against (https)."""
+        return cls(httpx.AsyncClient(base_url=base_url, timeout=5.0, verify=verify))
 
     async def case_details(self, case_ref: str, *, authorization: str, purpose: str) -> dict:
         """``{"details": {...}}`` when granted, else ``{"withheld": code}``."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, urlparse, urlunparse
+from urllib.parse import parse_qs, quote, urlparse, urlunparse
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -128,6 +129,20 @@ class Settings(BaseSettings):
     # Where the meeting service fetches the consent-gated case details for the pre-meeting.
     referral_url: str = "http://127.0.0.1:8001"
 
+    # TLS (docs/deployment.md, "TLS"). The broker's and the database's are set in their URLs:
+    # amqps://...?cafile=...&certfile=...&keyfile=... and
+    # postgresql://...?sslmode=verify-full&sslrootcert=...&sslcert=...&sslkey=...
+    # These are HTTP's: a service with a certificate and key serves HTTPS, and its HTTP clients
+    # (the meeting service's calls to referral) verify servers with the CA file (default: the
+    # system's CAs).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
+    # Outside dev, plain transport (amqp://, a database URL without sslmode=verify-full, plain
+    # HTTP) is refused unless this is set: for a deployment whose traffic never leaves one
+    # host's private network (docker-compose.yml), or behind a proxy that does TLS.
+    allow_plaintext: bool = False
+
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
     # The password of the service's own database role, named like its database
@@ -196,6 +211,29 @@ class Settings(BaseSettings):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _tls_configured(self) -> Settings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("TRISAM_TLS_CERT_FILE and TRISAM_TLS_KEY_FILE go together: set both or neither")
+        for variable, path in (
+            ("TRISAM_TLS_CERT_FILE", self.tls_cert_file),
+            ("TRISAM_TLS_KEY_FILE", self.tls_key_file),
+            ("TRISAM_TLS_CA_FILE", self.tls_ca_file),
+        ):
+            if path and not Path(path).is_file():
+                raise ValueError(f"{variable}: no such file {path}")
+        if self.env != "dev" and not self.allow_plaintext and (plain := plaintext_transport(self)):
+            raise ValueError(
+                f"plain transport when TRISAM_ENV={self.env}: {'; '.join(plain)} "
+                "(TRISAM_ALLOW_PLAINTEXT=true only where traffic never leaves a private network)"
+            )
+        return self
+
+    @property
+    def http_scheme(self) -> str:
+        """How the services' HTTP APIs are reached: https when they have a certificate."""
+        return "https" if self.tls_cert_file else "http"
+
     def database_name(self, service: str) -> str:
         return f"{self.namespace}_{service}"
 
@@ -212,6 +250,21 @@ class Settings(BaseSettings):
 
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_HTTP_PORTS.get(service, 8000)
+
+
+def plaintext_transport(settings: Settings) -> list[str]:
+    """What of the settings would carry data unencrypted, or to a server not verified, in words."""
+    found = []
+    amqp = urlparse(settings.amqp_url)
+    if amqp.scheme != "amqps" or parse_qs(amqp.query).get("no_verify_ssl", ["0"]) != ["0"]:
+        found.append("TRISAM_AMQP_URL is not amqps:// with the broker's certificate verified")
+    if parse_qs(urlparse(settings.database_url).query).get("sslmode") != ["verify-full"]:
+        found.append("TRISAM_DATABASE_URL has no sslmode=verify-full")
+    if not settings.tls_cert_file:
+        found.append("no TRISAM_TLS_CERT_FILE and TRISAM_TLS_KEY_FILE (the HTTP API would be plain HTTP)")
+    if urlparse(settings.referral_url).scheme != "https":
+        found.append("TRISAM_REFERRAL_URL is not https://")
+    return found
 
 
 def with_database(url: str, database: str) -> str:

@@ -39,7 +39,7 @@ from faststream.specification import AsyncAPI
 
 from shared.contracts import Contract, Envelope, wire_model
 from shared.contracts.vocabulary import Party
-from shared.platform import db
+from shared.platform import db, tls
 from shared.platform import topology as topo
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings, load_settings
@@ -453,4 +453,5 @@ def serve(make_spec: Callable[[Settings], ServiceSpec]) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        **tls.server_options(settings),
     )

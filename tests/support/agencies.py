@@ -83,8 +83,10 @@ def rabbitmqctl_runner(infra):
     return None
 
 
-async def create_agencies(infra, run_prefix: str) -> dict[Party, Agency]:
-    run = rabbitmqctl_runner(infra)
+async def create_agencies(infra, run_prefix: str, *, run=None, url_for=None) -> dict[Party, Agency]:
+    """``run``: rabbitmqctl of another broker than the infra's; ``url_for(user, password)``: how
+    an agency logs in (default: the infra's URL with the agency's user and password)."""
+    run = run or rabbitmqctl_runner(infra)
     if run is None:
         raise RuntimeError(
             "the tests create one RabbitMQ user per agency and need rabbitmqctl for that: run "
@@ -95,8 +97,9 @@ async def create_agencies(infra, run_prefix: str) -> dict[Party, Agency]:
     for party in Party:
         name, password = f"{run_prefix}-{party.value.lower()}", secrets.token_hex(12)
         users.append(broker_users.agency_user(name, password, party, namespaces))
-        agencies[party] = Agency(party, name, password, _with_credentials(infra.amqp_url, name, password))
-    vhost = urlparse(infra.amqp_url).path.lstrip("/") or "/"
+        url = url_for(name, password) if url_for else _with_credentials(infra.amqp_url, name, password)
+        agencies[party] = Agency(party, name, password, url)
+    vhost = (urlparse(infra.amqp_url).path.lstrip("/") if infra else "") or "/"
     await asyncio.to_thread(broker_users.apply_with_rabbitmqctl, users, vhost, run)
     return agencies
 

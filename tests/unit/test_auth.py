@@ -186,6 +186,7 @@ def test_dev_jwt_secret_is_refused_outside_dev():
         "database_url": "postgresql://trisam:s3cret@db:5432/postgres",
         "amqp_url": "amqp://trisam-svc-referral:s3cret@mq:5672/",
         "database_role_password": "a-service-role-password",
+        "allow_plaintext": True,
     }
     with pytest.raises(pydantic.ValidationError, match="TRISAM_JWT_SECRET"):
         Settings(env="production", **real)
@@ -230,6 +231,7 @@ def test_the_mint_command_is_for_development_only(monkeypatch):
         "TRISAM_DATABASE_URL": "postgresql://trisam:s3cret@db:5432/postgres",
         "TRISAM_AMQP_URL": "amqp://trisam-svc-referral:s3cret@mq:5672/",
         "TRISAM_DATABASE_ROLE_PASSWORD": "a-service-role-password",
+        "TRISAM_ALLOW_PLAINTEXT": "true",
     }.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit):

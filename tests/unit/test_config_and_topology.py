@@ -1,3 +1,4 @@
+import ipaddress
 from datetime import UTC, datetime, timedelta
 
 import pydantic
@@ -24,6 +25,7 @@ REAL_URLS = {
     "database_url": "postgresql://trisam:s3cret@db:5432/postgres",
     "amqp_url": "amqp://trisam-svc-referral:s3cret@mq:5672/",
     "database_role_password": "a-service-role-password",
+    "allow_plaintext": True,  # TLS: see test_plain_transport_is_refused_outside_dev
 }
 
 
@@ -32,6 +34,9 @@ def test_passwordless_or_guest_urls_are_refused_outside_dev():
     for url in ({"database_url": "postgresql://postgres@db:5432/postgres"}, {"amqp_url": "amqp://guest:guest@mq/"}):
         with pytest.raises(pydantic.ValidationError, match="no password"):
             Settings(env="production", **real, **{**REAL_URLS, **url})
+    for role_password in (None, "short"):  # each service's own database role needs a real one
+        with pytest.raises(pydantic.ValidationError, match="TRISAM_DATABASE_ROLE_PASSWORD"):
+            Settings(env="production", **real, **{**REAL_URLS, "database_role_password": role_password})
 
 
 def test_the_compose_setup_is_secure_by_default():
@@ -51,11 +56,76 @@ def test_the_compose_setup_is_secure_by_default():
             assert env[secret].startswith("${") and ":?" in env[secret], (name, secret)
         assert ":?" in env["TRISAM_DATABASE_URL"] and ":?" in env["TRISAM_AMQP_URL"], name
         assert "-dev@" not in env["TRISAM_AMQP_URL"], name
+        # plain transport allowed on purpose: the compose network of one host (see the file)
+        assert env["TRISAM_ALLOW_PLAINTEXT"] == "true", name
     assert services["postgres"]["environment"]["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
     for name, service in services.items():
         for port in service.get("ports", []):
             assert name == "gateway" or str(port).startswith("127.0.0.1:"), (name, port)
     assert "definitions.local.json" in " ".join(services["rabbitmq"]["volumes"])
+
+
+def test_plain_transport_is_refused_outside_dev(tmp_path):
+    """Production: AMQPS with the broker verified, PostgreSQL with sslmode=verify-full, HTTPS
+    served and called; plain only when explicitly allowed (TRISAM_ALLOW_PLAINTEXT)."""
+    from tools.certs import Authority
+
+    ca = Authority(tmp_path)
+    cert, key = ca.server("referral")
+    real = {"pseudonym_key": "a-real-secret", "encryption_keys": "k1:" + "A" * 44, "jwt_secret": "j" * 40}
+    real["database_role_password"] = "a-service-role-password"
+    tls = {
+        "amqp_url": f"amqps://trisam-svc-referral:s3cret@mq:5671/?cafile={ca.ca_file}",
+        "database_url": f"postgresql://trisam:s3cret@db:5432/postgres?sslmode=verify-full&sslrootcert={ca.ca_file}",
+        "tls_cert_file": str(cert),
+        "tls_key_file": str(key),
+        "tls_ca_file": str(ca.ca_file),
+        "referral_url": "https://referral:8001",
+    }
+    assert Settings(env="production", **real, **tls).http_scheme == "https"
+    for plain, says in (
+        ({"amqp_url": "amqp://trisam-svc-referral:s3cret@mq:5672/"}, "TRISAM_AMQP_URL is not amqps"),
+        ({"amqp_url": tls["amqp_url"] + "&no_verify_ssl=1"}, "TRISAM_AMQP_URL is not amqps"),
+        ({"database_url": "postgresql://trisam:s3cret@db:5432/postgres?sslmode=require"}, "sslmode=verify-full"),
+        ({"tls_cert_file": None, "tls_key_file": None}, "plain HTTP"),
+        ({"referral_url": "http://referral:8001"}, "TRISAM_REFERRAL_URL is not https"),
+    ):
+        with pytest.raises(pydantic.ValidationError, match=says):
+            Settings(env="production", **real, **{**tls, **plain})
+        assert Settings(env="production", allow_plaintext=True, **real, **{**tls, **plain})
+        assert Settings(**{**tls, **plain})  # development: TLS only where configured (`make run` has none)
+    assert Settings().http_scheme == "http"
+
+
+def test_tls_files_are_checked_at_start(tmp_path):
+    from tools.certs import Authority
+
+    cert, key = Authority(tmp_path).server("referral")
+    with pytest.raises(pydantic.ValidationError, match="go together"):
+        Settings(tls_cert_file=str(cert))
+    with pytest.raises(pydantic.ValidationError, match="TRISAM_TLS_CA_FILE: no such file"):
+        Settings(tls_ca_file=str(tmp_path / "missing.pem"))
+    assert Settings(tls_cert_file=str(cert), tls_key_file=str(key)).http_scheme == "https"
+
+
+def test_make_certs_signs_what_clients_verify_and_keeps_what_exists(tmp_path):
+    from cryptography import x509
+    from cryptography.x509.verification import PolicyBuilder, Store
+
+    from tools.certs import SERVERS, make_all
+
+    ca = make_all(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    make_all(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # idempotent
+    store = Store([ca.cert])
+    for server in SERVERS:
+        leaf = x509.load_pem_x509_certificate((tmp_path / f"{server}.pem").read_bytes())
+        for host in (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))):
+            PolicyBuilder().store(store).build_server_verifier(host).verify(leaf, [])
+        assert (tmp_path / f"{server}.key").stat().st_mode & 0o077 == 0  # private keys: owner only
+    agency = x509.load_pem_x509_certificate((tmp_path / "trisam-af.pem").read_bytes())
+    assert agency.subject.rfc4514_string() == "CN=trisam-af"  # the broker user it logs in as
 
 
 def test_each_service_has_its_own_database_on_the_server():
@@ -211,6 +281,7 @@ def test_make_secrets_generates_what_production_accepts():
         database_url=f"postgresql://postgres:{values['TRISAM_POSTGRES_PASSWORD']}@postgres:5432/postgres",
         amqp_url=f"amqp://trisam-svc-referral:{values['TRISAM_BROKER_PASSWORD_REFERRAL']}@rabbitmq:5672/",
         database_role_password=values["TRISAM_DB_PASSWORD_REFERRAL"],
+        allow_plaintext=True,  # as docker-compose.yml: one host's private network
     )
     assert Keyring.from_config(settings.encryption_keys.get_secret_value())
     users = {u["name"] for u in make_secrets.broker_definitions(values)["users"]}
