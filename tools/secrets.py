@@ -69,10 +69,13 @@ def broker_definitions(values: dict[str, str]) -> dict:
     return definitions(users, admin=("trisam-admin", values["TRISAM_RABBITMQ_ADMIN_PASSWORD"]), salt=os.urandom(4))
 
 
-def write_key_pair() -> None:
+def write_key_pair(*, keep_old: bool = False) -> None:
     """The token key pair in place of an identity provider: the services' public key set, and
-    its private key for the development mint command only."""
-    private, public = new_key_pair("k" + datetime.now(UTC).strftime("%Y%m%d"))
+    its private key for the development mint command only. ``keep_old``: a rotation, the set
+    keeps the public keys it had (tokens signed before still verify until they are removed)."""
+    private, public = new_key_pair(f"k{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}")
+    if keep_old and JWKS.exists():
+        public["keys"] += json.loads(JWKS.read_text(encoding="utf-8"))["keys"]
     JWKS.parent.mkdir(exist_ok=True)
     SIGNING_KEY.write_text(json.dumps(private, indent=2) + "\n", encoding="utf-8")
     SIGNING_KEY.chmod(0o600)
@@ -83,10 +86,17 @@ def write_key_pair() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make secrets", description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="replace an existing .env (rotates every secret)")
+    parser.add_argument(
+        "--rotate-token-key",
+        action="store_true",
+        help="a new token key pair only; the key set keeps the old public keys (remove them by hand later)",
+    )
     args = parser.parse_args(argv)
-    if not JWKS.exists() or args.force:
-        write_key_pair()
+    if args.rotate_token_key or not JWKS.exists() or args.force:
+        write_key_pair(keep_old=args.rotate_token_key)
         print(f"wrote {JWKS} and {SIGNING_KEY}", file=sys.stderr)
+    if args.rotate_token_key:
+        return 0
     if ENV_FILE.exists() and not args.force:
         print(f"{ENV_FILE} exists: kept (--force replaces every secret)", file=sys.stderr)
         return 0

@@ -209,6 +209,13 @@ def test_make_secrets_generates_what_production_accepts(tmp_path, monkeypatch):
         signing_key(Settings(signing_key_file=str(make_secrets.SIGNING_KEY))), user_id="u", party=None, role="board"
     )
     assert verify_token(read_jwks_file(str(settings.jwks_file), dev=False), token).user_id == "u"
+    # a rotation: a new pair; the set verifies the tokens of both keys until the old one is removed
+    make_secrets.write_key_pair(keep_old=True)
+    rotated = mint_token(
+        signing_key(Settings(signing_key_file=str(make_secrets.SIGNING_KEY))), user_id="v", party=None, role="board"
+    )
+    both = read_jwks_file(str(settings.jwks_file), dev=False)
+    assert len(both.keys) == 2 and {verify_token(both, t).user_id for t in (token, rotated)} == {"u", "v"}
     users = {u["name"] for u in make_secrets.broker_definitions(values)["users"]}
     assert {"trisam-admin", "trisam-af", "trisam-svc-referral"} <= users and "guest" not in users
     assert values != make_secrets.generate()  # random each time
