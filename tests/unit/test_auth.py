@@ -111,6 +111,7 @@ def test_a_token_signed_with_a_key_not_in_the_set_is_refused():
         _PUBLIC["keys"][0]["x"],  # the public key itself, as an HMAC secret: algorithm confusion
         base64.urlsafe_b64decode(_PUBLIC["keys"][0]["x"] + "="),
     ],
+    ids=["a-secret", "the-public-key-text", "the-public-key-bytes"],
 )
 def test_hs256_tokens_are_refused_whatever_they_are_signed_with(secret):
     now = int(time.time())
@@ -404,3 +405,19 @@ async def test_the_key_set_from_a_url(monkeypatch):
     assert (await source.key("k1")) is not None and (await source.key("k1")) is not None
     assert len(fetched) == 2  # the second time, and then from the cache
     assert (await source.key("k9")) is None and len(fetched) == 3
+
+
+def test_an_identity_providers_rs256_key_verifies_its_own_algorithm_only():
+    """Identity providers often sign RS256: such a key verifies RS256 tokens, and nothing else."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True) | {"kid": "idp-1", "alg": "RS256"}
+    both = KeySet.from_jwks({"keys": [public, *_PUBLIC["keys"]]}, dev=False)
+    claims = {"sub": "u1", "party": "AF", "role": "officer", "teams": [], "iss": "trisam"}
+    now = int(time.time())
+    rs256 = jwt.encode(claims | {"iat": now, "exp": now + 60}, private, algorithm="RS256", headers={"kid": "idp-1"})
+    assert verify_token(both, rs256).user_id == "u1"
+    as_eddsa = jwt.encode(claims | {"iat": now, "exp": now + 60}, KEY.key, algorithm="EdDSA", headers={"kid": "idp-1"})
+    assert _code(as_eddsa, both) == "token_invalid"
