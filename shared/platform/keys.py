@@ -22,10 +22,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
+
+if TYPE_CHECKING:  # config imports this module
+    from shared.platform.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +104,8 @@ class KeySource:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def of(cls, settings: Any) -> KeySource:
-        """The key source that ``settings`` (``shared.platform.config.Settings``) configure."""
+    def of(cls, settings: Settings) -> KeySource:
+        """The key source that ``settings`` configure."""
         return cls(file=settings.jwks_file, url=settings.jwks_url, dev=settings.env == "dev")
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
@@ -135,6 +138,8 @@ class KeySource:
         if self.file:
             return read_jwks_file(self.file, dev=self.dev)
         if not self.url:
+            if not self.dev:
+                raise KeysUnavailable("no key set: TRISAM_JWKS_FILE or TRISAM_JWKS_URL is needed outside development")
             return KeySet.from_jwks(DEV_JWKS, dev=True)
         try:
             async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as client:

@@ -383,6 +383,9 @@ async def test_the_key_set_is_read_again_for_an_unknown_kid_at_most_every_so_oft
     assert (await source.key("k2")) is not None
     jwks.write_text("not json")  # a broken file: the set read before stays
     assert (await source.key("k3")) is None and (await source.key("k1")) is not None
+    assert (await KeySource(dev=True).key(keys.DEV_KEY_ID)) is not None  # development: its own set
+    with pytest.raises(keys.KeysUnavailable, match="TRISAM_JWKS_FILE or TRISAM_JWKS_URL"):
+        await KeySource(dev=False).key(keys.DEV_KEY_ID)
 
 
 async def test_the_key_set_from_a_url(monkeypatch):
