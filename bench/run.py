@@ -267,7 +267,7 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
     database: facts written directly, their cells worked out by the service's own rebuild (in
     one transaction, so the running service never sees them half-built)."""
     from services.metrics import projections
-    from shared.platform.auth import mint_token
+    from shared.platform.auth import mint_token, signing_key
 
     conn = await asyncpg.connect(settings.service_database_url("metrics"))
     try:
@@ -288,10 +288,7 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
         cells = await conn.fetchval("SELECT count(*) FROM figure_cells")
     finally:
         await conn.close()
-    board = {
-        "Authorization": "Bearer "
-        + mint_token(settings.jwt_secret.get_secret_value(), user_id="bench", party=None, role="board")
-    }
+    board = {"Authorization": "Bearer " + mint_token(signing_key(settings), user_id="bench", party=None, role="board")}
     times = []
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         for i in range(40):

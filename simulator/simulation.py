@@ -30,7 +30,7 @@ import httpx
 import structlog
 
 from shared.contracts.vocabulary import Party
-from shared.platform.auth import mint_token
+from shared.platform.auth import mint_token, signing_key
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings
 
@@ -231,7 +231,7 @@ class Simulation:
         self._auth = {
             "Authorization": "Bearer "
             + mint_token(
-                settings.jwt_secret.get_secret_value(),
+                signing_key(settings),
                 user_id="sim-coordinator",
                 party="REGION",
                 role="coordinator",

@@ -379,11 +379,11 @@ def _quarter_bounds(day: date) -> tuple[date, date]:
 
 async def figures_hold(settings: Settings, metrics_url: str, quarter: str, done: dict, timeout: float = 120.0) -> float:
     """Wait until the board's exact figures for the quarter count what the simulator did."""
-    from shared.platform.auth import mint_token
+    from shared.platform.auth import mint_token, signing_key
 
     board = {
         "Authorization": "Bearer "
-        + mint_token(settings.jwt_secret.get_secret_value(), user_id="demo-launcher", party=None, role="board")
+        + mint_token(signing_key(settings), user_id="demo-launcher", party=None, role="board")
     }
     began, seen = time.monotonic(), "no answer yet"
     async with httpx.AsyncClient(base_url=metrics_url, timeout=10, verify=tls.client_verify(settings)) as client:

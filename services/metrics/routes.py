@@ -23,7 +23,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from shared.platform import http
-from shared.platform.auth import SESSION_COOKIE, Principal, Role, authenticate, mint_token
+from shared.platform.auth import (
+    BEARER_DESCRIPTION,
+    SESSION_COOKIE,
+    Principal,
+    Role,
+    authenticate,
+    mint_token,
+    signing_key,
+)
 from shared.platform.config import Settings
 
 from . import catalogue, domain, editions, exact, report
@@ -68,9 +76,7 @@ def settings_of(request: Request) -> Settings:
 
 
 Config = Annotated[Settings, Depends(settings_of)]
-_bearer = HTTPBearer(
-    auto_error=False, bearerFormat="JWT", description="HS256 JWT issued by trisam; see shared/platform/auth.py"
-)
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description=BEARER_DESCRIPTION)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
@@ -385,7 +391,7 @@ async def dev_sign_in(body: SignIn, settings: Config, uow: Uow) -> JSONResponse:
         raise _error(422, "team_unknown", f"no team {body.team_id}")
     party = "REGION" if body.role in ("coordinator", "member", "auditor") else None
     token = mint_token(
-        settings.jwt_secret.get_secret_value(),
+        signing_key(settings),
         user_id=body.user_id,
         party=party,
         role=body.role,

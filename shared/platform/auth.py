@@ -1,6 +1,9 @@
 """Bearer-token authentication and role checks for the services' HTTP APIs.
 
-A token is an HS256 JWT signed with ``Settings.jwt_secret`` (``TRISAM_JWT_SECRET``). Claims:
+A token is a JWT with an asymmetric signature (EdDSA, or RS256 from an identity provider) and a
+``kid`` header naming the key that verifies it, one of the public keys the service holds
+(``shared.platform.keys``: a JWKS from ``TRISAM_JWKS_FILE`` or ``TRISAM_JWKS_URL``). The algorithm
+is the key's own: a token whose ``alg`` is another (HS256, none) is refused. Claims:
 
 - ``sub``: the user's id (string)
 - ``party``: the user's agency, one of AF, FK, KOMMUN, REGION (``shared.contracts.vocabulary.Party``);
@@ -11,18 +14,21 @@ A token is an HS256 JWT signed with ``Settings.jwt_secret`` (``TRISAM_JWT_SECRET
   ``auditor`` (may read access logs), ``board`` and ``analyst`` (read the exact figures of the
   whole county; only the metrics service accepts them)
 - ``teams``: ids of the teams the user works in, the user's team scope (may be empty)
-- ``iss`` (always ``trisam``), ``iat``, ``exp``
+- ``iss`` (always ``trisam``), ``aud`` (the services it is for), ``iat``, ``exp`` (at most
+  ``MAX_LIFETIME_SECONDS`` after ``iat``; ``LEEWAY_SECONDS`` of clock skew are tolerated)
 
 All are required. A verified token becomes a ``Principal``. Routes take it from the dependency
 that ``authenticate(settings)`` returns and check roles with ``require_roles``; team scope is
 checked by the route itself with ``Principal.in_team``. Error messages never contain the token.
 
-Development tokens: ``python -m shared.platform.auth mint --sub U --party AF --role officer --team T``.
+Tokens come from the organisation's identity provider. Development tokens, signed with the
+development key (``signing_key``): ``python -m shared.platform.auth mint --sub U --party AF --role officer --team T``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -35,8 +41,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.contracts.vocabulary import Party
 from shared.platform.config import Settings
+from shared.platform.keys import ALGORITHMS, SIGNING_ALGORITHM, KeySet, KeySource, KeysUnavailable, load_signing_key
 
-ALGORITHM = "HS256"
+log = logging.getLogger(__name__)
+
 ISSUER = "trisam"
 # The services a token may be presented to (its ``aud`` claim); each service accepts only tokens
 # that name it. A token for every service is the default of ``mint_token``.
@@ -45,8 +53,6 @@ LEEWAY_SECONDS = 30  # tolerated clock skew between the minting and the verifyin
 # The longest a token may live (exp - iat): a working day. A longer one is refused even with a
 # good signature, so that a token that leaks is not good for ever.
 MAX_LIFETIME_SECONDS = 12 * 3600
-# The shortest signing secret (HS256 wants at least its output's 32 bytes)
-MIN_SECRET_BYTES = 32
 
 
 class Role(StrEnum):
@@ -65,6 +71,7 @@ PARTYLESS_ROLES = frozenset({Role.BOARD, Role.ANALYST})
 CASE_ROLES = frozenset(Role) - PARTYLESS_ROLES
 # The cookie a browser may carry the token in (the metrics dashboard and report pages).
 SESSION_COOKIE = "trisam_session"
+BEARER_DESCRIPTION = "JWT signed by the identity provider (EdDSA or RS256, with a kid); see shared/platform/auth.py"
 
 
 @dataclass(frozen=True)
@@ -82,8 +89,8 @@ class Principal:
 
 class AuthError(Exception):
     """A token was missing or not acceptable. ``code`` is one of ``token_missing``,
-    ``token_invalid``, ``token_expired``, ``claims_invalid``, ``wrong_audience``,
-    ``token_lifetime_too_long``."""
+    ``token_invalid``, ``key_unknown``, ``token_expired``, ``claims_invalid``, ``wrong_audience``,
+    ``token_lifetime_too_long``; ``keys_unavailable`` when the key set cannot be read."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
@@ -91,8 +98,16 @@ class AuthError(Exception):
         self.message = message
 
 
+def signing_key(settings: Settings) -> jwt.PyJWK:
+    """The private key that mints development tokens: ``TRISAM_SIGNING_KEY_FILE`` or the
+    development key. Refused outside development: there the identity provider mints them."""
+    if settings.env != "dev":
+        raise RuntimeError(f"tokens are minted by the identity provider when TRISAM_ENV={settings.env}")
+    return load_signing_key(settings.signing_key_file)
+
+
 def mint_token(
-    secret: str,
+    key: jwt.PyJWK,
     *,
     user_id: str,
     party: Party | str | None,
@@ -102,8 +117,8 @@ def mint_token(
     now: float | None = None,
     audience: Iterable[str] = AUDIENCES,
 ) -> str:
-    """A signed token for the services in ``audience``; ``now`` (Unix seconds) defaults to the
-    current time."""
+    """A token signed with ``key`` (a private key with its kid, see ``signing_key``) for the
+    services in ``audience``; ``now`` (Unix seconds) defaults to the current time."""
     team_list = list(teams)
     if not user_id:
         raise ValueError("user_id must not be empty")
@@ -124,19 +139,41 @@ def mint_token(
         "iat": issued,
         "exp": issued + ttl_seconds,
     }
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return jwt.encode(claims, key.key, algorithm=SIGNING_ALGORITHM, headers={"kid": key.key_id})
 
 
-def verify_token(secret: str, token: str, audience: str | None = None) -> Principal:
-    """The token's Principal, or AuthError. ``audience``: the service it is presented to, which
-    its ``aud`` claim must name (None: not checked, for tools)."""
+def signed_with(token: str) -> str:
+    """The kid of the key a token names in its header (not verified), or AuthError."""
     if not token:
         raise AuthError("token_missing", "no bearer token")
     try:
+        header = jwt.get_unverified_header(token)
+    except jwt.DecodeError:
+        raise AuthError("token_invalid", "the token is malformed or its signature does not verify") from None
+    if header.get("alg") not in ALGORITHMS:
+        raise AuthError("token_invalid", f"algorithm {header.get('alg')!r} is not accepted ({', '.join(ALGORITHMS)})")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise AuthError("key_unknown", "the token names no key (kid)")
+    return kid
+
+
+def verify_token(keys: KeySet, token: str, audience: str | None = None) -> Principal:
+    """The token's Principal, or AuthError. ``keys``: the public keys that may have signed it.
+    ``audience``: the service it is presented to, which its ``aud`` claim must name (None: not
+    checked, for tools)."""
+    return verify_with(keys.get(signed_with(token)), token, audience)
+
+
+def verify_with(key: jwt.PyJWK | None, token: str, audience: str | None = None) -> Principal:
+    """``verify_token`` with the key the token names (None: not in the key set)."""
+    if key is None:
+        raise AuthError("key_unknown", "the token is signed with a key that is not in the key set")
+    try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            secret,
-            algorithms=[ALGORITHM],
+            key.key,
+            algorithms=[key.algorithm_name],  # the key's own: never HS256 or none
             issuer=ISSUER,
             audience=audience,
             leeway=LEEWAY_SECONDS,
@@ -189,10 +226,8 @@ def authenticate(
     to anyone). ``cookie``: a browser may send the token in the ``SESSION_COOKIE`` cookie.
     Use as ``principal: Principal = Depends(authenticate(settings))``.
     """
-    secret = settings.jwt_secret.get_secret_value()
-    bearer = HTTPBearer(
-        auto_error=False, bearerFormat="JWT", description="HS256 JWT issued by trisam; see shared/platform/auth.py"
-    )
+    own_keys = KeySource.of(settings)  # for an app without a runtime (the runtime holds its own)
+    bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description=BEARER_DESCRIPTION)
 
     async def principal(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)
@@ -204,8 +239,14 @@ def authenticate(
         if not token and optional:
             return None
         runtime = getattr(request.app.state, "runtime", None)
+        keys: KeySource = runtime.keys if runtime else own_keys
         try:
-            found = verify_token(secret, token, runtime.spec.name if runtime else None)
+            found = verify_with(await keys.key(signed_with(token)), token, runtime.spec.name if runtime else None)
+        except KeysUnavailable as exc:
+            log.error("bearer token not checked: %s", exc)
+            raise HTTPException(
+                503, detail={"code": "keys_unavailable", "message": "the keys that verify tokens cannot be read"}
+            ) from None
         except AuthError as exc:
             if from_cookie and optional:
                 return None  # an expired session: the page as for anyone
@@ -222,9 +263,7 @@ def authenticate(
 
 
 # The bearer scheme, declared once for the OpenAPI documents of the routes that use ``caller``.
-BEARER = HTTPBearer(
-    auto_error=False, bearerFormat="JWT", description="HS256 JWT issued by trisam; see shared/platform/auth.py"
-)
+BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", description=BEARER_DESCRIPTION)
 
 
 async def caller(
@@ -256,7 +295,8 @@ def require_roles(principal: Principal, *roles: Role) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.platform.auth", description="Trisam bearer tokens (secret: TRISAM_JWT_SECRET)"
+        prog="python -m shared.platform.auth",
+        description="Trisam development bearer tokens (key: TRISAM_SIGNING_KEY_FILE, else the development key)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     mint = commands.add_parser("mint", help="print a signed token")
@@ -271,10 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if settings.env != "dev":  # in production the identity provider issues tokens, not this command
         parser.error(f"minting tokens is for development only (TRISAM_ENV={settings.env})")
-    secret = settings.jwt_secret.get_secret_value()
-    print(
-        mint_token(secret, user_id=args.sub, party=args.party, role=args.role, teams=args.teams, ttl_seconds=args.ttl)
-    )
+    key = signing_key(settings)
+    print(mint_token(key, user_id=args.sub, party=args.party, role=args.role, teams=args.teams, ttl_seconds=args.ttl))
     return 0
 
 

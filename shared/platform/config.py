@@ -16,13 +16,13 @@ from urllib.parse import parse_qs, quote, urlparse, urlunparse
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.platform.keys import read_jwks_file
+
 DEV_PSEUDONYM_KEY = "dev-only-pseudonym-key-not-for-production"
 DEV_ENCRYPTION_KEYS = "dev1:ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="  # key id:base64(32 bytes)
-DEV_JWT_SECRET = "dev-only-jwt-secret-not-for-production-use"
 DEV_SECRETS = {
     "pseudonym_key": DEV_PSEUDONYM_KEY,
     "encryption_keys": DEV_ENCRYPTION_KEYS,
-    "jwt_secret": DEV_JWT_SECRET,
 }
 
 DEFAULT_HTTP_PORTS = {"referral": 8001, "meeting": 8002, "followup": 8003, "metrics": 8004}
@@ -150,8 +150,13 @@ class Settings(BaseSettings):
     # migrations run as TRISAM_DATABASE_URL's user). None: no password (a server that trusts
     # local connections, as in development); required outside development.
     database_role_password: SecretStr | None = None
-    # HS256 key that signs and verifies the services' bearer tokens (see shared/platform/auth.py).
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    # The public keys that verify the bearer tokens (shared/platform/keys.py): a JWKS file, or
+    # the identity provider's JWKS URL. Neither: the development key set (refused outside dev).
+    jwks_file: str | None = None
+    jwks_url: str | None = None
+    # Development only: the private key (a JWK file) that mints tokens (the mint command, the
+    # metrics development sign-in, the launcher); unset: the development key.
+    signing_key_file: str | None = None
 
     @field_validator("namespace")
     @classmethod
@@ -178,13 +183,6 @@ class Settings(BaseSettings):
             }
         return self
 
-    @field_validator("jwt_secret")
-    @classmethod
-    def _a_secret_long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value().encode()) < 32:
-            raise ValueError("TRISAM_JWT_SECRET must be at least 32 bytes (HS256)")
-        return value
-
     @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:
         if self.env != "dev" and (self.dev_clock_offset_days or self.dev_clock_speed != 1.0 or self.dev_clock_stops_at):
@@ -202,6 +200,18 @@ class Settings(BaseSettings):
             if self.database_role_password is None or len(self.database_role_password.get_secret_value()) < 16:
                 raise ValueError(
                     f"TRISAM_DATABASE_ROLE_PASSWORD (16 characters at least) is required when TRISAM_ENV={self.env}"
+                )
+            if not (self.jwks_file or self.jwks_url):
+                raise ValueError(
+                    f"TRISAM_JWKS_FILE or TRISAM_JWKS_URL must name the identity provider's keys when "
+                    f"TRISAM_ENV={self.env} (the development key set is refused)"
+                )
+            if self.jwks_file:  # read now: a missing file or the development key stops the start
+                read_jwks_file(self.jwks_file, dev=False)
+            if self.signing_key_file:
+                raise ValueError(
+                    f"TRISAM_SIGNING_KEY_FILE is for development; when TRISAM_ENV={self.env} the identity "
+                    f"provider signs the tokens and the services hold public keys only"
                 )
             for name, url in (("TRISAM_DATABASE_URL", self.database_url), ("TRISAM_AMQP_URL", self.amqp_url)):
                 parts = urlparse(url)

@@ -46,6 +46,7 @@ from shared.platform.config import Settings, load_settings
 from shared.platform.consumer import ORDERING_HEADER, Consumer
 from shared.platform.db import Conn
 from shared.platform.handlers import HandlerTable
+from shared.platform.keys import KeySource
 from shared.platform.limits import BoundedBody
 from shared.platform.logging import configure as configure_logging
 from shared.platform.logging import kept_contextvars
@@ -93,6 +94,7 @@ class Runtime:
         self.spec = spec
         self.settings = settings or Settings()
         self.clock = spec.clock or Clock.from_settings(self.settings)
+        self.keys = KeySource.of(self.settings)  # the public keys that verify bearer tokens
         self._broker_user = urlparse(self.settings.amqp_url).username or "guest"
         self.topology = topo.Topology.of(self.settings)
         self.metrics = ServiceMetrics(spec.name)

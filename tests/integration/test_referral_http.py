@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from services.referral import app as referral_app
-from shared.platform.auth import mint_token
+from shared.platform.auth import mint_token, signing_key
 from tests.support.http import client_for, token
 from tests.support.referrals import TEAM, submit_referral
 
@@ -204,7 +204,7 @@ async def test_authorisation_matrix(settings, api):
         assert (await call({"Authorization": "Bearer not.a.token"})).status_code == 401
         # a token for another service only (the metrics dashboard's, say) is refused here
         for_metrics = mint_token(
-            settings.jwt_secret.get_secret_value(),
+            signing_key(settings),
             user_id="rk-1",
             party="REGION",
             role="coordinator",

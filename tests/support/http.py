@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from shared.platform.auth import mint_token
+from shared.platform.auth import mint_token, signing_key
 from shared.platform.runtime import build_app
 
 
@@ -15,7 +15,7 @@ def client_for(runtime) -> httpx.AsyncClient:
 
 def token(settings, *, party: str | None, role: str, teams=(), user: str | None = None) -> dict:
     value = mint_token(
-        settings.jwt_secret.get_secret_value(),
+        signing_key(settings),
         user_id=user or f"{(party or 'staff').lower()}-{role}",
         party=party,
         role=role,

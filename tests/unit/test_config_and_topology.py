@@ -15,7 +15,7 @@ def test_dev_secrets_are_refused_outside_dev():
         env="production",
         pseudonym_key="a-real-secret",
         encryption_keys="k1:" + "A" * 44,
-        jwt_secret="a-real-jwt-secret-" + "x" * 20,
+        jwks_url="https://idp.example/jwks",
         **REAL_URLS,
     )
     assert ok.env == "production"
@@ -30,7 +30,11 @@ REAL_URLS = {
 
 
 def test_passwordless_or_guest_urls_are_refused_outside_dev():
-    real = {"pseudonym_key": "a-real-secret", "encryption_keys": "k1:" + "A" * 44, "jwt_secret": "j" * 40}
+    real = {
+        "pseudonym_key": "a-real-secret",
+        "encryption_keys": "k1:" + "A" * 44,
+        "jwks_url": "https://idp.example/jwks",
+    }
     for url in ({"database_url": "postgresql://postgres@db:5432/postgres"}, {"amqp_url": "amqp://guest:guest@mq/"}):
         with pytest.raises(pydantic.ValidationError, match="no password"):
             Settings(env="production", **real, **{**REAL_URLS, **url})
@@ -52,8 +56,11 @@ def test_the_compose_setup_is_secure_by_default():
         env = services[name]["environment"]
         assert env["TRISAM_ENV"] == "production", name
         assert env["TRISAM_DATABASE_ROLE_PASSWORD"] == f"${{TRISAM_DB_PASSWORD_{name.upper()}:?run make secrets}}"
-        for secret in ("TRISAM_JWT_SECRET", "TRISAM_PSEUDONYM_KEY", "TRISAM_ENCRYPTION_KEYS"):
+        for secret in ("TRISAM_PSEUDONYM_KEY", "TRISAM_ENCRYPTION_KEYS"):
             assert env[secret].startswith("${") and ":?" in env[secret], (name, secret)
+        # public keys only, from the file `make secrets` writes; no private key, no shared secret
+        assert f"./deploy/keys/jwks.local.json:{env['TRISAM_JWKS_FILE']}:ro" in services[name]["volumes"], name
+        assert not {"TRISAM_SIGNING_KEY_FILE", "TRISAM_JWT_SECRET"} & set(env), name
         assert ":?" in env["TRISAM_DATABASE_URL"] and ":?" in env["TRISAM_AMQP_URL"], name
         assert "-dev@" not in env["TRISAM_AMQP_URL"], name
         # plain transport allowed on purpose: the compose network of one host (see the file)
@@ -72,7 +79,7 @@ def test_plain_transport_is_refused_outside_dev(tmp_path):
 
     ca = Authority(tmp_path)
     cert, key = ca.server("referral")
-    real = {"pseudonym_key": "a-real-secret", "encryption_keys": "k1:" + "A" * 44, "jwt_secret": "j" * 40}
+    real = {"pseudonym_key": "a-real-secret", "encryption_keys": "k1:" + "A" * 44, "jwks_url": "https://idp/jwks"}
     real["database_role_password"] = "a-service-role-password"
     tls = {
         "amqp_url": f"amqps://trisam-svc-referral:s3cret@mq:5671/?cafile={ca.ca_file}",
@@ -202,7 +209,7 @@ def test_the_dev_clock_offset_is_refused_outside_dev_and_shifts_the_clock():
             dev_clock_offset_days=3,
             pseudonym_key="p" * 40,
             encryption_keys="k1:" + "A" * 44,
-            jwt_secret="j" * 40,
+            jwks_url="https://idp.example/jwks",
         )
     ahead = Clock.from_settings(Settings(dev_clock_offset_days=9)).now() - Clock().now()
     assert timedelta(days=9) - timedelta(seconds=5) < ahead < timedelta(days=9, seconds=5)
@@ -221,7 +228,7 @@ def test_a_fast_dev_clock_is_refused_outside_dev_and_catches_up_from_the_past():
             dev_clock_speed=100,
             pseudonym_key="p" * 40,
             encryption_keys="k1:" + "A" * 44,
-            jwt_secret="j" * 40,
+            jwks_url="https://idp.example/jwks",
         )
     start = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -268,14 +275,20 @@ async def test_every_service_tells_its_clock():
     assert timedelta(days=29, hours=23) < now - wall < timedelta(days=30, minutes=1)
 
 
-def test_make_secrets_generates_what_production_accepts():
+def test_make_secrets_generates_what_production_accepts(tmp_path, monkeypatch):
     from services.referral.vault import Keyring
+    from shared.platform.auth import mint_token, signing_key, verify_token
+    from shared.platform.keys import read_jwks_file
     from tools import secrets as make_secrets
 
+    monkeypatch.setattr(make_secrets, "JWKS", tmp_path / "keys" / "jwks.local.json")
+    monkeypatch.setattr(make_secrets, "SIGNING_KEY", tmp_path / "keys" / "signing-key.local.json")
+    make_secrets.write_key_pair()
+    assert make_secrets.SIGNING_KEY.stat().st_mode & 0o077 == 0  # the private key: its owner only
     values = make_secrets.generate()
     settings = Settings(
         env="production",
-        jwt_secret=values["TRISAM_JWT_SECRET"],
+        jwks_file=str(make_secrets.JWKS),
         pseudonym_key=values["TRISAM_PSEUDONYM_KEY"],
         encryption_keys=values["TRISAM_ENCRYPTION_KEYS"],
         database_url=f"postgresql://postgres:{values['TRISAM_POSTGRES_PASSWORD']}@postgres:5432/postgres",
@@ -284,6 +297,18 @@ def test_make_secrets_generates_what_production_accepts():
         allow_plaintext=True,  # as docker-compose.yml: one host's private network
     )
     assert Keyring.from_config(settings.encryption_keys.get_secret_value())
+    # the development mint side signs with the private key, the services verify with the set
+    token = mint_token(
+        signing_key(Settings(signing_key_file=str(make_secrets.SIGNING_KEY))), user_id="u", party=None, role="board"
+    )
+    assert verify_token(read_jwks_file(str(settings.jwks_file), dev=False), token).user_id == "u"
+    # a rotation: a new pair; the set verifies the tokens of both keys until the old one is removed
+    make_secrets.write_key_pair(keep_old=True)
+    rotated = mint_token(
+        signing_key(Settings(signing_key_file=str(make_secrets.SIGNING_KEY))), user_id="v", party=None, role="board"
+    )
+    both = read_jwks_file(str(settings.jwks_file), dev=False)
+    assert len(both.keys) == 2 and {verify_token(both, t).user_id for t in (token, rotated)} == {"u", "v"}
     users = {u["name"] for u in make_secrets.broker_definitions(values)["users"]}
     assert {"trisam-admin", "trisam-af", "trisam-svc-referral"} <= users and "guest" not in users
     assert values != make_secrets.generate()  # random each time
@@ -300,7 +325,7 @@ def test_production_serves_no_api_pages_from_a_cdn_but_the_openapi_document():
         env="production",
         pseudonym_key="a-real-secret",
         encryption_keys="k1:" + "A" * 43 + "=",  # 32 bytes
-        jwt_secret="j" * 40,
+        jwks_url="https://idp.example/jwks",
         **REAL_URLS,
     )
     for settings, pages in ((production, 404), (Settings(), 200)):
