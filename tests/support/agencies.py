@@ -83,8 +83,10 @@ def rabbitmqctl_runner(infra):
     return None
 
 
-async def create_agencies(infra, run_prefix: str) -> dict[Party, Agency]:
-    run = rabbitmqctl_runner(infra)
+async def create_agencies(infra, run_prefix: str, run=None) -> dict[Party, Agency]:
+    """``run``: how to run rabbitmqctl on the broker (default: ``rabbitmqctl_runner``); users are
+    cluster-wide, so on a cluster any node's rabbitmqctl does."""
+    run = run or rabbitmqctl_runner(infra)
     if run is None:
         raise RuntimeError(
             "the tests create one RabbitMQ user per agency and need rabbitmqctl for that: run "
@@ -111,8 +113,8 @@ async def allow_only_own_routing_keys(infra, agencies: dict[Party, Agency], inta
         )
 
 
-async def delete_agencies(infra, agencies: dict[Party, Agency]) -> None:
-    run = rabbitmqctl_runner(infra)
+async def delete_agencies(infra, agencies: dict[Party, Agency], run=None) -> None:
+    run = run or rabbitmqctl_runner(infra)
     await asyncio.to_thread(broker_users.delete_with_rabbitmqctl, [a.user for a in agencies.values()], run)
 
 
