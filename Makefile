@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test check secrets certs faults docs bench bench-followup clean
+.PHONY: run demo test check secrets certs faults faults-cluster cluster cluster-stop docs bench bench-followup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,17 @@ secrets: $(STAMP)  ## .env and deploy/rabbitmq/definitions.local.json for docker
 certs: $(STAMP)  ## a local CA, server and client certificates for TLS in .tls/ (kept if present; docs/deployment.md)
 	$(PY) -m tools.certs
 
-faults: $(STAMP)  ## fault injection, full size: 10,000 referrals, kills, cuts, broker restarts; ledger in test-artifacts/faults.json
+faults: $(STAMP)  ## fault injection, full size: 10,000 referrals, kills, cuts, broker restarts; then the cluster run (faults-cluster); ledgers in test-artifacts/faults*.json
 	TRISAM_FAULTS=full $(PY) -m pytest -s -p no:cacheprovider tests/faults
+
+faults-cluster: $(STAMP)  ## only the cluster fault run: 3,000 referrals on a three-node RabbitMQ cluster, a node killed twice; test-artifacts/faults-cluster.json
+	TRISAM_FAULTS=full $(PY) -m pytest -s -p no:cacheprovider tests/faults/test_cluster.py
+
+cluster: $(STAMP)  ## a three-node RabbitMQ cluster on this machine (trisam-c1..c3@localhost, AMQP 5681-5683; idempotent)
+	$(PY) -m tools.cluster start
+
+cluster-stop: $(STAMP)  ## stop the three nodes of `make cluster` and remove their data (/tmp/trisam-cluster)
+	$(PY) -m tools.cluster stop
 
 docs: $(STAMP)  ## regenerate docs/asyncapi/*.json from the code
 	$(PY) -m tools.catalogue

@@ -5,9 +5,10 @@ through a cuttable TCP proxy, all on a fast development clock that stops at a kn
 that the run comes to rest. The simulator plays the agencies and coordinators. While it runs,
 ``Injector`` kills and restarts service processes (SIGKILL), cuts every broker connection,
 terminates the services' database connections, restarts the broker (full run only) and sends
-poison messages. ``Ledger`` then counts, from every service's own database, the broker and
-the simulator's answers, what was sent, accepted, rejected, consulted, scheduled, fired and
-counted, and what was lost or applied twice.
+poison messages. On a RabbitMQ cluster (``tools/cluster.py``) it also kills the node that leads
+most of the run's quorum queues (SIGKILL) and brings it back. ``Ledger`` then counts, from
+every service's own database, the broker and the simulator's answers, what was sent,
+accepted, rejected, consulted, scheduled, fired and counted, and what was lost or applied twice.
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import asyncpg
 
 from shared.contracts import MAX_MESSAGE_BYTES
+from shared.contracts.vocabulary import Party
+from shared.platform.clock import Clock
 from shared.platform.config import Settings
 from shared.platform.consumer import REASON_HEADER
 from shared.platform.topology import EVENTS, SUBSCRIPTIONS, Topology
 from simulator.simulation import Simulation
 from tests.support import broker as amqp
 from tests.support.proxy import CuttableProxy
+from tools.cluster import Cluster
 from tools.launcher import SERVICES, ServiceProcesses
 
 SPEED = 2 * 86400.0  # two simulated days a real second: six-month follow-ups fire in the run
@@ -44,6 +48,7 @@ class Scale:
     cuts: int
     db_losses: int
     broker_restarts: int
+    node_kills: int = 0  # on a cluster: a node killed (SIGKILL) and brought back
 
     @property
     def traffic_seconds(self) -> float:
@@ -52,6 +57,8 @@ class Scale:
 
 SMALL = Scale(referrals=2000, per_second=25, kills=20, cuts=5, db_losses=2, broker_restarts=0)
 FULL = Scale(referrals=10000, per_second=30, kills=40, cuts=8, db_losses=3, broker_restarts=2)
+# the same traffic on a three-node cluster (tests/faults/test_cluster.py, `make faults` only)
+CLUSTER = Scale(referrals=3000, per_second=25, kills=10, cuts=3, db_losses=1, broker_restarts=0, node_kills=2)
 
 
 def instances() -> list[str]:
@@ -145,7 +152,9 @@ class Injector:
     proxy: CuttableProxy
     settings: Settings
     rng: random.Random
-    done: dict = field(default_factory=lambda: {"kill": 0, "cut": 0, "db_loss": 0, "broker_restart": 0})
+    cluster: Cluster | None = None
+    done: dict = field(default_factory=lambda: {"kill": 0, "cut": 0, "db_loss": 0, "broker_restart": 0, "node_kill": 0})
+    node_kills: list[dict] = field(default_factory=list)  # what each node kill hit, for the report
 
     async def run(self, scale: Scale, over_seconds: float) -> None:
         plan = (
@@ -156,6 +165,7 @@ class Injector:
                 ("broker_restart", over_seconds * (i + 1) / (scale.broker_restarts + 1))
                 for i in range(scale.broker_restarts)
             ]
+            + [("node_kill", over_seconds * (i + 1) / (scale.node_kills + 1)) for i in range(scale.node_kills)]
         )
         started = time.monotonic()
         for kind, at in sorted(plan, key=lambda item: item[1]):
@@ -189,6 +199,41 @@ class Injector:
                 subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120, capture_output=True)
 
         await asyncio.to_thread(restart)
+
+    async def node_kill(self) -> None:
+        """Kill the cluster node that leads most of this run's quorum queues (SIGKILL: a crash),
+        leave it down a few seconds while traffic goes on, start it again and wait until every
+        queue of the run has its three replicas online again."""
+        assert self.cluster is not None, "node kills need a cluster"
+        cluster, prefix = self.cluster, self.settings.namespace + "."
+        queues = await asyncio.to_thread(cluster.queues, prefix)
+        led: dict[str, list[str]] = {node.name: [] for node in cluster.nodes}
+        for queue in queues:
+            led.setdefault(queue["leader"], []).append(queue["name"])
+        most = max(len(names) for names in led.values())
+        victim = cluster.node_named(self.rng.choice(sorted(n for n, names in led.items() if len(names) == most)))
+        down = self.rng.uniform(3, 8)
+        killed_at = time.monotonic()
+        await asyncio.to_thread(cluster.kill, victim)
+        await asyncio.sleep(down)
+        await asyncio.to_thread(cluster.start_node, victim)
+        back_at = time.monotonic()
+        while True:
+            queues = await asyncio.to_thread(cluster.queues, prefix)
+            if all(len(q["online"]) == len(cluster.nodes) for q in queues):
+                break
+            if time.monotonic() - back_at > 120:
+                raise AssertionError(f"replicas not back online 120 s after {victim.name} restarted: {queues}")
+            await asyncio.sleep(1)
+        self.node_kills.append(
+            {
+                "node": victim.name,
+                "leader of": led[victim.name],
+                "seconds down": round(back_at - killed_at, 1),
+                "seconds until every replica online": round(time.monotonic() - back_at, 1),
+                "new leaders": {q["name"]: q["leader"] for q in queues if q["name"] in led[victim.name]},
+            }
+        )
 
 
 # --------------------------------------------------------------------------- at rest
@@ -488,3 +533,144 @@ async def replay_every_event(settings: Settings, admin_url: str) -> int:
     finally:
         await conn.close()
     return replayed
+
+
+# --------------------------------------------------------------------------- the run
+
+
+async def fault_run(
+    settings: Settings,
+    agencies: dict,
+    admin_url: str,
+    scale: Scale,
+    rng: random.Random,
+    *,
+    proxy: CuttableProxy,
+    artifact: str,
+    cluster: Cluster | None = None,
+) -> dict:
+    """The whole run: two instances of every service (through ``proxy``, which the injector
+    cuts), the simulator's traffic while the faults happen, poison, then at rest the ledger, the
+    replay, and the report (printed, and written to test-artifacts/``artifact``). ``admin_url``:
+    the test's own view of the broker (queue depths, dead letters, the replay)."""
+    from simulator.cli import county_teams
+    from tests.support.system import ARTIFACTS, free_port
+
+    services = settings.model_copy(update={"amqp_url": proxy.url_for(settings.amqp_url)})
+
+    # the platform's clock: fast from now, stopping after the traffic and faults, so that the
+    # run comes to rest with every follow-up that was due fired
+    started = datetime.now(UTC)
+    run_seconds = scale.traffic_seconds + 45
+    stops = started + timedelta(seconds=run_seconds * SPEED)
+    clock = Clock(speed=SPEED, started_at=started, stops_at=stops)
+    names = instances()
+    processes = ServiceProcesses(
+        services,
+        ports={name: free_port() for name in names},
+        services=names,
+        log_dir=ARTIFACTS / settings.namespace,
+        extra_env=clock_env(started, stops),
+    )
+    processes.start_all()
+    simulation = Simulation(
+        settings,
+        agencies={p: (a.amqp_url, a.user) for p, a in agencies.items()},
+        meeting_urls=[processes.url("meeting"), processes.url("meeting-2")],
+        teams=county_teams(),
+        seed=rng.randrange(2**32),
+        clock=clock,
+    )
+    injector = Injector(processes, proxy, settings, rng, cluster=cluster)
+    report: dict = {"scale": scale.__dict__}
+    try:
+        await processes.wait_ready(timeout=120)
+        await simulation.start()
+        faults = asyncio.create_task(injector.run(scale, scale.traffic_seconds))
+        traffic = asyncio.create_task(simulation.refer(scale.referrals, per_second=scale.per_second))
+        await asyncio.sleep(scale.traffic_seconds * 0.4)
+        poisons, refused = await send_poison(settings, agencies[Party.AF], admin_url)
+        await asyncio.gather(traffic, faults)
+
+        # every process back, the clock run out, the coordinators done: then at rest
+        for name in names:
+            if processes.procs[name].poll() is not None:
+                processes.start(name)
+        await processes.wait_ready(timeout=120)
+        await asyncio.sleep(max(0.0, (stops - clock.now()).total_seconds() / SPEED) + 5)
+        await simulation.stop_coordinating()
+        report["at rest"] = await at_rest(settings, admin_url)
+        await simulation.stop()
+
+        report["faults"] = injector.done
+        if cluster is not None:
+            report["node kills"] = injector.node_kills
+        report["ledger"] = await ledger(settings, simulation)
+        report["lost deliveries"] = await delivery_gaps(settings)
+        report["duplicated effects"] = await duplicated_effects(settings, simulation)
+        report["dead letters"] = await dead_letters(settings, admin_url)
+        report["poison"] = [p.__dict__ for p in poisons]
+        report["refused by the broker"] = refused
+
+        # the figures' cells, kept up to date event by event, equal those worked out afresh
+        report["metrics cells that differ from the facts"] = await cells_disagreeing_with_the_facts(settings)
+        # replay: every event once more changes nothing
+        before = await state_digest(settings)
+        report["replayed events"] = await replay_every_event(settings, admin_url)
+        await at_rest(settings, admin_url)
+        after = await state_digest(settings)
+        report["changed by the replay"] = sorted(t for t in before if before[t] != after.get(t))
+    finally:
+        await simulation.stop()
+        processes.stop_all()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / artifact).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print("\n" + json.dumps(report, indent=2, default=str))
+    return report
+
+
+def assert_balanced(report: dict, scale: Scale) -> None:
+    """The faults happened, and the ledger balances: nothing lost, nothing applied twice."""
+    done, ledger, refused = report["faults"], report["ledger"], report["refused by the broker"]
+    # the faults really happened
+    assert done["kill"] >= scale.kills and done["cut"] >= scale.cuts
+    assert done["db_loss"] >= scale.db_losses
+    assert done["broker_restart"] >= scale.broker_restarts
+    assert done["node_kill"] >= scale.node_kills
+    assert refused[0].startswith("forged_user_id"), f"a forged user_id must be refused: {refused}"
+    # every referral answered, exactly once in every service
+    assert ledger["sent"] == scale.referrals
+    assert ledger["accepted (answered)"] + ledger["rejected (answered)"] == ledger["sent"], "lost referrals"
+    assert ledger["rejected (answered)"] > 0 and ledger["accepted (answered)"] > scale.referrals * 0.9
+    accepted = ledger["accepted (answered)"]
+    for place in ("referrals in referral", "cases in meeting", "cases in followup", "referrals counted in metrics"):
+        assert ledger[place] == accepted, place
+    assert ledger["rejections in referral"] == ledger["rejected (answered)"]
+    # consultations and follow-ups
+    assert ledger["consulted (coordinators)"] > 0
+    assert (
+        ledger["consulted in meeting"] == ledger["consulted (coordinators)"] == ledger["consulted counted in metrics"]
+    )
+    assert ledger["follow-ups scheduled"] == 2 * ledger["consulted in meeting"]  # plan check, six months
+    assert ledger["follow-ups counted in metrics"] == ledger["follow-ups scheduled"]
+    assert ledger["follow-ups fired"] > 0
+    assert ledger["follow-ups due (agencies)"] == ledger["follow-ups fired"]
+    assert (
+        ledger["follow-ups recorded (agencies)"]
+        == ledger["follow-ups answered (agencies)"]
+        == ledger["follow-ups recorded in followup"]
+    )
+    # nothing lost between services, nothing applied twice
+    assert report["lost deliveries"] == {}, report["lost deliveries"]
+    assert report["duplicated effects"] == {}, report["duplicated effects"]
+    # the dead-letter queues hold exactly the poison, each with its reason
+    expected = sorted((service, p["message_id"], p["reason"]) for p in report["poison"] for service in p["dead_in"])
+    found = sorted((service, mid, reason) for service, items in report["dead letters"].items() for mid, reason in items)
+    assert found == expected
+    # at rest: queues drained, outboxes empty; and the replay changed nothing
+    assert not any(report["at rest"]["queues"].values())
+    assert not any(report["at rest"]["outbox_pending"].values())
+    assert report["replayed events"] > accepted
+    assert report["changed by the replay"] == [], f"replaying every event changed {report['changed by the replay']}"
+    cells = report["metrics cells that differ from the facts"]
+    assert cells == {}, cells

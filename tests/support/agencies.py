@@ -84,7 +84,8 @@ def rabbitmqctl_runner(infra):
 
 
 async def create_agencies(infra, run_prefix: str, *, run=None, url_for=None) -> dict[Party, Agency]:
-    """``run``: rabbitmqctl of another broker than the infra's; ``url_for(user, password)``: how
+    """``run``: how to run rabbitmqctl on the broker (default: ``rabbitmqctl_runner``; users are
+    cluster-wide, so on a cluster any node's rabbitmqctl does); ``url_for(user, password)``: how
     an agency logs in (default: the infra's URL with the agency's user and password)."""
     run = run or rabbitmqctl_runner(infra)
     if run is None:
@@ -114,8 +115,8 @@ async def allow_only_own_routing_keys(infra, agencies: dict[Party, Agency], inta
         )
 
 
-async def delete_agencies(infra, agencies: dict[Party, Agency]) -> None:
-    run = rabbitmqctl_runner(infra)
+async def delete_agencies(infra, agencies: dict[Party, Agency], run=None) -> None:
+    run = run or rabbitmqctl_runner(infra)
     await asyncio.to_thread(broker_users.delete_with_rabbitmqctl, [a.user for a in agencies.values()], run)
 
 
