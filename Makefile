@@ -5,12 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test check secrets certs faults faults-cluster cluster cluster-stop docs bench bench-followup clean
+.PHONY: run demo test check lock audit secrets certs faults faults-cluster cluster cluster-stop docs bench bench-followup clean
 
-$(STAMP): pyproject.toml
+# Every dependency at the version and hash in requirements-dev.lock (`make lock` writes it).
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)  ## start RabbitMQ-backed services (migrates first); Ctrl-C stops all (VERBOSE=1: every log line)
@@ -26,6 +28,15 @@ check: $(STAMP)  ## ruff (lint and format) and mypy (strict on shared/platform a
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+lock: $(STAMP)  ## requirements*.lock from pyproject.toml with every file's hash (pins kept; change a version in pyproject.toml)
+	$(PY) -m pip install --quiet pip-tools==7.6.2
+	$(PY) -m piptools compile --quiet --generate-hashes --extra test --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.lock pyproject.toml
+	$(PY) -m piptools compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links -c requirements-dev.lock -o requirements.lock pyproject.toml
+
+audit: $(STAMP)  ## known vulnerabilities in the locked dependencies (pip-audit; needs PyPI's or OSV's vulnerability service)
+	$(PY) -m pip install --quiet pip-audit==2.10.1
+	$(PY) -m pip_audit --strict --require-hashes --disable-pip -r requirements-dev.lock
 
 secrets: $(STAMP)  ## .env and deploy/rabbitmq/definitions.local.json for docker compose (random; kept if present)
 	$(PY) -m tools.secrets

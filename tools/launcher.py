@@ -192,19 +192,27 @@ LOG_ROOT = ROOT / "logs"
 
 
 def demo(settings: Settings) -> tuple[Settings, dict[str, str]]:
-    """The demo's settings and the environment that gives every service the same fast clock."""
+    """The demo's settings and the environment that gives every service the same fast clock
+    (which starts with ``start_demo_clock``)."""
     namespace = settings.namespace if "TRISAM_NAMESPACE" in os.environ else "trisam_demo"
-    started = datetime.now(UTC)
     env = {
         "TRISAM_DEV_CLOCK_OFFSET_DAYS": str(-DEMO_HISTORY_DAYS),
         "TRISAM_DEV_CLOCK_SPEED": str(DEMO_HISTORY_DAYS * 86400 / DEMO_PLAY_SECONDS),
-        "TRISAM_DEV_CLOCK_STARTED_AT": started.isoformat(),
         "TRISAM_MEETING_CHECK_SECONDS": "0.5",
         "TRISAM_FOLLOWUP_CHECK_SECONDS": "0.5",
         "TRISAM_METRICS_EDITION_CHECK_SECONDS": "2",
     }
     os.environ.update(env)  # Settings() below and the simulator in this process read the same
     return Settings(namespace=namespace), env  # (its agency users: the namespace's own)
+
+
+def start_demo_clock(settings: Settings, env: dict[str, str]) -> Settings:
+    """The demo's history starts playing now, when the services are about to start (not
+    before the users, databases and migrations: on a busy machine those took longer than the
+    whole play, and the simulator found the history over before it began)."""
+    env["TRISAM_DEV_CLOCK_STARTED_AT"] = datetime.now(UTC).isoformat()
+    os.environ.update(env)
+    return Settings(namespace=settings.namespace)
 
 
 async def drop_namespace(settings: Settings) -> None:
@@ -436,6 +444,8 @@ async def main(verbose: bool = False) -> int:
             if applied
             else f"database {settings.database_name(service)}: up to date"
         )
+    if demo_env:
+        settings = start_demo_clock(settings, demo_env)
     quiet = terminal_mode(verbose)
     log_dir = LOG_ROOT / settings.namespace if quiet else None
     processes = ServiceProcesses(settings, ports=ports_from(settings), log_dir=log_dir, extra_env=demo_env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
+import asyncpg
 import pytest
 
 from services.referral import app as referral_app
@@ -115,10 +116,17 @@ async def test_details_only_with_consent_and_every_read_audited(settings, api):
         ("fk-1", "denied", "förmöte"),
     ]
 
-    # the access log is append-only, even for the service's own database user
+    # the access log is append-only: the service's own role may not delete from it, and even
+    # the tables' owner (the administrator who migrates) is refused by its trigger
     async with api.runtime.pool.acquire() as conn:
-        with pytest.raises(Exception, match="append-only"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("DELETE FROM access_log")
+    owner = await asyncpg.connect(settings.service_database_url("referral"))
+    try:
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await owner.execute("DELETE FROM access_log")
+    finally:
+        await owner.close()
 
 
 async def test_consent_withdrawal_stops_reads_and_consent_given_later_allows_them(settings, api):
