@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test check lock audit secrets certs faults faults-cluster cluster cluster-stop docs bench bench-followup clean
+.PHONY: run demo test check lock audit backup restore secrets certs faults faults-cluster cluster cluster-stop docs bench bench-followup clean
 
 # Every dependency at the version and hash in requirements-dev.lock (`make lock` writes it).
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -55,6 +55,12 @@ cluster: $(STAMP)  ## a three-node RabbitMQ cluster on this machine (trisam-c1..
 
 cluster-stop: $(STAMP)  ## stop the three nodes of `make cluster` and remove their data (/tmp/trisam-cluster)
 	$(PY) -m tools.cluster stop
+
+backup: $(STAMP)  ## dump the namespace's four databases into backups/<namespace>-<time>/ (TRISAM_NAMESPACE; docs/operations.md)
+	$(PY) -m tools.backup dump backups/$${TRISAM_NAMESPACE:-trisam}-$$(date -u +%Y%m%dT%H%M%SZ)
+
+restore: $(STAMP)  ## FROM=backups/<dir>: restore into TRISAM_NAMESPACE (databases must not exist; then make run on it)
+	$(PY) -m tools.backup restore $(FROM)
 
 docs: $(STAMP)  ## regenerate docs/asyncapi/*.json from the code
 	$(PY) -m tools.catalogue
