@@ -125,6 +125,7 @@ class Runtime:
             max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
             batch_size=self.settings.consume_batch_size,
             service_users=self.settings.service_users,
+            agency_users=self.settings.agency_users,
             lock_batch=spec.lock_batch,
         )
         if self.handlers:
