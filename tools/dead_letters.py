@@ -203,14 +203,16 @@ def show_history(
             table.add_column(column)
         for row in rows:
             table.add_row(
-                row["acted_at"].isoformat(timespec="seconds"),
-                row["action"],
-                row["message_id"],
-                row["event_type"] or "",
-                row["case_ref"] or "",
-                row["reason"],
-                escape(row["who"]),
-                escape(masked(row["why"])),
+                *_cells(
+                    row["acted_at"].isoformat(timespec="seconds"),
+                    row["action"],
+                    row["message_id"],
+                    row["event_type"],
+                    row["case_ref"],
+                    row["reason"],
+                    row["who"],
+                    row["why"],
+                )
             )
         console.print(table)
 
@@ -223,21 +225,29 @@ def _print_table(queue_name: str, letters: list[DeadLetter], more_waiting: bool)
         table.add_column(column, overflow="fold")
     for letter in letters:
         table.add_row(
-            letter.id,
-            escape(letter.event_type or "?"),
-            escape(letter.case_ref or ""),
-            escape(letter.reason),
-            escape(masked(letter.detail)),
-            letter.dead_lettered_at.isoformat(timespec="seconds") if letter.dead_lettered_at else "?",
-            "yes" if letter.replayable else "no (agency command, redacted)",
+            *_cells(
+                letter.id,
+                letter.event_type or "?",
+                letter.case_ref,
+                letter.reason,
+                letter.detail,
+                letter.dead_lettered_at.isoformat(timespec="seconds") if letter.dead_lettered_at else "?",
+                "yes" if letter.replayable else "no (agency command, redacted)",
+            )
         )
     console.print(table)
     if more_waiting:
         console.print("[yellow]more are waiting: the first 10,000 are shown; act on these, then list again[/yellow]")
 
 
+def _cells(*values: str | None) -> list[str]:
+    """Table cells as printed: nothing personnummer-shaped, no rich markup from the message."""
+    return [escape(masked(value or "")) for value in values]
+
+
 def _print_letter(letter: DeadLetter) -> None:
-    console.print(f"[bold]{escape(letter.id)}[/bold]  {escape(letter.event_type or '?')}  reason {letter.reason}")
+    title = " ".join(_cells(letter.id, letter.event_type or "?", "reason", letter.reason))
+    console.print(f"[bold]{title}[/bold]")
     message = letter.message
     properties = {
         "message_id": message.message_id,
