@@ -5,12 +5,8 @@ its own queue when its command was dead-lettered. The operator's tool runs as op
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import random
-import sys
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -24,37 +20,12 @@ from shared.platform.runtime import ServiceSpec
 from tests.integration.test_messaging import case_referred_envelope, referral_count
 from tests.support import broker as amqp
 from tests.support.agencies import take_replies
+from tests.support.dead_letters import dead_letters
 from tests.support.identities import random_adult
 from tests.support.privacy import personnummer_in
 from tests.support.referrals import submit_referral
 
 pytestmark = pytest.mark.infra
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def dead_letters(settings, *args: str, who: str = "op-anna") -> tuple[int, str]:
-    """The operator's tool, in a process of its own, on the test's namespace."""
-    env = {
-        **os.environ,
-        "TRISAM_NAMESPACE": settings.namespace,
-        "TRISAM_AMQP_URL": settings.amqp_url,
-        "TRISAM_DATABASE_URL": settings.database_url,
-        "USER": who,
-        "COLUMNS": "250",  # rich's tables: wide enough for whole ids
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tools.dead_letters",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, output.decode()
 
 
 def metrics_needing_a_fix(settings) -> tuple[ServiceSpec, dict[str, bool]]:
