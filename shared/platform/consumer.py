@@ -110,9 +110,9 @@ class Origin:
 def origin_of(raw: Any) -> Origin:
     """As delivered; but an operator's replay of a dead letter comes straight to the service's
     queue through the default exchange (see ``dead_letters.replay``), and counts as published
-    where the dead letter first was, as its headers say. Only a user with write permission on
-    the service's own queue can publish so: the platform's, never an agency (whose users may
-    write to the intake exchange only, tools/broker_users.py)."""
+    where the dead letter first was, as its headers say. Only a broker user with write
+    permission on the default exchange (``amq.default``) can publish so: the operators', never an
+    agency's or a service's (tools/broker_users.py gives them none)."""
     headers = raw.headers or {}
     if not raw.exchange and REPLAYED_BY_HEADER in headers:
         user = headers.get(ORIGINAL_USER_HEADER)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 
+import aiormq
 import asyncpg
 import pytest
 
@@ -173,6 +174,10 @@ async def test_an_agency_is_told_on_its_own_queue_when_its_command_was_dead_lett
     assert not personnummer_in(json.dumps(notice))
     for other in (Party.FK, Party.KOMMUN, Party.REGION):  # the other agencies hear nothing of it
         assert await amqp.message_count(settings.amqp_url, f"{ns}.agency.{other.value}") == 0
+
+    # nor can an agency pass anything off as an operator's replay: the default exchange is closed to it
+    with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+        await agencies[Party.AF].publish("", f"{ns}.referral", b"{}", headers={"x-trisam-replayed-by": "AF"})
 
     dead_queue = f"{ns}.referral.dead"
     code, shown = await dead_letters(settings, "show", "referral", command["event_id"])
