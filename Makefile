@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test check lock audit backup restore secrets certs faults faults-cluster cluster cluster-stop docs bench bench-followup clean
+.PHONY: run demo test check lock audit backup restore secrets certs faults faults-cluster cluster cluster-stop docs bench bench-followup dead-letters clean
 
 # Every dependency at the version and hash in requirements-dev.lock (`make lock` writes it).
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -70,6 +70,9 @@ bench: $(STAMP)  ## the platform's figures against a baseline of the same run (p
 
 bench-followup: $(STAMP)  ## follow-up scheduler tick with 1,000 vs 100,000 pending (prints, writes bench/)
 	$(PY) -m bench.followup_scheduler
+
+dead-letters: $(STAMP)  ## dead-letter operations: make dead-letters ARGS="list metrics" (list|show|replay|discard|history; docs/operations.md)
+	$(PY) -m tools.dead_letters $(ARGS)
 
 clean:
 	rm -rf $(VENV) test-artifacts .pytest_cache

@@ -10,6 +10,7 @@ import asyncpg
 from shared.contracts import (
     CaseClosed,
     CommandAccepted,
+    CommandDeadLettered,
     CommandRejected,
     FollowUpCancelled,
     FollowUpCompleted,
@@ -67,5 +68,6 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             (CaseClosed, "The case is closed, with its exit reason."),
             (CommandAccepted, "Reply to RecordFollowUp (agency exchange)."),
             (CommandRejected, "Reply to a refused RecordFollowUp, with every reason."),
+            (CommandDeadLettered, "To the sending agency alone: its command was dead-lettered (not replayable)."),
         ),
     )

@@ -11,6 +11,7 @@ import structlog
 from shared.contracts import (
     CaseReferred,
     CommandAccepted,
+    CommandDeadLettered,
     CommandRejected,
     ConsentRecorded,
     ConsentWithdrawn,
@@ -81,5 +82,6 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             (ReferralRejected, "Reply to the submitting agency alone, with every reason."),
             (CommandAccepted, "Reply to a consent command (agency exchange)."),
             (CommandRejected, "Reply to a refused consent command (agency exchange)."),
+            (CommandDeadLettered, "To the sending agency alone: its command was dead-lettered (not replayable)."),
         ),
     )

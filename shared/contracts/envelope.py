@@ -253,6 +253,24 @@ class CommandRejected(AgencyReply):
     reasons: tuple[RejectionReason, ...]
 
 
+@contract("CommandDeadLettered", 1)
+class CommandDeadLettered(AgencyReply):
+    """An agency's command could not be processed and was set aside (dead-lettered) by a
+    service: it will not be answered otherwise. Its content was not kept (it may hold personal
+    data), so it cannot be replayed: correct it if the reason says so and send it again (a new
+    ``event_id``; a referral with the same ``agency_ref``). ``command`` and ``command_id`` are
+    null when the message was not even a readable envelope; ``message_id`` is the AMQP
+    property the agency set. ``detail`` names what was wrong, never a value that was sent."""
+
+    command: str | None
+    command_id: str | None
+    message_id: str | None
+    service: str
+    reason: str  # the dead-letter reason code (docs/events.md, "Dead-letter reasons")
+    detail: str
+    dead_lettered_at: AwareDatetime
+
+
 SERVICES_OWNING_CONTRACTS = ("referral", "meeting", "followup", "metrics")
 
 

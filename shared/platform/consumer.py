@@ -35,6 +35,7 @@ from faststream.rabbit import RabbitBroker, RabbitMessage
 
 from shared.contracts import (
     Command,
+    CommandDeadLettered,
     CommandRejected,
     Contract,
     Envelope,
@@ -44,6 +45,7 @@ from shared.contracts import (
     decode,
     owner_of,
 )
+from shared.contracts.vocabulary import Party
 from shared.platform import outbox
 from shared.platform.db import Conn
 from shared.platform.handlers import Handler, HandlerTable
@@ -84,6 +86,42 @@ ORDERING_HEADER = "x-trisam-ordering-key"
 # Headers we put on a dead-lettered message
 REASON_HEADER = "x-trisam-dead-letter-reason"
 DETAIL_HEADER = "x-trisam-dead-letter-detail"
+ORIGINAL_EXCHANGE_HEADER = "x-trisam-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER = "x-trisam-original-routing-key"
+ORIGINAL_USER_HEADER = "x-trisam-original-user-id"
+DEAD_LETTERED_AT_HEADER = "x-trisam-dead-lettered-at"
+# ... and on its replay by an operator (shared/platform/dead_letters.py)
+REPLAYED_BY_HEADER = "x-trisam-replayed-by"
+# The inbox "consumer" under which a service records the agency notices it has written, so that
+# a command dead-lettered again (redelivered before its ack) is announced to its agency once
+NOTICES_CONSUMER_SUFFIX = ".dead-letter-notices"
+_NOTICE_IDS = uuid.UUID("5d1c8a52-3f0e-4c57-9a51-7d0c2b1e9f60")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a delivery was published: the exchange, routing key and (broker-checked) user."""
+
+    exchange: str
+    routing_key: str
+    user_id: str | None
+
+
+def origin_of(raw: Any) -> Origin:
+    """As delivered; but an operator's replay of a dead letter comes straight to the service's
+    queue through the default exchange (see ``dead_letters.replay``), and counts as published
+    where the dead letter first was, as its headers say. Only a broker user with write
+    permission on the default exchange (``amq.default``) can publish so: the operators', never an
+    agency's or a service's (tools/broker_users.py gives them none)."""
+    headers = raw.headers or {}
+    if not raw.exchange and REPLAYED_BY_HEADER in headers:
+        user = headers.get(ORIGINAL_USER_HEADER)
+        return Origin(
+            str(headers.get(ORIGINAL_EXCHANGE_HEADER) or ""),
+            str(headers.get(ORIGINAL_ROUTING_KEY_HEADER) or ""),
+            str(user) if user else None,
+        )
+    return Origin(raw.exchange or "", raw.routing_key or "", raw.user_id)
 
 
 @dataclass
@@ -138,6 +176,7 @@ class Consumer:
         max_backoff_seconds: float = 30.0,
         batch_size: int = 1,
         service_users: dict[str, str] | None = None,
+        agency_users: dict[str, str] | None = None,
         lock_batch: Callable[[Conn, list[Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
@@ -148,6 +187,7 @@ class Consumer:
         self.handlers = handlers
         self.unit_of_work = unit_of_work
         self.service_users = service_users or {}
+        self.agency_users = agency_users or {}
         self._locks = KeyedLocks()
         self._arrivals = Arrivals()
         self.broker = broker
@@ -203,6 +243,7 @@ class Consumer:
     def _decode(self, message: RabbitMessage) -> Decoded | PoisonMessage:
         """The message's envelope, payload and handler, or why it is poison (no I/O)."""
         raw = message.raw_message
+        origin = origin_of(raw)
         payload: Contract | InvalidPayload
         try:
             try:
@@ -216,8 +257,8 @@ class Consumer:
                 envelope, payload = invalid.envelope, invalid
             if handler is None:
                 raise PoisonMessage("unexpected_type", f"{envelope.event_type} is not handled by {self.service}")
-            self._check_publisher(payload, raw.user_id)
-            if not _routed_as(envelope.event_type, raw.routing_key or ""):
+            self._check_publisher(payload, origin.user_id)
+            if not _routed_as(envelope.event_type, origin.routing_key):
                 raise PoisonMessage(
                     "routing_key_mismatch", f"{envelope.event_type} sent with another type's routing key"
                 )
@@ -321,12 +362,13 @@ class Consumer:
 
     def _delivery(self, message: RabbitMessage, envelope: Envelope, payload: Any, handler: Handler) -> Delivery:
         raw = message.raw_message
+        origin = origin_of(raw)
         return Delivery(
             Message(
                 envelope=envelope,
-                routing_key=raw.routing_key or "",
-                user_id=raw.user_id,
-                inbox_id=_inbox_id(envelope, raw.body, raw.exchange or ""),
+                routing_key=origin.routing_key,
+                user_id=origin.user_id,
+                inbox_id=_inbox_id(envelope, raw.body, origin.exchange),
             ),
             payload,
             handler,
@@ -403,28 +445,37 @@ class Consumer:
 
     async def dead_letter(self, message: RabbitMessage, reason: str, detail: str, *, redact: bool = False) -> None:
         """Publish the message to this service's dead-letter queue, reason in headers: unchanged,
-        but an agency's command, which may hold identity, keeps only its frame (``redacted``)."""
+        but an agency's command, which may hold identity, keeps only its frame (``redacted``),
+        and its agency is told on its own queue (``CommandDeadLettered``), so that it can send
+        it again."""
         raw = message.raw_message
-        body = raw.body
-        if redact or (raw.exchange or "").endswith(f".{INTAKE}"):
-            body = redacted(body)
+        origin = origin_of(raw)
         headers = dict(raw.headers or {})
+        death = _first_death(headers)
+        exchange = str(death.get("exchange", origin.exchange))
+        routing_key = str((death.get("routing-keys") or [origin.routing_key])[0])
+        detail = detail[:500]
+        body = raw.body
+        if redact or exchange.endswith(f".{INTAKE}"):
+            body = redacted(body)
+            await self._tell_agency(raw, origin.user_id, reason, detail)
         # keep the broker's count for the record, but not as a live count: a replay from the
         # dead-letter queue starts afresh
         if "x-delivery-count" in headers:
             headers["x-trisam-original-delivery-count"] = headers.pop("x-delivery-count")
+        headers.pop(REPLAYED_BY_HEADER, None)  # (dead-lettered again after a replay)
         headers.update(
             {
                 REASON_HEADER: reason,
-                DETAIL_HEADER: detail[:500],
-                "x-trisam-original-exchange": _first_death(headers).get("exchange", raw.exchange or ""),
-                "x-trisam-original-routing-key": (_first_death(headers).get("routing-keys") or [raw.routing_key or ""])[
-                    0
-                ],
+                DETAIL_HEADER: detail,
+                ORIGINAL_EXCHANGE_HEADER: exchange,
+                ORIGINAL_ROUTING_KEY_HEADER: routing_key,
                 "x-trisam-dead-lettered-by": self.service,
-                "x-trisam-dead-lettered-at": datetime.now(UTC).isoformat(),
+                DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
             }
         )
+        if origin.user_id:
+            headers[ORIGINAL_USER_HEADER] = origin.user_id
         await self.broker.publish(
             body,
             exchange=self.topology.exchange(DEAD_LETTERS),
@@ -440,7 +491,61 @@ class Consumer:
             timeout=10,
         )
         self.metrics.dead_lettered.labels(self.service, reason).inc()
-        log.warning("message dead-lettered", reason=reason, detail=detail[:500])
+        log.warning("message dead-lettered", reason=reason, detail=detail)
+
+    async def _tell_agency(self, raw: Any, user_id: str | None, reason: str, detail: str) -> None:
+        """``CommandDeadLettered`` to the sending agency's own queue, through the outbox, once per
+        dead-lettered message (the inbox keeps a redelivery from telling it twice). The agency
+        is the broker user's (``user_id``), never the payload's; without one there is nobody
+        to tell. Written before the dead letter is published: a crash between the two
+        redelivers the command, which is dead-lettered again and finds the notice written."""
+        party = self.agency_users.get(user_id or "")
+        if party is None:
+            log.warning("dead-lettered command of no known agency: no one to tell", reason=reason)
+            return
+        notice_id = uuid.uuid5(_NOTICE_IDS, f"{raw.message_id}:{hashlib.sha256(raw.body).hexdigest()}")
+        command = _envelope_fields(raw.body)
+        now = datetime.now(UTC)
+        notice = CommandDeadLettered(
+            recipient=Party(party),
+            command=command.get("event_type"),
+            command_id=command.get("event_id"),
+            message_id=raw.message_id,
+            service=self.service,
+            reason=reason,
+            detail=detail,
+            dead_lettered_at=now,
+        )
+        envelope = Envelope(
+            event_id=notice_id,
+            event_type=notice.name,
+            version=notice.version,
+            occurred_at=now,
+            producer=self.service,
+            correlation_id=command.get("correlation_id") or str(notice_id),
+            causation_id=command.get("event_id"),
+            payload=notice.model_dump(mode="json"),
+        )
+        outage = 0
+        while True:
+            try:
+                async with self.pool().acquire() as conn, conn.transaction():
+                    [new] = await claim_all(
+                        conn, self.service + NOTICES_CONSUMER_SUFFIX, [Message(envelope, inbox_id=notice_id)]
+                    )
+                    if new:
+                        ordering_key = f"command:{command.get('event_id') or notice_id}"
+                        await outbox.add_many(conn, [(envelope, notice, ordering_key)])
+                return
+            except Exception as exc:
+                if not is_outage(exc) or self._stopping.is_set():
+                    raise  # the message is left unsettled, and comes back
+                outage += 1
+                delay = min(self.max_backoff, 0.2 * 2 ** min(outage, 10))
+                log.warning("database unavailable, will retry", error=type(exc).__name__, retry_in_s=round(delay, 2))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
 
 
 class Batches:
@@ -641,6 +746,22 @@ def _inbox_id(envelope: Envelope, body: bytes, exchange: str) -> uuid.UUID:
     if exchange.endswith(f".{INTAKE}"):
         return uuid.uuid5(envelope.event_id, hashlib.sha256(body).hexdigest())
     return envelope.event_id
+
+
+def _envelope_fields(body: bytes) -> dict[str, str]:
+    """The frame of a message as far as it is readable: ``event_type``, ``event_id`` and
+    ``correlation_id`` where they are short strings (never anything of the payload)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {
+        key: value
+        for key in ("event_type", "event_id", "correlation_id")
+        if isinstance(value := document.get(key), str) and 0 < len(value) <= 128
+    }
 
 
 def redacted(body: bytes) -> bytes:

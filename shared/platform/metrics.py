@@ -43,6 +43,13 @@ class ServiceMetrics:
             ["service", "command", "party", "code"],
             registry=self.registry,
         )
+        self.dead_letter_actions = Gauge(
+            "trisam_dead_letter_actions",
+            "Dead letters replayed or discarded by operators so far, per reason code (read from the "
+            "service's dead_letter_actions table: every instance reports the same number)",
+            ["service", "action", "reason"],
+            registry=self.registry,
+        )
         self.outbox_backlog = Gauge(
             "trisam_outbox_backlog", "Events waiting in the outbox", ["service"], registry=self.registry
         )

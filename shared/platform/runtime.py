@@ -39,7 +39,7 @@ from faststream.specification import AsyncAPI
 
 from shared.contracts import Contract, Envelope, wire_model
 from shared.contracts.vocabulary import Party
-from shared.platform import db, tls
+from shared.platform import db, dead_letters, tls
 from shared.platform import topology as topo
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings, load_settings
@@ -125,6 +125,7 @@ class Runtime:
             max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
             batch_size=self.settings.consume_batch_size,
             service_users=self.settings.service_users,
+            agency_users=self.settings.agency_users,
             lock_batch=spec.lock_batch,
         )
         if self.handlers:
@@ -275,6 +276,21 @@ class Runtime:
                 broker = await self.broker.ping(timeout=1)
         relay = self.relay is not None and self.relay.running
         return {"database": bool(database), "broker": bool(broker), "outbox_relay": relay}
+
+    async def count_dead_letter_actions(self) -> None:
+        """The operators' replays and discards, from the table they are recorded in (the tool that
+        does them runs only for a moment, so the table is the count), into the metrics gauge. Not
+        ready or the database away: the gauge keeps what it had."""
+        if self._pool is None:
+            return
+        try:
+            async with self._pool.acquire(timeout=2) as conn:
+                counts = await dead_letters.action_counts(conn)
+        except Exception as exc:
+            log.info("dead-letter actions not counted", error=type(exc).__name__)
+            return
+        for (action, reason), count in counts.items():
+            self.metrics.dead_letter_actions.labels(self.spec.name, action, reason).set(count)
 
     def asyncapi(self) -> AsyncAPI:
         """The service's AsyncAPI document: what it consumes and publishes, as on the wire.
@@ -433,6 +449,7 @@ def build_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
+        await runtime.count_dead_letter_actions()
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
     if runtime.spec.routes:

@@ -1,10 +1,12 @@
 """A full run through the four service processes, scanned for personal identity numbers:
-every log line, every message the platform published (events and agency replies), every dead
-letter and every HTTP error body. None may hold a personnummer."""
+every log line, every message the platform published (events and agency replies, the notice of
+a dead-lettered command among them), every dead letter, what the operators' dead-letter tool
+prints of them, and every HTTP error body. None may hold a personnummer."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from datetime import date
 
@@ -15,6 +17,7 @@ import pytest
 from shared.contracts.vocabulary import Party
 from tests.support import broker as amqp
 from tests.support.agencies import take_replies
+from tests.support.dead_letters import dead_letters
 from tests.support.http import token
 from tests.support.identities import generated_personnummer, random_adult
 from tests.support.privacy import personnummer_in
@@ -64,6 +67,25 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
             amqp.envelope("WithdrawConsent", {"case_ref": case_ref, "party": "FK", "withdrawn_on": str(date.today())}),
         )
 
+        # a command that is dead-lettered (no such version): redacted, its agency told
+        poison_person = random_adult(rng)
+        numbers.append(poison_person)
+        poison = submit_referral(personnummer=poison_person)
+        poison["version"] = 9
+        await agencies[Party.KOMMUN].publish(
+            f"{settings.namespace}.intake",
+            "KOMMUN.SubmitReferral",
+            json.dumps(poison).encode(),
+            message_id=poison["event_id"],
+        )
+        [notice] = await take_replies(agencies[Party.KOMMUN], settings.namespace, 1)
+        assert notice["event_type"] == "CommandDeadLettered"
+        tool_output = [json.dumps(notice)]
+        for command in (("list", "referral"), ("show", "referral", poison["event_id"])):
+            code, output = await dead_letters(settings, *command)
+            assert code == 0, output
+            tool_output.append(output)
+
         async with httpx.AsyncClient(base_url=processes.url("referral")) as http:
             officer = token(settings, party="KOMMUN", role="officer")
             for person in (people[1], too_young, person_with_bad_check_digit(people[2])):
@@ -101,6 +123,7 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
         "logs": processes.logs(),
         "published": "\n".join(published),
         "dead letters": "\n".join(dead),
+        "the dead-letter tool's output": "\n".join(tool_output),
         "http errors": "\n".join(error_bodies),
     }
     for where, text in everything.items():

@@ -365,6 +365,9 @@ async def test_a_command_the_broker_dead_letters_reaches_the_dead_letter_queue_r
     assert person.encode() not in dead.body and person[-4:].encode() not in dead.body
     assert json.loads(dead.body)["redacted"] is True
     assert await amqp.message_count(settings.amqp_url, topology.unredacted_queue_name("referral")) == 0
+    [notice] = await take_replies(agencies[Party.AF], settings.namespace, 1)  # AF is told, to send it again
+    assert (notice["event_type"], notice["payload"]["reason"]) == ("CommandDeadLettered", "delivery_limit")
+    assert person.encode() not in json.dumps(notice).encode()
 
 
 async def _has_messages(amqp_url: str, queue: str) -> bool:
