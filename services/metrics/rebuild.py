@@ -2,16 +2,19 @@
 
 1. The position: the last event of the log, read under the projections' lock (so every event
    up to it is committed: live deliveries log and apply under that lock).
-2. The shadow tables (``<table>_rebuild``, temporary, like the live ones) get the facts of
-   every event up to it, one ``INSERT … SELECT`` per table over the log (``FACTS`` below: the
-   set-based form of the projections of ``projections``; the test of this module checks that
-   both give the same rows), then every case's and meeting's cells, worked out by the domain's
-   own rules (``domain.case_cells``, ``meeting_cells``) in Python and copied in. Live
-   consumption goes on meanwhile.
+2. The shadow tables (``<table>_rebuild``, like the live ones, without their indexes) get the
+   facts of every event up to it, one ``INSERT … SELECT`` per table over the log (``FACTS``
+   below: the set-based form of the projections of ``projections``; the test of this module
+   checks that both give the same rows), then every case's and meeting's cells, worked out by
+   the domain's own rules (``domain.case_cells``, ``meeting_cells``) in Python and copied in;
+   then the live tables' indexes are built on them, once each. Live consumption goes on
+   meanwhile.
 3. The swap, in the same transaction, with the projections' lock held: the live tables are
-   emptied and filled from the shadow ones, then the events logged after the position (those
-   consumed while it built) are applied one by one as live (``projections.apply``). It commits
-   at once: readers see the old tables until then, never a half-built one, and no event is lost.
+   dropped and the shadow ones renamed to their names (and their indexes to the live indexes'
+   names), then the events logged after the position (those consumed while it built) are
+   applied one by one as live (``projections.apply``). It commits at once: readers see the old
+   tables until then, never a half-built one, and no event is lost. A failure rolls it all
+   back (the shadow tables too).
 
 Events of a contract version that is no longer registered are left out (the rebuild goes on
 without them). The payloads are read as logged, in SQL: the consumer validated them.
@@ -165,23 +168,55 @@ async def rebuild(pool: asyncpg.Pool, *, work_mem: str = "256MB") -> Rebuilt:
             await projections.lock_projections(conn)
             upto = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM event_log")
         async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('rebuild', 7246))")  # one at a time
             await conn.execute(f"SET LOCAL work_mem = '{work_mem}'")
+            await conn.execute(f"SET LOCAL maintenance_work_mem = '{work_mem}'")  # each index sorted in memory
+            indexes = {}
             for table in projections.PROJECTION_TABLES:
-                await conn.execute(f"CREATE TEMP TABLE {table}{SHADOW} (LIKE {table} INCLUDING INDEXES) ON COMMIT DROP")
-            for sql in FACTS.values():
+                await conn.execute(f"CREATE TABLE {table}{SHADOW} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)")
+            for table, sql in FACTS.items():
                 await conn.execute(sql, upto)
+                indexes[table] = await _index_like(conn, table)
             await store.know_teams_of_cases(conn, SHADOW)
             await store.Cells(conn).write(await cells_of_facts(conn, SHADOW), f"figure_cells{SHADOW}")
-            projected = [c.name for c in projections.PROJECTIONS]
+            indexes["figure_cells"] = await _index_like(conn, "figure_cells")
+            await conn.execute(f"ANALYZE figure_cells{SHADOW}")  # what the figures are summed from
             events = await conn.fetchval(f"SELECT count(*) FROM ({_log(*projections.PROJECTIONS)}) e", upto)
 
             await projections.lock_projections(conn)  # the swap: live deliveries wait from here
-            await conn.execute(f"TRUNCATE {', '.join(projections.PROJECTION_TABLES)}")
             for table in projections.PROJECTION_TABLES:
-                await conn.execute(f"INSERT INTO {table} SELECT * FROM {table}{SHADOW}")
-            applied_after = await _apply_after(conn, upto, projected)
+                await conn.execute(f"DROP TABLE {table}")
+                await conn.execute(f"ALTER TABLE {table}{SHADOW} RENAME TO {table}")
+                for index in indexes[table]:  # (an index of a constraint renames the constraint too)
+                    await conn.execute(f"ALTER INDEX {index}{SHADOW} RENAME TO {index}")
+            applied_after = await _apply_after(conn, upto, [c.name for c in projections.PROJECTIONS])
             await conn.execute("UPDATE projection_state SET rebuild_needed = false")
     return Rebuilt(events=events + applied_after, upto=upto, applied_after=applied_after)
+
+
+async def _index_like(conn: asyncpg.Connection, table: str) -> list[str]:
+    """Give the filled shadow of ``table`` the live table's indexes and constraints of indexes
+    (built once, from sorted rows: faster than keeping them up to date row by row), named with
+    the shadow's suffix. Returns the live names."""
+    rows = await conn.fetch(
+        """SELECT i.relname AS name, pg_get_indexdef(i.oid) AS definition,
+                  c.conname AS constraint_name, pg_get_constraintdef(c.oid) AS constraint_definition
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+           LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+           WHERE x.indrelid = $1::regclass ORDER BY i.relname""",
+        table,
+    )
+    for r in rows:
+        if r["constraint_name"]:
+            await conn.execute(
+                f"ALTER TABLE {table}{SHADOW} ADD CONSTRAINT {r['name']}{SHADOW} {r['constraint_definition']}"
+            )
+        else:
+            definition = r["definition"].replace(f" {r['name']} ON ", f" {r['name']}{SHADOW} ON ", 1)
+            definition = definition.replace(f" ON public.{table} ", f" ON public.{table}{SHADOW} ", 1)
+            assert f"{table}{SHADOW} " in definition, definition
+            await conn.execute(definition)
+    return [r["name"] for r in rows]
 
 
 async def _apply_after(conn: asyncpg.Connection, seq: int, types: list[str], batch: int = 2000) -> int:

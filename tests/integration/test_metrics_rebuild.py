@@ -47,6 +47,18 @@ async def _tables(conn: asyncpg.Connection) -> dict[str, list[tuple]]:
     return {t: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY {k}")] for t, k in KEYS.items()}
 
 
+async def _schema(conn: asyncpg.Connection) -> list[tuple]:
+    """The projection tables' indexes and constraints, by name and definition."""
+    rows = await conn.fetch(
+        """SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename = ANY($1)
+           UNION ALL
+           SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid::regclass::text = ANY($1) ORDER BY 1, 2, 3""",
+        list(KEYS),
+    )
+    return [tuple(r) for r in rows]
+
+
 async def _one_by_one(pool: asyncpg.Pool, events: list[tuple[uuid.UUID, Contract]], batch: int = 50) -> None:
     """Log and apply each event as the handlers do (``handlers._project``), in transactions of
     ``batch`` events under the projections' lock, as the consumer's group commit does."""
@@ -84,7 +96,7 @@ async def test_the_set_based_rebuild_gives_the_rows_of_the_events_applied_one_by
     try:
         await _one_by_one(pool, events)
         async with pool.acquire() as conn:
-            expected = await _tables(conn)
+            expected, schema = await _tables(conn), await _schema(conn)
             # an event whose contract version is gone is left out, not fatal
             await conn.execute(
                 """INSERT INTO event_log (event_id, event_type, version, occurred_at, payload)
@@ -93,14 +105,15 @@ async def test_the_set_based_rebuild_gives_the_rows_of_the_events_applied_one_by
             await conn.execute("UPDATE figure_cells SET n = n + 1")  # the rebuild does not keep them
         rebuilt = await rebuild.rebuild(pool)
         async with pool.acquire() as conn:
-            actual = await _tables(conn)
+            actual, schema_after = await _tables(conn), await _schema(conn)
             left = await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE '%_rebuild'")
     finally:
         await pool.close()
     assert _differences(expected, actual) == {}
     projected = sum(1 for _, e in events if type(e) in projections.PROJECTIONS)
     assert rebuilt.events == projected and rebuilt.applied_after == 0
-    assert left == 0  # the shadow tables went with the transaction
+    assert schema_after == schema and len(schema) > 2 * len(KEYS)  # the live tables' indexes, as migrated
+    assert left == 0  # nothing of the shadow tables is left
     assert all(expected[t] for t in KEYS), {t: len(rows) for t, rows in expected.items()}  # every table has rows
 
 
