@@ -234,10 +234,11 @@ async def _apply_after(conn: asyncpg.Connection, seq: int, types: list[str], bat
 async def cells_of_facts(conn: asyncpg.Connection, suffix: str = "") -> Counter[domain.Cell]:
     """Every case's and meeting's cells, from the fact tables named with ``suffix``."""
     total: Counter[domain.Cell] = Counter()
-    for case in await store.all_cases(conn, suffix):
-        total.update(domain.case_cells(case))
-    for meeting in await store.all_meetings(conn, suffix):
-        total.update(domain.meeting_cells(meeting))
+    async with conn.transaction():  # (the cases come through a cursor)
+        async for case in store.all_cases(conn, suffix):
+            total.update(domain.case_cells(case))
+        for meeting in await store.all_meetings(conn, suffix):
+            total.update(domain.meeting_cells(meeting))
     return total
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -186,10 +186,11 @@ async def cases(conn: asyncpg.Connection, case_refs: Iterable[str]) -> list[Case
     return [_case(r) for r in await conn.fetch(_CASE, list(case_refs))]
 
 
-async def all_cases(conn: asyncpg.Connection, suffix: str = "") -> list[CaseFacts]:
+async def all_cases(conn: asyncpg.Connection, suffix: str = "") -> AsyncIterator[CaseFacts]:
     """The facts of every case anything is known of, in a few scans (a rebuild), from the fact
-    tables named with ``suffix`` (``case_facts_rebuild``...)."""
-    return [_case(r) for r in await conn.fetch(_ALL_CASES.format(s=suffix))]
+    tables named with ``suffix`` (``case_facts_rebuild``...). In a transaction (a cursor)."""
+    async for row in conn.cursor(_ALL_CASES.format(s=suffix), prefetch=5000):
+        yield _case(row)
 
 
 async def meetings(conn: asyncpg.Connection, meeting_ids: Iterable[str]) -> list[MeetingFacts]:
