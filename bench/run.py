@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import secrets
 import statistics
@@ -266,7 +267,7 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
     """The board's exact quarterly figures over HTTP with ``cases`` cases in the service's
     database: facts written directly, their cells worked out by the service's own rebuild (in
     one transaction, so the running service never sees them half-built)."""
-    from services.metrics import projections
+    from services.metrics import rebuild
     from shared.platform.auth import mint_token, signing_key
 
     conn = await asyncpg.connect(settings.service_database_url("metrics"))
@@ -282,7 +283,7 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
                        DATE '2022-01-01' + (g * 2 / 1440), DATE '2022-01-01' + (g * 2 / 1440) + 30
                 FROM generate_series(1, {cases}) g""")
             started = time.perf_counter()
-            await projections.rebuild_cells(conn)
+            await rebuild.rebuild_cells(conn)
             cells_seconds = time.perf_counter() - started
         await conn.execute("ANALYZE figure_cells")
         cells = await conn.fetchval("SELECT count(*) FROM figure_cells")
@@ -308,23 +309,50 @@ async def metrics_api_p95(settings: Settings, url: str, cases: int = 1_000_000) 
     }
 
 
-async def rebuild_rate(settings: Settings) -> dict:
-    from services.metrics import projections
+async def rebuild_rate(settings: Settings, cases: int) -> dict:
+    """The set-based rebuild of the running metrics service's projections, from its event log
+    with a generated history of ``cases`` cases added (``tests/support/metrics_history``: about
+    7 events a case, corrections, cancellations and closures among them). The history is
+    written straight into the event log with COPY, not made by the services (33,000 referrals at
+    about 100/s, and months of simulated time for their meetings and follow-ups); the rebuild
+    then reads the whole log, the run's own events included, and swaps its tables in under the
+    running service."""
+    from services.metrics import projections, rebuild
+    from tests.support.metrics_history import history
 
+    events = history(11, cases, teams=len(TEAMS))
+    now = datetime.now(UTC)
+    rows = [(uuid.uuid4(), e.name, e.version, now, json.dumps(e.model_dump(mode="json"))) for e in events]
+    del events
     pool = await asyncpg.create_pool(settings.service_database_url("metrics"), min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:
-            events = await conn.fetchval("SELECT count(*) FROM event_log")
-        started = time.perf_counter()
-        replayed = await projections.rebuild(pool)
-        elapsed = time.perf_counter() - started
+            await conn.copy_records_to_table(
+                "event_log", columns=["event_id", "event_type", "version", "occurred_at", "payload"], records=rows
+            )
+            await conn.execute("ANALYZE event_log")
+            logged = await conn.fetchval("SELECT count(*) FROM event_log")
+            projected = await conn.fetchval(
+                "SELECT count(*) FROM event_log WHERE event_type = ANY($1)", [c.name for c in projections.PROJECTIONS]
+            )
+        started, cpu = time.perf_counter(), time.process_time()
+        rebuilt = await rebuild.rebuild(pool)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        async with pool.acquire() as conn:
+            cells = await conn.fetchval("SELECT count(*) FROM figure_cells")
     finally:
         await pool.close()
     return {
-        "events": replayed,
+        "generated": len(rows),
+        "logged": logged,
+        "events": rebuilt.events,  # of the projected contracts: what the rate counts
+        "projected_in_log": projected,
+        "applied_after": rebuilt.applied_after,
+        "cells": cells,
         "seconds": elapsed,
-        "events_per_s": replayed / elapsed if elapsed else 0,
-        "logged": events,
+        "python_cpu_seconds": cpu,
+        "events_per_s": rebuilt.events / elapsed if elapsed else 0,
+        "load_average_1m": os.getloadavg()[0],
     }
 
 
@@ -349,8 +377,17 @@ FULL = {
     "seconds": 15,
     "api_cases": 1_000_000,
     "pending": (1_000, 1_000_000),
+    "rebuild_cases": 33_000,  # about 205,000 events of the projected contracts (240,000 logged)
 }
-QUICK = {"baseline": 500, "referrals": 40, "rate": 20, "seconds": 2, "api_cases": 2_000, "pending": (100, 1_000)}
+QUICK = {
+    "baseline": 500,
+    "referrals": 40,
+    "rate": 20,
+    "seconds": 2,
+    "api_cases": 2_000,
+    "pending": (100, 1_000),
+    "rebuild_cases": 100,
+}
 
 
 async def main(quick: bool = False) -> dict:
@@ -373,10 +410,15 @@ async def main(quick: bool = False) -> dict:
         results["end_to_end"] = {**e2e, "referrals_per_s": e2e["referrals"] / e2e["seconds"]}
         print(f"latency at {size['rate']}/s ...", flush=True)
         results["latency_at_100_per_s"] = await latency(settings, size["rate"], size["seconds"])
-        print("rebuild ...", flush=True)
-        results["rebuild"] = await rebuild_rate(settings)
         print(f"metrics API with {size['api_cases']:,} cases ...", flush=True)
         results["metrics_api"] = await metrics_api_p95(settings, processes.url("metrics"), size["api_cases"])
+        # after the API's figures: the generated history's cells would weigh on them (its 33,000
+        # cases have more cells than the API's million); the rebuild drops the API's cases (facts
+        # written without events)
+        print(f"rebuild, {size['rebuild_cases']:,} generated cases written straight into the event log ...", flush=True)
+        results["rebuild"] = await rebuild_rate(settings, size["rebuild_cases"])
+        if not quick and results["rebuild"]["events"] < 200_000:
+            raise RuntimeError(f"the rebuild is measured over at least 200,000 events: {results['rebuild']}")
         results["peak_memory_mb"] = peak_memory_mb(processes)
     finally:
         processes.stop_all()
@@ -467,12 +509,20 @@ def report(r: dict) -> None:
             "met" if tick["ratio"] < 1.5 else "NOT MET",
         ),
         (
-            "projection rebuild",
-            f"{r['rebuild']['events_per_s']:.0f} events/s",
+            f"projection rebuild, set-based, {r['rebuild']['events']:,} events",
+            f"{r['rebuild']['events_per_s']:,.0f} events/s",
             ">= 50,000",
             "met" if r["rebuild"]["events_per_s"] >= 50_000 else "NOT MET",
         ),
     ]
+    rows.append(
+        (
+            "  (a generated history COPYed into the log)",
+            f"{r['rebuild']['seconds']:.1f} s, load {r['rebuild']['load_average_1m']:.1f}",
+            "",
+            "",
+        )
+    )
     for name, mb in r["peak_memory_mb"].items():
         rows.append(
             (

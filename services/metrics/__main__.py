@@ -27,7 +27,7 @@ from shared.platform.config import Settings, load_settings
 from shared.platform.db import prepare_database
 from shared.platform.runtime import serve
 
-from . import catalogue, domain, editions, exact, projections, report
+from . import catalogue, domain, editions, exact, rebuild, report
 from .app import spec
 from .uow import MetricsUnitOfWork
 
@@ -91,7 +91,7 @@ async def _rebuild(settings: Settings) -> int:
     await conn.close()
     pool = await asyncpg.create_pool(settings.service_database_url("metrics"), min_size=1, max_size=1)
     try:
-        return await projections.rebuild(pool)
+        return (await rebuild.rebuild(pool)).events
     finally:
         await pool.close()
 
@@ -151,7 +151,7 @@ def main(argv: list[str]) -> None:
         for label, number in asyncio.run(_edition(args, settings)):
             print(f"edition {number} of {label} made")
     else:
-        print(f"replayed {asyncio.run(_rebuild(settings))} events into the projections")
+        print(f"projections rebuilt from {asyncio.run(_rebuild(settings))} events of the log")
 
 
 main(sys.argv[1:])

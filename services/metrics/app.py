@@ -12,7 +12,7 @@ from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings
 from shared.platform.runtime import ServiceSpec
 
-from . import editions, projections
+from . import editions, rebuild
 from .handlers import handlers, lock_batch
 from .routes import router
 from .uow import MetricsUnitOfWork
@@ -28,7 +28,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         Then the public edition of each quarter and year once it has closed (plus the grace
         days), checked at start and every ``metrics_edition_check_seconds``; at start also
         again where the threshold or a definition changed."""
-        replayed = await projections.catch_up(runtime.pool)
+        replayed = await rebuild.catch_up(runtime.pool, settings.service_database_url("metrics"))
         if replayed:
             log.info("projections built from the event log", events=replayed)
         queue = runtime.topology.queue("metrics").name

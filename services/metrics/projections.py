@@ -1,13 +1,13 @@
 """Projections: the board's facts, built from the domain events, and the cells they count for.
 
 ``apply`` updates the fact tables from one event, decoded into its contract (the consumer
-validated it; ``rebuild`` decodes the logged payload again), and the cells
-(``domain.case_cells``, ``meeting_cells``) of the cases and meetings it touched, by the
-difference between their cells before and after. It is used both live (the event handlers) and
-by ``rebuild``, which empties the tables and replays the event log in the order received, so
-both give the same tables. Every update is keyed by the fact's own id and may run twice: a
-duplicate changes nothing; a correction of a follow-up counts only if its revision is higher
-than the one held.
+validated it), and the cells (``domain.case_cells``, ``meeting_cells``) of the cases and
+meetings it touched, by the difference between their cells before and after. It is used live
+(the event handlers) and by ``rebuild`` for the events that arrive while it builds; ``rebuild``
+(module ``rebuild``) works the tables out set-based from the whole log, to the same rows
+(tests/integration/test_metrics_rebuild.py checks it). Every update is keyed by the fact's own
+id and may run twice: a duplicate changes nothing; a correction of a follow-up counts only if
+its revision is higher than the one held.
 
 Each contract's projection is registered by its class (``@projects(CaseReferred)``); an event
 the table has no projection for (``CaseScheduled``, consent) is kept in the log and nothing else.
@@ -37,9 +37,14 @@ from shared.contracts import (
     PreMeetingHeld,
     TeamUpdated,
 )
+from shared.contracts.vocabulary import CancellationReason
 from shared.platform.clock import stockholm_date
 
 from . import domain, store
+
+# A meeting cancelled for one of these is on again when it is scheduled again (its date is no
+# longer a skip date; the team's calendar changed back).
+REOPENED_BY_SCHEDULING = [CancellationReason.HOLIDAY.value, CancellationReason.RESCHEDULED.value]
 
 PROJECTION_TABLES = (
     "team_facts",
@@ -217,12 +222,13 @@ async def _meeting_scheduled(conn: asyncpg.Connection, e: MeetingScheduled, _id:
     await conn.execute(
         """INSERT INTO meeting_facts (meeting_id, team_id, municipality, meeting_date)
            VALUES ($1, $2, $3, $4) ON CONFLICT (meeting_id) DO UPDATE
-           SET cancelled_reason = CASE WHEN meeting_facts.cancelled_reason IN ('holiday', 'rescheduled')
+           SET cancelled_reason = CASE WHEN meeting_facts.cancelled_reason = ANY($5::text[])
                                        THEN NULL ELSE meeting_facts.cancelled_reason END""",
         e.meeting_id,
         e.team_id,
         e.municipality,
         e.meeting_date,
+        REOPENED_BY_SCHEDULING,
     )
 
 
@@ -331,48 +337,3 @@ async def _followup_cancelled(conn: asyncpg.Connection, e: FollowUpCancelled, _i
 def _code(value: Any) -> str | None:
     """An optional code of the vocabulary as stored (its value), or None."""
     return None if value is None else str(value.value)
-
-
-async def rebuild(pool: asyncpg.Pool, batch: int = 2000) -> int:
-    """Empty the projections and replay the whole event log in the order it was received,
-    each event decoded into its contract as the consumer decoded it, then work out every
-    case's and meeting's cells afresh. Returns the number of events replayed. Runs in one
-    transaction: nothing half-built is ever seen, but readers and live updates wait for it
-    (the tables are locked until it commits)."""
-    replayed = 0
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
-        log, last = store.EventLog(conn), 0
-        projected = [contract_cls.name for contract_cls in PROJECTIONS]
-        while logged := await log.after(last, batch, projected):
-            for entry in logged:
-                if entry.event is not None:
-                    await apply(conn, entry.event, entry.event_id, cells=False)
-            replayed += len(logged)
-            last = logged[-1].seq
-        await rebuild_cells(conn, batch)
-        await conn.execute("UPDATE projection_state SET rebuild_needed = false")
-    return replayed
-
-
-async def rebuild_cells(conn: asyncpg.Connection, batch: int = 2000) -> None:
-    """Every case's and meeting's cells from the facts, into the emptied cell table."""
-    await conn.execute("TRUNCATE figure_cells")
-    await store.know_teams_of_cases(conn)
-    total: Counter[domain.Cell] = Counter()
-    after = ""
-    while refs := await store.case_refs_after(conn, after, batch):
-        for case in await store.cases(conn, refs):
-            total.update(domain.case_cells(case))
-        after = refs[-1]
-    for meeting in await store.meetings(conn, await store.all_meeting_ids(conn)):
-        total.update(domain.meeting_cells(meeting))
-    await store.Cells(conn).write(total)
-
-
-async def catch_up(pool: asyncpg.Pool) -> int:
-    """At start-up: if a migration asked for it (the cells were introduced after events were
-    logged), rebuild. Returns the events replayed (0: nothing to do)."""
-    async with pool.acquire() as conn:
-        needed = await conn.fetchval("SELECT rebuild_needed FROM projection_state")
-    return await rebuild(pool) if needed else 0

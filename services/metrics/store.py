@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -110,23 +110,41 @@ def _decoded(contracts: dict[tuple[str, int], type[Contract]], row: asyncpg.Reco
 
 # --------------------------------------------------------------------------- facts
 
-_CASE = """
-SELECT k.case_ref, c.team_id, c.municipality, c.referring_party, c.gender, c.age_band,
-       c.income_at_referral, c.violence_question_asked, c.referred_on, c.consulted_on,
-       c.individual_attended, c.not_consulted_on, c.closed_on,
-       coalesce((SELECT array_agg(a.type ORDER BY a.position) FROM action_facts a
-                 WHERE a.case_ref = k.case_ref), '{}') AS actions,
-       coalesce((SELECT array_agg(p.from_meeting_date ORDER BY p.event_id) FROM postponement_facts p
-                 WHERE p.case_ref = k.case_ref), '{}') AS postponed_on,
-       coalesce((SELECT array_agg(p.reason ORDER BY p.event_id) FROM postponement_facts p
-                 WHERE p.case_ref = k.case_ref), '{}') AS postponed_why,
-       coalesce((SELECT json_agg(json_build_object(
+# a case's six-month follow-ups, as JSON (``_case`` reads them)
+_SIX_MONTHS = """json_build_object(
                     'due_on', f.due_on, 'cancelled', f.cancelled, 'recorded', f.revision > 0,
-                    'reached', f.reached, 'income_source', f.income_source, 'readiness', f.readiness)
-                    ORDER BY f.followup_id)
+                    'reached', f.reached, 'income_source', f.income_source, 'readiness', f.readiness)"""
+_CASE_COLUMNS = """c.team_id, c.municipality, c.referring_party, c.gender, c.age_band,
+       c.income_at_referral, c.violence_question_asked, c.referred_on, c.consulted_on,
+       c.individual_attended, c.not_consulted_on, c.closed_on"""
+_CASE = f"""
+SELECT k.case_ref, {_CASE_COLUMNS},
+       coalesce((SELECT array_agg(a.type ORDER BY a.position) FROM action_facts a
+                 WHERE a.case_ref = k.case_ref), '{{}}') AS actions,
+       coalesce((SELECT array_agg(p.from_meeting_date ORDER BY p.event_id) FROM postponement_facts p
+                 WHERE p.case_ref = k.case_ref), '{{}}') AS postponed_on,
+       coalesce((SELECT array_agg(p.reason ORDER BY p.event_id) FROM postponement_facts p
+                 WHERE p.case_ref = k.case_ref), '{{}}') AS postponed_why,
+       coalesce((SELECT json_agg({_SIX_MONTHS} ORDER BY f.followup_id)
                  FROM followup_facts f WHERE f.case_ref = k.case_ref AND f.kind = 'six_months'), '[]')
            AS followups
 FROM unnest($1::text[]) AS k(case_ref) LEFT JOIN case_facts c ON c.case_ref = k.case_ref
+"""
+# every case anything is known of, from the fact tables named with ``suffix`` (a rebuild's)
+_ALL_CASES = f"""
+WITH k AS (SELECT case_ref FROM case_facts{{s}} UNION SELECT case_ref FROM followup_facts{{s}}
+           UNION SELECT case_ref FROM postponement_facts{{s}}),
+     a AS (SELECT case_ref, array_agg(type ORDER BY position) AS actions FROM action_facts{{s}} GROUP BY case_ref),
+     p AS (SELECT case_ref, array_agg(from_meeting_date ORDER BY event_id) AS postponed_on,
+                  array_agg(reason ORDER BY event_id) AS postponed_why
+           FROM postponement_facts{{s}} GROUP BY case_ref),
+     f AS (SELECT case_ref, json_agg({_SIX_MONTHS} ORDER BY f.followup_id) AS followups
+           FROM followup_facts{{s}} f WHERE f.kind = 'six_months' GROUP BY case_ref)
+SELECT k.case_ref, {_CASE_COLUMNS}, coalesce(a.actions, '{{{{}}}}') AS actions,
+       coalesce(p.postponed_on, '{{{{}}}}') AS postponed_on, coalesce(p.postponed_why, '{{{{}}}}') AS postponed_why,
+       coalesce(f.followups, '[]') AS followups
+FROM k LEFT JOIN case_facts{{s}} c USING (case_ref) LEFT JOIN a USING (case_ref) LEFT JOIN p USING (case_ref)
+     LEFT JOIN f USING (case_ref)
 """
 
 
@@ -168,18 +186,11 @@ async def cases(conn: asyncpg.Connection, case_refs: Iterable[str]) -> list[Case
     return [_case(r) for r in await conn.fetch(_CASE, list(case_refs))]
 
 
-async def case_refs_after(conn: asyncpg.Connection, after: str, limit: int) -> list[str]:
-    """Every case anything is known of, in order, for a rebuild of the cells."""
-    return [
-        r["case_ref"]
-        for r in await conn.fetch(
-            """SELECT case_ref FROM (SELECT case_ref FROM case_facts UNION SELECT case_ref FROM followup_facts
-                                 UNION SELECT case_ref FROM postponement_facts) k
-           WHERE case_ref > $1 ORDER BY case_ref LIMIT $2""",
-            after,
-            limit,
-        )
-    ]
+async def all_cases(conn: asyncpg.Connection, suffix: str = "") -> AsyncIterator[CaseFacts]:
+    """The facts of every case anything is known of, in a few scans (a rebuild), from the fact
+    tables named with ``suffix`` (``case_facts_rebuild``...). In a transaction (a cursor)."""
+    async for row in conn.cursor(_ALL_CASES.format(s=suffix), prefetch=5000):
+        yield _case(row)
 
 
 async def meetings(conn: asyncpg.Connection, meeting_ids: Iterable[str]) -> list[MeetingFacts]:
@@ -189,22 +200,30 @@ async def meetings(conn: asyncpg.Connection, meeting_ids: Iterable[str]) -> list
            FROM meeting_facts m WHERE m.meeting_id = ANY($1::text[]) ORDER BY m.meeting_id""",
         list(meeting_ids),
     )
-    return [
-        MeetingFacts(
-            meeting_id=r["meeting_id"],
-            team_id=r["team_id"],
-            municipality=r["municipality"],
-            meeting_date=r["meeting_date"],
-            cancelled_reason=r["cancelled_reason"],
-            pre_meeting_held_on=r["pre_meeting_held_on"],
-            cases_recorded=r["cases_recorded"],
-        )
-        for r in rows
-    ]
+    return [_meeting(r) for r in rows]
 
 
-async def all_meeting_ids(conn: asyncpg.Connection) -> list[str]:
-    return [r["meeting_id"] for r in await conn.fetch("SELECT meeting_id FROM meeting_facts ORDER BY 1")]
+async def all_meetings(conn: asyncpg.Connection, suffix: str = "") -> list[MeetingFacts]:
+    """Every meeting's facts (a rebuild), from the tables named with ``suffix``."""
+    rows = await conn.fetch(
+        f"""SELECT m.*, coalesce(r.n, 0) AS cases_recorded FROM meeting_facts{suffix} m
+            LEFT JOIN (SELECT meeting_id, count(*) AS n FROM case_facts{suffix}
+                       WHERE consulted_on IS NOT NULL OR not_consulted_on IS NOT NULL GROUP BY meeting_id) r
+            USING (meeting_id)"""
+    )
+    return [_meeting(r) for r in rows]
+
+
+def _meeting(r: asyncpg.Record) -> MeetingFacts:
+    return MeetingFacts(
+        meeting_id=r["meeting_id"],
+        team_id=r["team_id"],
+        municipality=r["municipality"],
+        meeting_date=r["meeting_date"],
+        cancelled_reason=r["cancelled_reason"],
+        pre_meeting_held_on=r["pre_meeting_held_on"],
+        cases_recorded=r["cases_recorded"],
+    )
 
 
 # --------------------------------------------------------------------------- cells
@@ -236,10 +255,10 @@ class Cells:
         if lowered:
             await self.conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])", list(lowered))
 
-    async def write(self, cells: Counter[Cell]) -> None:
-        """Write cells into an empty table (a rebuild)."""
+    async def write(self, cells: Counter[Cell], table: str = "figure_cells") -> None:
+        """Write cells into an empty table (a rebuild's)."""
         await self.conn.copy_records_to_table(
-            "figure_cells",
+            table,
             columns=["measure", "detail", "day", *CELL_COLUMNS, "n"],
             records=[(*cell, n) for cell, n in cells.items() if n],
         )
@@ -314,11 +333,12 @@ class Teams:
         return [Team(r["team_id"], r["team_name"], r["municipality"]) for r in rows]
 
 
-async def know_teams_of_cases(conn: asyncpg.Connection) -> None:
-    """Teams known only from their cases get a row of their own (revision 0)."""
+async def know_teams_of_cases(conn: asyncpg.Connection, suffix: str = "") -> None:
+    """Teams known only from their cases get a row of their own (revision 0); in the tables
+    named with ``suffix`` (a rebuild's)."""
     await conn.execute(
-        """INSERT INTO team_facts (team_id, municipality, team_name, revision)
-           SELECT DISTINCT ON (team_id) team_id, municipality, team_id, 0 FROM case_facts
+        f"""INSERT INTO team_facts{suffix} (team_id, municipality, team_name, revision)
+           SELECT DISTINCT ON (team_id) team_id, municipality, team_id, 0 FROM case_facts{suffix}
            WHERE team_id IS NOT NULL AND municipality IS NOT NULL ORDER BY team_id, municipality
            ON CONFLICT (team_id) DO NOTHING"""
     )

@@ -78,6 +78,20 @@ async def ensure_database(server_url: str, name: str) -> None:
         await conn.close()
 
 
+async def copy_privileges(conn: Conn, source: str, target: str) -> None:
+    """Give ``target`` the privileges others hold on ``source`` (a table built to replace
+    another: the service's role keeps exactly what it had, e.g. no DELETE on a log)."""
+    grants = await conn.fetch(
+        """SELECT grantee, string_agg(privilege_type, ', ') AS privileges
+           FROM information_schema.role_table_grants
+           WHERE table_schema = 'public' AND table_name = $1 AND grantee <> current_user
+           GROUP BY grantee""",
+        source,
+    )
+    for grant in grants:
+        await conn.execute(f'GRANT {grant["privileges"]} ON {target} TO "{grant["grantee"]}"')
+
+
 async def drop_database(conn: asyncpg.Connection, name: str) -> None:
     """A service's database, messages and all, and its role (whose grants went with the
     database), on a connection to another database of the server."""

@@ -436,19 +436,11 @@ async def cells_disagreeing_with_the_facts(settings: Settings) -> dict[str, int]
     must equal the cells worked out afresh from the facts: returns every cell that differs."""
     from collections import Counter
 
-    from services.metrics import domain as metrics_domain
-    from services.metrics import store as metrics_store
+    from services.metrics import rebuild as metrics_rebuild
 
     conn = await asyncpg.connect(settings.service_database_url("metrics"))
     try:
-        expected: Counter = Counter()
-        after = ""
-        while refs := await metrics_store.case_refs_after(conn, after, 2000):
-            for case in await metrics_store.cases(conn, refs):
-                expected.update(metrics_domain.case_cells(case))
-            after = refs[-1]
-        for meeting in await metrics_store.meetings(conn, await metrics_store.all_meeting_ids(conn)):
-            expected.update(metrics_domain.meeting_cells(meeting))
+        expected = await metrics_rebuild.cells_of_facts(conn)
         stored = Counter(
             {
                 (

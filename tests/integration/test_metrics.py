@@ -29,6 +29,7 @@ from tests.support import broker as amqp
 from tests.support import county
 from tests.support.board_events import QUARTER, county_quarter, events_from_facts
 from tests.support.http import client_for, token
+from tests.support.metrics_history import rebuilt_as_owner
 from tests.unit.test_public_editions import audit
 
 pytestmark = pytest.mark.infra
@@ -392,7 +393,6 @@ async def _count_editions(runtime, n: int) -> bool:
 
 
 async def test_the_rebuild_gives_the_same_cells_as_the_live_build(settings, runtimes):
-    from services.metrics import projections
 
     runtime, settings, cells, _ = await county_metrics(settings, runtimes)
     async with runtime.pool.acquire() as conn:
@@ -403,7 +403,7 @@ async def test_the_rebuild_gives_the_same_cells_as_the_live_build(settings, runt
             """INSERT INTO event_log (event_id, event_type, version, occurred_at, payload)
                VALUES (gen_random_uuid(), 'CaseReferred', 99, now(), '{}')"""
         )
-    replayed = await projections.rebuild(runtime.pool)
+    replayed = (await rebuilt_as_owner(settings)).events
     async with runtime.pool.acquire() as conn:
         rebuilt = sorted(tuple(r) for r in await conn.fetch("SELECT * FROM figure_cells"))
     assert replayed > 0 and rebuilt == live
