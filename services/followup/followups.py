@@ -21,6 +21,7 @@ from shared.platform.logging import bind_contextvars
 from . import domain
 from .domain import (
     Answers,
+    ClosedBy,
     ClosureDecision,
     Event,
     FollowUp,
@@ -94,7 +95,9 @@ async def not_consulted(uow: FollowUpUnitOfWork, event: CaseNotConsulted) -> Clo
             municipality=event.municipality,
         )
     )
-    return await close(uow, event.case_ref, domain.exit_reason_when_not_consulted(event.reason))
+    return await close(
+        uow, event.case_ref, domain.exit_reason_when_not_consulted(event.reason), by=domain.BY_NOT_CONSULTED
+    )
 
 
 # --------------------------------------------------------------------------- the scheduler
@@ -116,11 +119,19 @@ async def tick(uow: FollowUpUnitOfWork, limit: int) -> int:
 
 
 async def record(
-    uow: FollowUpUnitOfWork, followup_id: str, answers: Answers, *, by_party: Party, by_user: str, channel: str
+    uow: FollowUpUnitOfWork,
+    followup_id: str,
+    answers: Answers,
+    *,
+    by_party: Party,
+    by_user: str,
+    channel: str,
+    person_teams: frozenset[str] | None = None,
 ) -> RecordDecision:
     """Record a follow-up (again: a correction, a new revision; the same answers as the latest
     change nothing), announced as FollowUpCompleted. Returns the decision: its problems, or the
-    record as announced (``completed``)."""
+    record as announced (``completed``). ``person_teams``: a signed-in person's teams, the only
+    cases they record on (None: the agency's system)."""
     case, followups, latest = None, [], None
     found = await uow.followups.get(followup_id)
     if found is not None and domain.visible_to(found, by_party):  # a stranger locks nothing
@@ -138,6 +149,7 @@ async def record(
         by_user=by_user,
         channel=channel,
         now=uow.clock.now(),
+        person_teams=person_teams,
     )
     if decision.record is not None and decision.followup is not None:
         await uow.records.add(decision.record)
@@ -154,11 +166,11 @@ async def record(
 # --------------------------------------------------------------------------- closure
 
 
-async def close(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason) -> ClosureDecision:
-    """Close the case (CaseClosed) and cancel its open follow-ups; a case closed already or
-    unknown stays as it is (the decision's ``refusal`` says which)."""
+async def close(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason, *, by: ClosedBy) -> ClosureDecision:
+    """Close the case (CaseClosed, saying who closed it) and cancel its open follow-ups; a case
+    closed already or unknown stays as it is (the decision's ``refusal`` says which)."""
     case = await uow.cases.lock(case_ref)
-    decision = domain.close(case, await uow.followups.of_case(case_ref), reason, uow.clock.now())
+    decision = domain.close(case, await uow.followups.of_case(case_ref), reason, uow.clock.now(), by)
     await _apply_closure(uow, decision)
     return decision
 
@@ -166,8 +178,8 @@ async def close(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason) -> C
 async def close_by_hand(
     uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason, *, by: Principal
 ) -> ClosureDecision:
-    """A user closes a case with an exit reason: an officer of the referring party or the
-    team's coordinator."""
+    """A user closes a case with an exit reason: an officer of the referring party assigned to
+    its team, or the team's coordinator. The user is recorded as its closer."""
     case = await uow.cases.lock(case_ref)
     decision = domain.close_by_hand(
         case,
@@ -177,6 +189,7 @@ async def close_by_hand(
         role=by.role,
         party=by.party,
         teams=by.teams,
+        user=by.user_id,
     )
     await _apply_closure(uow, decision)
     return decision

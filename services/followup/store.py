@@ -16,7 +16,7 @@ import asyncpg
 
 from shared.contracts.vocabulary import ExitReason, FollowUpKind, Party
 
-from .domain import FollowUp, FollowUpRecord, TrackedCase
+from .domain import ClosedBy, FollowUp, FollowUpRecord, TrackedCase
 
 
 class Cases:
@@ -63,14 +63,17 @@ class Cases:
         return _case(row) if row else None
 
     async def close(self, case: TrackedCase) -> None:
-        """Store the case's closure (status, exit reason, when)."""
+        """Store the case's closure (status, exit reason, when, by whom)."""
         await self.conn.execute(
-            """UPDATE tracked_cases SET status = $2, exit_reason = $3, closed_at = $4
+            """UPDATE tracked_cases SET status = $2, exit_reason = $3, closed_at = $4, closed_by = $5,
+                                        closed_by_party = $6
                WHERE case_ref = $1""",
             case.case_ref,
             case.status,
             case.exit_reason,
             case.closed_at,
+            case.closed_by.user if case.closed_by else None,
+            case.closed_by.party if case.closed_by else None,
         )
 
 
@@ -214,6 +217,9 @@ def _case(row: asyncpg.Record) -> TrackedCase:
         status=row["status"],
         exit_reason=ExitReason(row["exit_reason"]) if row["exit_reason"] else None,
         closed_at=row["closed_at"],
+        closed_by=ClosedBy(row["closed_by"], Party(row["closed_by_party"]) if row["closed_by_party"] else None)
+        if row["closed_by"]
+        else None,
     )
 
 

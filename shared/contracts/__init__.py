@@ -63,6 +63,7 @@ from shared.contracts.referral import (
     ReferralRejected,
     SubmitReferral,
     WithdrawConsent,
+    Witness,
 )
 
 __all__ = [
@@ -111,6 +112,7 @@ __all__ = [
     "SubmitReferral",
     "TeamUpdated",
     "WithdrawConsent",
+    "Witness",
     "contract",
     "owner_of",
     "decode",
