@@ -10,6 +10,7 @@ handled, or not at all. No SQL here (``store.py``) and no rules (``domain.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import structlog
 
@@ -17,6 +18,7 @@ from shared.contracts import CaseNotConsulted, CaseReferred, ConsentRecorded, Co
 from shared.contracts.vocabulary import ExitReason, Party
 from shared.platform.auth import Principal
 from shared.platform.logging import bind_contextvars
+from shared.platform.retention import RETENTION_BATCH
 
 from . import domain
 from .domain import (
@@ -209,6 +211,13 @@ async def consent_withdrawn(uow: FollowUpUnitOfWork, event: ConsentWithdrawn) ->
     )
     await _apply_closure(uow, decision)
     return decision
+
+
+async def forget_closed_cases(uow: FollowUpUnitOfWork, cutoff: datetime) -> list[str]:
+    """Retention (``shared.platform.retention``): a case closed before ``cutoff`` is deleted
+    with its follow-ups, their records and its consent state (its figures are the metrics
+    service's, kept as counts). Returns the cases deleted."""
+    return await uow.cases.delete_closed_before(cutoff, RETENTION_BATCH)
 
 
 # --------------------------------------------------------------------------- what a party sees

@@ -76,6 +76,23 @@ class Cases:
             case.closed_by.party if case.closed_by else None,
         )
 
+    async def delete_closed_before(self, cutoff: datetime, limit: int) -> list[str]:
+        """Delete up to ``limit`` cases closed before ``cutoff`` with their follow-ups, records
+        and consent state, the longest closed first (skipping one a writer holds); returns their
+        references."""
+        rows = await self.conn.fetch(
+            """WITH due AS (SELECT case_ref FROM tracked_cases WHERE closed_at < $1 ORDER BY closed_at LIMIT $2
+                            FOR UPDATE SKIP LOCKED),
+                    records AS (DELETE FROM followup_records r USING followups f
+                                WHERE r.followup_id = f.followup_id AND f.case_ref IN (SELECT case_ref FROM due)),
+                    followups AS (DELETE FROM followups WHERE case_ref IN (SELECT case_ref FROM due)),
+                    consents AS (DELETE FROM consent_state WHERE case_ref IN (SELECT case_ref FROM due))
+               DELETE FROM tracked_cases WHERE case_ref IN (SELECT case_ref FROM due) RETURNING case_ref""",
+            cutoff,
+            limit,
+        )
+        return [r["case_ref"] for r in rows]
+
 
 class FollowUps:
     """The follow-ups with their durable next action (the scheduler's due times)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -38,6 +39,7 @@ from shared.contracts import (
     TeamUpdated,
 )
 from shared.platform.clock import stockholm_date
+from shared.platform.retention import RETENTION_BATCH
 
 from . import domain, store
 
@@ -356,10 +358,11 @@ async def rebuild(pool: asyncpg.Pool, batch: int = 2000) -> int:
 
 
 async def rebuild_cells(conn: asyncpg.Connection, batch: int = 2000) -> None:
-    """Every case's and meeting's cells from the facts, into the emptied cell table."""
+    """Every case's and meeting's cells from the facts, into the emptied cell table, on top of
+    the counts of the cases deleted after retention."""
     await conn.execute("TRUNCATE figure_cells")
     await store.know_teams_of_cases(conn)
-    total: Counter[domain.Cell] = Counter()
+    total = await store.Cells(conn, "retired_cells").all()
     after = ""
     while refs := await store.case_refs_after(conn, after, batch):
         for case in await store.cases(conn, refs):
@@ -368,6 +371,23 @@ async def rebuild_cells(conn: asyncpg.Connection, batch: int = 2000) -> None:
     for meeting in await store.meetings(conn, await store.all_meeting_ids(conn)):
         total.update(domain.meeting_cells(meeting))
     await store.Cells(conn).write(total)
+
+
+async def forget_closed_cases(uow: Any, cutoff: datetime) -> list[str]:
+    """Retention (``shared.platform.retention``): a case closed before ``cutoff`` (its Swedish
+    date) leaves no case-level row: its facts and logged events are deleted, and what it counted
+    for is kept as anonymous counts (``domain.retired``). The cells are not touched: every
+    figure, exact or public, stays as it was, and a rebuild gives them again. Returns the cases
+    deleted."""
+    conn: asyncpg.Connection = uow.conn
+    await lock_projections(conn)  # as every writer of the projections
+    case_refs = await store.closed_before(conn, stockholm_date(cutoff), RETENTION_BATCH)
+    if case_refs:
+        cells, recorded = domain.retired(await store.cases(conn, case_refs))
+        await store.Cells(conn, "retired_cells").add(cells)
+        await store.retire_meeting_cases(conn, recorded)
+        await store.delete_cases(conn, case_refs)
+    return case_refs
 
 
 async def catch_up(pool: asyncpg.Pool) -> int:

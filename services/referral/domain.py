@@ -19,7 +19,7 @@ import re
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 
 from shared.contracts import (
@@ -901,13 +901,8 @@ def decide_closure(
     return replace(case, closed_at=closed_at, exit_reason=reason, closed_by=closed_by, closed_by_party=closed_by_party)
 
 
-def erasure_cutoff(now: datetime, retention: timedelta) -> datetime:
-    """Cases closed before this moment have had their retention period."""
-    return now - retention
-
-
-def due_for_erasure(closed: Sequence[Case], *, now: datetime, retention: timedelta) -> list[str]:
-    """The cases whose personal data is to be destroyed: closed longer ago than the retention
-    period. What identifies nobody (team, gender, age band, dates) stays for the figures."""
-    cutoff = erasure_cutoff(now, retention)
+def due_for_erasure(closed: Sequence[Case], *, cutoff: datetime) -> list[str]:
+    """The cases whose personal data is to be destroyed: closed before ``cutoff``, longer ago
+    than the retention period (``shared.platform.retention``). What identifies nobody (team,
+    gender, age band, dates) stays for the figures."""
     return [case.case_ref for case in closed if case.closed_at is not None and case.closed_at < cutoff]

@@ -248,12 +248,11 @@ async def close_case(uow: ReferralUnitOfWork, event: CaseClosed) -> None:
         await uow.cases.close(closed)
 
 
-async def erase_expired_personal_data(uow: ReferralUnitOfWork) -> list[str]:
-    """Retention: destroy the personal data (and the pseudonym) of the cases closed longer ago
-    than the retention period; returns their case references."""
-    now, retention = uow.deps.clock.now(), uow.deps.retention
-    closed = await uow.cases.closed_holding_personal_data(domain.erasure_cutoff(now, retention))
-    due = domain.due_for_erasure(closed, now=now, retention=retention)
+async def erase_expired_personal_data(uow: ReferralUnitOfWork, cutoff: datetime) -> list[str]:
+    """Retention (``shared.platform.retention``): destroy the personal data (and the pseudonym)
+    of the cases closed before ``cutoff``; returns their case references."""
+    closed = await uow.cases.closed_holding_personal_data(cutoff)
+    due = domain.due_for_erasure(closed, cutoff=cutoff)
     if due:
         await uow.vault.erase(due)
         await uow.cases.forget_pseudonyms(due)

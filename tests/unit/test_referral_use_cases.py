@@ -36,6 +36,7 @@ from shared.contracts import (
 from shared.contracts.vocabulary import AgeBand, ExitReason, Gender, HostUnit, Party
 from shared.platform.auth import Principal, Role
 from shared.platform.clock import SettableClock
+from shared.platform.retention import retention_cutoff
 from shared.platform.uow import Message
 from tests.fakes.referral import TEST_KEYS, FakeReferralUnitOfWork, dependencies
 from tests.support.identities import generated_personnummer
@@ -650,6 +651,11 @@ async def test_a_closure_records_who_closed_the_case(uow):
     )
 
 
+async def erase(uow: FakeReferralUnitOfWork) -> list[str]:
+    """One round of the retention task: the cases closed before the retention period (30 days)."""
+    return await use_cases.erase_expired_personal_data(uow, retention_cutoff(uow.deps.clock.now(), uow.deps.retention))
+
+
 async def test_personal_data_is_erased_after_retention_and_the_rest_stays(uow, clock):
     old = await new_case(uow)
     recent = await new_case(uow, agency_ref="AF-2026-002", personnummer=OTHER_PERSON)
@@ -658,16 +664,16 @@ async def test_personal_data_is_erased_after_retention_and_the_rest_stays(uow, c
         await use_cases.close_case(
             uow, CaseClosed(case_ref=case_ref, reason=ExitReason.PLAN_COMPLETED, closed_at=closed_at)
         )
-    assert await use_cases.erase_expired_personal_data(uow) == [old]  # retention: 30 days
+    assert await erase(uow) == [old]  # retention: 30 days
     assert uow.vault.rows[old].fields == {} and uow.vault.rows[old].erased_at == NOW
     assert uow.vault.rows[old].data_key is None  # the case's own key is gone with it
     assert uow.cases.rows[old].person_pseudonym is None and uow.cases.rows[old].team_id == TEAM
     assert uow.vault.rows[recent].fields and uow.vault.rows[still_open].fields
-    assert await use_cases.erase_expired_personal_data(uow) == []  # once
+    assert await erase(uow) == []  # once
     details = await read(uow, old, caller("REGION", "member"))
     assert isinstance(details, CaseDetails) and details.erased_at is not None and details.personal == {}
     clock.advance(days=2)
-    assert await use_cases.erase_expired_personal_data(uow) == [recent]
+    assert await erase(uow) == [recent]
 
 
 async def test_key_rotation_moves_every_live_case_to_the_new_master_key_and_skips_the_erased(uow, clock):
@@ -678,7 +684,7 @@ async def test_key_rotation_moves_every_live_case_to_the_new_master_key_and_skip
     await use_cases.close_case(
         uow, CaseClosed(case_ref=erased, reason=ExitReason.PLAN_COMPLETED, closed_at=NOW - timedelta(days=31))
     )
-    assert await use_cases.erase_expired_personal_data(uow) == [erased]
+    assert await erase(uow) == [erased]
     new_master = "k2:" + base64.b64encode(b"\x02" * 32).decode()
     uow.deps = replace(uow.deps, keyring=Keyring.from_config(f"{new_master},{TEST_KEYS}"))
     assert await use_cases.rewrap_vault(uow) == 1  # the live case only
