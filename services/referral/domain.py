@@ -206,8 +206,8 @@ add_messages(
             "A verbal consent needs a witness: name and role.",
         ),
         "witness_with_signed_form": (
-            "Ett skriftligt samtycke anges utan vittne.",
-            "A consent on a signed form is given without a witness.",
+            "Ett skriftligt samtycke anges utan vittne (vittne gäller muntligt samtycke).",
+            "A consent on a signed form takes no witness (a witness is for a verbal consent).",
         ),
         "witness_holds_identity": (
             "Vittnesuppgiften får inte innehålla ett personnummer.",
