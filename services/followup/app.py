@@ -21,6 +21,7 @@ from shared.contracts import (
 )
 from shared.platform.clock import Clock
 from shared.platform.config import Settings
+from shared.platform.retention import retention_task
 from shared.platform.runtime import Runtime, ServiceSpec
 from shared.platform.uow import Message
 
@@ -57,7 +58,10 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         handlers=handlers,
         unit_of_work=unit_of_work,
         routes=lambda runtime: router,
-        tasks=(scheduler,),
+        tasks=(
+            scheduler,
+            retention_task("case-level data deleted after retention", followups.forget_closed_cases, settings),
+        ),
         publishes=(
             (FollowUpScheduled, "A follow-up of a consulted case is scheduled."),
             (FollowUpDue, "To the responsible agency alone: the follow-up is due."),

@@ -84,6 +84,10 @@ add_messages(
             "The person was not reached: no answers may be given.",
         ),
         "not_asked": ("Frågan ställs inte vid den här uppföljningen.", "This question is not asked at this follow-up."),
+        "followup_not_in_team": (
+            "Du får bara registrera uppföljningar i ärenden hos de team du tillhör.",
+            "You may record follow-ups only on cases of the teams you belong to.",
+        ),
     }
 )
 
@@ -115,6 +119,20 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class ClosedBy:
+    """Who ended a case: a person (their user id, or the agency system's broker user, and their
+    party), or ``system:<why>`` when no person did (then no party)."""
+
+    user: str
+    party: Party | None = None
+
+
+# Closures no person made: every consent withdrawn; the meeting did not consult the case.
+BY_CONSENT_WITHDRAWN = ClosedBy("system:consent_withdrawn")
+BY_NOT_CONSULTED = ClosedBy("system:not_consulted")
+
+
+@dataclass(frozen=True)
 class TrackedCase:
     """A case as the follow-up service knows it: from CaseReferred (what the six-month comparison
     needs) and from ConsultationHeld or CaseNotConsulted (its team), whichever comes first."""
@@ -128,6 +146,7 @@ class TrackedCase:
     status: str = "open"  # open | closed
     exit_reason: ExitReason | None = None
     closed_at: datetime | None = None
+    closed_by: ClosedBy | None = None  # None: open, or closed before it was kept
 
     @property
     def closed(self) -> bool:
@@ -287,7 +306,7 @@ def schedule(
     if case.closed:
         return ScheduleDecision()
     if every_consent_withdrawn(consents):
-        return ScheduleDecision(closure=close(case, existing, ExitReason.CONSENT_WITHDRAWN, now))
+        return ScheduleDecision(closure=close(case, existing, ExitReason.CONSENT_WITHDRAWN, now, BY_CONSENT_WITHDRAWN))
     scheduled = {f.kind for f in existing}
     responsible = consultation.referring_party  # by default the referring party follows up
     new = tuple(
@@ -480,12 +499,17 @@ def record(
     by_user: str,
     channel: str,
     now: datetime,
+    person_teams: frozenset[str] | None = None,
 ) -> RecordDecision:
     """Record follow-up ``followup_id`` (one of ``followups``, its case's, with ``latest``, its
-    latest record), or correct it: a new revision. The same answers as the latest change nothing."""
+    latest record), or correct it: a new revision. The same answers as the latest change nothing.
+    A person (``person_teams``: the teams they are assigned to) records only on their teams'
+    cases; the responsible agency's system (None) on any of its party's."""
     followup = next((f for f in followups if f.followup_id == followup_id), None)
     if followup is None or not visible_to(followup, by_party):
         return RecordDecision(problems=(Problem("followup_not_found"),))
+    if person_teams is not None and followup.team_id not in person_teams:
+        return RecordDecision(problems=(Problem("followup_not_in_team"),))
     problems = record_problems(
         kind=followup.kind,
         status=followup.status,
@@ -517,7 +541,11 @@ def record(
     closure = None
     if new.revision == 1 and is_last(recorded, followups):  # the follow-up programme is through
         closure = close(
-            case, [recorded if f.followup_id == followup_id else f for f in followups], ExitReason.PLAN_COMPLETED, now
+            case,
+            [recorded if f.followup_id == followup_id else f for f in followups],
+            ExitReason.PLAN_COMPLETED,
+            now,
+            ClosedBy(by_user, by_party),  # whose record ended the programme
         )
     return RecordDecision(record=new, followup=recorded, completed=event, events=(event,), closure=closure)
 
@@ -566,7 +594,8 @@ def completed(followup: FollowUp, record: FollowUpRecord) -> FollowUpCompleted:
 class ClosureDecision:
     """The case as closed and its open follow-ups as cancelled, with a FollowUpCancelled for
     each and then CaseClosed; or why the case is not closed (``refusal``: ``case_not_found``,
-    ``case_closed``, ``not_allowed``, ``consent_remains``), and then nothing changes."""
+    ``case_closed``, ``not_allowed``, ``not_in_team``, ``consent_remains``), and then nothing
+    changes."""
 
     refusal: str | None = None
     case: TrackedCase | None = None
@@ -575,10 +604,11 @@ class ClosureDecision:
 
 
 def close(
-    case: TrackedCase | None, followups: Sequence[FollowUp], reason: ExitReason, now: datetime
+    case: TrackedCase | None, followups: Sequence[FollowUp], reason: ExitReason, now: datetime, by: ClosedBy
 ) -> ClosureDecision:
-    """Close the case with its exit reason; its open follow-ups will not happen. A case closed
-    already stays as it was: CaseClosed is announced once."""
+    """Close the case with its exit reason, recording who closed it (``by``); its open
+    follow-ups will not happen. A case closed already stays as it was: CaseClosed is announced
+    once."""
     if case is None:
         return ClosureDecision(refusal="case_not_found")
     if case.closed:
@@ -594,19 +624,24 @@ def close(
         )
         for f in cancelled
     ]
-    events.append(CaseClosed(case_ref=case.case_ref, reason=reason, closed_at=now))
+    events.append(
+        CaseClosed(case_ref=case.case_ref, reason=reason, closed_at=now, closed_by=by.user, closed_by_party=by.party)
+    )
     return ClosureDecision(
-        case=replace(case, status="closed", exit_reason=reason, closed_at=now),
+        case=replace(case, status="closed", exit_reason=reason, closed_at=now, closed_by=by),
         cancelled=cancelled,
         events=tuple(events),
     )
 
 
-def may_close(case: TrackedCase, *, role: str, party: str | None, teams: frozenset[str]) -> bool:
-    """By hand, a case is closed by an officer of its referring party or its team's coordinator."""
-    referring_officer = role == "officer" and party == case.referring_party
-    coordinator = role == "coordinator" and (case.team_id or "") in teams
-    return referring_officer or coordinator
+def may_close(case: TrackedCase, *, role: str, party: str | None, teams: frozenset[str]) -> str | None:
+    """None if the person may close the case by hand, else why not: by an officer of its
+    referring party assigned to its team, or by its team's coordinator."""
+    if role == "officer" and party == case.referring_party:
+        return None if (case.team_id or "") in teams else "not_in_team"
+    if role == "coordinator" and (case.team_id or "") in teams:
+        return None
+    return "not_allowed"
 
 
 def close_by_hand(
@@ -616,14 +651,16 @@ def close_by_hand(
     now: datetime,
     *,
     role: str,
-    party: str | None,
+    party: Party | None,
     teams: frozenset[str],
+    user: str,
 ) -> ClosureDecision:
-    """Close a case with the exit reason a user gives; who may is checked before whether it is
-    closed already."""
-    if case is not None and not may_close(case, role=role, party=party, teams=teams):
-        return ClosureDecision(refusal="not_allowed")
-    return close(case, followups, reason, now)
+    """Close a case with the exit reason a user gives (recorded as its closer); who may is
+    checked before whether it is closed already."""
+    refusal = may_close(case, role=role, party=party, teams=teams) if case is not None else None
+    if refusal is not None:
+        return ClosureDecision(refusal=refusal)
+    return close(case, followups, reason, now, ClosedBy(user, party))
 
 
 def exit_reason_when_not_consulted(reason: NotConsultedReason) -> ExitReason:
@@ -640,4 +677,4 @@ def close_without_consent(
     """When no party has the individual's consent any more, the case is closed."""
     if not every_consent_withdrawn(consents):
         return ClosureDecision(refusal="consent_remains")
-    return close(case, followups, ExitReason.CONSENT_WITHDRAWN, now)
+    return close(case, followups, ExitReason.CONSENT_WITHDRAWN, now, BY_CONSENT_WITHDRAWN)

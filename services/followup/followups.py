@@ -10,6 +10,7 @@ handled, or not at all. No SQL here (``store.py``) and no rules (``domain.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import structlog
 
@@ -17,10 +18,12 @@ from shared.contracts import CaseNotConsulted, CaseReferred, ConsentRecorded, Co
 from shared.contracts.vocabulary import ExitReason, Party
 from shared.platform.auth import Principal
 from shared.platform.logging import bind_contextvars
+from shared.platform.retention import RETENTION_BATCH
 
 from . import domain
 from .domain import (
     Answers,
+    ClosedBy,
     ClosureDecision,
     Event,
     FollowUp,
@@ -94,7 +97,9 @@ async def not_consulted(uow: FollowUpUnitOfWork, event: CaseNotConsulted) -> Clo
             municipality=event.municipality,
         )
     )
-    return await close(uow, event.case_ref, domain.exit_reason_when_not_consulted(event.reason))
+    return await close(
+        uow, event.case_ref, domain.exit_reason_when_not_consulted(event.reason), by=domain.BY_NOT_CONSULTED
+    )
 
 
 # --------------------------------------------------------------------------- the scheduler
@@ -116,11 +121,19 @@ async def tick(uow: FollowUpUnitOfWork, limit: int) -> int:
 
 
 async def record(
-    uow: FollowUpUnitOfWork, followup_id: str, answers: Answers, *, by_party: Party, by_user: str, channel: str
+    uow: FollowUpUnitOfWork,
+    followup_id: str,
+    answers: Answers,
+    *,
+    by_party: Party,
+    by_user: str,
+    channel: str,
+    person_teams: frozenset[str] | None = None,
 ) -> RecordDecision:
     """Record a follow-up (again: a correction, a new revision; the same answers as the latest
     change nothing), announced as FollowUpCompleted. Returns the decision: its problems, or the
-    record as announced (``completed``)."""
+    record as announced (``completed``). ``person_teams``: a signed-in person's teams, the only
+    cases they record on (None: the agency's system)."""
     case, followups, latest = None, [], None
     found = await uow.followups.get(followup_id)
     if found is not None and domain.visible_to(found, by_party):  # a stranger locks nothing
@@ -138,6 +151,7 @@ async def record(
         by_user=by_user,
         channel=channel,
         now=uow.clock.now(),
+        person_teams=person_teams,
     )
     if decision.record is not None and decision.followup is not None:
         await uow.records.add(decision.record)
@@ -154,11 +168,11 @@ async def record(
 # --------------------------------------------------------------------------- closure
 
 
-async def close(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason) -> ClosureDecision:
-    """Close the case (CaseClosed) and cancel its open follow-ups; a case closed already or
-    unknown stays as it is (the decision's ``refusal`` says which)."""
+async def close(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason, *, by: ClosedBy) -> ClosureDecision:
+    """Close the case (CaseClosed, saying who closed it) and cancel its open follow-ups; a case
+    closed already or unknown stays as it is (the decision's ``refusal`` says which)."""
     case = await uow.cases.lock(case_ref)
-    decision = domain.close(case, await uow.followups.of_case(case_ref), reason, uow.clock.now())
+    decision = domain.close(case, await uow.followups.of_case(case_ref), reason, uow.clock.now(), by)
     await _apply_closure(uow, decision)
     return decision
 
@@ -166,8 +180,8 @@ async def close(uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason) -> C
 async def close_by_hand(
     uow: FollowUpUnitOfWork, case_ref: str, reason: ExitReason, *, by: Principal
 ) -> ClosureDecision:
-    """A user closes a case with an exit reason: an officer of the referring party or the
-    team's coordinator."""
+    """A user closes a case with an exit reason: an officer of the referring party assigned to
+    its team, or the team's coordinator. The user is recorded as its closer."""
     case = await uow.cases.lock(case_ref)
     decision = domain.close_by_hand(
         case,
@@ -177,6 +191,7 @@ async def close_by_hand(
         role=by.role,
         party=by.party,
         teams=by.teams,
+        user=by.user_id,
     )
     await _apply_closure(uow, decision)
     return decision
@@ -196,6 +211,13 @@ async def consent_withdrawn(uow: FollowUpUnitOfWork, event: ConsentWithdrawn) ->
     )
     await _apply_closure(uow, decision)
     return decision
+
+
+async def forget_closed_cases(uow: FollowUpUnitOfWork, cutoff: datetime) -> list[str]:
+    """Retention (``shared.platform.retention``): a case closed before ``cutoff`` is deleted
+    with its follow-ups, their records and its consent state (its figures are the metrics
+    service's, kept as counts). Returns the cases deleted."""
+    return await uow.cases.delete_closed_before(cutoff, RETENTION_BATCH)
 
 
 # --------------------------------------------------------------------------- what a party sees

@@ -36,6 +36,7 @@ REFUSALS = {
         403,
         {"code": "not_allowed", "message": "only an officer of the referring party or the team's coordinator"},
     ),
+    "not_in_team": (403, {"code": "not_in_team", "message": "the case is not of a team you are assigned to"}),
     "case_closed": (409, {"code": "case_closed", "message": "the case is closed"}),
 }
 UnitsOfWork = Annotated[Callable[[], AbstractAsyncContextManager[FollowUpUnitOfWork]], Depends(units_of_work)]
@@ -95,7 +96,10 @@ async def followup(followup_id: FollowUpId, principal: Caller, new_uow: UnitsOfW
 RECORD_ANSWERS = {
     200: {"description": "The same answers as the latest record: nothing new"},
     **UNAUTHENTICATED,
-    **FORBIDDEN,
+    403: {
+        "model": ErrorBody,
+        "description": "Your role may not (role_not_allowed), or the case is not of your teams (not_in_team)",
+    },
     **NOT_FOUND,
     409: {"model": ErrorBody, "description": "The case is closed"},
     422: {"description": "Rejected, with every reason"},
@@ -109,11 +113,19 @@ async def record(followup_id: FollowUpId, body: RecordBody, principal: Caller, n
     party_user(principal)
     async with new_uow() as uow:
         decision = await followups.record(
-            uow, followup_id, answers_of(body), by_party=principal.party, by_user=principal.user_id, channel="http"
+            uow,
+            followup_id,
+            answers_of(body),
+            by_party=principal.party,
+            by_user=principal.user_id,
+            channel="http",
+            person_teams=principal.teams,
         )
     codes = {p.code for p in decision.problems}
     if "followup_not_found" in codes:
         raise HTTPException(404, FOLLOWUP_NOT_FOUND)
+    if "followup_not_in_team" in codes:
+        raise HTTPException(403, {"code": "not_in_team", "message": "the case is not of a team you are assigned to"})
     if codes:
         return JSONResponse(
             {"status": "rejected", "reasons": [r.model_dump() for r in reasons(decision.problems)]},
@@ -129,8 +141,9 @@ async def record(followup_id: FollowUpId, body: RecordBody, principal: Caller, n
     responses={**UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND, 409: {"model": ErrorBody, "description": "Closed already"}},
 )
 async def close_case(case_ref: CaseRef, body: ClosureBody, principal: Caller, new_uow: UnitsOfWork) -> dict:
-    """Close a case with its exit reason (CaseClosed); its pending follow-ups are cancelled.
-    By an officer of the referring party or the team's coordinator."""
+    """Close a case with its exit reason (CaseClosed, naming you as its closer); its pending
+    follow-ups are cancelled. By an officer of the referring party assigned to the case's team
+    (else 403 `not_in_team`), or the team's coordinator."""
     async with new_uow() as uow:
         decision = await followups.close_by_hand(uow, case_ref, body.reason, by=principal)
     if decision.refusal:

@@ -16,7 +16,7 @@ import asyncpg
 
 from shared.contracts.vocabulary import ExitReason, FollowUpKind, Party
 
-from .domain import FollowUp, FollowUpRecord, TrackedCase
+from .domain import ClosedBy, FollowUp, FollowUpRecord, TrackedCase
 
 
 class Cases:
@@ -63,15 +63,35 @@ class Cases:
         return _case(row) if row else None
 
     async def close(self, case: TrackedCase) -> None:
-        """Store the case's closure (status, exit reason, when)."""
+        """Store the case's closure (status, exit reason, when, by whom)."""
         await self.conn.execute(
-            """UPDATE tracked_cases SET status = $2, exit_reason = $3, closed_at = $4
+            """UPDATE tracked_cases SET status = $2, exit_reason = $3, closed_at = $4, closed_by = $5,
+                                        closed_by_party = $6
                WHERE case_ref = $1""",
             case.case_ref,
             case.status,
             case.exit_reason,
             case.closed_at,
+            case.closed_by.user if case.closed_by else None,
+            case.closed_by.party if case.closed_by else None,
         )
+
+    async def delete_closed_before(self, cutoff: datetime, limit: int) -> list[str]:
+        """Delete up to ``limit`` cases closed before ``cutoff`` with their follow-ups, records
+        and consent state, the longest closed first (skipping one a writer holds); returns their
+        references."""
+        rows = await self.conn.fetch(
+            """WITH due AS (SELECT case_ref FROM tracked_cases WHERE closed_at < $1 ORDER BY closed_at LIMIT $2
+                            FOR UPDATE SKIP LOCKED),
+                    records AS (DELETE FROM followup_records r USING followups f
+                                WHERE r.followup_id = f.followup_id AND f.case_ref IN (SELECT case_ref FROM due)),
+                    followups AS (DELETE FROM followups WHERE case_ref IN (SELECT case_ref FROM due)),
+                    consents AS (DELETE FROM consent_state WHERE case_ref IN (SELECT case_ref FROM due))
+               DELETE FROM tracked_cases WHERE case_ref IN (SELECT case_ref FROM due) RETURNING case_ref""",
+            cutoff,
+            limit,
+        )
+        return [r["case_ref"] for r in rows]
 
 
 class FollowUps:
@@ -214,6 +234,9 @@ def _case(row: asyncpg.Record) -> TrackedCase:
         status=row["status"],
         exit_reason=ExitReason(row["exit_reason"]) if row["exit_reason"] else None,
         closed_at=row["closed_at"],
+        closed_by=ClosedBy(row["closed_by"], Party(row["closed_by_party"]) if row["closed_by_party"] else None)
+        if row["closed_by"]
+        else None,
     )
 
 

@@ -18,6 +18,7 @@ import structlog
 from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
 from shared.contracts.vocabulary import CancellationReason, PostponementReason
 from shared.platform.clock import stockholm_date
+from shared.platform.retention import RETENTION_BATCH
 
 from . import domain
 from .domain import AgendaEntry, Case, Meeting, Placement, Refused, TakenOff, Team, Waiting
@@ -83,10 +84,14 @@ async def consent_changed(uow: MeetingUnitOfWork, case_ref: str) -> None:
     await settle(uow, team, now, change.taken_off)
 
 
-async def case_closed(uow: MeetingUnitOfWork, case_ref: str) -> None:
-    """A closed case leaves the queue; its seat goes to the next case."""
+async def case_closed(uow: MeetingUnitOfWork, case_ref: str, closed_at: datetime) -> None:
+    """A closed case leaves the queue; its seat goes to the next case. When it was closed is
+    kept, whatever its state here: its retention period runs from then."""
     case = await uow.cases.get(case_ref)
-    if case is None or case.status not in domain.AWAITING_MEETING:
+    if case is None:
+        return
+    await uow.cases.closed(case_ref, closed_at)
+    if case.status not in domain.AWAITING_MEETING:
         return
     team = await uow.teams.lock(case.team_id)
     case = await uow.cases.get(case_ref)  # as it is now that the team is locked
@@ -288,3 +293,10 @@ async def _expectation(uow: MeetingUnitOfWork, team: Team) -> Callable[[int], da
         last_meeting=last,
         today=today,
     )
+
+
+async def forget_closed_cases(uow: MeetingUnitOfWork, cutoff: datetime) -> list[str]:
+    """Retention (``shared.platform.retention``): the case-level rows (the case, its
+    consultation record, its consent state) of cases closed before ``cutoff`` are deleted; the
+    meetings stay (they are the teams', not the cases'). Returns the cases deleted."""
+    return await uow.cases.delete_closed_before(cutoff, RETENTION_BATCH)

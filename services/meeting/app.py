@@ -25,11 +25,12 @@ from shared.platform.clock import Clock
 from shared.platform.config import Settings
 from shared.platform.consumer import OUTAGE_ERRORS
 from shared.platform.logging import bind_contextvars, clear_contextvars
+from shared.platform.retention import retention_task
 from shared.platform.runtime import Runtime, ServiceSpec
 from shared.platform.teams import DEFAULT_TEAMS_FILE
 from shared.platform.uow import Message
 
-from . import calendar
+from . import agenda, calendar
 from .handlers import handlers, lock_batch
 from .referral_api import ReferralApi
 from .routes import routes_with
@@ -84,7 +85,10 @@ def spec(settings: Settings, clock: Clock | None = None, referral_api: ReferralA
         unit_of_work=unit_of_work,
         lock_batch=lock_batch,
         routes=routes_with(referral),
-        tasks=(scheduler,),
+        tasks=(
+            scheduler,
+            retention_task("case-level data deleted after retention", agenda.forget_closed_cases, settings),
+        ),
         publishes=(
             (TeamUpdated, "A team's registry entry was created or changed."),
             (MeetingScheduled, "A meeting is on a team's calendar (again when it changes)."),

@@ -31,7 +31,7 @@ async def on_consent_withdrawn(event: ConsentWithdrawn, uow: MeetingUnitOfWork) 
 
 @handlers.on(CaseClosed)
 async def on_case_closed(event: CaseClosed, uow: MeetingUnitOfWork) -> None:
-    await agenda.case_closed(uow, event.case_ref)
+    await agenda.case_closed(uow, event.case_ref, event.closed_at)
 
 
 async def lock_batch(conn: Conn, events: list[Any]) -> None:

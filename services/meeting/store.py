@@ -369,6 +369,26 @@ class Cases(Repository):
             1 if placement.postponed else 0,
         )
 
+    async def closed(self, case_ref: str, closed_at: datetime) -> None:
+        """When the case was closed (the first closure counts)."""
+        await self.conn.execute(
+            "UPDATE cases SET closed_at = $2 WHERE case_ref = $1 AND closed_at IS NULL", case_ref, closed_at
+        )
+
+    async def delete_closed_before(self, cutoff: datetime, limit: int) -> list[str]:
+        """Delete up to ``limit`` cases closed before ``cutoff`` with their consultation records
+        and consent state, the longest closed first; returns their references."""
+        rows = await self.conn.fetch(
+            """WITH due AS (SELECT case_ref FROM cases WHERE closed_at < $1 ORDER BY closed_at LIMIT $2
+                            FOR UPDATE SKIP LOCKED),
+                    records AS (DELETE FROM consultations WHERE case_ref IN (SELECT case_ref FROM due)),
+                    consents AS (DELETE FROM consent_state WHERE case_ref IN (SELECT case_ref FROM due))
+               DELETE FROM cases WHERE case_ref IN (SELECT case_ref FROM due) RETURNING case_ref""",
+            cutoff,
+            limit,
+        )
+        return [r["case_ref"] for r in rows]
+
     async def set_status(self, case_ref: str, status: CaseStatus, now: datetime, *, keep_meeting: bool = False) -> None:
         """A new status; the case leaves its agenda unless ``keep_meeting`` (its consultation)."""
         await self.conn.execute(

@@ -10,9 +10,10 @@ from shared.contracts import FiguresPublished
 from shared.platform import topology
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings
+from shared.platform.retention import retention_task
 from shared.platform.runtime import ServiceSpec
 
-from . import editions, rebuild
+from . import editions, projections, rebuild
 from .handlers import handlers, lock_batch
 from .routes import router
 from .uow import MetricsUnitOfWork
@@ -63,7 +64,10 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         lock_batch=lock_batch,
         clock=clock,
         routes=lambda runtime: router,
-        tasks=(make_public_editions,),
+        tasks=(
+            make_public_editions,
+            retention_task("case-level data deleted after retention", projections.forget_closed_cases, settings),
+        ),
         publishes=(
             (
                 FiguresPublished,

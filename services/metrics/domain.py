@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -201,6 +201,7 @@ class CaseFacts:
     individual_attended: bool | None = None
     not_consulted_on: date | None = None
     closed_on: date | None = None
+    meeting_id: str | None = None  # where it was consulted, or marked not consulted
     actions: tuple[str, ...] = ()
     postponements: tuple[tuple[date, str], ...] = ()  # (from the meeting of that date, reason)
     followups: tuple[SixMonths, ...] = ()
@@ -305,6 +306,19 @@ def meeting_cells(meeting: MeetingFacts) -> Counter[Cell]:
     if meeting.pre_meeting_held_on is not None:
         cells[("pre_meeting", "", meeting.pre_meeting_held_on, *dims)] += 1
     return cells
+
+
+def retired(cases: Sequence[CaseFacts]) -> tuple[Counter[Cell], Counter[str]]:
+    """What cases deleted after retention still count for, as anonymous counts: their cells,
+    and per meeting how many of them were recorded at it (a meeting with a recorded case is
+    counted held). Kept, every figure stays as it was, also after a rebuild."""
+    cells: Counter[Cell] = Counter()
+    recorded: Counter[str] = Counter()
+    for case in cases:
+        cells.update(case_cells(case))
+        if case.meeting_id and (case.consulted_on or case.not_consulted_on):
+            recorded[case.meeting_id] += 1
+    return cells, recorded
 
 
 def difference(before: Counter[Cell], after: Counter[Cell]) -> dict[Cell, int]:

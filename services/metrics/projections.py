@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -39,6 +40,7 @@ from shared.contracts import (
 )
 from shared.contracts.vocabulary import CancellationReason
 from shared.platform.clock import stockholm_date
+from shared.platform.retention import RETENTION_BATCH
 
 from . import domain, store
 
@@ -337,3 +339,20 @@ async def _followup_cancelled(conn: asyncpg.Connection, e: FollowUpCancelled, _i
 def _code(value: Any) -> str | None:
     """An optional code of the vocabulary as stored (its value), or None."""
     return None if value is None else str(value.value)
+
+
+async def forget_closed_cases(uow: Any, cutoff: datetime) -> list[str]:
+    """Retention (``shared.platform.retention``): a case closed before ``cutoff`` (its Swedish
+    date) leaves no case-level row: its facts and logged events are deleted, and what it counted
+    for is kept as anonymous counts (``domain.retired``). The cells are not touched: every
+    figure, exact or public, stays as it was, and a rebuild gives them again. Returns the cases
+    deleted."""
+    conn: asyncpg.Connection = uow.conn
+    await lock_projections(conn)  # as every writer of the projections
+    case_refs = await store.closed_before(conn, stockholm_date(cutoff), RETENTION_BATCH)
+    if case_refs:
+        cells, recorded = domain.retired(await store.cases(conn, case_refs))
+        await store.Cells(conn, "retired_cells").add(cells)
+        await store.retire_meeting_cases(conn, recorded)
+        await store.delete_cases(conn, case_refs)
+    return case_refs

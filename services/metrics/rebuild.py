@@ -234,8 +234,9 @@ async def _apply_after(conn: asyncpg.Connection, seq: int, types: list[str], bat
 
 
 async def cells_of_facts(conn: asyncpg.Connection, suffix: str = "") -> Counter[domain.Cell]:
-    """Every case's and meeting's cells, from the fact tables named with ``suffix``."""
-    total: Counter[domain.Cell] = Counter()
+    """Every case's and meeting's cells, from the fact tables named with ``suffix``, on top of
+    the counts of the cases deleted after retention (``projections.forget_closed_cases``)."""
+    total = await store.Cells(conn, "retired_cells").all()
     async with conn.transaction():  # (the cases come through a cursor)
         async for case in store.all_cases(conn, suffix):
             total.update(domain.case_cells(case))

@@ -116,7 +116,7 @@ _SIX_MONTHS = """json_build_object(
                     'reached', f.reached, 'income_source', f.income_source, 'readiness', f.readiness)"""
 _CASE_COLUMNS = """c.team_id, c.municipality, c.referring_party, c.gender, c.age_band,
        c.income_at_referral, c.violence_question_asked, c.referred_on, c.consulted_on,
-       c.individual_attended, c.not_consulted_on, c.closed_on"""
+       c.individual_attended, c.not_consulted_on, c.closed_on, c.meeting_id"""
 _CASE = f"""
 SELECT k.case_ref, {_CASE_COLUMNS},
        coalesce((SELECT array_agg(a.type ORDER BY a.position) FROM action_facts a
@@ -165,6 +165,7 @@ def _case(row: asyncpg.Record) -> CaseFacts:
         individual_attended=row["individual_attended"],
         not_consulted_on=row["not_consulted_on"],
         closed_on=row["closed_on"],
+        meeting_id=row["meeting_id"],
         actions=tuple(row["actions"]),
         postponements=tuple(zip(row["postponed_on"], row["postponed_why"], strict=True)),
         followups=tuple(
@@ -196,7 +197,9 @@ async def all_cases(conn: asyncpg.Connection, suffix: str = "") -> AsyncIterator
 async def meetings(conn: asyncpg.Connection, meeting_ids: Iterable[str]) -> list[MeetingFacts]:
     rows = await conn.fetch(
         """SELECT m.*, (SELECT count(*) FROM case_facts c WHERE c.meeting_id = m.meeting_id
-                          AND (c.consulted_on IS NOT NULL OR c.not_consulted_on IS NOT NULL)) AS cases_recorded
+                          AND (c.consulted_on IS NOT NULL OR c.not_consulted_on IS NOT NULL))
+                      + COALESCE((SELECT r.cases_recorded FROM retired_meeting_cases r
+                                  WHERE r.meeting_id = m.meeting_id), 0) AS cases_recorded
            FROM meeting_facts m WHERE m.meeting_id = ANY($1::text[]) ORDER BY m.meeting_id""",
         list(meeting_ids),
     )
@@ -204,12 +207,15 @@ async def meetings(conn: asyncpg.Connection, meeting_ids: Iterable[str]) -> list
 
 
 async def all_meetings(conn: asyncpg.Connection, suffix: str = "") -> list[MeetingFacts]:
-    """Every meeting's facts (a rebuild), from the tables named with ``suffix``."""
+    """Every meeting's facts (a rebuild), from the tables named with ``suffix``, counting the
+    cases recorded at it that are gone after retention."""
     rows = await conn.fetch(
-        f"""SELECT m.*, coalesce(r.n, 0) AS cases_recorded FROM meeting_facts{suffix} m
+        f"""SELECT m.*, coalesce(r.n, 0) + coalesce(gone.cases_recorded, 0) AS cases_recorded
+            FROM meeting_facts{suffix} m
             LEFT JOIN (SELECT meeting_id, count(*) AS n FROM case_facts{suffix}
                        WHERE consulted_on IS NOT NULL OR not_consulted_on IS NOT NULL GROUP BY meeting_id) r
-            USING (meeting_id)"""
+            USING (meeting_id)
+            LEFT JOIN retired_meeting_cases gone USING (meeting_id)"""
     )
     return [_meeting(r) for r in rows]
 
@@ -233,8 +239,9 @@ class Cells:
     """The cells (``domain.Cell`` -> count) every figure is a sum of, kept up to date by the
     projections, and the sums the exact figures are read from."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: asyncpg.Connection, table: str = "figure_cells") -> None:
+        assert table in ("figure_cells", "retired_cells")  # retired: the counts of cases gone after retention
+        self.conn, self.table = conn, table
 
     async def add(self, delta: dict[Cell, int]) -> None:
         """Add a change of cells (cell -> +/- count); a cell that comes to zero is removed."""
@@ -243,7 +250,7 @@ class Cells:
         rows = [(*cell, n) for cell, n in delta.items()]
         columns = list(zip(*rows, strict=True))
         await self.conn.execute(
-            """INSERT INTO figure_cells AS f (measure, detail, day, team_id, municipality, referring_party,
+            f"""INSERT INTO {self.table} AS f (measure, detail, day, team_id, municipality, referring_party,
                                                gender, age_band, income, n)
                SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
                                     $7::text[], $8::text[], $9::text[], $10::bigint[])
@@ -253,12 +260,17 @@ class Cells:
         )
         lowered = {row[2] for row in rows if row[-1] < 0}  # the days of lowered cells: only they can reach 0
         if lowered:
-            await self.conn.execute("DELETE FROM figure_cells WHERE n = 0 AND day = ANY($1::date[])", list(lowered))
+            await self.conn.execute(f"DELETE FROM {self.table} WHERE n = 0 AND day = ANY($1::date[])", list(lowered))
 
-    async def write(self, cells: Counter[Cell], table: str = "figure_cells") -> None:
-        """Write cells into an empty table (a rebuild's)."""
+    async def all(self) -> Counter[Cell]:
+        """Every cell with its count."""
+        rows = await self.conn.fetch(f"""SELECT measure, detail, day, {", ".join(CELL_COLUMNS)}, n FROM {self.table}""")
+        return Counter({(r["measure"], r["detail"], r["day"], *(r[c] for c in CELL_COLUMNS)): r["n"] for r in rows})
+
+    async def write(self, cells: Counter[Cell], table: str | None = None) -> None:
+        """Write cells into an empty table (``table``: a rebuild's shadow of this one)."""
         await self.conn.copy_records_to_table(
-            table,
+            table or self.table,
             columns=["measure", "detail", "day", *CELL_COLUMNS, "n"],
             records=[(*cell, n) for cell, n in cells.items() if n],
         )
@@ -331,6 +343,35 @@ class Teams:
             "SELECT team_id, team_name, municipality FROM team_facts ORDER BY municipality, team_id"
         )
         return [Team(r["team_id"], r["team_name"], r["municipality"]) for r in rows]
+
+
+async def closed_before(conn: asyncpg.Connection, day: date, limit: int) -> list[str]:
+    """Up to ``limit`` cases closed before ``day``, the longest closed first."""
+    rows = await conn.fetch(
+        "SELECT case_ref FROM case_facts WHERE closed_on < $1 ORDER BY closed_on, case_ref LIMIT $2", day, limit
+    )
+    return [r["case_ref"] for r in rows]
+
+
+async def retire_meeting_cases(conn: asyncpg.Connection, recorded: Counter[str]) -> None:
+    """Keep, per meeting, how many cases recorded at it are gone after retention."""
+    if recorded:
+        await conn.execute(
+            """INSERT INTO retired_meeting_cases AS r (meeting_id, cases_recorded)
+               SELECT * FROM unnest($1::text[], $2::int[])
+               ON CONFLICT (meeting_id) DO UPDATE SET cases_recorded = r.cases_recorded + EXCLUDED.cases_recorded""",
+            list(recorded),
+            list(recorded.values()),
+        )
+
+
+async def delete_cases(conn: asyncpg.Connection, case_refs: list[str]) -> None:
+    """Every case-level row of these cases: their facts, their logged events, their consent."""
+    for table in ("action_facts", "postponement_facts", "followup_facts", "case_facts", "consent_state"):
+        await conn.execute(f"DELETE FROM {table} WHERE case_ref = ANY($1::text[])", case_refs)
+    await conn.execute(
+        "DELETE FROM event_log WHERE payload ? 'case_ref' AND payload->>'case_ref' = ANY($1::text[])", case_refs
+    )
 
 
 async def know_teams_of_cases(conn: asyncpg.Connection, suffix: str = "") -> None:

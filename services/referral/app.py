@@ -20,6 +20,7 @@ from shared.contracts import (
 )
 from shared.platform.clock import Clock
 from shared.platform.config import Settings
+from shared.platform.retention import retention_task
 from shared.platform.runtime import Runtime, ServiceSpec
 from shared.platform.teams import load_teams
 
@@ -42,16 +43,6 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         retention=timedelta(days=settings.retention_days),
     )
 
-    async def erase_expired_personal_data(runtime: Runtime) -> None:
-        """Retention: destroy the personal data of cases closed longer ago than the period."""
-        while True:
-            async with runtime.unit_of_work() as uow:
-                assert isinstance(uow, ReferralUnitOfWork)
-                erased = await use_cases.erase_expired_personal_data(uow)
-            if erased:
-                log.info("personal data erased after retention", cases=len(erased))
-            await asyncio.sleep(settings.retention_check_seconds)
-
     async def rewrap_vault(runtime: Runtime) -> None:
         """Key rotation: every live case's data key under the current master key, in small
         units of work; then rests until the next check."""
@@ -72,7 +63,10 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
         handlers=handlers,
         unit_of_work=lambda conn, message: ReferralUnitOfWork(conn, deps, message=message),
         routes=lambda runtime: router,
-        tasks=(erase_expired_personal_data, rewrap_vault),
+        tasks=(
+            retention_task("personal data erased after retention", use_cases.erase_expired_personal_data, settings),
+            rewrap_vault,
+        ),
         clock=deps.clock,
         publishes=(
             (CaseReferred, "A referral was accepted; a case exists (no personal data)."),

@@ -19,18 +19,20 @@ import re
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 
 from shared.contracts import (
     CaseReferred,
+    Consent,
     ConsentRecorded,
     ConsentWithdrawn,
     RecordConsent,
     SubmitReferral,
     WithdrawConsent,
+    Witness,
 )
-from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party
+from shared.contracts.vocabulary import AgeBand, ConsentSource, Gender, IncomeSource, Party
 from shared.platform.clock import stockholm_date
 from shared.platform.problems import ENUM_CODES, Problem, add_messages
 from shared.platform.problems import problems_from_schema as shared_problems_from_schema
@@ -187,6 +189,34 @@ add_messages(
             "The agency reference is already used for another referral.",
         ),
         "identity_erased": ("Personuppgifterna är gallrade.", "The personal data has been erased."),
+        "consent_source_missing": (
+            "Samtyckets källa saknas: ange blankettens referens, eller muntligt samtycke med vittne.",
+            "The consent's source is missing: the signed form's reference, or a verbal consent with a witness.",
+        ),
+        "form_ref_missing": (
+            "Ett skriftligt samtycke kräver blankettens referens.",
+            "A consent on a signed form needs the form's reference.",
+        ),
+        "form_ref_with_verbal": (
+            "Ett muntligt samtycke har ingen blankettreferens (registrera blanketten som skriftligt samtycke).",
+            "A verbal consent has no form reference (record the form as a signed-form consent).",
+        ),
+        "witness_missing": (
+            "Ett muntligt samtycke kräver ett vittne: namn och roll.",
+            "A verbal consent needs a witness: name and role.",
+        ),
+        "witness_with_signed_form": (
+            "Ett skriftligt samtycke anges utan vittne (vittne gäller muntligt samtycke).",
+            "A consent on a signed form takes no witness (a witness is for a verbal consent).",
+        ),
+        "witness_holds_identity": (
+            "Vittnesuppgiften får inte innehålla ett personnummer.",
+            "The witness may not contain an identity number.",
+        ),
+        "not_your_team": (
+            "Du får bara remittera till de team du tillhör.",
+            "You may refer only to the teams you belong to.",
+        ),
     }
 )
 
@@ -210,6 +240,50 @@ def reasons_of(problems: Sequence[Problem]) -> list[dict[str, str | None]]:
 class ConsentGiven:
     party: str
     given_on: date
+    source: ConsentSource | None = None  # None: a signed form if there is a form reference
+    form_ref: str | None = None
+    witness: Witness | None = None
+
+    @classmethod
+    def of(cls, consent: Consent) -> ConsentGiven:
+        return cls(consent.party.value, consent.given_on, consent.source, consent.form_ref, consent.witness)
+
+
+def source_of(source: ConsentSource | None, form_ref: str | None) -> ConsentSource | None:
+    """A consent's source: as given, or (left out, as before it existed) a signed form when it
+    has a form reference."""
+    if source is None and form_ref is not None:
+        return ConsentSource.SIGNED_FORM
+    return source
+
+
+def consent_source_problems(
+    source: ConsentSource | None, form_ref: str | None, witness: Witness | None, where: str = ""
+) -> list[Problem]:
+    """A consent is given on a signed form (its reference, no witness) or verbally to the
+    recording officer with a witness (a staff member's name and role, no form reference).
+    The witness is free text about staff: an identity number in it is refused (it could be
+    the individual's). ``where``: the dotted path of the consent ("" at the top level)."""
+    given = source_of(source, form_ref)
+    if given is None:
+        return [Problem("consent_source_missing", f"{where}source")]
+    problems = []
+    if given == ConsentSource.SIGNED_FORM:
+        if form_ref is None:
+            problems.append(Problem("form_ref_missing", f"{where}form_ref"))
+        if witness is not None:
+            problems.append(Problem("witness_with_signed_form", f"{where}witness"))
+        return problems
+    if form_ref is not None:
+        problems.append(Problem("form_ref_with_verbal", f"{where}form_ref"))
+    if witness is None:
+        return [*problems, Problem("witness_missing", f"{where}witness")]
+    for name, text in (("name", witness.name), ("role", witness.role)):
+        if not text.strip():
+            problems.append(Problem("witness_missing", f"{where}witness.{name}"))
+        elif holds_identity_number(text):
+            problems.append(Problem("witness_holds_identity", f"{where}witness.{name}"))
+    return problems
 
 
 def identity_problems(
@@ -253,6 +327,7 @@ def referral_problems(
             if consent.party in seen:
                 problems.append(Problem("consent_duplicate_party", f"consents.{i}.party"))
             seen.add(consent.party)
+            problems += consent_source_problems(consent.source, consent.form_ref, consent.witness, f"consents.{i}.")
     return problems
 
 
@@ -279,6 +354,9 @@ class Case:
     officer_id: str = ""
     closed_at: datetime | None = None
     exit_reason: str | None = None
+    # who closed it: a person's user id (or an agency system) with their party, or "system:<why>"
+    closed_by: str | None = None
+    closed_by_party: Party | None = None
 
 
 @dataclass(frozen=True)
@@ -314,6 +392,9 @@ class ConsentChange:
     form_ref: str | None = None
     on_behalf_of_individual: bool = False
     recorded_by_user: str | None = None  # the person (HTTP) or agency system (AMQP); None: before it was kept
+    # a consent given: on a signed form (form_ref) or verbally before a witness (staff: name, role)
+    source: ConsentSource | None = None
+    witness: Witness | None = None
 
 
 def consent_in_force(history: Sequence[ConsentChange], party: str) -> bool:
@@ -434,7 +515,7 @@ def read_referral(submission: Submission, *, now: datetime, pseudonym_key: bytes
     if command is not None:
         agency_ref, pnr_text, protected = command.agency_ref, command.personnummer, command.protected_identity
         team_id, question = command.team_id, command.question
-        consents = [ConsentGiven(c.party.value, c.given_on) for c in command.consents]
+        consents = [ConsentGiven.of(c) for c in command.consents]
     else:  # check what still can be checked, field by field
         given = raw or {}
         agency_ref = _text(given.get("agency_ref"), limit=64)
@@ -460,13 +541,22 @@ def read_referral(submission: Submission, *, now: datetime, pseudonym_key: bytes
 
 
 def decide_referral(
-    referral: Referral, facts: IntakeFacts, *, party: Party, now: datetime, case_ref: str
+    referral: Referral,
+    facts: IntakeFacts,
+    *,
+    party: Party,
+    now: datetime,
+    case_ref: str,
+    by_user: str | None = None,
+    person_teams: frozenset[str] | None = None,
 ) -> Accepted | Rejected:
     """Accept a referral as a new case (``case_ref``), or reject it with every problem at once.
 
     The same agency reference again gets the same answer if it is the same referral (same person
     and team); another referral under a used reference is refused, not merged. A person has one
-    open case at a time."""
+    open case at a time. ``by_user`` submits it (kept as the recorder of its consents); a
+    person (``person_teams``: the teams they are assigned to) refers only to their own teams,
+    an agency's system (None) to any."""
     command = referral.command
     if command is not None and facts.earlier is not None:
         return _resubmission(referral, command, facts.earlier, now)
@@ -481,11 +571,15 @@ def decide_referral(
             today=stockholm_date(now),
         ),
     ]
+    if person_teams is not None and referral.team_id in known_teams and referral.team_id not in person_teams:
+        problems.append(Problem("not_your_team", "team_id"))
     if not problems and facts.person_has_open_case:
         problems.append(Problem("duplicate_open_case", "personnummer"))
     if problems or command is None or not facts.municipality:
         return Rejected(referral.agency_ref, tuple(problems), now)
-    return _new_case(command, referral, municipality=facts.municipality, party=party, now=now, case_ref=case_ref)
+    return _new_case(
+        command, referral, municipality=facts.municipality, party=party, now=now, case_ref=case_ref, by_user=by_user
+    )
 
 
 def _resubmission(referral: Referral, command: SubmitReferral, earlier: Case, now: datetime) -> Accepted | Rejected:
@@ -495,7 +589,14 @@ def _resubmission(referral: Referral, command: SubmitReferral, earlier: Case, no
 
 
 def _new_case(
-    command: SubmitReferral, referral: Referral, *, municipality: str, party: Party, now: datetime, case_ref: str
+    command: SubmitReferral,
+    referral: Referral,
+    *,
+    municipality: str,
+    party: Party,
+    now: datetime,
+    case_ref: str,
+    by_user: str | None,
 ) -> Accepted:
     pnr = referral.personnummer
     gender, band = Gender.UNKNOWN, AgeBand.UNKNOWN
@@ -524,8 +625,11 @@ def _new_case(
             action="given",
             on_date=c.given_on,
             recorded_by=party,
+            recorded_by_user=by_user,
             recorded_at=now,
             form_ref=c.form_ref,
+            source=source_of(c.source, c.form_ref),
+            witness=c.witness,
         )
         for c in command.consents
     )
@@ -600,6 +704,7 @@ def decide_consent_given(
     withdrawn_on = last_withdrawal(history, command.party)
     if not problems and withdrawn_on is not None and command.given_on < withdrawn_on:
         problems.append(Problem("consent_before_withdrawal", "given_on"))
+    problems += consent_source_problems(command.source, command.form_ref, command.witness)
     if problems or case is None:
         return ConsentDecision(problems=tuple(problems))
     change = ConsentChange(
@@ -611,6 +716,8 @@ def decide_consent_given(
         recorded_by_user=by_user,
         recorded_at=now,
         form_ref=command.form_ref,
+        source=source_of(command.source, command.form_ref),
+        witness=command.witness,
     )
     recorded = ConsentRecorded(
         case_ref=case.case_ref, party=command.party, given_on=command.given_on, recorded_by=by, recorded_at=now
@@ -778,21 +885,24 @@ def may_see_consents(reader: Reader, case: Case | None) -> Refusal | None:
 # --------------------------------------------------------------------------- closure and retention
 
 
-def decide_closure(case: Case | None, *, reason: str, closed_at: datetime) -> Case | None:
-    """The case as closed, or None when there is nothing to close: the case is not known here,
-    or was closed before (a repeated CaseClosed changes nothing)."""
+def decide_closure(
+    case: Case | None,
+    *,
+    reason: str,
+    closed_at: datetime,
+    closed_by: str | None = None,
+    closed_by_party: Party | None = None,
+) -> Case | None:
+    """The case as closed, and by whom (None in a CaseClosed of before it was carried), or None
+    when there is nothing to close: the case is not known here, or was closed before (a
+    repeated CaseClosed changes nothing)."""
     if case is None or case.closed_at is not None:
         return None
-    return replace(case, closed_at=closed_at, exit_reason=reason)
+    return replace(case, closed_at=closed_at, exit_reason=reason, closed_by=closed_by, closed_by_party=closed_by_party)
 
 
-def erasure_cutoff(now: datetime, retention: timedelta) -> datetime:
-    """Cases closed before this moment have had their retention period."""
-    return now - retention
-
-
-def due_for_erasure(closed: Sequence[Case], *, now: datetime, retention: timedelta) -> list[str]:
-    """The cases whose personal data is to be destroyed: closed longer ago than the retention
-    period. What identifies nobody (team, gender, age band, dates) stays for the figures."""
-    cutoff = erasure_cutoff(now, retention)
+def due_for_erasure(closed: Sequence[Case], *, cutoff: datetime) -> list[str]:
+    """The cases whose personal data is to be destroyed: closed before ``cutoff``, longer ago
+    than the retention period (``shared.platform.retention``). What identifies nobody (team,
+    gender, age band, dates) stays for the figures."""
     return [case.case_ref for case in closed if case.closed_at is not None and case.closed_at < cutoff]

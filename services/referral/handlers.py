@@ -33,7 +33,9 @@ async def on_submit_referral(command: SubmitReferral | InvalidPayload, uow: Refe
         if isinstance(command, InvalidPayload)
         else Submission(command)
     )
-    outcome = await use_cases.submit_referral(uow, party=party, submission=submission, channel="amqp")
+    outcome = await use_cases.submit_referral(
+        uow, party=party, submission=submission, channel="amqp", by_user=agency_system(uow)
+    )
     if isinstance(outcome, Accepted):
         await uow.emit(
             ReferralAccepted(
@@ -76,9 +78,16 @@ async def _consent_command(
     if isinstance(command, InvalidPayload):
         problems, case_ref = domain.problems_from_schema(command.errors), invalid_case_ref(command)
     else:
-        by_user = f"agency-system:{uow.message.user_id}" if uow.message else "agency-system"
-        problems, case_ref = await use_case(uow, by=party, by_user=by_user, command=command), command.case_ref
+        problems, case_ref = (
+            await use_case(uow, by=party, by_user=agency_system(uow), command=command),
+            command.case_ref,
+        )
     await answer(uow, party, problems, case_ref)
+
+
+def agency_system(uow: ReferralUnitOfWork) -> str:
+    """Who records over AMQP: the agency's system, by its broker user."""
+    return f"agency-system:{uow.message.user_id}" if uow.message else "agency-system"
 
 
 @handlers.on(CaseClosed)

@@ -17,13 +17,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 
-from shared.contracts import RecordConsent, SubmitReferral, WithdrawConsent, safe_errors
-from shared.contracts.vocabulary import Party
+from shared.contracts import RecordConsent, SubmitReferral, WithdrawConsent, Witness, safe_errors
+from shared.contracts.vocabulary import ConsentSource, Party
 from shared.platform.auth import Caller, Principal, Role, require_roles
 from shared.platform.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, runtime_of, units_of_work
 
 from . import domain, use_cases
-from .domain import Accepted, AccessEntry, ConsentChange, Problem, Refusal, Submission
+from .domain import Accepted, AccessEntry, Case, ConsentChange, Problem, Refusal, Submission
 from .uow import ReferralUnitOfWork
 
 
@@ -84,11 +84,24 @@ def _iso_date(value: Any) -> Any:
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
+class WitnessBody(BaseModel):
+    """The staff member who witnessed a verbal consent."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, pattern=TEXT)
+    role: str = Field(min_length=1, max_length=100, pattern=TEXT)
+
+
 class ConsentBody(BaseModel):
+    """A consent on a signed form (``form_ref``; ``source`` may be left out) or verbal
+    (``source: verbal``) with a ``witness``."""
+
     model_config = ConfigDict(extra="forbid")
     party: Party
     given_on: IsoDate
-    form_ref: str = Field(min_length=1, max_length=64, pattern=TEXT)
+    source: ConsentSource | None = None
+    form_ref: str | None = Field(default=None, min_length=1, max_length=64, pattern=TEXT)
+    witness: WitnessBody | None = None
 
 
 class WithdrawalBody(BaseModel):
@@ -164,7 +177,11 @@ SUBMISSION_BODY = {
 SUBMISSION_ANSWERS = {
     201: {"description": "Accepted (or the same agency reference accepted before: the same answer)"},
     **UNAUTHENTICATED,
-    **FORBIDDEN,
+    403: {
+        "model": RejectionBody | ErrorBody,
+        "description": "Your role may not (detail code role_not_allowed), or the team is not one of "
+        "yours (reason not_your_team)",
+    },
     **REJECTED,
 }
 
@@ -180,7 +197,7 @@ async def submit_referral(request: Request, principal: Caller, new_uow: UnitsOfW
     if isinstance(submission, Problem):  # not stored as a rejection either: it could not be
         return problem_response([submission])
     async with new_uow() as uow:
-        outcome = await use_cases.submit_referral(uow, party=_party(principal), submission=submission, channel="http")
+        outcome = await use_cases.submit_referral(uow, submission=submission, channel="http", **_person(principal))
     if isinstance(outcome, Accepted):
         return JSONResponse(
             {
@@ -249,7 +266,9 @@ async def record_consent(
         case_ref=case_ref,
         party=body.party,
         given_on=body.given_on,
+        source=body.source,
         form_ref=body.form_ref,
+        witness=Witness(**body.witness.model_dump()) if body.witness else None,
     )
 
 
@@ -318,7 +337,11 @@ async def consents(case_ref: CaseRef, principal: Caller, new_uow: UnitsOfWork) -
     if isinstance(found, Refusal):
         raise refused(found)
     case, history = found
-    return {"case_ref": case.case_ref, "history": [_change_json(change) for change in history]}
+    return {
+        "case_ref": case.case_ref,
+        "history": [_change_json(change) for change in history],
+        "closure": _closure_json(case),
+    }
 
 
 # ------------------------------------------------------------------------------ reads of a case
@@ -370,16 +393,26 @@ async def access_log(case_ref: CaseRef, principal: Caller, new_uow: UnitsOfWork)
 # ------------------------------------------------------------------------------ answers
 
 
+def _person(principal: Principal) -> dict[str, Any]:
+    """A signed-in person as the use cases take them: their party, who they are, and their
+    teams (the only ones they act on)."""
+    return {"party": _party(principal), "by_user": principal.user_id, "person_teams": principal.teams}
+
+
 def _party(principal: Principal) -> Party:
     assert principal.party is not None  # every role the case routes serve has a party
     return principal.party
+
+
+# Problems that mean "not you": the caller's party, team or role may not (403).
+FORBIDDEN_CODES = frozenset({"not_allowed", "not_in_team", "not_your_team"})
 
 
 def problem_response(
     problems: list[Problem], *, agency_ref: str | None = None, case_ref: str | None = None
 ) -> JSONResponse:
     codes = {p.code for p in problems}
-    status = 404 if "case_not_found" in codes else 403 if codes & {"not_allowed", "not_in_team"} else 422
+    status = 404 if "case_not_found" in codes else 403 if codes & FORBIDDEN_CODES else 422
     body: dict[str, Any] = {"status": "rejected", "reasons": domain.reasons_of(problems)}
     if agency_ref is not None:
         body["agency_ref"] = agency_ref
@@ -401,11 +434,25 @@ def _change_json(change: ConsentChange) -> dict:
         "party": change.party.value,
         "action": change.action,
         "on_date": change.on_date.isoformat(),
+        "source": change.source.value if change.source else None,
         "form_ref": change.form_ref,
+        "witness": change.witness.model_dump() if change.witness else None,
         "on_behalf_of_individual": change.on_behalf_of_individual,
         "recorded_by": change.recorded_by.value,
         "recorded_by_user": change.recorded_by_user,
         "recorded_at": change.recorded_at.isoformat(),
+    }
+
+
+def _closure_json(case: Case) -> dict | None:
+    """When, why and by whom the case was closed (None: open)."""
+    if case.closed_at is None:
+        return None
+    return {
+        "closed_at": case.closed_at.isoformat(),
+        "exit_reason": case.exit_reason,
+        "closed_by": case.closed_by,
+        "closed_by_party": case.closed_by_party.value if case.closed_by_party else None,
     }
 
 

@@ -10,16 +10,17 @@ from datetime import datetime
 
 import asyncpg
 
-from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party
+from shared.contracts import Witness
+from shared.contracts.vocabulary import AgeBand, ConsentSource, Gender, IncomeSource, Party
 from shared.platform.db import Conn
 from shared.platform.teams import Team
 
-from .domain import AccessEntry, Case, ConsentChange, IntakeFacts, RejectionRecord
+from .domain import AccessEntry, Case, ConsentChange, IntakeFacts, RejectionRecord, source_of
 from .vault import Sealed, SealedCase
 
 _CASE_COLUMNS = """case_ref, referring_party, agency_ref, team_id, municipality, protected_identity,
                    referred_at, person_pseudonym, gender, age_band, income_source, consented_parties,
-                   officer_id, closed_at, exit_reason"""
+                   officer_id, closed_at, exit_reason, closed_by, closed_by_party"""
 _VAULT_FIELDS = ("personnummer", "question", "purpose")
 
 
@@ -42,6 +43,8 @@ def _case(row: asyncpg.Record | None) -> Case | None:
         officer_id=row["officer_id"],
         closed_at=row["closed_at"],
         exit_reason=row["exit_reason"],
+        closed_by=row["closed_by"],
+        closed_by_party=Party(row["closed_by_party"]) if row["closed_by_party"] else None,
     )
 
 
@@ -99,10 +102,13 @@ class Cases:
     async def close(self, case: Case) -> None:
         """Write the case's closure (closed_at and exit_reason of ``case``)."""
         await self.conn.execute(
-            "UPDATE referrals SET closed_at = $2, exit_reason = $3 WHERE case_ref = $1",
+            """UPDATE referrals SET closed_at = $2, exit_reason = $3, closed_by = $4, closed_by_party = $5
+               WHERE case_ref = $1""",
             case.case_ref,
             case.closed_at,
             case.exit_reason,
+            case.closed_by,
+            case.closed_by_party.value if case.closed_by_party else None,
         )
 
     async def closed_holding_personal_data(self, closed_before: datetime) -> list[Case]:
@@ -236,6 +242,10 @@ def _consent_change(row: asyncpg.Record) -> ConsentChange:
         form_ref=row["form_ref"],
         on_behalf_of_individual=row["on_behalf_of_individual"],
         recorded_by_user=row["recorded_by_user"],
+        source=source_of(ConsentSource(row["source"]) if row["source"] else None, row["form_ref"])
+        if row["action"] == "given"
+        else None,
+        witness=Witness(name=row["witness_name"], role=row["witness_role"]) if row["witness_name"] else None,
     )
 
 
@@ -251,13 +261,14 @@ class ConsentHistory:
             return
         await self.conn.execute(
             """INSERT INTO consent_history (case_ref, party, action, on_date, form_ref,
-                                            on_behalf_of_individual, recorded_by, recorded_at, recorded_by_user)
+                                            on_behalf_of_individual, recorded_by, recorded_at, recorded_by_user,
+                                            source, witness_name, witness_role)
                SELECT c.case_ref, c.party, c.action, c.on_date, c.form_ref, c.on_behalf, c.recorded_by,
-                      c.recorded_at, c.recorded_by_user
+                      c.recorded_at, c.recorded_by_user, c.source, c.witness_name, c.witness_role
                FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::boolean[],
-                           $7::text[], $8::timestamptz[], $9::text[])
+                           $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])
                     WITH ORDINALITY AS c(case_ref, party, action, on_date, form_ref, on_behalf, recorded_by,
-                                         recorded_at, recorded_by_user, n)
+                                         recorded_at, recorded_by_user, source, witness_name, witness_role, n)
                ORDER BY c.n""",
             [c.case_ref for c in changes],
             [c.party.value for c in changes],
@@ -268,13 +279,17 @@ class ConsentHistory:
             [c.recorded_by.value for c in changes],
             [c.recorded_at for c in changes],
             [c.recorded_by_user for c in changes],
+            [c.source.value if c.source else None for c in changes],
+            [c.witness.name if c.witness else None for c in changes],
+            [c.witness.role if c.witness else None for c in changes],
         )
 
     async def of(self, case_ref: str) -> list[ConsentChange]:
         """The case's history, oldest first."""
         rows = await self.conn.fetch(
             """SELECT case_ref, party, action, on_date, form_ref, on_behalf_of_individual, recorded_by,
-                      recorded_at, recorded_by_user FROM consent_history WHERE case_ref = $1 ORDER BY id""",
+                      recorded_at, recorded_by_user, source, witness_name, witness_role
+               FROM consent_history WHERE case_ref = $1 ORDER BY id""",
             case_ref,
         )
         return [_consent_change(row) for row in rows]

@@ -42,14 +42,22 @@ log = structlog.get_logger("referral")
 
 
 async def submit_referral(
-    uow: ReferralUnitOfWork, *, party: Party, submission: Submission, channel: str
+    uow: ReferralUnitOfWork,
+    *,
+    party: Party,
+    submission: Submission,
+    channel: str,
+    by_user: str | None = None,
+    person_teams: frozenset[str] | None = None,
 ) -> Accepted | Rejected:
     """Accept or reject one referral (every problem at once); the same referral again under the
-    same agency reference gets the same answer."""
+    same agency reference gets the same answer. ``by_user``: who submits it (the recorder of its
+    consents); ``person_teams``: a signed-in person's teams, the only ones they refer to."""
     now = uow.deps.clock.now()
     referral = domain.read_referral(submission, now=now, pseudonym_key=uow.deps.pseudonym_key)
     facts = await _intake_facts(uow, party, referral)
-    decision = domain.decide_referral(referral, facts, party=party, now=now, case_ref=domain.new_case_ref())
+    scope = {"by_user": by_user, "person_teams": person_teams}
+    decision = domain.decide_referral(referral, facts, party=party, now=now, case_ref=domain.new_case_ref(), **scope)
     if isinstance(decision, Accepted) and decision.case is not None:
         if await _open_case(uow, decision, decision.case, channel):
             return decision
@@ -60,7 +68,9 @@ async def submit_referral(
         facts = replace(
             facts, earlier=await uow.cases.accepted_for(party, referral.command.agency_ref), person_has_open_case=True
         )
-        decision = domain.decide_referral(referral, facts, party=party, now=now, case_ref=domain.new_case_ref())
+        decision = domain.decide_referral(
+            referral, facts, party=party, now=now, case_ref=domain.new_case_ref(), **scope
+        )
     if isinstance(decision, Rejected):
         await uow.rejections.add(decision.record(party, channel))
         log.info(
@@ -225,21 +235,24 @@ async def access_log(uow: ReferralUnitOfWork, case_ref: str) -> tuple[Case, list
 
 
 async def close_case(uow: ReferralUnitOfWork, event: CaseClosed) -> None:
-    """The case is closed (CaseClosed): the person may be referred again, and the retention
-    period of its personal data starts."""
+    """The case is closed (CaseClosed, with who closed it): the person may be referred again,
+    and the retention period of its personal data starts."""
     closed = domain.decide_closure(
-        await uow.cases.lock(event.case_ref), reason=event.reason.value, closed_at=event.closed_at
+        await uow.cases.lock(event.case_ref),
+        reason=event.reason.value,
+        closed_at=event.closed_at,
+        closed_by=event.closed_by,
+        closed_by_party=event.closed_by_party,
     )
     if closed is not None:
         await uow.cases.close(closed)
 
 
-async def erase_expired_personal_data(uow: ReferralUnitOfWork) -> list[str]:
-    """Retention: destroy the personal data (and the pseudonym) of the cases closed longer ago
-    than the retention period; returns their case references."""
-    now, retention = uow.deps.clock.now(), uow.deps.retention
-    closed = await uow.cases.closed_holding_personal_data(domain.erasure_cutoff(now, retention))
-    due = domain.due_for_erasure(closed, now=now, retention=retention)
+async def erase_expired_personal_data(uow: ReferralUnitOfWork, cutoff: datetime) -> list[str]:
+    """Retention (``shared.platform.retention``): destroy the personal data (and the pseudonym)
+    of the cases closed before ``cutoff``; returns their case references."""
+    closed = await uow.cases.closed_holding_personal_data(cutoff)
+    due = domain.due_for_erasure(closed, cutoff=cutoff)
     if due:
         await uow.vault.erase(due)
         await uow.cases.forget_pseudonyms(due)

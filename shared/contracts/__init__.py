@@ -64,6 +64,7 @@ from shared.contracts.referral import (
     ReferralRejected,
     SubmitReferral,
     WithdrawConsent,
+    Witness,
 )
 
 __all__ = [
@@ -113,6 +114,7 @@ __all__ = [
     "SubmitReferral",
     "TeamUpdated",
     "WithdrawConsent",
+    "Witness",
     "contract",
     "owner_of",
     "decode",

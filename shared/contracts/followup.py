@@ -18,6 +18,10 @@ class CaseClosed(Contract):
     case_ref: str
     reason: ExitReason
     closed_at: AwareDatetime
+    # Who closed it: a person's user id (or an agency system's broker user) with their party,
+    # or "system:<why>" (no party). Absent from events of before it was carried.
+    closed_by: str | None = None
+    closed_by_party: Party | None = None
 
 
 # --------------------------------------------------------------------------- follow-up (followup service)

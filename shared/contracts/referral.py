@@ -9,15 +9,31 @@ from typing import ClassVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.envelope import AgencyReply, Command, Contract, RejectionReason, contract
-from shared.contracts.vocabulary import AgeBand, Gender, IncomeSource, Party, ReasonCode
+from shared.contracts.vocabulary import AgeBand, ConsentSource, Gender, IncomeSource, Party, ReasonCode
+
+
+class Witness(BaseModel):
+    """The staff member who witnessed a verbal consent: their name and role (never the
+    individual's data)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    role: str = Field(min_length=1, max_length=100)
 
 
 class Consent(BaseModel):
+    """A consent given with the referral. Its source: a signed form (``form_ref``; ``source``
+    may be left out, as before it existed) or ``source: verbal`` with a ``witness``. Which
+    combinations are accepted is the referral service's rule (``consent_source_problems``)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     party: Party
     given_on: date
-    form_ref: str = Field(min_length=1, max_length=64)
+    source: ConsentSource | None = None
+    form_ref: str | None = Field(default=None, min_length=1, max_length=64)
+    witness: Witness | None = None
 
 
 @contract("SubmitReferral", 1)
@@ -46,12 +62,16 @@ class SubmitReferral(Command):
 
 @contract("RecordConsent", 1)
 class RecordConsent(Command):
-    """An agency records the individual's consent for one party, given after the referral."""
+    """An agency records the individual's consent for one party, given after the referral: on a
+    signed form (``form_ref``) or verbally with a ``witness`` (``source: verbal``), as in
+    ``Consent``."""
 
     case_ref: str = Field(min_length=1, max_length=32)
     party: Party
     given_on: date
-    form_ref: str = Field(min_length=1, max_length=64)
+    source: ConsentSource | None = None
+    form_ref: str | None = Field(default=None, min_length=1, max_length=64)
+    witness: Witness | None = None
 
 
 @contract("WithdrawConsent", 1)

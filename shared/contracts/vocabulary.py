@@ -10,6 +10,14 @@ class Party(StrEnum):
     REGION = "REGION"  # regional health care; the rehab coordinator
 
 
+class ConsentSource(StrEnum):
+    """How the individual gave a consent: on a signed form (its reference), or verbally to the
+    recording officer with a witness (a staff member, named with their role)."""
+
+    SIGNED_FORM = "signed_form"
+    VERBAL = "verbal"
+
+
 class IncomeSource(StrEnum):
     LON = "LON"
     SJUKPENNING = "SJUKPENNING"

@@ -87,7 +87,7 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
             tool_output.append(output)
 
         async with httpx.AsyncClient(base_url=processes.url("referral")) as http:
-            officer = token(settings, party="KOMMUN", role="officer")
+            officer = token(settings, party="KOMMUN", role="officer", teams=[TEAM])
             for person in (people[1], too_young, person_with_bad_check_digit(people[2])):
                 numbers.append(person)
                 body = submit_referral(personnummer=person)["payload"]

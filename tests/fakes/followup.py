@@ -45,7 +45,11 @@ class FakeCases:
 
     async def close(self, case: TrackedCase) -> None:
         self.rows[case.case_ref] = replace(
-            self.rows[case.case_ref], status=case.status, exit_reason=case.exit_reason, closed_at=case.closed_at
+            self.rows[case.case_ref],
+            status=case.status,
+            exit_reason=case.exit_reason,
+            closed_at=case.closed_at,
+            closed_by=case.closed_by,
         )
 
 

@@ -167,6 +167,7 @@ class FakeCases:
         self.rows: dict[str, Case] = {}
         self.meetings = meetings
         self.updated_at: dict[str, datetime] = {}
+        self.closed_at: dict[str, datetime] = {}
 
     async def add(self, referred: CaseReferred, status: CaseStatus, now: datetime) -> bool:
         if referred.case_ref in self.rows:
@@ -208,6 +209,9 @@ class FakeCases:
             case, meeting_id=placement.meeting_id, postponements=case.postponements + placement.postponed
         )
         self.updated_at[case.case_ref] = now
+
+    async def closed(self, case_ref: str, closed_at: datetime) -> None:
+        self.closed_at.setdefault(case_ref, closed_at)
 
     async def set_status(self, case_ref: str, status: CaseStatus, now: datetime, *, keep_meeting: bool = False) -> None:
         case = self.rows[case_ref]

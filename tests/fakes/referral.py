@@ -60,7 +60,11 @@ class FakeCases:
 
     async def close(self, case: Case) -> None:
         self.rows[case.case_ref] = replace(
-            self.rows[case.case_ref], closed_at=case.closed_at, exit_reason=case.exit_reason
+            self.rows[case.case_ref],
+            closed_at=case.closed_at,
+            exit_reason=case.exit_reason,
+            closed_by=case.closed_by,
+            closed_by_party=case.closed_by_party,
         )
 
     async def closed_holding_personal_data(self, closed_before: datetime) -> list[Case]:

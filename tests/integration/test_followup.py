@@ -211,8 +211,13 @@ async def test_recording_over_amqp_and_http_and_correcting(agencies, service):
 
     service.clock.set(due_at(PLAN_DUE) + timedelta(days=1))
     async with client_for(service.instances[-1]) as api:
-        officer = token(service.settings, party="AF", role="officer", user="af-17")
+        officer = token(service.settings, party="AF", role="officer", user="af-17", teams=["T-ONE"])
         url = "/api/v1/followups/C1.plan_check/records"
+        elsewhere = token(service.settings, party="AF", role="officer", user="af-18", teams=["T-TWO"])
+        not_theirs = await api.post(
+            url, headers=elsewhere, json={"recorded_on": "2026-11-30", "reached": True, "plan_status": "done"}
+        )
+        assert not_theirs.status_code == 403 and not_theirs.json()["detail"]["code"] == "not_in_team"
         corrected = await api.post(
             url, headers=officer, json={"recorded_on": "2026-11-30", "reached": True, "plan_status": "revised"}
         )
@@ -248,6 +253,7 @@ async def test_recording_over_amqp_and_http_and_correcting(agencies, service):
         assert outcome.status_code == 201, outcome.text
     [closed] = await service.tap.wait_for("CaseClosed", case_ref="C1")
     assert closed["reason"] == "PLAN_COMPLETED"
+    assert (closed["closed_by"], closed["closed_by_party"]) == ("af-17", "AF")  # whose record ended it
     revisions = [c["revision"] for c in service.tap.of("FollowUpCompleted", kind="plan_check")]
     assert revisions == [1, 2]
 
@@ -277,27 +283,33 @@ async def test_closing_a_case_cancels_its_pending_follow_ups(service):
         )
         assert closed.status_code == 200
         again = await api.post(
-            url, json={"reason": "MOVED"}, headers=token(service.settings, party="FK", role="officer")
+            url, json={"reason": "MOVED"}, headers=token(service.settings, party="FK", role="officer", teams=["T-ONE"])
         )
         assert again.status_code == 409
         late = await api.post(
             "/api/v1/followups/C1.plan_check/records",
             json={"recorded_on": "2026-11-23", "reached": False},
-            headers=token(service.settings, party="FK", role="officer"),
+            headers=token(service.settings, party="FK", role="officer", teams=["T-ONE"]),
         )
         assert late.status_code == 409 and late.json()["reasons"][0]["code"] == "followup_cancelled"
         await service.send(consultation("C2", party="FK"))
         await service.tap.wait_for("FollowUpScheduled", 2, case_ref="C2")
+        elsewhere = await api.post(
+            "/api/v1/cases/C2/closure",
+            json={"reason": "DECEASED"},
+            headers=token(service.settings, party="FK", role="officer", teams=["T-TWO"]),
+        )
+        assert elsewhere.status_code == 403 and elsewhere.json()["detail"]["code"] == "not_in_team"
         by_officer = await api.post(
             "/api/v1/cases/C2/closure",
             json={"reason": "DECEASED"},
-            headers=token(service.settings, party="FK", role="officer"),
+            headers=token(service.settings, party="FK", role="officer", teams=["T-ONE"], user="fk-4"),
         )
         assert by_officer.status_code == 200
     [event] = await service.tap.wait_for("CaseClosed", case_ref="C1")
-    assert event["reason"] == "MOVED"
+    assert (event["reason"], event["closed_by"], event["closed_by_party"]) == ("MOVED", "region-coordinator", "REGION")
     [event] = await service.tap.wait_for("CaseClosed", case_ref="C2")
-    assert event["reason"] == "DECEASED"
+    assert (event["reason"], event["closed_by"], event["closed_by_party"]) == ("DECEASED", "fk-4", "FK")
     cancelled = await service.tap.wait_for("FollowUpCancelled", 2, case_ref="C1")
     assert {c["kind"] for c in cancelled} == {"plan_check", "six_months"}
     service.clock.set(due_at(OUTCOME_DUE) + timedelta(days=1))

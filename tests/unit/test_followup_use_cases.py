@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.followup import followups
-from services.followup.domain import Answers, Rules, due_at
+from services.followup.domain import Answers, ClosedBy, Rules, due_at
 from services.followup.handlers import handlers
 from shared.contracts import (
     CaseClosed,
@@ -173,6 +173,7 @@ async def test_a_case_not_consulted_is_closed(uow, reason, exit_reason):
         ),
     )
     assert [type(e) for e in uow.events] == [CaseClosed] and uow.events[0].reason == exit_reason
+    assert (uow.events[0].closed_by, uow.events[0].closed_by_party) == ("system:not_consulted", None)
     assert (await uow.cases.lock("N1")).exit_reason == exit_reason
 
 
@@ -291,9 +292,34 @@ async def test_a_record_is_rejected_with_every_reason(uow, followup_id, by, give
     assert {f.status for f in await uow.followups.of_case("C1")} == {"pending"}
 
 
+async def test_a_person_records_a_follow_up_only_on_their_teams_cases_the_agency_system_on_any(uow):
+    await consulted(uow)  # team T-ONE
+    elsewhere = await followups.record(
+        uow,
+        "C1.plan_check",
+        PLAN_ANSWERS,
+        by_party=Party.AF,
+        by_user="af-9",
+        channel="http",
+        person_teams=frozenset({"T-TWO"}),
+    )
+    assert [p.code for p in elsewhere.problems] == ["followup_not_in_team"] and uow.events == []
+    own = await followups.record(
+        uow,
+        "C1.plan_check",
+        PLAN_ANSWERS,
+        by_party=Party.AF,
+        by_user="af-9",
+        channel="http",
+        person_teams=frozenset({"T-ONE"}),
+    )
+    assert own.problems == () and own.record is not None
+    assert (await record(uow, "C1.plan_check", answers(plan_status="done"))).record is not None  # AMQP: no teams
+
+
 async def test_a_follow_up_of_a_closed_case_is_cancelled_and_refuses_records(uow):
     await consulted(uow)
-    await followups.close(uow, "C1", ExitReason.MOVED)
+    await followups.close(uow, "C1", ExitReason.MOVED, by=ClosedBy("u-1", Party.AF))
     drain(uow)
     decision = await record(uow)
     assert [p.code for p in decision.problems] == ["followup_cancelled"] and uow.events == []
@@ -331,6 +357,7 @@ async def test_the_last_follow_up_first_recorded_closes_the_case_and_cancels_wha
     cancelled, closed = uow.events[1], uow.events[2]
     assert (cancelled.followup_id, cancelled.reason) == ("C1.plan_check", ExitReason.PLAN_COMPLETED)
     assert closed.reason == ExitReason.PLAN_COMPLETED
+    assert (closed.closed_by, closed.closed_by_party) == ("af-17", Party.AF)  # whose record ended it
     assert (await uow.followups.get("C1.plan_check")).status == "cancelled"
     drain(uow)
     await record(uow, "C1.six_months", answers(income_source="LON", readiness="more"))  # a correction
@@ -356,11 +383,13 @@ async def test_closing_a_case_cancels_its_pending_follow_ups_and_announces_the_c
     assert decision.refusal is None
     assert [type(e) for e in uow.events] == [FollowUpCancelled, FollowUpCancelled, CaseClosed]
     assert {e.kind for e in uow.of_type(FollowUpCancelled)} == {FollowUpKind.PLAN_CHECK, FollowUpKind.SIX_MONTHS}
-    assert uow.of_type(CaseClosed)[0].reason == ExitReason.MOVED
+    [closed] = uow.of_type(CaseClosed)
+    assert (closed.reason, closed.closed_by, closed.closed_by_party) == (ExitReason.MOVED, "u-1", Party.REGION)
     case = await uow.cases.lock("C1")
     assert (case.status, case.exit_reason, case.closed_at) == ("closed", ExitReason.MOVED, NOW)
+    assert case.closed_by == ClosedBy("u-1", Party.REGION)
     drain(uow)
-    again = await followups.close_by_hand(uow, "C1", ExitReason.MOVED, by=principal(Role.OFFICER, Party.FK))
+    again = await followups.close_by_hand(uow, "C1", ExitReason.MOVED, by=principal(Role.OFFICER, Party.FK, "T-ONE"))
     assert again.refusal == "case_closed" and uow.events == []
     uow.clock.set(due_at(OUTCOME_DUE) + timedelta(days=1))
     assert await followups.tick(uow, 10) == 0  # cancelled: no reminders
@@ -369,7 +398,9 @@ async def test_closing_a_case_cancels_its_pending_follow_ups_and_announces_the_c
 @pytest.mark.parametrize(
     "by,refusal",
     [
-        (principal(Role.OFFICER, Party.FK), None),  # of the referring party
+        (principal(Role.OFFICER, Party.FK, "T-ONE"), None),  # of the referring party, on the case's team
+        (principal(Role.OFFICER, Party.FK, "T-TWO"), "not_in_team"),  # of the referring party, another team
+        (principal(Role.OFFICER, Party.FK), "not_in_team"),
         (principal(Role.COORDINATOR, Party.REGION, "T-ONE"), None),  # of the case's team
         (principal(Role.OFFICER, Party.AF), "not_allowed"),
         (principal(Role.COORDINATOR, Party.REGION, "T-TWO"), "not_allowed"),
@@ -426,7 +457,8 @@ async def test_the_case_is_closed_when_every_consent_is_withdrawn(uow):
     assert uow.events == []  # FK's consent remains
     await followups.consent_withdrawn(uow, withdrawal("W1", Party.FK))
     assert [type(e) for e in uow.events] == [FollowUpCancelled, FollowUpCancelled, CaseClosed]
-    assert uow.of_type(CaseClosed)[0].reason == ExitReason.CONSENT_WITHDRAWN
+    [closed] = uow.of_type(CaseClosed)
+    assert (closed.reason, closed.closed_by) == (ExitReason.CONSENT_WITHDRAWN, "system:consent_withdrawn")
 
 
 async def test_consent_given_again_keeps_the_case_open_whatever_arrives_late(uow):

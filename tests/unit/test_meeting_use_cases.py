@@ -331,11 +331,13 @@ async def test_a_withdrawal_after_the_meeting_was_held_leaves_the_case_to_be_rec
 async def test_a_closed_case_leaves_the_queue_and_its_seat_goes_to_the_next():
     uow = await team_one()
     await refer(uow, *[referred(f"C{i}", minute=i) for i in range(4)])
-    await agenda.case_closed(uow, "C1")
+    closed_at = uow.clock.now()
+    await agenda.case_closed(uow, "C1", closed_at)
     assert await on_agenda(uow, DEC1) == ["C0", "C2", "C3"]
+    assert uow.cases.closed_at == {"C1": closed_at}  # its retention period runs from then
     assert (await uow.cases.get("C1")).status == "closed"
-    await agenda.case_closed(uow, "C1")  # again: nothing more
-    await agenda.case_closed(uow, "UNKNOWN")
+    await agenda.case_closed(uow, "C1", closed_at)  # again: nothing more
+    await agenda.case_closed(uow, "UNKNOWN", closed_at)
 
 
 # --------------------------------------------------------------------------- the pre-meeting and consultation

@@ -36,6 +36,7 @@ from shared.contracts import (
 from shared.contracts.vocabulary import AgeBand, ExitReason, Gender, HostUnit, Party
 from shared.platform.auth import Principal, Role
 from shared.platform.clock import SettableClock
+from shared.platform.retention import retention_cutoff
 from shared.platform.uow import Message
 from tests.fakes.referral import TEST_KEYS, FakeReferralUnitOfWork, dependencies
 from tests.support.identities import generated_personnummer
@@ -319,6 +320,78 @@ async def test_consent_commands_are_answered_over_amqp(uow):
 # --------------------------------------------------------------------------- consent
 
 
+WITNESS = {"name": "Anna Berg", "role": "handläggare"}
+
+
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ({"form_ref": "F-2"}, []),  # as before: a signed form, its source implied
+        ({"source": "signed_form", "form_ref": "F-2"}, []),
+        ({"source": "verbal", "witness": WITNESS}, []),
+        ({}, ["consent_source_missing"]),
+        ({"source": "signed_form"}, ["form_ref_missing"]),
+        ({"form_ref": "F-2", "witness": WITNESS}, ["witness_with_signed_form"]),
+        ({"source": "verbal"}, ["witness_missing"]),
+        ({"source": "verbal", "form_ref": "F-2", "witness": WITNESS}, ["form_ref_with_verbal"]),
+        ({"source": "verbal", "witness": {"name": " ", "role": "kurator"}}, ["witness_missing"]),
+        ({"source": "verbal", "witness": {"name": f"Anna {PERSON}", "role": "x"}}, ["witness_holds_identity"]),
+    ],
+)
+async def test_a_consent_is_given_on_a_signed_form_or_verbally_before_a_witness(uow, source, expected):
+    case_ref = await new_case(uow)
+    command = RecordConsent.model_validate({"case_ref": case_ref, "party": "FK", "given_on": str(TODAY), **source})
+    problems = await use_cases.record_consent(uow, by_user="fk-officer-2", by=Party.FK, command=command)
+    assert [p.code for p in problems] == expected
+    assert all(PERSON not in p.message_en + p.message_sv for p in problems)
+    if not expected:
+        kept = uow.consents.rows[-1]
+        assert kept.source == ("verbal" if "witness" in source else "signed_form")
+        assert (kept.witness.model_dump() if kept.witness else None) == (WITNESS if "witness" in source else None)
+        assert kept.recorded_by_user == "fk-officer-2"  # the recorder, beside the witness
+
+
+async def test_the_consents_of_a_referral_have_a_source_checked_each(uow):
+    consents = [
+        {"party": "AF", "given_on": "2026-11-02", "source": "verbal", "witness": WITNESS},
+        {"party": "FK", "given_on": "2026-11-02", "source": "verbal"},
+        {"party": "REGION", "given_on": "2026-11-02"},
+    ]
+    rejected = await submit(uow, consents=consents)
+    assert [(p.code, p.field) for p in rejected.problems] == [
+        ("witness_missing", "consents.1.witness"),
+        ("consent_source_missing", "consents.2.source"),
+    ]
+    accepted = await use_cases.submit_referral(
+        uow, party=Party.AF, submission=Submission(command(consents=consents[:1])), channel="http", by_user="af-7"
+    )
+    assert isinstance(accepted, Accepted)
+    [given] = uow.consents.rows
+    assert (given.source, given.witness.name, given.recorded_by_user) == ("verbal", "Anna Berg", "af-7")
+
+
+async def test_a_person_refers_only_to_their_own_teams_an_agency_system_to_any(uow):
+    other = await use_cases.submit_referral(
+        uow,
+        party=Party.AF,
+        submission=Submission(command()),
+        channel="http",
+        by_user="af-7",
+        person_teams=frozenset({"SANDVIKEN-NORRA"}),
+    )
+    assert codes(other) == ["not_your_team"]
+    own = await use_cases.submit_referral(
+        uow,
+        party=Party.AF,
+        submission=Submission(command()),
+        channel="http",
+        by_user="af-7",
+        person_teams=frozenset({TEAM}),
+    )
+    assert isinstance(own, Accepted)
+    assert isinstance(await submit(uow, agency_ref="AF-2026-009", personnummer=OTHER_PERSON), Accepted)  # AMQP
+
+
 async def test_consent_is_recorded_and_announced(uow):
     case_ref = await new_case(uow)
     problems = await use_cases.record_consent(
@@ -552,7 +625,35 @@ async def test_a_case_is_closed_once(uow, clock):
     await use_cases.close_case(uow, CaseClosed(case_ref=case_ref, reason=ExitReason.CONSENT_WITHDRAWN, closed_at=later))
     case = uow.cases.rows[case_ref]
     assert (case.closed_at, case.exit_reason) == (NOW, "PLAN_COMPLETED")
+    assert (case.closed_by, case.closed_by_party) == (None, None)  # a CaseClosed of before it was carried
     await use_cases.close_case(uow, CaseClosed(case_ref="TS-NONE", reason=ExitReason.PLAN_COMPLETED, closed_at=NOW))
+
+
+async def test_a_closure_records_who_closed_the_case(uow):
+    by_hand, automatic = await new_case(uow), await new_case(uow, agency_ref="AF-2026-002", personnummer=OTHER_PERSON)
+    closed = CaseClosed(
+        case_ref=by_hand, reason=ExitReason.MOVED, closed_at=NOW, closed_by="fk-officer-3", closed_by_party=Party.FK
+    )
+    await use_cases.close_case(uow, closed)
+    await use_cases.close_case(
+        uow,
+        CaseClosed(
+            case_ref=automatic,
+            reason=ExitReason.CONSENT_WITHDRAWN,
+            closed_at=NOW,
+            closed_by="system:consent_withdrawn",
+        ),
+    )
+    assert (uow.cases.rows[by_hand].closed_by, uow.cases.rows[by_hand].closed_by_party) == ("fk-officer-3", Party.FK)
+    assert (uow.cases.rows[automatic].closed_by, uow.cases.rows[automatic].closed_by_party) == (
+        "system:consent_withdrawn",
+        None,
+    )
+
+
+async def erase(uow: FakeReferralUnitOfWork) -> list[str]:
+    """One round of the retention task: the cases closed before the retention period (30 days)."""
+    return await use_cases.erase_expired_personal_data(uow, retention_cutoff(uow.deps.clock.now(), uow.deps.retention))
 
 
 async def test_personal_data_is_erased_after_retention_and_the_rest_stays(uow, clock):
@@ -563,16 +664,16 @@ async def test_personal_data_is_erased_after_retention_and_the_rest_stays(uow, c
         await use_cases.close_case(
             uow, CaseClosed(case_ref=case_ref, reason=ExitReason.PLAN_COMPLETED, closed_at=closed_at)
         )
-    assert await use_cases.erase_expired_personal_data(uow) == [old]  # retention: 30 days
+    assert await erase(uow) == [old]  # retention: 30 days
     assert uow.vault.rows[old].fields == {} and uow.vault.rows[old].erased_at == NOW
     assert uow.vault.rows[old].data_key is None  # the case's own key is gone with it
     assert uow.cases.rows[old].person_pseudonym is None and uow.cases.rows[old].team_id == TEAM
     assert uow.vault.rows[recent].fields and uow.vault.rows[still_open].fields
-    assert await use_cases.erase_expired_personal_data(uow) == []  # once
+    assert await erase(uow) == []  # once
     details = await read(uow, old, caller("REGION", "member"))
     assert isinstance(details, CaseDetails) and details.erased_at is not None and details.personal == {}
     clock.advance(days=2)
-    assert await use_cases.erase_expired_personal_data(uow) == [recent]
+    assert await erase(uow) == [recent]
 
 
 async def test_key_rotation_moves_every_live_case_to_the_new_master_key_and_skips_the_erased(uow, clock):
@@ -583,7 +684,7 @@ async def test_key_rotation_moves_every_live_case_to_the_new_master_key_and_skip
     await use_cases.close_case(
         uow, CaseClosed(case_ref=erased, reason=ExitReason.PLAN_COMPLETED, closed_at=NOW - timedelta(days=31))
     )
-    assert await use_cases.erase_expired_personal_data(uow) == [erased]
+    assert await erase(uow) == [erased]
     new_master = "k2:" + base64.b64encode(b"\x02" * 32).decode()
     uow.deps = replace(uow.deps, keyring=Keyring.from_config(f"{new_master},{TEST_KEYS}"))
     assert await use_cases.rewrap_vault(uow) == 1  # the live case only

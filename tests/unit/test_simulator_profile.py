@@ -36,7 +36,7 @@ def problems(payload: dict) -> list:
         team_id=command.team_id,
         known_teams={command.team_id},
         question=command.question,
-        consents=[ConsentGiven(c.party, c.given_on) for c in command.consents],
+        consents=[ConsentGiven.of(c) for c in command.consents],
         today=TODAY,
     )
 
