@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import structlog
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -45,12 +46,18 @@ SECURITY_HEADERS = {
 }
 
 
-def build_app(settings: WorkspaceSettings, oidc: Oidc | None = None) -> FastAPI:
+def build_app(
+    settings: WorkspaceSettings, oidc: Oidc | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The app; ``oidc`` and ``transport`` (how the services are reached) for tests."""
     from . import routes  # the routes read the app's state
 
     services = Services(
-        settings.service_urls(), timeout=settings.service_timeout_seconds, verify=tls.client_verify(settings)
-    )  # type: ignore[arg-type]  # noqa: E501
+        settings.service_urls(),
+        timeout=settings.service_timeout_seconds,
+        verify=tls.client_verify(settings),  # type: ignore[arg-type]
+        transport=transport,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

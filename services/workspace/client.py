@@ -64,9 +64,18 @@ def reasons_of(status: int, body: Any) -> list[Reason]:
 class Services:
     """One HTTP client per service (connection reuse), shared by every request."""
 
-    def __init__(self, urls: dict[str, str], *, timeout: float, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self,
+        urls: dict[str, str],
+        *,
+        timeout: float,
+        verify: ssl.SSLContext | bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``transport``: how to reach the services (tests: fakes in process)."""
         self.clients = {
-            name: httpx.AsyncClient(base_url=url, timeout=timeout, verify=verify) for name, url in urls.items()
+            name: httpx.AsyncClient(base_url=url, timeout=timeout, verify=verify, transport=transport)
+            for name, url in urls.items()
         }
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ import time
 import warnings
 from typing import Any
 
+import authlib.deprecate  # noqa: F401  (first: it sets its warnings filter on import)
 import httpx
 
 with warnings.catch_warnings():  # authlib 1.9 prefers the httpx2 package; httpx (pinned here) still works

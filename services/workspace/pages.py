@@ -91,9 +91,11 @@ async def team_overview(api: Api, team_id: str) -> dict[str, Any]:
         for item in m["agenda"]
         if item.get("postponements")
     ]
-    followups = (due.body["followups"] if due.ok else []) + (overdue.body["followups"] if overdue.ok else [])
-    for f in followups:
-        f["shown_state"] = "overdue" if f in (overdue.body or {}).get("followups", []) else "due"
+    followups = [
+        {**f, "shown_state": state}
+        for state, answer in (("due", due), ("overdue", overdue))
+        for f in (answer.body["followups"] if answer.ok else [])
+    ]
     return {
         "team": meetings.body["team"] if meetings.ok else None,
         "meetings": found,

@@ -154,11 +154,13 @@ async def sign_in(request: Request, next: Annotated[str, Query(max_length=200)] 
 
 
 @router.post("/dev/sign-in")
-async def dev_sign_in(request: Request, form: Form) -> Response:
-    """Development only (404 otherwise): a token for the chosen role, party and team."""
+async def dev_sign_in(request: Request) -> Response:
+    """Development only (404 otherwise, before anything is read): a token for the chosen role,
+    party and team."""
     settings = request.app.state.settings
     if not settings.dev:
         return page(request, "message.html", 404, message="dev_only")
+    form = await form_of(request)
     fields = {k: (form.get(k) or "").strip() for k in ("user_id", "role", "party", "team")}  # type: ignore[union-attr]
     try:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", fields["user_id"]) or fields["role"] not in session.ROLES:
