@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["referral", "meeting", "followup", "metrics"]
+WITH_WORKSPACE = [*SERVICES, "workspace"]  # the workspace has routes but no domain (it holds no rules)
 ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "api_route"}
 MAX_ROUTE_LINES = 30
 
@@ -22,7 +23,7 @@ def _service_modules(service: str) -> list[Path]:
 
 def test_every_route_is_at_most_30_lines_and_module_level():
     too_long, nested = [], []
-    for service in SERVICES:
+    for service in WITH_WORKSPACE:
         for path in _service_modules(service):
             tree = _tree(path)
             top_level = set(map(id, tree.body))
@@ -62,7 +63,7 @@ def test_no_dispatch_by_event_name_strings():
 
 def test_no_service_imports_another():
     offenders = []
-    for service in SERVICES:
+    for service in WITH_WORKSPACE:
         for path in (ROOT / "services" / service).rglob("*.py"):
             for node in ast.walk(_tree(path)):
                 if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("services."):
