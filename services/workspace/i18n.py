@@ -222,6 +222,25 @@ TEXTS: dict[str, tuple[str, str]] = {
     "meeting_held": ("Mötet är redan hållet.", "The meeting has been held."),
     "already_cancelled": ("Mötet är redan inställt.", "The meeting is cancelled already."),
     "followup_cancelled": ("Uppföljningen är avbruten (ärendet är avslutat).", "The follow-up is cancelled (closed)."),
+    # income sources and reasons for a referral
+    "LON": ("lön", "wages"),
+    "SJUKPENNING": ("sjukpenning", "sickness benefit"),
+    "SJUKERSATTNING": ("sjukersättning", "sickness compensation"),
+    "AKTIVITETSERSATTNING": ("aktivitetsersättning", "activity compensation"),
+    "AKTIVITETSSTOD": ("aktivitetsstöd", "activity support"),
+    "A_KASSA": ("a-kassa", "unemployment insurance"),
+    "FORSORJNINGSSTOD": ("försörjningsstöd", "income support"),
+    "STUDIEMEDEL": ("studiemedel", "student finance"),
+    "PENSION": ("pension", "pension"),
+    "INGEN": ("ingen", "none"),
+    "OKAND": ("okänd", "unknown"),
+    "SJUKSKRIVEN_MED_INTYG": ("sjukskriven med läkarintyg", "sick-listed with a certificate"),
+    "SJUKSKRIVEN_OVER_180_DAGAR": ("sjukskriven mer än 180 dagar", "sick-listed over 180 days"),
+    "SOCIALA_HINDER": ("sociala hinder för arbete", "social obstacles to work"),
+    "OKLAR_ARBETSFORMAGA": ("oklar arbetsförmåga", "unclear work capacity"),
+    "ARBETSLOS_MED_OHALSA": ("arbetslös med ohälsa", "unemployed with ill health"),
+    "LANG_TID_MED_FORSORJNINGSSTOD": ("lång tid med försörjningsstöd", "long on income support"),
+    "OVRIGT": ("övrigt", "other"),
     # roles
     "officer": ("handläggare", "officer"),
     "member": ("teammedlem", "team member"),
@@ -314,3 +333,11 @@ def reason_text(lang: str, reason: Reason) -> str:
     if reason.code in TEXTS:
         return text(lang, reason.code)
     return f"{reason.code}: {reason.message}" if reason.message else reason.code
+
+
+def field_label(lang: str, reason: Reason) -> str | None:
+    """The label of the field a refusal is about (for the summary of a form's errors), if known."""
+    name = (reason.field or "").split(".")[0]
+    if name.startswith("action_"):
+        return f"{text(lang, 'action')} {int(name.split('_')[1]) + 1}" if name[7:].isdigit() else None
+    return text(lang, name) if name in TEXTS else None

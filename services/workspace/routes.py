@@ -90,6 +90,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             "lang": lang,
             "t": lambda key: i18n.text(lang, key),
             "why": lambda reason: i18n.reason_text(lang, reason),
+            "about": lambda reason: i18n.field_label(lang, reason),
             "person": session.signed_in(request),
             "csrf": session.csrf_token(request),
             "notice": notice,
