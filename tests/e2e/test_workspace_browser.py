@@ -253,7 +253,7 @@ async def test_the_whole_path_in_the_workspace(platform):
             # English too
             await officer.click("a.lang")
             await officer.wait_for_function("document.documentElement.lang === 'en'")
-            assert "six-month follow-up" in await officer.inner_text("h1")
+            assert "Six-month follow-up" in await officer.inner_text("h1")
             await walk.check(officer, "officer-followup-en")
             assert walk.violations == [], "\n".join(walk.violations)
         finally:
