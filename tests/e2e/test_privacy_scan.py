@@ -1,7 +1,8 @@
-"""A full run through the four service processes, scanned for personal identity numbers:
-every log line, every message the platform published (events and agency replies, the notice of
-a dead-lettered command among them), every dead letter, what the operators' dead-letter tool
-prints of them, and every HTTP error body. None may hold a personnummer."""
+"""A full run through the four service processes and the workspace, scanned for personal
+identity numbers: every log line, every message the platform published (events and agency
+replies, the notice of a dead-lettered command among them), every dead letter, what the
+operators' dead-letter tool prints of them, every HTTP error body, and the workspace's pages of
+every role (what consent allows it to see cut out). None may hold a personnummer."""
 
 from __future__ import annotations
 
