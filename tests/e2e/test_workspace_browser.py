@@ -175,6 +175,11 @@ async def test_the_whole_path_in_the_workspace(platform):
             # an FK member: no consent for FK, so the notice and not the details
             member = await walk.person("member", "FK", "fk-brynas")
             await member.goto(f"{url}/agenda")
+            await walk.check(member, "member-agenda-purpose")  # nothing read before the purpose
+            await member.goto(f"{url}/cases")  # an officer's page: not for a member
+            assert "Din roll får inte se detta." in await member.inner_text("h1")
+            await walk.check(member, "member-forbidden")
+            await member.goto(f"{url}/agenda")
             await member.fill("#purpose", "Förmöte inför teamets möte")
             await member.click("#purpose-form button[type=submit]")
             await member.wait_for_selector("#purpose-shown")
@@ -192,6 +197,8 @@ async def test_the_whole_path_in_the_workspace(platform):
             await officer.click("#consent-form button[type=submit]")
             await officer.wait_for_selector('#consent-history tr[data-party="FK"][data-action="given"]')
             await walk.check(officer, "officer-consent-recorded")
+            await officer.goto(f"{url}/referrals/new")
+            await walk.check(officer, "officer-referral-form")
             await member.goto(f"{url}/agenda")
             assert await item.get_attribute("data-shown") == "details"
             assert personnummer.replace("-", "") in await item.locator(".pnr").inner_text()
