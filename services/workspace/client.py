@@ -144,6 +144,9 @@ class Api:
 
     # ------------------------------------------------------------------ meeting
 
+    async def teams(self) -> Answer:
+        return await self._call("meeting", "GET", "/api/v1/teams")
+
     async def team_meetings(self, team_id: str, weeks: int = 12) -> Answer:
         return await self._call("meeting", "GET", f"/api/v1/teams/{team_id}/meetings", params={"weeks": weeks})
 

@@ -312,9 +312,7 @@ async def submit_referral(request: Request, person: Officer, form: Form) -> Resp
 
 
 async def _teams(request: Request, person: Person) -> list[dict[str, Any]]:
-    answer = await api_for(request, person).services.call(
-        "meeting", "GET", "/api/v1/teams", token=person.token, correlation_id=request.state.correlation_id
-    )
+    answer = await api_for(request, person).teams()
     return answer.body if answer.ok else []
 
 
