@@ -29,7 +29,9 @@ from shared.platform.db import prepare_database
 from tools import broker_users
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("referral", "meeting", "followup", "metrics")
+SERVICES = ("referral", "meeting", "followup", "metrics")  # the event services, each with its database
+WORKSPACE = "workspace"  # the people's pages: no database, no broker; calls the services over HTTP
+PROCESSES = (*SERVICES, WORKSPACE)
 
 HOW_TO_START = """
 {problems}
@@ -85,8 +87,11 @@ class ServiceProcesses:
             "TRISAM_AGENCY_USERS": json.dumps(self.settings.agency_users),
             "TRISAM_HTTP_PORT": str(self.ports[instance]),
             "TRISAM_METRICS_EDITION_CHECK_SECONDS": str(self.settings.metrics_edition_check_seconds),
-            "TRISAM_REFERRAL_URL": f"{self.settings.http_scheme}://127.0.0.1:"
-            f"{self.ports.get('referral', DEFAULT_HTTP_PORTS['referral'])}",
+            **{  # where each service is (the meeting service calls referral; the workspace calls all)
+                f"TRISAM_{name.upper()}_URL": f"{self.settings.http_scheme}://127.0.0.1:"
+                f"{self.ports.get(name, DEFAULT_HTTP_PORTS[name])}"
+                for name in SERVICES
+            },
             **{
                 f"TRISAM_{name.upper()}": str(getattr(self.settings, name))
                 for name in ("tls_cert_file", "tls_key_file", "tls_ca_file")
@@ -417,11 +422,11 @@ async def figures_hold(settings: Settings, metrics_url: str, quarter: str, done:
 
 
 def ports_from(settings: Settings) -> dict[str, int]:
-    """``TRISAM_HTTP_PORT`` is the first of four ports (referral, meeting, followup, metrics),
-    so that two systems can run side by side; otherwise 8001-8004."""
+    """``TRISAM_HTTP_PORT`` is the first of five ports (referral, meeting, followup, metrics,
+    workspace), so that two systems can run side by side; otherwise 8001-8005."""
     if settings.http_port:
-        return {name: settings.http_port + i for i, name in enumerate(SERVICES)}
-    return {name: DEFAULT_HTTP_PORTS[name] for name in SERVICES}
+        return {name: settings.http_port + i for i, name in enumerate(PROCESSES)}
+    return {name: DEFAULT_HTTP_PORTS[name] for name in PROCESSES}
 
 
 async def main(verbose: bool = False) -> int:
@@ -448,7 +453,9 @@ async def main(verbose: bool = False) -> int:
         settings = start_demo_clock(settings, demo_env)
     quiet = terminal_mode(verbose)
     log_dir = LOG_ROOT / settings.namespace if quiet else None
-    processes = ServiceProcesses(settings, ports=ports_from(settings), log_dir=log_dir, extra_env=demo_env)
+    processes = ServiceProcesses(
+        settings, ports=ports_from(settings), log_dir=log_dir, extra_env=demo_env, services=PROCESSES
+    )
     processes.start_all()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -463,13 +470,20 @@ async def main(verbose: bool = False) -> int:
             )
             background.append(asyncio.create_task(follow_logs(log_dir)))
         seconds = await processes.wait_ready(timeout=60)
-        say(f"\nTrisam is running (namespace {settings.namespace!r}); all four services ready in {seconds:.1f}s.\n")
+        say(
+            f"\nTrisam is running (namespace {settings.namespace!r}); the four services and the workspace "
+            f"ready in {seconds:.1f}s.\n"
+        )
         for name in SERVICES:
             base = processes.url(name)
             say(f"  {name:9} health {base}/health/ready   metrics {base}/metrics   API docs {base}/docs")
         say(
             f"\n  dashboard: {processes.url('metrics')}/  (public figures; exact ones for the board: "
             f"{processes.url('metrics')}/?view=exact&as=board, development sign-in)"
+        )
+        say(
+            f"  workspace: {processes.url(WORKSPACE)}/  (the pages for coordinators, team members, officers and "
+            f"auditors; development sign-in: choose a role, party and team)"
         )
         say("  event catalogue:    docs/events.md and docs/asyncapi/*.json")
         say(

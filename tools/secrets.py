@@ -43,6 +43,7 @@ def generate() -> dict[str, str]:
         "TRISAM_ENCRYPTION_KEYS": f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}",
         "TRISAM_POSTGRES_PASSWORD": secrets.token_urlsafe(24),
         "TRISAM_RABBITMQ_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+        "TRISAM_WORKSPACE_SESSION_KEY": secrets.token_urlsafe(48),  # signs the workspace's session cookie
     }
     for service in SERVICES:
         values[f"TRISAM_BROKER_PASSWORD_{service.upper()}"] = secrets.token_urlsafe(24)
@@ -68,6 +69,17 @@ def broker_definitions(values: dict[str, str]) -> dict:
         for s in SERVICES
     ]
     return definitions(users, admin=("trisam-admin", values["TRISAM_RABBITMQ_ADMIN_PASSWORD"]), salt=os.urandom(4))
+
+
+def add_missing(env_file: Path) -> list[str]:
+    """Secrets that a newer version needs (the workspace's session key) added to an existing
+    .env; nothing there is changed. The names added."""
+    text = env_file.read_text(encoding="utf-8")
+    present = {line.split("=", 1)[0] for line in text.splitlines() if "=" in line}
+    new = {k: v for k, v in generate().items() if k == "TRISAM_WORKSPACE_SESSION_KEY" and k not in present}
+    if new:
+        env_file.write_text(text.rstrip("\n") + "\n" + "".join(f"{k}={v}\n" for k, v in new.items()), encoding="utf-8")
+    return list(new)
 
 
 def write_key_pair(*, keep_old: bool = False) -> None:
@@ -99,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.rotate_token_key:
         return 0
     if ENV_FILE.exists() and not args.force:
-        print(f"{ENV_FILE} exists: kept (--force replaces every secret)", file=sys.stderr)
+        added = add_missing(ENV_FILE)
+        print(
+            f"{ENV_FILE} exists: kept (--force replaces every secret)"
+            + (f"; added the new {', '.join(added)}" if added else ""),
+            file=sys.stderr,
+        )
         return 0
     values = generate()
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")

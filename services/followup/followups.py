@@ -229,6 +229,13 @@ async def party_followups(uow: FollowUpUnitOfWork, party: Party, state: str, lim
     return await uow.followups.of_party(party, statuses, limit, reminded=reminded)
 
 
+async def team_followups(uow: FollowUpUnitOfWork, team_id: str, state: str, limit: int) -> list[FollowUp]:
+    """A team's follow-ups in one state, of every responsible party (for the team's rehab
+    coordinator: which are due or overdue; no answers, no personal data), earliest due first."""
+    statuses, reminded = domain.LISTED_STATES[state]
+    return await uow.followups.of_team(team_id, statuses, limit, reminded=reminded)
+
+
 async def followup_with_records(
     uow: FollowUpUnitOfWork, followup_id: str, party: Party | None
 ) -> tuple[FollowUp, list[FollowUpRecord]] | None:

@@ -81,6 +81,24 @@ async def party_followups(
     return {"party": principal.party.value, "state": state, "followups": [_followup(f) for f in found]}
 
 
+@router.get("/teams/{team_id}/followups", tags=["follow-up"], responses={**UNAUTHENTICATED, **FORBIDDEN})
+async def team_followups(
+    team_id: CaseRef,
+    principal: Caller,
+    new_uow: UnitsOfWork,
+    state: Literal["due", "overdue", "open"] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict:
+    """The team's follow-ups of every responsible party, for the team's rehab coordinator:
+    ``open``, ``due`` or ``overdue`` (which case, which kind, when, whose; no answers)."""
+    require_roles(principal, Role.COORDINATOR)
+    if not principal.in_team(team_id):
+        raise HTTPException(403, {"code": "not_in_team", "message": "not the coordinator of this team"})
+    async with new_uow() as uow:
+        found = await followups.team_followups(uow, team_id, state, limit)
+    return {"team_id": team_id, "state": state, "followups": [_followup(f) for f in found]}
+
+
 @router.get("/followups/{followup_id}", tags=["follow-up"], responses={**UNAUTHENTICATED, **FORBIDDEN, **NOT_FOUND})
 async def followup(followup_id: FollowUpId, principal: Caller, new_uow: UnitsOfWork) -> dict:
     """A follow-up of your party with every record (corrections keep the history)."""

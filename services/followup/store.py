@@ -183,6 +183,22 @@ class FollowUps:
         )
         return [_followup(r) for r in rows]
 
+    async def of_team(
+        self, team_id: str, statuses: Sequence[str], limit: int, reminded: bool | None = None
+    ) -> list[FollowUp]:
+        """A team's follow-ups (every responsible party), earliest due first; ``reminded`` as in
+        ``of_party``."""
+        rows = await self.conn.fetch(
+            """SELECT * FROM followups WHERE team_id = $1 AND status = ANY($2)
+                 AND ($4::boolean IS NULL OR (reminders_sent > 0) = $4)
+               ORDER BY due_on, followup_id LIMIT $3""",
+            team_id,
+            list(statuses),
+            limit,
+            reminded,
+        )
+        return [_followup(r) for r in rows]
+
 
 class Records:
     """Every record of a follow-up; a correction is a new revision."""

@@ -349,6 +349,8 @@ class Case:
     status: CaseStatus
     meeting_id: str | None  # the meeting whose agenda it is on (or was consulted at)
     postponements: int = 0
+    last_postponement: str | None = None  # why it was last postponed (a PostponementReason)
+    postponement_parties: tuple[Party, ...] = ()  # whose consent was missing or withdrawn then
 
 
 @dataclass(frozen=True)
@@ -471,6 +473,8 @@ class Placement:
     case_ref: str
     meeting_id: str | None
     postponed: bool = False
+    reason: str | None = None  # why it was postponed (a PostponementReason), if it was
+    missing_parties: tuple[Party, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -503,7 +507,15 @@ def replan(
     events: list[Contract] = []
     for move in moves(current, plan_agenda(slots(open_meetings), list(queue)), dates, taken_off):
         if move.to_meeting != current.get(move.case_ref) or move.postponed is not None:
-            placements.append(Placement(move.case_ref, move.to_meeting, postponed=move.postponed is not None))
+            placements.append(
+                Placement(
+                    move.case_ref,
+                    move.to_meeting,
+                    postponed=move.postponed is not None,
+                    reason=move.postponed.value if move.postponed is not None else None,
+                    missing_parties=tuple(move.missing_parties),
+                )
+            )
         to = meetings.get(move.to_meeting) if move.to_meeting else None
         if move.postponed is not None and move.from_meeting is not None:
             events.append(

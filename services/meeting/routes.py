@@ -26,7 +26,7 @@ from shared.platform.auth import Caller, Principal, Role, require_roles
 from shared.platform.http import FORBIDDEN, TEXT, UNAUTHENTICATED, ErrorBody, runtime_of, units_of_work
 
 from . import agenda, calendar, consultation, domain
-from .domain import AgendaEntry, Consultation, Meeting, Refused, SkipDate, Team
+from .domain import AgendaEntry, Case, Consultation, Meeting, Refused, SkipDate, Team
 from .referral_api import ReferralApi
 from .uow import MeetingUnitOfWork
 
@@ -303,6 +303,7 @@ async def case_schedule(case_ref: Id, principal: Caller, new_uow: UnitsOfWork) -
         "team_id": case.team_id,
         "status": case.status,
         "postponements": case.postponements,
+        "last_postponement": _postponement(case),
         "position": where.position,
         "meeting_id": case.meeting_id,
         "meeting_date": _iso(where.meeting_date),
@@ -450,8 +451,16 @@ def _agenda_item(place: int, entry: AgendaEntry) -> dict[str, Any]:
         "status": case.status,
         "outcome": entry.outcome,
         "postponements": case.postponements,
+        "last_postponement": _postponement(case),
         "consents": entry.consents,
     }
+
+
+def _postponement(case: Case) -> dict[str, Any] | None:
+    """Why the case was last postponed, and whose consent was missing or withdrawn then."""
+    if case.last_postponement is None:
+        return None
+    return {"reason": case.last_postponement, "parties": [p.value for p in case.postponement_parties]}
 
 
 def _iso(value: date | None) -> str | None:

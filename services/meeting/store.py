@@ -362,11 +362,17 @@ class Cases(Repository):
     async def place(self, placement: Placement, now: datetime) -> None:
         await self.conn.execute(
             """UPDATE cases SET meeting_id = $2, updated_at = $3,
-                                postponements = postponements + $4::int WHERE case_ref = $1""",
+                                postponements = postponements + $4::int,
+                                last_postponement = COALESCE($5, last_postponement),
+                                postponement_parties = CASE WHEN $5::text IS NULL THEN postponement_parties
+                                                            ELSE $6::text[] END
+                WHERE case_ref = $1""",
             placement.case_ref,
             placement.meeting_id,
             now,
             1 if placement.postponed else 0,
+            placement.reason,
+            [p.value for p in placement.missing_parties],
         )
 
     async def closed(self, case_ref: str, closed_at: datetime) -> None:
@@ -411,6 +417,8 @@ def _case(row: asyncpg.Record) -> Case:
         status=row["status"],
         meeting_id=row["meeting_id"],
         postponements=row["postponements"],
+        last_postponement=row["last_postponement"],
+        postponement_parties=tuple(Party(p) for p in row["postponement_parties"]),
     )
 
 

@@ -215,6 +215,29 @@ async def submit_referral(request: Request, principal: Caller, new_uow: UnitsOfW
     return problem_response(list(outcome.problems), agency_ref=outcome.agency_ref)
 
 
+@router.get("/referrals", tags=["referrals"], responses={**UNAUTHENTICATED, **FORBIDDEN})
+async def party_referrals(
+    principal: Caller, new_uow: UnitsOfWork, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[dict]:
+    """Your party's referrals, the latest first: references, team, dates, closure (no personal
+    data). Where each stands: the meeting service (``/cases/{case_ref}/schedule``) and the
+    follow-up service."""
+    require_roles(principal, Role.OFFICER)
+    async with new_uow() as uow:
+        found = await use_cases.cases_of(uow, _party(principal), limit)
+    return [
+        {
+            "case_ref": c.case_ref,
+            "agency_ref": c.agency_ref,
+            "team_id": c.team_id,
+            "referred_at": c.referred_at.isoformat(),
+            "closed_at": c.closed_at.isoformat() if c.closed_at else None,
+            "exit_reason": c.exit_reason,
+        }
+        for c in found
+    ]
+
+
 @router.get("/referrals/rejections", tags=["referrals"], responses={**UNAUTHENTICATED, **FORBIDDEN})
 async def rejections(principal: Caller, new_uow: UnitsOfWork) -> list[dict]:
     """Your party's latest rejected submissions (codes and fields; no personal data)."""

@@ -99,6 +99,15 @@ class Cases:
             )
         )
 
+    async def of_party(self, party: Party, limit: int) -> list[Case]:
+        """The party's referrals, the latest first."""
+        rows = await self.conn.fetch(
+            f"SELECT {_CASE_COLUMNS} FROM referrals WHERE referring_party = $1 ORDER BY referred_at DESC LIMIT $2",
+            party.value,
+            limit,
+        )
+        return [case for case in map(_case, rows) if case is not None]
+
     async def close(self, case: Case) -> None:
         """Write the case's closure (closed_at and exit_reason of ``case``)."""
         await self.conn.execute(

@@ -105,6 +105,11 @@ async def _open_case(uow: ReferralUnitOfWork, accepted: Accepted, case: Case, ch
     return True
 
 
+async def cases_of(uow: ReferralUnitOfWork, party: Party, limit: int) -> list[Case]:
+    """The party's referrals, the latest first (references and dates; no personal data)."""
+    return await uow.cases.of_party(party, limit)
+
+
 async def rejections_of(uow: ReferralUnitOfWork, party: Party) -> list[RejectionRecord]:
     """The party's latest rejected submissions (codes and fields; no personal data)."""
     return await uow.rejections.of(party)

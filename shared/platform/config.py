@@ -25,7 +25,7 @@ DEV_SECRETS = {
     "encryption_keys": DEV_ENCRYPTION_KEYS,
 }
 
-DEFAULT_HTTP_PORTS = {"referral": 8001, "meeting": 8002, "followup": 8003, "metrics": 8004}
+DEFAULT_HTTP_PORTS = {"referral": 8001, "meeting": 8002, "followup": 8003, "metrics": 8004, "workspace": 8005}
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 

@@ -47,8 +47,9 @@ SUMMARY = re.compile(
 )
 
 
-def four_free_ports() -> int:
-    """The first of four free consecutive ports (the launcher's TRISAM_HTTP_PORT)."""
+def five_free_ports() -> int:
+    """The first of five free consecutive ports (the launcher's TRISAM_HTTP_PORT: the four
+    services and the workspace)."""
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -56,13 +57,13 @@ def four_free_ports() -> int:
         if base > 65000:
             continue
         try:
-            for port in range(base, base + 4):
+            for port in range(base, base + 5):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", port))
             return base
         except OSError:
             continue
-    raise RuntimeError("no four free ports in a row")
+    raise RuntimeError("no five free ports in a row")
 
 
 class Terminal:
@@ -111,7 +112,7 @@ class Terminal:
 
 
 async def test_a_short_demo_tells_a_story_and_lands_on_the_quarters_figures(settings, infra):
-    base = four_free_ports()
+    base = five_free_ports()
     env = {k: v for k, v in os.environ.items() if k != "CI"}  # a developer's terminal
     env.update(
         {
@@ -147,6 +148,7 @@ async def test_a_short_demo_tells_a_story_and_lands_on_the_quarters_figures(sett
             assert not (stripped.startswith("{") and stripped.endswith("}")), f"a JSON line: {stripped[:200]}"
         assert f"logs: logs/{settings.namespace}/<service>.log" in text
         assert f"{metrics}/?view=exact&as=board" in text
+        assert f"workspace: http://127.0.0.1:{base + 4}/" in text  # the people's pages, and where
         for service in ("referral", "meeting", "followup", "metrics"):  # the JSON went to the files
             log = ROOT / "logs" / settings.namespace / f"{service}.log"
             assert json.loads(log.read_text().splitlines()[0])["service"] == service

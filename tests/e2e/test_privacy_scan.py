@@ -1,13 +1,15 @@
-"""A full run through the four service processes, scanned for personal identity numbers:
-every log line, every message the platform published (events and agency replies, the notice of
-a dead-lettered command among them), every dead letter, what the operators' dead-letter tool
-prints of them, and every HTTP error body. None may hold a personnummer."""
+"""A full run through the four service processes and the workspace, scanned for personal
+identity numbers: every log line, every message the platform published (events and agency
+replies, the notice of a dead-lettered command among them), every dead letter, what the
+operators' dead-letter tool prints of them, every HTTP error body, and the workspace's pages of
+every role (what consent allows it to see cut out). None may hold a personnummer."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import random
+import re
 from datetime import date
 
 import aio_pika
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.infra
 
 
 async def test_no_personnummer_in_logs_messages_or_error_bodies(agencies, settings):
-    async with running_system(settings) as processes:
+    async with running_system(settings, workspace=True) as processes:
         await scan_a_full_run(agencies, settings, processes)
 
 
@@ -106,6 +108,8 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
             bad_token = await http.get(f"/api/v1/cases/{case_ref}", headers={"Authorization": f"Bearer {people[5]}"})
             error_bodies.append(bad_token.text)
 
+        pages = await workspace_pages(processes, case_ref)
+
         await asyncio.sleep(1.0)  # let every service finish
         published = []
         while (message := await tap.get(no_ack=True, fail=False)) is not None:
@@ -125,6 +129,7 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
         "dead letters": "\n".join(dead),
         "the dead-letter tool's output": "\n".join(tool_output),
         "http errors": "\n".join(error_bodies),
+        "workspace pages where the role lacks consent": "\n".join(pages),
     }
     for where, text in everything.items():
         assert personnummer_in(text) == [], f"a personnummer in {where}"
@@ -135,3 +140,36 @@ async def scan_a_full_run(agencies, settings, processes) -> None:
 
 def person_with_bad_check_digit(pnr: str) -> str:
     return pnr[:-1] + str((int(pnr[-1]) + 1) % 10)
+
+
+async def workspace_pages(processes, case_ref: str) -> list[str]:
+    """The workspace's pages of every role, as each sees them (signed in with the development
+    sign-in), with the details a role may see cut out: what remains is what it may not see. The
+    FK member reads the agenda with a purpose: FK's consent for ``case_ref`` is withdrawn."""
+    seen = []
+    for role, party, paths in (
+        ("officer", "KOMMUN", ["/cases", "/referrals/new", "/followups"]),
+        ("coordinator", "REGION", ["/team"]),
+        ("auditor", "REGION", [f"/audit?case_ref={case_ref}", "/audit/figures"]),
+        ("member", "FK", ["/agenda"]),
+    ):
+        async with processes.client("workspace", follow_redirects=True, timeout=10) as browser:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', (await browser.get("/sign-in")).text).group(1)
+            signed = await browser.post(
+                "/dev/sign-in", data={"csrf": csrf, "user_id": f"{role}-1", "role": role, "party": party, "team": TEAM}
+            )
+            assert signed.status_code == 200 and f"{role}-1" in signed.text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', signed.text).group(1)  # the session's own
+            if role == "member":
+                meeting_id = re.search(r'name="meeting_id" value="([^"]+)"', (await browser.get("/agenda")).text)
+                purpose = {"csrf": csrf, "purpose": "förmöte", "meeting_id": meeting_id.group(1) if meeting_id else ""}
+                read = await browser.post("/agenda/purpose", data=purpose)
+                assert read.status_code == 200 and 'id="purpose-shown"' in read.text
+            for path in paths:
+                page = await browser.get(path)
+                assert page.status_code == 200, (path, page.status_code)
+                seen.append(_DETAILS.sub("", page.text))  # what the role may see, by consent, cut out
+    return seen
+
+
+_DETAILS = re.compile(r'<li class="card" data-case="[^"]+" data-shown="details">.*?</li>', re.S)

@@ -423,3 +423,22 @@ async def test_the_scheduler_acts_only_on_due_follow_ups_among_many_pending(serv
     assert {d["case_ref"] for d in service.tap.of("FollowUpDue")} == {f"D{i}" for i in range(10)}
     rows = await service.fetch("SELECT count(*) AS n FROM followups WHERE status = 'pending'")
     assert rows[0]["n"] == 20000 + 10  # the outcome follow-ups of D0..D9 wait too
+
+
+async def test_the_teams_coordinator_sees_its_due_and_overdue_follow_ups_of_every_party(service):
+    await service.send(consultation("T1", party="AF", team="T-ONE"), consultation("T2", party="FK", team="T-TWO"))
+    await service.tap.wait_for("FollowUpScheduled", 4)
+    service.clock.set(due_at(PLAN_DUE) + timedelta(hours=1))
+    await service.tap.wait_for("FollowUpDue", 2)
+    async with client_for(service.instances[-1]) as api:
+        coordinator = token(service.settings, party="REGION", role="coordinator", teams=["T-ONE"])
+        due = (await api.get("/api/v1/teams/T-ONE/followups", params={"state": "due"}, headers=coordinator)).json()
+        assert [(f["case_ref"], f["kind"], f["responsible_party"]) for f in due["followups"]] == [
+            ("T1", "plan_check", "AF")
+        ]
+        assert (await api.get("/api/v1/teams/T-TWO/followups", headers=coordinator)).status_code == 403
+        member = token(service.settings, party="AF", role="member", teams=["T-ONE"])
+        assert (await api.get("/api/v1/teams/T-ONE/followups", headers=member)).status_code == 403
+        assert (await api.get("/api/v1/teams/T-ONE/followups")).status_code == 401
+        bad = await api.get("/api/v1/teams/T-ONE/followups", params={"state": "all"}, headers=coordinator)
+        assert bad.status_code == 422

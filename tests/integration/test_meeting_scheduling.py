@@ -112,6 +112,15 @@ async def test_at_the_cutoff_a_case_without_a_fixed_partys_consent_is_postponed_
     await meeting.until_status(DEC1, "closed")
     assert await meeting.agenda(DEC1) == ["OK1", "OK2", "OK3"]  # the freed seat is used
     assert await meeting.agenda(DEC15) == ["NOFK"]
+    async with client_for(meeting.runtime) as api:  # the coordinator sees why, on the agenda and the case
+        coordinator = token(meeting.settings, party="REGION", role="coordinator", teams=["T-ONE"])
+        why = {"reason": "consent_missing", "parties": ["FK"]}
+        where = (await api.get("/api/v1/cases/NOFK/schedule", headers=coordinator)).json()
+        assert (where["postponements"], where["last_postponement"]) == (1, why)
+        agenda = (await api.get(f"/api/v1/meetings/{meeting_id(DEC15)}", headers=coordinator)).json()["agenda"]
+        assert agenda[0]["last_postponement"] == why
+        first = (await api.get(f"/api/v1/meetings/{meeting_id(DEC1)}", headers=coordinator)).json()["agenda"]
+        assert [item["last_postponement"] for item in first] == [None, None, None]
     [moved_up] = meeting.tap.of("CaseScheduled", case_ref="OK3")[-1:]
     assert moved_up["meeting_id"] == meeting_id(DEC1)
 

@@ -184,6 +184,7 @@ EXPECTED = {
     # route:                   af-off fk-off af-oth r-mem fk-mem r-oth r-coo r-coo-oth admin auditor
     "submit": (201, 201, 403, 403, 403, 403, 403, 403, 403, 403),
     "rejections": (200, 200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "party_referrals": (200, 200, 200, 403, 403, 403, 403, 403, 403, 403),
     "details": (403, 403, 403, 200, 403, 403, 200, 403, 403, 403),
     "consents": (200, 200, 403, 200, 200, 403, 200, 403, 403, 200),
     "record_consent": (201, 201, 403, 403, 403, 403, 201, 403, 403, 403),
@@ -198,6 +199,7 @@ async def test_authorisation_matrix(settings, api):
     calls = {
         "submit": lambda h: api.post("/api/v1/referrals", json=payload(), headers=h),
         "rejections": lambda h: api.get("/api/v1/referrals/rejections", headers=h),
+        "party_referrals": lambda h: api.get("/api/v1/referrals", headers=h),
         "details": lambda h: api.get(f"/api/v1/cases/{case_ref}", params={"purpose": "test"}, headers=h),
         "consents": lambda h: api.get(f"/api/v1/cases/{case_ref}/consents", headers=h),
         # FK may record its own consent; KOMMUN's may be withdrawn by the referring party (AF)
@@ -253,3 +255,19 @@ async def test_a_body_too_large_or_too_deep_is_refused_before_parsing_or_sign_in
     assert response.json()["detail"]["code"] == "too_deeply_nested"
     async with api.runtime.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM referrals") == before
+
+
+async def test_an_officer_lists_the_partys_referrals_without_personal_data(settings, api):
+    af_case, _ = await _new_case(settings, api, consents=("AF",))
+    fk = token(settings, party="FK", role="officer")
+    fk_body = payload()
+    fk_case = (await api.post("/api/v1/referrals", json=fk_body, headers=fk)).json()["case_ref"]
+    listed = await api.get("/api/v1/referrals", headers=fk)
+    assert listed.status_code == 200
+    assert [c["case_ref"] for c in listed.json()] == [fk_case]
+    [case] = listed.json()
+    assert set(case) == {"case_ref", "agency_ref", "team_id", "referred_at", "closed_at", "exit_reason"}
+    assert case["agency_ref"] == fk_body["agency_ref"] and case["closed_at"] is None
+    af = token(settings, party="AF", role="officer")
+    assert [c["case_ref"] for c in (await api.get("/api/v1/referrals", headers=af)).json()] == [af_case]
+    assert (await api.get("/api/v1/referrals", params={"limit": 0}, headers=af)).status_code == 422

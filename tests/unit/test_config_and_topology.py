@@ -65,6 +65,14 @@ def test_the_compose_setup_is_secure_by_default():
         assert "-dev@" not in env["TRISAM_AMQP_URL"], name
         # plain transport allowed on purpose: the compose network of one host (see the file)
         assert env["TRISAM_ALLOW_PLAINTEXT"] == "true", name
+    # the workspace: production, its session key from .env, OpenID Connect configured, no service secret
+    workspace = services["workspace"]["environment"]
+    assert workspace["TRISAM_ENV"] == "production"
+    assert workspace["TRISAM_WORKSPACE_SESSION_KEY"] == "${TRISAM_WORKSPACE_SESSION_KEY:?run make secrets}"
+    assert ":?" in workspace["TRISAM_OIDC_ISSUER"] and ":?" in workspace["TRISAM_OIDC_CLIENT_ID"]
+    assert not {"TRISAM_PSEUDONYM_KEY", "TRISAM_ENCRYPTION_KEYS", "TRISAM_DATABASE_URL", "TRISAM_AMQP_URL"} & set(
+        workspace
+    )
     assert services["postgres"]["environment"]["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
     for name, service in services.items():
         for port in service.get("ports", []):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["referral", "meeting", "followup", "metrics"]
+WITH_WORKSPACE = [*SERVICES, "workspace"]  # the workspace has routes but no domain (it holds no rules)
 ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "api_route"}
 MAX_ROUTE_LINES = 30
 
@@ -22,7 +23,7 @@ def _service_modules(service: str) -> list[Path]:
 
 def test_every_route_is_at_most_30_lines_and_module_level():
     too_long, nested = [], []
-    for service in SERVICES:
+    for service in WITH_WORKSPACE:
         for path in _service_modules(service):
             tree = _tree(path)
             top_level = set(map(id, tree.body))
@@ -62,7 +63,7 @@ def test_no_dispatch_by_event_name_strings():
 
 def test_no_service_imports_another():
     offenders = []
-    for service in SERVICES:
+    for service in WITH_WORKSPACE:
         for path in (ROOT / "services" / service).rglob("*.py"):
             for node in ast.walk(_tree(path)):
                 if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("services."):
@@ -86,3 +87,18 @@ def test_domain_modules_do_no_io():
             )
             offenders += [f"{service}/domain.py imports {n}" for n in names if n.split(".")[0] in forbidden]
     assert not offenders, offenders
+
+
+def test_each_services_migrations_are_numbered_once():
+    """Two branches that each add a migration numbered 003 merge without a conflict in git; the
+    service would refuse to start. Caught here instead."""
+    from pathlib import Path
+
+    from shared.platform.db import SHARED_MIGRATIONS, migration_files
+
+    root = Path(__file__).resolve().parents[2]
+    directories = [SHARED_MIGRATIONS, *sorted(root.glob("services/*/migrations"))]
+    assert len(directories) >= 5
+    for directory in directories:
+        versions = [version for version, _ in migration_files(directory)]  # raises on a shared number
+        assert versions == list(range(1, len(versions) + 1)), f"{directory}: numbered 1, 2, 3 … without a gap"
