@@ -36,10 +36,11 @@ from fastapi.responses import JSONResponse
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
 from faststream.specification import AsyncAPI
+from opentelemetry.trace import SpanKind
 
 from shared.contracts import Contract, Envelope, wire_model
 from shared.contracts.vocabulary import Party
-from shared.platform import db, dead_letters, tls
+from shared.platform import db, dead_letters, tls, tracing
 from shared.platform import topology as topo
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings, load_settings
@@ -90,9 +91,12 @@ class ServiceSpec:
 
 
 class Runtime:
-    def __init__(self, spec: ServiceSpec, settings: Settings | None = None):
+    def __init__(self, spec: ServiceSpec, settings: Settings | None = None, tracer_provider: Any = None):
+        """``tracer_provider``: an OpenTelemetry SDK provider to record spans with (a test's);
+        by default one exporting to the configured OTLP endpoint, or none (tracing off)."""
         self.spec = spec
         self.settings = settings or Settings()
+        self.tracing = tracing.tracing_for(spec.name, self.settings.otlp_endpoint, tracer_provider)
         self.clock = spec.clock or Clock.from_settings(self.settings)
         self.keys = KeySource.of(self.settings)  # the public keys that verify bearer tokens
         self._broker_user = urlparse(self.settings.amqp_url).username or "guest"
@@ -127,6 +131,7 @@ class Runtime:
             service_users=self.settings.service_users,
             agency_users=self.settings.agency_users,
             lock_batch=spec.lock_batch,
+            tracer=self.tracing.tracer,
         )
         if self.handlers:
             self._subscribe(self.topology.queue(spec.name), self.consumer.on_message)
@@ -221,6 +226,8 @@ class Runtime:
         starter, self._starter = self._starter, None
         await cancel_and_wait(starter, timeout=STOP_TASKS_SECONDS)
         await self._close_quietly()
+        if self.tracing.enabled:  # the spans still waiting in the exporter's batch
+            await asyncio.to_thread(self.tracing.flush, 1000)
 
     async def _close_quietly(self) -> None:
         self.ready.clear()
@@ -249,22 +256,36 @@ class Runtime:
             log.warning("broker connection not closed cleanly", error=type(exc).__name__)
 
     async def _publish_pending(self, event: PendingEvent) -> None:
-        """Publish one outbox row: persistent, mandatory, confirmed (returns raise)."""
-        await self.broker.publish(
-            event.body,
-            exchange=self.topology.exchange(event.exchange),
-            routing_key=event.routing_key,
-            persist=True,
-            mandatory=True,
-            message_id=str(event.event_id),
-            message_type=event.event_type,
-            correlation_id=event.correlation_id,
-            content_type="application/json",
-            headers={ORDERING_HEADER: event.ordering_key},
-            user_id=self._broker_user,  # RabbitMQ checks it: consumers can tell who published
-            timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
-            timeout=10,
-        )
+        """Publish one outbox row: persistent, mandatory, confirmed (returns raise). In a publish
+        span, the child of the span that wrote the row, whose context the message carries."""
+        exchange = self.topology.exchange(event.exchange)
+        with self.tracing.tracer.start_as_current_span(
+            f"publish {event.event_type}",
+            context=tracing.context_from(event.trace_context),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": exchange.name,
+                "messaging.rabbitmq.destination.routing_key": event.routing_key,
+                "messaging.message.id": str(event.event_id),
+            },
+        ):
+            await self.broker.publish(
+                event.body,
+                exchange=exchange,
+                routing_key=event.routing_key,
+                persist=True,
+                mandatory=True,
+                message_id=str(event.event_id),
+                message_type=event.event_type,
+                correlation_id=event.correlation_id,
+                content_type="application/json",
+                headers={ORDERING_HEADER: event.ordering_key, **tracing.headers_of()},
+                user_id=self._broker_user,  # RabbitMQ checks it: consumers can tell who published
+                timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
+                timeout=10,
+            )
 
     async def is_ready(self) -> dict[str, bool]:
         database = broker = False
@@ -454,6 +475,15 @@ def build_app(runtime: Runtime) -> FastAPI:
 
     if runtime.spec.routes:
         app.include_router(runtime.spec.routes(runtime))
+    if runtime.tracing.enabled:  # a span per request (not for probes and scrapes), the W3C context read
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=runtime.tracing.provider,
+            excluded_urls="/health/,/metrics$",
+            exclude_spans=["receive", "send"],
+        )
     return app
 
 
@@ -465,12 +495,15 @@ def serve(make_spec: Callable[[Settings], ServiceSpec]) -> None:
     faulthandler.register(signal.SIGUSR2, all_threads=True)
     runtime = Runtime(spec, settings)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    uvicorn.run(
-        build_app(runtime),
-        host=settings.http_host,
-        port=settings.port_for(spec.name),
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        **tls.server_options(settings),
-    )
+    try:
+        uvicorn.run(
+            build_app(runtime),
+            host=settings.http_host,
+            port=settings.port_for(spec.name),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            **tls.server_options(settings),
+        )
+    finally:
+        runtime.tracing.shutdown()
