@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -37,7 +36,6 @@ from shared.platform.tasks import cancel_and_wait
 log = structlog.get_logger("outbox")
 
 NOTIFY_CHANNEL = "outbox"
-BACKLOG_SECONDS = 5.0  # how often an idle relay counts its pending rows (the backlog gauge)
 
 _CLAIM = """
 WITH candidates AS (
@@ -165,7 +163,6 @@ class OutboxRelay:
         max_backoff_seconds: float = 30.0,
         on_published: Callable[[PendingEvent], None] = lambda e: None,
         on_failed: Callable[[PendingEvent, BaseException], None] = lambda e, x: None,
-        on_backlog: Callable[[int], None] = lambda n: None,
     ):
         self._pool = pool
         self._publish = publish
@@ -174,11 +171,9 @@ class OutboxRelay:
         self._max_backoff = max_backoff_seconds
         self._on_published = on_published
         self._on_failed = on_failed
-        self._on_backlog = on_backlog
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listen_conn: asyncpg.pool.PoolConnectionProxy | None = None
-        self._backlog_at = -BACKLOG_SECONDS
         self._claimed = 0  # rows claimed by the last round
 
     def start(self) -> None:
@@ -226,7 +221,6 @@ class OutboxRelay:
                 failures = 0
                 if self._claimed >= self._batch_size:
                     continue  # a full page was claimed: more are waiting (published or not)
-                await self._backlog()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database gone, etc.: retry with backoff, never die
@@ -245,15 +239,6 @@ class OutboxRelay:
                 async with asyncio.timeout(self._poll):
                     await self._wake.wait()
             self._wake.clear()
-
-    async def _backlog(self) -> None:
-        """The pending rows, for the backlog gauge: counted at most every BACKLOG_SECONDS."""
-        now = time.monotonic()
-        if now - self._backlog_at < BACKLOG_SECONDS:
-            return
-        self._backlog_at = now
-        async with self._pool.acquire() as conn:
-            self._on_backlog(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
 
     async def relay_once(self) -> int:
         """Publish one batch of due events; returns how many were published.

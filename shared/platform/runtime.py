@@ -65,6 +65,7 @@ log = structlog.get_logger("runtime")
 GRACE_SECONDS = 1.5
 STOP_TASKS_SECONDS = 2.0
 CLOSE_POOL_SECONDS = 1.0
+SCRAPE_SECONDS = 2.0  # the database's part of a /metrics read at most
 
 
 @dataclass
@@ -88,6 +89,9 @@ class ServiceSpec:
     # Locks what the handlers of a transaction's deliveries will lock, in one fixed order,
     # before they run (group commit without deadlocks between concurrent transactions).
     lock_batch: Callable[[Conn, list[Any]], Awaitable[None]] | None = None
+    # Sets the service's own gauges (shared/platform/metrics.py) when /metrics is read, on a
+    # pooled connection (bounded in time, see Runtime.refresh_metrics).
+    gauges: Callable[[Runtime, Conn], Awaitable[None]] | None = None
 
 
 class Runtime:
@@ -209,7 +213,6 @@ class Runtime:
             max_backoff_seconds=s.outbox_max_backoff_seconds,
             on_published=lambda e: self.metrics.published.labels(name, e.event_type).inc(),
             on_failed=lambda e, x: self.metrics.publish_failed.labels(name, e.event_type).inc(),
-            on_backlog=lambda n: self.metrics.outbox_backlog.labels(name).set(n),
         )
         self.relay.start()
         self._tasks = [
@@ -312,6 +315,31 @@ class Runtime:
             return
         for (action, reason), count in counts.items():
             self.metrics.dead_letter_actions.labels(self.spec.name, action, reason).set(count)
+
+    async def refresh_metrics(self) -> None:
+        """The gauges computed when /metrics is read, so they are right even when a loop that
+        would set them is stuck: the operators' dead-letter actions, readiness, the outbox's
+        pending rows and the age of the oldest, and the service's own (``ServiceSpec.gauges``).
+        The database's part is bounded by SCRAPE_SECONDS; what it cannot read keeps its last
+        value (the service is then not ready, which has its own alert)."""
+        await self.count_dead_letter_actions()
+        name, m = self.spec.name, self.metrics
+        checks = await self.is_ready()
+        m.ready.labels(name).set(1 if all(checks.values()) else 0)
+        if not checks["database"]:
+            return
+        try:
+            async with asyncio.timeout(SCRAPE_SECONDS), self.pool.acquire() as conn:
+                pending, oldest = await conn.fetchrow(
+                    """SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+                       FROM outbox WHERE sent_at IS NULL"""
+                ) or (0, 0.0)
+                m.outbox_backlog.labels(name).set(pending)
+                m.outbox_oldest_pending_seconds.labels(name).set(oldest)
+                if self.spec.gauges is not None:
+                    await self.spec.gauges(self, conn)
+        except Exception as exc:
+            log.warning("gauges not refreshed", error=type(exc).__name__)
 
     def asyncapi(self) -> AsyncAPI:
         """The service's AsyncAPI document: what it consumes and publishes, as on the wire.
@@ -470,7 +498,7 @@ def build_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
-        await runtime.count_dead_letter_actions()
+        await runtime.refresh_metrics()
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
     if runtime.spec.routes:
