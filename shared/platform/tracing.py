@@ -12,6 +12,12 @@ handler (``handle <type>``). The W3C trace context travels in the AMQP message h
 - the consumer starts its consume span as a child of the context in the headers, and the
   handler span under it; events the handler emits carry the handler's context on.
 
+Group commit (``consumer.Batches``) applies deliveries of different referrals in one
+transaction, in a worker task: each handler span is started with its own delivery's consume
+span as parent (kept on the ``Delivery``), not as one batch span with links to many traces, so
+each referral's trace stays one tree and the events each handler emits carry its own trace on;
+the shared transaction shows as ``trisam.batch_size`` on the handler spans.
+
 Off unless an OTLP endpoint is configured (``TRISAM_OTLP_ENDPOINT``, or the standard
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``): then the tracer is
 OpenTelemetry's no-op tracer and HTTP is not instrumented; a trace context that arrives in a
