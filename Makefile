@@ -24,10 +24,11 @@ demo: $(STAMP)  ## `make run` with a year of simulated agency traffic (own names
 test: $(STAMP)  ## unit, integration and end-to-end tests on the real RabbitMQ and PostgreSQL
 	$(PY) -m pytest
 
-check: $(STAMP)  ## ruff (lint and format) and mypy (strict on shared/platform and every domain.py)
+check: $(STAMP)  ## ruff (lint and format), mypy (strict on shared/platform and every domain.py), the alert rules and dashboard
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(PY) -m tools.check_alerts
 
 lock: $(STAMP)  ## requirements*.lock from pyproject.toml with every file's hash (pins kept; change a version in pyproject.toml)
 	$(PY) -m pip install --quiet pip-tools==7.6.2

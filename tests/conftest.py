@@ -157,11 +157,12 @@ def tls_settings(tls_servers, tls_agencies):
 
 @pytest.fixture
 async def runtimes():
-    """Start service runtimes in this process; stopped at the end of the test."""
+    """Start service runtimes in this process (options: Runtime's, e.g. ``tracer_provider``);
+    stopped at the end of the test."""
     started: list[Runtime] = []
 
-    async def start(spec, settings: Settings) -> Runtime:
-        runtime = Runtime(spec, settings)
+    async def start(spec, settings: Settings, **options) -> Runtime:
+        runtime = Runtime(spec, settings, **options)
         await runtime.start()
         started.append(runtime)
         return runtime

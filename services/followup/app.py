@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +30,7 @@ from . import followups
 from .domain import Rules
 from .handlers import handlers
 from .routes import router
+from .store import FollowUps
 from .uow import FollowUpUnitOfWork
 
 
@@ -48,6 +50,12 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             if acted < settings.followup_batch_size:
                 await asyncio.sleep(settings.followup_check_seconds)
 
+    async def gauges(runtime: Runtime, conn: asyncpg.Connection) -> None:
+        """For the alert on follow-ups left unrecorded after the escalation (read at scrape)."""
+        overdue = clock.now() - timedelta(days=settings.followup_overdue_days)
+        n = await FollowUps(conn).unrecorded_escalated_before(overdue)
+        runtime.metrics.followups_unrecorded_after_escalation.labels("followup").set(n)
+
     return ServiceSpec(
         name="followup",
         clock=clock,
@@ -62,6 +70,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             scheduler,
             retention_task("case-level data deleted after retention", followups.forget_closed_cases, settings),
         ),
+        gauges=gauges,
         publishes=(
             (FollowUpScheduled, "A follow-up of a consulted case is scheduled."),
             (FollowUpDue, "To the responsible agency alone: the follow-up is due."),

@@ -167,6 +167,13 @@ class FollowUps:
         )
         return [_followup(r) for r in rows]
 
+    async def unrecorded_escalated_before(self, moment: datetime) -> int:
+        """How many follow-ups were escalated before ``moment`` and are still not recorded."""
+        count: int = await self.conn.fetchval(
+            "SELECT count(*) FROM followups WHERE status = 'due' AND escalated_at < $1", moment
+        )
+        return count
+
     async def of_party(
         self, party: Party, statuses: Sequence[str], limit: int, reminded: bool | None = None
     ) -> list[FollowUp]:

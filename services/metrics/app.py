@@ -53,6 +53,13 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             at_start = False
             await asyncio.sleep(settings.metrics_edition_check_seconds)
 
+    async def gauges(runtime, conn) -> None:
+        """The public editions' lag, for the alert on a publisher behind (read at scrape)."""
+        lag = await editions.lag_seconds(
+            MetricsUnitOfWork(conn), now=clock.now(), grace_days=settings.metrics_edition_grace_days
+        )
+        runtime.metrics.public_edition_lag_seconds.labels("metrics").set(lag)
+
     return ServiceSpec(
         name="metrics",
         description="Metrics: the board's figures from the event stream; exact figures for signed-in "
@@ -68,6 +75,7 @@ def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             make_public_editions,
             retention_task("case-level data deleted after retention", projections.forget_closed_cases, settings),
         ),
+        gauges=gauges,
         publishes=(
             (
                 FiguresPublished,

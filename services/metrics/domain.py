@@ -439,6 +439,11 @@ def editions_due(first_day: date | None, today: date, grace_days: int, have: set
     return result
 
 
+def edition_due_on(period: Period, grace_days: int) -> date:
+    """The day from which ``editions_due`` names the period (it closed ``grace_days`` before)."""
+    return period.end + timedelta(days=grace_days + 1)
+
+
 def latest_editions(editions: Iterable[EditionMade]) -> dict[str, EditionMade]:
     """The latest edition of each period (the one readers get)."""
     latest: dict[str, EditionMade] = {}

@@ -7,12 +7,13 @@ made on purpose, and reading an edition (anyone may).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import structlog
 
 from shared.contracts import FiguresPublished
+from shared.platform.clock import STOCKHOLM, stockholm_date
 
 from . import catalogue, domain, public
 from .domain import Period, Scope
@@ -151,6 +152,18 @@ async def make_due(
             continue
         made.append(period.label)
     return made
+
+
+async def lag_seconds(uow: MetricsUnitOfWork, *, now: datetime, grace_days: int) -> float:
+    """How long the oldest edition that is due has waited to be made (0: none waits): the
+    publisher's lag, for its alert."""
+    first, _ = await uow.cells.first_and_last_day()
+    have = {edition.period for edition in await uow.editions.all()}
+    due = domain.editions_due(first, stockholm_date(now), grace_days, have)
+    if not due:
+        return 0.0
+    since = min(domain.edition_due_on(period, grace_days) for period in due)
+    return max(0.0, (now - datetime.combine(since, time(), STOCKHOLM)).total_seconds())
 
 
 async def correct(

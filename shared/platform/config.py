@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     http_max_body_bytes: PositiveInt = 1024 * 1024
 
     log_level: str = "INFO"
+    # OpenTelemetry traces go to this OTLP/HTTP collector (its base address, e.g.
+    # http://collector:4318); unset: the standard OTEL_EXPORTER_OTLP_ENDPOINT, and without either
+    # tracing is off (shared/platform/tracing.py)
+    otlp_endpoint: str | None = None
 
     # Deliveries on their way to one consumer at once (unacked): enough for full batches below
     prefetch: int = 128

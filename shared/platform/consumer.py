@@ -32,6 +32,9 @@ from typing import Any
 import asyncpg
 import structlog
 from faststream.rabbit import RabbitBroker, RabbitMessage
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from shared.contracts import (
     Command,
@@ -46,7 +49,7 @@ from shared.contracts import (
     owner_of,
 )
 from shared.contracts.vocabulary import Party
-from shared.platform import outbox
+from shared.platform import outbox, tracing
 from shared.platform.db import Conn
 from shared.platform.handlers import Handler, HandlerTable
 from shared.platform.logging import bound_contextvars
@@ -134,6 +137,9 @@ class Delivery:
     handler: Handler
     message_id: str | None = None  # the broker message's id (for the log)
     emitted: list[Envelope] = field(default_factory=list)
+    # the delivery's consume span (as a context): its handler's span is its child, also when
+    # a batch worker applies it beside other deliveries of other traces
+    trace_context: otel_context.Context | None = None
 
 
 @dataclass(frozen=True)
@@ -178,9 +184,11 @@ class Consumer:
         service_users: dict[str, str] | None = None,
         agency_users: dict[str, str] | None = None,
         lock_batch: Callable[[Conn, list[Any]], Awaitable[None]] | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.service = service
         self.lock_batch = lock_batch
+        self.tracer = tracer or tracing.OFF.tracer
         # Up to this many deliveries waiting at once are applied in ONE transaction (group
         # commit); 1: one transaction per message.
         self.batches = Batches(self._apply_many, batch_size) if batch_size > 1 else None
@@ -209,17 +217,36 @@ class Consumer:
     async def on_message(self, message: RabbitMessage) -> None:
         """Never lets an exception escape: FastStream would swallow it with the message unacked
         (AckPolicy.MANUAL), holding a prefetch slot until the channel closes."""
-        try:
-            decoded = self._decode(message)
-            async with self._in_order(message, _ordering_key_of(message, decoded)):
-                await self._handle(message, decoded)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("message could not be settled; requeueing", error=type(exc).__name__)
-            self.metrics.failed.labels(self.service, "unknown").inc()
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
+        with self._consume_span(message):
+            try:
+                decoded = self._decode(message)
+                async with self._in_order(message, _ordering_key_of(message, decoded)):
+                    await self._handle(message, decoded)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("message could not be settled; requeueing", error=type(exc).__name__)
+                self.metrics.failed.labels(self.service, "unknown").inc()
+                with contextlib.suppress(Exception):
+                    await message.nack(requeue=True)
+
+    def _consume_span(self, message: RabbitMessage) -> Any:
+        """The delivery's consume span, a child of the publisher's span whose context the
+        message's headers carry (a new trace when they carry none: an agency's command)."""
+        raw = message.raw_message
+        return self.tracer.start_as_current_span(
+            f"process {raw.type or raw.routing_key}",
+            context=tracing.context_from(raw.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": raw.exchange or "",
+                "messaging.rabbitmq.destination.routing_key": raw.routing_key or "",
+                "messaging.message.id": raw.message_id or "",
+                "messaging.consumer.group.name": self.service,
+            },
+        )
 
     @contextlib.asynccontextmanager
     async def _in_order(self, message: RabbitMessage, key: str | None) -> AsyncIterator[None]:
@@ -349,6 +376,7 @@ class Consumer:
             log.info("event handled", emitted=[e.event_type for e in delivery.emitted])
         else:
             self.metrics.duplicates.labels(self.service, event_type).inc()
+            trace.get_current_span().set_attribute("trisam.duplicate", True)
             log.info("duplicate event skipped")
 
     def _check_publisher(self, payload: Contract | InvalidPayload, user_id: str | None) -> None:
@@ -373,6 +401,7 @@ class Consumer:
             payload,
             handler,
             raw.message_id,
+            trace_context=otel_context.get_current(),  # (in the delivery's consume span)
         )
 
     async def _apply(self, delivery: Delivery) -> bool:
@@ -398,12 +427,21 @@ class Consumer:
             if not new:
                 continue
             envelope = delivery.message.envelope
-            with bound_contextvars(  # (a batch runs in the worker's task: its own log context)
-                correlation_id=envelope.correlation_id,
-                event_type=envelope.event_type,
-                case_ref=getattr(delivery.payload, "case_ref", None),
-                event_id=str(envelope.event_id),
-                message_id=delivery.message_id,
+            with (
+                bound_contextvars(  # (a batch runs in the worker's task: its own log context)
+                    correlation_id=envelope.correlation_id,
+                    event_type=envelope.event_type,
+                    case_ref=getattr(delivery.payload, "case_ref", None),
+                    event_id=str(envelope.event_id),
+                    message_id=delivery.message_id,
+                ),
+                # under the delivery's own consume span, whichever task runs the batch; the
+                # events it emits keep this span's context
+                self.tracer.start_as_current_span(
+                    f"handle {envelope.event_type}",
+                    context=delivery.trace_context,
+                    attributes={"trisam.service": self.service, "trisam.batch_size": len(deliveries)},
+                ),
             ):
                 uow = self.unit_of_work(conn, delivery.message)
                 uow.defer_outbox()
@@ -491,6 +529,7 @@ class Consumer:
             timeout=10,
         )
         self.metrics.dead_lettered.labels(self.service, reason).inc()
+        trace.get_current_span().set_attribute("trisam.dead_letter_reason", reason)
         log.warning("message dead-lettered", reason=reason, detail=detail)
 
     async def _tell_agency(self, raw: Any, user_id: str | None, reason: str, detail: str) -> None:
@@ -535,7 +574,9 @@ class Consumer:
                     )
                     if new:
                         ordering_key = f"command:{command.get('event_id') or notice_id}"
-                        await outbox.add_many(conn, [(envelope, notice, ordering_key)])
+                        await outbox.add_many(
+                            conn, [outbox.Outgoing(envelope, notice, ordering_key, tracing.headers_of() or None)]
+                        )
                 return
             except Exception as exc:
                 if not is_outage(exc) or self._stopping.is_set():

@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Iterator
 
 import structlog
+from opentelemetry import trace
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -38,6 +39,7 @@ def configure(service: str, level: str = "INFO") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _add_service(service),
@@ -56,6 +58,15 @@ def _add_service(service: str) -> Processor:
         return event_dict
 
     return processor
+
+
+def add_trace_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """The trace a line belongs to (shared/platform/tracing.py), when there is one: a log line
+    leads to the referral's whole trace, and back."""
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        event_dict.setdefault("trace_id", format(span.trace_id, "032x"))
+    return event_dict
 
 
 def redact_exception(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

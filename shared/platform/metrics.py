@@ -50,8 +50,38 @@ class ServiceMetrics:
             ["service", "action", "reason"],
             registry=self.registry,
         )
+        # The gauges below are set when /metrics is read (Runtime.refresh_metrics): right even
+        # when a loop that would set them is stuck. Alerts on them: deploy/prometheus/alerts.yml.
         self.outbox_backlog = Gauge(
             "trisam_outbox_backlog", "Events waiting in the outbox", ["service"], registry=self.registry
+        )
+        self.outbox_oldest_pending_seconds = Gauge(
+            "trisam_outbox_oldest_pending_seconds",
+            "Age of the oldest event waiting in the outbox, in seconds (0: none waiting)",
+            ["service"],
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "trisam_service_ready",
+            "1 when the service is ready (database and broker connected, outbox relay running), else 0",
+            ["service"],
+            registry=self.registry,
+        )
+        # The follow-up service's
+        self.followups_unrecorded_after_escalation = Gauge(
+            "trisam_followups_unrecorded_after_escalation",
+            "Follow-ups escalated to the team's coordinator longer ago than TRISAM_FOLLOWUP_OVERDUE_DAYS "
+            "and still not recorded",
+            ["service"],
+            registry=self.registry,
+        )
+        # The metrics service's
+        self.public_edition_lag_seconds = Gauge(
+            "trisam_public_edition_lag_seconds",
+            "How long the oldest public edition that is due (its period closed plus the grace days) "
+            "has waited to be made, in seconds (0: none waiting)",
+            ["service"],
+            registry=self.registry,
         )
         self.handler_seconds = Histogram(
             "trisam_handler_seconds", "Handler latency including the transaction", labels, registry=self.registry

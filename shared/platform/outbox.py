@@ -20,26 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import asyncpg
 import structlog
 
 from shared.contracts import Contract, Envelope, envelope_for
+from shared.platform import tracing
 from shared.platform.db import Conn
 from shared.platform.tasks import cancel_and_wait
 
 log = structlog.get_logger("outbox")
 
 NOTIFY_CHANNEL = "outbox"
-BACKLOG_SECONDS = 5.0  # how often an idle relay counts its pending rows (the backlog gauge)
 
 _CLAIM = """
 WITH candidates AS (
     SELECT id, event_id, event_type, exchange, routing_key, ordering_key, correlation_id,
-           body, occurred_at, attempts
+           body, occurred_at, attempts, trace_context
     FROM outbox o
     WHERE sent_at IS NULL AND next_attempt_at <= now()
       AND NOT EXISTS (  -- not behind an earlier event of its key that is backing off
@@ -61,6 +62,16 @@ ORDER BY c.id
 """
 
 
+class Outgoing(NamedTuple):
+    """An event on its way into the outbox: its envelope and payload, its ordering key, and the
+    trace context of the span that emitted it (W3C headers; None: none)."""
+
+    envelope: Envelope
+    payload: Contract
+    ordering_key: str
+    trace_context: dict[str, str] | None = None
+
+
 async def add(
     conn: Conn,
     payload: Contract,
@@ -77,14 +88,16 @@ async def add(
 
 
 async def add_envelope(conn: Conn, envelope: Envelope, payload: Contract, *, ordering_key: str) -> None:
-    """Record an enveloped event in the outbox, inside the caller's transaction."""
-    await add_many(conn, [(envelope, payload, ordering_key)])
+    """Record an enveloped event in the outbox, inside the caller's transaction (with the
+    current span's trace context)."""
+    await add_many(conn, [Outgoing(envelope, payload, ordering_key, tracing.headers_of() or None)])
 
 
-async def add_many(conn: Conn, events: list[tuple[Envelope, Contract, str]]) -> None:
-    """Record enveloped events (each with its ordering key), in this order, inside the caller's
-    transaction: one round trip for all of them and the wake-up of the relays (PostgreSQL sends
-    one notification per transaction however often it is asked, at commit)."""
+async def add_many(conn: Conn, events: list[Outgoing]) -> None:
+    """Record enveloped events (each with its ordering key and trace context), in this order,
+    inside the caller's transaction: one round trip for all of them and the wake-up of the
+    relays (PostgreSQL sends one notification per transaction however often it is asked, at
+    commit)."""
     if not events:
         return
     if not conn.is_in_transaction():
@@ -93,24 +106,25 @@ async def add_many(conn: Conn, events: list[tuple[Envelope, Contract, str]]) -> 
     await conn.execute(
         """WITH added AS (
                INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
-                                   correlation_id, body, occurred_at)
+                                   correlation_id, body, occurred_at, trace_context)
                SELECT e.event_id, e.event_type, e.exchange, e.routing_key, e.ordering_key,
-                      e.correlation_id, e.body, e.occurred_at
+                      e.correlation_id, e.body, e.occurred_at, e.trace_context
                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                           $7::bytea[], $8::timestamptz[])
+                           $7::bytea[], $8::timestamptz[], $9::jsonb[])
                     WITH ORDINALITY AS e(event_id, event_type, exchange, routing_key, ordering_key,
-                                         correlation_id, body, occurred_at, n)
+                                         correlation_id, body, occurred_at, trace_context, n)
                ORDER BY e.n
                RETURNING 1)
-           SELECT pg_notify($9, '') FROM added LIMIT 1""",
-        [envelope.event_id for envelope, _, _ in events],
-        [envelope.event_type for envelope, _, _ in events],
-        [payload.exchange for _, payload, _ in events],
-        [payload.routing_key() for _, payload, _ in events],
-        [key for _, _, key in events],
-        [envelope.correlation_id for envelope, _, _ in events],
-        [envelope.model_dump_json().encode() for envelope, _, _ in events],
-        [envelope.occurred_at for envelope, _, _ in events],
+           SELECT pg_notify($10, '') FROM added LIMIT 1""",
+        [e.envelope.event_id for e in events],
+        [e.envelope.event_type for e in events],
+        [e.payload.exchange for e in events],
+        [e.payload.routing_key() for e in events],
+        [e.ordering_key for e in events],
+        [e.envelope.correlation_id for e in events],
+        [e.envelope.model_dump_json().encode() for e in events],
+        [e.envelope.occurred_at for e in events],
+        [json.dumps(e.trace_context) if e.trace_context else None for e in events],
         NOTIFY_CHANNEL,
     )
 
@@ -127,6 +141,7 @@ class PendingEvent:
     body: bytes
     occurred_at: object
     attempts: int
+    trace_context: dict[str, str] | None = None  # the W3C headers of the span that wrote it
 
 
 Publish = Callable[[PendingEvent], Awaitable[None]]
@@ -148,7 +163,6 @@ class OutboxRelay:
         max_backoff_seconds: float = 30.0,
         on_published: Callable[[PendingEvent], None] = lambda e: None,
         on_failed: Callable[[PendingEvent, BaseException], None] = lambda e, x: None,
-        on_backlog: Callable[[int], None] = lambda n: None,
     ):
         self._pool = pool
         self._publish = publish
@@ -157,11 +171,9 @@ class OutboxRelay:
         self._max_backoff = max_backoff_seconds
         self._on_published = on_published
         self._on_failed = on_failed
-        self._on_backlog = on_backlog
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listen_conn: asyncpg.pool.PoolConnectionProxy | None = None
-        self._backlog_at = -BACKLOG_SECONDS
         self._claimed = 0  # rows claimed by the last round
 
     def start(self) -> None:
@@ -209,7 +221,6 @@ class OutboxRelay:
                 failures = 0
                 if self._claimed >= self._batch_size:
                     continue  # a full page was claimed: more are waiting (published or not)
-                await self._backlog()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database gone, etc.: retry with backoff, never die
@@ -229,15 +240,6 @@ class OutboxRelay:
                     await self._wake.wait()
             self._wake.clear()
 
-    async def _backlog(self) -> None:
-        """The pending rows, for the backlog gauge: counted at most every BACKLOG_SECONDS."""
-        now = time.monotonic()
-        if now - self._backlog_at < BACKLOG_SECONDS:
-            return
-        self._backlog_at = now
-        async with self._pool.acquire() as conn:
-            self._on_backlog(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
-
     async def relay_once(self) -> int:
         """Publish one batch of due events; returns how many were published.
 
@@ -252,7 +254,10 @@ class OutboxRelay:
                 return 0
             by_case: dict[str, list[PendingEvent]] = {}
             for row in rows:
-                event = PendingEvent(**{k: row[k] for k in row.keys()})
+                fields = dict(row)
+                if fields["trace_context"] is not None:  # (asyncpg gives jsonb as its text)
+                    fields["trace_context"] = json.loads(fields["trace_context"])
+                event = PendingEvent(**fields)
                 by_case.setdefault(event.ordering_key, []).append(event)
             outcomes = await asyncio.gather(*(self._publish_in_order(events) for events in by_case.values()))
             done = [event.id for sent, _ in outcomes for event in sent]

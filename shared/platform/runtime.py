@@ -36,10 +36,11 @@ from fastapi.responses import JSONResponse
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
 from faststream.specification import AsyncAPI
+from opentelemetry.trace import SpanKind
 
 from shared.contracts import Contract, Envelope, wire_model
 from shared.contracts.vocabulary import Party
-from shared.platform import db, dead_letters, tls
+from shared.platform import db, dead_letters, tls, tracing
 from shared.platform import topology as topo
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings, load_settings
@@ -64,6 +65,7 @@ log = structlog.get_logger("runtime")
 GRACE_SECONDS = 1.5
 STOP_TASKS_SECONDS = 2.0
 CLOSE_POOL_SECONDS = 1.0
+SCRAPE_SECONDS = 2.0  # the database's part of a /metrics read at most
 
 
 @dataclass
@@ -87,12 +89,18 @@ class ServiceSpec:
     # Locks what the handlers of a transaction's deliveries will lock, in one fixed order,
     # before they run (group commit without deadlocks between concurrent transactions).
     lock_batch: Callable[[Conn, list[Any]], Awaitable[None]] | None = None
+    # Sets the service's own gauges (shared/platform/metrics.py) when /metrics is read, on a
+    # pooled connection (bounded in time, see Runtime.refresh_metrics).
+    gauges: Callable[[Runtime, Conn], Awaitable[None]] | None = None
 
 
 class Runtime:
-    def __init__(self, spec: ServiceSpec, settings: Settings | None = None):
+    def __init__(self, spec: ServiceSpec, settings: Settings | None = None, tracer_provider: Any = None):
+        """``tracer_provider``: an OpenTelemetry SDK provider to record spans with (a test's);
+        by default one exporting to the configured OTLP endpoint, or none (tracing off)."""
         self.spec = spec
         self.settings = settings or Settings()
+        self.tracing = tracing.tracing_for(spec.name, self.settings.otlp_endpoint, tracer_provider)
         self.clock = spec.clock or Clock.from_settings(self.settings)
         self.keys = KeySource.of(self.settings)  # the public keys that verify bearer tokens
         self._broker_user = urlparse(self.settings.amqp_url).username or "guest"
@@ -127,6 +135,7 @@ class Runtime:
             service_users=self.settings.service_users,
             agency_users=self.settings.agency_users,
             lock_batch=spec.lock_batch,
+            tracer=self.tracing.tracer,
         )
         if self.handlers:
             self._subscribe(self.topology.queue(spec.name), self.consumer.on_message)
@@ -204,7 +213,6 @@ class Runtime:
             max_backoff_seconds=s.outbox_max_backoff_seconds,
             on_published=lambda e: self.metrics.published.labels(name, e.event_type).inc(),
             on_failed=lambda e, x: self.metrics.publish_failed.labels(name, e.event_type).inc(),
-            on_backlog=lambda n: self.metrics.outbox_backlog.labels(name).set(n),
         )
         self.relay.start()
         self._tasks = [
@@ -221,6 +229,8 @@ class Runtime:
         starter, self._starter = self._starter, None
         await cancel_and_wait(starter, timeout=STOP_TASKS_SECONDS)
         await self._close_quietly()
+        if self.tracing.enabled:  # the spans still waiting in the exporter's batch
+            await asyncio.to_thread(self.tracing.flush, 1000)
 
     async def _close_quietly(self) -> None:
         self.ready.clear()
@@ -249,22 +259,36 @@ class Runtime:
             log.warning("broker connection not closed cleanly", error=type(exc).__name__)
 
     async def _publish_pending(self, event: PendingEvent) -> None:
-        """Publish one outbox row: persistent, mandatory, confirmed (returns raise)."""
-        await self.broker.publish(
-            event.body,
-            exchange=self.topology.exchange(event.exchange),
-            routing_key=event.routing_key,
-            persist=True,
-            mandatory=True,
-            message_id=str(event.event_id),
-            message_type=event.event_type,
-            correlation_id=event.correlation_id,
-            content_type="application/json",
-            headers={ORDERING_HEADER: event.ordering_key},
-            user_id=self._broker_user,  # RabbitMQ checks it: consumers can tell who published
-            timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
-            timeout=10,
-        )
+        """Publish one outbox row: persistent, mandatory, confirmed (returns raise). In a publish
+        span, the child of the span that wrote the row, whose context the message carries."""
+        exchange = self.topology.exchange(event.exchange)
+        with self.tracing.tracer.start_as_current_span(
+            f"publish {event.event_type}",
+            context=tracing.context_from(event.trace_context),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": exchange.name,
+                "messaging.rabbitmq.destination.routing_key": event.routing_key,
+                "messaging.message.id": str(event.event_id),
+            },
+        ):
+            await self.broker.publish(
+                event.body,
+                exchange=exchange,
+                routing_key=event.routing_key,
+                persist=True,
+                mandatory=True,
+                message_id=str(event.event_id),
+                message_type=event.event_type,
+                correlation_id=event.correlation_id,
+                content_type="application/json",
+                headers={ORDERING_HEADER: event.ordering_key, **tracing.headers_of()},
+                user_id=self._broker_user,  # RabbitMQ checks it: consumers can tell who published
+                timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
+                timeout=10,
+            )
 
     async def is_ready(self) -> dict[str, bool]:
         database = broker = False
@@ -291,6 +315,31 @@ class Runtime:
             return
         for (action, reason), count in counts.items():
             self.metrics.dead_letter_actions.labels(self.spec.name, action, reason).set(count)
+
+    async def refresh_metrics(self) -> None:
+        """The gauges computed when /metrics is read, so they are right even when a loop that
+        would set them is stuck: the operators' dead-letter actions, readiness, the outbox's
+        pending rows and the age of the oldest, and the service's own (``ServiceSpec.gauges``).
+        The database's part is bounded by SCRAPE_SECONDS; what it cannot read keeps its last
+        value (the service is then not ready, which has its own alert)."""
+        await self.count_dead_letter_actions()
+        name, m = self.spec.name, self.metrics
+        checks = await self.is_ready()
+        m.ready.labels(name).set(1 if all(checks.values()) else 0)
+        if not checks["database"]:
+            return
+        try:
+            async with asyncio.timeout(SCRAPE_SECONDS), self.pool.acquire() as conn:
+                pending, oldest = await conn.fetchrow(
+                    """SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+                       FROM outbox WHERE sent_at IS NULL"""
+                ) or (0, 0.0)
+                m.outbox_backlog.labels(name).set(pending)
+                m.outbox_oldest_pending_seconds.labels(name).set(oldest)
+                if self.spec.gauges is not None:
+                    await self.spec.gauges(self, conn)
+        except Exception as exc:
+            log.warning("gauges not refreshed", error=type(exc).__name__)
 
     def asyncapi(self) -> AsyncAPI:
         """The service's AsyncAPI document: what it consumes and publishes, as on the wire.
@@ -449,11 +498,20 @@ def build_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
-        await runtime.count_dead_letter_actions()
+        await runtime.refresh_metrics()
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
     if runtime.spec.routes:
         app.include_router(runtime.spec.routes(runtime))
+    if runtime.tracing.enabled:  # a span per request (not for probes and scrapes), the W3C context read
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=runtime.tracing.provider,
+            excluded_urls="/health/,/metrics$",
+            exclude_spans=["receive", "send"],
+        )
     return app
 
 
@@ -465,12 +523,15 @@ def serve(make_spec: Callable[[Settings], ServiceSpec]) -> None:
     faulthandler.register(signal.SIGUSR2, all_threads=True)
     runtime = Runtime(spec, settings)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    uvicorn.run(
-        build_app(runtime),
-        host=settings.http_host,
-        port=settings.port_for(spec.name),
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        **tls.server_options(settings),
-    )
+    try:
+        uvicorn.run(
+            build_app(runtime),
+            host=settings.http_host,
+            port=settings.port_for(spec.name),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            **tls.server_options(settings),
+        )
+    finally:
+        runtime.tracing.shutdown()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from shared.contracts import Contract, Envelope, envelope_for
-from shared.platform import outbox
+from shared.platform import outbox, tracing
 from shared.platform.db import Conn
 from shared.platform.logging import bind_contextvars
 
@@ -74,7 +74,7 @@ class PostgresUnitOfWork(UnitOfWork):
         super().__init__(producer, message=message, correlation_id=correlation_id)
         self.conn = conn
         # None: each emitted event goes to the outbox at once; a list: they wait there for flush()
-        self.pending: list[tuple[Envelope, Contract, str]] | None = None
+        self.pending: list[outbox.Outgoing] | None = None
 
     def defer_outbox(self) -> None:
         """Keep the emitted events until ``flush``, which writes them in one statement: for the
@@ -90,8 +90,8 @@ class PostgresUnitOfWork(UnitOfWork):
     async def _to_outbox(self, envelope: Envelope, event: Contract, ordering_key: str) -> None:
         if self.pending is None:
             await outbox.add_envelope(self.conn, envelope, event, ordering_key=ordering_key)
-        else:
-            self.pending.append((envelope, event, ordering_key))
+        else:  # the trace context of now (the handler's span, the HTTP request's), not of the flush
+            self.pending.append(outbox.Outgoing(envelope, event, ordering_key, tracing.headers_of() or None))
 
     async def flush(self) -> None:
         """Write the events kept by ``defer_outbox`` to the outbox, in one statement."""

@@ -174,6 +174,17 @@ async def test_a_new_threshold_makes_the_edition_again_at_start_only():
     assert (await editions.published(uow, Q2, None, 1))["suppression_threshold"] == 5  # the first stays readable
 
 
+async def test_the_publishers_lag_is_how_long_the_oldest_due_edition_has_waited():
+    uow = county()
+    before = datetime(2026, 7, 30, 12, 0, tzinfo=UTC)  # Q2 closed, the grace days not over
+    assert await editions.lag_seconds(uow, now=before, grace_days=30) == 0.0
+    # due from 31 July (30 June + 30 days of grace), 00:00 in Sweden (22:00 UTC the day before)
+    lag = await editions.lag_seconds(uow, now=MADE_AT, grace_days=30)
+    assert lag == (MADE_AT - datetime(2026, 7, 30, 22, 0, tzinfo=UTC)).total_seconds()
+    await editions.make_due(uow, today=date(2026, 8, 15), grace_days=30, threshold=5, made_at=MADE_AT)
+    assert await editions.lag_seconds(uow, now=MADE_AT, grace_days=30) == 0.0
+
+
 async def test_another_instance_making_editions_means_none_are_made_here():
     uow = county()
     uow.editions.locked_elsewhere = True
