@@ -9,7 +9,7 @@
 - with promtool installed (on the PATH, or ``PROMTOOL=/path/to/promtool``; Debian's package
   ``prometheus`` has it): ``promtool check rules``, ``promtool test rules`` on
   ``alerts_test.yml`` and ``promtool check config`` on the example configuration. Without it
-  those are skipped, said so, and the rest still runs (CI does not download it).
+  those are skipped, said so, and the rest still runs (CI takes promtool from the package, .ci/run).
 """
 
 from __future__ import annotations

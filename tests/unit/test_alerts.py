@@ -3,8 +3,6 @@ them (tools/check_alerts.py), and the checker itself."""
 
 from __future__ import annotations
 
-import pytest
-
 from tools import check_alerts
 
 
@@ -48,8 +46,3 @@ def test_a_rule_without_runbook_or_with_an_unknown_metric_is_found(tmp_path, mon
         "Bad: runbook_url docs/operations.md#no-such-section is not a section of docs/operations.md",
         "Bad: unknown metric trisam_no_such_metric (not in shared/platform/metrics.py or external_metrics.yml)",
     ]
-
-
-@pytest.mark.skipif(check_alerts.promtool() is None, reason="promtool not installed (Debian package prometheus)")
-def test_promtool_accepts_the_rules_their_unit_tests_and_the_example_configuration():
-    assert check_alerts.run_promtool(check_alerts.promtool()) == []
