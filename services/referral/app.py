@@ -36,8 +36,8 @@ log = structlog.get_logger("referral")
 def spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
     deps = Dependencies(
         teams=load_teams(settings.teams_file),
-        keyring=Keyring.from_config(settings.encryption_keys.get_secret_value()),
-        pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
+        keyring=Keyring.from_config(settings.real_secret("encryption_keys")),
+        pseudonym_key=settings.real_secret("pseudonym_key").encode(),
         clock=clock or Clock.from_settings(settings),
         agency_users=settings.agency_users,
         retention=timedelta(days=settings.retention_days),

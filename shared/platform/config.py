@@ -195,12 +195,6 @@ class Settings(BaseSettings):
                 f"development; not allowed when TRISAM_ENV={self.env}"
             )
         if self.env != "dev":
-            for field, dev_value in DEV_SECRETS.items():
-                if getattr(self, field).get_secret_value() == dev_value:
-                    raise ValueError(
-                        f"TRISAM_{field.upper()} still has its development default; "
-                        f"set a real secret when TRISAM_ENV={self.env}"
-                    )
             if self.database_role_password is None or len(self.database_role_password.get_secret_value()) < 16:
                 raise ValueError(
                     f"TRISAM_DATABASE_ROLE_PASSWORD (16 characters at least) is required when TRISAM_ENV={self.env}"
@@ -253,6 +247,18 @@ class Settings(BaseSettings):
 
     def service_database_url(self, service: str) -> str:
         return with_database(self.database_url, self.database_name(service))
+
+    def real_secret(self, field: str) -> str:
+        """A secret only one service holds (the vault's keys, the pseudonym key: the referral
+        service's), asked for by that service: outside development its development default is
+        refused (the others never receive it, so they cannot be asked to set it)."""
+        value: str = getattr(self, field).get_secret_value()
+        if self.env != "dev" and value == DEV_SECRETS[field]:
+            raise ConfigurationError(
+                f"TRISAM_{field.upper()} still has its development default; set a real secret when "
+                f"TRISAM_ENV={self.env}"
+            )
+        return value
 
     def service_role_url(self, service: str) -> str:
         """The service's own database as its own role (what the running service connects as)."""

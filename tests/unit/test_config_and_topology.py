@@ -3,22 +3,25 @@ from datetime import UTC, datetime, timedelta
 
 import pydantic
 import pytest
+from pydantic import SecretStr
 
 from shared.platform.config import Settings, with_database
 from shared.platform.topology import SUBSCRIPTIONS, Topology
 
 
 def test_dev_secrets_are_refused_outside_dev():
-    with pytest.raises(pydantic.ValidationError, match="development default"):
-        Settings(env="production")
-    ok = Settings(
-        env="production",
-        pseudonym_key="a-real-secret",
-        encryption_keys="k1:" + "A" * 44,
-        jwks_url="https://idp.example/jwks",
-        **REAL_URLS,
-    )
-    assert ok.env == "production"
+    """The vault's keys and the pseudonym key are the referral service's alone: it refuses their
+    development defaults outside development; the other services never receive them."""
+    from services.referral import app as referral_app
+    from shared.platform.config import ConfigurationError
+
+    elsewhere = Settings(env="production", jwks_url="https://idp.example/jwks", **REAL_URLS)
+    assert elsewhere.env == "production"  # (meeting, follow-up, metrics: not theirs to set)
+    real = {"pseudonym_key": "a-real-secret", "encryption_keys": "k1:" + "A" * 43 + "="}  # 32 bytes
+    for field in real:
+        with pytest.raises(ConfigurationError, match=f"TRISAM_{field.upper()} still has its development default"):
+            referral_app.spec(elsewhere.model_copy(update={k: SecretStr(v) for k, v in real.items() if k != field}))
+    assert referral_app.spec(Settings(env="production", jwks_url="https://idp.example/jwks", **real, **REAL_URLS))
 
 
 REAL_URLS = {
@@ -56,8 +59,11 @@ def test_the_compose_setup_is_secure_by_default():
         env = services[name]["environment"]
         assert env["TRISAM_ENV"] == "production", name
         assert env["TRISAM_DATABASE_ROLE_PASSWORD"] == f"${{TRISAM_DB_PASSWORD_{name.upper()}:?run make secrets}}"
-        for secret in ("TRISAM_PSEUDONYM_KEY", "TRISAM_ENCRYPTION_KEYS"):
-            assert env[secret].startswith("${") and ":?" in env[secret], (name, secret)
+        for secret in ("TRISAM_PSEUDONYM_KEY", "TRISAM_ENCRYPTION_KEYS"):  # the referral service's alone
+            if name == "referral":
+                assert env[secret].startswith("${") and ":?" in env[secret], (name, secret)
+            else:
+                assert secret not in env, (name, secret)
         # public keys only, from the file `make secrets` writes; no private key, no shared secret
         assert f"./deploy/keys/jwks.local.json:{env['TRISAM_JWKS_FILE']}:ro" in services[name]["volumes"], name
         assert not {"TRISAM_SIGNING_KEY_FILE", "TRISAM_JWT_SECRET"} & set(env), name
