@@ -259,7 +259,7 @@ async def test_a_body_too_large_or_too_deep_is_refused_before_parsing_or_sign_in
 
 async def test_an_officer_lists_the_partys_referrals_without_personal_data(settings, api):
     af_case, _ = await _new_case(settings, api, consents=("AF",))
-    fk = token(settings, party="FK", role="officer")
+    fk = token(settings, party="FK", role="officer", teams=[TEAM])
     fk_body = payload()
     fk_case = (await api.post("/api/v1/referrals", json=fk_body, headers=fk)).json()["case_ref"]
     listed = await api.get("/api/v1/referrals", headers=fk)

@@ -171,7 +171,7 @@ async def test_referral_api_conforms_to_its_openapi_document(settings, runtimes)
             for caller in (officer, member)
         )
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 11, [op.label for op in operations]
+        assert len(operations) == 12, [op.label for op in operations]
 
         for operation in operations:
             for mode in GenerationMode:

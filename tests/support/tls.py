@@ -18,11 +18,14 @@ fixed, so test runs on one machine take turns (a lock file, held from start to s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import pwd
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -46,6 +49,30 @@ NODE = "trisam-tls@localhost"
 
 
 LOCK_FILE = Path(tempfile.gettempdir()) / "trisam-tls-servers.lock"
+
+
+def _stop_leftovers() -> None:
+    """Servers of a run that was killed before it stopped them (its lock went with it, they did
+    not): stopped and removed, so that their ports are free. Called with the lock held, so no
+    live run has servers now."""
+    for directory in Path(tempfile.gettempdir()).glob("trisam-tls-*"):
+        if not directory.is_dir():
+            continue
+        pid_file = directory / "rabbit" / "node.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        if (directory / "pg" / "postmaster.pid").exists():
+            subprocess.run(
+                ["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(directory / "pg")]
+                + ["-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                timeout=60,
+            )
+        shutil.rmtree(directory, ignore_errors=True)
+    for port in (PG_PORT, AMQPS_PORT, DIST_PORT):  # still held: say by what, rather than time out later
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                raise RuntimeError(f"port {port} is taken by another program: the TLS test servers need it")
 
 
 def _take_turn() -> IO[str]:
@@ -125,6 +152,7 @@ class TlsServers:
     @classmethod
     async def start(cls) -> TlsServers:
         lock = await asyncio.to_thread(_take_turn)
+        await asyncio.to_thread(_stop_leftovers)
         directory = Path(tempfile.mkdtemp(prefix="trisam-tls-"))
         directory.chmod(0o755)
         servers = cls(directory, Authority(directory / "certs"), directory / "pg", directory / "rabbit", lock)
@@ -176,10 +204,11 @@ class TlsServers:
                 "fsync = off\nmax_connections = 60\n"
             )
         # TLS only: no "host" or "local" line. The administrator is who its client certificate
-        # says; a service's own role (db.grant_service_role, no password in the tests) needs a
-        # client certificate of this CA too.
+        # says (cert); a service's own role (db.grant_service_role; no password in the tests)
+        # needs a client certificate of this CA too (verify-ca: the run's certificates are made
+        # for the administrator, not for each namespace's roles).
         (self.pg_data / "pg_hba.conf").write_text(
-            "hostssl all postgres 127.0.0.1/32 cert\nhostssl all all 127.0.0.1/32 trust clientcert=verify-full\n"
+            "hostssl all postgres 127.0.0.1/32 cert\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\n"
         )
         done = subprocess.run(
             [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(self.pg_data), "-l", str(self.pg_data / "server.log")]
