@@ -5,7 +5,6 @@ view shows the public edition and no team. Screenshots are kept as test artifact
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 
 import asyncpg
@@ -13,23 +12,11 @@ import pytest
 
 from tests.support import broker as amqp
 from tests.support.board_events import QUARTER, county_quarter, events_from_facts
+from tests.support.browser import CHROMIUM, FLAGS
 from tests.support.system import ARTIFACTS, free_port
 from tools.launcher import ServiceProcesses
 
 pytestmark = pytest.mark.infra
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# the flags a closed network needs (see the machine notes): no background connections
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 async def _count(settings, sql: str) -> int:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from tests.support.browser import CHROMIUM, FLAGS
 from tests.support.identities import random_adult
 from tests.support.privacy import personnummer_in
 from tests.support.system import ARTIFACTS, free_port
@@ -26,17 +26,6 @@ from tools.launcher import PROCESSES, ServiceProcesses
 
 pytestmark = pytest.mark.infra
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [  # a closed network: no background connections (as the dashboard test)
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOTS = ARTIFACTS / "workspace"
 TEAM = "GAVLE-BRYNAS"
 QUESTION = "Behöver samordnat stöd för återgång i arbete efter lång sjukskrivning."
