@@ -340,7 +340,10 @@ class Consumer:
                     outage += 1
                     delay = min(self.max_backoff, 0.2 * 2 ** min(outage, 10))
                     log.warning(
-                        "database unavailable, will retry", error=type(exc).__name__, retry_in_s=round(delay, 2)
+                        "database unavailable, will retry",
+                        error=type(exc).__name__,
+                        detail=str(exc)[:200],
+                        retry_in_s=round(delay, 2),
                     )
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(delay):
