@@ -51,7 +51,7 @@ from shared.contracts import (
 from shared.contracts.vocabulary import Party
 from shared.platform import outbox, tracing
 from shared.platform.db import Conn
-from shared.platform.handlers import Handler, HandlerTable
+from shared.platform.handlers import Handler, HandlerTable, OneOfBatch, Received
 from shared.platform.logging import bound_contextvars
 from shared.platform.metrics import ServiceMetrics
 from shared.platform.tasks import cancel_all
@@ -425,34 +425,53 @@ class Consumer:
         fresh = await claim_all(conn, self.service, [delivery.message for delivery in deliveries])
         if self.lock_batch is not None and any(fresh):
             await self.lock_batch(conn, [d.payload for d, new in zip(deliveries, fresh, strict=True) if new])
-        emitted = []
-        for delivery, new in zip(deliveries, fresh, strict=True):
-            if not new:
-                continue
-            envelope = delivery.message.envelope
-            with (
-                bound_contextvars(  # (a batch runs in the worker's task: its own log context)
-                    correlation_id=envelope.correlation_id,
-                    event_type=envelope.event_type,
-                    case_ref=getattr(delivery.payload, "case_ref", None),
-                    event_id=str(envelope.event_id),
-                    message_id=delivery.message_id,
-                ),
-                # under the delivery's own consume span, whichever task runs the batch; the
-                # events it emits keep this span's context
-                self.tracer.start_as_current_span(
-                    f"handle {envelope.event_type}",
-                    context=delivery.trace_context,
-                    attributes={"trisam.service": self.service, "trisam.batch_size": len(deliveries)},
-                ),
-            ):
-                uow = self.unit_of_work(conn, delivery.message)
-                uow.defer_outbox()
-                await delivery.handler(delivery.payload, uow)
-            delivery.emitted = uow.emitted
-            emitted.extend(uow.pending or [])
+        emitted: list[outbox.Outgoing] = []
+        for run in _runs([d for d, new in zip(deliveries, fresh, strict=True) if new]):
+            emitted.extend(await self._handle_run(conn, run, len(deliveries)))
         await outbox.add_many(conn, emitted)
         return fresh
+
+    async def _handle_run(self, conn: Conn, run: list[Delivery], batch_size: int) -> list[outbox.Outgoing]:
+        """Apply a run of deliveries (one delivery, or consecutive deliveries of one batch
+        handler, ``handlers.on_batch``) with one unit of work; the events it emitted, for the
+        outbox. Each delivery keeps its own handler span, a child of its own consume span,
+        whichever task runs the batch."""
+        first = run[0]
+        envelope = first.message.envelope
+        span_name = f"handle {envelope.event_type}"
+        attributes: dict[str, str | int] = {"trisam.service": self.service, "trisam.batch_size": batch_size}
+        with (
+            bound_contextvars(  # (a batch runs in the worker's task: its own log context)
+                correlation_id=envelope.correlation_id,
+                event_type=envelope.event_type,
+                case_ref=getattr(first.payload, "case_ref", None),
+                event_id=str(envelope.event_id),
+                message_id=first.message_id,
+            ),
+            # the first under its delivery's span as the current one: the events it emits keep
+            # this span's context
+            self.tracer.start_as_current_span(span_name, context=first.trace_context, attributes=attributes),
+            contextlib.ExitStack() as others,
+        ):
+            for delivery in run[1:]:
+                span = self.tracer.start_span(
+                    f"handle {delivery.message.envelope.event_type}",
+                    context=delivery.trace_context,
+                    attributes=attributes,
+                )
+                others.callback(span.end)
+            uow = self.unit_of_work(conn, first.message)
+            uow.defer_outbox()
+            if len(run) == 1:
+                await first.handler(first.payload, uow)
+            else:
+                handler = first.handler
+                assert isinstance(handler, OneOfBatch)  # (see _runs)
+                await handler.batch([Received(d.payload, d.message) for d in run], uow)
+        first.emitted = uow.emitted  # (a batch's events are told with its first delivery)
+        for delivery in run[1:]:
+            delivery.emitted = []
+        return list(uow.pending or [])
 
     def _count_rejections(self, command: str, emitted: list[Envelope]) -> None:
         """An agency's command answered with a rejection: counted by party and reason."""
@@ -661,6 +680,19 @@ class Batches:
             _, done = queue.get_nowait()
             if not done.done():
                 done.set_result(None)
+
+
+def _runs(deliveries: list[Delivery]) -> list[list[Delivery]]:
+    """The deliveries in order, consecutive ones of the same batch handler together, every
+    other one alone."""
+    runs: list[list[Delivery]] = []
+    for delivery in deliveries:
+        previous = runs[-1][0].handler if runs else None
+        if isinstance(delivery.handler, OneOfBatch) and delivery.handler is previous:
+            runs[-1].append(delivery)
+        else:
+            runs.append([delivery])
+    return runs
 
 
 def _channel_of(raw: Any) -> int:

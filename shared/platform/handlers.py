@@ -11,6 +11,15 @@ AsyncAPI document and the list of events each service consumes (``subscriptions.
 written by ``make docs``) are derived from the table, so there is no second list to keep.
 A command whose payload breaks its contract is dead-lettered, unless its handler is registered
 with ``answers_invalid=True``: then it gets the ``InvalidPayload`` and answers the agency.
+
+A handler may instead take many deliveries at once, set-based (``on_batch``): the consumer gives
+it every new delivery of its contracts in a transaction (a group commit's batch; one when a
+delivery is applied alone) with one unit of work, so that it can write a kind of row for all of
+them in one statement::
+
+    @handlers.on_batch(CaseReferred, MeetingScheduled)
+    async def project(received: list[Received], uow: MetricsUnitOfWork) -> None:
+        ...
 """
 
 from __future__ import annotations
@@ -22,6 +31,29 @@ from typing import Any
 from shared.contracts import EVENTS, INTAKE, Command, Contract
 
 Handler = Callable[[Any, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One delivery as a batch handler gets it: the decoded event and its message (envelope,
+    inbox id; ``shared.platform.uow.Message``)."""
+
+    event: Any
+    message: Any
+
+
+BatchHandler = Callable[[list[Received], Any], Awaitable[None]]
+
+
+class OneOfBatch:
+    """The handler of one delivery of a batch handler's contracts: the batch handler applied to
+    that delivery alone (the consumer groups the deliveries of one ``batch`` instead)."""
+
+    def __init__(self, batch: BatchHandler) -> None:
+        self.batch = batch
+
+    async def __call__(self, event: Any, uow: Any) -> None:
+        await self.batch([Received(event, uow.message)], uow)
 
 
 @dataclass(frozen=True)
@@ -56,6 +88,18 @@ class HandlerTable:
             if answers_invalid:
                 self._answers_invalid.add(contract_cls.name)
             return handler
+
+        return register
+
+    def on_batch(self, *contract_classes: type[Contract]) -> Callable[[BatchHandler], BatchHandler]:
+        """Register the decorated function as the set-based handler of ``contract_classes``:
+        it gets every new delivery of them in a transaction at once, in delivery order."""
+
+        def register(batch: BatchHandler) -> BatchHandler:
+            one = OneOfBatch(batch)
+            for contract_cls in contract_classes:
+                self.on(contract_cls)(one)
+            return batch
 
         return register
 

@@ -193,3 +193,55 @@ def test_an_agencys_commands_on_one_case_wait_in_that_cases_line_like_its_events
     assert _ordering_key_of(message(None), as_command) == "TS-ONE"  # type: ignore[arg-type]
     assert _ordering_key_of(message({ORDERING_HEADER: "TS-TWO"}), as_event) == "TS-TWO"  # type: ignore[arg-type]
     assert _ordering_key_of(message({}), PoisonMessage("bad_json", "x")) is None  # type: ignore[arg-type]
+
+
+async def test_a_batch_handler_gets_its_contracts_deliveries_of_a_transaction_at_once_in_delivery_order():
+    """``handlers.on_batch``: consecutive deliveries of the batch handler's contracts go to it
+    together with one unit of work; any other delivery to its own handler, alone; a delivery of
+    the batch handler's contracts applied alone (a batch split, or group commit off) goes to it
+    as a list of one."""
+    from shared.contracts import CaseClosed, CasePostponed, TeamUpdated, envelope_for
+    from shared.platform.consumer import Consumer, Delivery, _runs
+    from shared.platform.handlers import HandlerTable, Received
+    from shared.platform.uow import Message, PostgresUnitOfWork
+
+    table, calls = HandlerTable("test"), []
+
+    @table.on_batch(CaseClosed, CasePostponed)
+    async def in_batches(received: list[Received], uow) -> None:
+        calls.append(("batch", [r.event.case_ref for r in received], [r.message.envelope.event_id for r in received]))
+
+    @table.on(TeamUpdated)
+    async def alone(event, uow) -> None:
+        calls.append(("alone", event.team_id, uow.message.envelope.event_id))
+
+    consumer = Consumer(
+        service="test",
+        handlers=table,
+        unit_of_work=lambda conn, message: PostgresUnitOfWork(conn, "test", message=message),
+        broker=None,  # type: ignore[arg-type]
+        topology=None,  # type: ignore[arg-type]
+        pool=None,  # type: ignore[arg-type]
+        metrics=None,  # type: ignore[arg-type]
+    )
+
+    def delivery(event) -> Delivery:
+        handler = table.handler_for(event)
+        assert handler is not None
+        return Delivery(Message(envelope_for(event, producer="referral")), event, handler)
+
+    def closed(case_ref: str) -> CaseClosed:
+        return CaseClosed.model_validate({"case_ref": case_ref, "reason": "MOVED", "closed_at": "2026-11-02T10:00:00Z"})
+
+    postponed = CasePostponed.model_construct(case_ref="TS-C")  # (only its class and case count here)
+    team = TeamUpdated.model_construct(team_id="T1")
+    deliveries = [delivery(closed("TS-A")), delivery(closed("TS-B")), delivery(postponed), delivery(team)]
+    deliveries.append(delivery(closed("TS-D")))
+    for run in _runs(deliveries):
+        await consumer._handle_run(None, run, len(deliveries))  # type: ignore[arg-type]
+    ids = [d.message.envelope.event_id for d in deliveries]
+    assert calls == [
+        ("batch", ["TS-A", "TS-B", "TS-C"], ids[:3]),
+        ("alone", "T1", ids[3]),
+        ("batch", ["TS-D"], ids[4:]),
+    ]
