@@ -35,8 +35,8 @@ async def case_referred(uow: MeetingUnitOfWork, event: CaseReferred) -> None:
     hold instead, if a consent that postpones is withdrawn already)."""
     now = uow.clock.now()
     team = await uow.teams.lock(event.team_id)
-    await uow.consents.record_initial(event)
-    status = domain.arriving_status(await uow.consents.of(event.case_ref), uow.postpone_on_withdrawal)
+    consents = await uow.consents.record_initial(event)  # (and read, in one statement)
+    status = domain.arriving_status(consents, uow.postpone_on_withdrawal)
     if not await uow.cases.add(event, status, now):
         return  # known already
     if team is None:

@@ -1,5 +1,6 @@
-"""Metrics handlers (thin): keep every event in the event log and apply it, as the consumer
-decoded it, to the projections (the same ``projections.apply`` that ``rebuild`` replays)."""
+"""Metrics handler (thin, set-based): keep every event in the event log and apply it, as the
+consumer decoded it, to the projections (the same ``projections`` that ``rebuild`` replays),
+a whole batch of deliveries at once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from shared.contracts import (
     ConsentRecorded,
     ConsentWithdrawn,
     ConsultationHeld,
-    Contract,
     FollowUpCancelled,
     FollowUpCompleted,
     FollowUpScheduled,
@@ -25,7 +25,7 @@ from shared.contracts import (
 )
 from shared.platform import consent
 from shared.platform.db import Conn
-from shared.platform.handlers import HandlerTable
+from shared.platform.handlers import HandlerTable, Received
 
 from . import projections
 from .uow import MetricsUnitOfWork
@@ -33,32 +33,10 @@ from .uow import MetricsUnitOfWork
 handlers = HandlerTable("metrics")
 
 
-async def _project(event: Contract, uow: MetricsUnitOfWork) -> None:
-    assert uow.message is not None
-    envelope = uow.message.envelope
-    if await uow.event_log.add(envelope):
-        await projections.apply(uow, event, envelope.event_id)
-
-
-@handlers.on(CaseReferred)
-async def on_case_referred(event: CaseReferred, uow: MetricsUnitOfWork) -> None:
-    await _project(event, uow)
-    await consent.record_initial(uow.conn, event)
-
-
-@handlers.on(ConsentRecorded)
-async def on_consent_recorded(event: ConsentRecorded, uow: MetricsUnitOfWork) -> None:
-    await _project(event, uow)
-    await consent.consent_recorded(uow.conn, event)
-
-
-@handlers.on(ConsentWithdrawn)
-async def on_consent_withdrawn(event: ConsentWithdrawn, uow: MetricsUnitOfWork) -> None:
-    await _project(event, uow)
-    await consent.consent_withdrawn(uow.conn, event)
-
-
-for _contract in (
+@handlers.on_batch(
+    CaseReferred,
+    ConsentRecorded,
+    ConsentWithdrawn,
     CaseClosed,
     TeamUpdated,
     MeetingScheduled,
@@ -71,8 +49,16 @@ for _contract in (
     FollowUpScheduled,
     FollowUpCompleted,
     FollowUpCancelled,
-):
-    handlers.on(_contract)(_project)  # logged; projected if it has a projection
+)
+async def log_and_project(received: list[Received], uow: MetricsUnitOfWork) -> None:
+    """Every event into the event log; the new ones (in order) onto the projections, if their
+    contract has one (``CaseScheduled`` is logged only); the consent changes onto the consent
+    replica. Set-based: a statement per kind of row for the whole batch."""
+    new = await uow.event_log.add_many([r.message.envelope for r in received])
+    await projections.apply_all(
+        uow.conn, [(r.event, r.message.envelope.event_id) for r in received if r.message.envelope.event_id in new]
+    )
+    await consent.apply_all(uow.conn, [r.event for r in received])
 
 
 async def lock_batch(conn: Conn, events: list[Any]) -> None:

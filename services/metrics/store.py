@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -60,16 +60,27 @@ class EventLog:
 
     async def add(self, envelope: Envelope) -> bool:
         """Keep the event as received (the inbox already made it unique). False if it was there."""
-        status = await self.conn.execute(
+        return envelope.event_id in await self.add_many([envelope])
+
+    async def add_many(self, envelopes: Sequence[Envelope]) -> set[uuid.UUID]:
+        """Keep these events as received, in this order, in one statement; the ids of those
+        that were not there yet."""
+        if not envelopes:
+            return set()
+        rows = await self.conn.fetch(
             """INSERT INTO event_log (event_id, event_type, version, occurred_at, payload)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-            envelope.event_id,
-            envelope.event_type,
-            envelope.version,
-            envelope.occurred_at,
-            json.dumps(envelope.payload),
+               SELECT event_id, event_type, version, occurred_at, payload::jsonb
+               FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[])
+                    WITH ORDINALITY AS e (event_id, event_type, version, occurred_at, payload, received)
+               ORDER BY received
+               ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
+            [e.event_id for e in envelopes],
+            [e.event_type for e in envelopes],
+            [e.version for e in envelopes],
+            [e.occurred_at for e in envelopes],
+            [json.dumps(e.payload) for e in envelopes],
         )
-        return bool(status != "INSERT 0 0")
+        return {r["event_id"] for r in rows}
 
     async def after(self, seq: int, limit: int, types: Collection[str]) -> list[LoggedEvent]:
         """The events of ``types`` received after ``seq``, in order, each decoded into the

@@ -26,20 +26,27 @@ ON CONFLICT (case_ref, party) DO UPDATE
 """
 
 
-async def record_initial(conn: Conn, event: CaseReferred) -> None:
-    """The consents given at referral, in one statement."""
-    if not event.consented_parties:
-        return
-    await conn.execute(
-        """INSERT INTO consent_state (case_ref, party, status, changed_at)
-           SELECT $1, party, 'given', $3 FROM unnest($2::text[]) AS party
-           ON CONFLICT (case_ref, party) DO UPDATE
-              SET status = EXCLUDED.status, changed_at = EXCLUDED.changed_at, applied_at = now()
-            WHERE consent_state.changed_at <= EXCLUDED.changed_at""",
+async def record_initial(conn: Conn, event: CaseReferred) -> dict[str, str]:
+    """The consents given at referral, in one statement, which also answers each party's
+    status for the case after it (as ``consents_of``: a later withdrawal that arrived first
+    stays)."""
+    rows = await conn.fetch(
+        """WITH given AS (
+               INSERT INTO consent_state (case_ref, party, status, changed_at)
+               SELECT $1, party, 'given', $3 FROM unnest($2::text[]) AS party
+               ON CONFLICT (case_ref, party) DO UPDATE
+                  SET status = EXCLUDED.status, changed_at = EXCLUDED.changed_at, applied_at = now()
+                WHERE consent_state.changed_at <= EXCLUDED.changed_at
+               RETURNING party, status)
+           SELECT party, status FROM given
+           UNION ALL  -- the rows it did not change, as they were (the statement's snapshot)
+           SELECT party, status FROM consent_state
+            WHERE case_ref = $1 AND party NOT IN (SELECT party FROM given)""",
         event.case_ref,
         sorted({party.value for party in event.consented_parties}),
         event.referred_at,
     )
+    return {r["party"]: r["status"] for r in rows}
 
 
 async def _set(conn: Conn, case_ref: str, party: str, status: str, changed_at: datetime) -> None:
@@ -56,6 +63,41 @@ async def consent_withdrawn(conn: Conn, event: ConsentWithdrawn) -> None:
     log.info("consent withdrawal applied", party=event.party.value)
 
 
+async def apply_all(conn: Conn, events: list[object]) -> None:
+    """The consent changes among these events (``CaseReferred``'s consents, ``ConsentRecorded``,
+    ``ConsentWithdrawn``; others ignored) in one statement, with the same rule: a change older
+    than the one held is not applied. Two changes of one case's party: the later one."""
+    latest: dict[tuple[str, str], tuple[str, datetime]] = {}
+
+    def change(case_ref: str, party: str, status: str, at: datetime) -> None:
+        held = latest.get((case_ref, party))
+        if held is None or held[1] <= at:
+            latest[(case_ref, party)] = (status, at)
+
+    for event in events:
+        if isinstance(event, CaseReferred):
+            for party in event.consented_parties:
+                change(event.case_ref, party.value, "given", event.referred_at)
+        elif isinstance(event, (ConsentRecorded, ConsentWithdrawn)):
+            status = "given" if isinstance(event, ConsentRecorded) else "withdrawn"
+            change(event.case_ref, event.party.value, status, event.recorded_at)
+    if not latest:
+        return
+    keys = sorted(latest)  # (a fixed order of the rows locked)
+    await conn.execute(
+        """INSERT INTO consent_state (case_ref, party, status, changed_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+           ON CONFLICT (case_ref, party) DO UPDATE
+              SET status = EXCLUDED.status, changed_at = EXCLUDED.changed_at, applied_at = now()
+            WHERE consent_state.changed_at <= EXCLUDED.changed_at""",
+        [case_ref for case_ref, _ in keys],
+        [party for _, party in keys],
+        [latest[key][0] for key in keys],
+        [latest[key][1] for key in keys],
+    )
+    log.info("consents applied", changes=len(keys))
+
+
 async def consents_of(conn: Conn, case_ref: str) -> dict[str, str]:
     """Each party's consent status for the case ("given" or "withdrawn"; absent: never given)."""
     rows = await conn.fetch("SELECT party, status FROM consent_state WHERE case_ref = $1", case_ref)
@@ -69,8 +111,9 @@ class Consents:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
-    async def record_initial(self, event: CaseReferred) -> None:
-        await record_initial(self.conn, event)
+    async def record_initial(self, event: CaseReferred) -> dict[str, str]:
+        """The consents given at referral; each party's status for the case after them."""
+        return await record_initial(self.conn, event)
 
     async def given(self, event: ConsentRecorded) -> None:
         await consent_recorded(self.conn, event)

@@ -19,9 +19,10 @@ class FakeConsents:
         if known is None or known[1] <= changed_at:
             self.rows[(case_ref, party.value)] = (status, changed_at)
 
-    async def record_initial(self, event: CaseReferred) -> None:
+    async def record_initial(self, event: CaseReferred) -> dict[str, str]:
         for party in event.consented_parties:
             self._set(event.case_ref, party, "given", event.referred_at)
+        return await self.of(event.case_ref)
 
     async def given(self, event: ConsentRecorded) -> None:
         self._set(event.case_ref, event.party, "given", event.recorded_at)
