@@ -847,7 +847,7 @@ def redacted(body: bytes) -> bytes:
         document = json.loads(body)
         if not isinstance(document, dict):
             raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past Python's parser: only its size is kept)
         return json.dumps({"redacted": True, "bytes": len(body)}).encode()
     payload = document.get("payload")
     document["payload"] = {key: "<redacted>" for key in payload} if isinstance(payload, dict) else "<redacted>"

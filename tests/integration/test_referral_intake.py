@@ -372,3 +372,28 @@ async def test_a_command_the_broker_dead_letters_reaches_the_dead_letter_queue_r
 
 async def _has_messages(amqp_url: str, queue: str) -> bool:
     return await amqp.message_count(amqp_url, queue) > 0
+
+
+async def test_a_10000_deep_json_command_is_dead_lettered_with_its_reason_and_the_agency_told(
+    agencies, settings, referral
+):
+    """A command nested 10,000 deep (a parser's stack, not its size) is refused without a parse
+    that could crash the consumer: dead-lettered with the reason, the agency told, nothing
+    stored; the next referral is applied as ever."""
+    command = submit_referral(random.Random(7))
+    frame = json.dumps({k: v for k, v in command.items() if k != "payload"})
+    body = (frame[:-1] + ', "payload": {"question": ' + "[" * 10_000 + "]" * 10_000 + "}}").encode()
+    await send_referral(
+        agencies[Party.FK], settings.namespace, body, message_id=command["event_id"], type="SubmitReferral"
+    )
+    dead_queue = f"{settings.namespace}.referral.dead"
+    await amqp.eventually(lambda: _has_messages(settings.amqp_url, dead_queue), what="the deep command dead-lettered")
+    [dead] = await amqp.drain(settings.amqp_url, dead_queue)
+    assert dead.headers[REASON_HEADER] == "bad_envelope"
+    assert len(dead.body) < 1_000 and b"[[[[" not in dead.body  # redacted: the nesting is not kept either
+    [notice] = await take_replies(agencies[Party.FK], settings.namespace, 1)
+    assert (notice["event_type"], notice["payload"]["reason"]) == ("CommandDeadLettered", "bad_envelope")
+    assert await count(referral, "SELECT count(*) FROM referrals") == 0
+    await send_referral(agencies[Party.FK], settings.namespace, submit_referral(random.Random(8)))
+    [reply] = await take_replies(agencies[Party.FK], settings.namespace, 1)
+    assert reply["event_type"] == "ReferralAccepted"

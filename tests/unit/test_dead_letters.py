@@ -76,3 +76,9 @@ def test_personnummer_shaped_numbers_are_masked_and_ids_kept():
     text = masked(f'{{"pnr": "{person}", "short": "{person[2:].replace("-", "")}", "id": "{event_id}"}}')
     assert not personnummer_in(text) and text.count("<masked>") == 2 and event_id in text
     assert masked("TS-BATCH0000000001 2026-12-07T10:00:00") == "TS-BATCH0000000001 2026-12-07T10:00:00"
+
+
+def test_a_command_nested_past_the_parser_is_redacted_to_its_size():
+    """(It once raised RecursionError, and the command went round the intake queue for ever.)"""
+    deep = b'{"event_type": "SubmitReferral", "payload": {"question": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"
+    assert json.loads(redacted(deep)) == {"redacted": True, "bytes": len(deep)}
