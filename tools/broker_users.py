@@ -25,6 +25,7 @@ from pathlib import Path
 from shared.contracts import Command, owner_of, registered
 from shared.contracts.envelope import AGENCY, EVENTS
 from shared.contracts.vocabulary import Party
+from shared.platform.topology import EXCHANGES
 
 SERVICES = ("referral", "meeting", "followup", "metrics")
 DEFINITIONS = Path(__file__).resolve().parents[1] / "deploy" / "rabbitmq" / "definitions.json"
@@ -63,19 +64,26 @@ def agency_user(
 
 def service_user(name: str, password: str, namespace: str, service: str | None = None) -> BrokerUser:
     """A service's user. Every service declares the whole topology (configure), binds and writes
-    its own messages anywhere in the namespace; it may read every queue but the agencies' own
-    (their replies are for them only). With ``service``: on the events exchange it may publish
-    only the event types that service owns (topic permission), so that no service can forge
-    another's event (the consumers also check the sender, see shared/platform/consumer.py)."""
+    its own messages anywhere in the namespace. With ``service``: it may read only its own queues
+    (``<ns>.<service>``, its dead letters and agency intake queues) and the exchanges (a binding
+    reads its exchange), never another service's queue nor an agency's; on the events exchange
+    it may publish only the event types that service owns (topic permission), so that no service
+    can forge another's event (the consumers also check the sender, see
+    shared/platform/consumer.py). Without: every queue but the agencies' own."""
     ns = _escape(namespace)
     everything = rf"^{ns}\..*"
+    if service:
+        exchanges = "|".join(EXCHANGES)
+        read = rf"^{ns}\.({exchanges}|{_escape(service)}(\..+)?)$"
+    else:
+        read = rf"^{ns}\.(?!{AGENCY}\.).*"
     topic = ((f"{namespace}.{EVENTS}", owned_routing_keys(service), ".*"),) if service else ()
     return BrokerUser(
         name=name,
         password=password,
         configure=everything,
         write=everything,
-        read=rf"^{ns}\.(?!{AGENCY}\.).*",
+        read=read,
         topic=topic,
     )
 

@@ -480,12 +480,13 @@ async def test_a_units_events_go_to_the_outbox_in_one_statement_in_order_and_the
         assert await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'test'") == 2
 
 
-async def test_the_broker_lets_a_service_publish_only_its_own_events_and_read_no_agency_queue(
+async def test_the_broker_lets_a_service_publish_only_its_own_events_and_read_only_its_own_queues(
     infra, settings: Settings, runtimes
 ):
-    """Least privilege on the broker itself (topic permissions): the meeting service's user is
-    refused when it publishes CaseClosed (the follow-up service's) and when it reads an
-    agency's queue; the follow-up service's user publishes CaseClosed."""
+    """Least privilege on the broker itself: the meeting service's user is refused when it
+    publishes CaseClosed (the follow-up service's; topic permissions) and when it reads an
+    agency's queue or another service's queue; it declares the topology and reads its own. The
+    follow-up service's user publishes CaseClosed."""
     import secrets as random_secrets
     from urllib.parse import urlparse
 
@@ -524,13 +525,23 @@ async def test_the_broker_lets_a_service_publish_only_its_own_events_and_read_no
         await amqp.publish(as_user("followup"), events, "CaseClosed", closed)  # its own: goes
         await amqp.publish(as_user("meeting"), events, "CaseScheduled", closed)  # one of its own keys
 
-        conn = await aio_pika.connect(as_user("meeting"))
-        try:
-            channel = await conn.channel()
-            with pytest.raises(Exception, match="ACCESS_REFUSED"):
-                queue = await channel.get_queue(f"{settings.namespace}.agency.AF", ensure=False)
-                await queue.get(fail=False)
-        finally:
-            await conn.close()
+        # it declares and binds the whole topology (as every service does at start) and reads its
+        # own queues; no agency's queue, no other service's queue or dead letters
+        await topo.declare(as_user("meeting"), topo.Topology.of(settings))
+        for own in (f"{settings.namespace}.meeting", f"{settings.namespace}.meeting.dead"):
+            conn = await aio_pika.connect(as_user("meeting"))
+            try:
+                await (await (await conn.channel()).get_queue(own, ensure=False)).get(fail=False)
+            finally:
+                await conn.close()
+        for other in ("agency.AF", "followup", "followup.dead", "referral.intake.AF", "aggregates.dashboard"):
+            conn = await aio_pika.connect(as_user("meeting"))
+            try:
+                channel = await conn.channel()
+                with pytest.raises(Exception, match="ACCESS_REFUSED"):
+                    queue = await channel.get_queue(f"{settings.namespace}.{other}", ensure=False)
+                    await queue.get(fail=False)
+            finally:
+                await conn.close()
     finally:
         await asyncio.to_thread(broker_users.delete_with_rabbitmqctl, [name for name, _ in users.values()], run)
