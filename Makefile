@@ -1,6 +1,9 @@
 # Two commands for a newcomer: `make run` (the whole system) and `make test` (the tests).
 # Each creates the virtualenv and installs what it needs on first use.
 PYTHON ?= python3
+# The services default to production (TRISAM_ENV): the make targets are for a developer's
+# machine and ask for development (loopback only), unless TRISAM_ENV is set.
+export TRISAM_ENV ?= dev
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed

@@ -25,6 +25,10 @@ from tests.support.agencies import create_agencies, delete_agencies, delete_run_
 from tests.support.infra import resolve
 from tests.support.tls import TlsServers
 
+# The services default to production (TRISAM_ENV); the tests run them in development (loopback,
+# development keys), as `make test` asks for (Makefile), also when pytest is run on its own.
+os.environ.setdefault("TRISAM_ENV", "dev")
+
 RUN_PREFIX = "t" + secrets.token_hex(3)
 
 # The suite's PostgreSQL connection budget (README, "Connections"): every service runtime the

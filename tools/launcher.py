@@ -256,7 +256,7 @@ def terminal_mode(verbose: bool) -> bool:
         sys.stdout.isatty()
         and not verbose
         and not os.environ.get("CI")
-        and os.environ.get("TRISAM_ENV", "dev") == "dev"
+        and os.environ.get("TRISAM_ENV", "production") == "dev"
     )
 
 

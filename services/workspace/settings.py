@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from pydantic import PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.platform.config import DEFAULT_HTTP_PORTS
+from shared.platform.config import DEFAULT_HTTP_PORTS, is_loopback
 
 DEV_SESSION_KEY = "dev-only-workspace-session-key-not-for-production"
 DEFAULT_PORT = DEFAULT_HTTP_PORTS["workspace"]
@@ -23,7 +23,7 @@ DEFAULT_PORT = DEFAULT_HTTP_PORTS["workspace"]
 class WorkspaceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRISAM_", extra="ignore")
 
-    env: Literal["dev", "production"] = "dev"
+    env: Literal["dev", "production"] = "production"  # development only when asked for, on loopback
     http_host: str = "127.0.0.1"
     http_port: int | None = None  # default DEFAULT_PORT
     http_max_body_bytes: PositiveInt = 256 * 1024  # forms are small
@@ -63,6 +63,11 @@ class WorkspaceSettings(BaseSettings):
     @model_validator(mode="after")
     def _production(self) -> WorkspaceSettings:
         if self.env == "dev":
+            if not is_loopback(self.http_host):
+                raise ValueError(
+                    f"TRISAM_ENV=dev serves only on loopback (127.0.0.1, ::1, localhost), not on "
+                    f"TRISAM_HTTP_HOST={self.http_host}: the development sign-in must not be reachable"
+                )
             return self
         key = self.workspace_session_key.get_secret_value()
         if key == DEV_SESSION_KEY or len(key) < 32:

@@ -6,6 +6,7 @@ mode (``TRISAM_ENV`` other than ``dev``) the services refuse to start with them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 from datetime import datetime
@@ -33,7 +34,9 @@ _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRISAM_", extra="ignore")
 
-    env: Literal["dev", "production"] = "dev"
+    # production unless development is asked for (make run and make test ask for it), and then
+    # only on loopback
+    env: Literal["dev", "production"] = "production"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # The PostgreSQL server; each service uses its own database on it, named "<namespace>_<service>".
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -188,6 +191,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _dev_only_on_loopback(self) -> Settings:
+        if self.env == "dev" and not is_loopback(self.http_host):
+            raise ValueError(
+                f"TRISAM_ENV=dev serves only on loopback (127.0.0.1, ::1, localhost), not on "
+                f"TRISAM_HTTP_HOST={self.http_host}: development secrets and sign-in must not be reachable"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_dev_secrets_outside_dev(self) -> Settings:
         if self.env != "dev" and (self.dev_clock_offset_days or self.dev_clock_speed != 1.0 or self.dev_clock_stops_at):
             raise ValueError(
@@ -198,6 +210,7 @@ class Settings(BaseSettings):
             if self.database_role_password is None or len(self.database_role_password.get_secret_value()) < 16:
                 raise ValueError(
                     f"TRISAM_DATABASE_ROLE_PASSWORD (16 characters at least) is required when TRISAM_ENV={self.env}"
+                    " (production is the default; on a developer's machine set TRISAM_ENV=dev, as make run does)"
                 )
             if not (self.jwks_file or self.jwks_url):
                 raise ValueError(
@@ -313,3 +326,13 @@ def load_settings() -> Settings:
             lines.append(f"  {variable}: {error.get('msg')}")
         print("configuration error:\n" + "\n".join(lines), file=sys.stderr)
         raise ConfigurationError(2) from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an HTTP host to bind is this machine's loopback only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

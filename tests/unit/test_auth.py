@@ -245,7 +245,7 @@ def test_openapi_shows_bearer_auth(tmp_path):
 
 
 def test_cli_mints_a_token_that_verifies(monkeypatch, capsys):
-    monkeypatch.delenv("TRISAM_ENV", raising=False)
+    monkeypatch.setenv("TRISAM_ENV", "dev")
     monkeypatch.delenv("TRISAM_SIGNING_KEY_FILE", raising=False)
     assert (
         main(
@@ -275,7 +275,7 @@ def test_cli_mints_with_the_signing_key_file(monkeypatch, capsys, tmp_path):
     """`make secrets` writes a key pair for compose: its private key mints, its key set verifies."""
     signing = tmp_path / "signing-key.json"
     signing.write_text(json.dumps(_PRIVATE))
-    monkeypatch.delenv("TRISAM_ENV", raising=False)
+    monkeypatch.setenv("TRISAM_ENV", "dev")
     monkeypatch.setenv("TRISAM_SIGNING_KEY_FILE", str(signing))
     assert main(["mint", "--sub", "B", "--role", "board"]) == 0
     assert verify_token(KEYS, capsys.readouterr().out.strip()).role == Role.BOARD

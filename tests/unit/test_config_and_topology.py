@@ -346,3 +346,25 @@ def test_production_serves_no_api_pages_from_a_cdn_but_the_openapi_document():
         client = TestClient(build_app(Runtime(referral_app.spec(settings), settings)))  # not started
         assert client.get("/docs").status_code == pages and client.get("/redoc").status_code == pages
         assert client.get("/openapi.json").status_code == 200
+
+
+def test_production_is_the_default_and_development_only_on_loopback(monkeypatch):
+    """Nothing set, a service starts in production and refuses to start without its secrets;
+    development is asked for (make run, make test) and serves on loopback only, the workspace's
+    development sign-in too."""
+    from services.workspace.settings import WorkspaceSettings
+
+    monkeypatch.delenv("TRISAM_ENV", raising=False)
+    with pytest.raises(pydantic.ValidationError, match="production is the default"):
+        Settings()
+    with pytest.raises(pydantic.ValidationError, match="TRISAM_WORKSPACE_SESSION_KEY"):
+        WorkspaceSettings()
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert Settings(env="dev", http_host=host).env == "dev"
+        assert WorkspaceSettings(env="dev", http_host=host).env == "dev"
+    for host in ("0.0.0.0", "10.1.2.3", "trisam.example"):
+        with pytest.raises(pydantic.ValidationError, match="only on loopback"):
+            Settings(env="dev", http_host=host)
+        with pytest.raises(pydantic.ValidationError, match="only on loopback"):
+            WorkspaceSettings(env="dev", http_host=host)
+    assert Settings(env="production", http_host="0.0.0.0", jwks_url="https://idp.example/jwks", **REAL_URLS)
