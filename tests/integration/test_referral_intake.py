@@ -397,3 +397,30 @@ async def test_a_10000_deep_json_command_is_dead_lettered_with_its_reason_and_th
     await send_referral(agencies[Party.FK], settings.namespace, submit_referral(random.Random(8)))
     [reply] = await take_replies(agencies[Party.FK], settings.namespace, 1)
     assert reply["event_type"] == "ReferralAccepted"
+
+
+async def test_the_broker_itself_refuses_a_message_over_its_max_message_size(infra, agencies, settings, referral):
+    """Compose's broker takes at most ``max_message_size`` (deploy/rabbitmq/20-trisam.conf): set
+    the same on the test broker, an agency's 3 MiB publish is refused by the broker, nothing
+    reaches the service; under it, the service's own limit answers."""
+    from pathlib import Path
+
+    from tests.support.agencies import rabbitmqctl_runner
+
+    conf = (Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq" / "20-trisam.conf").read_text()
+    [limit] = [int(line.split("=")[1]) for line in conf.splitlines() if line.startswith("max_message_size")]
+    assert 1024 * 1024 < limit <= 16 * 1024 * 1024
+    run = rabbitmqctl_runner(infra)
+    assert run is not None, "rabbitmqctl is needed to set the broker's max_message_size"
+    before = run(["eval", "application:get_env(rabbit, max_message_size)."]).strip()
+    run(["eval", f"application:set_env(rabbit, max_message_size, {limit})."])
+    try:
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match="max size"):
+            await send_referral(agencies[Party.AF], settings.namespace, b"x" * (limit + 1024 * 1024))
+        await send_referral(agencies[Party.AF], settings.namespace, submit_referral(question="x" * 70_000))
+        [reply] = await take_replies(agencies[Party.AF], settings.namespace, 1)
+        assert [r["code"] for r in reply["payload"]["reasons"]] == ["payload_too_large"]
+        assert await count(referral, "SELECT count(*) FROM inbox") == 1
+    finally:
+        value = before.removeprefix("{ok,").removesuffix("}") if before.startswith("{ok,") else "134217728"
+        run(["eval", f"application:set_env(rabbit, max_message_size, {value})."])
