@@ -141,6 +141,14 @@ async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and
             assert rows[("cases_referred", "referring_party", party)]["value"] == str(n)
         assert rows[("cases_referred", "referring_party", "FK")]["key_name"] == "Försäkringskassan"
         assert rows[("violence_question_asked", "", "")]["share"] == str(f["violence_question_asked"]["share"])
+        # and for any date range, the range's numbers
+        ranged = (await api.get("/api/v1/figures", headers=board(settings), params={"from": RANGE[0], "to": RANGE[1]})).json()
+        answer = await api.get("/api/v1/figures.csv", headers=board(settings), params={"from": RANGE[0], "to": RANGE[1]})
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+        rows = {(r["figure"], r["dimension"], r["key"]): r for r in csv.DictReader(io.StringIO(answer.text))}
+        assert rows[("cases_referred", "", "")]["value"] == str(ranged["figures"]["cases_referred"]["value"])
+        for party, n in ranged["figures"]["cases_referred"]["by"]["referring_party"].items():
+            assert rows[("cases_referred", "referring_party", party)]["value"] == str(n)
 
         # the report page: exact, says so, in words
         page = await api.get(f"/report/{QUARTER}", headers=board(settings), params={"lang": "sv"})
@@ -230,7 +238,7 @@ async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and
         auditor = token(settings, party="REGION", role="auditor")
         log = (await api.get("/api/v1/access-log", headers=auditor, params={"limit": 100})).json()["reads"]
         seen = Counter((r["user_id"], r["role"], r["via"]) for r in log)
-        assert seen[("board-chair", "board", "api")] == 3 and seen[("board-chair", "board", "csv")] == 1
+        assert seen[("board-chair", "board", "api")] == 4 and seen[("board-chair", "board", "csv")] == 2
         assert seen[("board-chair", "board", "report")] == 1
         assert seen[("coord-1", "coordinator", "api")] == 2  # the two refused were not read
         assert seen[("analyst-anna", "analyst", "command")] == 2
@@ -409,3 +417,38 @@ async def test_the_rebuild_gives_the_same_cells_as_the_live_build(settings, runt
     assert replayed > 0 and rebuilt == live
     stored = Counter({(r[1], r[2], r[0], *r[3:9]): r[9] for r in rebuilt})
     assert stored == Counter({k: n for k, n in cells.items() if n})  # and they are the facts' cells
+
+
+async def test_a_session_from_the_bearer_token_and_no_development_sign_in_in_production(
+    settings, runtimes, tmp_path
+):
+    """The dashboard's pages are read as the reader whose identity provider's token starts a
+    session (an HttpOnly, SameSite=Strict cookie; Secure outside development); in production
+    there is no development sign-in (404), and a session needs the bearer token."""
+    import jwt
+
+    from shared.platform.auth import mint_token
+    from shared.platform.keys import new_key_pair
+
+    private, public = new_key_pair("idp-1")  # the identity provider's key; the service holds the public one
+    (tmp_path / "jwks.json").write_text(json.dumps(public))
+    production = settings.model_copy(update={"env": "production", "jwks_file": str(tmp_path / "jwks.json")})
+    runtime = await runtimes(metrics_app.spec(production), production)
+    bearer = mint_token(jwt.PyJWK(private), user_id="board-chair", party=None, role="board")
+    async with client_for(runtime) as api:
+        assert (await api.get("/dev/sign-in")).status_code == 404
+        refused = await api.post("/dev/sign-in", json={"user_id": "x", "role": "board"})
+        assert refused.status_code == 404 and "set-cookie" not in refused.headers
+        assert (await api.get("/api/v1/whoami")).json() == {"signed_in": False}
+        assert (await api.post("/api/v1/session")).status_code == 401  # no token, no session
+
+        assert (await api.post("/api/v1/session", headers=board(settings))).status_code == 401  # a dev token
+        started = await api.post("/api/v1/session", headers={"Authorization": f"Bearer {bearer}"})
+        assert started.status_code == 200 and started.json()["role"] == "board"
+        cookie = started.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
+        api.cookies.set(cookie.split("=", 1)[0], started.cookies[cookie.split("=", 1)[0]])
+        who = (await api.get("/api/v1/whoami")).json()
+        assert (who["signed_in"], who["user_id"], who["role"]) == (True, "board-chair", "board")
+        ended = await api.delete("/api/v1/session")
+        assert ended.status_code == 200

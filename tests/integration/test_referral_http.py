@@ -271,3 +271,58 @@ async def test_an_officer_lists_the_partys_referrals_without_personal_data(setti
     af = token(settings, party="AF", role="officer")
     assert [c["case_ref"] for c in (await api.get("/api/v1/referrals", headers=af)).json()] == [af_case]
     assert (await api.get("/api/v1/referrals", params={"limit": 0}, headers=af)).status_code == 422
+
+
+async def test_a_coordinator_who_records_another_partys_consent_gains_no_read_from_it(settings, api):
+    """No self-granted access, on the real service: the team's coordinator (REGION) records FK's
+    consent on a case without REGION's; the coordinator is still refused (no_consent, and the
+    refusal logged), FK's member may now read, and the consent names who recorded it."""
+    case_ref, body = await _new_case(settings, api, consents=("AF",))
+    coordinator = token(settings, party="REGION", role="coordinator", teams=[TEAM], user="rk-1")
+    url = f"/api/v1/cases/{case_ref}"
+    given = await api.post(
+        f"{url}/consents", json={"party": "FK", "given_on": str(date.today()), "form_ref": "F-2"}, headers=coordinator
+    )
+    assert given.status_code == 201, given.text
+    refused = await api.get(url, params={"purpose": "plan"}, headers=coordinator)
+    assert refused.status_code == 403 and refused.json()["detail"]["code"] == "no_consent"
+    assert body["personnummer"] not in refused.text
+    fk_member = token(settings, party="FK", role="member", teams=[TEAM], user="fk-1")
+    assert (await api.get(url, params={"purpose": "plan"}, headers=fk_member)).status_code == 200
+    log = await api.get(f"{url}/access-log", headers=token(settings, party="REGION", role="auditor"))
+    assert [(e["user_id"], e["outcome"]) for e in log.json()["entries"]] == [("rk-1", "denied"), ("fk-1", "granted")]
+    async with api.runtime.pool.acquire() as conn:
+        recorded = await conn.fetchval(
+            "SELECT recorded_by_user FROM consent_history WHERE case_ref = $1 AND party = 'FK'", case_ref
+        )
+    assert recorded == "rk-1"
+
+
+async def test_a_token_too_long_lived_for_another_service_or_of_an_unknown_key_is_refused(settings, api):
+    """The real service refuses, 401 with the reason: a token living longer than the cap, a
+    token for another service only, a token signed by a key not in its key set; a well-formed
+    one of the same claims is taken."""
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from shared.platform.auth import ISSUER, MAX_LIFETIME_SECONDS
+
+    key = signing_key(settings)
+    now = int(time.time())
+    claims = {"sub": "af-1", "party": "AF", "role": "officer", "teams": [TEAM], "iss": ISSUER, "iat": now}
+
+    def bearer(extra: dict, private=key.key, kid=key.key_id) -> dict:
+        value = jwt.encode({**claims, **extra}, private, algorithm="EdDSA", headers={"kid": kid})
+        return {"Authorization": f"Bearer {value}"}
+
+    cases = {
+        "token_lifetime_too_long": bearer({"aud": ["referral"], "exp": now + MAX_LIFETIME_SECONDS + 3600}),
+        "wrong_audience": bearer({"aud": ["meeting"], "exp": now + 600}),
+        "key_unknown": bearer({"aud": ["referral"], "exp": now + 600}, Ed25519PrivateKey.generate(), "not-ours"),
+    }
+    for code, headers in cases.items():
+        response = await api.get("/api/v1/referrals", headers=headers)
+        assert response.status_code == 401 and response.json()["detail"]["code"] == code, (code, response.text)
+    assert (await api.get("/api/v1/referrals", headers=bearer({"aud": ["referral"], "exp": now + 600}))).status_code == 200
