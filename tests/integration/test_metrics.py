@@ -142,8 +142,9 @@ async def test_the_board_reads_every_figure_exactly_a_coordinator_their_team_and
         assert rows[("cases_referred", "referring_party", "FK")]["key_name"] == "Försäkringskassan"
         assert rows[("violence_question_asked", "", "")]["share"] == str(f["violence_question_asked"]["share"])
         # and for any date range, the range's numbers
-        ranged = (await api.get("/api/v1/figures", headers=board(settings), params={"from": RANGE[0], "to": RANGE[1]})).json()
-        answer = await api.get("/api/v1/figures.csv", headers=board(settings), params={"from": RANGE[0], "to": RANGE[1]})
+        span = {"from": RANGE[0], "to": RANGE[1]}
+        ranged = (await api.get("/api/v1/figures", headers=board(settings), params=span)).json()
+        answer = await api.get("/api/v1/figures.csv", headers=board(settings), params=span)
         assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
         rows = {(r["figure"], r["dimension"], r["key"]): r for r in csv.DictReader(io.StringIO(answer.text))}
         assert rows[("cases_referred", "", "")]["value"] == str(ranged["figures"]["cases_referred"]["value"])
@@ -419,9 +420,7 @@ async def test_the_rebuild_gives_the_same_cells_as_the_live_build(settings, runt
     assert stored == Counter({k: n for k, n in cells.items() if n})  # and they are the facts' cells
 
 
-async def test_a_session_from_the_bearer_token_and_no_development_sign_in_in_production(
-    settings, runtimes, tmp_path
-):
+async def test_a_session_from_the_bearer_token_and_no_development_sign_in_in_production(settings, runtimes, tmp_path):
     """The dashboard's pages are read as the reader whose identity provider's token starts a
     session (an HttpOnly, SameSite=Strict cookie; Secure outside development); in production
     there is no development sign-in (404), and a session needs the bearer token."""

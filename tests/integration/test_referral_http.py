@@ -325,4 +325,6 @@ async def test_a_token_too_long_lived_for_another_service_or_of_an_unknown_key_i
     for code, headers in cases.items():
         response = await api.get("/api/v1/referrals", headers=headers)
         assert response.status_code == 401 and response.json()["detail"]["code"] == code, (code, response.text)
-    assert (await api.get("/api/v1/referrals", headers=bearer({"aud": ["referral"], "exp": now + 600}))).status_code == 200
+    assert (
+        await api.get("/api/v1/referrals", headers=bearer({"aud": ["referral"], "exp": now + 600}))
+    ).status_code == 200
