@@ -381,6 +381,10 @@ async def play_demo(settings: Settings, processes: ServiceProcesses, progress_ba
         f"  the quarterly report:       {url}/report/{quarter}  (exact, once signed in above); "
         f"public: {url}/report/{previous}"
     )
+    say(
+        f"  the team workspace:         {processes.url(WORKSPACE)}/  (development sign-in as a coordinator, "
+        "member, officer or auditor)"
+    )
     say("Ctrl-C stops everything.")
 
 

@@ -149,6 +149,7 @@ async def test_a_short_demo_tells_a_story_and_lands_on_the_quarters_figures(sett
         assert f"logs: logs/{settings.namespace}/<service>.log" in text
         assert f"{metrics}/?view=exact&as=board" in text
         assert f"workspace: http://127.0.0.1:{base + 4}/" in text  # the people's pages, and where
+        assert f"the team workspace:         http://127.0.0.1:{base + 4}/" in text  # and at the end
         for service in ("referral", "meeting", "followup", "metrics"):  # the JSON went to the files
             log = ROOT / "logs" / settings.namespace / f"{service}.log"
             assert json.loads(log.read_text().splitlines()[0])["service"] == service

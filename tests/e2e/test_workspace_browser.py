@@ -160,6 +160,8 @@ async def test_the_whole_path_in_the_workspace(platform):
             meeting = coordinator.locator(f'.meeting:has(tr[data-case="{case_ref}"])')
             meeting_id = (await meeting.get_attribute("id")).removeprefix("meeting-")
             await walk.check(coordinator, "coordinator-team")
+            await coordinator.goto(f"{url}/meetings/{meeting_id}")  # the open agenda: pre-meeting and cancel
+            await walk.check(coordinator, "coordinator-meeting-open")
 
             # an FK member: no consent for FK, so the notice and not the details
             member = await walk.person("member", "FK", "fk-brynas")
@@ -214,6 +216,7 @@ async def test_the_whole_path_in_the_workspace(platform):
             await _restart(platform, offset)
             form_url = f"{url}/meetings/{meeting_id}/cases/{case_ref}/consultation"
             await _until(coordinator, f"{url}/meetings/{meeting_id}", "h1:has-text('dagordningen fastställd')")
+            await walk.check(coordinator, "coordinator-meeting-agreed")
             await coordinator.goto(form_url)
             await coordinator.click("#consultation-form button[type=submit]")  # nothing chosen: told what
             await coordinator.wait_for_selector("#errors")
