@@ -33,7 +33,7 @@ RUN_PREFIX = "t" + secrets.token_hex(3)
 
 # The suite's PostgreSQL connection budget (README, "Connections"): every service runtime the
 # tests start, in this process or as a child process, opens at most this many connections.
-# The fault run's eight processes then need at most 8 x 4 + 2 (the metrics publishers) = 34.
+# The fault run's eight processes then need at most 8 x 4 = 32.
 TEST_DB_POOL_MAX = "4"
 os.environ.setdefault("TRISAM_DB_POOL_MAX", TEST_DB_POOL_MAX)
 _counter = itertools.count(1)
