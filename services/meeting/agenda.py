@@ -33,19 +33,29 @@ log = structlog.get_logger("meeting")
 async def case_referred(uow: MeetingUnitOfWork, event: CaseReferred) -> None:
     """The case joins its team's queue and is placed on the first open meeting with room (on
     hold instead, if a consent that postpones is withdrawn already)."""
+    await cases_referred(uow, [event])
+
+
+async def cases_referred(uow: MeetingUnitOfWork, events: Sequence[CaseReferred]) -> None:
+    """``case_referred`` for many cases at once (a group commit's batch), set-based: their teams
+    read, their consents recorded and their cases added in a statement each, in the order they
+    arrived; then each team's agenda settled once, which places its new cases in that order as
+    one by one would have."""
     now = uow.clock.now()
-    team = await uow.teams.lock(event.team_id)
-    consents = await uow.consents.record_initial(event)  # (and read, in one statement)
-    status = domain.arriving_status(consents, uow.postpone_on_withdrawal)
-    if not await uow.cases.add(event, status, now):
-        return  # known already
-    if team is None:
-        log.error(
-            "case referred to a team not in the registry; it waits in the queue until the team is registered",
-            team_id=event.team_id,
-        )
-        return
-    await settle(uow, team, now)
+    teams = await uow.teams.lock_many(sorted({e.team_id for e in events}))
+    consents = await uow.consents.record_initial_many(events)  # (and read)
+    added = await uow.cases.add_many(
+        [(e, domain.arriving_status(consents[e.case_ref], uow.postpone_on_withdrawal)) for e in events], now
+    )
+    for team_id in dict.fromkeys(e.team_id for e in events if e.case_ref in added):
+        team = teams.get(team_id)
+        if team is None:
+            log.error(
+                "case referred to a team not in the registry; it waits in the queue until the team is registered",
+                team_id=team_id,
+            )
+            continue
+        await settle(uow, team, now)
 
 
 async def consent_given(uow: MeetingUnitOfWork, event: ConsentRecorded) -> None:

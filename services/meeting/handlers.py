@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.contracts import CaseClosed, CaseReferred, ConsentRecorded, ConsentWithdrawn
 from shared.platform.db import Conn
-from shared.platform.handlers import HandlerTable
+from shared.platform.handlers import HandlerTable, Received
 
 from . import agenda, store
 from .uow import MeetingUnitOfWork
@@ -14,9 +14,9 @@ from .uow import MeetingUnitOfWork
 handlers = HandlerTable("meeting")
 
 
-@handlers.on(CaseReferred)
-async def on_case_referred(event: CaseReferred, uow: MeetingUnitOfWork) -> None:
-    await agenda.case_referred(uow, event)
+@handlers.on_batch(CaseReferred)
+async def on_cases_referred(received: list[Received], uow: MeetingUnitOfWork) -> None:
+    await agenda.cases_referred(uow, [r.event for r in received])
 
 
 @handlers.on(ConsentRecorded)

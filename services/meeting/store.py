@@ -9,7 +9,7 @@ so two instances of the service never book the same seat or announce a change tw
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
 import asyncpg
@@ -63,6 +63,14 @@ class Teams(Repository):
             "SELECT * FROM teams WHERE team_id = $1 FOR UPDATE" + (" SKIP LOCKED" if skip_locked else ""), team_id
         )
         return _team(row) if row else None
+
+    async def lock_many(self, team_ids: list[str]) -> dict[str, Team]:
+        """The teams known among these, their rows locked until the transaction ends (in team
+        order, as ``lock_in_order``), in one statement."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM teams WHERE team_id = ANY($1::text[]) ORDER BY team_id FOR UPDATE", team_ids
+        )
+        return {r["team_id"]: _team(r) for r in rows}
 
     async def lock_in_order(self, team_ids: list[str], of_cases: list[str]) -> None:
         """Lock these teams and the teams of these cases, in team order, in one statement: a
@@ -316,23 +324,29 @@ _IN_QUEUE = """c.team_id = $1 AND c.status = 'queued'
 
 
 class Cases(Repository):
-    async def add(self, referred: CaseReferred, status: CaseStatus, now: datetime) -> bool:
-        """A case arriving; False if it is known already. Its place in the queue (``queue_seq``)
-        is given here, in the order the cases arrive under the team's lock."""
-        row = await self.conn.fetchrow(
+    async def add_many(self, arriving: Sequence[tuple[CaseReferred, CaseStatus]], now: datetime) -> set[str]:
+        """Cases arriving, in one statement; the references of those that were new (a case known
+        already is left as it is). Their places in the queue (``queue_seq``) are given in the
+        order given, which is the order they arrived in under their teams' locks."""
+        rows = await self.conn.fetch(
             """INSERT INTO cases (case_ref, team_id, municipality, referring_party, referred_at,
                                   status, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_ref) DO NOTHING
+               SELECT case_ref, team_id, municipality, referring_party, referred_at, status, $7
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+                      WITH ORDINALITY AS a(case_ref, team_id, municipality, referring_party, referred_at,
+                                           status, ord)
+                ORDER BY ord
+               ON CONFLICT (case_ref) DO NOTHING
                RETURNING case_ref""",
-            referred.case_ref,
-            referred.team_id,
-            referred.municipality,
-            referred.referring_party.value,
-            referred.referred_at,
-            status,
+            [r.case_ref for r, _ in arriving],
+            [r.team_id for r, _ in arriving],
+            [r.municipality for r, _ in arriving],
+            [r.referring_party.value for r, _ in arriving],
+            [r.referred_at for r, _ in arriving],
+            [status for _, status in arriving],
             now,
         )
-        return row is not None
+        return {r["case_ref"] for r in rows}
 
     async def get(self, case_ref: str) -> Case | None:
         row = await self.conn.fetchrow("SELECT * FROM cases WHERE case_ref = $1", case_ref)

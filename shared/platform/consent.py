@@ -9,6 +9,7 @@ overrides a newer one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import structlog
@@ -114,6 +115,18 @@ class Consents:
     async def record_initial(self, event: CaseReferred) -> dict[str, str]:
         """The consents given at referral; each party's status for the case after them."""
         return await record_initial(self.conn, event)
+
+    async def record_initial_many(self, events: Sequence[CaseReferred]) -> dict[str, dict[str, str]]:
+        """``record_initial`` for several cases: their consents in one statement, then each
+        case's status in one more (one case: in one, as ``record_initial``)."""
+        if len(events) == 1:
+            return {events[0].case_ref: await record_initial(self.conn, events[0])}
+        await apply_all(self.conn, list(events))
+        return await self.of_cases(sorted({e.case_ref for e in events}))
+
+    async def record_all(self, events: Sequence[CaseReferred]) -> None:
+        """The consents given at referral of several cases, in one statement."""
+        await apply_all(self.conn, list(events))
 
     async def given(self, event: ConsentRecorded) -> None:
         await consent_recorded(self.conn, event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from shared.contracts import CaseReferred, ConsentRecorded, ConsentWithdrawn
@@ -23,6 +24,13 @@ class FakeConsents:
         for party in event.consented_parties:
             self._set(event.case_ref, party, "given", event.referred_at)
         return await self.of(event.case_ref)
+
+    async def record_initial_many(self, events: Sequence[CaseReferred]) -> dict[str, dict[str, str]]:
+        return {e.case_ref: await self.record_initial(e) for e in events}
+
+    async def record_all(self, events: Sequence[CaseReferred]) -> None:
+        for event in events:
+            await self.record_initial(event)
 
     async def given(self, event: ConsentRecorded) -> None:
         self._set(event.case_ref, event.party, "given", event.recorded_at)

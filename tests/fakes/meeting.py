@@ -11,7 +11,7 @@ changes apply newest last); locks have no meaning in one test's memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -40,6 +40,9 @@ class FakeTeams:
 
     async def lock(self, team_id: str, *, skip_locked: bool = False) -> Team | None:
         return self.rows.get(team_id)
+
+    async def lock_many(self, team_ids: list[str]) -> dict[str, Team]:
+        return {t: self.rows[t] for t in sorted(team_ids) if t in self.rows}
 
     async def get(self, team_id: str) -> Team | None:
         return self.rows.get(team_id)
@@ -183,6 +186,9 @@ class FakeCases:
             meeting_id=None,
         )
         return True
+
+    async def add_many(self, arriving: Sequence[tuple[CaseReferred, CaseStatus]], now: datetime) -> set[str]:
+        return {referred.case_ref for referred, status in arriving if await self.add(referred, status, now)}
 
     async def get(self, case_ref: str) -> Case | None:
         return self.rows.get(case_ref)

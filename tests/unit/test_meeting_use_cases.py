@@ -185,6 +185,21 @@ async def test_cases_fill_meetings_by_capacity_first_come_first_served():
     assert (where.position, where.meeting_date, where.expected_date) == (8, DEC29, DEC29)
 
 
+async def test_cases_referred_together_are_placed_as_one_by_one_would_place_them():
+    """A group commit's batch of referrals (``cases_referred``): the same agendas and the same
+    events, in the same order, as the same referrals one by one; a case known already is left."""
+    cases = [referred(f"C{i}", minute=i, consented=ALL if i != 4 else ("AF", "KOMMUN")) for i in range(8)]
+    one_by_one = await team_one()
+    await refer(one_by_one, *cases)
+    together = await team_one()
+    await agenda.cases_referred(together, cases[:5])
+    await agenda.cases_referred(together, [cases[2], *cases[5:]])  # C2 again: known already
+    assert [await on_agenda(together, d) for d in (DEC1, DEC15, DEC29)] == [
+        await on_agenda(one_by_one, d) for d in (DEC1, DEC15, DEC29)
+    ]
+    assert together.of_type(CaseScheduled) == one_by_one.of_type(CaseScheduled) != []
+
+
 async def test_overflow_waits_in_the_queue_with_an_expected_date_until_the_calendar_reaches_it():
     uow = await team_one()
     await refer(uow, *[referred(f"C{i:02}", minute=i) for i in range(20)])
