@@ -9,7 +9,7 @@ handled, or not at all. No SQL here (``store.py``) and no rules (``domain.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import structlog
@@ -40,18 +40,22 @@ log = structlog.get_logger("followup")
 # --------------------------------------------------------------------------- a case arrives
 
 
-async def case_referred(uow: FollowUpUnitOfWork, event: CaseReferred) -> None:
-    """What the six-month comparison needs of a new case, and the consents given at referral."""
-    await uow.consents.record_initial(event)
+async def cases_referred(uow: FollowUpUnitOfWork, events: Sequence[CaseReferred]) -> None:
+    """What the six-month comparison needs of new cases, and the consents given at referral
+    (set-based: a statement each for a whole batch)."""
+    await uow.consents.record_all(events)
     await uow.cases.referred(
-        TrackedCase(
-            case_ref=event.case_ref,
-            referring_party=event.referring_party,
-            team_id=event.team_id,
-            municipality=event.municipality,
-            income_source_at_referral=event.income_source.value,
-            referred_at=event.referred_at,
-        )
+        [
+            TrackedCase(
+                case_ref=event.case_ref,
+                referring_party=event.referring_party,
+                team_id=event.team_id,
+                municipality=event.municipality,
+                income_source_at_referral=event.income_source.value,
+                referred_at=event.referred_at,
+            )
+            for event in events
+        ]
     )
 
 

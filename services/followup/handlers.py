@@ -12,7 +12,7 @@ from shared.contracts import (
     RecordFollowUp,
 )
 from shared.platform.commands import answer, invalid_case_ref, sender
-from shared.platform.handlers import HandlerTable
+from shared.platform.handlers import HandlerTable, Received
 from shared.platform.problems import problems_from_schema
 
 from . import domain, followups
@@ -22,9 +22,9 @@ from .uow import FollowUpUnitOfWork
 handlers = HandlerTable("followup")
 
 
-@handlers.on(CaseReferred)
-async def on_case_referred(event: CaseReferred, uow: FollowUpUnitOfWork) -> None:
-    await followups.case_referred(uow, event)
+@handlers.on_batch(CaseReferred)
+async def on_cases_referred(received: list[Received], uow: FollowUpUnitOfWork) -> None:
+    await followups.cases_referred(uow, [r.event for r in received])
 
 
 @handlers.on(ConsultationHeld)

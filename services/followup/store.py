@@ -25,21 +25,23 @@ class Cases:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def referred(self, case: TrackedCase) -> None:
-        """A case as CaseReferred describes it (a ConsultationHeld may have come first)."""
+    async def referred(self, cases: Sequence[TrackedCase]) -> None:
+        """Cases as their CaseReferred describe them (a ConsultationHeld may have come first), in
+        one statement (one case twice: the later)."""
+        latest = list({case.case_ref: case for case in cases}.values())
         await self.conn.execute(
             """INSERT INTO tracked_cases (case_ref, referring_party, income_source_at_referral,
                                           referred_at, team_id, municipality)
-               VALUES ($1, $2, $3, $4, $5, $6)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
                ON CONFLICT (case_ref) DO UPDATE
                   SET income_source_at_referral = EXCLUDED.income_source_at_referral,
                       referred_at = EXCLUDED.referred_at""",
-            case.case_ref,
-            case.referring_party,
-            case.income_source_at_referral,
-            case.referred_at,
-            case.team_id,
-            case.municipality,
+            [c.case_ref for c in latest],
+            [c.referring_party for c in latest],
+            [c.income_source_at_referral for c in latest],
+            [c.referred_at for c in latest],
+            [c.team_id for c in latest],
+            [c.municipality for c in latest],
         )
 
     async def consulted(self, case: TrackedCase) -> None:

@@ -26,13 +26,16 @@ class FakeCases:
     def __init__(self) -> None:
         self.rows: dict[str, TrackedCase] = {}
 
-    async def referred(self, case: TrackedCase) -> None:
-        known = self.rows.get(case.case_ref)
-        self.rows[case.case_ref] = (
-            case
-            if known is None
-            else replace(known, income_source_at_referral=case.income_source_at_referral, referred_at=case.referred_at)
-        )
+    async def referred(self, cases: Sequence[TrackedCase]) -> None:
+        for case in cases:
+            known = self.rows.get(case.case_ref)
+            self.rows[case.case_ref] = (
+                case
+                if known is None
+                else replace(
+                    known, income_source_at_referral=case.income_source_at_referral, referred_at=case.referred_at
+                )
+            )
 
     async def consulted(self, case: TrackedCase) -> None:
         known = self.rows.get(case.case_ref)

@@ -434,22 +434,24 @@ def withdrawal(case_ref: str, party: Party, at: datetime = NOW) -> ConsentWithdr
 
 
 async def test_the_case_is_closed_when_every_consent_is_withdrawn(uow):
-    await followups.case_referred(
+    await followups.cases_referred(
         uow,
-        CaseReferred(
-            case_ref="W1",
-            team_id="T-ONE",
-            municipality="Gävle",
-            referring_party=Party.AF,
-            gender="MAN",
-            age_band="35-44",
-            income_source="FORSORJNINGSSTOD",
-            consented_parties=(Party.AF, Party.FK),
-            wishes_to_attend=None,
-            violence_question_asked=True,
-            reason_codes=(),
-            referred_at=datetime(2026, 10, 1, 8, tzinfo=UTC),
-        ),
+        [
+            CaseReferred(
+                case_ref="W1",
+                team_id="T-ONE",
+                municipality="Gävle",
+                referring_party=Party.AF,
+                gender="MAN",
+                age_band="35-44",
+                income_source="FORSORJNINGSSTOD",
+                consented_parties=(Party.AF, Party.FK),
+                wishes_to_attend=None,
+                violence_question_asked=True,
+                reason_codes=(),
+                referred_at=datetime(2026, 10, 1, 8, tzinfo=UTC),
+            )
+        ],
     )
     assert (await uow.cases.lock("W1")).income_source_at_referral == "FORSORJNINGSSTOD"
     await consulted(uow, "W1")
