@@ -23,6 +23,81 @@ _CASE_COLUMNS = """case_ref, referring_party, agency_ref, team_id, municipality,
                    officer_id, closed_at, exit_reason, closed_by, closed_by_party"""
 _VAULT_FIELDS = ("personnummer", "question", "purpose")
 
+# The statements' shared parts: a case's row, its vault row and consent rows are written alone
+# (add, put, ConsentHistory.add) or together when a case is opened (Cases.open).
+_REFERRAL_COLUMNS = (
+    "case_ref, referring_party, agency_ref, team_id, municipality, person_pseudonym, protected_identity, "
+    "gender, age_band, income_source, consented_parties, officer_id, referred_at"
+).split(", ")
+_REFERRAL_INSERT = (
+    f"({', '.join(_REFERRAL_COLUMNS)}) VALUES ({', '.join(f'${i}' for i in range(1, len(_REFERRAL_COLUMNS) + 1))})"
+)
+_VAULT_COLUMNS = (
+    "case_ref, personnummer, personnummer_key, question, question_key, purpose, purpose_key, data_key, data_key_id"
+)
+_VAULT_VALUES = 8  # the columns after case_ref: three fields and their keys, the data key and its id
+_CONSENT_COLUMNS = (
+    "case_ref, party, action, on_date, form_ref, on_behalf_of_individual, recorded_by, recorded_at, "
+    "recorded_by_user, source, witness_name, witness_role"
+)
+
+
+def _referral_values(case: Case) -> list[object]:
+    return [
+        case.case_ref,
+        case.referring_party.value,
+        case.agency_ref,
+        case.team_id,
+        case.municipality,
+        case.person_pseudonym,
+        case.protected_identity,
+        case.gender.value,
+        case.age_band.value,
+        case.income_source.value,
+        [p.value for p in case.consented_parties],
+        case.officer_id,
+        case.referred_at,
+    ]
+
+
+def _vault_values(sealed: SealedCase) -> list[object]:
+    """The vault row's values after its case_ref: each field and its key, then the data key."""
+    values: list[object] = []
+    for name in _VAULT_FIELDS:
+        value = sealed.fields.get(name)
+        values += [value.blob if value else None, value.key_id if value else None]
+    key = sealed.data_key
+    return [*values, key.blob if key else None, key.key_id if key else None]
+
+
+def _consent_select(first: int) -> str:
+    """The consent rows from their arrays, parameters ``$first`` on, with their order ``c.n``."""
+    p = [f"${i}" for i in range(first, first + 12)]
+    return f"""SELECT c.case_ref, c.party, c.action, c.on_date, c.form_ref, c.on_behalf, c.recorded_by,
+                      c.recorded_at, c.recorded_by_user, c.source, c.witness_name, c.witness_role
+               FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::date[], {p[4]}::text[],
+                           {p[5]}::boolean[], {p[6]}::text[], {p[7]}::timestamptz[], {p[8]}::text[],
+                           {p[9]}::text[], {p[10]}::text[], {p[11]}::text[])
+                    WITH ORDINALITY AS c(case_ref, party, action, on_date, form_ref, on_behalf, recorded_by,
+                                         recorded_at, recorded_by_user, source, witness_name, witness_role, n)"""
+
+
+def _consent_arrays(changes: Sequence[ConsentChange]) -> list[list[object]]:
+    return [
+        [c.case_ref for c in changes],
+        [c.party.value for c in changes],
+        [c.action for c in changes],
+        [c.on_date for c in changes],
+        [c.form_ref for c in changes],
+        [c.on_behalf_of_individual for c in changes],
+        [c.recorded_by.value for c in changes],
+        [c.recorded_at for c in changes],
+        [c.recorded_by_user for c in changes],
+        [c.source.value if c.source else None for c in changes],
+        [c.witness.name if c.witness else None for c in changes],
+        [c.witness.role if c.witness else None for c in changes],
+    ]
+
 
 def _case(row: asyncpg.Record | None) -> Case | None:
     if row is None:
@@ -59,24 +134,30 @@ class Cases:
         person's one open case), and then nothing is written."""
         # ON CONFLICT DO NOTHING (any unique index): no savepoint, one round trip
         added = await self.conn.fetchval(
-            """INSERT INTO referrals (case_ref, referring_party, agency_ref, team_id,
-                   municipality, person_pseudonym, protected_identity, gender, age_band,
-                   income_source, consented_parties, officer_id, referred_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-               ON CONFLICT DO NOTHING RETURNING true""",
-            case.case_ref,
-            case.referring_party.value,
-            case.agency_ref,
-            case.team_id,
-            case.municipality,
-            case.person_pseudonym,
-            case.protected_identity,
-            case.gender.value,
-            case.age_band.value,
-            case.income_source.value,
-            [p.value for p in case.consented_parties],
-            case.officer_id,
-            case.referred_at,
+            f"INSERT INTO referrals {_REFERRAL_INSERT} ON CONFLICT DO NOTHING RETURNING true", *_referral_values(case)
+        )
+        return bool(added)
+
+    async def open(self, case: Case, sealed: SealedCase, consents: Sequence[ConsentChange]) -> bool:
+        """A new case with its sealed personal data and its consents at referral, in one
+        statement; False if a unique index refused the case (as ``add``), and then nothing is
+        written."""
+        n = len(_REFERRAL_COLUMNS)
+        types = ("bytea", "text") * 4  # each field and its key, then the data key and its key's id
+        vault_params = ", ".join(f"${n + 1 + i}::{t}" for i, t in enumerate(types))
+        first_consent = n + 1 + _VAULT_VALUES
+        added = await self.conn.fetchval(
+            f"""WITH opened AS (
+                    INSERT INTO referrals {_REFERRAL_INSERT} ON CONFLICT DO NOTHING RETURNING case_ref),
+                 sealed AS (
+                    INSERT INTO vault ({_VAULT_COLUMNS}) SELECT case_ref, {vault_params} FROM opened),
+                 consents AS (
+                    INSERT INTO consent_history ({_CONSENT_COLUMNS})
+                    {_consent_select(first_consent)} WHERE EXISTS (SELECT FROM opened) ORDER BY c.n)
+                SELECT count(*) FROM opened""",
+            *_referral_values(case),
+            *_vault_values(sealed),
+            *_consent_arrays(consents),
         )
         return bool(added)
 
@@ -181,15 +262,9 @@ class Vault:
 
     async def put(self, case_ref: str, sealed: SealedCase) -> None:
         """Store a case's sealed personal data, or replace it (a re-wrap)."""
-        values: list[object] = []
-        for name in _VAULT_FIELDS:
-            value = sealed.fields.get(name)
-            values += [value.blob if value else None, value.key_id if value else None]
-        key = sealed.data_key
         await self.conn.execute(
-            """INSERT INTO vault (case_ref, personnummer, personnummer_key, question, question_key,
-                                  purpose, purpose_key, data_key, data_key_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            f"""INSERT INTO vault ({_VAULT_COLUMNS})
+               VALUES ({", ".join(f"${i}" for i in range(1, _VAULT_VALUES + 2))})
                ON CONFLICT (case_ref) DO UPDATE SET
                    personnummer = EXCLUDED.personnummer, personnummer_key = EXCLUDED.personnummer_key,
                    question = EXCLUDED.question, question_key = EXCLUDED.question_key,
@@ -197,9 +272,7 @@ class Vault:
                    data_key = EXCLUDED.data_key, data_key_id = EXCLUDED.data_key_id
                WHERE vault.erased_at IS NULL""",
             case_ref,
-            *values,
-            key.blob if key else None,
-            key.key_id if key else None,
+            *_vault_values(sealed),
         )
 
     async def get(self, case_ref: str) -> SealedCase:
@@ -269,28 +342,8 @@ class ConsentHistory:
         if not changes:
             return
         await self.conn.execute(
-            """INSERT INTO consent_history (case_ref, party, action, on_date, form_ref,
-                                            on_behalf_of_individual, recorded_by, recorded_at, recorded_by_user,
-                                            source, witness_name, witness_role)
-               SELECT c.case_ref, c.party, c.action, c.on_date, c.form_ref, c.on_behalf, c.recorded_by,
-                      c.recorded_at, c.recorded_by_user, c.source, c.witness_name, c.witness_role
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::boolean[],
-                           $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])
-                    WITH ORDINALITY AS c(case_ref, party, action, on_date, form_ref, on_behalf, recorded_by,
-                                         recorded_at, recorded_by_user, source, witness_name, witness_role, n)
-               ORDER BY c.n""",
-            [c.case_ref for c in changes],
-            [c.party.value for c in changes],
-            [c.action for c in changes],
-            [c.on_date for c in changes],
-            [c.form_ref for c in changes],
-            [c.on_behalf_of_individual for c in changes],
-            [c.recorded_by.value for c in changes],
-            [c.recorded_at for c in changes],
-            [c.recorded_by_user for c in changes],
-            [c.source.value if c.source else None for c in changes],
-            [c.witness.name if c.witness else None for c in changes],
-            [c.witness.role if c.witness else None for c in changes],
+            f"INSERT INTO consent_history ({_CONSENT_COLUMNS}) {_consent_select(1)} ORDER BY c.n",
+            *_consent_arrays(changes),
         )
 
     async def of(self, case_ref: str) -> list[ConsentChange]:

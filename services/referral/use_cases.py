@@ -94,11 +94,10 @@ async def _intake_facts(uow: ReferralUnitOfWork, party: Party, referral: Referra
 async def _open_case(uow: ReferralUnitOfWork, accepted: Accepted, case: Case, channel: str) -> bool:
     """Store the new case, its sealed personal data and consents, and announce it; False (and
     nothing stored) if a unique index refused the case."""
-    if not await uow.cases.add(case):
-        return False
     personal = accepted.personal_data.fields() if accepted.personal_data else {}
-    await uow.vault.put(case.case_ref, vault.seal(uow.deps.keyring, case.case_ref, personal))
-    await uow.consents.add(*accepted.consents)
+    sealed = vault.seal(uow.deps.keyring, case.case_ref, personal)
+    if not await uow.cases.open(case, sealed, accepted.consents):
+        return False
     for event in accepted.events:
         await uow.emit(event, ordering_key=case.case_ref)
     log.info("referral accepted", case_ref=case.case_ref, referring_party=case.referring_party.value, channel=channel)

@@ -27,9 +27,17 @@ TEST_KEYS = "k1:" + base64.b64encode(b"\x01" * 32).decode()
 
 
 class FakeCases:
-    def __init__(self, vault: FakeVault) -> None:
+    def __init__(self, vault: FakeVault, consents: FakeConsentHistory) -> None:
         self.rows: dict[str, Case] = {}
         self.vault = vault  # the one join of store.py: which closed cases still hold personal data
+        self.consents = consents  # (a case opened with its vault row and consents: one statement there)
+
+    async def open(self, case: Case, sealed: SealedCase, consents: Sequence[ConsentChange]) -> bool:
+        if not await self.add(case):
+            return False
+        await self.vault.put(case.case_ref, sealed)
+        await self.consents.add(*consents)
+        return True
 
     async def add(self, case: Case) -> bool:
         refused = any(
@@ -191,8 +199,8 @@ class FakeReferralUnitOfWork(FakeUnitOfWork):
         super().__init__("referral", message=message)
         self.deps = deps or dependencies()
         self.vault = FakeVault(self.deps.clock)
-        self.cases = FakeCases(self.vault)
         self.consents = FakeConsentHistory()
+        self.cases = FakeCases(self.vault, self.consents)
         self.rejections = FakeRejections()
         self.access_log = FakeAccessLog(self.deps.clock)
         self.teams = FakeTeamRegistry(self.deps.teams)

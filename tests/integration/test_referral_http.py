@@ -43,6 +43,24 @@ async def test_http_submission_is_accepted_and_idempotent(settings, api):
         assert await conn.fetchval("SELECT referring_party FROM referrals") == "FK"
 
 
+async def test_the_same_referral_submitted_at_once_opens_one_case_with_one_vault_row_and_its_consents(settings, api):
+    """Eight submissions of one referral at the same moment: every one sees no earlier case, one
+    opens it (case, vault row and consents in one statement), the others are refused by its
+    unique index with nothing written, decide again and get the same answer."""
+    import asyncio
+
+    officer = token(settings, party="FK", role="officer", teams=[TEAM])
+    body = payload()
+    answers = await asyncio.gather(*(api.post("/api/v1/referrals", json=body, headers=officer) for _ in range(8)))
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    assert len({a.json()["case_ref"] for a in answers}) == 1
+    async with api.runtime.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM referrals") == 1
+        assert await conn.fetchval("SELECT count(*) FROM vault WHERE personnummer IS NOT NULL") == 1
+        consents = await conn.fetchval("SELECT count(*) FROM consent_history")
+    assert consents == len(body["consents"])
+
+
 @pytest.mark.parametrize(
     "overrides, code",
     [
