@@ -34,6 +34,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# the benchmark starts its own services on this machine's servers: development (loopback), unless
+# TRISAM_ENV says otherwise (the services default to production)
+os.environ.setdefault("TRISAM_ENV", "dev")
 
 from bench import followup_scheduler  # noqa: E402
 from shared.platform.config import Settings  # noqa: E402
