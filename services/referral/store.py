@@ -24,7 +24,8 @@ _CASE_COLUMNS = """case_ref, referring_party, agency_ref, team_id, municipality,
 _VAULT_FIELDS = ("personnummer", "question", "purpose")
 
 # The statements' shared parts: a case's row, its vault row and consent rows are written alone
-# (add, put, ConsentHistory.add) or together when a case is opened (Cases.open).
+# (Vault.put on a re-seal, ConsentHistory.add) or together when a case is opened (Cases.open);
+# each statement is made once, here.
 _REFERRAL_COLUMNS = (
     "case_ref, referring_party, agency_ref, team_id, municipality, person_pseudonym, protected_identity, "
     "gender, age_band, income_source, consented_parties, officer_id, referred_at"
@@ -35,7 +36,8 @@ _REFERRAL_INSERT = (
 _VAULT_COLUMNS = (
     "case_ref, personnummer, personnummer_key, question, question_key, purpose, purpose_key, data_key, data_key_id"
 )
-_VAULT_VALUES = 8  # the columns after case_ref: three fields and their keys, the data key and its id
+# the columns after case_ref: each field (sealed) and its key's id, then the data key and its id
+_VAULT_TYPES = ("bytea", "text") * (len(_VAULT_FIELDS) + 1)
 _CONSENT_COLUMNS = (
     "case_ref, party, action, on_date, form_ref, on_behalf_of_individual, recorded_by, recorded_at, "
     "recorded_by_user, source, witness_name, witness_role"
@@ -99,6 +101,28 @@ def _consent_arrays(changes: Sequence[ConsentChange]) -> list[list[object]]:
     ]
 
 
+_N = len(_REFERRAL_COLUMNS)
+_OPEN_CASE = f"""
+    WITH opened AS (
+        INSERT INTO referrals {_REFERRAL_INSERT} ON CONFLICT DO NOTHING RETURNING case_ref),
+     sealed AS (
+        INSERT INTO vault ({_VAULT_COLUMNS})
+        SELECT case_ref, {", ".join(f"${_N + 1 + i}::{t}" for i, t in enumerate(_VAULT_TYPES))} FROM opened),
+     consents AS (
+        INSERT INTO consent_history ({_CONSENT_COLUMNS})
+        {_consent_select(_N + 1 + len(_VAULT_TYPES))} WHERE EXISTS (SELECT FROM opened) ORDER BY c.n)
+    SELECT count(*) FROM opened"""
+_PUT_VAULT = f"""
+    INSERT INTO vault ({_VAULT_COLUMNS}) VALUES ({", ".join(f"${i}" for i in range(1, len(_VAULT_TYPES) + 2))})
+    ON CONFLICT (case_ref) DO UPDATE SET
+        personnummer = EXCLUDED.personnummer, personnummer_key = EXCLUDED.personnummer_key,
+        question = EXCLUDED.question, question_key = EXCLUDED.question_key,
+        purpose = EXCLUDED.purpose, purpose_key = EXCLUDED.purpose_key,
+        data_key = EXCLUDED.data_key, data_key_id = EXCLUDED.data_key_id
+    WHERE vault.erased_at IS NULL"""
+_ADD_CONSENTS = f"INSERT INTO consent_history ({_CONSENT_COLUMNS}) {_consent_select(1)} ORDER BY c.n"
+
+
 def _case(row: asyncpg.Record | None) -> Case | None:
     if row is None:
         return None
@@ -129,35 +153,12 @@ class Cases:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
-    async def add(self, case: Case) -> bool:
-        """Insert a new case; False if a unique index refused it (this agency's reference, or this
-        person's one open case), and then nothing is written."""
-        # ON CONFLICT DO NOTHING (any unique index): no savepoint, one round trip
-        added = await self.conn.fetchval(
-            f"INSERT INTO referrals {_REFERRAL_INSERT} ON CONFLICT DO NOTHING RETURNING true", *_referral_values(case)
-        )
-        return bool(added)
-
     async def open(self, case: Case, sealed: SealedCase, consents: Sequence[ConsentChange]) -> bool:
         """A new case with its sealed personal data and its consents at referral, in one
-        statement; False if a unique index refused the case (as ``add``), and then nothing is
-        written."""
-        n = len(_REFERRAL_COLUMNS)
-        types = ("bytea", "text") * 4  # each field and its key, then the data key and its key's id
-        vault_params = ", ".join(f"${n + 1 + i}::{t}" for i, t in enumerate(types))
-        first_consent = n + 1 + _VAULT_VALUES
+        statement; False if a unique index (this agency's reference, or this person's one open
+        case) refused the case, and then nothing is written (no savepoint: ON CONFLICT)."""
         added = await self.conn.fetchval(
-            f"""WITH opened AS (
-                    INSERT INTO referrals {_REFERRAL_INSERT} ON CONFLICT DO NOTHING RETURNING case_ref),
-                 sealed AS (
-                    INSERT INTO vault ({_VAULT_COLUMNS}) SELECT case_ref, {vault_params} FROM opened),
-                 consents AS (
-                    INSERT INTO consent_history ({_CONSENT_COLUMNS})
-                    {_consent_select(first_consent)} WHERE EXISTS (SELECT FROM opened) ORDER BY c.n)
-                SELECT count(*) FROM opened""",
-            *_referral_values(case),
-            *_vault_values(sealed),
-            *_consent_arrays(consents),
+            _OPEN_CASE, *_referral_values(case), *_vault_values(sealed), *_consent_arrays(consents)
         )
         return bool(added)
 
@@ -263,14 +264,7 @@ class Vault:
     async def put(self, case_ref: str, sealed: SealedCase) -> None:
         """Store a case's sealed personal data, or replace it (a re-wrap)."""
         await self.conn.execute(
-            f"""INSERT INTO vault ({_VAULT_COLUMNS})
-               VALUES ({", ".join(f"${i}" for i in range(1, _VAULT_VALUES + 2))})
-               ON CONFLICT (case_ref) DO UPDATE SET
-                   personnummer = EXCLUDED.personnummer, personnummer_key = EXCLUDED.personnummer_key,
-                   question = EXCLUDED.question, question_key = EXCLUDED.question_key,
-                   purpose = EXCLUDED.purpose, purpose_key = EXCLUDED.purpose_key,
-                   data_key = EXCLUDED.data_key, data_key_id = EXCLUDED.data_key_id
-               WHERE vault.erased_at IS NULL""",
+            _PUT_VAULT,
             case_ref,
             *_vault_values(sealed),
         )
@@ -342,7 +336,7 @@ class ConsentHistory:
         if not changes:
             return
         await self.conn.execute(
-            f"INSERT INTO consent_history ({_CONSENT_COLUMNS}) {_consent_select(1)} ORDER BY c.n",
+            _ADD_CONSENTS,
             *_consent_arrays(changes),
         )
 

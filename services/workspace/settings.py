@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from pydantic import PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.platform.config import DEFAULT_HTTP_PORTS, is_loopback
+from shared.platform.config import DEFAULT_HTTP_PORTS, dev_only_on_loopback
 
 DEV_SESSION_KEY = "dev-only-workspace-session-key-not-for-production"
 DEFAULT_PORT = DEFAULT_HTTP_PORTS["workspace"]
@@ -62,12 +62,8 @@ class WorkspaceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _production(self) -> WorkspaceSettings:
+        dev_only_on_loopback(self.env, self.http_host)
         if self.env == "dev":
-            if not is_loopback(self.http_host):
-                raise ValueError(
-                    f"TRISAM_ENV=dev serves only on loopback (127.0.0.1, ::1, localhost), not on "
-                    f"TRISAM_HTTP_HOST={self.http_host}: the development sign-in must not be reachable"
-                )
             return self
         key = self.workspace_session_key.get_secret_value()
         if key == DEV_SESSION_KEY or len(key) < 32:

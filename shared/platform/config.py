@@ -192,11 +192,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _dev_only_on_loopback(self) -> Settings:
-        if self.env == "dev" and not is_loopback(self.http_host):
-            raise ValueError(
-                f"TRISAM_ENV=dev serves only on loopback (127.0.0.1, ::1, localhost), not on "
-                f"TRISAM_HTTP_HOST={self.http_host}: development secrets and sign-in must not be reachable"
-            )
+        dev_only_on_loopback(self.env, self.http_host)
         return self
 
     @model_validator(mode="after")
@@ -326,6 +322,15 @@ def load_settings() -> Settings:
             lines.append(f"  {variable}: {error.get('msg')}")
         print("configuration error:\n" + "\n".join(lines), file=sys.stderr)
         raise ConfigurationError(2) from None
+
+
+def dev_only_on_loopback(env: str, http_host: str) -> None:
+    """Development (its secrets, keys and sign-in) is served on this machine's loopback only."""
+    if env == "dev" and not is_loopback(http_host):
+        raise ValueError(
+            f"TRISAM_ENV=dev serves only on loopback (127.0.0.1, ::1, localhost), not on "
+            f"TRISAM_HTTP_HOST={http_host}: development secrets and sign-in must not be reachable"
+        )
 
 
 def is_loopback(host: str) -> bool:

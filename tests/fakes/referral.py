@@ -33,13 +33,13 @@ class FakeCases:
         self.consents = consents  # (a case opened with its vault row and consents: one statement there)
 
     async def open(self, case: Case, sealed: SealedCase, consents: Sequence[ConsentChange]) -> bool:
-        if not await self.add(case):
+        if not await self._add(case):
             return False
         await self.vault.put(case.case_ref, sealed)
         await self.consents.add(*consents)
         return True
 
-    async def add(self, case: Case) -> bool:
+    async def _add(self, case: Case) -> bool:
         refused = any(
             known.case_ref == case.case_ref
             or (known.referring_party, known.agency_ref) == (case.referring_party, case.agency_ref)
