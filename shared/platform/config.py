@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # Our own bound: a handler that keeps failing with an unexpected error is dead-lettered
     # with the error as reason after this many deliveries.
     max_handler_attempts: int = 5
+    # An event whose predecessor in its case's line has not been applied is held back (tried
+    # again in place) at most this long; then it is applied and the gap counted and logged as
+    # an error (shared/platform/sequences.py).
+    sequence_hold_seconds: PositiveFloat = 120.0
 
     outbox_batch_size: int = 200
     outbox_poll_seconds: float = 1.0

@@ -49,14 +49,15 @@ from shared.contracts import (
     owner_of,
 )
 from shared.contracts.vocabulary import Party
-from shared.platform import outbox, tracing
+from shared.platform import outbox, sequences, tracing
 from shared.platform.db import Conn
 from shared.platform.handlers import Handler, HandlerTable, OneOfBatch, Received
 from shared.platform.logging import bound_contextvars
 from shared.platform.metrics import ServiceMetrics
+from shared.platform.sequences import Place, Turn
 from shared.platform.tasks import cancel_all
 from shared.platform.topology import DEAD_LETTERS, INTAKE, Topology
-from shared.platform.uow import Message, PostgresUnitOfWork, claim_all
+from shared.platform.uow import Message, PostgresUnitOfWork, claim_all, unclaim_all
 
 log = structlog.get_logger("consumer")
 
@@ -117,7 +118,7 @@ def origin_of(raw: Any) -> Origin:
     permission on the default exchange (``amq.default``) can publish so: the operators', never an
     agency's or a service's (tools/broker_users.py gives them none)."""
     headers = raw.headers or {}
-    if not raw.exchange and REPLAYED_BY_HEADER in headers:
+    if _replayed(raw):
         user = headers.get(ORIGINAL_USER_HEADER)
         return Origin(
             str(headers.get(ORIGINAL_EXCHANGE_HEADER) or ""),
@@ -136,10 +137,21 @@ class Delivery:
     payload: Any
     handler: Handler
     message_id: str | None = None  # the broker message's id (for the log)
+    place: Place | None = None  # its place in its case's line (sequences); None: not numbered
     emitted: list[Envelope] = field(default_factory=list)
     # the delivery's consume span (as a context): its handler's span is its child, also when
     # a batch worker applies it beside other deliveries of other traces
     trace_context: otel_context.Context | None = None
+
+
+class OutOfTurn(Exception):
+    """A delivery that is not the next of its case's line (``sequences``): EARLY, held back;
+    LATE, dead-lettered as out of order."""
+
+    def __init__(self, place: Place, turn: Turn) -> None:
+        super().__init__(f"{turn.value}: number {place.number} of {place.producer}'s line")
+        self.place = place
+        self.turn = turn
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,7 @@ class Consumer:
         pool: Callable[[], asyncpg.Pool],
         metrics: ServiceMetrics,
         max_attempts: int = 5,
+        sequence_hold_seconds: float = 120.0,
         max_backoff_seconds: float = 30.0,
         batch_size: int = 1,
         service_users: dict[str, str] | None = None,
@@ -203,6 +216,7 @@ class Consumer:
         self.pool = pool
         self.metrics = metrics
         self.max_attempts = max_attempts
+        self.sequence_hold = sequence_hold_seconds
         self.max_backoff = max_backoff_seconds
         self._stopping = asyncio.Event()
 
@@ -220,8 +234,8 @@ class Consumer:
         with self._consume_span(message):
             try:
                 decoded = self._decode(message)
-                async with self._in_order(message, _ordering_key_of(message, decoded)):
-                    await self._handle(message, decoded)
+                async with self._in_order(message, _ordering_key_of(message, decoded)) as turn:
+                    await self._handle(message, decoded, turn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -249,7 +263,7 @@ class Consumer:
         )
 
     @contextlib.asynccontextmanager
-    async def _in_order(self, message: RabbitMessage, key: str | None) -> AsyncIterator[None]:
+    async def _in_order(self, message: RabbitMessage, key: str | None) -> AsyncIterator[Ticket | None]:
         """Messages with the same ordering key (one case) are handled one after another in this
         process, in the order the broker delivered them; different cases run concurrently up to
         the prefetch. Each delivery's task may start later than the next one's (seen under load:
@@ -259,11 +273,11 @@ class Consumer:
         async with self._arrivals.turn(_channel_of(raw), raw.delivery_tag or 0):
             ticket = self._locks.enqueue(key) if key else None
         if ticket is None:
-            yield
+            yield None
             return
         try:
             await ticket.wait()
-            yield
+            yield ticket
         finally:
             ticket.release()
 
@@ -293,7 +307,7 @@ class Consumer:
             return poison
         return Decoded(envelope, payload, handler)
 
-    async def _handle(self, message: RabbitMessage, decoded: Decoded | PoisonMessage) -> None:
+    async def _handle(self, message: RabbitMessage, decoded: Decoded | PoisonMessage, turn: Ticket | None) -> None:
         raw = message.raw_message
         with bound_contextvars(correlation_id=raw.correlation_id, message_id=raw.message_id):
             if isinstance(decoded, PoisonMessage):
@@ -307,13 +321,22 @@ class Consumer:
                 case_ref=getattr(payload, "case_ref", None),
                 event_id=str(envelope.event_id),
             ):
-                await self._process(message, envelope, payload, decoded.handler)
+                await self._process(message, envelope, payload, decoded.handler, turn)
 
-    async def _process(self, message: RabbitMessage, envelope: Envelope, payload: Any, handler: Handler) -> None:
+    async def _process(
+        self,
+        message: RabbitMessage,
+        envelope: Envelope,
+        payload: Any,
+        handler: Handler,
+        turn: Ticket | None = None,
+    ) -> None:
         raw = message.raw_message
         event_type = envelope.event_type
         started = time.perf_counter()
-        outage = failures = 0
+        outage = failures = held = 0
+        held_since: float | None = None
+        forced = False  # held past the hold: applied without its predecessor
         fresh = None
         if self._stopping.is_set():
             # Left unacked, it comes back. Never applied after an earlier delivery of its case
@@ -326,9 +349,33 @@ class Consumer:
             if self._stopping.is_set():
                 return  # (as above)
             try:
-                delivery = self._delivery(message, envelope, payload, handler)
+                delivery = self._delivery(message, envelope, payload, handler, forced=forced)
                 fresh = await self._apply(delivery)
                 break
+            except OutOfTurn as out:
+                if out.turn is Turn.LATE:
+                    detail = f"number {out.place.number} of {out.place.producer}'s line for its case was passed already"
+                    await self.dead_letter(message, "out_of_order", detail)
+                    await message.ack()
+                    return
+                now = time.monotonic()
+                if held_since is None:
+                    held_since = now
+                    self.metrics.held_back.labels(self.service, event_type).inc()
+                    log.info("held back: an earlier event of its case is not applied yet", number=out.place.number)
+                if now - held_since >= self.sequence_hold:
+                    forced = True
+                    self.metrics.sequence_gaps.labels(self.service).inc()
+                    log.error(
+                        "applied without its predecessor after the hold",
+                        number=out.place.number,
+                        producer=out.place.producer,
+                        held_s=round(now - held_since, 1),
+                    )
+                    continue
+                held += 1
+                await self._step_aside(turn, min(1.0, 0.02 * 2**held))
+                continue
             except PoisonMessage as poison:  # the handler found the message unacceptable
                 await self.dead_letter(message, poison.reason, poison.detail)
                 await message.ack()
@@ -391,9 +438,26 @@ class Consumer:
         if owner is not None and user_id != self.service_users.get(owner):
             raise PoisonMessage("sender_not_owner", f"{payload.name} is published by the {owner} service only")
 
-    def _delivery(self, message: RabbitMessage, envelope: Envelope, payload: Any, handler: Handler) -> Delivery:
+    async def _step_aside(self, turn: Ticket | None, delay: float) -> None:
+        """Held back: give the case's turn to whatever waits behind (its predecessor, when this
+        process has it), pause, and take a place in the line again."""
+        if turn is not None:
+            turn.release()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._stopping.wait()
+        if turn is not None:
+            turn.rejoin()
+            await turn.wait()
+
+    def _delivery(
+        self, message: RabbitMessage, envelope: Envelope, payload: Any, handler: Handler, *, forced: bool = False
+    ) -> Delivery:
         raw = message.raw_message
         origin = origin_of(raw)
+        place = sequences.place_of(raw.headers, self.service, (raw.headers or {}).get(ORDERING_HEADER))
+        if place is not None and (forced or _replayed(raw)):  # (an operator's replay is applied as asked)
+            place = place.forcing()
         return Delivery(
             Message(
                 envelope=envelope,
@@ -404,32 +468,58 @@ class Consumer:
             payload,
             handler,
             raw.message_id,
+            place=place,
             trace_context=otel_context.get_current(),  # (in the delivery's consume span)
         )
 
     async def _apply(self, delivery: Delivery) -> bool:
-        """Inbox + handler + outbox in one transaction. False if the event was seen before."""
+        """Inbox + handler + outbox in one transaction. False if the event was seen before;
+        OutOfTurn (rolled back) if it is not the next of its case's line."""
         async with self.pool().acquire() as conn, conn.transaction():
-            return (await self._apply_in(conn, [delivery]))[0]
+            [fresh] = await self._apply_in(conn, [delivery])
+            assert fresh is not None  # (alone, out of turn raises)
+            return fresh
 
-    async def _apply_many(self, deliveries: list[Delivery]) -> list[bool]:
+    async def _apply_many(self, deliveries: list[Delivery]) -> list[bool | None]:
         """Several deliveries (of different cases) in ONE transaction: all or nothing. Any
-        error rolls all back, and each is then applied alone (see Batches)."""
+        error rolls all back, and each is then applied alone (see Batches); so is each that
+        is out of its turn (None)."""
         async with self.pool().acquire() as conn, conn.transaction():
             return await self._apply_in(conn, deliveries)
 
-    async def _apply_in(self, conn: Conn, deliveries: list[Delivery]) -> list[bool]:
-        """The deliveries' inbox rows in one statement, the handler of each that is new, then
-        all the events they emitted into the outbox in one statement. For each delivery,
-        whether it was new."""
-        fresh = await claim_all(conn, self.service, [delivery.message for delivery in deliveries])
-        if self.lock_batch is not None and any(fresh):
-            await self.lock_batch(conn, [d.payload for d, new in zip(deliveries, fresh, strict=True) if new])
+    async def _apply_in(self, conn: Conn, deliveries: list[Delivery]) -> list[bool | None]:
+        """The deliveries' inbox rows in one statement, their turns in their cases' lines in
+        another, the handler of each that is new and next, then all the events they emitted
+        into the outbox in one statement. For each delivery, whether it was new; None: out of
+        its turn, left out (a delivery alone raises OutOfTurn instead)."""
+        fresh: list[bool | None] = list(await claim_all(conn, self.service, [d.message for d in deliveries]))
+        await self._take_turns(conn, deliveries, fresh)
+        applied = [d for d, new in zip(deliveries, fresh, strict=True) if new]
+        if self.lock_batch is not None and applied:
+            await self.lock_batch(conn, [d.payload for d in applied])
         emitted: list[outbox.Outgoing] = []
-        for run in _runs([d for d, new in zip(deliveries, fresh, strict=True) if new]):
+        for run in _runs(applied):
             emitted.extend(await self._handle_run(conn, run, len(deliveries)))
         await outbox.add_many(conn, emitted)
         return fresh
+
+    async def _take_turns(self, conn: Conn, deliveries: list[Delivery], fresh: list[bool | None]) -> None:
+        """Move the new deliveries' lines (``sequences.take_turns``); one out of its turn is
+        left out of this transaction (its inbox row given back, ``fresh`` None), or when alone
+        raises OutOfTurn."""
+        placed = [(i, d.place) for i, d in enumerate(deliveries) if fresh[i] and d.place is not None]
+        if not placed:
+            return
+        turns = await sequences.take_turns(conn, self.service, [place for _, place in placed])
+        out = [(i, place, turn) for (i, place), turn in zip(placed, turns, strict=True) if turn is not Turn.NEXT]
+        if not out:
+            return
+        if len(deliveries) == 1:
+            _, place, turn = out[0]
+            raise OutOfTurn(place, turn)
+        await unclaim_all(conn, self.service, [deliveries[i].message for i, _, _ in out])
+        for i, _, _ in out:
+            fresh[i] = None
 
     async def _handle_run(self, conn: Conn, run: list[Delivery], batch_size: int) -> list[outbox.Outgoing]:
         """Apply a run of deliveries (one delivery, or consecutive deliveries of one batch
@@ -553,6 +643,20 @@ class Consumer:
         self.metrics.dead_lettered.labels(self.service, reason).inc()
         trace.get_current_span().set_attribute("trisam.dead_letter_reason", reason)
         log.warning("message dead-lettered", reason=reason, detail=detail)
+        await self._pass_number(raw)
+
+    async def _pass_number(self, raw: Any) -> None:
+        """A dead-lettered event gives up its number in its case's line, so that the case's
+        next event is not held back for it. The database away: the next one waits out the hold
+        (and the gap is counted)."""
+        place = sequences.place_of(raw.headers, self.service, (raw.headers or {}).get(ORDERING_HEADER))
+        if place is None or _replayed(raw):
+            return
+        try:
+            async with self.pool().acquire() as conn, conn.transaction():
+                await sequences.pass_number(conn, self.service, place)
+        except Exception as exc:
+            log.warning("dead letter's number not passed", error=type(exc).__name__, number=place.number)
 
     async def _tell_agency(self, raw: Any, user_id: str | None, reason: str, detail: str) -> None:
         """``CommandDeadLettered`` to the sending agency's own queue, through the outbox, once per
@@ -624,7 +728,7 @@ class Batches:
     """
 
     def __init__(
-        self, apply_many: Callable[[list[Delivery]], Awaitable[list[bool]]], size: int, workers: int = 1
+        self, apply_many: Callable[[list[Delivery]], Awaitable[list[bool | None]]], size: int, workers: int = 1
     ) -> None:
         self._apply_many = apply_many
         self._size = size
@@ -704,6 +808,11 @@ def _channel_of(raw: Any) -> int:
         return 0
 
 
+def _replayed(raw: Any) -> bool:
+    """An operator's replay of a dead letter (see ``origin_of``)."""
+    return not raw.exchange and REPLAYED_BY_HEADER in (raw.headers or {})
+
+
 def _first_death(headers: dict[str, Any]) -> dict[str, Any]:
     """Where the broker dead-lettered a message from (its ``x-death`` header), if it did."""
     deaths = headers.get("x-death")
@@ -744,6 +853,13 @@ class KeyedLocks:
         elif first:
             line[0].turn.set()
 
+    def _rejoin(self, ticket: Ticket) -> None:
+        line = self._lines.setdefault(ticket.key, collections.deque())
+        if ticket not in line:
+            line.append(ticket)
+        if line[0] is ticket:
+            ticket.turn.set()
+
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
         ticket = self.enqueue(key)
@@ -768,6 +884,11 @@ class Ticket:
     def release(self) -> None:
         """Leave the line (after the turn, or while still waiting: cancelled)."""
         self._locks._release(self)
+
+    def rejoin(self) -> None:
+        """Take a place at the end of the line again (after ``release``)."""
+        self.turn.clear()
+        self._locks._rejoin(self)
 
 
 # How long a delivery waits for an earlier one (by delivery tag) that has not reached the consumer

@@ -31,6 +31,18 @@ class ServiceMetrics:
             ["service", "reason"],
             registry=self.registry,
         )
+        self.held_back = Counter(
+            "trisam_events_held_back_total",
+            "Deliveries held back because an earlier event of their case was not applied yet",
+            labels,
+            registry=self.registry,
+        )
+        self.sequence_gaps = Counter(
+            "trisam_sequence_gaps_total",
+            "Events of a case never applied: a later one was applied after the hold (should stay 0)",
+            ["service"],
+            registry=self.registry,
+        )
         self.published = Counter(
             "trisam_events_published_total", "Events published from the outbox", labels, registry=self.registry
         )

@@ -14,6 +14,10 @@
 - claims again at once only after a full batch; otherwise waits for the next NOTIFY (one per
   transaction, sent with the row itself) or the poll;
 - never uses a "last id seen" cursor: sequence values commit out of order.
+
+``add_many`` also numbers each event in the line of every service that receives it (its
+ordering key and that service: 1, 2, 3, ...); the relay sends the numbers in the message's
+headers and the consumer applies a line's events only in that order (``sequences``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from shared.contracts import Contract, Envelope, envelope_for
 from shared.platform import tracing
 from shared.platform.db import Conn
 from shared.platform.tasks import cancel_and_wait
+from shared.platform.topology import receivers
 
 log = structlog.get_logger("outbox")
 
@@ -40,7 +45,7 @@ NOTIFY_CHANNEL = "outbox"
 _CLAIM = """
 WITH candidates AS (
     SELECT id, event_id, event_type, exchange, routing_key, ordering_key, correlation_id,
-           body, occurred_at, attempts, trace_context
+           body, occurred_at, attempts, trace_context, sequence
     FROM outbox o
     WHERE sent_at IS NULL AND next_attempt_at <= now()
       AND NOT EXISTS (  -- not behind an earlier event of its key that is backing off
@@ -102,20 +107,14 @@ async def add_many(conn: Conn, events: list[Outgoing]) -> None:
         return
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.add outside a transaction: the event could be lost")
-    # WITH ORDINALITY: the rows get their ids (the relay's order) in the order given
+    # each event's receivers, flattened: event i (1-based) to service r
+    receiving = [
+        (i, service)
+        for i, e in enumerate(events, 1)
+        for service in receivers(e.payload.exchange, e.payload.routing_key())
+    ]
     await conn.execute(
-        """WITH added AS (
-               INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
-                                   correlation_id, body, occurred_at, trace_context)
-               SELECT e.event_id, e.event_type, e.exchange, e.routing_key, e.ordering_key,
-                      e.correlation_id, e.body, e.occurred_at, e.trace_context
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                           $7::bytea[], $8::timestamptz[], $9::jsonb[])
-                    WITH ORDINALITY AS e(event_id, event_type, exchange, routing_key, ordering_key,
-                                         correlation_id, body, occurred_at, trace_context, n)
-               ORDER BY e.n
-               RETURNING 1)
-           SELECT pg_notify($10, '') FROM added LIMIT 1""",
+        _ADD,
         [e.envelope.event_id for e in events],
         [e.envelope.event_type for e in events],
         [e.payload.exchange for e in events],
@@ -126,7 +125,53 @@ async def add_many(conn: Conn, events: list[Outgoing]) -> None:
         [e.envelope.occurred_at for e in events],
         [json.dumps(e.trace_context) if e.trace_context else None for e in events],
         NOTIFY_CHANNEL,
+        [i for i, _ in receiving],
+        [service for _, service in receiving],
     )
+
+
+# One statement: number each event in its receivers' lines (``outbox_sequence``, locked per line
+# in a fixed order: two writers of one case wait for each other, never deadlock), then insert the
+# rows, WITH ORDINALITY giving them their ids (the relay's order) in the order given, and wake
+# the relays.
+_ADD = """
+WITH e AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::bytea[], $8::timestamptz[], $9::jsonb[])
+         WITH ORDINALITY AS e(event_id, event_type, exchange, routing_key, ordering_key,
+                              correlation_id, body, occurred_at, trace_context, n)
+),
+received AS (
+    SELECT r.n, r.consumer, e.ordering_key
+    FROM unnest($11::bigint[], $12::text[]) AS r(n, consumer) JOIN e USING (n)
+),
+counts AS (
+    SELECT ordering_key, consumer, count(*) AS k FROM received GROUP BY ordering_key, consumer
+),
+lines AS (
+    INSERT INTO outbox_sequence AS s (ordering_key, consumer, last_seq)
+    SELECT ordering_key, consumer, k FROM counts ORDER BY ordering_key, consumer
+    ON CONFLICT (ordering_key, consumer) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq
+    RETURNING ordering_key, consumer, last_seq
+),
+numbered AS (
+    SELECT r.n, r.consumer,
+           l.last_seq - c.k + row_number() OVER (PARTITION BY r.ordering_key, r.consumer ORDER BY r.n) AS seq
+    FROM received r JOIN lines l USING (ordering_key, consumer) JOIN counts c USING (ordering_key, consumer)
+),
+sequences AS (
+    SELECT n, jsonb_object_agg(consumer, seq) AS sequence FROM numbered GROUP BY n
+),
+added AS (
+    INSERT INTO outbox (event_id, event_type, exchange, routing_key, ordering_key,
+                        correlation_id, body, occurred_at, trace_context, sequence)
+    SELECT e.event_id, e.event_type, e.exchange, e.routing_key, e.ordering_key,
+           e.correlation_id, e.body, e.occurred_at, e.trace_context, q.sequence
+    FROM e LEFT JOIN sequences q USING (n)
+    ORDER BY e.n
+    RETURNING 1)
+SELECT pg_notify($10, '') FROM added LIMIT 1
+"""
 
 
 @dataclass(frozen=True)
@@ -142,6 +187,7 @@ class PendingEvent:
     occurred_at: object
     attempts: int
     trace_context: dict[str, str] | None = None  # the W3C headers of the span that wrote it
+    sequence: dict[str, int] | None = None  # its number in each receiving service's line of its key
 
 
 Publish = Callable[[PendingEvent], Awaitable[None]]
@@ -255,8 +301,9 @@ class OutboxRelay:
             by_case: dict[str, list[PendingEvent]] = {}
             for row in rows:
                 fields = dict(row)
-                if fields["trace_context"] is not None:  # (asyncpg gives jsonb as its text)
-                    fields["trace_context"] = json.loads(fields["trace_context"])
+                for column in ("trace_context", "sequence"):  # (asyncpg gives jsonb as its text)
+                    if fields[column] is not None:
+                        fields[column] = json.loads(fields[column])
                 event = PendingEvent(**fields)
                 by_case.setdefault(event.ordering_key, []).append(event)
             outcomes = await asyncio.gather(*(self._publish_in_order(events) for events in by_case.values()))

@@ -40,7 +40,7 @@ from opentelemetry.trace import SpanKind
 
 from shared.contracts import Contract, Envelope, wire_model
 from shared.contracts.vocabulary import Party
-from shared.platform import db, dead_letters, tls, tracing
+from shared.platform import db, dead_letters, sequences, tls, tracing
 from shared.platform import topology as topo
 from shared.platform.clock import Clock, stockholm_date
 from shared.platform.config import Settings, load_settings
@@ -130,6 +130,7 @@ class Runtime:
             pool=lambda: self.pool,
             metrics=self.metrics,
             max_attempts=self.settings.max_handler_attempts,
+            sequence_hold_seconds=self.settings.sequence_hold_seconds,
             max_backoff_seconds=self.settings.outbox_max_backoff_seconds,
             batch_size=self.settings.consume_batch_size,
             service_users=self.settings.service_users,
@@ -284,7 +285,11 @@ class Runtime:
                 message_type=event.event_type,
                 correlation_id=event.correlation_id,
                 content_type="application/json",
-                headers={ORDERING_HEADER: event.ordering_key, **tracing.headers_of()},
+                headers={
+                    ORDERING_HEADER: event.ordering_key,
+                    **sequences.headers_for(self.spec.name, event.sequence),
+                    **tracing.headers_of(),
+                },
                 user_id=self._broker_user,  # RabbitMQ checks it: consumers can tell who published
                 timestamp=event.occurred_at if isinstance(event.occurred_at, datetime) else None,
                 timeout=10,

@@ -68,6 +68,30 @@ def _subscriptions() -> dict[str, tuple[Binding, ...]]:
 SUBSCRIPTIONS: dict[str, tuple[Binding, ...]] = _subscriptions()
 
 
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """Whether a topic binding (``*`` one word, ``#`` zero or more) takes this routing key, as
+    RabbitMQ's topic exchange decides."""
+
+    def match(p: list[str], k: list[str]) -> bool:
+        if not p:
+            return not k
+        if p[0] == "#":
+            return any(match(p[1:], k[i:]) for i in range(len(k) + 1))
+        return bool(k) and (p[0] == "*" or p[0] == k[0]) and match(p[1:], k[1:])
+
+    return match(pattern.split("."), routing_key.split("."))
+
+
+def receivers(exchange_kind: str, routing_key: str) -> tuple[str, ...]:
+    """The services whose queue receives a message published with this routing key (from the
+    subscriptions every service binds at start): the lines a producer numbers it in."""
+    return tuple(
+        service
+        for service, bindings in SUBSCRIPTIONS.items()
+        if any(b.exchange == exchange_kind and topic_matches(b.routing_key, routing_key) for b in bindings)
+    )
+
+
 @dataclass(frozen=True)
 class Topology:
     namespace: str

@@ -123,6 +123,15 @@ async def claim_all(conn: Conn, consumer: str, messages: list[Message]) -> list[
     return fresh
 
 
+async def unclaim_all(conn: Conn, consumer: str, messages: list[Message]) -> None:
+    """Give back inbox rows claimed in this transaction (messages left out of it after all)."""
+    await conn.execute(
+        "DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
+        consumer,
+        [message.inbox_id for message in messages],
+    )
+
+
 class FakeUnitOfWork(UnitOfWork):
     """In memory: the events emitted (``events``, with their ordering keys), the inbox
     (``seen``), and whether it was committed. For unit tests of use cases."""

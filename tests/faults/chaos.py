@@ -377,6 +377,29 @@ async def delivery_gaps(settings: Settings) -> dict[str, dict[str, int]]:
     return gaps
 
 
+async def case_order(settings: Settings) -> dict[str, int]:
+    """Every case's events applied in their order by every service: each consumer's lines
+    (``inbox_sequence``) stand at the last number their producer gave (``outbox_sequence``), and
+    no number was ever passed over after the hold (``skipped``)."""
+    given = {}
+    for producer in SERVICES:
+        for r in await _fetch(settings, producer, "SELECT ordering_key, consumer, last_seq FROM outbox_sequence"):
+            given[(r["consumer"], producer, r["ordering_key"])] = r["last_seq"]
+    applied, skipped = {}, 0
+    for consumer in SUBSCRIPTIONS:
+        for r in await _fetch(
+            settings, consumer, "SELECT producer, ordering_key, last_seq, skipped FROM inbox_sequence"
+        ):
+            applied[(consumer, r["producer"], r["ordering_key"])] = r["last_seq"]
+            skipped += r["skipped"]
+    return {
+        "lines": len(given),
+        "lines not at their last number": sum(1 for line, last in given.items() if applied.get(line) != last),
+        "lines unknown to their producer": len(applied.keys() - given.keys()),
+        "numbers skipped": skipped,
+    }
+
+
 async def duplicated_effects(settings: Settings, simulation: Simulation) -> dict[str, int]:
     """Effects that must happen once, counted where they would show twice."""
     dupes = {}
@@ -600,6 +623,7 @@ async def fault_run(
         report["ledger"] = await ledger(settings, simulation)
         report["lost deliveries"] = await delivery_gaps(settings)
         report["duplicated effects"] = await duplicated_effects(settings, simulation)
+        report["case order"] = await case_order(settings)
         report["dead letters"] = await dead_letters(settings, admin_url)
         report["poison"] = [p.__dict__ for p in poisons]
         report["refused by the broker"] = refused
@@ -655,6 +679,11 @@ def assert_balanced(report: dict, scale: Scale) -> None:
     # nothing lost between services, nothing applied twice
     assert report["lost deliveries"] == {}, report["lost deliveries"]
     assert report["duplicated effects"] == {}, report["duplicated effects"]
+    # every case's events applied in their order everywhere, none passed over
+    order = report["case order"]
+    assert order["lines"] > accepted, order
+    assert order["lines not at their last number"] == order["lines unknown to their producer"] == 0, order
+    assert order["numbers skipped"] == 0, order
     # the dead-letter queues hold exactly the poison, each with its reason
     expected = sorted((service, p["message_id"], p["reason"]) for p in report["poison"] for service in p["dead_in"])
     found = sorted((service, mid, reason) for service, items in report["dead letters"].items() for mid, reason in items)
