@@ -488,12 +488,23 @@ class Consumer:
             return await self._apply_in(conn, deliveries)
 
     async def _apply_in(self, conn: Conn, deliveries: list[Delivery]) -> list[bool | None]:
-        """The deliveries' inbox rows in one statement, their turns in their cases' lines in
-        another, the handler of each that is new and next, then all the events they emitted
-        into the outbox in one statement. For each delivery, whether it was new; None: out of
+        """The deliveries' inbox rows and their turns in their cases' lines in one statement,
+        the handler of each that is new and next, then all the events they emitted into the
+        outbox in one statement. For each delivery, whether it was new; None: out of
         its turn, left out (a delivery alone raises OutOfTurn instead)."""
-        fresh: list[bool | None] = list(await claim_all(conn, self.service, [d.message for d in deliveries]))
-        await self._take_turns(conn, deliveries, fresh)
+        claimed, turns = await sequences.claim_in_turn(
+            conn, self.service, [d.message for d in deliveries], [d.place for d in deliveries]
+        )
+        fresh: list[bool | None] = list(claimed)
+        out = [i for i, turn in enumerate(turns) if turn is not None and turn is not Turn.NEXT]
+        if out:  # left out of this transaction: its inbox row given back (alone: OutOfTurn)
+            if len(deliveries) == 1:
+                place, turn = deliveries[0].place, turns[0]
+                assert place is not None and turn is not None
+                raise OutOfTurn(place, turn)
+            await unclaim_all(conn, self.service, [deliveries[i].message for i in out])
+            for i in out:
+                fresh[i] = None
         applied = [d for d, new in zip(deliveries, fresh, strict=True) if new]
         if self.lock_batch is not None and applied:
             await self.lock_batch(conn, [d.payload for d in applied])
@@ -502,24 +513,6 @@ class Consumer:
             emitted.extend(await self._handle_run(conn, run, len(deliveries)))
         await outbox.add_many(conn, emitted)
         return fresh
-
-    async def _take_turns(self, conn: Conn, deliveries: list[Delivery], fresh: list[bool | None]) -> None:
-        """Move the new deliveries' lines (``sequences.take_turns``); one out of its turn is
-        left out of this transaction (its inbox row given back, ``fresh`` None), or when alone
-        raises OutOfTurn."""
-        placed = [(i, d.place) for i, d in enumerate(deliveries) if fresh[i] and d.place is not None]
-        if not placed:
-            return
-        turns = await sequences.take_turns(conn, self.service, [place for _, place in placed])
-        out = [(i, place, turn) for (i, place), turn in zip(placed, turns, strict=True) if turn is not Turn.NEXT]
-        if not out:
-            return
-        if len(deliveries) == 1:
-            _, place, turn = out[0]
-            raise OutOfTurn(place, turn)
-        await unclaim_all(conn, self.service, [deliveries[i].message for i, _, _ in out])
-        for i, _, _ in out:
-            fresh[i] = None
 
     async def _handle_run(self, conn: Conn, run: list[Delivery], batch_size: int) -> list[outbox.Outgoing]:
         """Apply a run of deliveries (one delivery, or consecutive deliveries of one batch

@@ -6,7 +6,7 @@ line is (producer, ordering key, receiving service), the numbers 1, 2, 3, ... wi
 ``{service: number}``) and ``x-trisam-producer``.
 
 The consumer moves its line (``inbox_sequence``) in the same transaction as the event's effect
-and inbox row (``take_turns``), and only by one: an event whose number is the next is applied;
+and inbox row (``claim_in_turn``), and only by one: an event whose number is the next is applied;
 one whose predecessor has not been applied yet (a requeue brought it back first, or another
 instance still holds the predecessor) is **held back**: its transaction is rolled back, it
 steps aside in its case's line and is tried again in place, never requeued in front of a
@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.platform.db import Conn
+from shared.platform.uow import Message
 
 SEQUENCE_HEADER = "x-trisam-sequence"
 PRODUCER_HEADER = "x-trisam-producer"
@@ -73,18 +74,34 @@ def headers_for(producer: str, sequence: Mapping[str, int] | None) -> dict[str, 
     return {SEQUENCE_HEADER: dict(sequence), PRODUCER_HEADER: producer} if sequence else {}
 
 
-# The line moves by one: a first number starts it, any other moves it only from its predecessor.
-_NEXT = """
-INSERT INTO inbox_sequence AS s (consumer, producer, ordering_key, last_seq)
-SELECT $1, d.producer, d.ordering_key, d.number
-FROM unnest($2::text[], $3::text[], $4::bigint[]) AS d(producer, ordering_key, number)
-WHERE d.number = 1 OR EXISTS (
-    SELECT 1 FROM inbox_sequence e
-    WHERE e.consumer = $1 AND e.producer = d.producer AND e.ordering_key = d.ordering_key)
-ON CONFLICT (consumer, producer, ordering_key)
-    DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
-    WHERE s.last_seq = EXCLUDED.last_seq - 1
-RETURNING producer, ordering_key
+# The deliveries' inbox rows and, for each new one that is numbered, its line moved by one: a
+# first number starts a line, any other moves it only from its predecessor. For each delivery:
+# whether its inbox row is new, whether its line moved.
+_CLAIM_IN_TURN = """
+WITH d AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+         WITH ORDINALITY AS d(event_id, event_type, producer, ordering_key, number, n)
+),
+claimed AS (
+    INSERT INTO inbox (consumer, event_id, event_type)
+    SELECT $1, event_id, event_type FROM d
+    ON CONFLICT DO NOTHING RETURNING event_id
+),
+moved AS (
+    INSERT INTO inbox_sequence AS s (consumer, producer, ordering_key, last_seq)
+    SELECT $1, d.producer, d.ordering_key, d.number FROM d
+    WHERE d.number IS NOT NULL AND d.event_id IN (SELECT event_id FROM claimed)
+      AND (d.number = 1 OR EXISTS (
+          SELECT 1 FROM inbox_sequence e
+          WHERE e.consumer = $1 AND e.producer = d.producer AND e.ordering_key = d.ordering_key))
+    ON CONFLICT (consumer, producer, ordering_key)
+        DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
+        WHERE s.last_seq = EXCLUDED.last_seq - 1
+    RETURNING producer, ordering_key
+)
+SELECT d.event_id IN (SELECT event_id FROM claimed) AS fresh,
+       (d.producer, d.ordering_key) IN (SELECT producer, ordering_key FROM moved) AS moved
+FROM d ORDER BY d.n
 """
 
 # Forced: the line moves to the number (never back), counting the numbers it passes.
@@ -96,7 +113,6 @@ ON CONFLICT (consumer, producer, ordering_key)
     DO UPDATE SET last_seq = greatest(s.last_seq, EXCLUDED.last_seq),
                   skipped = s.skipped + greatest(EXCLUDED.last_seq - s.last_seq - 1, 0),
                   updated_at = now()
-RETURNING producer, ordering_key, last_seq, skipped
 """
 
 _LAST = """
@@ -109,37 +125,77 @@ def _columns(places: list[Place]) -> tuple[list[str], list[str], list[int]]:
     return [p.producer for p in places], [p.ordering_key for p in places], [p.number for p in places]
 
 
-async def take_turns(conn: Conn, consumer: str, places: list[Place]) -> list[Turn]:
-    """Move ``consumer``'s lines for these deliveries (each of another line), inside the
-    transaction that applies them; for each, whether it is the next (then applied), early or
-    late. One statement; a second only when some are not the next or forced."""
-    turns: dict[int, Turn] = {}
-    regular = [(i, p) for i, p in enumerate(places) if not p.forced]
-    forced = [(i, p) for i, p in enumerate(places) if p.forced]
-    if regular:
-        rows = await conn.fetch(_NEXT, consumer, *_columns([p for _, p in regular]))
-        moved = {(r["producer"], r["ordering_key"]) for r in rows}
-        missed = [(i, p) for i, p in regular if (p.producer, p.ordering_key) not in moved]
-        for i, _ in regular:
+async def claim_in_turn(
+    conn: Conn, consumer: str, messages: list[Message], places: list[Place | None]
+) -> tuple[list[bool], list[Turn | None]]:
+    """Record the messages in ``consumer``'s inbox and move the lines of the new ones that are
+    numbered (each of another line), in one statement, inside the transaction that applies
+    them. For each: whether it is new (False: handled before, or an earlier message of this
+    list with the same inbox key), and its turn (None: not new, or not numbered). A second
+    statement only when some are forced or not the next."""
+    if any(m.inbox_id is None for m in messages):
+        raise RuntimeError("a message without an inbox key cannot be claimed")
+    if not messages:
+        return [], []
+    regular = [None if p is None or p.forced else p for p in places]
+    rows = await conn.fetch(
+        _CLAIM_IN_TURN,
+        consumer,
+        [m.inbox_id for m in messages],
+        [m.envelope.event_type for m in messages],
+        [p.producer if p else None for p in regular],
+        [p.ordering_key if p else None for p in regular],
+        [p.number if p else None for p in regular],
+    )
+    fresh: list[bool] = []
+    seen: set[object] = set()
+    for message, row in zip(messages, rows, strict=True):
+        fresh.append(row["fresh"] and message.inbox_id not in seen)
+        seen.add(message.inbox_id)
+    turns: list[Turn | None] = [None] * len(messages)
+    missed: list[int] = []
+    forced: list[int] = []
+    for i, (place, row) in enumerate(zip(places, rows, strict=True)):
+        if place is None or not fresh[i]:
+            continue
+        if place.forced:
+            forced.append(i)
+        elif row["moved"]:
             turns[i] = Turn.NEXT
-        if missed:
-            last = {
-                (r["producer"], r["ordering_key"]): r["last_seq"]
-                for r in await conn.fetch(_LAST, consumer, *_columns([p for _, p in missed])[:2])
-            }
-            for i, p in missed:
-                turns[i] = Turn.LATE if p.number <= last.get((p.producer, p.ordering_key), 0) else Turn.EARLY
+        else:
+            missed.append(i)
+    if missed:
+        last = {
+            (r["producer"], r["ordering_key"]): r["last_seq"]
+            for r in await conn.fetch(_LAST, consumer, *_columns([places[i] for i in missed])[:2])  # type: ignore[misc]
+        }
+        for i in missed:
+            p = places[i]
+            assert p is not None
+            turns[i] = Turn.LATE if p.number <= last.get((p.producer, p.ordering_key), 0) else Turn.EARLY
     if forced:
-        await conn.fetch(_FORCED, consumer, *_columns([p for _, p in forced]))
-        for i, _ in forced:
+        await conn.execute(_FORCED, consumer, *_columns([places[i] for i in forced]))  # type: ignore[misc]
+        for i in forced:
             turns[i] = Turn.NEXT
-    return [turns[i] for i in range(len(places))]
+    return fresh, turns
+
+
+_PASS = """
+INSERT INTO inbox_sequence AS s (consumer, producer, ordering_key, last_seq)
+SELECT $1::text, $2::text, $3::text, $4::bigint WHERE $4::bigint = 1 OR EXISTS (
+    SELECT 1 FROM inbox_sequence e WHERE e.consumer = $1 AND e.producer = $2 AND e.ordering_key = $3)
+ON CONFLICT (consumer, producer, ordering_key)
+    DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
+    WHERE s.last_seq = EXCLUDED.last_seq - 1
+RETURNING 1
+"""
 
 
 async def pass_number(conn: Conn, consumer: str, place: Place) -> bool:
     """A dead-lettered event gives its number up, so that its successors are not held back for
     it: the line moves past it if it was the next. Whether it moved."""
-    return (await take_turns(conn, consumer, [replace(place, forced=False)]))[0] is Turn.NEXT
+    moved = await conn.fetchval(_PASS, consumer, place.producer, place.ordering_key, place.number)
+    return moved is not None
 
 
 async def skipped(conn: Conn, consumer: str) -> int:
