@@ -21,12 +21,15 @@ import json
 import os
 import random
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
 import aio_pika
 import asyncpg
@@ -428,6 +431,8 @@ async def main(quick: bool = False) -> dict:
         await drop(settings)
     print("end to end with two instances of every service ...", flush=True)
     results["end_to_end_two_instances"] = await two_instances(base, size["referrals"])
+    print("end to end with two instances of every service, 4 partition queues each ...", flush=True)
+    results["end_to_end_two_instances_partitioned"] = await two_instances_partitioned(base, size["referrals"])
     print(f"follow-up tick with {size['pending'][-1]:,} pending ...", flush=True)
     followup_scheduler.PENDING = size["pending"]
     results["followup_tick"] = await followup_scheduler.run()
@@ -437,16 +442,35 @@ async def main(quick: bool = False) -> dict:
     return results
 
 
-async def two_instances(base: Settings, referrals: int) -> dict:
+async def two_instances_partitioned(base: Settings, referrals: int) -> dict:
+    """Two instances of every service with 4 partition queues each (a case's events in one
+    queue, one instance consuming it at a time); needs RabbitMQ's consistent-hash exchange,
+    enabled here where the broker is this machine's."""
+    try:
+        if shutil.which("rabbitmq-plugins") and urlparse(base.amqp_url).hostname in ("127.0.0.1", "localhost"):
+            subprocess.run(
+                ["rabbitmq-plugins", "enable", "rabbitmq_consistent_hash_exchange"],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        return await two_instances(base, referrals, partitions=4)
+    except Exception as exc:  # (say why, and go on with the other figures)
+        return {"not_measured": f"{type(exc).__name__}: {str(exc)[:200]}"}
+
+
+async def two_instances(base: Settings, referrals: int, partitions: int = 1) -> dict:
     """The same end-to-end run with eight processes: does throughput hold when scaled out?"""
-    settings = base.model_copy(update={"namespace": f"bench_{secrets.token_hex(3)}", "agency_users": {"guest": "AF"}})
+    settings = base.model_copy(
+        update={"namespace": f"bench_{secrets.token_hex(3)}", "agency_users": {"guest": "AF"}, "partitions": partitions}
+    )
     names = [name for service in SERVICES for name in (service, f"{service}-2")]
     processes = ServiceProcesses(
         settings,
         ports={name: free_port() for name in names},
         services=names,
         log_dir=ROOT / "bench" / "logs" / settings.namespace,
-        extra_env=BENCH_ENV,
+        extra_env={**BENCH_ENV, "TRISAM_PARTITIONS": str(partitions)},
     )
     processes.start_all()
     try:
@@ -456,6 +480,14 @@ async def two_instances(base: Settings, referrals: int) -> dict:
         processes.stop_all()
         await drop(settings)
     return {**e2e, "referrals_per_s": e2e["referrals"] / e2e["seconds"]}
+
+
+def partitioned_row(two: dict, one_per_s: float) -> tuple[str, str, str, str]:
+    label = "  two instances, 4 partition queues each"
+    if "referrals_per_s" not in two:
+        return (label, "not measured", "holds or rises", two.get("not_measured", ""))
+    rate = two["referrals_per_s"]
+    return (label, f"{rate:.0f} /s", "holds or rises", "met" if rate >= 0.9 * one_per_s else "NOT MET")
 
 
 def per_referral_rows(work: dict) -> list[tuple[str, str, str, str]]:
@@ -490,6 +522,7 @@ def report(r: dict) -> None:
             "holds or rises",
             "met" if r["end_to_end_two_instances"]["referrals_per_s"] >= 0.9 * e2e["referrals_per_s"] else "NOT MET",
         ),
+        partitioned_row(r.get("end_to_end_two_instances_partitioned", {}), e2e["referrals_per_s"]),
         *per_referral_rows(e2e.get("per_referral", {})),
         ("latency at 100/s, p50", f"{lat.get('p50_ms', float('nan')):.1f} ms", "", ""),
         (

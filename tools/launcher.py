@@ -224,7 +224,7 @@ async def drop_namespace(settings: Settings) -> None:
     """Remove a namespace's databases and its broker topology, messages and all."""
     from shared.platform.topology import Topology, delete
 
-    topology = Topology(settings.namespace)
+    topology = Topology.of(settings)  # (with its partition queues, if it has them)
     await delete(settings.amqp_url, topology.all_queue_names(), topology.all_exchange_names())
     conn = await asyncpg.connect(settings.database_url)
     try:

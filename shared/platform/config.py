@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # Deliveries waiting at the same moment are applied in one transaction, up to this many
     # (group commit, see shared/platform/consumer.py); 1: one transaction per message.
     consume_batch_size: PositiveInt = 64
+    # Partition queues per consuming service for several instances (shared/platform/topology.py):
+    # a case's events all go to one, which one instance consumes at a time. 1: one queue. Needs
+    # RabbitMQ's rabbitmq_consistent_hash_exchange plugin when more than 1.
+    partitions: PositiveInt = 1
     # Broker-side bound on redeliveries (RabbitMQ 3.10 quorum queues have no default). A last
     # resort only, well above max_handler_attempts: the broker also counts redeliveries after
     # a cut connection, which are no fault of the message.

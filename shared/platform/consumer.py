@@ -57,6 +57,7 @@ from shared.platform.metrics import ServiceMetrics
 from shared.platform.sequences import Place, Turn
 from shared.platform.tasks import cancel_all
 from shared.platform.topology import DEAD_LETTERS, INTAKE, Topology
+from shared.platform.topology import ORDERING_HEADER as ORDERING_HEADER  # (set by the relay; importers take it here)
 from shared.platform.uow import Message, PostgresUnitOfWork, claim_all, unclaim_all
 
 log = structlog.get_logger("consumer")
@@ -85,8 +86,6 @@ def is_outage(exc: BaseException) -> bool:
 
 # The longest pause between two in-place attempts of a failing handler
 RETRY_CAP_SECONDS = 2.0
-# Set by the outbox relay: the ordering key (the case) of an event.
-ORDERING_HEADER = "x-trisam-ordering-key"
 # Headers we put on a dead-lettered message
 REASON_HEADER = "x-trisam-dead-letter-reason"
 DETAIL_HEADER = "x-trisam-dead-letter-detail"

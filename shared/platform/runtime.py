@@ -139,7 +139,8 @@ class Runtime:
             tracer=self.tracing.tracer,
         )
         if self.handlers:
-            self._subscribe(self.topology.queue(spec.name), self.consumer.on_message)
+            for queue in self.topology.event_queues(spec.name):  # (one, or the partitions too)
+                self._subscribe(queue, self.consumer.on_message)
         if topo.consumes_intake(spec.name):  # each agency's commands, from its own queue
             for party in Party:
                 self._subscribe(self.topology.intake_queue(spec.name, party), self.consumer.on_message)

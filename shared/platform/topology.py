@@ -17,6 +17,14 @@ system never share a queue. Per namespace:
 - ``<ns>.<service>``       one durable quorum queue per consuming service, with a delivery limit
   and dead-lettering (at-least-once) to
 - ``<ns>.<service>.dead``  its dead-letter queue.
+- With ``TRISAM_PARTITIONS`` P > 1 (for several instances of a service): the service's events
+  go instead through ``<ns>.<service>.partitions``, a consistent-hash exchange (RabbitMQ's
+  ``rabbitmq_consistent_hash_exchange`` plugin) hashing the case (the header
+  ``x-trisam-ordering-key``), to P queues ``<ns>.<service>.p<i>``, each with a single active
+  consumer: all of a case's events go to one queue and are taken by one instance at a time;
+  another instance takes over a queue when its consumer goes. ``<ns>.<service>`` then receives
+  only operators' replays of dead letters. The number of partitions of a namespace is not
+  changed in place: drain the queues first.
 - ``<ns>.<service>.intake.<PARTY>``  for a service that takes agency commands (referral,
   followup): one queue per agency (bound ``<PARTY>.<Command>``). Its length is capped
   (``x-max-length``, ``x-max-length-bytes``) with ``reject-publish``: an agency that floods the
@@ -49,6 +57,9 @@ from shared.contracts.vocabulary import Party
 from shared.platform.handlers import Binding
 
 EXCHANGES = (EVENTS, INTAKE, AGENCY, DEAD_LETTERS, AGGREGATES)
+# Set by the outbox relay: the ordering key (the case) of an event; partitions hash it.
+ORDERING_HEADER = "x-trisam-ordering-key"
+CONSISTENT_HASH = "x-consistent-hash"
 # Public editions wait here for external dashboards (or bind your own queue to the aggregates
 # exchange). At most this many are kept.
 AGGREGATES_KEPT = 10_000
@@ -103,6 +114,8 @@ class Topology:
     intake_max_bytes: int = 256 * 1024 * 1024
     # How long an agency command dead-lettered by the broker may wait to be redacted
     unredacted_ttl_ms: int = 24 * 3600 * 1000
+    # Partition queues per consuming service (1: the one queue ``<ns>.<service>``)
+    partitions: int = 1
 
     @classmethod
     def of(cls, settings: Any) -> Topology:
@@ -113,6 +126,7 @@ class Topology:
             settings.intake_max_messages,
             settings.intake_max_bytes,
             settings.unredacted_ttl_hours * 3600 * 1000,
+            settings.partitions,
         )
 
     def exchange_name(self, kind: str) -> str:
@@ -124,6 +138,29 @@ class Topology:
 
     def queue_name(self, service: str) -> str:
         return f"{self.namespace}.{service}"
+
+    def partition_exchange_name(self, service: str) -> str:
+        return f"{self.namespace}.{service}.partitions"
+
+    def partition_queue_name(self, service: str, partition: int) -> str:
+        return f"{self.namespace}.{service}.p{partition}"
+
+    def partition_queue(self, service: str, partition: int) -> RabbitQueue:
+        """One partition of a service's events: one instance consumes it at a time."""
+        return RabbitQueue(
+            self.partition_queue_name(service, partition),
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments=self._dead_lettered_to(service) | {"x-single-active-consumer": True},
+        )
+
+    def partitioned(self, service: str) -> bool:
+        return self.partitions > 1 and any(b.exchange == EVENTS for b in SUBSCRIPTIONS.get(service, ()))
+
+    def event_queues(self, service: str) -> list[RabbitQueue]:
+        """The queues a service takes its events from (and operators' replays)."""
+        partitions = range(self.partitions) if self.partitioned(service) else range(0)
+        return [self.queue(service)] + [self.partition_queue(service, i) for i in partitions]
 
     def dead_letter_queue_name(self, service: str) -> str:
         return f"{self.namespace}.{service}.dead"
@@ -193,13 +230,14 @@ class Topology:
     def all_queue_names(self) -> list[str]:
         names = []
         for service in SUBSCRIPTIONS:
-            names += [self.queue_name(service), self.dead_letter_queue_name(service)]
+            names += [q.name for q in self.event_queues(service)] + [self.dead_letter_queue_name(service)]
             if consumes_intake(service):
                 names += [self.intake_queue_name(service, p) for p in Party] + [self.unredacted_queue_name(service)]
         return names + [self.agency_queue_name(p) for p in Party] + [self.aggregates_queue_name()]
 
     def all_exchange_names(self) -> list[str]:
-        return [self.exchange_name(kind) for kind in EXCHANGES]
+        partitions = [self.partition_exchange_name(s) for s in SUBSCRIPTIONS if self.partitioned(s)]
+        return [self.exchange_name(kind) for kind in EXCHANGES] + partitions
 
 
 class TopologyConflict(RuntimeError):
@@ -245,6 +283,16 @@ async def _declare(channel: AbstractChannel, topology: Topology) -> None:
         dead = await queue(topology.dead_letter_queue(service))
         await dead.bind(exchanges[DEAD_LETTERS], routing_key=service)
         consuming = await queue(topology.queue(service))
+        events_to: AbstractQueue | AbstractExchange = consuming
+        if topology.partitioned(service):
+            events_to = await channel.declare_exchange(
+                topology.partition_exchange_name(service),
+                type=CONSISTENT_HASH,
+                durable=True,
+                arguments={"hash-header": ORDERING_HEADER},
+            )
+            for i in range(topology.partitions):
+                await (await queue(topology.partition_queue(service, i))).bind(events_to, routing_key="1")  # weight
         if consumes_intake(service):
             intake_queues = {party: await queue(topology.intake_queue(service, party)) for party in Party}
             unredacted = await queue(topology.unredacted_queue(service))
@@ -256,7 +304,9 @@ async def _declare(channel: AbstractChannel, topology: Topology) -> None:
                 for party, intake in intake_queues.items():
                     await intake.bind(exchanges[INTAKE], routing_key=for_party(binding.routing_key, party))
             else:
-                await consuming.bind(exchanges[binding.exchange], routing_key=binding.routing_key)
+                if events_to is not consuming:  # (partitioned: the service's queue only for replays)
+                    await consuming.unbind(exchanges[binding.exchange], routing_key=binding.routing_key)
+                await events_to.bind(exchanges[binding.exchange], routing_key=binding.routing_key)
     aggregates = await queue(topology.aggregates_queue())
     await aggregates.bind(exchanges[AGGREGATES], routing_key="#")
 

@@ -18,10 +18,12 @@ from services.metrics import app as metrics_app
 from services.referral import app as referral_app
 from shared.contracts import CaseClosed, CaseReferred, ConsentRecorded, ConsentWithdrawn
 from shared.platform import outbox, sequences
+from shared.platform import topology as topo
 from shared.platform.config import Settings
 from shared.platform.consumer import ORDERING_HEADER, REASON_HEADER
 from shared.platform.runtime import ServiceSpec
 from shared.platform.sequences import PRODUCER_HEADER, SEQUENCE_HEADER
+from shared.platform.topology import Topology
 from tests.support import broker as amqp
 
 pytestmark = pytest.mark.infra
@@ -245,3 +247,45 @@ async def _is(coro, expected) -> bool:
 
 async def _count_is(settings: Settings, queue: str, n: int) -> bool:
     return await amqp.message_count(settings.amqp_url, queue) == n
+
+
+@pytest.mark.timeout(180)
+async def test_partitions_keep_a_cases_events_in_one_queue_taken_by_one_instance_at_a_time(
+    infra, settings: Settings, runtimes
+):
+    infra.enable_plugin("rabbitmq_consistent_hash_exchange")
+    settings = settings.model_copy(update={"partitions": 4})
+    topology = Topology.of(settings)
+    partitions = [topology.partition_queue_name("metrics", i) for i in range(4)]
+    try:
+        await topo.declare(settings.amqp_url, topology)
+        cases = [f"TS-PART{n:09d}" for n in range(40)]
+        for case in cases:
+            await publish(settings, case, 1)
+        depths = [await amqp.message_count(settings.amqp_url, name) for name in partitions]
+        assert sum(depths) == 40 and all(depths), f"the cases spread over the partitions: {depths}"
+        # the service's own queue now takes only operators' replays
+        assert await amqp.message_count(settings.amqp_url, topology.queue_name("metrics")) == 0
+
+        instance_a = await runtimes(metrics_app.spec(settings), settings)
+        instance_b = await runtimes(metrics_app.spec(settings), settings)
+
+        async def referred(n: int) -> bool:
+            return sum([len(await applied_order(settings, case)) >= 1 for case in cases]) == n
+
+        await amqp.eventually(lambda: referred(40), what="every case referred")
+        consumed = [r.metrics.consumed.labels("metrics", "CaseReferred")._value.get() for r in (instance_a, instance_b)]
+        assert consumed == [40, 0], "one active consumer per partition: A came first and took them all"
+
+        await instance_a.stop()  # B takes the partitions over
+        for case in cases:
+            await publish(settings, case, 2)
+
+        async def withdrawn() -> bool:
+            return all([await applied_order(settings, case) == list(LINE[:2]) for case in cases])
+
+        await amqp.eventually(withdrawn, what="every case's second event, by B")
+        assert instance_b.metrics.consumed.labels("metrics", "ConsentWithdrawn")._value.get() == 40
+        assert held_back(instance_a, instance_b) == 0, "partitioned, nothing overtakes a case's earlier event"
+    finally:
+        await amqp.delete_topology(settings.amqp_url, partitions, [topology.partition_exchange_name("metrics")])

@@ -69,6 +69,18 @@ class Infra:
             else:
                 subprocess.run(command, check=True, capture_output=True, timeout=120)
 
+    def enable_plugin(self, plugin: str) -> None:
+        """Enable a RabbitMQ plugin on the test broker (online, kept across restarts), as an
+        operator would (``rabbitmq-plugins enable``)."""
+        command = ["rabbitmq-plugins", "enable", plugin]
+        if self.containers:
+            code, output = self.containers[0].exec(command)
+            if code != 0:
+                raise RuntimeError(f"{command} failed: {output!r}")
+        elif self.broker_is_local() and shutil.which("rabbitmq-plugins"):
+            subprocess.run(command, check=True, capture_output=True, timeout=120)
+        # configured servers: the operator enabled it (declaring its exchange type fails loudly if not)
+
     def stop(self) -> None:
         for container in self.containers:
             container.stop()
