@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import time
@@ -252,9 +253,10 @@ async def _val(settings: Settings, service: str, sql: str, *args):
 
 
 async def queue_depths(settings: Settings, admin_url: str) -> dict[str, int]:
-    topology = Topology(settings.namespace)
+    topology = Topology.of(settings)
     parties = ("AF", "FK", "KOMMUN", "REGION")
-    names = [topology.queue_name(s) for s in SUBSCRIPTIONS] + [topology.agency_queue_name(p) for p in parties]
+    names = [q.name for s in SUBSCRIPTIONS for q in topology.event_queues(s)]
+    names += [topology.agency_queue_name(p) for p in parties]
     names += [name for name in topology.all_queue_names() if ".intake." in name or name.endswith(".unredacted")]
     return {name: await amqp.message_count(admin_url, name) for name in names}
 
@@ -571,6 +573,9 @@ async def fault_run(
     from simulator.cli import county_teams
     from tests.support.system import ARTIFACTS, free_port
 
+    # TRISAM_FAULTS_PARTITIONS > 1: every service's events through partition queues, one
+    # instance consuming each at a time (the broker needs the consistent-hash exchange plugin)
+    settings = settings.model_copy(update={"partitions": int(os.environ.get("TRISAM_FAULTS_PARTITIONS", "1"))})
     services = settings.model_copy(update={"amqp_url": proxy.url_for(settings.amqp_url)})
 
     # the platform's clock: fast from now, stopping after the traffic and faults, so that the
@@ -585,7 +590,7 @@ async def fault_run(
         ports={name: free_port() for name in names},
         services=names,
         log_dir=ARTIFACTS / settings.namespace,
-        extra_env=clock_env(started, stops),
+        extra_env={**clock_env(started, stops), "TRISAM_PARTITIONS": str(settings.partitions)},
     )
     processes.start_all()
     simulation = Simulation(
@@ -639,6 +644,14 @@ async def fault_run(
     finally:
         await simulation.stop()
         processes.stop_all()
+        if settings.partitions > 1:  # (the namespace's clean-up knows only the plain queues)
+            topology = Topology.of(settings)
+            partitioned = [s for s in SUBSCRIPTIONS if topology.partitioned(s)]
+            await amqp.delete_topology(
+                admin_url,
+                [topology.partition_queue_name(s, i) for s in partitioned for i in range(settings.partitions)],
+                [topology.partition_exchange_name(s) for s in partitioned],
+            )
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / artifact).write_text(json.dumps(report, indent=2, default=str) + "\n")
     print("\n" + json.dumps(report, indent=2, default=str))

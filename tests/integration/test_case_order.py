@@ -257,6 +257,7 @@ async def test_partitions_keep_a_cases_events_in_one_queue_taken_by_one_instance
     settings = settings.model_copy(update={"partitions": 4})
     topology = Topology.of(settings)
     partitions = [topology.partition_queue_name("metrics", i) for i in range(4)]
+    started = []
     try:
         await topo.declare(settings.amqp_url, topology)
         cases = [f"TS-PART{n:09d}" for n in range(40)]
@@ -269,6 +270,7 @@ async def test_partitions_keep_a_cases_events_in_one_queue_taken_by_one_instance
 
         instance_a = await runtimes(metrics_app.spec(settings), settings)
         instance_b = await runtimes(metrics_app.spec(settings), settings)
+        started += [instance_a, instance_b]
 
         async def referred(n: int) -> bool:
             return sum([len(await applied_order(settings, case)) >= 1 for case in cases]) == n
@@ -288,4 +290,12 @@ async def test_partitions_keep_a_cases_events_in_one_queue_taken_by_one_instance
         assert instance_b.metrics.consumed.labels("metrics", "ConsentWithdrawn")._value.get() == 40
         assert held_back(instance_a, instance_b) == 0, "partitioned, nothing overtakes a case's earlier event"
     finally:
-        await amqp.delete_topology(settings.amqp_url, partitions, [topology.partition_exchange_name("metrics")])
+        for runtime in started:  # before their queues go: a consumer would declare its queue again
+            await runtime.stop()
+        # (the namespace's clean-up knows only the plain queues)
+        partitioned = [s for s in topo.SUBSCRIPTIONS if topology.partitioned(s)]
+        await amqp.delete_topology(
+            settings.amqp_url,
+            [topology.partition_queue_name(s, i) for s in partitioned for i in range(4)],
+            [topology.partition_exchange_name(s) for s in partitioned],
+        )
