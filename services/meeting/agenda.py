@@ -38,24 +38,45 @@ async def case_referred(uow: MeetingUnitOfWork, event: CaseReferred) -> None:
 
 async def cases_referred(uow: MeetingUnitOfWork, events: Sequence[CaseReferred]) -> None:
     """``case_referred`` for many cases at once (a group commit's batch), set-based: their teams
-    read, their consents recorded and their cases added in a statement each, in the order they
-    arrived; then each team's agenda settled once, which places its new cases in that order as
-    one by one would have."""
+    locked and read, their consents recorded and their cases added in a statement each, in the
+    order they arrived; then the new cases placed, in that order, as one by one would have placed
+    them: the teams' open meetings and how many cases each holds read in a statement each, not
+    the queues (``domain.place_newcomers``; a team whose agenda is not settled, or has a cut-off
+    due, is settled as a whole)."""
     now = uow.clock.now()
     teams = await uow.teams.lock_many(sorted({e.team_id for e in events}))
     consents = await uow.consents.record_initial_many(events)  # (and read)
-    added = await uow.cases.add_many(
-        [(e, domain.arriving_status(consents[e.case_ref], uow.postpone_on_withdrawal)) for e in events], now
-    )
+    arriving = [(e, domain.arriving_status(consents[e.case_ref], uow.postpone_on_withdrawal)) for e in events]
+    new = await uow.cases.add_many(arriving, now)
+    added = {e.case_ref: status for e, status in arriving if e.case_ref in new}  # (in arrival order)
+    referred_to: dict[str, set[str]] = {}
+    for e in events:
+        referred_to.setdefault(e.team_id, set()).add(e.case_ref)
+    newcomers: dict[str, list[str]] = {}  # per team, its new queued cases in arrival order
     for team_id in dict.fromkeys(e.team_id for e in events if e.case_ref in added):
-        team = teams.get(team_id)
-        if team is None:
+        if team_id not in teams:
             log.error(
                 "case referred to a team not in the registry; it waits in the queue until the team is registered",
                 team_id=team_id,
             )
             continue
-        await settle(uow, team, now)
+        newcomers[team_id] = [
+            ref for ref, status in added.items() if status == "queued" and ref in referred_to[team_id]
+        ]
+    open_meetings = await uow.meetings.open_many(list(newcomers))
+    placeable = [t for t, refs in newcomers.items() if refs and not domain.cutoff_due(open_meetings[t], now)]
+    agendas = await uow.cases.agenda_counts_many(placeable, excluding=[r for t in placeable for r in newcomers[t]])
+    plans: list[domain.Replan] = []
+    for team_id, refs in newcomers.items():
+        plan = None
+        if team_id in agendas:
+            plan = domain.place_newcomers(teams[team_id], open_meetings[team_id], agendas[team_id], refs, now)
+        if plan is None:
+            await settle(uow, teams[team_id], now)
+        else:
+            plans.append(plan)
+    await _place(uow, [p for plan in plans for p in plan.placements], now)
+    await announce(uow, [e for plan in plans for e in plan.events])
 
 
 async def consent_given(uow: MeetingUnitOfWork, event: ConsentRecorded) -> None:
@@ -203,8 +224,7 @@ async def cancel(
 
 
 async def _place(uow: MeetingUnitOfWork, placements: Sequence[Placement], now: datetime) -> None:
-    for placement in placements:
-        await uow.cases.place(placement, now)
+    await uow.cases.place_many(placements, now)
 
 
 # --------------------------------------------------------------------------- the coordinator

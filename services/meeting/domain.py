@@ -411,6 +411,40 @@ def plan_agenda(slots: list[Slot], queue: list[Waiting]) -> dict[str, str | None
     return plan
 
 
+def place_newcomers(
+    team: Team,
+    open_meetings: Sequence[Meeting],
+    agenda: Mapping[str | None, int],
+    newcomers: Sequence[str],
+    now: datetime,
+) -> Replan | None:
+    """Cases just referred to the team, placed without its queue: they are last in the queue, so
+    on a settled agenda (the open meetings filled in date order, as ``plan_agenda`` fills them)
+    only they can move. ``agenda``: how many of the queue's other cases are on each open meeting
+    (None: waiting without one); ``newcomers`` in their queue order. The same placements and
+    events as ``replan`` would give; None when the agenda is not settled (a case ahead of them
+    would move, or sits on a meeting that is not open): then ``replan`` it all."""
+    open_ids = [m.meeting_id for m in sorted(open_meetings, key=lambda m: m.meeting_date)]
+    if any(meeting_id is not None and meeting_id not in open_ids for meeting_id in agenda):
+        return None
+    # the cases ahead, as plan_agenda would order them if the agenda is settled: by meeting, then
+    # those waiting; the newcomers after them
+    ahead = [
+        Waiting(f"ahead:{i}", i, meeting_id)
+        for i, meeting_id in enumerate(m for m in [*open_ids, None] for _ in range(agenda.get(m, 0)))
+    ]
+    arriving = [Waiting(ref, len(ahead) + i, None) for i, ref in enumerate(newcomers)]
+    plan = plan_agenda(slots(open_meetings), ahead + arriving)
+    if any(plan[w.case_ref] != w.meeting_id for w in ahead):
+        return None
+    meetings = {m.meeting_id: m for m in open_meetings}
+    placed = [(ref, meetings[to]) for ref in newcomers if (to := plan[ref]) is not None]
+    return Replan(
+        tuple(Placement(ref, meeting.meeting_id) for ref, meeting in placed),
+        tuple(case_scheduled(team.team_id, ref, meeting, now) for ref, meeting in placed),
+    )
+
+
 @dataclass(frozen=True)
 class TakenOff:
     """A case just taken off a meeting's agenda, and why."""

@@ -238,6 +238,18 @@ class Meetings(Repository):
             "SELECT * FROM meetings WHERE team_id = $1 AND status = 'open' ORDER BY meeting_date", team_id
         )
 
+    async def open_many(self, team_ids: Sequence[str]) -> dict[str, list[Meeting]]:
+        """``open`` of several teams, in one statement (every team given has a list)."""
+        meetings: dict[str, list[Meeting]] = {team_id: [] for team_id in team_ids}
+        if team_ids:
+            for meeting in await self._fetch(
+                """SELECT * FROM meetings WHERE team_id = ANY($1::text[]) AND status = 'open'
+                   ORDER BY team_id, meeting_date""",
+                list(team_ids),
+            ):
+                meetings[meeting.team_id].append(meeting)
+        return meetings
+
     async def fixed_ahead(self, team_id: str, today: date) -> list[Meeting]:
         """The team's meetings whose agenda is fixed (cut-off passed) and that lie ahead."""
         return await self._fetch(
@@ -319,8 +331,9 @@ def _meeting(row: asyncpg.Record) -> Meeting:
 # --------------------------------------------------------------------------- cases and agendas
 
 # The team's queue: its queued cases that are not on a fixed agenda (a closed meeting).
-_IN_QUEUE = """c.team_id = $1 AND c.status = 'queued'
-               AND (c.meeting_id IS NULL OR m.status = 'open')"""
+# A case in its team's queue: queued, and not on a fixed agenda (``cases c`` joined to ``meetings m``)
+_QUEUED = "c.status = 'queued' AND (c.meeting_id IS NULL OR m.status = 'open')"
+_IN_QUEUE = f"c.team_id = $1 AND {_QUEUED}"
 
 
 class Cases(Repository):
@@ -366,6 +379,25 @@ class Cases(Repository):
         )
         return [Waiting(r["case_ref"], r["queue_seq"], r["meeting_id"]) for r in rows]
 
+    async def agenda_counts_many(
+        self, team_ids: Sequence[str], *, excluding: Sequence[str] = ()
+    ) -> dict[str, dict[str | None, int]]:
+        """For each team, how many of its queue (but ``excluding``) are on each open meeting (None:
+        waiting without one), in one aggregate: the queues themselves are not read."""
+        counts: dict[str, dict[str | None, int]] = {team_id: {} for team_id in team_ids}
+        if team_ids:
+            rows = await self.conn.fetch(
+                f"""SELECT c.team_id, c.meeting_id, count(*) AS n FROM cases c
+                   LEFT JOIN meetings m ON m.meeting_id = c.meeting_id
+                   WHERE c.team_id = ANY($1::text[]) AND {_QUEUED} AND NOT (c.case_ref = ANY($2::text[]))
+                   GROUP BY c.team_id, c.meeting_id""",
+                list(team_ids),
+                list(excluding),
+            )
+            for r in rows:
+                counts[r["team_id"]][r["meeting_id"]] = r["n"]
+        return counts
+
     async def on_meeting(self, meeting_id: str) -> list[Case]:
         """The cases on a meeting's agenda, in queue order."""
         rows = await self.conn.fetch(
@@ -373,20 +405,27 @@ class Cases(Repository):
         )
         return [_case(r) for r in rows]
 
-    async def place(self, placement: Placement, now: datetime) -> None:
+    async def place_many(self, placements: Sequence[Placement], now: datetime) -> None:
+        """Cases' new places, in one statement (each case once)."""
+        if not placements:
+            return
+        if len({p.case_ref for p in placements}) != len(placements):
+            raise ValueError("a case placed twice at once")
         await self.conn.execute(
-            """UPDATE cases SET meeting_id = $2, updated_at = $3,
-                                postponements = postponements + $4::int,
-                                last_postponement = COALESCE($5, last_postponement),
-                                postponement_parties = CASE WHEN $5::text IS NULL THEN postponement_parties
-                                                            ELSE $6::text[] END
-                WHERE case_ref = $1""",
-            placement.case_ref,
-            placement.meeting_id,
+            """UPDATE cases c SET meeting_id = p.meeting_id, updated_at = $1,
+                                  postponements = c.postponements + p.postponed,
+                                  last_postponement = COALESCE(p.reason, c.last_postponement),
+                                  postponement_parties = CASE WHEN p.reason IS NULL THEN c.postponement_parties
+                                                              ELSE string_to_array(p.parties, ',') END
+               FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[])
+                    AS p(case_ref, meeting_id, postponed, reason, parties)
+               WHERE c.case_ref = p.case_ref""",
             now,
-            1 if placement.postponed else 0,
-            placement.reason,
-            [p.value for p in placement.missing_parties],
+            [p.case_ref for p in placements],
+            [p.meeting_id for p in placements],
+            [1 if p.postponed else 0 for p in placements],
+            [p.reason for p in placements],
+            [",".join(party.value for party in p.missing_parties) for p in placements],
         )
 
     async def closed(self, case_ref: str, closed_at: datetime) -> None:

@@ -133,6 +133,9 @@ class FakeMeetings:
     async def open(self, team_id: str) -> list[Meeting]:
         return self._of(team_id, lambda m: m.status == "open")
 
+    async def open_many(self, team_ids: Sequence[str]) -> dict[str, list[Meeting]]:
+        return {team_id: await self.open(team_id) for team_id in team_ids}
+
     async def fixed_ahead(self, team_id: str, today: date) -> list[Meeting]:
         return self._of(team_id, lambda m: m.status == "closed" and m.meeting_date >= today)
 
@@ -206,15 +209,29 @@ class FakeCases:
             if c.team_id == team_id and c.status == "queued" and on_open_agenda(c)
         ]
 
+    async def agenda_counts_many(
+        self, team_ids: Sequence[str], *, excluding: Sequence[str] = ()
+    ) -> dict[str, dict[str | None, int]]:
+        counts: dict[str, dict[str | None, int]] = {}
+        for team_id in team_ids:
+            counts[team_id] = {}
+            for waiting in await self.queue(team_id):
+                if waiting.case_ref not in excluding:
+                    counts[team_id][waiting.meeting_id] = counts[team_id].get(waiting.meeting_id, 0) + 1
+        return counts
+
     async def on_meeting(self, meeting_id: str) -> list[Case]:
         return [c for c in self._in_order() if c.meeting_id == meeting_id and c.status == "queued"]
 
-    async def place(self, placement: Placement, now: datetime) -> None:
-        case = self.rows[placement.case_ref]
-        self.rows[case.case_ref] = replace(
-            case, meeting_id=placement.meeting_id, postponements=case.postponements + placement.postponed
-        )
-        self.updated_at[case.case_ref] = now
+    async def place_many(self, placements: Sequence[Placement], now: datetime) -> None:
+        if len({p.case_ref for p in placements}) != len(placements):
+            raise ValueError("a case placed twice at once")
+        for placement in placements:
+            case = self.rows[placement.case_ref]
+            self.rows[case.case_ref] = replace(
+                case, meeting_id=placement.meeting_id, postponements=case.postponements + placement.postponed
+            )
+            self.updated_at[case.case_ref] = now
 
     async def closed(self, case_ref: str, closed_at: datetime) -> None:
         self.closed_at.setdefault(case_ref, closed_at)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -147,3 +150,43 @@ def test_cancellation_and_pre_meeting_rules():
         domain.check_pre_meeting(
             status="closed", meeting_date=date(2026, 12, 1), held_on=date(2026, 12, 2), today=date(2026, 12, 3)
         )
+
+
+def test_newcomers_are_placed_as_planning_the_whole_queue_again_would_place_them():
+    """``place_newcomers`` reads only how many cases ahead are on each open meeting, not the
+    queue: on a settled agenda it must give exactly what ``replan`` gives over the whole queue."""
+    rng = random.Random(15)
+    team = SimpleNamespace(team_id="T")
+    now = at(date(2026, 11, 20))
+    compared = 0
+    for _ in range(400):
+        meetings = [
+            domain.Meeting(
+                f"M{i}", "T", TUESDAY + timedelta(weeks=2 * i), now, now + timedelta(days=9), rng.randint(0, 4)
+            )
+            for i in range(rng.randint(0, 4))
+        ]
+        rng.shuffle(meetings)
+        ahead = [Waiting(f"A{i:03}", i, None) for i in range(rng.randint(0, 14))]
+        settled = domain.plan_agenda(domain.slots(meetings), ahead)
+        ahead = [Waiting(w.case_ref, w.queue_seq, settled[w.case_ref]) for w in ahead]
+        newcomers = [f"N{i}" for i in range(rng.randint(1, 4))]
+        queue = ahead + [Waiting(ref, 100 + i, None) for i, ref in enumerate(newcomers)]
+        whole = domain.replan(team, meetings, queue, {}, origin_dates={}, referring={}, now=now)  # type: ignore[arg-type]
+        counts = Counter(w.meeting_id for w in ahead)
+        assert domain.place_newcomers(team, meetings, counts, newcomers, now) == whole  # type: ignore[arg-type]
+        compared += bool(whole.placements)
+    assert compared > 100  # (most rounds placed someone)
+
+
+def test_newcomers_on_an_agenda_that_is_not_settled_ask_for_the_whole_queue_to_be_planned():
+    team = SimpleNamespace(team_id="T")
+    now = at(date(2026, 11, 20))
+    meeting = domain.Meeting("M1", "T", TUESDAY, now, now + timedelta(days=9), 3)
+    # a case ahead waits although the meeting has room: it would move
+    assert domain.place_newcomers(team, [meeting], {None: 1}, ["N1"], now) is None  # type: ignore[arg-type]
+    # a case ahead is on a meeting that is not open
+    assert domain.place_newcomers(team, [meeting], {"M0": 1}, ["N1"], now) is None  # type: ignore[arg-type]
+    # settled: the newcomer takes the seat left
+    plan = domain.place_newcomers(team, [meeting], {"M1": 2}, ["N1", "N2"], now)  # type: ignore[arg-type]
+    assert plan is not None and [(p.case_ref, p.meeting_id) for p in plan.placements] == [("N1", "M1")]
