@@ -7,6 +7,7 @@ mid-handler so that its deliveries come back to the other one."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from datetime import UTC, datetime
@@ -21,9 +22,9 @@ from shared.platform import outbox, sequences
 from shared.platform import topology as topo
 from shared.platform.config import Settings
 from shared.platform.consumer import ORDERING_HEADER, REASON_HEADER
-from shared.platform.runtime import ServiceSpec
 from shared.platform.sequences import PRODUCER_HEADER, SEQUENCE_HEADER
 from shared.platform.topology import Topology
+from tests.integration.test_messaging import case_referred_envelope
 from tests.support import broker as amqp
 
 pytestmark = pytest.mark.infra
@@ -35,20 +36,7 @@ NOW = "2026-11-02T10:00:00+00:00"
 
 def event(event_type: str, case_ref: str) -> dict:
     payloads = {
-        "CaseReferred": {
-            "case_ref": case_ref,
-            "team_id": "GAVLE-BRYNAS",
-            "municipality": "Gävle",
-            "referring_party": "AF",
-            "gender": "WOMAN",
-            "age_band": "35-44",
-            "income_source": "SJUKPENNING",
-            "consented_parties": ["AF", "FK", "KOMMUN"],
-            "wishes_to_attend": True,
-            "violence_question_asked": False,
-            "reason_codes": [],
-            "referred_at": NOW,
-        },
+        "CaseReferred": case_referred_envelope(case_ref, consented_parties=["AF", "FK", "KOMMUN"])["payload"],
         "ConsentWithdrawn": {
             "case_ref": case_ref,
             "party": "KOMMUN",
@@ -159,14 +147,7 @@ async def test_a_cases_events_are_applied_in_order_when_shuffled_and_across_a_st
             await asyncio.Event().wait()  # until the instance is stopped
         await withdrawn(payload, uow)
 
-    spec_a = ServiceSpec(
-        name="metrics",
-        description="metrics, instance A (hangs on the victim's second event)",
-        migrations=real.migrations,
-        handlers=real.handlers.replaced(ConsentWithdrawn, hangs_on_the_victim),
-        unit_of_work=real.unit_of_work,
-        lock_batch=real.lock_batch,
-    )
+    spec_a = dataclasses.replace(real, handlers=real.handlers.replaced(ConsentWithdrawn, hangs_on_the_victim))
     instance_a = await runtimes(spec_a, settings)
     await publish(settings, victim, 1)
     await publish(settings, victim, 2)
