@@ -13,6 +13,7 @@ def test_the_rules_and_the_dashboard_are_complete_and_read_only_metrics_that_exi
         "TrisamDeadLetters",
         "TrisamOutboxNotPublishing",
         "TrisamConsumerLag",
+        "TrisamCaseOrderGap",
         "TrisamFollowUpsUnrecordedAfterEscalation",
         "TrisamServiceNotReady",
         "TrisamPublicEditionsBehind",
