@@ -258,6 +258,11 @@ async def declare(amqp_url: str, topology: Topology) -> None:
                 f"other arguments than this version declares ({str(exc)[:300]}). Drain and "
                 f"delete it (rabbitmqctl delete_queue NAME) or use another TRISAM_NAMESPACE"
             ) from None
+        if CONSISTENT_HASH in str(exc):
+            raise TopologyConflict(
+                f"TRISAM_PARTITIONS={topology.partitions} needs RabbitMQ's consistent-hash exchange "
+                f"({str(exc)[:200]}): rabbitmq-plugins enable rabbitmq_consistent_hash_exchange"
+            ) from None
         raise
     finally:
         await connection.close()
