@@ -48,21 +48,18 @@ async def cases_referred(uow: MeetingUnitOfWork, events: Sequence[CaseReferred])
     consents = await uow.consents.record_initial_many(events)  # (and read)
     arriving = [(e, domain.arriving_status(consents[e.case_ref], uow.postpone_on_withdrawal)) for e in events]
     new = await uow.cases.add_many(arriving, now)
-    added = {e.case_ref: status for e, status in arriving if e.case_ref in new}  # (in arrival order)
-    referred_to: dict[str, set[str]] = {}
-    for e in events:
-        referred_to.setdefault(e.team_id, set()).add(e.case_ref)
-    newcomers: dict[str, list[str]] = {}  # per team, its new queued cases in arrival order
-    for team_id in dict.fromkeys(e.team_id for e in events if e.case_ref in added):
-        if team_id not in teams:
-            log.error(
-                "case referred to a team not in the registry; it waits in the queue until the team is registered",
-                team_id=team_id,
-            )
-            continue
-        newcomers[team_id] = [
-            ref for ref, status in added.items() if status == "queued" and ref in referred_to[team_id]
-        ]
+    newcomers: dict[str, list[str]] = {}  # per team with new cases, its new queued ones in arrival order
+    for e, status in arriving:
+        if e.case_ref in new:
+            queued = newcomers.setdefault(e.team_id, [])
+            if status == "queued" and e.case_ref not in queued:
+                queued.append(e.case_ref)
+    for team_id in [t for t in newcomers if t not in teams]:
+        log.error(
+            "case referred to a team not in the registry; it waits in the queue until the team is registered",
+            team_id=team_id,
+        )
+        del newcomers[team_id]
     open_meetings = await uow.meetings.open_many(list(newcomers))
     placeable = [t for t, refs in newcomers.items() if refs and not domain.cutoff_due(open_meetings[t], now)]
     agendas = await uow.cases.agenda_counts_many(placeable, excluding=[r for t in placeable for r in newcomers[t]])

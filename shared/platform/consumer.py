@@ -454,7 +454,7 @@ class Consumer:
     ) -> Delivery:
         raw = message.raw_message
         origin = origin_of(raw)
-        place = sequences.place_of(raw.headers, self.service, (raw.headers or {}).get(ORDERING_HEADER))
+        place = self._place_of(raw)
         if place is not None and (forced or _replayed(raw)):  # (an operator's replay is applied as asked)
             place = place.forcing()
         return Delivery(
@@ -637,11 +637,15 @@ class Consumer:
         log.warning("message dead-lettered", reason=reason, detail=detail)
         await self._pass_number(raw)
 
+    def _place_of(self, raw: Any) -> Place | None:
+        """The delivery's place in its case's line for this service (None: not numbered)."""
+        return sequences.place_of(raw.headers, self.service, (raw.headers or {}).get(ORDERING_HEADER))
+
     async def _pass_number(self, raw: Any) -> None:
         """A dead-lettered event gives up its number in its case's line, so that the case's
         next event is not held back for it. The database away: the next one waits out the hold
         (and the gap is counted)."""
-        place = sequences.place_of(raw.headers, self.service, (raw.headers or {}).get(ORDERING_HEADER))
+        place = self._place_of(raw)
         if place is None or _replayed(raw):
             return
         try:

@@ -74,10 +74,25 @@ def headers_for(producer: str, sequence: Mapping[str, int] | None) -> dict[str, 
     return {SEQUENCE_HEADER: dict(sequence), PRODUCER_HEADER: producer} if sequence else {}
 
 
-# The deliveries' inbox rows and, for each new one that is numbered, its line moved by one: a
-# first number starts a line, any other moves it only from its predecessor. For each delivery:
-# whether its inbox row is new, whether its line moved.
-_CLAIM_IN_TURN = """
+def _move_by_one(numbers: str) -> str:
+    """The rule, once: the lines of ``numbers`` (a relation ``d`` of producer, ordering_key,
+    number) move to the number when it is the next: a first number starts a line, any other moves
+    it only from its predecessor. Returns the lines that moved."""
+    return f"""
+    INSERT INTO inbox_sequence AS s (consumer, producer, ordering_key, last_seq)
+    SELECT $1, d.producer, d.ordering_key, d.number FROM {numbers}
+    WHERE d.number = 1 OR EXISTS (
+        SELECT 1 FROM inbox_sequence e
+        WHERE e.consumer = $1 AND e.producer = d.producer AND e.ordering_key = d.ordering_key)
+    ON CONFLICT (consumer, producer, ordering_key)
+        DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
+        WHERE s.last_seq = EXCLUDED.last_seq - 1
+    RETURNING producer, ordering_key"""
+
+
+# The deliveries' inbox rows and, for each new one that is numbered, its line moved by one. For
+# each delivery: whether its inbox row is new, whether its line moved.
+_CLAIM_IN_TURN = f"""
 WITH d AS (
     SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[])
          WITH ORDINALITY AS d(event_id, event_type, producer, ordering_key, number, n)
@@ -87,17 +102,7 @@ claimed AS (
     SELECT $1, event_id, event_type FROM d
     ON CONFLICT DO NOTHING RETURNING event_id
 ),
-moved AS (
-    INSERT INTO inbox_sequence AS s (consumer, producer, ordering_key, last_seq)
-    SELECT $1, d.producer, d.ordering_key, d.number FROM d
-    WHERE d.number IS NOT NULL AND d.event_id IN (SELECT event_id FROM claimed)
-      AND (d.number = 1 OR EXISTS (
-          SELECT 1 FROM inbox_sequence e
-          WHERE e.consumer = $1 AND e.producer = d.producer AND e.ordering_key = d.ordering_key))
-    ON CONFLICT (consumer, producer, ordering_key)
-        DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
-        WHERE s.last_seq = EXCLUDED.last_seq - 1
-    RETURNING producer, ordering_key
+moved AS ({_move_by_one("(SELECT * FROM d WHERE number IS NOT NULL AND event_id IN (SELECT event_id FROM claimed)) d")}
 )
 SELECT d.event_id IN (SELECT event_id FROM claimed) AS fresh,
        (d.producer, d.ordering_key) IN (SELECT producer, ordering_key FROM moved) AS moved
@@ -180,15 +185,7 @@ async def claim_in_turn(
     return fresh, turns
 
 
-_PASS = """
-INSERT INTO inbox_sequence AS s (consumer, producer, ordering_key, last_seq)
-SELECT $1::text, $2::text, $3::text, $4::bigint WHERE $4::bigint = 1 OR EXISTS (
-    SELECT 1 FROM inbox_sequence e WHERE e.consumer = $1 AND e.producer = $2 AND e.ordering_key = $3)
-ON CONFLICT (consumer, producer, ordering_key)
-    DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
-    WHERE s.last_seq = EXCLUDED.last_seq - 1
-RETURNING 1
-"""
+_PASS = _move_by_one("(SELECT $2::text AS producer, $3::text AS ordering_key, $4::bigint AS number) d")
 
 
 async def pass_number(conn: Conn, consumer: str, place: Place) -> bool:

@@ -37,6 +37,7 @@ system never share a queue. Per namespace:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,9 +94,11 @@ def topic_matches(pattern: str, routing_key: str) -> bool:
     return match(pattern.split("."), routing_key.split("."))
 
 
+@functools.cache
 def receivers(exchange_kind: str, routing_key: str) -> tuple[str, ...]:
     """The services whose queue receives a message published with this routing key (from the
-    subscriptions every service binds at start): the lines a producer numbers it in."""
+    subscriptions every service binds at start): the lines a producer numbers it in. Worked out
+    once per routing key (the subscriptions do not change while a process runs)."""
     return tuple(
         service
         for service, bindings in SUBSCRIPTIONS.items()

@@ -646,12 +646,7 @@ async def fault_run(
         processes.stop_all()
         if settings.partitions > 1:  # (the namespace's clean-up knows only the plain queues)
             topology = Topology.of(settings)
-            partitioned = [s for s in SUBSCRIPTIONS if topology.partitioned(s)]
-            await amqp.delete_topology(
-                admin_url,
-                [topology.partition_queue_name(s, i) for s in partitioned for i in range(settings.partitions)],
-                [topology.partition_exchange_name(s) for s in partitioned],
-            )
+            await amqp.delete_topology(admin_url, topology.all_queue_names(), topology.all_exchange_names())
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / artifact).write_text(json.dumps(report, indent=2, default=str) + "\n")
     print("\n" + json.dumps(report, indent=2, default=str))

@@ -273,10 +273,5 @@ async def test_partitions_keep_a_cases_events_in_one_queue_taken_by_one_instance
     finally:
         for runtime in started:  # before their queues go: a consumer would declare its queue again
             await runtime.stop()
-        # (the namespace's clean-up knows only the plain queues)
-        partitioned = [s for s in topo.SUBSCRIPTIONS if topology.partitioned(s)]
-        await amqp.delete_topology(
-            settings.amqp_url,
-            [topology.partition_queue_name(s, i) for s in partitioned for i in range(4)],
-            [topology.partition_exchange_name(s) for s in partitioned],
-        )
+        # (the namespace's clean-up knows only the plain queues; this topology its partitions too)
+        await amqp.delete_topology(settings.amqp_url, topology.all_queue_names(), topology.all_exchange_names())
