@@ -260,18 +260,23 @@ class Cells:
             return
         rows = [(*cell, n) for cell, n in delta.items()]
         columns = list(zip(*rows, strict=True))
-        await self.conn.execute(
-            f"""INSERT INTO {self.table} AS f (measure, detail, day, team_id, municipality, referring_party,
-                                               gender, age_band, income, n)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
-                                    $7::text[], $8::text[], $9::text[], $10::bigint[])
-               ON CONFLICT (day, measure, detail, team_id, municipality, referring_party, gender, age_band, income)
-               DO UPDATE SET n = f.n + EXCLUDED.n""",
+        zeroed = await self.conn.fetch(
+            f"""WITH changed AS (
+                   INSERT INTO {self.table} AS f (measure, detail, day, team_id, municipality, referring_party,
+                                                  gender, age_band, income, n)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
+                                        $7::text[], $8::text[], $9::text[], $10::bigint[])
+                   ON CONFLICT (day, measure, detail, team_id, municipality, referring_party, gender, age_band, income)
+                   DO UPDATE SET n = f.n + EXCLUDED.n
+                   RETURNING f.day, f.n)
+               SELECT DISTINCT day FROM changed WHERE n = 0""",
             *[list(c) for c in columns],
         )
-        lowered = {row[2] for row in rows if row[-1] < 0}  # the days of lowered cells: only they can reach 0
-        if lowered:
-            await self.conn.execute(f"DELETE FROM {self.table} WHERE n = 0 AND day = ANY($1::date[])", list(lowered))
+        # a cell can come to zero from either side (a cell below zero for a while, when a case's
+        # facts arrive out of step, comes back to zero when raised): the upsert names those days
+        if zeroed:
+            days = [r["day"] for r in zeroed]
+            await self.conn.execute(f"DELETE FROM {self.table} WHERE n = 0 AND day = ANY($1::date[])", days)
 
     async def all(self) -> Counter[Cell]:
         """Every cell with its count."""

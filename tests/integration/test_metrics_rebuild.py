@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import date
 
 import asyncpg
 import pytest
@@ -115,6 +116,28 @@ async def test_the_set_based_rebuild_gives_the_rows_of_the_events_applied_one_by
     assert schema_after == schema and len(schema) > 2 * len(KEYS)  # the live tables' indexes, as migrated
     assert left == 0  # nothing of the shadow tables is left
     assert all(expected[t] for t in KEYS), {t: len(rows) for t, rows in expected.items()}  # every table has rows
+
+
+async def test_a_cell_that_comes_back_to_zero_from_either_side_is_removed_as_the_rebuild_leaves_it(settings):
+    """A case's facts can arrive out of step (its closure before the meeting that took it off the
+    queue): a cell then sits below zero for a while and comes back to zero when raised. The live
+    cells must not keep it, or they differ from what a rebuild gives (which writes no zeros)."""
+    dims = ("T-1", "Gävle", "AF", "WOMAN", "25-34", "SJUKPENNING")
+    low, high, kept = (
+        ("queue", "", date(2026, 12, 17), *dims),
+        ("queue", "", date(2026, 12, 18), *dims),
+        ("referred", "", date(2026, 12, 17), *dims),
+    )
+    pool = await _database(settings, "cells")
+    try:
+        async with pool.acquire() as conn:
+            cells = store.Cells(conn)
+            await cells.add({low: -1, high: 1, kept: 1})
+            await cells.add({low: 1, high: -1})  # back to zero: one raised, one lowered
+            left = await cells.all()
+    finally:
+        await pool.close()
+    assert left == {kept: 1}
 
 
 async def _publish(settings, events: list[Contract]) -> None:
