@@ -17,6 +17,7 @@ import pytest
 
 from shared.platform import db
 from shared.platform.config import Settings
+from shared.platform.logging import configure as configure_logging
 from shared.platform.runtime import Runtime
 from shared.platform.topology import Topology
 from tests.support import broker as amqp
@@ -28,6 +29,12 @@ from tests.support.tls import TlsServers
 # The services default to production (TRISAM_ENV); the tests run them in development (loopback,
 # development keys), as `make test` asks for (Makefile), also when pytest is run on its own.
 os.environ.setdefault("TRISAM_ENV", "dev")
+
+# The runtimes the tests start in this process log as the services do (JSON, exceptions as type
+# and frames: shared/platform/logging.py). Unconfigured, structlog's development renderer prints
+# every local variable of every frame of a logged exception: it once held the event loop for
+# four minutes after a cut connection (test_connection_cuts), and it is not what production prints.
+configure_logging("tests")
 
 RUN_PREFIX = "t" + secrets.token_hex(3)
 

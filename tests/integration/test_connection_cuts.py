@@ -47,7 +47,10 @@ async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(agencie
         async def all_counted():
             return await counted() >= total
 
-        await amqp.eventually(all_counted, timeout=120, what=f"all {total} referrals counted")
+        try:
+            await amqp.eventually(all_counted, timeout=120, what=f"all {total} referrals counted")
+        except AssertionError as stuck:  # say where they are
+            raise AssertionError(f"{stuck}; {await _where_they_are(settings, referral, metrics, proxy)}") from None
         await asyncio.sleep(1.0)
         assert await counted() == total, "each referral counted exactly once"
         async with referral.pool.acquire() as conn:
@@ -59,6 +62,21 @@ async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(agencie
         assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.metrics.dead") == 0
     finally:
         await proxy.stop()
+
+
+async def _where_they_are(settings, referral, metrics, proxy: CuttableProxy) -> dict:
+    async with referral.pool.acquire() as conn:
+        facts = {
+            "referrals": await conn.fetchval("SELECT count(*) FROM referrals"),
+            "unsent": await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
+        }
+    async with metrics.pool.acquire() as conn:
+        facts["counted"] = await conn.fetchval("SELECT count(*) FROM event_log WHERE event_type = 'CaseReferred'")
+    intake = [f"{settings.namespace}.referral.intake.{party.value}" for party in Party]
+    for queue in (f"{settings.namespace}.referral", f"{settings.namespace}.metrics", *intake):
+        facts[queue] = await amqp.queue_state(settings.amqp_url, queue)
+    facts["connections through the proxy"] = proxy.open_connections
+    return facts
 
 
 def _both_connected(proxy: CuttableProxy):

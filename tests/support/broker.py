@@ -107,6 +107,17 @@ async def message_count(amqp_url: str, queue_name: str) -> int:
         await conn.close()
 
 
+async def queue_state(amqp_url: str, queue_name: str) -> dict[str, int]:
+    """A queue's ready messages and consumers, as the broker counts them."""
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        channel = await conn.channel()
+        declared = (await channel.declare_queue(queue_name, passive=True)).declaration_result
+        return {"messages": declared.message_count, "consumers": declared.consumer_count}
+    finally:
+        await conn.close()
+
+
 async def eventually(check, *, timeout: float = 20.0, interval: float = 0.1, what: str = ""):
     """Poll an async check until it returns a truthy value; fail with `what` on timeout."""
     deadline = time.monotonic() + timeout
