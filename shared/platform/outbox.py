@@ -207,6 +207,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 30.0,
+        publish_timeout_seconds: float = 20.0,
         on_published: Callable[[PendingEvent], None] = lambda e: None,
         on_failed: Callable[[PendingEvent, BaseException], None] = lambda e, x: None,
     ):
@@ -215,6 +216,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll = poll_seconds
         self._max_backoff = max_backoff_seconds
+        self._publish_timeout = publish_timeout_seconds
         self._on_published = on_published
         self._on_failed = on_failed
         self._wake = asyncio.Event()
@@ -323,7 +325,10 @@ class OutboxRelay:
         sent: list[PendingEvent] = []
         for event in events:
             try:
-                await self._publish(event)
+                # bounded as a whole: a publish also waits for a lost connection to come back,
+                # which its own confirm timeout does not cover; a relay must never hang on it
+                async with asyncio.timeout(self._publish_timeout):
+                    await self._publish(event)
             except Exception as exc:
                 self._on_failed(event, exc)
                 return sent, (event, exc)

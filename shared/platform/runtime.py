@@ -66,6 +66,7 @@ GRACE_SECONDS = 1.5
 STOP_TASKS_SECONDS = 2.0
 CLOSE_POOL_SECONDS = 1.0
 SCRAPE_SECONDS = 2.0  # the database's part of a /metrics read at most
+CONNECT_SECONDS = 10.0  # one attempt to connect to the broker (TCP, TLS and AMQP handshake) at most
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Runtime:
             self.settings.amqp_url,
             default_channel=Channel(prefetch_count=self.settings.prefetch, on_return_raises=True),
             reconnect_interval=2.0,
+            timeout=CONNECT_SECONDS,  # each (re)connection attempt: unbounded, one could hang for good
             graceful_timeout=GRACE_SECONDS,  # FastStream's default, 15 s, would hold shutdown
             logger=None,  # FastStream's per-message access log costs throughput; we log ourselves
             app_id=f"trisam-{spec.name}",

@@ -280,6 +280,40 @@ async def test_events_of_one_case_keep_their_order(agencies, settings: Settings,
     assert ids_a == sorted(ids_a)
 
 
+async def test_a_publish_that_never_returns_does_not_hang_the_relay(agencies, settings: Settings, runtimes):
+    """A publish waits for a lost connection to come back, which its confirm timeout does not
+    cover: the relay bounds each publish, notes it failed and sends it again later."""
+    from shared.platform import outbox
+
+    referral = await runtimes(referral_app.spec(settings), settings)
+    await referral.relay.stop()  # drive the relay by hand
+    published: list[str] = []
+    hang_first = {"left": 1}
+
+    async def publish(event):
+        if hang_first["left"]:
+            hang_first["left"] -= 1
+            await asyncio.Event().wait()  # a connection that never comes back
+        published.append(json.loads(event.body)["payload"]["case_ref"])
+
+    relay = outbox.OutboxRelay(referral.pool, publish, max_backoff_seconds=0.01, publish_timeout_seconds=0.3)
+    async with referral.pool.acquire() as conn, conn.transaction():
+        await outbox.add(
+            conn,
+            CaseReferred.model_validate(case_referred_envelope("TS-HUNG")["payload"]),
+            producer="referral",
+            ordering_key="TS-HUNG",
+        )
+    async with asyncio.timeout(5):
+        assert await relay.relay_once() == 0  # given up after 0.3 s, not waited on
+    async with referral.pool.acquire() as conn:
+        error = await conn.fetchval("SELECT last_error FROM outbox WHERE sent_at IS NULL")
+    assert error.startswith("TimeoutError")
+    await asyncio.sleep(0.05)
+    assert await relay.relay_once() == 1
+    assert published == ["TS-HUNG"]
+
+
 async def test_two_relays_never_publish_the_same_event_twice(agencies, settings: Settings, runtimes):
     from shared.platform import outbox
 
