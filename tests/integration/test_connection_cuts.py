@@ -56,12 +56,17 @@ async def test_cut_broker_connections_lose_nothing_and_duplicate_nothing(agencie
         async with referral.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM referrals") == total
             assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
-        intake = [f"{settings.namespace}.referral.intake.{party.value}" for party in Party]
-        for queue in (f"{settings.namespace}.referral", f"{settings.namespace}.metrics", *intake):
+        for queue in _queues(settings):
             assert await amqp.message_count(settings.amqp_url, queue) == 0
         assert await amqp.message_count(settings.amqp_url, f"{settings.namespace}.metrics.dead") == 0
     finally:
         await proxy.stop()
+
+
+def _queues(settings) -> list[str]:
+    """The queues the referrals pass through: the agencies' intake, referral's and metrics'."""
+    intake = [f"{settings.namespace}.referral.intake.{party.value}" for party in Party]
+    return [f"{settings.namespace}.referral", f"{settings.namespace}.metrics", *intake]
 
 
 async def _where_they_are(settings, referral, metrics, proxy: CuttableProxy) -> dict:
@@ -72,8 +77,7 @@ async def _where_they_are(settings, referral, metrics, proxy: CuttableProxy) -> 
         }
     async with metrics.pool.acquire() as conn:
         facts["counted"] = await conn.fetchval("SELECT count(*) FROM event_log WHERE event_type = 'CaseReferred'")
-    intake = [f"{settings.namespace}.referral.intake.{party.value}" for party in Party]
-    for queue in (f"{settings.namespace}.referral", f"{settings.namespace}.metrics", *intake):
+    for queue in _queues(settings):
         facts[queue] = await amqp.queue_state(settings.amqp_url, queue)
     facts["connections through the proxy"] = proxy.open_connections
     return facts

@@ -98,13 +98,7 @@ async def drain(amqp_url: str, queue_name: str) -> list[aio_pika.abc.AbstractInc
 
 
 async def message_count(amqp_url: str, queue_name: str) -> int:
-    conn = await aio_pika.connect(amqp_url)
-    try:
-        channel = await conn.channel()
-        declared = await channel.declare_queue(queue_name, passive=True)
-        return declared.declaration_result.message_count
-    finally:
-        await conn.close()
+    return (await queue_state(amqp_url, queue_name))["messages"]
 
 
 async def queue_state(amqp_url: str, queue_name: str) -> dict[str, int]:
